@@ -1,0 +1,68 @@
+"""OTP-style supervision, timers, mailboxes and message tracing on pykka."""
+
+from supervision.actor import ActorExit, CrankActor, ExitReason, StartFailed, launch
+from supervision.children import ChildStartFailed, ChildState
+from supervision.clock import REAL_CLOCK, Clock, ManualClock, RealClock
+from supervision.deadletters import DEAD_LETTERS, DeadLetters
+from supervision.errors import CrankError
+from supervision.handle import ActorHandle, HandleState, SendResult
+from supervision.introspection import ChildSnapshot, GetSnapshot, SupervisorSnapshot, describe_tree
+from supervision.mailbox import Mailbox, MailboxClosed, MailboxFull
+from supervision.root import EXIT_DEADLINE, EXIT_GAVE_UP, EXIT_OK, RootRunner
+from supervision.spec import BackoffPolicy, ChildSpec, RestartIntensity, RestartType, Strategy
+from supervision.supervisor import (
+    AddChild,
+    RemoveChild,
+    SupervisionEvent,
+    Supervisor,
+    SupervisorGaveUp,
+)
+from supervision.tracing import current_trace_id, new_trace_id, set_tracing, trace
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEAD_LETTERS",
+    "EXIT_DEADLINE",
+    "EXIT_GAVE_UP",
+    "EXIT_OK",
+    "REAL_CLOCK",
+    "ActorExit",
+    "ActorHandle",
+    "AddChild",
+    "BackoffPolicy",
+    "ChildSnapshot",
+    "ChildSpec",
+    "ChildStartFailed",
+    "ChildState",
+    "Clock",
+    "CrankActor",
+    "CrankError",
+    "DeadLetters",
+    "ExitReason",
+    "GetSnapshot",
+    "HandleState",
+    "Mailbox",
+    "MailboxClosed",
+    "MailboxFull",
+    "ManualClock",
+    "RealClock",
+    "RemoveChild",
+    "RestartIntensity",
+    "RestartType",
+    "RootRunner",
+    "SendResult",
+    "StartFailed",
+    "Strategy",
+    "SupervisionEvent",
+    "Supervisor",
+    "SupervisorGaveUp",
+    "SupervisorSnapshot",
+    "__version__",
+    "current_trace_id",
+    "describe_tree",
+    "launch",
+    "new_trace_id",
+    "set_tracing",
+    "trace",
+]

@@ -1,0 +1,130 @@
+"""Logging: loguru sinks, and pykka's standard-library records routed into loguru.
+
+One line per event. Every crank-node log call binds an ``action=`` key;
+``configure_logging`` sets a human-readable sink on stderr and optionally a
+JSON-lines file and/or a text file, both rotated, that ``crank-node trace``
+can read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from loguru import logger
+
+__all__ = [
+    "TEXT_FORMAT",
+    "InterceptHandler",
+    "configure_logging",
+    "json_format",
+    "route_stdlib_logging",
+    "text_format",
+]
+
+TEXT_FORMAT = (
+    "{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ} | {level: <8} | {extra[action]: <22} | "
+    "{message}\n{exception}"
+)
+# Trace lines carry their own event time (at=...): formatting loguru's
+# timestamp again would be a third of the cost of every traced message.
+TRACE_TEXT_FORMAT = "{message}\n"
+
+
+def text_format(record: Any) -> str:
+    """loguru format callable: the full format, or the lean one for trace lines."""
+    action = record["extra"].get("action", "")
+    return TRACE_TEXT_FORMAT if action.startswith("trace.") else TEXT_FORMAT
+
+
+def json_format(record: Any) -> str:
+    """loguru format callable for JSON lines: one compact object per line with
+    time (Unix), level, message, every ``extra`` field at the top level, and the
+    exception text if any.
+
+    loguru's own ``serialize=True`` writes the whole record (file, process,
+    thread, elapsed...) at several times the cost per line. The line is built
+    here and handed to loguru's file sink (which keeps rotation and retention)
+    through ``extra["_json"]``, loguru's documented custom-serialisation recipe.
+    """
+    entry: dict[str, Any] = {
+        "time": record["time"].timestamp(),
+        "level": record["level"].name,
+        "message": record["message"],
+    }
+    entry.update(record["extra"])
+    entry.pop("_json", None)
+    exception = record["exception"]
+    if exception is not None:
+        entry["exception"] = "".join(
+            traceback.format_exception(exception.type, exception.value, exception.traceback)
+        )
+    record["extra"]["_json"] = json.dumps(entry, default=str)
+    return "{extra[_json]}\n"
+
+
+class InterceptHandler(logging.Handler):
+    """Hands standard-library records (pykka's...) to loguru, keeping their
+    level and the caller's location (loguru's documented recipe)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            level: str | int = logger.level(record.levelname).name
+        except ValueError:
+            level = record.levelno
+        frame: FrameType | None = logging.currentframe()
+        depth = 2
+        while frame is not None and frame.f_code.co_filename == logging.__file__:
+            frame = frame.f_back
+            depth += 1
+        logger.bind(action=f"{record.name}.log").opt(depth=depth, exception=record.exc_info).log(
+            level, record.getMessage()
+        )
+
+
+def route_stdlib_logging(level: int = logging.DEBUG) -> None:
+    """Send pykka's records (actor start, stop, failures) into loguru, so a
+    failed actor is never silent; loguru's sink levels decide what is shown."""
+    handler = InterceptHandler()
+    stdlib_logger = logging.getLogger("pykka")
+    stdlib_logger.handlers = [handler]
+    stdlib_logger.setLevel(level)
+    stdlib_logger.propagate = False
+
+
+def configure_logging(
+    *,
+    level: str = "INFO",
+    file_level: str = "INFO",
+    json_path: Path | None = None,
+    text_path: Path | None = None,
+    stream: TextIO | None = sys.stderr,
+    rotation: str = "100 MB",
+    retention: int = 10,
+) -> None:
+    """Replace loguru's sinks: text on ``stream`` at ``level``, optionally JSON
+    lines (:func:`json_format`) and/or text to files at ``file_level`` (trace
+    lines are INFO), each rotated at ``rotation``, keeping ``retention`` files."""
+    logger.remove()
+    logger.configure(extra={"action": "-"})
+    # diagnose=False everywhere: loguru's diagnose prints local variables in
+    # tracebacks, and a local may be a keypair.
+    if stream is not None:
+        logger.add(stream, level=level, format=text_format, backtrace=False, diagnose=False)
+    for path, formatter in ((json_path, json_format), (text_path, text_format)):
+        if path is not None:
+            logger.add(
+                path,
+                level=file_level,
+                format=formatter,
+                rotation=rotation,
+                retention=retention,
+                backtrace=False,
+                diagnose=False,
+            )
+    route_stdlib_logging()

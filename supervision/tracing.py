@@ -1,0 +1,262 @@
+"""Message tracing: trace ids that follow the work, and one log line per hop.
+
+Every message sent through an :class:`~supervision.handle.ActorHandle` is
+wrapped in a :class:`Delivery` carrying a trace id. An actor handling a
+message runs with that trace id as its *current* trace, so whatever it sends
+while handling inherits it: one order's journey (order, fill, settlement,
+signature) is one trace without any actor passing ids by hand.
+
+With tracing on, each send and each handled message is one loguru line:
+
+    trace.send    at=... trace_id=... sender=... receiver=... type=...
+    trace.receive at=... trace_id=... sender=... receiver=... type=...
+                  mailbox_ms=... handler_ms=... outcome=...
+
+(each also carries ``at=``, the event's own Unix time). The same fields are
+bound as ``extra`` for the JSON sink, and ``crank-node trace`` reads either
+form back.
+"""
+
+from __future__ import annotations
+
+import atexit
+import itertools
+import os
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, NamedTuple
+
+from loguru import logger
+
+__all__ = [
+    "TRACE_ENV_VAR",
+    "Delivery",
+    "current_actor_name",
+    "current_trace_id",
+    "flush_traces",
+    "log_receive",
+    "log_send",
+    "new_trace_id",
+    "set_tracing",
+    "trace",
+    "tracing_enabled",
+]
+
+TRACE_ENV_VAR = "CRANK_TRACE"
+EXTERNAL_SENDER = "external"
+
+
+class Delivery(NamedTuple):
+    """A user message in flight, with the context tracing needs."""
+
+    message: Any
+    trace_id: str
+    sender: str
+    sent_at_ns: int  # perf_counter_ns at send when tracing is on, else 0
+
+
+class _TraceSwitch:
+    """Kept as a mutable object, not a module global, so the hot path reads
+    one attribute and tests can flip it without reloading modules."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self) -> None:
+        self.enabled = os.environ.get(TRACE_ENV_VAR, "").strip().lower() in {
+            "1",
+            "true",
+            "yes",
+            "on",
+        }
+
+
+SWITCH = _TraceSwitch()
+
+
+def set_tracing(enabled: bool) -> None:
+    """Turn per-message trace lines on or off for the whole process."""
+    SWITCH.enabled = enabled
+
+
+def tracing_enabled() -> bool:
+    return SWITCH.enabled
+
+
+# Trace ids: a random per-process prefix plus a counter. Unique across nodes
+# for all practical purposes and ~20x cheaper than uuid4 on the send path.
+_TRACE_PREFIX = secrets.token_hex(4)
+_trace_counter = itertools.count(1)
+
+
+def new_trace_id() -> str:
+    return f"{_TRACE_PREFIX}-{next(_trace_counter):x}"
+
+
+class _ThreadContext(threading.local):
+    trace_id: str | None = None
+    actor_name: str = EXTERNAL_SENDER
+
+
+CONTEXT = _ThreadContext()
+
+
+def current_trace_id() -> str | None:
+    """The trace of the message this thread is handling, if any."""
+    return CONTEXT.trace_id
+
+
+def current_actor_name() -> str:
+    """The actor whose thread this is, or ``external``."""
+    return CONTEXT.actor_name
+
+
+@contextmanager
+def trace(trace_id: str | None = None) -> Iterator[str]:
+    """Run a block (outside any actor, e.g. HTTP intake) as part of a trace;
+    a new one is started when no id is given."""
+    previous = CONTEXT.trace_id
+    CONTEXT.trace_id = trace_id or new_trace_id()
+    try:
+        yield CONTEXT.trace_id
+    finally:
+        CONTEXT.trace_id = previous
+
+
+def make_delivery(message: Any) -> Delivery:
+    """Wrap ``message`` with the sender's current trace (or a new one)."""
+    context = CONTEXT
+    return Delivery(
+        message,
+        context.trace_id or new_trace_id(),
+        context.actor_name,
+        time.perf_counter_ns() if SWITCH.enabled else 0,
+    )
+
+
+# -- trace lines ---------------------------------------------------------------
+#
+# The send and receive paths only put a tuple on a queue; one tracer thread
+# makes every loguru call. Measured on a 2-core machine, two busy threads
+# logging straight into one loguru handler convoy on its lock under the GIL
+# (tell throughput fell to 0.03x of raw pykka); through one thread the cost is
+# just loguru's own. Each line carries the event's own wall-clock time
+# (``at=``), so order and timings do not depend on when the line is written.
+
+
+class _Tracer:
+    """Writes trace events as loguru lines on its own daemon thread."""
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[tuple[Any, ...] | threading.Event] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, event: tuple[Any, ...]) -> None:
+        if self._thread is None:
+            self._start()
+        self._queue.put(event)
+
+    def flush(self, timeout_s: float = 10.0) -> bool:
+        """Wait until every event submitted so far is written."""
+        if self._thread is None:
+            return True
+        done = threading.Event()
+        self._queue.put(done)
+        return done.wait(timeout_s)
+
+    def _start(self) -> None:
+        with self._lock:
+            if self._thread is None:
+                thread = threading.Thread(target=self._serve, name="crank-tracer", daemon=True)
+                thread.start()
+                self._thread = thread
+
+    def _serve(self) -> None:
+        while True:
+            event = self._queue.get()
+            if isinstance(event, threading.Event):
+                event.set()
+                continue
+            try:
+                _write(event)
+            except Exception:  # noqa: BLE001  (a bad event must not kill tracing)
+                logger.bind(action="trace.write_failed").exception("could not write a trace line")
+
+
+TRACER = _Tracer()
+atexit.register(TRACER.flush, 2.0)
+
+
+def flush_traces(timeout_s: float = 10.0) -> bool:
+    """Block until every trace line submitted so far has reached loguru."""
+    return TRACER.flush(timeout_s)
+
+
+def log_send(delivery: Delivery, receiver: str, result: str) -> None:
+    TRACER.submit(
+        (
+            "send",
+            time.time(),
+            delivery.trace_id,
+            delivery.sender,
+            receiver,
+            type(delivery.message).__name__,
+            result,
+        )
+    )
+
+
+def log_receive(  # noqa: PLR0917  (hot path: positional on purpose)
+    delivery: Delivery,
+    receiver: str,
+    started_at: float,
+    dequeued_ns: int,
+    finished_ns: int,
+    outcome: str,
+) -> None:
+    """``started_at`` is the Unix time handling began: a receive is placed in
+    the trace before the sends its handler made."""
+    mailbox_ms = (dequeued_ns - delivery.sent_at_ns) / 1e6 if delivery.sent_at_ns else 0.0
+    TRACER.submit(
+        (
+            "receive",
+            started_at,
+            delivery.trace_id,
+            delivery.sender,
+            receiver,
+            type(delivery.message).__name__,
+            outcome,
+            mailbox_ms,
+            (finished_ns - dequeued_ns) / 1e6,
+        )
+    )
+
+
+def _write(event: tuple[Any, ...]) -> None:
+    kind, at, trace_id, sender, receiver, message_type, outcome = event[:7]
+    fields: dict[str, Any] = {
+        "action": f"trace.{kind}",
+        "at": at,
+        "trace_id": trace_id,
+        "sender": sender,
+        "receiver": receiver,
+        "message_type": message_type,
+    }
+    text = (
+        f"trace.{kind} at={at:.6f} trace_id={trace_id} sender={sender} "
+        f"receiver={receiver} type={message_type}"
+    )
+    if kind == "send":
+        fields["result"] = outcome
+        text += f" result={outcome}"
+    else:
+        mailbox_ms, handler_ms = event[7], event[8]
+        fields.update(
+            outcome=outcome, mailbox_ms=round(mailbox_ms, 3), handler_ms=round(handler_ms, 3)
+        )
+        text += f" mailbox_ms={mailbox_ms:.3f} handler_ms={handler_ms:.3f} outcome={outcome}"
+    logger.bind(**fields).info(text)

@@ -1,0 +1,166 @@
+"""Message tracing: ids follow the work; every hop is one line; a trace reads back from the log."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from supervision import ActorHandle, ChildSpec, CrankActor, current_trace_id, set_tracing, trace
+from supervision.logs import configure_logging
+from supervision.tracelog import format_trace, parse_trace_line, read_trace
+from supervision.tracing import flush_traces
+from tests.conftest import Recorder
+from tests.unit.supervision.doubles import start_tree
+
+
+class Stage(CrankActor):
+    """Records the trace id it handles under, then passes a new message on."""
+
+    def __init__(self, record: Recorder, next_hop: ActorHandle | None) -> None:
+        super().__init__()
+        self.record = record
+        self.next_hop = next_hop
+
+    def on_receive(self, message: Any) -> Any:
+        self.record((self.name, type(message).__name__, current_trace_id()))
+        if self.next_hop is not None:
+            self.next_hop.tell({"Order": Fill, "Fill": Settlement}[type(message).__name__]())
+        return None
+
+
+class Order:
+    pass
+
+
+class Fill:
+    pass
+
+
+class Settlement:
+    pass
+
+
+def _pipeline(recorder: Recorder) -> tuple[Any, list[ChildSpec]]:
+    settle = ChildSpec(id="settle", factory=lambda: Stage(recorder, None), liveness_timeout_s=None)
+    match = ChildSpec(
+        id="match", factory=lambda: Stage(recorder, settle.handle), liveness_timeout_s=None
+    )
+    monitor = ChildSpec(
+        id="monitor", factory=lambda: Stage(recorder, match.handle), liveness_timeout_s=None
+    )
+    specs = [settle, match, monitor]
+    return start_tree(specs, events=lambda _e: None, name="node"), specs
+
+
+def test_a_trace_id_follows_the_work_from_actor_to_actor(recorder: Recorder) -> None:
+    """Order -> Fill -> Settlement: every hop runs under the trace id the work started with."""
+    runner, specs = _pipeline(recorder)
+    with trace("order-42"):
+        specs[2].handle.tell(Order())
+    events = recorder.wait_for(lambda ev: len(ev) == 3)
+    assert events == [
+        ("node/monitor", "Order", "order-42"),
+        ("node/match", "Fill", "order-42"),
+        ("node/settle", "Settlement", "order-42"),
+    ]
+    assert runner.stop(10) == 0
+
+
+def test_work_started_outside_any_trace_gets_a_fresh_id(recorder: Recorder) -> None:
+    """A send with no current trace starts one; two independent sends get different ids."""
+    runner, specs = _pipeline(recorder)
+    specs[2].handle.tell(Order())
+    specs[2].handle.tell(Order())
+    events = recorder.wait_for(lambda ev: len(ev) == 6)
+    ids = {e[2] for e in events}
+    assert len(ids) == 2 and all(ids)
+    assert runner.stop(10) == 0
+
+
+def test_with_tracing_on_each_send_and_receive_is_one_structured_line(
+    recorder: Recorder, tmp_path: Path
+) -> None:
+    """JSON log: per hop one trace.send and one trace.receive with ids, actors, type and timings;
+    the trace reads back in order from the file alone."""
+    log_file = tmp_path / "node.jsonl"
+    configure_logging(level="INFO", stream=None, json_path=log_file)
+    set_tracing(True)
+    try:
+        runner, specs = _pipeline(recorder)
+        with trace("order-7"):
+            specs[2].handle.tell(Order())
+        recorder.wait_for(lambda ev: len(ev) == 3)
+        assert runner.stop(10) == 0
+    finally:
+        set_tracing(False)
+        assert flush_traces(5)
+        configure_logging(level="WARNING")
+    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    sends = [e for e in entries if e.get("action") == "trace.send" and e["trace_id"] == "order-7"]
+    receives = [
+        e for e in entries if e.get("action") == "trace.receive" and e["trace_id"] == "order-7"
+    ]
+    assert [(e["sender"], e["receiver"], e["message_type"]) for e in sends] == [
+        ("external", "node/monitor", "Order"),
+        ("node/monitor", "node/match", "Fill"),
+        ("node/match", "node/settle", "Settlement"),
+    ]
+    assert [e["outcome"] for e in receives] == ["ok", "ok", "ok"]
+    assert all(e["mailbox_ms"] >= 0 and e["handler_ms"] >= 0 for e in receives)
+    events = read_trace(log_file.read_text().splitlines(), "order-7")
+    assert [(e.kind, e.receiver) for e in events] == [
+        ("send", "node/monitor"),
+        ("receive", "node/monitor"),
+        ("send", "node/match"),
+        ("receive", "node/match"),
+        ("send", "node/settle"),
+        ("receive", "node/settle"),
+    ]
+    assert "node/match -> node/settle" in format_trace(events)
+
+
+def test_with_tracing_off_no_trace_line_is_written(recorder: Recorder, captured_logs: list) -> None:
+    """Tracing off (the default): the work still carries ids, but no trace.* line is emitted."""
+    runner, specs = _pipeline(recorder)
+    specs[2].handle.tell(Order())
+    recorder.wait_for(lambda ev: len(ev) == 3)
+    assert runner.stop(10) == 0
+    flush_traces(5)
+    assert not [r for r in captured_logs if str(r["extra"].get("action", "")).startswith("trace.")]
+
+
+def test_text_and_json_trace_lines_parse_to_the_same_event() -> None:
+    """crank-node trace reads both sink formats; unrelated or torn lines are skipped."""
+    text = (
+        "trace.receive at=1700000000.250000 trace_id=t-1 sender=a receiver=b type=Fill "
+        "mailbox_ms=0.120 handler_ms=1.500 outcome=ok"
+    )
+    as_json = json.dumps(
+        {
+            "action": "trace.receive",
+            "at": 1700000000.25,
+            "trace_id": "t-1",
+            "sender": "a",
+            "receiver": "b",
+            "message_type": "Fill",
+            "mailbox_ms": 0.12,
+            "handler_ms": 1.5,
+            "outcome": "ok",
+        }
+    )
+    assert parse_trace_line(text) == parse_trace_line(as_json)
+    assert parse_trace_line(text).handler_ms == 1.5
+    assert parse_trace_line("2026-01-01 | INFO | node.started | hello") is None
+    assert parse_trace_line('{"action": "trace.send", "at": ') is None
+    assert parse_trace_line("trace.send at=notanumber trace_id=x") is None
+
+
+def test_pykka_standard_library_records_reach_loguru(captured_logs: list) -> None:
+    """pykka logs through the standard library; those records are routed into loguru."""
+    logging.getLogger("pykka").warning("a pykka warning")
+    assert any(
+        r["message"] == "a pykka warning" and r["extra"].get("action") == "pykka.log"
+        for r in captured_logs
+    )
