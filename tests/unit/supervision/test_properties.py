@@ -50,10 +50,10 @@ class Tree:
     workers: dict[str, ChildSpec] = field(default_factory=dict)
 
     def supervisor(
-        self, name: str, strategy: Strategy, max_restarts: int, children: list
+        self, name: str, strategy: Strategy, max_restarts: int, specs: list[ChildSpec]
     ) -> Supervisor:
         return Supervisor(
-            self.specs(name, children),
+            specs,
             name=name,
             strategy=strategy,
             clock=self.clock,
@@ -80,15 +80,7 @@ class Tree:
                     max_restarts: int = max_restarts,
                     nested: list = nested,
                 ) -> Supervisor:
-                    return Supervisor(
-                        nested,
-                        name=path,
-                        strategy=strategy,
-                        clock=self.clock,
-                        intensity=RestartIntensity(max_restarts=max_restarts, within_s=1000.0),
-                        backoff=NO_BACKOFF,
-                        on_event=self.recorder,
-                    )
+                    return self.supervisor(path, strategy, max_restarts, nested)
 
                 spec = ChildSpec.supervisor(child_id, factory)
             specs.append(spec)
@@ -170,7 +162,8 @@ def test_random_trees_keep_otp_invariants_under_random_failures(
     recorder, clock = Recorder(), ManualClock()
     tree = Tree(recorder, clock)
     strategy, max_restarts, children = tree_shape
-    runner = RootRunner(lambda: tree.supervisor("root", strategy, max_restarts, children))
+    root_specs = tree.specs("root", children)
+    runner = RootRunner(lambda: tree.supervisor("root", strategy, max_restarts, root_specs))
     root = runner.start()
     root_alive = True
     paths = sorted(tree.workers)
