@@ -19,7 +19,6 @@ from supervision import __version__
 COMMAND_MODULES: tuple[str, ...] = (
     "cli.drill",
     "cli.trace",
-    "cli.localnet",
 )
 
 EXIT_OK = 0
