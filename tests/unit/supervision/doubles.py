@@ -80,6 +80,7 @@ class Worker(CrankActor):
                 self._record(("got", self.name, value))
                 return value
             case Block(release):
+                self._record(("blocked", self.name))
                 release.wait(30)
         return None
 

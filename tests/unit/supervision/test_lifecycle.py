@@ -77,6 +77,7 @@ def test_a_child_that_hangs_on_stop_is_abandoned_and_the_stop_goes_on(
     ]
     runner = start_tree(specs, events=recorder)
     specs[1].handle.tell(Block(release))
+    recorder.wait_count(("blocked", "root/stuck"))
     try:
         assert runner.stop(10) == 0
         assert lifecycle(recorder.snapshot())[3:] == [("stop", "root/c"), ("stop", "root/a")]
@@ -102,6 +103,7 @@ def test_a_child_that_misses_its_liveness_deadline_is_abandoned_and_replaced(
     try:
         specs[0].handle.tell(Block(release))
         specs[0].handle.tell(Echo("queued behind the hang"))
+        recorder.wait_count(("blocked", "root/w"))  # stuck in the handler, not still queued
         clock.advance(1.0)  # liveness tick, queued in the supervisor's mailbox
         runner.handle.ask(GetSnapshot()).get(timeout=5)  # handled after the tick: ping sent
         assert _pinged(runner)
