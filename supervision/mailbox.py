@@ -54,19 +54,20 @@ class Mailbox:
         self._user_messages = 0
 
     def put(self, envelope: Envelope[Any], /) -> None:
-        is_user = type(envelope.message) is Delivery
+        # The lock makes "not closed, then queued" atomic against close(), so
+        # nothing can slip into the queue after close() has drained it.
         with self._lock:
             if self._closed:
                 raise MailboxClosed
-            if is_user:
-                if self.capacity is not None and self._user_messages >= self.capacity:
+            if self.capacity is not None and type(envelope.message) is Delivery:
+                if self._user_messages >= self.capacity:
                     raise MailboxFull
                 self._user_messages += 1
             self._queue.put(envelope)
 
     def get(self) -> Envelope[Any]:
         envelope = self._queue.get()
-        if type(envelope.message) is Delivery:
+        if self.capacity is not None and type(envelope.message) is Delivery:
             with self._lock:
                 self._user_messages -= 1
         return envelope

@@ -29,7 +29,7 @@ from pykka._envelope import Envelope
 
 from supervision.clock import ScheduledCall
 from supervision.mailbox import MailboxClosed, MailboxFull
-from supervision.tracing import SWITCH, Delivery, log_send, new_trace_id
+from supervision.tracing import SWITCH, Delivery, log_send, next_trace_number
 
 if TYPE_CHECKING:
     from supervision.actor import CrankActor
@@ -107,7 +107,7 @@ class Timers:
     def _fire(self, key: Hashable, entry: _TimerEntry) -> None:
         if not self._is_current(key, entry, consume=entry.interval_s is None):
             return
-        delivery = Delivery(entry.message, new_trace_id(), f"timer:{key}", 0)
+        delivery = Delivery(entry.message, next_trace_number(), f"timer:{key}", 0)
         try:
             self._actor.actor_inbox.put(Envelope(delivery))
         except MailboxFull:

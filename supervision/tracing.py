@@ -50,11 +50,17 @@ TRACE_ENV_VAR = "CRANK_TRACE"
 EXTERNAL_SENDER = "external"
 
 
+TraceId = int | str
+"""A trace id: a str given by the caller (``trace("order-42")``), or an int
+from this process's counter, formatted as ``<prefix>-<hex>`` only when read
+or logged (formatting every id on the send path cost more than the send)."""
+
+
 class Delivery(NamedTuple):
     """A user message in flight, with the context tracing needs."""
 
     message: Any
-    trace_id: str
+    trace_id: TraceId
     sender: str
     sent_at_ns: int  # perf_counter_ns at send when tracing is on, else 0
 
@@ -93,11 +99,20 @@ _trace_counter = itertools.count(1)
 
 
 def new_trace_id() -> str:
-    return f"{_TRACE_PREFIX}-{next(_trace_counter):x}"
+    return format_trace_id(next(_trace_counter))
+
+
+def next_trace_number() -> int:
+    """A new trace id in its cheap, unformatted form."""
+    return next(_trace_counter)
+
+
+def format_trace_id(trace_id: TraceId) -> str:
+    return trace_id if isinstance(trace_id, str) else f"{_TRACE_PREFIX}-{trace_id:x}"
 
 
 class _ThreadContext(threading.local):
-    trace_id: str | None = None
+    trace_id: TraceId | None = None
     actor_name: str = EXTERNAL_SENDER
 
 
@@ -106,7 +121,8 @@ CONTEXT = _ThreadContext()
 
 def current_trace_id() -> str | None:
     """The trace of the message this thread is handling, if any."""
-    return CONTEXT.trace_id
+    trace_id = CONTEXT.trace_id
+    return None if trace_id is None else format_trace_id(trace_id)
 
 
 def current_actor_name() -> str:
@@ -121,7 +137,7 @@ def trace(trace_id: str | None = None) -> Iterator[str]:
     previous = CONTEXT.trace_id
     CONTEXT.trace_id = trace_id or new_trace_id()
     try:
-        yield CONTEXT.trace_id
+        yield format_trace_id(CONTEXT.trace_id)
     finally:
         CONTEXT.trace_id = previous
 
@@ -129,11 +145,15 @@ def trace(trace_id: str | None = None) -> Iterator[str]:
 def make_delivery(message: Any) -> Delivery:
     """Wrap ``message`` with the sender's current trace (or a new one)."""
     context = CONTEXT
-    return Delivery(
-        message,
-        context.trace_id or new_trace_id(),
-        context.actor_name,
-        time.perf_counter_ns() if SWITCH.enabled else 0,
+    # tuple.__new__ directly: NamedTuple's generated __new__ costs twice as much.
+    return tuple.__new__(
+        Delivery,
+        (
+            message,
+            context.trace_id or next(_trace_counter),
+            context.actor_name,
+            time.perf_counter_ns() if SWITCH.enabled else 0,
+        ),
     )
 
 
@@ -237,7 +257,8 @@ def log_receive(  # noqa: PLR0917  (hot path: positional on purpose)
 
 
 def _write(event: tuple[Any, ...]) -> None:
-    kind, at, trace_id, sender, receiver, message_type, outcome = event[:7]
+    kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
+    trace_id = format_trace_id(raw_trace_id)
     fields: dict[str, Any] = {
         "action": f"trace.{kind}",
         "at": at,
