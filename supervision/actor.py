@@ -39,7 +39,7 @@ from pykka._envelope import Envelope
 
 from supervision.clock import REAL_CLOCK, Clock
 from supervision.errors import CrankError
-from supervision.mailbox import Mailbox
+from supervision.mailbox import WAKE, Mailbox
 from supervision.timers import Timers
 from supervision.tracing import CONTEXT, SWITCH, Delivery, log_receive
 
@@ -172,6 +172,8 @@ class CrankActor(pykka.ThreadingActor):
                 self._handle_delivery(envelope, message)
             elif type(message) is Ping:
                 message.reply()
+            elif message is WAKE:
+                continue  # the loop condition decides
             else:
                 self._handle_system(envelope)
 

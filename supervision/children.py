@@ -110,8 +110,12 @@ class Child:
 
 
 def abandon(actor: CrankActor) -> list[Envelope[Any]]:
-    """Cut a stuck instance loose: it handles nothing more once its current
-    handler returns, and its queued messages are taken back."""
+    """Cut an instance loose without running its on_stop (its replacement may
+    already hold what on_stop would release): it handles nothing more once its
+    current handler returns, its queued messages are taken back, and an idle
+    loop is woken so the thread ends."""
     actor.actor_stopped.set()
     pykka.ActorRegistry.unregister(actor.actor_ref)
-    return [e for e in actor.actor_inbox.close() if type(e.message) is Delivery]
+    leftovers = [e for e in actor.actor_inbox.close() if type(e.message) is Delivery]
+    actor.actor_inbox.wake()
+    return leftovers

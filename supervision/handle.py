@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import enum
 import threading
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -107,6 +108,9 @@ class ActorHandle:
         return future
 
     def _send(self, envelope: Envelope[Any]) -> SendResult:
+        # Stamped before the put: the receiver may handle the message (and log
+        # its own sends) before this thread runs again.
+        sent_at = time.time() if SWITCH.enabled else 0.0
         mailbox = self._mailbox
         result: SendResult | None = None
         if mailbox is not None:
@@ -119,8 +123,8 @@ class ActorHandle:
                 result = None  # the instance just died: take the slow path
         if result is None:
             result = self._send_slow(envelope)
-        if SWITCH.enabled:
-            log_send(envelope.message, self.name, result.value)
+        if sent_at:
+            log_send(envelope.message, self.name, result.value, sent_at)
         return result
 
     def _send_slow(self, envelope: Envelope[Any]) -> SendResult:

@@ -25,7 +25,10 @@ from pykka._envelope import Envelope
 from supervision.errors import CrankError
 from supervision.tracing import Delivery
 
-__all__ = ["Mailbox", "MailboxClosed", "MailboxFull"]
+__all__ = ["WAKE", "Mailbox", "MailboxClosed", "MailboxFull"]
+
+WAKE = object()
+"""A message that does nothing but wake a loop blocked on an empty mailbox."""
 
 
 class MailboxFull(CrankError):
@@ -90,6 +93,10 @@ class Mailbox:
                     break
             self._user_messages = 0
         return leftovers
+
+    def wake(self) -> None:
+        """Wake the owner's loop, even after close, so it notices it was stopped."""
+        self._queue.put(Envelope(WAKE))
 
     @property
     def closed(self) -> bool:

@@ -21,6 +21,7 @@ A tick that meets a full bounded mailbox is skipped and logged.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
@@ -108,6 +109,7 @@ class Timers:
         if not self._is_current(key, entry, consume=entry.interval_s is None):
             return
         delivery = Delivery(entry.message, next_trace_number(), f"timer:{key}", 0)
+        sent_at = time.time()
         try:
             self._actor.actor_inbox.put(Envelope(delivery))
         except MailboxFull:
@@ -117,7 +119,7 @@ class Timers:
         except MailboxClosed:
             return
         if SWITCH.enabled:
-            log_send(delivery, self._actor.name, "delivered")
+            log_send(delivery, self._actor.name, "delivered", sent_at)
         if entry.interval_s is not None and self._is_current(key, entry, consume=False):
             entry.call = self._actor.clock.call_later(
                 entry.interval_s, lambda: self._fire(key, entry)

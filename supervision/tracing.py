@@ -216,11 +216,12 @@ def flush_traces(timeout_s: float = 10.0) -> bool:
     return TRACER.flush(timeout_s)
 
 
-def log_send(delivery: Delivery, receiver: str, result: str) -> None:
+def log_send(delivery: Delivery, receiver: str, result: str, sent_at: float) -> None:
+    """``sent_at`` is the Unix time the send began (before the put)."""
     TRACER.submit(
         (
             "send",
-            time.time(),
+            sent_at,
             delivery.trace_id,
             delivery.sender,
             receiver,

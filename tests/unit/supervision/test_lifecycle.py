@@ -19,12 +19,15 @@ from supervision import (
     SupervisionEvent,
     Supervisor,
     describe_tree,
+    launch,
 )
+from supervision.children import abandon
 from tests.conftest import Recorder
 from tests.unit.supervision.doubles import (
     Block,
     Crash,
     Echo,
+    Worker,
     handled,
     lifecycle,
     start_tree,
@@ -200,3 +203,13 @@ def test_the_tree_is_available_as_data(recorder: Recorder) -> None:
     assert nested["restart_count"] == 1
     assert "crashed on purpose" in nested["last_failure"]
     assert runner.stop(10) == 0
+
+
+def test_an_idle_abandoned_actor_ends_its_thread_without_running_on_stop(recorder: Recorder) -> None:
+    """abandon() wakes an idle loop so the thread ends, and skips on_stop: a replacement may
+    already hold what on_stop would release."""
+    actor = Worker(recorder)
+    launch(actor)
+    abandon(actor)
+    assert actor.exited.wait(5)
+    assert ("stop", actor.name) not in recorder.snapshot()

@@ -97,7 +97,11 @@ def test_with_tracing_on_each_send_and_receive_is_one_structured_line(
         set_tracing(False)
         assert flush_traces(5)
         configure_logging(level="WARNING")
-    entries = [json.loads(line) for line in log_file.read_text().splitlines()]
+    # Ordered by event time: lines from different threads reach the file in any order.
+    entries = sorted(
+        (json.loads(line) for line in log_file.read_text().splitlines()),
+        key=lambda entry: entry.get("at", 0.0),
+    )
     sends = [e for e in entries if e.get("action") == "trace.send" and e["trace_id"] == "order-7"]
     receives = [
         e for e in entries if e.get("action") == "trace.receive" and e["trace_id"] == "order-7"
