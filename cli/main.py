@@ -3,7 +3,11 @@
 Each command group lives in its own module exposing ``register(subparsers)``;
 the module adds its parser and sets ``handler=`` (a function taking the parsed
 namespace and returning an exit code) with ``set_defaults``. Adding a command
-is one line in :data:`COMMAND_MODULES`.
+is one entry in :data:`COMMANDS`.
+
+Only the command being run is imported: the others are listed as stubs with
+their one-line help, so ``crank-node trace`` does not pay for importing the
+database and chain libraries that ``db`` and ``localnet`` need.
 """
 
 from __future__ import annotations
@@ -15,31 +19,42 @@ from collections.abc import Sequence
 
 from supervision import __version__
 
-# Order here is the order shown in --help.
-COMMAND_MODULES: tuple[str, ...] = (
-    "cli.drill",
-    "cli.trace",
-)
+# name: (module, one-line help shown in `crank-node --help`), in --help order.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "drill": ("cli.drill", "run a supervision drill: crash and hang actors, watch them restart"),
+    "trace": ("cli.trace", "print one trace's flow from a log file"),
+    "localnet": ("cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),
+}
 
+ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)
 EXIT_OK = 0
 EXIT_USAGE = 2  # argparse's own code for bad arguments
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="crank-node",
         description="Order-matching crank for Solana SPL-token markets.",
     )
     parser.add_argument("--version", action="version", version=f"crank-node {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMAND_MODULES:
-        importlib.import_module(module_name).register(subparsers)
+    for name, (module_name, summary) in COMMANDS.items():
+        if command in (ALL, name):
+            importlib.import_module(module_name).register(subparsers)
+        else:
+            subparsers.add_parser(name, help=summary)
     return parser
 
 
+def _command_in(argv: Sequence[str]) -> str | None:
+    """The command word argparse will dispatch on: the first non-option argument."""
+    return next((arg for arg in argv if not arg.startswith("-")), None)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(_command_in(arguments))
+    args = parser.parse_args(arguments)
     handler = args.handler
     try:
         return int(handler(args))

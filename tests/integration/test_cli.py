@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from cli.main import COMMANDS
 from supervision import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,7 +34,7 @@ def test_version_is_printed() -> None:
 
 
 @pytest.mark.e2e
-@pytest.mark.parametrize("command", ["drill", "trace"])
+@pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_subcommand_has_help(command: str) -> None:
     """Each subcommand answers --help with its usage."""
     result = crank(command, "--help")
@@ -96,3 +97,21 @@ def test_the_drill_survives_a_crash_and_a_hang_and_its_trace_reads_back(tmp_path
         ("send", "node/pipeline/work", "node/pipeline/sink"),
         ("receive", "node/pipeline/work", "node/pipeline/sink"),
     ]
+
+
+@pytest.mark.e2e
+def test_a_command_imports_only_what_it_needs() -> None:
+    """Only the command being run is imported: `trace` loads neither the database
+    (SQLAlchemy) nor the chain server (aiohttp) libraries."""
+    probe = (
+        "import sys; sys.argv = ['crank-node', 'trace', '--help'];"
+        "from cli.main import main\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
+        "print(sorted(m for m in ('sqlalchemy', 'aiohttp', 'solders') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -1,0 +1,131 @@
+"""``crank-node localnet``: serve an embedded Solana cluster (LiteSVM) over JSON-RPC.
+
+    crank-node localnet --port 8899 --endpoints 3 --slot-ms 400 \\
+        --wallet alice --wallet bob --mint usdc:6 --mint sol:9 \\
+        --token-account alice:usdc:1000000000 --token-account bob:sol:5000000000 \\
+        --approve alice:usdc:DELEGATE_ADDRESS:1000000000 --keys-dir var/keys
+
+Endpoints listen on loopback, on consecutive ports from --port, over one
+ledger. Each also serves the admin routes (``/admin/faults``,
+``/admin/slots``, ``/admin/status``). ``--slot-ms 0`` produces slots only when
+asked (``POST /admin/slots``). It runs until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from localnet import LocalnetConfig, LocalnetError, LocalnetServer
+from localnet.fixture_spec import FixtureSpec, apply_fixture_spec
+
+__all__ = ["register", "run_localnet", "serve"]
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+
+def register(subparsers: Any) -> None:
+    """Add the ``localnet`` command to ``crank-node``'s subparsers."""
+    parser = subparsers.add_parser(
+        "localnet",
+        help="serve a local Solana JSON-RPC cluster (LiteSVM)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    defaults = LocalnetConfig()
+    parser.add_argument("--host", default=defaults.host, help="loopback address to listen on")
+    parser.add_argument("--port", type=int, default=defaults.port, help="first endpoint's port")
+    parser.add_argument("--endpoints", type=int, default=defaults.endpoints, help="how many")
+    parser.add_argument(
+        "--slot-ms", type=int, default=defaults.slot_ms, help="slot time; 0 = on request only"
+    )
+    parser.add_argument(
+        "--finalization-slots",
+        type=int,
+        default=defaults.finalization_depth_slots,
+        help="slots finalized trails confirmed by",
+    )
+    _add_fixture_options(parser)
+    parser.set_defaults(handler=run_localnet)
+
+
+def _add_fixture_options(parser: argparse.ArgumentParser) -> None:
+    fixtures = parser.add_argument_group("fixtures (created at start, in this order)")
+    repeat: dict[str, Any] = {"action": "append", "default": []}
+    fixtures.add_argument("--wallet", metavar="NAME[:SOL]", help="a funded wallet", **repeat)
+    fixtures.add_argument("--mint", metavar="NAME:DECIMALS", help="an SPL mint", **repeat)
+    fixtures.add_argument(
+        "--token-account", metavar="WALLET:MINT[:AMOUNT]", help="an ATA, minted into", **repeat
+    )
+    fixtures.add_argument(
+        "--approve", metavar="WALLET:MINT:DELEGATE:AMOUNT", help="an SPL Approve", **repeat
+    )
+    fixtures.add_argument("--keys-dir", type=Path, help="read/write keypairs here (NAME.json)")
+    fixtures.add_argument("--fixtures-out", type=Path, help="write the fixture addresses (JSON)")
+
+
+def run_localnet(args: argparse.Namespace) -> int:
+    """The command's handler: serve until SIGINT or SIGTERM."""
+    stop = threading.Event()
+    previous = _on_stop_signals(lambda *_: stop.set())
+    try:
+        return serve(args, stop, sys.stdout)
+    finally:
+        _restore_signals(previous)
+
+
+def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO) -> int:
+    """Start the localnet ``args`` describe, announce it on ``out``, serve until ``stop``."""
+    try:
+        config = LocalnetConfig(
+            host=args.host,
+            port=args.port,
+            endpoints=args.endpoints,
+            slot_ms=args.slot_ms,
+            finalization_depth_slots=args.finalization_slots,
+        )
+        spec = FixtureSpec.parse(args.wallet, args.mint, args.token_account, args.approve)
+    except LocalnetError as error:
+        print(f"crank-node localnet: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        with LocalnetServer(config) as localnet:
+            report = apply_fixture_spec(localnet.fixtures, spec, args.keys_dir)
+            _announce(localnet, report, args.fixtures_out, out)
+            stop.wait()
+    except LocalnetError as error:
+        print(f"crank-node localnet: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def _announce(
+    localnet: LocalnetServer, report: dict[str, Any], fixtures_out: Path | None, out: TextIO
+) -> None:
+    summary = {"urls": list(localnet.urls), "slot_ms": localnet.config.slot_ms, **report}
+    if fixtures_out is not None:
+        fixtures_out.write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary), file=out, flush=True)
+
+
+_Handler = Callable[[int, FrameType | None], Any] | int | None
+
+
+def _on_stop_signals(handler: Callable[[int, FrameType | None], Any]) -> dict[int, _Handler]:
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {number: signal.signal(number, handler) for number in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore_signals(previous: dict[int, _Handler]) -> None:
+    for number, handler in previous.items():
+        signal.signal(number, handler)

@@ -1,0 +1,93 @@
+"""The typed, validated configuration of a localnet."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from localnet.errors import InvalidLocalnetConfig
+
+__all__ = ["MAX_ENDPOINTS", "LocalnetConfig"]
+
+MAX_ENDPOINTS = 16
+MAX_PORT = 65535
+
+
+@dataclass(frozen=True)
+class LocalnetConfig:
+    """How a localnet runs.
+
+    ``port=0`` lets the operating system choose the first port; the other
+    endpoints still take the ports that follow it. ``slot_ms=0`` is manual
+    mode: slots advance only when asked (``advance_slots``), which is what
+    most tests use.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8899
+    endpoints: int = 1
+    slot_ms: int = 400
+    # processed -> confirmed: a slot lands, and is confirmed this many slots later.
+    confirmation_depth_slots: int = 1
+    # confirmed -> finalized, like a real cluster's ~32-slot root distance.
+    finalization_depth_slots: int = 31
+    # A sent transaction lands this many slots after the slot it was received in.
+    landing_delay_slots: int = 1
+    genesis_slot: int = 0
+    # getHealth reports "behind" past this distance, like --health-check-slot-distance.
+    health_check_slot_distance: int = 150
+    # Without searchTransactionHistory, statuses older than this are forgotten (status cache).
+    status_cache_slots: int = 300
+    # How far back account state is kept for confirmed/finalized reads and lagging endpoints.
+    state_retention_slots: int = 512
+    # How long landed transactions are remembered (getTransaction, history searches):
+    # 216,000 slots is a day at 400 ms. Older ones are forgotten, bounding memory.
+    transaction_history_slots: int = 216_000
+    faucet_lamports: int = 10**18
+    fault_seed: int = 0
+
+    def __post_init__(self) -> None:
+        _check_loopback(self.host)
+        _check_range("port", self.port, 0, MAX_PORT - self.endpoints + 1)
+        _check_range("endpoints", self.endpoints, 1, MAX_ENDPOINTS)
+        _check_range("slot_ms", self.slot_ms, 0, 60_000)
+        _check_range("confirmation_depth_slots", self.confirmation_depth_slots, 0, 1_000)
+        _check_range("finalization_depth_slots", self.finalization_depth_slots, 0, 1_000)
+        _check_range("landing_delay_slots", self.landing_delay_slots, 1, 100)
+        _check_range("genesis_slot", self.genesis_slot, 0, 2**62)
+        _check_range("health_check_slot_distance", self.health_check_slot_distance, 1, 10_000)
+        _check_range("status_cache_slots", self.status_cache_slots, 1, 1_000_000)
+        minimum_retention = self.confirmation_depth_slots + self.finalization_depth_slots + 1
+        _check_range(
+            "state_retention_slots", self.state_retention_slots, minimum_retention, 100_000
+        )
+        history_floor = max(self.status_cache_slots, 150)
+        _check_range(
+            "transaction_history_slots", self.transaction_history_slots, history_floor, 10**8
+        )
+        _check_range("faucet_lamports", self.faucet_lamports, 1, 2**63 - 1)
+
+    @property
+    def manual_slots(self) -> bool:
+        """True when slots advance only on request (``slot_ms == 0``)."""
+        return self.slot_ms == 0
+
+
+def _check_range(field: str, value: int, lowest: int, highest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidLocalnetConfig(f"{field}: expected an integer, got {value!r}")
+    if not lowest <= value <= highest:
+        raise InvalidLocalnetConfig(f"{field}: {value} is outside {lowest}..{highest}")
+
+
+def _check_loopback(host: str) -> None:
+    # Every route, the admin one included, binds to loopback only: nothing here
+    # is meant to be reachable from another machine.
+    try:
+        is_loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        is_loopback = False
+    if not is_loopback:
+        raise InvalidLocalnetConfig(
+            f"host: {host!r} is not a loopback address (127.0.0.0/8 or ::1)"
+        )

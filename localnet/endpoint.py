@@ -1,0 +1,165 @@
+"""One JSON-RPC endpoint over the shared ledger, with its own faults.
+
+Requests pass through the endpoint's faults first (down, latency, hang,
+errors), then reach the dispatcher with the endpoint's view of the chain
+(lag, dropped sends). The admin routes are mounted on the same listener and
+never see the faults, so a faulty endpoint can still be healed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import socket
+import struct
+
+from aiohttp import web
+from loguru import logger
+
+from localnet.errors import LocalnetStartFailed
+from localnet.faults import FaultError, Faults, plan_request
+from localnet.ledger import Ledger
+from localnet.ports import bind_port
+from localnet.rpc_context import RpcContext
+from localnet.rpc_dispatch import RpcDispatcher, error_for_each
+from localnet.rpc_errors import RpcError
+
+__all__ = ["Endpoint"]
+
+# Transactions are at most 1232 bytes; batches of them stay far below this.
+MAX_BODY_BYTES = 8 * 1024 * 1024
+SHUTDOWN_TIMEOUT_S = 2.0
+_LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close() sends RST
+
+
+class Endpoint:
+    """A listener on one port; ``index`` is its position among the localnet's endpoints."""
+
+    def __init__(
+        self, index: int, host: str, ledger: Ledger, dispatcher: RpcDispatcher, rng: random.Random
+    ) -> None:
+        self.index = index
+        self.host = host
+        self.port = 0
+        self._ledger = ledger
+        self._dispatcher = dispatcher
+        self._rng = rng
+        self._faults = Faults()
+        self._release_hangs = asyncio.Event()
+        self._runner: web.AppRunner | None = None
+        self._site: web.SockSite | None = None
+
+    @property
+    def url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    @property
+    def faults(self) -> Faults:
+        return self._faults
+
+    async def start(self, sock: socket.socket, app: web.Application) -> None:
+        """Serve ``app`` (RPC and admin routes) on the already-bound ``sock``."""
+        self.port = sock.getsockname()[1]
+        app.router.add_post("/", self._rpc)
+        app.router.add_get("/health", self._health)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        await self._runner.setup()
+        await self._listen(sock)
+
+    async def stop(self) -> None:
+        self._release_hangs.set()
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        self._site = None
+
+    async def apply_faults(self, faults: Faults) -> None:
+        """Replace this endpoint's faults; going down closes the listener, coming up reopens it.
+
+        Raises :class:`LocalnetStartFailed` (faults unchanged) if the port was taken meanwhile.
+        """
+        if not faults.down and self._site is None and self._runner is not None:
+            try:
+                sock = bind_port(self.host, self.port)
+            except OSError as error:
+                raise LocalnetStartFailed(
+                    f"endpoint {self.index} cannot listen on port {self.port} again: {error}"
+                ) from error
+            await self._listen(sock)
+        elif faults.down and self._site is not None:
+            await self._site.stop()
+            self._site = None
+        self._faults = faults
+        if not faults.hang:
+            self._release_hangs.set()
+            self._release_hangs = asyncio.Event()
+        logger.bind(action="localnet.faults_set", endpoint=self.index, **faults.to_json()).info(
+            "endpoint faults set"
+        )
+
+    def client_context(self) -> RpcContext:
+        faults = self._faults
+        tip = self._ledger.tip(faults.lag_slots)
+        return RpcContext(self._ledger, tip, faults.lag_slots, faults.drop_sends)
+
+    async def _listen(self, sock: socket.socket) -> None:
+        assert self._runner is not None
+        site = web.SockSite(self._runner, sock)
+        await site.start()
+        self._site = site
+
+    async def _rpc(self, request: web.Request) -> web.StreamResponse:
+        blocked = await self._apply_fault_plan(request)
+        if blocked is not None:
+            return blocked
+        body = await request.read()
+        answer = self._dispatcher.handle(body, self.client_context)
+        return web.Response(text=answer or "", content_type="application/json")
+
+    async def _health(self, request: web.Request) -> web.StreamResponse:
+        blocked = await self._apply_fault_plan(request)
+        if blocked is not None:
+            return blocked
+        behind = self._faults.lag_slots > self._ledger.config.health_check_slot_distance
+        return web.Response(text="behind" if behind else "ok")
+
+    async def _apply_fault_plan(self, request: web.Request) -> web.StreamResponse | None:
+        """Delay, hang or fail ``request`` as the faults say; ``None`` lets it through."""
+        faults = self._faults
+        if faults.down:
+            return _reset_connection(request)
+        plan = plan_request(faults, self._rng)
+        if plan.delay_s:
+            await asyncio.sleep(plan.delay_s)
+        if plan.hang:
+            logger.bind(action="localnet.request_hung", endpoint=self.index).debug("request hung")
+            await self._release_hangs.wait()
+            return _reset_connection(request)
+        if plan.error is not None:
+            return await self._fail(request, plan.error)
+        return None
+
+    async def _fail(self, request: web.Request, error: FaultError) -> web.StreamResponse:
+        if error is FaultError.CONNECTION_RESET:
+            return _reset_connection(request)
+        status = error.http_status
+        if status is not None:
+            headers = {"Retry-After": "1"} if status == 429 else None
+            return web.Response(
+                status=status, text=f"localnet fault: HTTP {status}", headers=headers
+            )
+        slots_behind = self._faults.lag_slots or self._ledger.config.health_check_slot_distance + 1
+        body = error_for_each(await request.read(), RpcError.node_behind(slots_behind))
+        return web.Response(text=body, content_type="application/json")
+
+
+def _reset_connection(request: web.Request) -> web.StreamResponse:
+    """Abort the TCP connection with a RST; the returned response is never sent."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _LINGER_RESET)
+        transport.abort()
+    return web.Response(status=500)

@@ -1,0 +1,124 @@
+"""Faults one endpoint injects, as a real RPC provider would show them.
+
+:class:`Faults` is the whole fault state of an endpoint; setting it replaces
+the previous state, and ``Faults()`` is a healthy endpoint. :func:`plan_request`
+turns it into what happens to one request.
+"""
+
+from __future__ import annotations
+
+import enum
+import random
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any, NamedTuple
+
+from localnet.errors import InvalidFaults
+
+__all__ = ["FaultError", "FaultPlan", "Faults", "plan_request"]
+
+MAX_LATENCY_MS = 600_000
+MAX_LAG_SLOTS = 100_000
+
+
+class FaultError(enum.Enum):
+    """The failure an errored request gets."""
+
+    HTTP_429 = "http_429"
+    HTTP_502 = "http_502"
+    HTTP_503 = "http_503"
+    HTTP_504 = "http_504"
+    CONNECTION_RESET = "connection_reset"
+    NODE_BEHIND = "node_behind"  # JSON-RPC -32005, HTTP 200
+
+    @property
+    def http_status(self) -> int | None:
+        return int(self.value[5:]) if self.value.startswith("http_") else None
+
+
+@dataclass(frozen=True)
+class Faults:
+    """Everything wrong with one endpoint.
+
+    - ``latency_ms`` + up to ``jitter_ms`` of delay before each answer;
+    - ``error_rate`` of requests fail with ``error``;
+    - ``hang``: accept requests and never answer;
+    - ``lag_slots``: answer from the state that many slots old;
+    - ``down``: refuse connections (and reset open ones);
+    - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it.
+    """
+
+    latency_ms: int = 0
+    jitter_ms: int = 0
+    error_rate: float = 0.0
+    error: FaultError = FaultError.HTTP_503
+    hang: bool = False
+    lag_slots: int = 0
+    down: bool = False
+    drop_sends: bool = False
+
+    def __post_init__(self) -> None:
+        _check_int("latency_ms", self.latency_ms, MAX_LATENCY_MS)
+        _check_int("jitter_ms", self.jitter_ms, MAX_LATENCY_MS)
+        _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
+        rate = self.error_rate
+        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
+            raise InvalidFaults(f"error_rate: expected a number from 0 to 1, got {rate!r}")
+        if not isinstance(self.error, FaultError):
+            raise InvalidFaults(f"error: expected a FaultError, got {self.error!r}")
+        for flag in ("hang", "down", "drop_sends"):
+            if not isinstance(getattr(self, flag), bool):
+                raise InvalidFaults(f"{flag}: expected true or false, got {getattr(self, flag)!r}")
+
+    @classmethod
+    def from_json(cls, body: Any) -> Faults:
+        """Read the admin route's JSON object; unknown or ill-typed fields are refused by name."""
+        if not isinstance(body, Mapping):
+            raise InvalidFaults("the body must be a JSON object")
+        known = {field.name for field in fields(cls)}
+        unknown = sorted(set(body) - known - {"endpoint"})
+        if unknown:
+            raise InvalidFaults(f"{unknown[0]}: unknown fault (known: {', '.join(sorted(known))})")
+        values = {key: value for key, value in body.items() if key in known}
+        if "error" in values:
+            values["error"] = _fault_error(values["error"])
+        return cls(**values)
+
+    def to_json(self) -> dict[str, Any]:
+        values = asdict(self)
+        values["error"] = self.error.value
+        return values
+
+    @property
+    def active(self) -> bool:
+        return self != Faults()
+
+
+class FaultPlan(NamedTuple):
+    """What happens to one request before (or instead of) being answered."""
+
+    delay_s: float
+    hang: bool
+    error: FaultError | None
+
+
+def plan_request(faults: Faults, rng: random.Random) -> FaultPlan:
+    """Roll the dice for one request."""
+    jitter_ms = rng.uniform(0, faults.jitter_ms) if faults.jitter_ms else 0.0
+    failed = faults.error_rate > 0 and rng.random() < faults.error_rate
+    return FaultPlan(
+        (faults.latency_ms + jitter_ms) / 1000.0, faults.hang, faults.error if failed else None
+    )
+
+
+def _fault_error(raw: Any) -> FaultError:
+    try:
+        return FaultError(raw)
+    except ValueError:
+        choices = ", ".join(error.value for error in FaultError)
+        raise InvalidFaults(f"error: {raw!r} is not one of {choices}") from None
+
+
+def _check_int(field: str, value: Any, highest: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= highest:
+        raise InvalidFaults(f"{field}: expected an integer from 0 to {highest}, got {value!r}")
