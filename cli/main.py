@@ -14,16 +14,22 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 from collections.abc import Sequence
 
 from supervision import __version__
+from supervision.logs import configure_logging
+
+LOG_LEVEL_ENV = "CRANK_LOG_LEVEL"
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 # name: (module, one-line help shown in `crank-node --help`), in --help order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "drill": ("cli.drill", "run a supervision drill: crash and hang actors, watch them restart"),
     "trace": ("cli.trace", "print one trace's flow from a log file"),
     "localnet": ("cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),
+    "db": ("cli.db", "database schema migrations"),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)
@@ -55,6 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser(_command_in(arguments))
     args = parser.parse_args(arguments)
+    level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
+    if level not in LOG_LEVELS:
+        parser.error(f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+    # One human-readable stderr sink for every command; a command may add its own sinks.
+    configure_logging(level=level)
     handler = args.handler
     try:
         return int(handler(args))

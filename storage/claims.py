@@ -1,0 +1,216 @@
+"""Claiming rows of work (settlements, pending operations) under a claim lease.
+
+``claim(limit, ttl_s)`` hands out up to ``limit`` ready rows nobody holds (or
+whose claim expired), setting ``claimed_by``, ``claim_expires_at`` and a
+``claim_token`` one higher than the row's last. One statement:
+
+    UPDATE work SET claimed_by = :me, claim_token = claim_token + 1, ...
+    WHERE id IN (SELECT id FROM work WHERE <ready> AND <unclaimed or expired>
+                 ORDER BY ... LIMIT :n FOR UPDATE SKIP LOCKED)
+    RETURNING id, claim_token, claim_expires_at
+
+On PostgreSQL ``FOR UPDATE SKIP LOCKED`` lets claimers on several hosts take
+disjoint rows without waiting on each other; on SQLite, which ignores the
+clause, ``BEGIN IMMEDIATE`` makes each claim run alone.
+
+Writes made on behalf of a claim go through :meth:`ClaimQueue.claimed`: like
+fenced writes, they check the row's claim token in the same statement and
+raise :class:`storage.errors.ClaimLost` if it no longer holds ("a node whose
+claim was taken over writes nothing").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from loguru import logger
+from sqlalchemy import Exists, Table, and_, or_, select, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+from sqlalchemy.sql.selectable import FromClause
+
+from storage.clock import db_now
+from storage.engine import write_transaction
+from storage.errors import ClaimLost
+from storage.guarded import guard_exists, guarded_execute, guarded_insert
+
+__all__ = ["Claim", "ClaimQueue", "ClaimedWriter"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A claimed row: valid until ``claim_expires_at`` by the database's clock, or until lost."""
+
+    table: str
+    row_id: Any
+    claimed_by: str
+    claim_token: int
+    claim_expires_at: datetime
+
+
+def _check(limit: int, ttl_s: float) -> None:
+    if limit < 1 or not ttl_s > 0:
+        raise ValueError(f"limit must be >= 1 and ttl_s > 0, got {limit!r} and {ttl_s!r}")
+
+
+class ClaimQueue:
+    """Claim, renew and release rows of one claimable table, for one claimer.
+
+    ``ready`` is the condition a row must meet to be worth claiming (say,
+    ``status IN ('pending', 'submitted')``), ``order_by`` the columns that
+    decide which ready rows go first.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        table: Table,
+        claimer: str,
+        *,
+        ready: ColumnElement[bool],
+        order_by: tuple[Any, ...] = (),
+        clock_offset_s: float = 0.0,
+    ) -> None:
+        self.engine = engine
+        self.table = table
+        self.claimer = claimer
+        self.ready = ready
+        self.order_by = order_by or tuple(table.primary_key.columns)
+        self.clock_offset_s = clock_offset_s
+        (self._id,) = table.primary_key.columns
+
+    def _now(self, plus_s: float = 0.0) -> Any:
+        return db_now(self.clock_offset_s + plus_s)
+
+    def _claimable(self) -> ColumnElement[bool]:
+        expiry = self.table.c.claim_expires_at
+        return and_(self.ready, or_(expiry.is_(None), expiry <= self._now()))
+
+    def claim(self, limit: int, ttl_s: float, **also_set: Any) -> list[Claim]:
+        """Claim up to ``limit`` ready rows for ``ttl_s`` seconds; ``also_set`` columns too."""
+        _check(limit, ttl_s)
+        candidates = (
+            select(self._id)
+            .where(self._claimable())
+            .order_by(*self.order_by)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+        stmt = (
+            update(self.table)
+            .where(self._id.in_(candidates))
+            .values(
+                claimed_by=self.claimer,
+                claim_token=self.table.c.claim_token + 1,
+                claim_expires_at=self._now(ttl_s),
+                **also_set,
+            )
+            .returning(
+                self._id, self.table.c.claim_token, self.table.c.claim_expires_at, *self.order_by
+            )
+        )
+        with write_transaction(self.engine, "storage.claim") as connection:
+            returned = connection.execute(stmt).all()
+        # RETURNING has no order: put the claims back in the queue's order.
+        rows = sorted(returned, key=lambda row: tuple(row[3:]))
+        claims = [Claim(self.table.name, row[0], self.claimer, row[1], row[2]) for row in rows]
+        if claims:
+            logger.bind(
+                action="storage.rows_claimed",
+                table=self.table.name,
+                claimer=self.claimer,
+                count=len(claims),
+            ).debug("rows claimed")
+        return claims
+
+    def condition(self, claim: Claim, rows: FromClause | None = None) -> ColumnElement[bool]:
+        """The row condition "``claim`` still holds, unexpired" (on ``rows``, default the table)."""
+        rows = self.table if rows is None else rows
+        held: ColumnElement[bool] = (
+            (rows.c[self._id.key] == claim.row_id)
+            & (rows.c.claimed_by == claim.claimed_by)
+            & (rows.c.claim_token == claim.claim_token)
+            & (rows.c.claim_expires_at > self._now())
+        )
+        return held
+
+    def is_held(self, claim: Claim) -> Exists:
+        """An EXISTS guard for any write's WHERE: true only while ``claim`` holds."""
+        rows = self.table.alias("claimed_row")
+        return guard_exists(rows, self.condition(claim, rows))
+
+    def renew(self, claim: Claim, ttl_s: float) -> Claim:
+        """``claim`` extended to ``ttl_s`` from now; raises ClaimLost if it no longer holds."""
+        _check(1, ttl_s)
+        stmt = (
+            update(self.table)
+            .where(self.condition(claim))
+            .values(claim_expires_at=self._now(ttl_s))
+            .returning(self.table.c.claim_expires_at)
+        )
+        with write_transaction(self.engine, "storage.claim_renew") as connection:
+            expires_at = connection.execute(stmt).scalar_one_or_none()
+        if expires_at is None:
+            raise self.lost(claim)
+        return Claim(claim.table, claim.row_id, claim.claimed_by, claim.claim_token, expires_at)
+
+    def release(self, claim: Claim, **also_set: Any) -> bool:
+        """Give the row back (``also_set`` columns too); False if the claim had been lost."""
+        stmt = (
+            update(self.table)
+            .where(self.condition(claim))
+            .values(claimed_by=None, claim_expires_at=None, **also_set)
+        )
+        with write_transaction(self.engine, "storage.claim_release") as connection:
+            return connection.execute(stmt).rowcount > 0
+
+    def lost(self, claim: Claim) -> ClaimLost:
+        """Log the loss of ``claim`` and return the error to raise."""
+        logger.bind(
+            action="storage.claim_lost",
+            table=claim.table,
+            row_id=str(claim.row_id),
+            claim_token=claim.claim_token,
+        ).warning("claim lost")
+        return ClaimLost(key=f"{claim.table}:{claim.row_id}")
+
+    @contextmanager
+    def claimed(self, claim: Claim) -> Iterator[ClaimedWriter]:
+        """A write transaction whose writes through the yielded writer need ``claim`` to hold."""
+        with write_transaction(self.engine, "storage.claimed_write") as connection:
+            yield ClaimedWriter(self, connection, claim)
+
+
+class ClaimedWriter:
+    """Writes checked against one claim, inside one transaction (see ClaimQueue.claimed)."""
+
+    def __init__(self, queue: ClaimQueue, connection: Connection, claim: Claim) -> None:
+        self.queue = queue
+        self.connection = connection
+        self.claim = claim
+
+    def update_row(self, **values: Any) -> int:
+        """Update the claimed row itself; raises ClaimLost if the claim no longer holds."""
+        stmt = update(self.queue.table).where(self.queue.condition(self.claim)).values(**values)
+        result = self.connection.execute(stmt)
+        if result.rowcount == 0:
+            raise self.queue.lost(self.claim)
+        return result.rowcount
+
+    def execute(self, statement: Any) -> int:
+        """An UPDATE or DELETE on any table, applied only under the claim."""
+        guard = self.queue.is_held(self.claim)
+        return guarded_execute(self.connection, statement, guard, self._lost)
+
+    def insert(self, table: Table, values: Mapping[str, Any]) -> int:
+        """Insert one row (an attempt, a history line) only under the claim."""
+        guard = self.queue.is_held(self.claim)
+        return guarded_insert(self.connection, table, values, guard, self._lost)
+
+    def _lost(self) -> ClaimLost:
+        return self.queue.lost(self.claim)

@@ -1,0 +1,80 @@
+"""The storage layer's exceptions.
+
+Everything above ``storage/`` sees these and never a driver exception:
+:mod:`storage.translate` turns SQLAlchemy, sqlite3 and psycopg errors into
+them once, at the boundary. Each subclass's docstring is its default message
+(see :class:`supervision.errors.CrankError`).
+"""
+
+from __future__ import annotations
+
+from supervision.errors import CrankError
+
+__all__ = [
+    "ClaimLost",
+    "DatabaseBusy",
+    "DatabaseUnavailable",
+    "IntegrityViolation",
+    "InvalidDatabaseUrl",
+    "LeaseLost",
+    "NetworkFilesystemRefused",
+    "SchemaOutdated",
+    "SchemaTooNew",
+    "StorageError",
+    "WriteConflict",
+]
+
+
+class StorageError(CrankError):
+    """The database failed."""
+
+
+class DatabaseBusy(StorageError):
+    """The database is busy: another writer held its lock past the busy timeout; retry."""
+
+
+class WriteConflict(StorageError):
+    """A concurrent transaction conflicted with this one (serialization or deadlock); retry."""
+
+
+class DatabaseUnavailable(StorageError):
+    """The database cannot be reached or opened."""
+
+
+class IntegrityViolation(StorageError):
+    """A write broke a database constraint (unique, foreign key, check or not-null)."""
+
+
+class InvalidDatabaseUrl(StorageError):
+    """The database URL is not valid: use sqlite:///PATH or postgresql+psycopg://USER@HOST/DB."""
+
+
+class NetworkFilesystemRefused(StorageError):
+    """Refusing an SQLite database on a network filesystem: file locks are unreliable there."""
+
+
+class SchemaOutdated(StorageError):
+    """The database schema is older than this code: run `crank-node db upgrade`."""
+
+
+class SchemaTooNew(StorageError):
+    """The database schema is newer than this code knows: upgrade crank-node on this host."""
+
+
+class _KeyedLoss(StorageError):
+    """Shared by the two 'you no longer hold it' errors: they carry the key that was lost."""
+
+    def __init__(self, message: str | None = None, *, key: str | None = None) -> None:
+        self.key = key
+        if message is None and key is not None:
+            doc = (type(self).__doc__ or "").strip().splitlines()[0]
+            message = f"{doc} (key {key!r})"
+        super().__init__(message)
+
+
+class LeaseLost(_KeyedLoss):
+    """The lease is no longer held: its fencing token was superseded or it expired."""
+
+
+class ClaimLost(_KeyedLoss):
+    """The work claim is no longer held: its claim token was superseded or it expired."""

@@ -1,0 +1,93 @@
+"""Markets, signed orders, and the fills matching makes of them."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from storage.models.base import Base, Timestamped, in_values
+from storage.types import U64, UtcDateTime
+
+__all__ = [
+    "MARKET_STATUSES",
+    "ORDER_SIDES",
+    "ORDER_STATUSES",
+    "Fill",
+    "Market",
+    "Order",
+]
+
+PUBKEY = String(44)  # base58 of 32 bytes
+SIGNATURE = String(88)  # base58 of 64 bytes
+
+MARKET_STATUSES = ("active", "paused", "closed")
+ORDER_SIDES = ("buy", "sell")
+ORDER_STATUSES = ("open", "filled", "cancelled", "expired", "unfunded")
+
+
+class Market(Timestamped, Base):
+    """A base/quote SPL-token pair and the authority that settles its fills."""
+
+    __tablename__ = "markets"
+    __table_args__ = (in_values("status", MARKET_STATUSES, "status"),)
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    base_mint: Mapped[str] = mapped_column(PUBKEY)
+    quote_mint: Mapped[str] = mapped_column(PUBKEY)
+    base_decimals: Mapped[int] = mapped_column(SmallInteger)
+    quote_decimals: Mapped[int] = mapped_column(SmallInteger)
+    settlement_authority: Mapped[str] = mapped_column(PUBKEY)
+    status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+
+
+class Order(Timestamped, Base):
+    """A maker's signed order and what of it is still unfilled."""
+
+    __tablename__ = "orders"
+    __table_args__ = (
+        in_values("side", ORDER_SIDES, "side"),
+        in_values("status", ORDER_STATUSES, "status"),
+        CheckConstraint("remaining_atoms <= size_atoms", name="remaining_within_size"),
+        # The book a MatchActor loads: open orders of one market, best price first.
+        Index(None, "market_id", "status", "side", "price_atoms", "created_at"),
+        Index(None, "maker", "nonce", unique=True),
+        # OrderMonitor's funding checks, by the account an order pays from.
+        Index(None, "pay_account"),
+    )
+
+    id: Mapped[str] = mapped_column(String(88), primary_key=True)
+    market_id: Mapped[str] = mapped_column(ForeignKey("markets.id"))
+    maker: Mapped[str] = mapped_column(PUBKEY)
+    side: Mapped[str] = mapped_column(String(4))
+    price_atoms: Mapped[int] = mapped_column(U64())
+    size_atoms: Mapped[int] = mapped_column(U64())
+    remaining_atoms: Mapped[int] = mapped_column(U64())
+    pay_account: Mapped[str] = mapped_column(PUBKEY)
+    receive_account: Mapped[str] = mapped_column(PUBKEY)
+    nonce: Mapped[int] = mapped_column(BigInteger)
+    signature: Mapped[str] = mapped_column(SIGNATURE)
+    expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+
+
+class Fill(Timestamped, Base):
+    """One match between a resting (maker) order and an incoming (taker) order."""
+
+    __tablename__ = "fills"
+    __table_args__ = (
+        Index(None, "market_id", "created_at"),
+        Index(None, "maker_order_id"),
+        Index(None, "taker_order_id"),
+    )
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    market_id: Mapped[str] = mapped_column(ForeignKey("markets.id"))
+    maker_order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    taker_order_id: Mapped[str] = mapped_column(ForeignKey("orders.id"))
+    price_atoms: Mapped[int] = mapped_column(U64())
+    base_atoms: Mapped[int] = mapped_column(U64())
+    quote_atoms: Mapped[int] = mapped_column(U64())
+    # The market lease's token under which the fill was written, for audits.
+    fencing_token: Mapped[int] = mapped_column(BigInteger)

@@ -1,0 +1,141 @@
+"""Fenced writes: checked in the same statement, rejected once the lease is lost."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from sqlalchemy import select, update
+from sqlalchemy.engine import Engine
+
+from storage import (
+    DatabaseUnavailable,
+    LeaseLost,
+    LeaseStore,
+    fenced_execute,
+    open_engine,
+    read_transaction,
+    upgrade,
+    write_transaction,
+)
+from tests.integration.storage.workers import CELLS, WRITE_LOG, create_scratch, fenced_write
+
+pytestmark = pytest.mark.integration
+
+TTL_S = 30.0
+FUTURE_S = TTL_S + 5
+
+
+@pytest.fixture
+def cells(engine: Engine) -> Engine:
+    create_scratch(engine, ["market:1"])
+    return engine
+
+
+def _cell(engine: Engine) -> tuple[int, str, int]:
+    with read_transaction(engine) as connection:
+        row = connection.execute(
+            select(CELLS.c.fencing_token, CELLS.c.writer, CELLS.c.writes)
+        ).one()
+    return row.fencing_token, row.writer, row.writes
+
+
+def _log(engine: Engine) -> list[tuple[int, str]]:
+    with read_transaction(engine) as connection:
+        rows = connection.execute(
+            select(WRITE_LOG.c.fencing_token, WRITE_LOG.c.writer).order_by(WRITE_LOG.c.id)
+        )
+        return [(row.fencing_token, row.writer) for row in rows]
+
+
+def test_fenced_update_and_insert_apply_while_the_lease_holds(cells: Engine) -> None:
+    """With the current token, a fenced UPDATE and a fenced INSERT both apply."""
+    store = LeaseStore(cells, "node-a")
+    lease = store.acquire("market:1", TTL_S)
+    assert lease is not None
+    assert fenced_write(store, lease) is True
+    assert _cell(cells) == (lease.fencing_token, "node-a", 1)
+    assert _log(cells) == [(lease.fencing_token, "node-a")]
+
+
+def test_stale_token_writes_change_nothing_after_a_takeover(
+    cells: Engine, log_records: list[dict[str, Any]]
+) -> None:
+    """After a takeover the old holder's fenced writes raise LeaseLost and change no row; the new holder's apply."""
+    old_store = LeaseStore(cells, "node-a")
+    old = old_store.acquire("market:1", TTL_S)
+    new_store = LeaseStore(cells, "node-b", clock_offset_s=FUTURE_S)
+    new = new_store.acquire("market:1", TTL_S)
+    assert old is not None and new is not None
+    assert fenced_write(old_store, old) is False
+    assert fenced_write(new_store, new) is True
+    assert _cell(cells) == (new.fencing_token, "node-b", 1)
+    assert _log(cells) == [(new.fencing_token, "node-b")]
+    assert any(record.get("action") == "storage.fenced_write_rejected" for record in log_records)
+
+
+def test_writes_under_an_expired_lease_are_rejected_even_without_a_takeover(cells: Engine) -> None:
+    """An expired lease fences its holder off too: zero rows, LeaseLost."""
+    lease = LeaseStore(cells, "node-a").acquire("market:1", TTL_S)
+    assert lease is not None
+    assert fenced_write(LeaseStore(cells, "node-a", clock_offset_s=FUTURE_S), lease) is False
+    assert _cell(cells) == (0, "", 0)
+
+
+def test_writes_after_release_are_rejected(cells: Engine) -> None:
+    """A released lease (its row deleted) fences off every later write with it."""
+    store = LeaseStore(cells, "node-a")
+    lease = store.acquire("market:1", TTL_S)
+    assert lease is not None
+    store.release(lease)
+    assert fenced_write(store, lease) is False
+
+
+def test_a_rejected_write_rolls_back_the_whole_transaction(cells: Engine) -> None:
+    """When one fenced statement is rejected, the transaction's earlier writes are undone too."""
+    store = LeaseStore(cells, "node-a")
+    lease = store.acquire("market:1", TTL_S)
+    assert lease is not None
+    stale = lease
+    LeaseStore(cells, "node-b", clock_offset_s=FUTURE_S).acquire("market:1", TTL_S)
+    with pytest.raises(LeaseLost), write_transaction(cells) as connection:
+        connection.execute(update(CELLS).values(writer="unfenced half"))
+        fenced_execute(connection, stale, update(CELLS).values(writes=99))
+    assert _cell(cells) == (0, "", 0)
+
+
+def test_fenced_write_on_zero_matching_rows_raises_lease_lost(cells: Engine) -> None:
+    """The contract: a fenced statement that changes nothing raises LeaseLost (so target real rows)."""
+    store = LeaseStore(cells, "node-a")
+    lease = store.acquire("market:1", TTL_S)
+    assert lease is not None
+    with pytest.raises(LeaseLost), store.fenced(lease) as fence:
+        fence.execute(update(CELLS).where(CELLS.c.key == "no such key").values(writes=1))
+
+
+@pytest.mark.postgres
+@pytest.mark.realtime
+def test_postgresql_ends_a_frozen_writers_transaction_so_a_takeover_is_not_blocked(
+    pg_url: str,
+) -> None:
+    """A holder frozen mid fenced-transaction keeps its lease row locked only until the server's idle timeout."""
+    frozen_engine = open_engine(pg_url, idle_in_transaction_timeout_ms=500)
+    other_engine = open_engine(pg_url, busy_timeout_ms=20_000)
+    try:
+        upgrade(other_engine)
+        create_scratch(other_engine, ["market:1"])
+        frozen = LeaseStore(frozen_engine, "node-a")
+        lease = frozen.acquire("market:1", TTL_S)
+        assert lease is not None
+        with pytest.raises(DatabaseUnavailable), frozen.fenced(lease) as fence:
+            fence.execute(update(CELLS).values(writes=1))  # lease row now locked FOR SHARE
+            # The holder "freezes" here; the takeover waits on the row lock, not forever.
+            taken = LeaseStore(other_engine, "node-b", clock_offset_s=FUTURE_S).acquire(
+                "market:1", TTL_S
+            )
+            assert taken is not None and taken.fencing_token == lease.fencing_token + 1
+            fence.execute(update(CELLS).values(writes=2))  # the server ended this session
+        assert _cell(other_engine) == (0, "", 0)
+    finally:
+        frozen_engine.dispose()
+        other_engine.dispose()
