@@ -9,95 +9,19 @@ each other's rows.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg
 import pytest
 from loguru import logger
-from sqlalchemy.engine import Engine, make_url
-
-from storage import open_engine, sqlite_url, upgrade
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
-PG_ENV = "CRANK_TEST_PG_URL"
 
 T = TypeVar("T")
-
-
-def _pg_base_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against")
-    return url
-
-
-def _libpq(url: str) -> str:
-    """The psycopg (libpq) form of an SQLAlchemy PostgreSQL URL."""
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-@pytest.fixture(scope="session")
-def pg_server_url() -> str:
-    """``CRANK_TEST_PG_URL``, once a server has answered there."""
-    url = _pg_base_url()
-    try:
-        with psycopg.connect(_libpq(url), connect_timeout=3) as connection:
-            connection.execute("SELECT 1")
-    except psycopg.Error as error:
-        pytest.skip(f"no PostgreSQL server answers at {PG_ENV}={url}: {error}")
-    return url
-
-
-@pytest.fixture
-def pg_url(pg_server_url: str) -> Iterator[str]:
-    """A URL whose connections live in a fresh schema, dropped after the test."""
-    schema = f"crank_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(_libpq(pg_server_url), autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_server_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    try:
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with psycopg.connect(_libpq(pg_server_url), autocommit=True) as admin:
-            admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
-@pytest.fixture
-def sqlite_file_url(tmp_path: Path) -> str:
-    """An SQLite file in the test's own temporary folder."""
-    return sqlite_url(tmp_path / "crank.db")
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest) -> str:
-    """Each test using this runs twice: on an SQLite file, and on PostgreSQL."""
-    if request.param == "sqlite":
-        return str(request.getfixturevalue("sqlite_file_url"))
-    return str(request.getfixturevalue("pg_url"))
-
-
-@pytest.fixture
-def empty_engine(database_url: str) -> Iterator[Engine]:
-    """An engine on an empty database (no schema yet)."""
-    engine = open_engine(database_url)
-    try:
-        yield engine
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def engine(empty_engine: Engine) -> Engine:
-    """An engine on a database migrated to the code's head."""
-    upgrade(empty_engine)
-    return empty_engine
 
 
 @pytest.fixture

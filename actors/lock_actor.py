@@ -1,0 +1,324 @@
+"""LockActor: this node's leases, its membership, and its fair share of the markets.
+
+* Leases: every lease it holds is renewed at a third of its TTL. A renewal
+  the database refuses (the token was superseded, or the lease expired) and a
+  lease whose renewal could not be confirmed before it would expire (database
+  unreachable) are both *lost*: the lease's owner is told :class:`LeaseLost`
+  at once and must stop acting on it.
+* Membership: every ``membership_interval_s`` it heartbeats the node into
+  ``nodes``, computes the fair share of the active markets among live nodes
+  (:func:`storage.plan_rebalance`), releases its surplus when nodes join, takes
+  free markets (unleased, or leased by a node that is no longer live, once
+  the lease has expired) and tells its listeners :class:`MarketsChanged`, with
+  the new leases' fencing tokens.
+* Start: a fresh instance first releases whatever this node id still holds
+  (leases of a crashed predecessor are unknown to it, and their tokens must
+  not be used again), then takes its share at once.
+* Stop: releases every lease and marks the node stopped. A *crash* releases
+  nothing (like a killed process): the leases expire on their own.
+
+Database errors in a tick are logged and retried on the next tick; they never
+crash the actor (a restart would only churn every lease).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.engine import Engine
+
+from storage import (
+    MARKET_KEY_PREFIX,
+    Lease,
+    LeaseStore,
+    NodeRegistry,
+    StorageError,
+    market_id,
+    market_key,
+    plan_rebalance,
+)
+from storage import LeaseLost as LeaseLostError
+from supervision import ActorHandle, Clock, CrankActor
+
+__all__ = [
+    "AcquireLease",
+    "GetHeldLeases",
+    "LeaseLost",
+    "LockActor",
+    "LockSettings",
+    "MarketsChanged",
+    "Rebalance",
+    "ReleaseLease",
+]
+
+
+@dataclass(frozen=True)
+class LockSettings:
+    """How a node holds leases. ``node_stale_after_s`` defaults to the lease TTL:
+    a node silent that long has also lost every lease it held."""
+
+    node_id: str
+    lease_ttl_s: float = 15.0
+    membership_interval_s: float = 5.0
+    node_stale_after_s: float | None = None
+    host: str = field(default_factory=socket.gethostname)
+    pid: int = field(default_factory=os.getpid)
+
+    def __post_init__(self) -> None:
+        if not self.node_id:
+            raise ValueError("node_id must not be empty")
+        if not self.lease_ttl_s > 0:
+            raise ValueError(f"lease_ttl_s must be positive, got {self.lease_ttl_s}")
+        if not 0 < self.membership_interval_s < self.lease_ttl_s:
+            raise ValueError(
+                f"membership_interval_s must be positive and below lease_ttl_s "
+                f"({self.lease_ttl_s}), got {self.membership_interval_s}"
+            )
+
+    @property
+    def renew_interval_s(self) -> float:
+        return self.lease_ttl_s / 3
+
+    @property
+    def stale_after_s(self) -> float:
+        return self.node_stale_after_s if self.node_stale_after_s is not None else self.lease_ttl_s
+
+
+# -- messages out -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LeaseLost:
+    """Told to a lease's owner: stop acting on ``key`` now; its token is dead."""
+
+    key: str
+    fencing_token: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class MarketsChanged:
+    """Told to listeners: markets this node now holds (with their leases) and gave up."""
+
+    gained: tuple[Lease, ...]
+    lost: tuple[str, ...]  # market ids
+
+
+# -- messages in ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AcquireLease:
+    """Ask: a lease on ``key`` (renewed by the LockActor, loss told to ``owner``), or None."""
+
+    key: str
+    owner: ActorHandle | None = None
+    ttl_s: float | None = None
+
+
+@dataclass(frozen=True)
+class ReleaseLease:
+    """Ask: give ``key`` up; the answer is whether it was still held."""
+
+    key: str
+
+
+@dataclass(frozen=True)
+class GetHeldLeases:
+    """Ask: the leases held now, by key."""
+
+
+@dataclass(frozen=True)
+class Rebalance:
+    """Tell: heartbeat and rebalance now (also the membership timer's message)."""
+
+
+@dataclass(frozen=True)
+class _Renew:
+    pass
+
+
+@dataclass
+class _Held:
+    lease: Lease
+    owner: ActorHandle | None
+    ttl_s: float
+    deadline_s: float  # on the actor's clock: past this, the lease may have expired
+
+
+class LockActor(CrankActor):
+    """See the module docstring. ``db_time_offset_s`` shifts the database's clock
+    as this node sees it (tests tie it to a ManualClock; production leaves it 0)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        settings: LockSettings,
+        *,
+        market_listeners: Sequence[ActorHandle] = (),
+        db_time_offset_s: Callable[[], float] = lambda: 0.0,
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(clock=clock)
+        self.settings = settings
+        self._store = LeaseStore(engine, settings.node_id)
+        self._registry = NodeRegistry(engine)
+        self._listeners = tuple(market_listeners)
+        self._offset = db_time_offset_s
+        self._held: dict[str, _Held] = {}
+
+    @property
+    def _log(self) -> Any:
+        return logger.bind(node_id=self.settings.node_id)
+
+    def _sync_db_time(self) -> None:
+        self._store.clock_offset_s = self._registry.clock_offset_s = self._offset()
+
+    # -- lifecycle ----------------------------------------------------------------
+
+    def on_start(self) -> None:
+        self._sync_db_time()
+        released = self._store.release_all()
+        settings = self.settings
+        self._registry.register(settings.node_id, settings.host, settings.pid, state="running")
+        self._log.bind(action="locks.started", released_leftovers=released).info(
+            f"node {settings.node_id} joined; released {released} leftover leases"
+        )
+        self._rebalance()
+        self.timers.send_periodically("renew", settings.renew_interval_s, _Renew())
+        self.timers.send_periodically("membership", settings.membership_interval_s, Rebalance())
+
+    def on_stop(self) -> None:
+        self._sync_db_time()
+        try:
+            released = self._store.release_all()
+            self._registry.heartbeat(self.settings.node_id, state="stopped")
+        except StorageError as error:
+            self._log.bind(action="locks.release_failed").error(
+                f"could not release leases on stop ({error}); they expire in "
+                f"{self.settings.lease_ttl_s}s"
+            )
+            return
+        self._held.clear()
+        self._log.bind(action="locks.stopped", released=released).info(
+            f"node {self.settings.node_id} left; released {released} leases"
+        )
+
+    # -- messages -------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case _Renew():
+                self._guarded("renew", self._renew_all)
+            case Rebalance():
+                self._guarded("rebalance", self._rebalance)
+            case AcquireLease(key, owner, ttl_s):
+                return self._acquire(key, owner, ttl_s or self.settings.lease_ttl_s)
+            case ReleaseLease(key):
+                return self._release(key)
+            case GetHeldLeases():
+                return tuple(self._held[key].lease for key in sorted(self._held))
+            case _:
+                self._log.bind(action="locks.unknown_message").warning(
+                    f"ignored {type(message).__name__}"
+                )
+        return None
+
+    def _guarded(self, what: str, step: Callable[[], None]) -> None:
+        try:
+            step()
+        except StorageError as error:
+            self._log.bind(action=f"locks.{what}_failed", error=type(error).__name__).warning(
+                f"{what} failed, retrying next tick: {error}"
+            )
+
+    # -- leases ---------------------------------------------------------------------
+
+    def _acquire(self, key: str, owner: ActorHandle | None, ttl_s: float) -> Lease | None:
+        self._sync_db_time()
+        started_s = self.clock.monotonic()
+        lease = self._store.acquire(key, ttl_s)
+        if lease is not None:
+            self._held[key] = _Held(lease, owner, ttl_s, started_s + ttl_s)
+        return lease
+
+    def _release(self, key: str) -> bool:
+        held = self._held.pop(key, None)
+        if held is None:
+            return False
+        self._sync_db_time()
+        return self._store.release(held.lease)
+
+    def _renew_all(self) -> None:
+        self._sync_db_time()
+        for key in sorted(self._held):
+            self._renew(key, self._held[key])
+
+    def _renew(self, key: str, held: _Held) -> None:
+        started_s = self.clock.monotonic()
+        try:
+            held.lease = self._store.renew(held.lease, held.ttl_s)
+            held.deadline_s = started_s + held.ttl_s
+        except LeaseLostError:
+            self._lose(key, "the database refused the renewal (expired or taken over)")
+        except StorageError as error:
+            if started_s >= held.deadline_s:
+                self._lose(key, f"renewal unconfirmed past the lease's expiry: {error}")
+            else:
+                self._log.bind(action="locks.renew_retry", key=key).warning(
+                    f"could not renew {key} ({error}); retrying before it expires"
+                )
+
+    def _lose(self, key: str, reason: str) -> None:
+        held = self._held.pop(key)
+        notice = LeaseLost(key, held.lease.fencing_token, reason)
+        self._log.bind(
+            action="locks.lease_lost", key=key, fencing_token=held.lease.fencing_token
+        ).warning(f"lost {key}: {reason}")
+        if held.owner is not None:
+            held.owner.tell(notice)
+        if key.startswith(MARKET_KEY_PREFIX):
+            self._announce((), (market_id(key),))
+
+    # -- membership and markets ---------------------------------------------------------
+
+    def _rebalance(self) -> None:
+        self._sync_db_time()
+        node_id = self.settings.node_id
+        if not self._registry.heartbeat(node_id):
+            self._registry.register(node_id, self.settings.host, self.settings.pid, "running")
+        live = [node.id for node in self._registry.live_nodes(self.settings.stale_after_s)]
+        markets = self._registry.active_markets()
+        holders = {
+            market_id(lease.key): lease.holder
+            for lease in self._store.live_leases(MARKET_KEY_PREFIX)
+        }
+        plan = plan_rebalance(node_id, markets, live, holders)
+        retired = [m for m in self._held_markets() if m not in set(markets)]
+        lost = tuple(m for m in (*plan.release, *retired) if self._release(market_key(m)))
+        gained = tuple(
+            lease
+            for market in plan.acquire
+            if (lease := self._acquire(market_key(market), None, self.settings.lease_ttl_s))
+        )
+        if gained or lost:
+            self._log.bind(
+                action="locks.rebalanced",
+                gained=[market_id(lease.key) for lease in gained],
+                lost=list(lost),
+                live_nodes=len(live),
+                markets=len(markets),
+            ).info(f"now holding {len(self._held_markets())} of {len(markets)} markets")
+            self._announce(gained, lost)
+
+    def _held_markets(self) -> list[str]:
+        return [market_id(key) for key in self._held if key.startswith(MARKET_KEY_PREFIX)]
+
+    def _announce(self, gained: tuple[Lease, ...], lost: tuple[str, ...]) -> None:
+        for listener in self._listeners:
+            listener.tell(MarketsChanged(gained, lost))

@@ -1,0 +1,253 @@
+"""LockActor over a real database (an SQLite file, and PostgreSQL): leases,
+renewal, fair share and takeover.
+
+Time: the actors run on a ManualClock, and the database's "now" as they see
+it is shifted by the same amount (``db_time_offset_s``), so TTLs expire when
+the test advances the clock, without sleeping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+from actors.lock_actor import (
+    AcquireLease,
+    GetHeldLeases,
+    LeaseLost,
+    LockActor,
+    LockSettings,
+    MarketsChanged,
+)
+from storage import DatabaseUnavailable, LeaseStore
+from storage.models.coordination import Node
+from storage.models.trading import Market
+from supervision import (
+    ActorHandle,
+    ChildSpec,
+    CrankActor,
+    ManualClock,
+    RootRunner,
+    Supervisor,
+    launch,
+)
+from supervision.children import abandon
+from tests.conftest import Recorder
+
+TTL_S = 15.0
+MEMBERSHIP_S = 5.0
+KEY = "11111111111111111111111111111111"  # a valid-looking base58 pubkey for the market rows
+
+
+@pytest.fixture
+def markets(engine: Engine) -> None:
+    """Ten active markets in the shared ``engine`` (an SQLite file, then PostgreSQL)."""
+    with engine.begin() as connection:
+        connection.execute(
+            insert(Market),
+            [
+                {
+                    "id": f"m{i:02d}",
+                    "base_mint": KEY,
+                    "quote_mint": KEY,
+                    "base_decimals": 6,
+                    "quote_decimals": 6,
+                    "settlement_authority": KEY,
+                }
+                for i in range(10)
+            ],
+        )
+
+
+class Listener(CrankActor):
+    """Records every message it is told."""
+
+    def __init__(self, record: Recorder) -> None:
+        super().__init__()
+        self.record = record
+
+    def on_receive(self, message: Any) -> Any:
+        self.record(message)
+        return None
+
+
+def listener(recorder: Recorder) -> ActorHandle:
+    actor = Listener(recorder)
+    launch(actor)
+    handle = ActorHandle("listener")
+    handle.attach(actor.actor_inbox)
+    return handle
+
+
+NodeStarter = Callable[..., LockActor]
+
+
+@pytest.fixture
+def start_node(engine: Engine) -> Iterator[NodeStarter]:
+    """Starts LockActors on ``engine``; stops them before the engine is disposed
+    (their on_stop still needs the database)."""
+    started: list[LockActor] = []
+
+    def start(node_id: str, clock: ManualClock, listeners: Sequence[ActorHandle] = ()) -> LockActor:
+        start_s = clock.monotonic()
+        actor = LockActor(
+            engine,
+            LockSettings(node_id=node_id, lease_ttl_s=TTL_S, membership_interval_s=MEMBERSHIP_S),
+            market_listeners=listeners,
+            db_time_offset_s=lambda: clock.monotonic() - start_s,
+            clock=clock,
+        )
+        launch(actor)
+        started.append(actor)
+        return actor
+
+    yield start
+    for actor in started:
+        if actor.actor_ref.is_alive():
+            actor.actor_ref.stop(timeout=10)
+
+
+def held(actor: LockActor) -> set[str]:
+    """The markets the actor holds, after it has handled everything queued before."""
+    leases = actor.actor_ref.ask(GetHeldLeases(), timeout=10)
+    return {lease.key.removeprefix("market:") for lease in leases}
+
+
+def advance(clock: ManualClock, seconds: float, *actors: LockActor) -> None:
+    """Move time one second at a time, letting each actor handle its timers in between."""
+    for _ in range(int(seconds)):
+        clock.advance(1.0)
+        for actor in actors:
+            held(actor)
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_two_nodes_split_ten_markets_and_the_survivor_takes_all_within_ttl_plus_a_renewal(
+    engine: Engine, start_node: NodeStarter, recorder: Recorder
+) -> None:
+    """Two LockActors share ten markets five and five; one is cut off abruptly (no release);
+    the other holds all ten within TTL plus one renewal interval."""
+    clock = ManualClock()
+    a = start_node("node-a", clock)
+    assert len(held(a)) == 10, "a lone node holds every market"
+    b = start_node("node-b", clock, listeners=[listener(recorder)])
+    for _ in range(4):  # a gives up its surplus on its next tick, b takes it on its own
+        advance(clock, MEMBERSHIP_S, a, b)
+    assert (len(held(a)), len(held(b))) == (5, 5)
+    assert held(a).isdisjoint(held(b))
+
+    cut_off_at = clock.monotonic()
+    abandon(a)  # like a killed process: its leases are neither renewed nor released
+    renew_interval_s = TTL_S / 3
+    elapsed = 0.0
+    while len(held(b)) < 10 and elapsed <= TTL_S + renew_interval_s + 1:
+        advance(clock, 1.0, b)
+        elapsed = clock.monotonic() - cut_off_at
+    assert len(held(b)) == 10
+    assert elapsed <= TTL_S + renew_interval_s
+    announced = [
+        m for m in recorder.wait_for(lambda ev: len(ev) >= 2) if isinstance(m, MarketsChanged)
+    ]
+    assert {lease.key for change in announced for lease in change.gained} == {
+        f"market:m{i:02d}" for i in range(10)
+    }, "b announces every market it gained: five in the split, five on the takeover"
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_lease_taken_over_is_reported_lost_to_its_owner_at_the_next_renewal(
+    engine: Engine, start_node: NodeStarter, recorder: Recorder
+) -> None:
+    """Another holder takes the key after it expired in its view: the renewal is refused
+    and the owner gets LeaseLost with the dead token."""
+    clock = ManualClock()
+    node = start_node("node-a", clock)
+    owner = listener(recorder)
+    lease = node.actor_ref.ask(AcquireLease("job:1", owner=owner), timeout=10)
+    assert lease is not None
+    thief = LeaseStore(engine, "thief", clock_offset_s=TTL_S + 1)
+    stolen = thief.acquire("job:1", TTL_S)
+    assert stolen is not None and stolen.fencing_token > lease.fencing_token
+    advance(clock, TTL_S / 3, node)
+    notices = recorder.wait_for(lambda ev: any(isinstance(m, LeaseLost) for m in ev))
+    notice = next(m for m in notices if isinstance(m, LeaseLost))
+    assert (notice.key, notice.fencing_token) == ("job:1", lease.fencing_token)
+
+
+@pytest.mark.integration
+def test_a_renewal_that_cannot_be_confirmed_before_expiry_counts_as_lost(
+    start_node: NodeStarter, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Database unreachable: renewals fail and are retried, but once the lease may have
+    expired the owner is told it is lost (the node must not assume it still holds it)."""
+    clock = ManualClock()
+    node = start_node("node-a", clock)
+    owner = listener(recorder)
+    node.actor_ref.ask(AcquireLease("job:2", owner=owner), timeout=10)
+
+    def unreachable(*_args: Any, **_kwargs: Any) -> Any:
+        raise DatabaseUnavailable("connection refused")
+
+    monkeypatch.setattr(node._store, "renew", unreachable)
+    advance(clock, TTL_S - 1, node)
+    assert not any(isinstance(m, LeaseLost) for m in recorder.snapshot())
+    advance(clock, 5, node)
+    assert any(isinstance(m, LeaseLost) and m.key == "job:2" for m in recorder.snapshot())
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_clean_stop_releases_every_lease_and_marks_the_node_stopped(
+    engine: Engine, start_node: NodeStarter
+) -> None:
+    """on_stop: no lease of the node is left, and its row says stopped."""
+    clock = ManualClock()
+    node = start_node("node-a", clock)
+    assert len(held(node)) == 10
+    node.actor_ref.stop(timeout=10)
+    assert LeaseStore(engine, "observer").live_leases("market:") == []
+    with engine.connect() as connection:
+        assert (
+            connection.execute(select(Node.state).where(Node.id == "node-a")).scalar_one()
+            == "stopped"
+        )
+
+
+def test_lock_settings_refuse_bad_values_naming_the_field() -> None:
+    """Bad settings fail at construction with the field and the reason."""
+    with pytest.raises(ValueError, match="lease_ttl_s must be positive"):
+        LockSettings(node_id="n", lease_ttl_s=0)
+    with pytest.raises(ValueError, match="membership_interval_s must be positive and below"):
+        LockSettings(node_id="n", lease_ttl_s=10, membership_interval_s=10)
+    with pytest.raises(ValueError, match="node_id"):
+        LockSettings(node_id="")
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_under_a_supervisor_it_takes_its_share_and_the_ordered_stop_releases_it(
+    engine: Engine,
+) -> None:
+    """LockActor is a child like any other: started by the tree, asked through its handle,
+    and the tree's ordered stop leaves no lease behind."""
+    clock = ManualClock()
+    spec = ChildSpec(
+        id="locks",
+        factory=lambda: LockActor(
+            engine,
+            LockSettings(node_id="node-a", lease_ttl_s=TTL_S, membership_interval_s=MEMBERSHIP_S),
+            clock=clock,
+        ),
+        liveness_timeout_s=None,
+    )
+    runner = RootRunner(lambda: Supervisor([spec], name="node", clock=clock))
+    runner.start()
+    leases = spec.handle.ask(GetHeldLeases()).get(timeout=10)
+    assert len(leases) == 10
+    assert runner.stop(30) == 0
+    assert LeaseStore(engine, "observer").live_leases("market:") == []
