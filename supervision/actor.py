@@ -39,9 +39,18 @@ from pykka._envelope import Envelope
 
 from supervision.clock import REAL_CLOCK, Clock
 from supervision.errors import CrankError
-from supervision.mailbox import WAKE, Mailbox
+from supervision.handle import SendResult
+from supervision.mailbox import WAKE, Mailbox, MailboxClosed, MailboxFull
 from supervision.timers import Timers
-from supervision.tracing import CONTEXT, SWITCH, Delivery, log_receive
+from supervision.tracing import (
+    CONTEXT,
+    SWITCH,
+    Delivery,
+    TraceId,
+    log_receive,
+    log_send,
+    next_trace_number,
+)
 
 __all__ = ["ActorExit", "CrankActor", "ExitReason", "Ping", "StartFailed", "launch"]
 
@@ -267,6 +276,29 @@ class CrankActor(pykka.ThreadingActor):
                 listener(self.exit_report)
         finally:
             self.exited.set()
+
+    # -- delivering to oneself ----------------------------------------------------
+
+    def deliver_to_self(
+        self, message: Any, *, sender: str, trace_id: TraceId | None = None
+    ) -> SendResult:
+        """Put ``message`` in this instance's own mailbox from any thread: timer
+        ticks and replies to this actor's requests (I/O results) come back this
+        way. The trace is ``trace_id`` or a new one. Never raises:
+        ``MAILBOX_FULL`` if bounded and full, ``DEAD_LETTER`` if this instance
+        has stopped (its results belong to it; a restarted actor asks again)."""
+        trace = trace_id if trace_id is not None else next_trace_number()
+        delivery = Delivery(message, trace, sender, 0)
+        sent_at = time.time() if SWITCH.enabled else 0.0
+        try:
+            self.actor_inbox.put(Envelope(delivery))
+        except MailboxFull:
+            return SendResult.MAILBOX_FULL
+        except MailboxClosed:
+            return SendResult.DEAD_LETTER
+        if sent_at:
+            log_send(delivery, self.name, SendResult.DELIVERED.value, sent_at)
+        return SendResult.DELIVERED
 
     # -- for supervisors --------------------------------------------------------
 

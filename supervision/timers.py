@@ -21,16 +21,13 @@ A tick that meets a full bounded mailbox is skipped and logged.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Hashable
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from pykka._envelope import Envelope
 
 from supervision.clock import ScheduledCall
-from supervision.mailbox import MailboxClosed, MailboxFull
-from supervision.tracing import SWITCH, Delivery, log_send, next_trace_number
+from supervision.handle import SendResult
 
 if TYPE_CHECKING:
     from supervision.actor import CrankActor
@@ -108,18 +105,13 @@ class Timers:
     def _fire(self, key: Hashable, entry: _TimerEntry) -> None:
         if not self._is_current(key, entry, consume=entry.interval_s is None):
             return
-        delivery = Delivery(entry.message, next_trace_number(), f"timer:{key}", 0)
-        sent_at = time.time()
-        try:
-            self._actor.actor_inbox.put(Envelope(delivery))
-        except MailboxFull:
+        result = self._actor.deliver_to_self(entry.message, sender=f"timer:{key}")
+        if result is SendResult.DEAD_LETTER:
+            return  # the actor has stopped: its timers die with it
+        if result is SendResult.MAILBOX_FULL:
             logger.bind(action="timer.skipped", actor=self._actor.name, timer=str(key)).warning(
                 f"timer {key!r} of {self._actor.name} skipped a tick: mailbox full"
             )
-        except MailboxClosed:
-            return
-        if SWITCH.enabled:
-            log_send(delivery, self._actor.name, "delivered", sent_at)
         if entry.interval_s is not None and self._is_current(key, entry, consume=False):
             entry.call = self._actor.clock.call_later(
                 entry.interval_s, lambda: self._fire(key, entry)
