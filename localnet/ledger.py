@@ -33,6 +33,7 @@ from localnet.account_history import UNCHANGED, AccountHistory
 from localnet.blockhashes import BlockhashWindow, SlotBlockhash
 from localnet.commitment import ChainTip, CommitmentDepths
 from localnet.config import LocalnetConfig
+from localnet.confined import ThreadConfined
 from localnet.errors import FixtureFailed
 from localnet.landing import is_dropped, landed_transaction
 from localnet.message_facts import MessageFacts
@@ -66,6 +67,12 @@ class _Pending(NamedTuple):
     signatures_verified: bool
 
 
+def _new_svm() -> LiteSVM:
+    svm = LiteSVM().with_sigverify(False).with_blockhash_check(False)
+    svm.with_transaction_history(0)
+    return svm
+
+
 class Ledger:
     """LiteSVM plus the slots, blockhash window, history and status a cluster keeps."""
 
@@ -79,8 +86,9 @@ class Ledger:
         )
         # Signatures are verified once, at the edge, as a validator's sigverify stage does;
         # the blockhash check is the window's job, since LiteSVM only knows its latest hash.
-        self._svm = LiteSVM().with_sigverify(False).with_blockhash_check(False)
-        self._svm.with_transaction_history(0)
+        # On a thread of its own: see localnet.confined for why.
+        self._confined: ThreadConfined[LiteSVM] = ThreadConfined(_new_svm, name="localnet-litesvm")
+        self._svm = self._confined.proxy
         self._window = BlockhashWindow(config.state_retention_slots)
         self._history = AccountHistory()
         self._log = TransactionLog()
@@ -90,6 +98,10 @@ class Ledger:
         self._faucet = Keypair()
         self._slot = config.genesis_slot
         self._genesis()
+
+    def close(self) -> None:
+        """Stop LiteSVM's thread (idempotent); the ledger is unusable afterwards."""
+        self._confined.close()
 
     # --- time -------------------------------------------------------------
 
@@ -184,7 +196,8 @@ class Ledger:
 
     def simulate(self, transaction: VersionedTransaction) -> SimulateResult:
         with self._lock:
-            return self._svm.simulate_transaction(transaction)
+            result: SimulateResult = self._svm.simulate_transaction(transaction)
+            return result
 
     def landed(self, signature: Signature) -> LandedTransaction | None:
         with self._lock:
@@ -267,7 +280,7 @@ class Ledger:
 
     def minimum_balance_for_rent_exemption(self, data_len: int) -> int:
         with self._lock:
-            return self._svm.minimum_balance_for_rent_exemption(data_len)
+            return int(self._svm.minimum_balance_for_rent_exemption(data_len))
 
     # --- production -------------------------------------------------------
 

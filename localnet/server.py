@@ -71,6 +71,7 @@ class LocalnetServer:
             raise LocalnetStartFailed(f"endpoints did not start within {timeout_s} s")
         if self._start_error is not None:
             self._thread.join(timeout_s)
+            self.ledger.close()  # a failed localnet cannot be started again
             error = self._start_error
             if isinstance(error, LocalnetStartFailed):
                 raise error
@@ -84,6 +85,7 @@ class LocalnetServer:
         """Close every endpoint, stop the timer and join the thread; safe to call twice."""
         thread, loop, stop_requested = self._thread, self._loop, self._stop_requested
         if thread is None or not thread.is_alive():
+            self.ledger.close()
             return
         if loop is not None and stop_requested is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed on its own meanwhile
@@ -94,6 +96,7 @@ class LocalnetServer:
                 "localnet thread did not stop in time; abandoned"
             )
             return
+        self.ledger.close()
         logger.bind(action="localnet.stopped").info("localnet stopped")
 
     def __enter__(self) -> LocalnetServer:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 
 import pytest
 from solders.keypair import Keypair
@@ -16,8 +17,21 @@ from .chain import lamport_transfer
 pytestmark = pytest.mark.integration
 
 
+_opened: list[Ledger] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_ledgers() -> Iterator[None]:
+    """Every ledger a test made is closed after it (each runs LiteSVM on a thread of its own)."""
+    yield
+    while _opened:
+        _opened.pop().close()
+
+
 def manual_ledger(**options: int) -> Ledger:
-    return Ledger(LocalnetConfig(port=0, slot_ms=0, **options))
+    ledger = Ledger(LocalnetConfig(port=0, slot_ms=0, **options))
+    _opened.append(ledger)
+    return ledger
 
 
 def ledger_with_fixtures(**options: int) -> tuple[Ledger, Fixtures]:
