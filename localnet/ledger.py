@@ -99,6 +99,13 @@ class Ledger:
         self._slot = config.genesis_slot
         self._genesis()
 
+    def adopt_current_thread(self) -> None:
+        """The calling thread (localnet's event loop) may call LiteSVM directly."""
+        self._confined.adopt_current_thread()
+
+    def release_current_thread(self) -> None:
+        self._confined.release_current_thread()
+
     def close(self) -> None:
         """Stop LiteSVM's thread (idempotent); the ledger is unusable afterwards."""
         self._confined.close()

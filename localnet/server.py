@@ -169,9 +169,11 @@ class LocalnetServer:
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
         self._loop = loop
+        self.ledger.adopt_current_thread()  # the RPC hot path calls LiteSVM directly
         try:
             loop.run_until_complete(self._serve())
         finally:
+            self.ledger.release_current_thread()
             loop.run_until_complete(loop.shutdown_asyncgens())
             loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
