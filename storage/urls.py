@@ -74,13 +74,20 @@ def resolve_database_url(
     environ: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> str:
-    """The database URL to use, from flags, then the environment, then the default file."""
+    """The database URL to use, from a flag, then the environment, then the default file.
+
+    Both forms at one level (two flags, or both variables) are ambiguous and
+    refused; a flag overrides whatever the environment says."""
     env = environ if environ is not None else {}
     base = cwd if cwd is not None else Path.cwd()
+    if db_url and db_path:
+        raise InvalidDatabaseUrl("--db-url and --db-path were both given; keep one")
     if db_url:
         return db_url
     if db_path:
         return sqlite_url(base / Path(db_path).expanduser())
+    if env.get(ENV_DB_URL) and env.get(ENV_DB_PATH):
+        raise InvalidDatabaseUrl(f"{ENV_DB_URL} and {ENV_DB_PATH} are both set; keep one")
     if env.get(ENV_DB_URL):
         return env[ENV_DB_URL]
     if env.get(ENV_DB_PATH):

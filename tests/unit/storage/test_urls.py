@@ -12,17 +12,17 @@ from storage.urls import parse_database_url, resolve_database_url, sqlite_path, 
 CWD = Path("/srv/node")
 
 
-def test_flags_win_over_the_environment() -> None:
-    """An explicit URL beats an explicit path, which beats both environment variables."""
+def test_a_flag_wins_over_the_environment() -> None:
+    """A --db-url or --db-path flag overrides the environment, even a conflicting one."""
     env = {"CRANK_DB_URL": "postgresql://env/db", "CRANK_DB_PATH": "env.db"}
-    assert resolve_database_url("sqlite:////flag.db", "path.db", env, CWD) == "sqlite:////flag.db"
+    assert resolve_database_url("sqlite:////flag.db", None, env, CWD) == "sqlite:////flag.db"
     assert resolve_database_url(None, "path.db", env, CWD) == sqlite_url(CWD / "path.db")
 
 
-def test_environment_url_beats_environment_path() -> None:
-    """CRANK_DB_URL is used before CRANK_DB_PATH."""
-    env = {"CRANK_DB_URL": "postgresql://env/db", "CRANK_DB_PATH": "env.db"}
-    assert resolve_database_url(None, None, env, CWD) == "postgresql://env/db"
+def test_either_environment_form_alone_is_used() -> None:
+    """CRANK_DB_URL or CRANK_DB_PATH, whichever one is set."""
+    env_url = {"CRANK_DB_URL": "postgresql://env/db"}
+    assert resolve_database_url(None, None, env_url, CWD) == "postgresql://env/db"
     assert resolve_database_url(None, None, {"CRANK_DB_PATH": "env.db"}, CWD) == sqlite_url(
         CWD / "env.db"
     )
@@ -65,3 +65,12 @@ def test_sqlite_path_of_memory_and_postgresql_is_none() -> None:
     assert sqlite_path(parse_database_url("sqlite://")) is None
     assert sqlite_path(parse_database_url("postgresql+psycopg://u@h/db")) is None
     assert sqlite_path(parse_database_url("sqlite:////a/b.db")) == Path("/a/b.db")
+
+
+def test_both_database_forms_at_once_are_refused_naming_both() -> None:
+    """CRANK_DB_URL with CRANK_DB_PATH (or both flags) is ambiguous: an error, not a silent pick."""
+    environ = {"CRANK_DB_URL": "sqlite:////tmp/a.db", "CRANK_DB_PATH": "/tmp/b.db"}
+    with pytest.raises(InvalidDatabaseUrl, match="CRANK_DB_URL and CRANK_DB_PATH"):
+        resolve_database_url(environ=environ, cwd=Path("/tmp"))
+    with pytest.raises(InvalidDatabaseUrl, match="--db-url and --db-path"):
+        resolve_database_url("sqlite:////tmp/a.db", "/tmp/b.db", environ={}, cwd=Path("/tmp"))
