@@ -95,7 +95,9 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--jobs", type=_positive_int, default=200, help="jobs per phase")
     parser.add_argument(
-        "--trace-log", type=Path, default=None,
+        "--trace-log",
+        type=Path,
+        default=None,
         help="turn tracing on and write JSON log lines here (then use `crank-node trace`)",
     )
     parser.set_defaults(handler=run)
@@ -123,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
         lambda: Supervisor([sink_spec, work, intake], name="pipeline", liveness_interval_s=0.25),
     )
     runner = RootRunner(lambda: Supervisor([pipeline], name="node", strategy=Strategy.REST_FOR_ONE))
-    runner.start()
+    root = runner.start()
     report: dict[str, Any] = {}
     started = time.perf_counter()
     with trace() as first_trace:
@@ -148,18 +150,24 @@ def run(args: argparse.Namespace) -> int:
             "seconds": round(time.perf_counter() - phase_started, 3),
             "complete": ok,
         }
-        print(f"{phase:7} {len(sink.numbers)}/{sent} jobs through the pipeline "
-              f"({report[phase]['seconds']} s){'' if ok else '  INCOMPLETE'}")
-    tree = describe_tree(runner.handle)  # type: ignore[arg-type]  (started above)
+        print(
+            f"{phase:7} {len(sink.numbers)}/{sent} jobs through the pipeline "
+            f"({report[phase]['seconds']} s){'' if ok else '  INCOMPLETE'}"
+        )
+    tree = describe_tree(root)
     work_state = tree["children"][0]["tree"]["children"][1]
-    print(f"work stage: {work_state['restart_count']} restarts, last failure: {work_state['last_failure']}")
+    print(
+        f"work stage: {work_state['restart_count']} restarts, "
+        f"last failure: {work_state['last_failure']}"
+    )
     print(json.dumps(tree, indent=2))
     exit_code = runner.stop(30)
     flush_traces()
-    print(f"stopped in order, exit code {exit_code}; dead letters: {DEAD_LETTERS.count()}; "
-          f"{time.perf_counter() - started:.2f} s in all")
+    print(
+        f"stopped in order, exit code {exit_code}; dead letters: {DEAD_LETTERS.count()}; "
+        f"{time.perf_counter() - started:.2f} s in all"
+    )
     if args.trace_log is not None:
         print(f"follow the first job: crank-node trace {first_trace} --log {args.trace_log}")
     complete = all(phase["complete"] for phase in report.values())
     return 0 if complete and exit_code == 0 else 1
-
