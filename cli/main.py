@@ -30,10 +30,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "trace": ("cli.trace", "print one trace's flow from a log file"),
     "localnet": ("cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),
     "db": ("cli.db", "database schema migrations"),
+    "config": ("cli.config", "show or check the configuration, and where each value came from"),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)
 EXIT_OK = 0
+EXIT_BAD_CONFIG = 1
 EXIT_USAGE = 2  # argparse's own code for bad arguments
 
 
@@ -63,7 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(arguments)
     level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
     if level not in LOG_LEVELS:
-        parser.error(f"{LOG_LEVEL_ENV}={level!r} is not a log level; use one of {', '.join(LOG_LEVELS)}")
+        # A bad configuration value exits 1, like every other one (issue 7).
+        print(
+            f"crank-node: error: {LOG_LEVEL_ENV}={level!r} is not a log level; "
+            f"use one of {', '.join(LOG_LEVELS)}",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_CONFIG
     # One human-readable stderr sink for every command; a command may add its own sinks.
     configure_logging(level=level)
     handler = args.handler
