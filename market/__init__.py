@@ -1,1 +1,163 @@
-"""market package."""
+"""market: the pure domain of crank-node: markets, signed orders, books,
+matching, and settlement transactions.
+
+Nothing here starts a thread, reads a clock or does I/O: time (``now_s``),
+existing orders, decoded token accounts and recent blockhashes are all passed
+in. Actors (OrderMonitor, MatchActor, SettlementActor) and the HTTP/CLI intake
+call into it.
+
+Where to look:
+
+- :mod:`market.order`: order terms, the canonical ``crank-node:order:v1`` encoding
+  and the order id rule (SHA-256 of the encoding, base58).
+- :mod:`market.signing`, :mod:`market.cancel`: maker signatures, cancel requests.
+- :mod:`market.validation`, :mod:`market.funding`, :mod:`market.token_account`:
+  every check, each error naming its field (:mod:`market.errors`).
+- :mod:`market.book`, :mod:`market.matching`, :mod:`market.fill`: price-time
+  priority, fills at the resting price, no self-trade.
+- :mod:`market.settlement`, :mod:`market.priority_fee`: the signed settlement
+  transaction of one fill, and what to pay per compute unit.
+"""
+
+from market.book import Book, PriceLevel, RestingOrder
+from market.cancel import CANCEL_DOMAIN, CancelRequest, SignedCancel, sign_cancel
+from market.errors import (
+    AccountFrozen,
+    BadBase58,
+    BadSignature,
+    CancelExpired,
+    DuplicateClientOrderId,
+    DuplicateOrder,
+    InsufficientDelegation,
+    InsufficientFunds,
+    InvalidFeePolicy,
+    InvalidField,
+    InvalidMarket,
+    InvalidPrice,
+    InvalidSize,
+    InvalidTokenAccount,
+    MalformedJson,
+    MarketError,
+    MissingField,
+    NumberOutOfRange,
+    OrderExpired,
+    OrderNotInBook,
+    UnknownField,
+    UnknownMarket,
+    WrongAccount,
+    WrongAccountMint,
+    WrongAccountOwner,
+    WrongDelegate,
+    WrongFieldType,
+    WrongMarket,
+    WrongSigner,
+)
+from market.fill import FILL_DOMAIN, Fill, fill_id
+from market.funding import (
+    account_problem,
+    check_funding,
+    funding_problem,
+    owed_atoms,
+    pay_mint,
+    receive_mint,
+)
+from market.json_fields import JsonDict
+from market.market import Market
+from market.matching import MatchResult, crosses, match
+from market.order import ORDER_DOMAIN, ORDER_ENCODING_SIZE, Order, Side, decode_order
+from market.priority_fee import FixedPriorityFee, PercentilePriorityFee, PriorityFeePolicy
+from market.settlement import (
+    DEFAULT_COMPUTE_UNIT_LIMIT,
+    MEMO_PREFIX,
+    SettlementTransaction,
+    build_settlement_transaction,
+    fill_id_from_memo,
+    settlement_instructions,
+    settlement_memo,
+)
+from market.signing import SignedOrder, sign_order
+from market.token_account import (
+    TOKEN_ACCOUNT_SIZE,
+    AccountState,
+    TokenAccount,
+    decode_token_account,
+)
+from market.validation import DuplicateCheck, validate_cancel, validate_order, validate_terms
+
+__all__ = [
+    "CANCEL_DOMAIN",
+    "DEFAULT_COMPUTE_UNIT_LIMIT",
+    "FILL_DOMAIN",
+    "MEMO_PREFIX",
+    "ORDER_DOMAIN",
+    "ORDER_ENCODING_SIZE",
+    "TOKEN_ACCOUNT_SIZE",
+    "AccountFrozen",
+    "AccountState",
+    "BadBase58",
+    "BadSignature",
+    "Book",
+    "CancelExpired",
+    "CancelRequest",
+    "DuplicateCheck",
+    "DuplicateClientOrderId",
+    "DuplicateOrder",
+    "Fill",
+    "FixedPriorityFee",
+    "InsufficientDelegation",
+    "InsufficientFunds",
+    "InvalidFeePolicy",
+    "InvalidField",
+    "InvalidMarket",
+    "InvalidPrice",
+    "InvalidSize",
+    "InvalidTokenAccount",
+    "JsonDict",
+    "MalformedJson",
+    "Market",
+    "MarketError",
+    "MatchResult",
+    "MissingField",
+    "NumberOutOfRange",
+    "Order",
+    "OrderExpired",
+    "OrderNotInBook",
+    "PercentilePriorityFee",
+    "PriceLevel",
+    "PriorityFeePolicy",
+    "RestingOrder",
+    "SettlementTransaction",
+    "Side",
+    "SignedCancel",
+    "SignedOrder",
+    "TokenAccount",
+    "UnknownField",
+    "UnknownMarket",
+    "WrongAccount",
+    "WrongAccountMint",
+    "WrongAccountOwner",
+    "WrongDelegate",
+    "WrongFieldType",
+    "WrongMarket",
+    "WrongSigner",
+    "account_problem",
+    "build_settlement_transaction",
+    "check_funding",
+    "crosses",
+    "decode_order",
+    "decode_token_account",
+    "fill_id",
+    "fill_id_from_memo",
+    "funding_problem",
+    "match",
+    "owed_atoms",
+    "pay_mint",
+    "receive_mint",
+    "settlement_instructions",
+    "settlement_memo",
+    "sign_cancel",
+    "sign_order",
+    "validate_cancel",
+    "validate_order",
+    "validate_terms",
+]

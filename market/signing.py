@@ -1,0 +1,67 @@
+"""Orders signed by their makers: ed25519 over the canonical encoding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from solders.keypair import Keypair
+from solders.signature import Signature
+
+from market.errors import BadSignature, InvalidField, WrongSigner
+from market.json_fields import JsonDict, JsonFields
+from market.order import ORDER_JSON_FIELDS, Order
+
+__all__ = ["SignedOrder", "sign_order"]
+
+
+@dataclass(frozen=True)
+class SignedOrder:
+    """An order with the maker's ed25519 signature of ``order.encode()``.
+
+    Holding one does not mean the signature is good: call :meth:`verify` (or
+    :func:`market.validation.validate_order`) on anything from outside.
+    """
+
+    order: Order
+    signature: Signature
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.order, Order):
+            raise InvalidField("order", f"must be an Order, got {type(self.order).__name__}")
+        if not isinstance(self.signature, Signature):
+            raise InvalidField(
+                "signature", f"must be a Signature, got {type(self.signature).__name__}"
+            )
+
+    @property
+    def order_id(self) -> str:
+        """The order's id (from its terms, never from the signature)."""
+        return self.order.order_id
+
+    def to_json(self) -> JsonDict:
+        """The order's JSON form with one more key, ``signature`` (base58)."""
+        return {**self.order.to_json(), "signature": str(self.signature)}
+
+    @classmethod
+    def from_json(cls, document: object) -> SignedOrder:
+        """Parse :meth:`to_json`'s form (does not verify: see :meth:`verify`)."""
+        fields = JsonFields(document, "order", (*ORDER_JSON_FIELDS, "signature"))
+        return cls(Order.from_fields(fields), fields.signature("signature"))
+
+    def is_signed_by_maker(self) -> bool:
+        return bool(self.signature.verify(self.order.maker, self.order.encode()))
+
+    def verify(self) -> None:
+        """Raise :class:`~market.errors.BadSignature` (field ``signature``) unless the
+        maker signed exactly these terms."""
+        if not self.is_signed_by_maker():
+            raise BadSignature("signature")
+
+
+def sign_order(order: Order, maker: Keypair) -> SignedOrder:
+    """``order`` signed by ``maker``, whose public key must be ``order.maker``."""
+    if maker.pubkey() != order.maker:
+        raise WrongSigner(
+            "maker", f"the keypair is {maker.pubkey()}, the order's maker is {order.maker}"
+        )
+    return SignedOrder(order, maker.sign_message(order.encode()))

@@ -1,0 +1,166 @@
+"""The settlement transaction's shape, signatures and determinism, without a chain."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from solders.compute_budget import ID as COMPUTE_BUDGET_ID
+from solders.hash import Hash
+from solders.keypair import Keypair
+from spl.memo.constants import MEMO_PROGRAM_ID
+from spl.token.constants import TOKEN_PROGRAM_ID
+
+from market import (
+    DEFAULT_COMPUTE_UNIT_LIMIT,
+    Book,
+    Fill,
+    Market,
+    NumberOutOfRange,
+    SettlementTransaction,
+    Side,
+    WrongMarket,
+    WrongSigner,
+    build_settlement_transaction,
+    fill_id_from_memo,
+    match,
+    settlement_memo,
+)
+
+from .factories import (
+    AUTHORITY,
+    BASE_MINT,
+    FEE_PAYER,
+    LOT_ATOMS,
+    MAKERS,
+    NOW_S,
+    QUOTE_MINT,
+    make_market,
+    make_order,
+)
+
+MARKET = make_market()
+BLOCKHASH = Hash(b"\x07" * 32)
+TRANSFER_CHECKED = 12  # the SPL Token instruction tag
+
+
+def a_fill() -> Fill:
+    book = match(Book.empty(MARKET), make_order(Side.SELL, maker=MAKERS[0]), now_s=NOW_S).book
+    (fill,) = match(
+        book, make_order(Side.BUY, 1_100, 3 * LOT_ATOMS, maker=MAKERS[1]), now_s=NOW_S
+    ).fills
+    return fill
+
+
+def build(
+    fill: Fill | None = None, market: Market = MARKET, **options: object
+) -> SettlementTransaction:
+    arguments: dict[str, object] = {
+        "fee_payer": FEE_PAYER, "settlement_authority": AUTHORITY, "recent_blockhash": BLOCKHASH,
+        "compute_unit_price_micro_lamports": 2_500,
+    }  # fmt: skip
+    arguments.update(options)
+    # Loose on purpose: cases pass wrong keypairs and out-of-range numbers.
+    return build_settlement_transaction(market, fill or a_fill(), **arguments)  # type: ignore[arg-type]
+
+
+def test_the_instructions_are_budget_budget_base_leg_quote_leg_memo() -> None:
+    """Five instructions in the documented order, each to its program."""
+    message = build().transaction.message
+    programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
+    assert programs == [COMPUTE_BUDGET_ID, COMPUTE_BUDGET_ID, TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID,
+                        MEMO_PROGRAM_ID]  # fmt: skip
+
+
+def test_each_leg_moves_the_right_amount_of_the_right_mint_between_the_right_accounts() -> None:
+    """Base: seller pay -> buyer receive, 3 lots, 9 decimals; quote: buyer pay -> seller
+    receive, 3 * 1_000 atoms at the resting price, 6 decimals; the authority signs both."""
+    fill = a_fill()
+    message = build(fill).transaction.message
+    keys = message.account_keys
+    legs = [message.instructions[2], message.instructions[3]]
+    expected = [
+        (fill.seller_pay_account, BASE_MINT, fill.buyer_receive_account, 3 * LOT_ATOMS, 9),
+        (fill.buyer_pay_account, QUOTE_MINT, fill.seller_receive_account, 3_000, 6),
+    ]
+    for leg, (source, mint, dest, amount, decimals) in zip(legs, expected, strict=True):
+        data = bytes(leg.data)
+        assert data[0] == TRANSFER_CHECKED
+        assert int.from_bytes(data[1:9], "little") == amount and data[9] == decimals
+        assert [keys[index] for index in bytes(leg.accounts)] == [
+            source, mint, dest, AUTHORITY.pubkey(),
+        ]  # fmt: skip
+
+
+def test_the_compute_budget_and_memo_carry_the_given_values() -> None:
+    """Limit and price are encoded as given; the memo is the fill id's memo text, which
+    fill_id_from_memo reads back from RPC's "[len] text" form."""
+    fill = a_fill()
+    message = build(fill, compute_unit_limit=55_000).transaction.message
+    limit, price, memo = (bytes(message.instructions[i].data) for i in (0, 1, 4))
+    assert limit == b"\x02" + (55_000).to_bytes(4, "little")
+    assert price == b"\x03" + (2_500).to_bytes(8, "little")
+    assert memo == settlement_memo(fill.fill_id)
+    assert fill_id_from_memo(f"[{len(memo)}] {memo.decode()}") == fill.fill_id
+    assert fill_id_from_memo("[5] hello") is None
+
+
+def test_fee_payer_and_authority_sign_and_the_fee_payers_signature_is_the_id() -> None:
+    """The message needs two signatures, both verify, and the first (the fee payer's) is
+    the transaction's signature; the default compute limit is used when none is given."""
+    settlement = build()
+    transaction = settlement.transaction
+    message_bytes = bytes(transaction.message)
+    assert transaction.message.header.num_required_signatures == 2
+    assert transaction.message.account_keys[:2] == [FEE_PAYER.pubkey(), AUTHORITY.pubkey()]
+    for key, signature in zip(
+        transaction.message.account_keys, transaction.signatures, strict=False
+    ):
+        assert signature.verify(key, message_bytes)
+    assert settlement.signature == transaction.signatures[0]
+    limit = bytes(transaction.message.instructions[0].data)
+    assert int.from_bytes(limit[1:], "little") == DEFAULT_COMPUTE_UNIT_LIMIT
+
+
+def test_one_key_as_fee_payer_and_authority_signs_once() -> None:
+    """A market whose fee payer is its settlement authority needs a single signature."""
+    market = make_market(fee_payer=AUTHORITY.pubkey())
+    settlement = build(market=market, fee_payer=AUTHORITY)
+    assert len(settlement.transaction.signatures) == 1
+
+
+def test_the_same_inputs_give_byte_identical_transactions() -> None:
+    """Deterministic bytes are what make resends deduplicate; a new blockhash changes them."""
+    assert build().raw_bytes == build().raw_bytes
+    assert build().raw_bytes != build(recent_blockhash=Hash(b"\x08" * 32)).raw_bytes
+
+
+@pytest.mark.parametrize(
+    ("options", "error", "field"),
+    [
+        ({"fee_payer": Keypair()}, WrongSigner, "fee_payer"),
+        ({"settlement_authority": FEE_PAYER}, WrongSigner, "settlement_authority"),
+        ({"compute_unit_limit": 0}, NumberOutOfRange, "compute_unit_limit"),
+        ({"compute_unit_limit": 1_400_001}, NumberOutOfRange, "compute_unit_limit"),
+        ({"compute_unit_price_micro_lamports": -1}, NumberOutOfRange,
+         "compute_unit_price_micro_lamports"),
+    ],
+)  # fmt: skip
+def test_bad_settlement_inputs_are_refused_by_name(
+    options: dict[str, Any], error: type[Exception], field: str
+) -> None:
+    """Keypairs that are not the market's, and compute values out of range, name the field."""
+    with pytest.raises(error) as refused:
+        build(**options)
+    assert getattr(refused.value, "field", None) == field
+
+
+def test_a_fill_of_another_market_is_refused() -> None:
+    """Settling a fill on the wrong market names market_id."""
+    other = make_market(market_id="OTHER")
+    with pytest.raises(WrongMarket) as refused:
+        build_settlement_transaction(
+            other, a_fill(), fee_payer=FEE_PAYER, settlement_authority=AUTHORITY,
+            recent_blockhash=BLOCKHASH, compute_unit_price_micro_lamports=0,
+        )  # fmt: skip
+    assert refused.value.field == "market_id"
