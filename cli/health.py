@@ -1,0 +1,83 @@
+"""The node's HTTP surface on loopback: ``GET /health`` (more come with issue 7).
+
+aiohttp on an event loop of its own thread; each probe runs in the loop's
+executor, so a slow database or actor never stalls the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from typing import Any
+
+from aiohttp import web
+from loguru import logger
+
+from cli.node import Node
+
+__all__ = ["HealthServer"]
+
+STATUS_CODES = {"healthy": 200, "degraded": 200, "unhealthy": 503}
+
+
+class HealthServer:
+    """Serves a :class:`Node`'s health at ``http://host:port/health``."""
+
+    def __init__(self, node: Node, host: str, port: int) -> None:
+        self.node = node
+        self.host = host
+        self.port = port
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stopped: asyncio.Event | None = None
+        self._ready = threading.Event()
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="node-http", daemon=True)
+
+    def start(self, timeout_s: float = 10.0) -> None:
+        self._thread.start()
+        if not self._ready.wait(timeout_s) or self._error is not None:
+            raise OSError(f"cannot serve http on {self.host}:{self.port}: {self._error!r}")
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        loop, stopped = self._loop, self._stopped
+        if loop is not None and stopped is not None and self._thread.is_alive():
+            loop.call_soon_threadsafe(stopped.set)
+            self._thread.join(timeout_s)
+
+    def _run(self) -> None:
+        loop = asyncio.new_event_loop()
+        self._loop = loop
+        try:
+            loop.run_until_complete(self._serve())
+        except BaseException as error:  # noqa: BLE001  (reported to start())
+            self._error = error
+            self._ready.set()
+        finally:
+            loop.close()
+
+    async def _serve(self) -> None:
+        self._stopped = asyncio.Event()
+        app = web.Application()
+        app.router.add_get("/health", self._health)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        site = web.TCPSite(runner, self.host, self.port)
+        await site.start()
+        logger.bind(action="node.http_started", addr=f"{self.host}:{self.port}").info(
+            f"serving health on http://{self.host}:{self.port}/health"
+        )
+        self._ready.set()
+        try:
+            await self._stopped.wait()
+        finally:
+            await runner.cleanup()
+
+    async def _health(self, _request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        status, components = await loop.run_in_executor(None, self.node.health)
+        body: dict[str, Any] = {
+            "status": status,
+            "node_id": self.node.settings.instance_id,
+            "components": components,
+        }
+        return web.json_response(body, status=STATUS_CODES[status])

@@ -1,0 +1,195 @@
+"""The node: its supervision tree, built from the settings, and how it stops.
+
+    node (rest_for_one)
+    |-- locks      LockActor: leases, membership, fair share of the markets
+    |-- rpc        RpcRouter
+    |-- blockhash  BlockhashActor
+    `-- pipeline   one_for_one; empty until the pipeline actors exist (issue 6)
+
+The stop phases follow DESIGN.md: stop taking orders, drain the pipeline,
+stop blockhash and RPC, release every lease, close the database. Order intake
+and the pipeline do not exist yet, so those phases have nothing to do and say
+so in the log.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.engine import Engine
+
+from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
+from actors.lock_actor import GetHeldLeases, LockActor
+from actors.rpc import GetRouterState, RpcRouter
+from cli.settings import CrankSettings
+from storage import LeaseStore, check_schema, open_engine, read_transaction
+from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
+from supervision.shutdown import ShutdownPhase, thread_stacks
+
+__all__ = ["Node"]
+
+ASK_TIMEOUT_S = 2.0
+Probe = Callable[[], tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class Node:
+    """One crank node process: build with settings, :meth:`start`, then stop by phases."""
+
+    settings: CrankSettings
+    engine: Engine | None = None
+    runner: RootRunner | None = None
+    started_at: float = field(default_factory=time.time)
+    specs: dict[str, ChildSpec] = field(default_factory=dict)
+
+    def start(self) -> None:
+        """Open and check the database, then start the tree. Raises CrankError
+        (schema outdated, database unavailable...) naming what to fix."""
+        self.engine = open_engine(self.settings.db_url)
+        check_schema(self.engine)
+        engine = self.engine
+        router_config = self.settings.rpc_router_config()
+        lock_settings = self.settings.lock_settings()
+        self.specs = {
+            "locks": ChildSpec(
+                id="locks",
+                factory=lambda: LockActor(engine, lock_settings),
+                shutdown_timeout_s=10.0,
+            ),
+            "rpc": ChildSpec(id="rpc", factory=lambda: RpcRouter(router_config)),
+        }
+        rpc_handle = self.specs["rpc"].handle
+        self.specs["blockhash"] = ChildSpec(
+            id="blockhash", factory=lambda: BlockhashActor(rpc_handle, BlockhashSettings())
+        )
+        self.specs["pipeline"] = ChildSpec.supervisor(
+            "pipeline", lambda: Supervisor([], name="pipeline")
+        )
+        order = [self.specs[key] for key in ("locks", "rpc", "blockhash", "pipeline")]
+        self.runner = RootRunner(
+            lambda: Supervisor(order, name="node", strategy=Strategy.REST_FOR_ONE)
+        )
+        self.runner.start()
+        logger.bind(action="node.started", node_id=self.settings.instance_id).info(
+            f"node {self.settings.instance_id} started"
+        )
+
+    # -- stopping --------------------------------------------------------------------
+
+    def shutdown_phases(self) -> list[ShutdownPhase]:
+        drain_s = self.settings.shutdown_timeout_s / 2
+        return [
+            ShutdownPhase("stop-intake", lambda _h: _idle("no order intake runs yet"), 1.0),
+            ShutdownPhase("drain-pipeline", lambda _h: self._remove("pipeline"), drain_s),
+            ShutdownPhase("stop-blockhash", lambda _h: self._remove("blockhash"), 5.0),
+            ShutdownPhase("stop-rpc", lambda _h: self._remove("rpc"), 5.0),
+            ShutdownPhase("release-leases", lambda _h: self._release_leases(), 10.0, True),
+            ShutdownPhase("close-database", lambda _h: self._close(), 5.0, True),
+        ]
+
+    def _remove(self, child_id: str) -> None:
+        runner = self.runner
+        if runner is not None and runner.handle is not None and not runner.wait(0):
+            runner.handle.ask(RemoveChild(child_id)).get(timeout=60)
+
+    def _release_leases(self) -> int:
+        """Stop the LockActor (it releases on stop) and the tree, then make sure no
+        lease names this node, whatever state the actors were in."""
+        self._remove("locks")
+        if self.runner is not None:
+            self.runner.stop(10)
+        if self.engine is None:
+            return 0
+        left_over = LeaseStore(self.engine, self.settings.instance_id).release_all()
+        logger.bind(action="node.leases_released", left_over=left_over).info(
+            f"no lease names {self.settings.instance_id} any more"
+        )
+        return left_over
+
+    def _close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def emergency_stop(self) -> None:
+        """The tree gave up (or did not start): release leases, close the database."""
+        logger.bind(action="node.emergency_stop").critical("emergency stop: releasing leases")
+        for step in (self._release_leases, self._close):
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001  (each step is tried whatever happened)
+                logger.bind(action="node.emergency_step_failed").error(f"{step.__name__}: {error}")
+
+    # -- looking in ----------------------------------------------------------------------
+
+    def dump(self) -> None:
+        """SIGUSR1: the actor tree and every thread's stack, to the log."""
+        runner = self.runner
+        tree = describe_tree(runner.handle) if runner and runner.handle else {}
+        logger.bind(action="node.dump").warning(f"actor tree: {tree}\n{thread_stacks()}")
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        """(healthy | degraded | unhealthy, per component)."""
+        probes: dict[str, Probe] = {
+            "database": self._database,
+            "rpc": self._rpc,
+            "blockhash": self._blockhash,
+            "actors": self._actors,
+            "leases": self._leases,
+        }
+        components = {name: _check(probe) for name, probe in probes.items()}
+        if "unhealthy" in (components["database"]["status"], components["rpc"]["status"]):
+            return "unhealthy", components
+        statuses = {component["status"] for component in components.values()}
+        return ("degraded" if statuses - {"healthy"} else "healthy"), components
+
+    def _database(self) -> tuple[str, dict[str, Any]]:
+        assert self.engine is not None
+        started = time.perf_counter()
+        with read_transaction(self.engine, "node.health") as connection:
+            connection.exec_driver_sql("SELECT 1")
+        return "healthy", {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+
+    def _ask(self, child_id: str, message: Any) -> Any:
+        return self.specs[child_id].handle.ask(message).get(timeout=ASK_TIMEOUT_S)
+
+    def _rpc(self) -> tuple[str, dict[str, Any]]:
+        state = self._ask("rpc", GetRouterState())
+        usable = [e.name for e in state.endpoints if e.breaker != "open"]
+        detail = {"endpoints": len(state.endpoints), "usable": len(usable)}
+        if not usable:
+            return "unhealthy", detail
+        return ("healthy" if len(usable) == len(state.endpoints) else "degraded"), detail
+
+    def _blockhash(self) -> tuple[str, dict[str, Any]]:
+        state = self._ask("blockhash", GetBlockhashState())
+        fresh = state.age_s is not None and state.age_s <= BlockhashSettings().max_age_s
+        return ("healthy" if fresh else "degraded"), {"age_s": state.age_s}
+
+    def _actors(self) -> tuple[str, dict[str, Any]]:
+        assert self.runner is not None and self.runner.handle is not None
+        tree = describe_tree(self.runner.handle, ASK_TIMEOUT_S)
+        children = tree.get("children", [])
+        states = [child["state"] for child in children]
+        restarts = sum(child["restart_count"] for child in children)
+        healthy = bool(states) and all(state == "running" for state in states)
+        return ("healthy" if healthy else "degraded"), {"children": states, "restarts": restarts}
+
+    def _leases(self) -> tuple[str, dict[str, Any]]:
+        leases = self._ask("locks", GetHeldLeases())
+        return "healthy", {"held": len(leases)}
+
+
+def _check(probe: Probe) -> dict[str, Any]:
+    try:
+        status, detail = probe()
+    except Exception as error:  # noqa: BLE001  (a failing probe is a finding, not a crash)
+        return {"status": "unhealthy", "error": repr(error)}
+    return {"status": status, **detail}
+
+
+def _idle(why: str) -> None:
+    logger.bind(action="node.phase_idle").info(why)
