@@ -27,7 +27,7 @@ import os
 import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from loguru import logger
 from sqlalchemy.engine import Engine
@@ -52,9 +52,17 @@ __all__ = [
     "LockActor",
     "LockSettings",
     "MarketsChanged",
+    "MessageSink",
     "Rebalance",
     "ReleaseLease",
 ]
+
+
+class MessageSink(Protocol):
+    """Where MarketsChanged goes: an ActorHandle, or anything else that takes a tell
+    without blocking (the node's metrics count them)."""
+
+    def tell(self, message: Any) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -160,7 +168,7 @@ class LockActor(CrankActor):
         engine: Engine,
         settings: LockSettings,
         *,
-        market_listeners: Sequence[ActorHandle] = (),
+        market_listeners: Sequence[MessageSink] = (),
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         clock: Clock | None = None,
     ) -> None:

@@ -1,4 +1,8 @@
-"""The node's HTTP surface on loopback: ``GET /health`` (more come with issue 7).
+"""The node's HTTP surface on loopback.
+
+* ``GET /health``: healthy or degraded (200), unhealthy (503), per component;
+* ``GET /status``: :meth:`Node.status` as JSON (``crank-node status`` prints it);
+* ``GET /metrics``: Prometheus text from the node's own registry (cli/metrics.py).
 
 aiohttp on an event loop of its own thread; each probe runs in the loop's
 executor, so a slow database or actor never stalls the server.
@@ -12,6 +16,7 @@ from typing import Any
 
 from aiohttp import web
 from loguru import logger
+from prometheus_client import CONTENT_TYPE_LATEST
 
 from cli.node import Node
 
@@ -59,6 +64,8 @@ class HealthServer:
         self._stopped = asyncio.Event()
         app = web.Application()
         app.router.add_get("/health", self._health)
+        app.router.add_get("/status", self._status)
+        app.router.add_get("/metrics", self._metrics)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
@@ -81,3 +88,14 @@ class HealthServer:
             "components": components,
         }
         return web.json_response(body, status=STATUS_CODES[status])
+
+    async def _status(self, _request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        return web.json_response(await loop.run_in_executor(None, self.node.status))
+
+    async def _metrics(self, _request: web.Request) -> web.Response:
+        loop = asyncio.get_running_loop()
+        body = await loop.run_in_executor(None, self.node.metrics.render)
+        # CONTENT_TYPE_LATEST carries the exposition format's version parameter,
+        # which aiohttp's content_type argument cannot hold: set the header.
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})

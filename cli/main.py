@@ -32,6 +32,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "localnet": ("cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),
     "db": ("cli.db", "database schema migrations"),
     "config": ("cli.config", "show or check the configuration, and where each value came from"),
+    "status": ("cli.status", "print a running node's status (GET /status) as tables"),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)

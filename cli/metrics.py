@@ -1,0 +1,269 @@
+"""The node's Prometheus metrics, served at ``GET /metrics``.
+
+Two kinds:
+
+* read at scrape time from :meth:`cli.node.Node.status` by :class:`StatusCollector`
+  (RPC endpoints, breakers and backpressure, the actor tree, leases, blockhash
+  age), so /metrics never disagrees with /status and nothing is kept twice;
+* fed by the code that does the work: market leases gained and lost (counted by
+  :class:`LeaseChangeCounter`, a LockActor market listener), and the order,
+  fill and settlement metrics of :class:`PipelineMetrics`, which stay at zero
+  until the pipeline (issue 6) exists and feeds them.
+
+Each node has a :class:`~prometheus_client.CollectorRegistry` of its own (not
+the process-wide default), so several nodes in one process, or in one test
+run, never collide.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from actors.lock_actor import MarketsChanged
+from supervision import SendResult
+
+__all__ = [
+    "BREAKER_STATES",
+    "LeaseChangeCounter",
+    "NodeMetrics",
+    "PipelineMetrics",
+    "StatusCollector",
+    "flatten_tree",
+]
+
+BREAKER_STATES = ("closed", "half_open", "open")
+SETTLEMENT_OUTCOMES = ("confirmed", "failed", "expired")
+_NOT_YET = "Stays at 0 until the settlement pipeline (issue 6) exists and feeds it."
+# Fill to confirmed settlement: from a block (~0.4 s) to a few expired blockhashes.
+LATENCY_BUCKETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class LeaseChangeCounter:
+    """Counts the markets a LockActor gained and lost, as one of its market listeners
+    (an :class:`actors.lock_actor.MessageSink`).
+
+    Not an actor of its own: the LockActor tells it :class:`MarketsChanged` from
+    the LockActor's thread and counting two integers under a lock cannot block
+    it, so a thread (and a place in the supervision tree) would buy nothing.
+    Leases the LockActor drops by restarting are not announced, so they are not
+    counted here.
+    """
+
+    def __init__(self) -> None:
+        self._counts_lock = threading.Lock()
+        self.gained = 0
+        self.lost = 0
+
+    def tell(self, message: Any) -> SendResult:
+        if isinstance(message, MarketsChanged):
+            with self._counts_lock:
+                self.gained += len(message.gained)
+                self.lost += len(message.lost)
+        return SendResult.DELIVERED
+
+    def counts(self) -> dict[str, int]:
+        with self._counts_lock:
+            return {"markets_gained_total": self.gained, "markets_lost_total": self.lost}
+
+
+class PipelineMetrics:
+    """Orders, fills and settlements: declared now so dashboards and alerts can be
+    written against them; the pipeline actors will feed them (issue 6)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.orders = Counter(
+            "crank_orders_accepted",
+            f"Signed orders accepted by this node. {_NOT_YET}",
+            registry=registry,
+        )
+        self.fills = Counter(
+            "crank_fills", f"Fills matched by this node. {_NOT_YET}", registry=registry
+        )
+        self.settlements = Counter(
+            "crank_settlements",
+            f"Settlements finished, by outcome. {_NOT_YET}",
+            ["outcome"],
+            registry=registry,
+        )
+        for outcome in SETTLEMENT_OUTCOMES:
+            self.settlements.labels(outcome)  # each outcome shows from the first scrape, at 0
+        self.fill_to_confirmed = Histogram(
+            "crank_fill_to_confirmed_seconds",
+            f"Time from a fill to its settlement's confirmation. {_NOT_YET}",
+            buckets=LATENCY_BUCKETS_S,
+            registry=registry,
+        )
+
+
+class StatusCollector(Collector):
+    """Prometheus metrics from a /status document (see :meth:`cli.node.Node.status`),
+    read at each scrape. A part of the document that holds ``error`` (its actor
+    did not answer) yields no metrics, and ``crank_status_part_up`` says so."""
+
+    def __init__(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        self._status = status
+
+    def collect(self) -> Iterator[Metric]:
+        status = self._status()
+        up = GaugeMetricFamily(
+            "crank_status_part_up",
+            "1 when this part of the node's status answered at this scrape, else 0.",
+            labels=["part"],
+        )
+        for part in ("tree", "rpc", "leases", "blockhash"):
+            value = status.get(part)
+            up.add_metric([part], 1.0 if _answered(value) else 0.0)
+        yield up
+        uptime = GaugeMetricFamily("crank_uptime_seconds", "Seconds since this node started.")
+        uptime.add_metric([], float(status.get("uptime_s", 0.0)))
+        yield uptime
+        if _answered(status.get("tree")):
+            yield from tree_metrics(status["tree"])
+        if _answered(status.get("rpc")):
+            yield from rpc_metrics(status["rpc"])
+        if _answered(status.get("leases")):
+            yield from lease_metrics(status["leases"])
+        if _answered(status.get("blockhash")):
+            yield from blockhash_metrics(status["blockhash"])
+
+
+def _answered(part: Mapping[str, Any] | None) -> bool:
+    # describe_tree reports a supervisor that did not answer as "unresponsive".
+    return part is not None and "error" not in part and "unresponsive" not in part
+
+
+def flatten_tree(tree: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Every child of a ``describe_tree`` document, depth first, nested supervisors' too."""
+    children: list[dict[str, Any]] = []
+    for child in tree.get("children", []):
+        children.append(child)
+        if "tree" in child:
+            children.extend(flatten_tree(child["tree"]))
+    return children
+
+
+def tree_metrics(tree: Mapping[str, Any]) -> Iterator[Metric]:
+    restarts = CounterMetricFamily(
+        "crank_actor_restarts",
+        "Restarts of each supervised actor since its supervisor started it.",
+        labels=["path"],
+    )
+    mailbox = GaugeMetricFamily(
+        "crank_actor_mailbox_depth", "Messages waiting in each actor's mailbox.", labels=["path"]
+    )
+    running = GaugeMetricFamily(
+        "crank_actor_running", "1 while the actor is running, else 0.", labels=["path", "state"]
+    )
+    for child in flatten_tree(tree):
+        path = str(child["path"])
+        restarts.add_metric([path], float(child["restart_count"]))
+        mailbox.add_metric([path], float(child["mailbox_size"]))
+        running.add_metric([path, child["state"]], 1.0 if child["state"] == "running" else 0.0)
+    yield from (restarts, mailbox, running)
+
+
+def rpc_metrics(router: Mapping[str, Any]) -> Iterator[Metric]:
+    """From ``RouterState.to_json()``. The router counts by endpoint and outcome,
+    not by method, so the requests counter has no ``method`` label (yet)."""
+    requests = CounterMetricFamily(
+        "crank_rpc_requests",
+        "RPC requests by endpoint and outcome (per method: not counted by the router yet).",
+        labels=["endpoint", "outcome"],
+    )
+    breaker = GaugeMetricFamily(
+        "crank_rpc_breaker_state",
+        "1 for each endpoint's current circuit-breaker state, 0 for the others.",
+        labels=["endpoint", "state"],
+    )
+    latency = GaugeMetricFamily(
+        "crank_rpc_latency_seconds",
+        "Smoothed latency of each endpoint (absent until it has answered).",
+        labels=["endpoint"],
+    )
+    behind = GaugeMetricFamily(
+        "crank_rpc_slots_behind",
+        "Slots each endpoint is behind the highest confirmed slot seen.",
+        labels=["endpoint"],
+    )
+    for endpoint in router["endpoints"]:
+        name = str(endpoint["name"])
+        requests.add_metric([name, "success"], float(endpoint["successes"]))
+        requests.add_metric([name, "failure"], float(endpoint["failures"]))
+        for state in BREAKER_STATES:
+            breaker.add_metric([name, state], 1.0 if endpoint["breaker"] == state else 0.0)
+        if endpoint["latency_ms"] is not None:
+            latency.add_metric([name], endpoint["latency_ms"] / 1e3)
+        if endpoint["slots_behind"] is not None:
+            behind.add_metric([name], float(endpoint["slots_behind"]))
+    yield from (requests, breaker, latency, behind)
+    yield from backpressure_metrics(router["backpressure"], queued=int(router["queued"]))
+
+
+def backpressure_metrics(stats: Mapping[str, Any], queued: int) -> Iterator[Metric]:
+    in_flight = GaugeMetricFamily("crank_rpc_in_flight", "RPC requests in flight now.")
+    in_flight.add_metric([], float(stats["in_flight"]))
+    limit = GaugeMetricFamily("crank_rpc_max_in_flight", "RPC requests allowed in flight.")
+    limit.add_metric([], float(stats["max_in_flight"]))
+    waiting = GaugeMetricFamily("crank_rpc_queued", "RPC requests admitted, waiting.")
+    waiting.add_metric([], float(queued))
+    admitted = CounterMetricFamily(
+        "crank_rpc_admissions",
+        "RPC requests offered to backpressure, by priority and decision.",
+        labels=["priority", "decision"],
+    )
+    for decision in ("accepted", "refused"):
+        for priority, count in sorted(stats[decision].items()):
+            admitted.add_metric([priority, decision], float(count))
+    shed = CounterMetricFamily("crank_rpc_shed", "RPC requests shed under load.")
+    shed.add_metric([], float(stats["shed"]))
+    yield from (in_flight, limit, waiting, admitted, shed)
+
+
+def lease_metrics(leases: Mapping[str, Any]) -> Iterator[Metric]:
+    held = GaugeMetricFamily("crank_leases_held", "Leases this node holds now (every key).")
+    held.add_metric([], float(len(leases["held"])))
+    gained = CounterMetricFamily(
+        "crank_market_leases_gained", "Market leases this node acquired by rebalancing."
+    )
+    gained.add_metric([], float(leases["markets_gained_total"]))
+    lost = CounterMetricFamily(
+        "crank_market_leases_lost",
+        "Market leases this node gave up or lost (released, expired or taken over).",
+    )
+    lost.add_metric([], float(leases["markets_lost_total"]))
+    yield from (held, gained, lost)
+
+
+def blockhash_metrics(blockhash: Mapping[str, Any]) -> Iterator[Metric]:
+    if blockhash.get("age_s") is None:  # none fetched yet: no sample rather than a fake 0
+        return
+    age = GaugeMetricFamily("crank_blockhash_age_seconds", "Age of the cached blockhash.")
+    age.add_metric([], float(blockhash["age_s"]))
+    yield age
+
+
+class NodeMetrics:
+    """One node's registry: the pipeline's metrics, the lease counter, and (once
+    :meth:`observe` is called) the scrape-time metrics from its status."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.pipeline = PipelineMetrics(self.registry)
+        self.lease_changes = LeaseChangeCounter()
+        self._observed = False
+
+    def observe(self, status: Callable[[], Mapping[str, Any]]) -> None:
+        """Read ``status()`` at every scrape (once; a second call is ignored)."""
+        if not self._observed:
+            self._observed = True
+            self.registry.register(StatusCollector(status))
+
+    def render(self) -> bytes:
+        """The Prometheus text exposition of every metric (runs the status probes)."""
+        return generate_latest(self.registry)
