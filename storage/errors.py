@@ -14,12 +14,14 @@ __all__ = [
     "ClaimLost",
     "DatabaseBusy",
     "DatabaseUnavailable",
+    "DuplicateEntry",
     "IntegrityViolation",
     "InvalidDatabaseUrl",
     "LeaseLost",
     "NetworkFilesystemRefused",
     "SchemaOutdated",
     "SchemaTooNew",
+    "StateConflict",
     "StorageError",
     "WriteConflict",
 ]
@@ -43,6 +45,20 @@ class DatabaseUnavailable(StorageError):
 
 class IntegrityViolation(StorageError):
     """A write broke a database constraint (unique, foreign key, check or not-null)."""
+
+
+class DuplicateEntry(IntegrityViolation):
+    """An entry with this key is already stored."""
+
+    def __init__(self, field: str, value: object, message: str | None = None) -> None:
+        self.field = field
+        self.value = value
+        doc = (type(self).__doc__ or "").strip()
+        super().__init__(message or f"{field}: {doc[:1].lower()}{doc[1:]} ({value!r})")
+
+
+class StateConflict(StorageError):
+    """The row is not in a state this write applies to (missing, or already moved on)."""
 
 
 class InvalidDatabaseUrl(StorageError):

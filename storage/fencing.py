@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from loguru import logger
-from sqlalchemy import Delete, Exists, Table, Update
+from sqlalchemy import Delete, Exists, Table, Update, literal, select
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
@@ -26,7 +26,16 @@ from storage.models import Base, DistributedLock, table_of
 if TYPE_CHECKING:
     from storage.leases import Lease
 
-__all__ = ["Fence", "fenced_execute", "fenced_insert", "lease_condition", "lease_is_held"]
+__all__ = [
+    "Fence",
+    "fenced_execute",
+    "fenced_insert",
+    "fenced_update",
+    "lease_condition",
+    "lease_is_held",
+    "lease_still_held",
+    "lost_lease",
+]
 
 _LOCKS = table_of(DistributedLock)
 
@@ -47,6 +56,36 @@ def lease_is_held(lease: Lease, clock_offset_s: float = 0.0) -> Exists:
     """An EXISTS guard to put in any write's WHERE: true only while ``lease`` is held."""
     locks = _LOCKS.alias("fencing_lease")
     return guard_exists(locks, lease_condition(lease, locks, clock_offset_s))
+
+
+def lease_still_held(connection: Connection, lease: Lease, clock_offset_s: float = 0.0) -> bool:
+    """Whether ``lease`` still holds, asked inside ``connection``'s transaction.
+
+    For telling apart why a fenced write changed nothing: a lost lease, or a
+    row that no longer matched the write's own conditions.
+    """
+    proof = select(literal(1)).where(lease_condition(lease, _LOCKS, clock_offset_s))
+    return connection.execute(proof).first() is not None
+
+
+def fenced_update(
+    connection: Connection, lease: Lease, statement: Update | Delete, clock_offset_s: float = 0.0
+) -> int:
+    """Run an UPDATE/DELETE only under ``lease``; rows changed, which may be 0.
+
+    Unlike :func:`fenced_execute`, zero rows is an answer when the lease still
+    holds (no row met the statement's own conditions); LeaseLost is raised
+    only when the lease does not.
+    """
+    result = connection.execute(statement.where(lease_is_held(lease, clock_offset_s)))
+    if result.rowcount == 0 and not lease_still_held(connection, lease, clock_offset_s):
+        raise _lost(lease)
+    return result.rowcount
+
+
+def lost_lease(lease: Lease) -> LeaseLost:
+    """Log the loss of ``lease`` and return the LeaseLost to raise."""
+    return _lost(lease)
 
 
 def _lost(lease: Lease) -> LeaseLost:

@@ -40,6 +40,12 @@ class Market(Timestamped, Base):
     quote_decimals: Mapped[int] = mapped_column(SmallInteger)
     settlement_authority: Mapped[str] = mapped_column(PUBKEY)
     status: Mapped[str] = mapped_column(String(16), default="active", server_default="active")
+    # Revision 0003. Nullable only because rows from before it have no value (SQLite
+    # cannot add a NOT NULL column without a default, and inventing units would be
+    # worse); storage.markets always writes them and refuses to read a row without.
+    lot_size_atoms: Mapped[int | None] = mapped_column(U64())
+    tick_size_atoms: Mapped[int | None] = mapped_column(U64())
+    fee_payer: Mapped[str | None] = mapped_column(PUBKEY)
 
 
 class Order(Timestamped, Base):
@@ -53,6 +59,7 @@ class Order(Timestamped, Base):
         # The book a MatchActor loads: open orders of one market, best price first.
         Index(None, "market_id", "status", "side", "price_atoms", "created_at"),
         Index(None, "maker", "nonce", unique=True),
+        Index(None, "maker", "client_order_id", unique=True),
         # OrderMonitor's funding checks, by the account an order pays from.
         Index(None, "pay_account"),
     )
@@ -70,6 +77,11 @@ class Order(Timestamped, Base):
     signature: Mapped[str] = mapped_column(SIGNATURE)
     expires_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
     status: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    # Revision 0003 (nullable for older rows, as on Market): with these every
+    # signed term is stored exactly, so the SignedOrder can be rebuilt and
+    # verified. expires_at stays for SQL comparisons with the database's clock.
+    client_order_id: Mapped[int | None] = mapped_column(U64())
+    expiry_s: Mapped[int | None] = mapped_column(U64())
 
 
 class Fill(Timestamped, Base):
@@ -80,6 +92,8 @@ class Fill(Timestamped, Base):
         Index(None, "market_id", "created_at"),
         Index(None, "maker_order_id"),
         Index(None, "taker_order_id"),
+        # Part of the fill id; a rebuilt book starts past the market's highest.
+        Index(None, "market_id", "sequence", unique=True),
     )
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
@@ -91,3 +105,5 @@ class Fill(Timestamped, Base):
     quote_atoms: Mapped[int] = mapped_column(U64())
     # The market lease's token under which the fill was written, for audits.
     fencing_token: Mapped[int] = mapped_column(BigInteger)
+    # Revision 0003 (nullable for older rows): the market's fill sequence number.
+    sequence: Mapped[int | None] = mapped_column(BigInteger)

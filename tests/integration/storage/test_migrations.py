@@ -48,7 +48,8 @@ def test_empty_to_head_then_one_step_down_and_up_again(empty_engine: Engine) -> 
     downgrade(empty_engine, "-1")
     previous = history()[-2].revision
     assert current_revision(empty_engine) == previous
-    assert "distributed_locks" not in _tables(empty_engine)
+    # One step below head no longer matches the models, whichever revision is last.
+    assert _drift(empty_engine) != []
 
     upgrade(empty_engine)
     assert current_revision(empty_engine) == head_revision()

@@ -1,0 +1,85 @@
+"""Markets: a ``market.Market`` stored in, and read back from, the ``markets`` table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from loguru import logger
+from solders.pubkey import Pubkey
+from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
+
+import market as domain
+from storage.engine import read_transaction, write_transaction
+from storage.errors import DuplicateEntry, IntegrityViolation, StorageError
+from storage.models import MARKET_STATUSES, Market, table_of
+
+__all__ = ["get_market", "insert_market", "list_markets", "market_from_row"]
+
+_MARKETS = table_of(Market)
+
+
+def insert_market(engine: Engine, market: domain.Market, *, status: str = "active") -> None:
+    """Store ``market``; raises DuplicateEntry (field ``market_id``) if its id is taken."""
+    if status not in MARKET_STATUSES:
+        raise ValueError(f"status must be one of {MARKET_STATUSES}, got {status!r}")
+    values = {
+        "id": market.market_id,
+        "base_mint": str(market.base_mint),
+        "quote_mint": str(market.quote_mint),
+        "base_decimals": market.base_decimals,
+        "quote_decimals": market.quote_decimals,
+        "lot_size_atoms": market.lot_size_atoms,
+        "tick_size_atoms": market.tick_size_atoms,
+        "settlement_authority": str(market.settlement_authority),
+        "fee_payer": str(market.fee_payer),
+        "status": status,
+    }
+    try:
+        with write_transaction(engine, "storage.market_insert") as connection:
+            connection.execute(insert(_MARKETS).values(**values))
+    except IntegrityViolation:
+        if get_market(engine, market.market_id) is None:
+            raise
+        raise DuplicateEntry("market_id", market.market_id) from None
+    logger.bind(action="storage.market_inserted", market_id=market.market_id).info("market stored")
+
+
+def get_market(engine: Engine, market_id: str) -> domain.Market | None:
+    """The market ``market_id`` (any status), or None."""
+    with read_transaction(engine, "storage.market_get") as connection:
+        row = connection.execute(select(_MARKETS).where(_MARKETS.c.id == market_id)).first()
+    return None if row is None else market_from_row(row._mapping)
+
+
+def list_markets(
+    engine: Engine, *, statuses: Iterable[str] = MARKET_STATUSES
+) -> list[domain.Market]:
+    """Every market whose status is in ``statuses`` (all by default), by id."""
+    stmt = select(_MARKETS).where(_MARKETS.c.status.in_(tuple(statuses))).order_by(_MARKETS.c.id)
+    with read_transaction(engine, "storage.market_list") as connection:
+        return [market_from_row(row._mapping) for row in connection.execute(stmt)]
+
+
+def market_from_row(row: Any) -> domain.Market:
+    """The domain market of a ``markets`` row mapping; refuses a row from before revision 0003."""
+    missing = [
+        name for name in ("lot_size_atoms", "tick_size_atoms", "fee_payer") if row[name] is None
+    ]
+    if missing:
+        raise StorageError(
+            f"market {row['id']!r} was stored before revision 0003 and has no "
+            f"{', '.join(missing)}: store it again through storage.insert_market"
+        )
+    return domain.Market(
+        market_id=row["id"],
+        base_mint=Pubkey.from_string(row["base_mint"]),
+        base_decimals=row["base_decimals"],
+        quote_mint=Pubkey.from_string(row["quote_mint"]),
+        quote_decimals=row["quote_decimals"],
+        lot_size_atoms=row["lot_size_atoms"],
+        tick_size_atoms=row["tick_size_atoms"],
+        settlement_authority=Pubkey.from_string(row["settlement_authority"]),
+        fee_payer=Pubkey.from_string(row["fee_payer"]),
+    )

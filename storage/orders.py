@@ -1,0 +1,264 @@
+"""Signed orders: store one, read it back exactly, list a market's open orders, move its status.
+
+Every signed term is stored, so :func:`get_order` rebuilds the very
+``market.SignedOrder`` that was stored (and checks it still hashes to its id).
+Order statuses move along these edges only::
+
+    open -> unfunded (OrderMonitor: not funded now)   unfunded -> open (funded again)
+    open | unfunded -> cancelled | expired            open -> filled (storage.fills only)
+
+Status writes by OrderMonitor may be fenced by the market's lease (pass
+``lease``); cancels come from intake on any node and are not.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+from loguru import logger
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Connection, Engine
+
+import market as domain
+from storage.clock import db_now
+from storage.engine import read_transaction, write_transaction
+from storage.errors import DuplicateEntry, IntegrityViolation, StorageError
+from storage.fencing import fenced_update
+from storage.leases import Lease
+from storage.models import Order, table_of
+
+__all__ = [
+    "ORDER_TRANSITIONS",
+    "OrderStatusChange",
+    "StoredOrder",
+    "get_order",
+    "list_open_orders",
+    "mark_order_cancelled",
+    "mark_order_expired",
+    "mark_order_funded",
+    "mark_order_unfunded",
+    "open_orders_in",
+    "order_from_row",
+    "set_order_status",
+    "store_order",
+]
+
+_ORDERS = table_of(Order)
+# orders.nonce is a BIGINT since revision 0001: the signed u64 range's upper half does not fit.
+MAX_STORED_NONCE = 2**63 - 1
+# The last second a Python datetime (and so expires_at) can hold: 9999-12-31T23:59:59Z.
+_MAX_EXPIRES_AT_S = 253_402_300_799
+
+OrderStatusChange = Literal["open", "unfunded", "cancelled", "expired"]
+# Target status -> the statuses an order may be in to move there.
+ORDER_TRANSITIONS: Mapping[OrderStatusChange, tuple[str, ...]] = {
+    "open": ("unfunded",),
+    "unfunded": ("open",),
+    "cancelled": ("open", "unfunded"),
+    "expired": ("open", "unfunded"),
+}
+
+
+@dataclass(frozen=True)
+class StoredOrder:
+    """A signed order as the database has it: what is left of it and where it stands."""
+
+    signed: domain.SignedOrder
+    remaining_atoms: int
+    status: str
+    created_at: datetime
+
+    @property
+    def order(self) -> domain.Order:
+        return self.signed.order
+
+    @property
+    def order_id(self) -> str:
+        return self.signed.order_id
+
+
+def _expires_at(expiry_s: int) -> datetime | None:
+    # An expiry past year 9999 is "never" for SQL comparisons; expiry_s keeps the exact value.
+    return None if expiry_s > _MAX_EXPIRES_AT_S else datetime.fromtimestamp(expiry_s, UTC)
+
+
+def _order_values(signed: domain.SignedOrder, status: str) -> dict[str, Any]:
+    order = signed.order
+    if order.nonce > MAX_STORED_NONCE:
+        raise IntegrityViolation(
+            f"nonce: {order.nonce} does not fit the orders table (at most {MAX_STORED_NONCE})"
+        )
+    return {
+        "id": signed.order_id,
+        "market_id": order.market_id,
+        "maker": str(order.maker),
+        "side": order.side.value,
+        "price_atoms": order.price_atoms,
+        "size_atoms": order.size_atoms,
+        "remaining_atoms": order.size_atoms,
+        "pay_account": str(order.pay_account),
+        "receive_account": str(order.receive_account),
+        "client_order_id": order.client_order_id,
+        "nonce": order.nonce,
+        "expiry_s": order.expiry_s,
+        "expires_at": _expires_at(order.expiry_s),
+        "signature": str(signed.signature),
+        "status": status,
+    }
+
+
+def store_order(engine: Engine, signed: domain.SignedOrder, *, status: str = "open") -> StoredOrder:
+    """Store a signed order (checked by intake first: this verifies nothing of the domain's).
+
+    Raises DuplicateEntry naming the field taken: ``order_id`` (the same
+    terms), ``client_order_id`` or ``nonce`` (another order of the same
+    maker); IntegrityViolation naming ``market_id`` for an unknown market.
+    """
+    if status not in ("open", "unfunded"):
+        raise ValueError(f"a new order is open or unfunded, not {status!r}")
+    values = _order_values(signed, status)
+    stmt = insert(_ORDERS).values(**values).returning(_ORDERS.c.created_at)
+    try:
+        with write_transaction(engine, "storage.order_store") as connection:
+            created_at = connection.execute(stmt).scalar_one()
+    except IntegrityViolation as error:
+        raise _why_refused(engine, signed) from error
+    logger.bind(
+        action="storage.order_stored",
+        order_id=signed.order_id,
+        market_id=signed.order.market_id,
+        maker=str(signed.order.maker),
+    ).debug("order stored")
+    return StoredOrder(signed, signed.order.size_atoms, status, created_at)
+
+
+def _why_refused(engine: Engine, signed: domain.SignedOrder) -> IntegrityViolation:
+    """The constraint a refused order broke, found by looking (both engines word it differently)."""
+    order = signed.order
+    columns = _ORDERS.c
+    maker = columns.maker == str(order.maker)
+    client_order_id = maker & (columns.client_order_id == order.client_order_id)
+    checks: tuple[tuple[str, object, Any], ...] = (
+        ("order_id", signed.order_id, columns.id == signed.order_id),
+        ("client_order_id", order.client_order_id, client_order_id),
+        ("nonce", order.nonce, maker & (columns.nonce == order.nonce)),
+    )
+    with read_transaction(engine, "storage.order_conflict") as connection:
+        for field, value, condition in checks:
+            if connection.execute(select(columns.id).where(condition)).first() is not None:
+                return DuplicateEntry(field, value)
+    return IntegrityViolation(f"market_id: no market {order.market_id!r} to store the order in")
+
+
+def order_from_row(row: Any) -> StoredOrder:
+    """The stored order of an ``orders`` row mapping; refuses a row from before revision 0003."""
+    if row["client_order_id"] is None or row["expiry_s"] is None:
+        raise StorageError(
+            f"order {row['id']!r} was stored before revision 0003 and lacks its signed terms"
+        )
+    order = domain.Order(
+        market_id=row["market_id"],
+        side=domain.Side(row["side"]),
+        price_atoms=row["price_atoms"],
+        size_atoms=row["size_atoms"],
+        maker=Pubkey.from_string(row["maker"]),
+        pay_account=Pubkey.from_string(row["pay_account"]),
+        receive_account=Pubkey.from_string(row["receive_account"]),
+        client_order_id=row["client_order_id"],
+        expiry_s=row["expiry_s"],
+        nonce=row["nonce"],
+    )
+    if order.order_id != row["id"]:
+        raise StorageError(f"order {row['id']!r}: its stored terms hash to {order.order_id}")
+    signed = domain.SignedOrder(order, Signature.from_string(row["signature"]))
+    return StoredOrder(signed, row["remaining_atoms"], row["status"], row["created_at"])
+
+
+def get_order(engine: Engine, order_id: str) -> StoredOrder | None:
+    """The order ``order_id``, or None."""
+    with read_transaction(engine, "storage.order_get") as connection:
+        row = connection.execute(select(_ORDERS).where(_ORDERS.c.id == order_id)).first()
+    return None if row is None else order_from_row(row._mapping)
+
+
+def list_open_orders(engine: Engine, market_id: str) -> list[StoredOrder]:
+    """The open orders of ``market_id`` with something left, in arrival order.
+
+    Arrival order (``created_at``, then id for orders stored in the same
+    clock tick) is the order to rest them in a ``market.Book``, which sorts
+    them by price itself: see :func:`storage.books.load_book`. Unfunded
+    orders are left out (MatchActor skips them until funded).
+    """
+    with read_transaction(engine, "storage.order_list_open") as connection:
+        return open_orders_in(connection, market_id)
+
+
+def open_orders_in(connection: Connection, market_id: str) -> list[StoredOrder]:
+    """:func:`list_open_orders` inside a transaction the caller holds."""
+    columns = _ORDERS.c
+    stmt = (
+        select(_ORDERS)
+        .where(columns.market_id == market_id, columns.status == "open")
+        .where(columns.remaining_atoms > 0)
+        .order_by(columns.created_at, columns.id)
+    )
+    return [order_from_row(row._mapping) for row in connection.execute(stmt)]
+
+
+def set_order_status(
+    engine: Engine,
+    order_id: str,
+    status: OrderStatusChange,
+    *,
+    lease: Lease | None = None,
+    clock_offset_s: float = 0.0,
+) -> bool:
+    """Move ``order_id`` to ``status`` along :data:`ORDER_TRANSITIONS`.
+
+    True if it moved; False if it was not in a status that moves there (already
+    there, filled, cancelled, or no such order). With ``lease`` the write is
+    fenced by it and raises LeaseLost when it no longer holds.
+    """
+    sources = ORDER_TRANSITIONS[status]
+    stmt = (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(sources))
+        .values(status=status, updated_at=db_now())
+    )
+    with write_transaction(engine, "storage.order_status") as connection:
+        changed = _apply(connection, stmt, lease, clock_offset_s)
+    logger.bind(
+        action="storage.order_status_set", order_id=order_id, status=status, changed=changed
+    ).debug("order status set")
+    return changed
+
+
+def _apply(connection: Connection, stmt: Any, lease: Lease | None, clock_offset_s: float) -> bool:
+    if lease is None:
+        return bool(connection.execute(stmt).rowcount)
+    return bool(fenced_update(connection, lease, stmt, clock_offset_s))
+
+
+def mark_order_cancelled(engine: Engine, order_id: str) -> bool:
+    """Cancel an open or unfunded order (intake, after checking the maker's signed cancel)."""
+    return set_order_status(engine, order_id, "cancelled")
+
+
+def mark_order_expired(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+    """Expire an open or unfunded order."""
+    return set_order_status(engine, order_id, "expired", lease=lease)
+
+
+def mark_order_unfunded(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+    """Set an open order aside until it is funded again (it is skipped, not cancelled)."""
+    return set_order_status(engine, order_id, "unfunded", lease=lease)
+
+
+def mark_order_funded(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+    """Put an unfunded order back in play: open again."""
+    return set_order_status(engine, order_id, "open", lease=lease)

@@ -1,0 +1,385 @@
+"""SettlementActor's writes, each under the settlement's claim, and the recovery query.
+
+Claims come from :func:`storage.queues.settlement_queue`; every write here
+checks the claim token in the same statement and raises ClaimLost, writing
+nothing, once the claim was taken over or expired.
+
+The protocol's rules that the data can enforce, it does:
+
+- :func:`record_attempt` is the write-ahead: the signed transaction (signature,
+  raw bytes, blockhash, ``last_valid_block_height``) is stored before it is
+  sent, and a new attempt is refused (StateConflict) unless every earlier one
+  is ``expired`` (provably dead);
+- an attempt's state only moves forward: ``signed -> sent``, then to one of
+  ``confirmed`` (landed), ``failed`` (landed with an error), ``expired``;
+- :func:`confirm_settlement` and :func:`fail_settlement` finish the settlement,
+  write its transaction history line and give the claim up, in one transaction;
+  failing is refused while another attempt might still land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Literal
+
+from loguru import logger
+from sqlalchemy import literal, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from storage.claims import Claim, ClaimedWriter, ClaimQueue
+from storage.clock import db_now, read_db_now
+from storage.engine import read_transaction
+from storage.errors import DuplicateEntry, IntegrityViolation, StateConflict
+from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
+
+__all__ = [
+    "ATTEMPT_TRANSITIONS",
+    "AttemptOutcome",
+    "AttemptRecord",
+    "RecoveryCase",
+    "SettlementRecord",
+    "confirm_settlement",
+    "fail_settlement",
+    "get_settlement",
+    "list_attempts",
+    "mark_attempt",
+    "record_attempt",
+    "settlements_to_recover",
+]
+
+_SETTLEMENTS = table_of(Settlement)
+_ATTEMPTS = table_of(SettlementAttempt)
+_HISTORY = table_of(TransactionHistory)
+
+UNRESOLVED_ATTEMPT_STATES = ("signed", "sent")
+AttemptOutcome = Literal["sent", "confirmed", "failed", "expired"]
+# Target state -> the states an attempt may be in to move there.
+ATTEMPT_TRANSITIONS: Mapping[AttemptOutcome, tuple[str, ...]] = {
+    "sent": ("signed",),
+    "confirmed": UNRESOLVED_ATTEMPT_STATES,
+    "failed": UNRESOLVED_ATTEMPT_STATES,
+    "expired": UNRESOLVED_ATTEMPT_STATES,
+}
+
+
+@dataclass(frozen=True)
+class SettlementRecord:
+    """A settlement row: one per fill (its id is the fill id)."""
+
+    settlement_id: str
+    fill_id: str
+    market_id: str
+    status: str
+    confirmed_signature: str | None
+    last_error: str | None
+    claim_token: int
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class AttemptRecord:
+    """One signed settlement transaction, as written ahead of sending it."""
+
+    settlement_id: str
+    attempt_number: int
+    signature: str
+    raw_transaction: bytes
+    blockhash: str
+    last_valid_block_height: int
+    claim_token: int
+    state: str
+
+
+@dataclass(frozen=True)
+class RecoveryCase:
+    """A settlement to ask the chain about: every attempt it has, oldest first."""
+
+    settlement: SettlementRecord
+    attempts: tuple[AttemptRecord, ...]
+
+
+def _settlement(row: Any) -> SettlementRecord:
+    return SettlementRecord(
+        row["id"],
+        row["fill_id"],
+        row["market_id"],
+        row["status"],
+        row["confirmed_signature"],
+        row["last_error"],
+        row["claim_token"],
+        row["created_at"],
+    )
+
+
+def _attempt(row: Any) -> AttemptRecord:
+    return AttemptRecord(
+        row["settlement_id"],
+        row["attempt_number"],
+        row["signature"],
+        bytes(row["raw_transaction"]),
+        row["blockhash"],
+        row["last_valid_block_height"],
+        row["claim_token"],
+        row["state"],
+    )
+
+
+def get_settlement(engine: Engine, settlement_id: str) -> SettlementRecord | None:
+    """The settlement ``settlement_id`` (the fill id), or None."""
+    stmt = select(_SETTLEMENTS).where(_SETTLEMENTS.c.id == settlement_id)
+    with read_transaction(engine, "storage.settlement_get") as connection:
+        row = connection.execute(stmt).first()
+    return None if row is None else _settlement(row._mapping)
+
+
+def _attempts_in(connection: Connection, settlement_ids: Iterable[str]) -> list[AttemptRecord]:
+    stmt = (
+        select(_ATTEMPTS)
+        .where(_ATTEMPTS.c.settlement_id.in_(tuple(settlement_ids)))
+        .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
+    )
+    return [_attempt(row._mapping) for row in connection.execute(stmt)]
+
+
+def list_attempts(engine: Engine, settlement_id: str) -> list[AttemptRecord]:
+    """Every attempt of ``settlement_id``, by attempt number."""
+    with read_transaction(engine, "storage.attempt_list") as connection:
+        return _attempts_in(connection, (settlement_id,))
+
+
+def _check_queue(queue: ClaimQueue) -> None:
+    if queue.table is not _SETTLEMENTS:
+        raise ValueError(f"settlement writes need settlement_queue's claims, not {queue.table}")
+
+
+def _claim_held(writer: ClaimedWriter) -> bool:
+    table = writer.queue.table
+    proof = select(literal(1)).select_from(table).where(writer.queue.condition(writer.claim))
+    return writer.connection.execute(proof).first() is not None
+
+
+def _claimed_update(writer: ClaimedWriter, statement: Any) -> int:
+    """An UPDATE under the claim; rows changed (maybe 0), ClaimLost if the claim is gone."""
+    guard = writer.queue.is_held(writer.claim)
+    result = writer.connection.execute(statement.where(guard))
+    if result.rowcount == 0 and not _claim_held(writer):
+        raise writer.queue.lost(writer.claim)
+    return result.rowcount
+
+
+def record_attempt(
+    queue: ClaimQueue,
+    claim: Claim,
+    *,
+    signature: str,
+    raw_transaction: bytes,
+    blockhash: str,
+    last_valid_block_height: int,
+) -> AttemptRecord:
+    """Write a signed attempt ahead of sending it; the settlement becomes ``submitted``.
+
+    Raises ClaimLost (nothing written), StateConflict while an earlier attempt
+    is not ``expired``, DuplicateEntry (field ``signature``) for a reused one.
+    """
+    _check_queue(queue)
+    settlement_id = str(claim.row_id)
+    try:
+        with queue.claimed(claim) as writer:
+            # The claim first: a node that lost it hears ClaimLost, not a state complaint.
+            writer.update_row(status="submitted", updated_at=db_now())
+            number = _next_attempt_number(writer.connection, settlement_id)
+            now = read_db_now(writer.connection)
+            record = AttemptRecord(
+                settlement_id, number, signature, raw_transaction, blockhash,
+                last_valid_block_height, claim.claim_token, "signed",
+            )  # fmt: skip
+            writer.insert(_ATTEMPTS, _attempt_values(record, now))
+    except IntegrityViolation as error:
+        raise DuplicateEntry("signature", signature) from error
+    logger.bind(
+        action="storage.attempt_recorded",
+        settlement_id=settlement_id,
+        attempt_number=number,
+        signature=signature,
+        last_valid_block_height=last_valid_block_height,
+    ).info("settlement attempt written ahead")
+    return record
+
+
+def _next_attempt_number(connection: Connection, settlement_id: str) -> int:
+    earlier = _attempts_in(connection, (settlement_id,))
+    alive = [attempt for attempt in earlier if attempt.state != "expired"]
+    if alive:
+        raise StateConflict(
+            f"settlement {settlement_id}: attempt {alive[0].attempt_number} is "
+            f"{alive[0].state}; a new attempt needs every earlier one expired"
+        )
+    return 1 + max((attempt.attempt_number for attempt in earlier), default=0)
+
+
+def _attempt_values(record: AttemptRecord, now: datetime) -> dict[str, Any]:
+    return {
+        "settlement_id": record.settlement_id,
+        "attempt_number": record.attempt_number,
+        "signature": record.signature,
+        "raw_transaction": record.raw_transaction,
+        "blockhash": record.blockhash,
+        "last_valid_block_height": record.last_valid_block_height,
+        "claim_token": record.claim_token,
+        "state": record.state,
+        "created_at": now,
+        "updated_at": now,
+    }
+
+
+def _move_attempt(
+    writer: ClaimedWriter, signature: str, state: AttemptOutcome, also_from: tuple[str, ...] = ()
+) -> None:
+    sources = ATTEMPT_TRANSITIONS[state] + also_from
+    stmt = (
+        update(_ATTEMPTS)
+        .where(_ATTEMPTS.c.signature == signature)
+        .where(_ATTEMPTS.c.settlement_id == str(writer.claim.row_id))
+        .where(_ATTEMPTS.c.state.in_(sources))
+        .values(state=state, updated_at=db_now())
+    )
+    if _claimed_update(writer, stmt) == 0:
+        raise StateConflict(
+            f"attempt {signature} of settlement {writer.claim.row_id}: not one of its "
+            f"attempts in state {' or '.join(sources)}, so it cannot become {state}"
+        )
+
+
+def mark_attempt(queue: ClaimQueue, claim: Claim, signature: str, state: AttemptOutcome) -> None:
+    """Move one attempt of the claimed settlement to ``state`` (ATTEMPT_TRANSITIONS).
+
+    ``confirmed``/``failed`` here only record what the chain said of the
+    attempt; :func:`confirm_settlement`/:func:`fail_settlement` finish the
+    settlement. Raises ClaimLost, or StateConflict for a move not allowed.
+    """
+    _check_queue(queue)
+    with queue.claimed(claim) as writer:
+        _move_attempt(writer, signature, state)
+    logger.bind(
+        action="storage.attempt_marked",
+        settlement_id=str(claim.row_id),
+        signature=signature,
+        state=state,
+    ).debug("settlement attempt marked")
+
+
+def _history(
+    writer: ClaimedWriter, signature: str, status: str, slot: int | None, error: str | None
+) -> None:
+    now = read_db_now(writer.connection)
+    values = {
+        "signature": signature,
+        "type": "settlement",
+        "status": status,
+        "settlement_id": str(writer.claim.row_id),
+        "slot": slot,
+        "error": error,
+        "created_at": now,
+        "updated_at": now,
+    }
+    writer.insert(_HISTORY, values)
+
+
+def confirm_settlement(queue: ClaimQueue, claim: Claim, signature: str, slot: int) -> None:
+    """The attempt ``signature`` landed at ``slot``: attempt confirmed, settlement confirmed,
+    a transaction history line, and the claim given up; one transaction."""
+    _check_queue(queue)
+    with queue.claimed(claim) as writer:
+        # The attempt and history first: giving the claim up must be the last claimed write.
+        _move_attempt(writer, signature, "confirmed", also_from=("confirmed",))
+        _history(writer, signature, "confirmed", slot, None)
+        writer.update_row(
+            status="confirmed",
+            confirmed_signature=signature,
+            last_error=None,
+            claimed_by=None,
+            claim_expires_at=None,
+            updated_at=db_now(),
+        )
+    logger.bind(
+        action="storage.settlement_confirmed",
+        settlement_id=str(claim.row_id),
+        signature=signature,
+        slot=slot,
+    ).info("settlement confirmed")
+
+
+def fail_settlement(
+    queue: ClaimQueue,
+    claim: Claim,
+    reason: str,
+    *,
+    signature: str | None = None,
+    slot: int | None = None,
+) -> None:
+    """Fail the settlement with ``reason``, giving the claim up.
+
+    ``signature``: the attempt that landed with an error (marked ``failed``,
+    with a history line). Refused (StateConflict) while any other attempt is
+    still signed or sent: it might yet land.
+    """
+    _check_queue(queue)
+    settlement_id = str(claim.row_id)
+    with queue.claimed(claim) as writer:
+        if signature is not None:
+            _move_attempt(writer, signature, "failed", also_from=("failed",))
+            _history(writer, signature, "failed", slot, reason)
+        live = [
+            attempt
+            for attempt in _attempts_in(writer.connection, (settlement_id,))
+            if attempt.state in UNRESOLVED_ATTEMPT_STATES
+        ]
+        if live:
+            raise StateConflict(
+                f"settlement {settlement_id}: attempt {live[0].signature} is {live[0].state} "
+                "and might still land; it must be expired or resolved before failing"
+            )
+        writer.update_row(
+            status="failed",
+            last_error=reason,
+            claimed_by=None,
+            claim_expires_at=None,
+            updated_at=db_now(),
+        )
+    logger.bind(
+        action="storage.settlement_failed", settlement_id=settlement_id, reason=reason
+    ).warning("settlement failed")
+
+
+def settlements_to_recover(
+    engine: Engine, *, market_ids: Iterable[str] | None = None
+) -> list[RecoveryCase]:
+    """Every unfinished settlement with an attempt still signed or sent, oldest first.
+
+    What recovery asks the chain about before deciding anything: each comes
+    with all its attempts (expired ones too: their signatures are searched as
+    well). ``market_ids`` limits it to some markets.
+    """
+    unresolved = select(_ATTEMPTS.c.settlement_id).where(
+        _ATTEMPTS.c.state.in_(UNRESOLVED_ATTEMPT_STATES)
+    )
+    stmt = (
+        select(_SETTLEMENTS)
+        .where(_SETTLEMENTS.c.status.in_(("pending", "submitted")))
+        .where(_SETTLEMENTS.c.id.in_(unresolved))
+        .order_by(_SETTLEMENTS.c.created_at, _SETTLEMENTS.c.id)
+    )
+    if market_ids is not None:
+        stmt = stmt.where(_SETTLEMENTS.c.market_id.in_(tuple(market_ids)))
+    with read_transaction(engine, "storage.settlement_recovery") as connection:
+        settlements = [_settlement(row._mapping) for row in connection.execute(stmt)]
+        attempts = _attempts_in(connection, (s.settlement_id for s in settlements))
+    by_settlement: dict[str, list[AttemptRecord]] = {}
+    for attempt in attempts:
+        by_settlement.setdefault(attempt.settlement_id, []).append(attempt)
+    return [
+        RecoveryCase(settlement, tuple(by_settlement.get(settlement.settlement_id, ())))
+        for settlement in settlements
+    ]
