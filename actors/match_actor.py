@@ -1,0 +1,524 @@
+"""MatchActor: the books of the markets this node holds, matched and written under their leases.
+
+* Markets: :class:`~actors.lock_actor.MarketsChanged` says which markets this
+  node holds, with each market's lease. On a gain the book is loaded from the
+  database (``storage.load_book``) and *uncrossed* (see :func:`uncross`); on a
+  loss, or :class:`~actors.lock_actor.LeaseLost` for ``market:<id>``, the
+  market is dropped at once: book, lease and queued orders.
+* Orders: each :class:`~actors.pipeline_messages.OrderAdded` of a held market is
+  matched (``market.match``, ``now_s`` from the injected wall clock) and the
+  result written in one transaction fenced by the market's lease
+  (``storage.record_match_result``). Only after the write succeeds does the
+  actor keep the new book and tell the settlement sink
+  :class:`~actors.pipeline_messages.SettlementsPending`.
+  :class:`~actors.pipeline_messages.OrderRemoved` takes the order out of the
+  book (the store already changed its status: nothing to write).
+* Failures of the write: ``LeaseLost`` drops the market; ``StateConflict``
+  (an order moved on under it, e.g. cancelled first) or another integrity error
+  reloads that market's book from the database; any other storage error keeps
+  the old book and retries the same order later, with backoff, ahead of the
+  orders queued behind it. None of them fails the actor.
+* Backpressure: while the last :class:`~actors.pipeline_messages.SettlementBacklog`
+  said full, orders are queued per market in arrival order and nothing is
+  matched; removals still apply. When it is no longer full the queues drain in
+  order.
+
+Messages for a market this node does not hold are ignored (logged at debug).
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from sqlalchemy.engine import Engine
+
+import market as domain
+from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink
+from actors.pipeline_messages import (
+    OrderAdded,
+    OrderRemoved,
+    SettlementBacklog,
+    SettlementsPending,
+)
+from storage import (
+    MARKET_KEY_PREFIX,
+    IntegrityViolation,
+    Lease,
+    StateConflict,
+    StorageError,
+    StoredOrder,
+    get_market,
+    load_book,
+    market_id,
+    record_match,
+    record_match_result,
+)
+from storage import LeaseLost as LeaseLostError
+from supervision import Clock, CrankActor
+
+__all__ = [
+    "GetMatchState",
+    "MarketMatchState",
+    "MatchActor",
+    "MatchSettings",
+    "MatchState",
+    "Uncrossed",
+    "uncross",
+]
+
+# Statuses after which an order can never trade again: an OrderAdded carrying
+# one is a stale snapshot and is ignored.
+_FINISHED_STATUSES = frozenset({"filled", "cancelled", "expired"})
+
+
+@dataclass(frozen=True)
+class MatchSettings:
+    """Backoff of the retries after a storage error: doubling from ``retry_initial_s``
+    up to ``retry_max_s``, back to the start after a success."""
+
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_initial_s <= self.retry_max_s:
+            raise ValueError(
+                f"retry_initial_s must be positive and at most retry_max_s "
+                f"({self.retry_max_s}), got {self.retry_initial_s}"
+            )
+
+
+# -- messages ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetMatchState:
+    """Ask: a :class:`MatchState` snapshot (for ``/status``)."""
+
+
+@dataclass(frozen=True)
+class MarketMatchState:
+    """One held market: its lease's token, whether its book is loaded, its size, its queue."""
+
+    market_id: str
+    fencing_token: int
+    loaded: bool
+    bids: int
+    asks: int
+    queued: int
+    retrying: bool
+
+
+@dataclass(frozen=True)
+class MatchState:
+    """What the MatchActor holds, by market id order, and what it has written."""
+
+    markets: tuple[MarketMatchState, ...]
+    backlog_full: bool
+    fills_written: int
+
+
+@dataclass(frozen=True)
+class _Retry:
+    """Timer: try the market again (load its book, then its queue)."""
+
+    market_id: str
+
+
+# -- uncrossing a loaded book (pure) --------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uncrossed:
+    """A book rebuilt by matching, and what that matching must write (maybe nothing)."""
+
+    book: domain.Book
+    fills: tuple[domain.Fill, ...]
+    remaining_atoms: Mapping[str, int]
+    expired_order_ids: tuple[str, ...]
+
+    @property
+    def needs_write(self) -> bool:
+        return bool(self.fills or self.remaining_atoms or self.expired_order_ids)
+
+
+def uncross(loaded: domain.Book, *, now_s: int) -> Uncrossed:
+    """Rebuild ``loaded`` by matching its orders again, in arrival order.
+
+    ``storage.load_book`` rests every open order *without* matching it, so an
+    order stored but never matched (it arrived while no node held the market,
+    or just before a reload) could sit crossed in the book, and its
+    OrderAdded would then be ignored as a duplicate. Matching each order in
+    arrival order against the orders before it does what a node holding the
+    market all along would have done. A book already uncrossed comes back
+    with the same orders in the same priority and nothing to write.
+    """
+    book = domain.Book.empty(loaded.market, loaded.next_fill_sequence)
+    fills: list[domain.Fill] = []
+    remaining: dict[str, int] = {}
+    expired: list[str] = []
+    for resting in sorted((*loaded.bids, *loaded.asks), key=lambda order: order.arrival):
+        result = domain.match(
+            book, resting.order, now_s=now_s, remaining_atoms=resting.remaining_atoms
+        )
+        book = result.book
+        fills.extend(result.fills)
+        remaining.update(result.remaining_atoms)  # remaining sizes only go down
+        expired.extend(result.expired_order_ids)
+    return Uncrossed(book, tuple(fills), remaining, tuple(expired))
+
+
+# -- the actor ------------------------------------------------------------------------
+
+
+@dataclass
+class _HeldMarket:
+    lease: Lease
+    market: domain.Market | None = None
+    book: domain.Book | None = None  # None until loaded, and after a conflict
+    queue: deque[StoredOrder] = field(default_factory=deque)
+    retry_delay_s: float = 0.0  # the last backoff delay; 0 after a success
+    retry_pending: bool = False
+
+
+class _Outcome(enum.Enum):
+    """What became of the order at the head of a market's queue."""
+
+    DONE = "done"  # handled (matched and written, or ignored): next order
+    RELOAD = "reload"  # handled, but the book must be reloaded first
+    RETRY = "retry"  # not handled: try it again later
+    DROPPED = "dropped"  # the market was dropped
+
+
+class MatchActor(CrankActor):
+    """See the module docstring.
+
+    ``wall_clock`` gives ``now_s`` for order expiry (tests move it);
+    ``db_time_offset_s`` shifts the database's clock for the fenced writes, as
+    for the LockActor. The settlement sink gets ``SettlementsPending``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        settlement_sink: MessageSink | None = None,
+        settings: MatchSettings | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        db_time_offset_s: Callable[[], float] = lambda: 0.0,
+        clock: Clock | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name=name, clock=clock)
+        self._engine = engine
+        self._sink = settlement_sink
+        self.settings = settings or MatchSettings()
+        self._wall_clock = wall_clock
+        self._offset = db_time_offset_s
+        self._held: dict[str, _HeldMarket] = {}
+        self._backlog_full = False
+        self._fills_written = 0
+
+    # -- messages ---------------------------------------------------------------------
+
+    def on_receive(self, message: Any) -> Any:
+        match message:
+            case OrderAdded(stored):
+                self._order_added(stored)
+            case OrderRemoved(market, order_id, reason):
+                self._order_removed(market, order_id, reason)
+            case MarketsChanged(gained, lost):
+                for market in lost:
+                    self._drop(market, "the lock actor gave the market up")
+                for lease in gained:
+                    self._gain(lease)
+            case LeaseLost(key, fencing_token, reason):
+                self._lease_lost(key, fencing_token, reason)
+            case SettlementBacklog(full, in_flight):
+                self._backlog(full, in_flight)
+            case _Retry(market):
+                self._retry(market)
+            case GetMatchState():
+                return self._state()
+            case _:
+                logger.bind(action="match.unknown_message", actor=self.name).warning(
+                    f"ignored {type(message).__name__}"
+                )
+        return None
+
+    def _order_added(self, stored: StoredOrder) -> None:
+        market = stored.order.market_id
+        held = self._held.get(market)
+        if held is None:
+            self._not_held("order_added", market, stored.order_id)
+            return
+        if any(queued.order_id == stored.order_id for queued in held.queue):
+            return  # already waiting its turn
+        held.queue.append(stored)
+        self._advance(market)
+
+    def _order_removed(self, market: str, order_id: str, reason: str) -> None:
+        held = self._held.get(market)
+        if held is None:
+            self._not_held("order_removed", market, order_id)
+            return
+        held.queue = deque(queued for queued in held.queue if queued.order_id != order_id)
+        if held.book is not None and order_id in held.book:
+            held.book = held.book.without(order_id)
+        logger.bind(
+            action="match.order_removed", market_id=market, order_id=order_id, reason=reason
+        ).debug(f"order {order_id} left the book of {market}: {reason}")
+
+    def _gain(self, lease: Lease) -> None:
+        market = market_id(lease.key)
+        held = self._held.get(market)
+        if held is not None and held.lease.fencing_token == lease.fencing_token:
+            return
+        if held is None:
+            self._held[market] = _HeldMarket(lease)
+        else:  # a newer lease: another node may have written in between
+            held.lease, held.book = lease, None
+        logger.bind(
+            action="match.market_gained", market_id=market, fencing_token=lease.fencing_token
+        ).info(f"matching {market} under fencing token {lease.fencing_token}")
+        self._advance(market)
+
+    def _lease_lost(self, key: str, fencing_token: int, reason: str) -> None:
+        if not key.startswith(MARKET_KEY_PREFIX):
+            return
+        market = market_id(key)
+        held = self._held.get(market)
+        if held is not None and held.lease.fencing_token <= fencing_token:
+            self._drop(market, f"lease lost: {reason}")
+
+    def _backlog(self, full: bool, in_flight: int) -> None:
+        if full != self._backlog_full:
+            logger.bind(action="match.backpressure", full=full, in_flight=in_flight).info(
+                "settlements full: queueing orders" if full else "settlements drained: matching"
+            )
+        self._backlog_full = full
+        if not full:
+            for market in sorted(self._held):
+                self._advance(market)
+
+    def _retry(self, market: str) -> None:
+        held = self._held.get(market)
+        if held is None or not held.retry_pending:
+            return  # dropped, or a timer of an earlier holding
+        held.retry_pending = False
+        self._advance(market)
+
+    def _state(self) -> MatchState:
+        return MatchState(
+            markets=tuple(
+                MarketMatchState(
+                    market_id=market,
+                    fencing_token=held.lease.fencing_token,
+                    loaded=held.book is not None,
+                    bids=len(held.book.bids) if held.book is not None else 0,
+                    asks=len(held.book.asks) if held.book is not None else 0,
+                    queued=len(held.queue),
+                    retrying=held.retry_pending,
+                )
+                for market, held in sorted(self._held.items())
+            ),
+            backlog_full=self._backlog_full,
+            fills_written=self._fills_written,
+        )
+
+    # -- the work loop -----------------------------------------------------------------
+
+    def _advance(self, market: str) -> None:
+        """Load ``market``'s book if needed, then match its queue in order, until it is
+        empty, settlements are full, a retry is pending or the market is dropped."""
+        held = self._held.get(market)
+        while held is not None and not held.retry_pending and not self._backlog_full:
+            if held.book is None:
+                if not self._load(market, held):
+                    return
+                continue  # re-check: the load's write may have filled settlements
+            if not held.queue:
+                return
+            outcome = self._match(market, held, held.queue[0])
+            if outcome is _Outcome.RETRY:
+                self._schedule_retry(market, held)
+                return
+            if outcome is _Outcome.DROPPED:
+                return
+            held.queue.popleft()
+            held.retry_delay_s = 0.0
+            if outcome is _Outcome.RELOAD:
+                held.book = None
+
+    def _load(self, market: str, held: _HeldMarket) -> bool:
+        """Load and uncross the book; on failure drop the market or schedule a retry."""
+        try:
+            if held.market is None:
+                held.market = get_market(self._engine, market)
+            if held.market is None:
+                self._drop(market, "no such market in the database")
+                return False
+            uncrossed = uncross(load_book(self._engine, held.market), now_s=self._now_s())
+            if uncrossed.needs_write:
+                self._write_uncrossed(market, held.lease, uncrossed)
+        except LeaseLostError:
+            self._lease_lost_in_write(market)
+            return False
+        except StorageError as error:
+            self._storage_failed(market, "load", error)
+            self._schedule_retry(market, held)
+            return False
+        except domain.MarketError as error:
+            # A stored order that no longer fits its market: retrying cannot help, and
+            # failing the actor would only fail it again after each restart.
+            logger.bind(action="match.book_invalid", market_id=market).error(
+                f"the stored book of {market} is invalid: {error}"
+            )
+            self._drop(market, "its stored book is invalid")
+            return False
+        held.book = uncrossed.book
+        held.retry_delay_s = 0.0
+        logger.bind(
+            action="match.book_loaded",
+            market_id=market,
+            bids=len(uncrossed.book.bids),
+            asks=len(uncrossed.book.asks),
+            fills=len(uncrossed.fills),
+        ).info(f"loaded the book of {market}")
+        return True
+
+    def _write_uncrossed(self, market: str, lease: Lease, uncrossed: Uncrossed) -> None:
+        write = record_match(
+            self._engine,
+            lease,
+            uncrossed.fills,
+            uncrossed.remaining_atoms,
+            expired_order_ids=uncrossed.expired_order_ids,
+            clock_offset_s=self._offset(),
+        )
+        self._written(market, uncrossed.fills, write.fill_ids, recorded=write.recorded)
+
+    def _match(self, market: str, held: _HeldMarket, stored: StoredOrder) -> _Outcome:
+        book = held.book
+        assert book is not None  # _advance loads it first
+        order_id = stored.order_id
+        if stored.order_id in book or stored.status in _FINISHED_STATUSES:
+            logger.bind(action="match.order_ignored", market_id=market, order_id=order_id).debug(
+                f"order {order_id} is already in the book or finished ({stored.status})"
+            )
+            return _Outcome.DONE
+        try:
+            result = domain.match(
+                book, stored.order, now_s=self._now_s(), remaining_atoms=stored.remaining_atoms
+            )
+        except domain.MarketError as error:
+            logger.bind(action="match.order_rejected", market_id=market, order_id=order_id).warning(
+                f"order {order_id} cannot enter the book: {error}"
+            )
+            return _Outcome.DONE
+        return self._record(market, held, order_id, result)
+
+    def _record(
+        self, market: str, held: _HeldMarket, order_id: str, result: domain.MatchResult
+    ) -> _Outcome:
+        try:
+            write = record_match_result(
+                self._engine, held.lease, result, clock_offset_s=self._offset()
+            )
+        except LeaseLostError:
+            self._lease_lost_in_write(market)
+            return _Outcome.DROPPED
+        except (StateConflict, IntegrityViolation) as error:
+            logger.bind(action="match.conflict", market_id=market, order_id=order_id).warning(
+                f"the write for order {order_id} conflicted ({error}); reloading the book"
+            )
+            return _Outcome.RELOAD
+        except StorageError as error:
+            self._storage_failed(market, "write", error, order_id=order_id)
+            return _Outcome.RETRY
+        held.book = result.book
+        self._written(market, result.fills, write.fill_ids, recorded=write.recorded)
+        logger.bind(
+            action="match.matched",
+            market_id=market,
+            order_id=order_id,
+            fills=len(result.fills),
+            rested=result.rested,
+        ).debug(f"order {order_id}: {len(result.fills)} fills")
+        return _Outcome.DONE
+
+    def _written(
+        self,
+        market: str,
+        fills: tuple[domain.Fill, ...],
+        fill_ids: tuple[str, ...],
+        *,
+        recorded: bool,
+    ) -> None:
+        if recorded:
+            self._fills_written += len(fills)
+        if fill_ids and self._sink is not None:
+            # Also after a replay (recorded=False): the settlements exist either way.
+            self._sink.tell(SettlementsPending(market, fill_ids))
+        if fills:
+            logger.bind(
+                action="match.fills_written",
+                market_id=market,
+                fill_ids=list(fill_ids),
+                recorded=recorded,
+            ).info(f"{len(fills)} fills written in {market}")
+
+    # -- failures -------------------------------------------------------------------------
+
+    def _lease_lost_in_write(self, market: str) -> None:
+        held = self._held.get(market)
+        token = held.lease.fencing_token if held is not None else None
+        logger.bind(action="match.lease_lost", market_id=market, fencing_token=token).warning(
+            f"a fenced write in {market} was refused: the lease is lost"
+        )
+        self._drop(market, "a fenced write found the lease lost")
+
+    def _storage_failed(
+        self, market: str, what: str, error: StorageError, *, order_id: str | None = None
+    ) -> None:
+        logger.bind(
+            action=f"match.{what}_failed",
+            market_id=market,
+            order_id=order_id,
+            error=type(error).__name__,
+        ).warning(f"{what} failed in {market}, will retry: {error}")
+
+    def _schedule_retry(self, market: str, held: _HeldMarket) -> None:
+        settings = self.settings
+        delay_s = min(settings.retry_max_s, 2 * held.retry_delay_s or settings.retry_initial_s)
+        held.retry_delay_s = delay_s
+        held.retry_pending = True
+        self.timers.send_once(("match.retry", market), delay_s, _Retry(market))
+
+    def _drop(self, market: str, reason: str) -> None:
+        held = self._held.pop(market, None)
+        if held is None:
+            return
+        self.timers.cancel(("match.retry", market))
+        logger.bind(
+            action="match.market_dropped",
+            market_id=market,
+            fencing_token=held.lease.fencing_token,
+            queued=len(held.queue),
+            reason=reason,
+        ).warning(f"dropped {market}: {reason}")
+
+    # -- helpers ---------------------------------------------------------------------------
+
+    def _now_s(self) -> int:
+        return int(self._wall_clock())
+
+    def _not_held(self, what: str, market: str, order_id: str) -> None:
+        logger.bind(action="match.not_held", market_id=market, order_id=order_id).debug(
+            f"ignored {what} for {market}: not held here"
+        )

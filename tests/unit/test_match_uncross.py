@@ -1,0 +1,105 @@
+"""``actors.match_actor.uncross``: rebuilding a loaded book by matching it again, pure."""
+
+from __future__ import annotations
+
+from solders.keypair import Keypair
+
+import market as domain
+from actors.match_actor import uncross
+
+NOW_S = 1_800_000_000
+LOT = 1_000
+BUY, SELL = domain.Side.BUY, domain.Side.SELL
+MARKET = domain.Market(
+    market_id="SOL-USDC",
+    base_mint=Keypair().pubkey(),
+    base_decimals=9,
+    quote_mint=Keypair().pubkey(),
+    quote_decimals=6,
+    lot_size_atoms=LOT,
+    tick_size_atoms=10,
+    settlement_authority=Keypair().pubkey(),
+    fee_payer=Keypair().pubkey(),
+)
+
+
+def _order(
+    side: domain.Side,
+    price_atoms: int,
+    lots: int,
+    *,
+    maker: Keypair | None = None,
+    expiry_s: int = NOW_S + 3_600,
+) -> domain.Order:
+    return domain.Order(
+        market_id=MARKET.market_id,
+        side=side,
+        price_atoms=price_atoms,
+        size_atoms=lots * LOT,
+        maker=(maker or Keypair()).pubkey(),
+        pay_account=Keypair().pubkey(),
+        receive_account=Keypair().pubkey(),
+        client_order_id=1,
+        expiry_s=expiry_s,
+        nonce=1,
+    )
+
+
+def _rested(*orders: domain.Order, next_fill_sequence: int = 0) -> domain.Book:
+    """A book as storage.load_book builds it: every order rested, none matched."""
+    book = domain.Book.empty(MARKET, next_fill_sequence)
+    for order in orders:
+        book = book.rest(order)
+    return book
+
+
+def test_an_uncrossed_book_comes_back_with_the_same_orders_and_nothing_to_write() -> None:
+    """Bids below asks: same orders in the same priority, no fill, no write needed."""
+    orders = [_order(BUY, 90, 1), _order(SELL, 110, 2), _order(BUY, 100, 1), _order(BUY, 90, 3)]
+    loaded = _rested(*orders, next_fill_sequence=7)
+    rebuilt = uncross(loaded, now_s=NOW_S)
+    assert not rebuilt.needs_write
+    assert [r.order_id for r in rebuilt.book.bids] == [r.order_id for r in loaded.bids]
+    assert [r.order_id for r in rebuilt.book.asks] == [r.order_id for r in loaded.asks]
+    assert rebuilt.book.next_fill_sequence == 7
+
+
+def test_a_crossed_book_is_matched_in_arrival_order_continuing_the_fill_sequence() -> None:
+    """A sell, a buy crossing it, then another sell: the buy takes the first sell at its price;
+    the later sell then takes the buy's last lot at the buy's (resting) price. Fills are
+    numbered from the book's sequence and the remaining sizes are the final ones."""
+    first = _order(SELL, 100, 2)
+    buy = _order(BUY, 120, 3)
+    later = _order(SELL, 100, 2)
+    rebuilt = uncross(_rested(first, buy, later, next_fill_sequence=4), now_s=NOW_S)
+    assert [
+        (f.sequence, f.maker_order_id, f.taker_order_id, f.price_atoms, f.base_atoms)
+        for f in rebuilt.fills
+    ] == [
+        (4, first.order_id, buy.order_id, 100, 2 * LOT),
+        (5, buy.order_id, later.order_id, 120, LOT),
+    ]
+    assert dict(rebuilt.remaining_atoms) == {
+        first.order_id: 0,
+        buy.order_id: 0,
+        later.order_id: LOT,
+    }
+    assert rebuilt.book.bids == ()
+    assert [(r.order_id, r.remaining_atoms) for r in rebuilt.book.asks] == [(later.order_id, LOT)]
+    assert rebuilt.book.next_fill_sequence == 6
+
+
+def test_a_crossed_pair_of_one_maker_stays_and_an_expired_order_is_reported() -> None:
+    """No self-trade: one maker's crossing bid and ask both stay; an expired order is dropped
+    from the book and reported for the write."""
+    maker = Keypair()
+    bid, ask = _order(BUY, 120, 1, maker=maker), _order(SELL, 100, 1, maker=maker)
+    stale = _order(SELL, 130, 1, expiry_s=NOW_S)
+    rebuilt = uncross(_rested(bid, ask, stale), now_s=NOW_S)
+    assert rebuilt.fills == ()
+    assert rebuilt.expired_order_ids == (stale.order_id,)
+    assert rebuilt.needs_write
+    assert [r.order_id for r in (*rebuilt.book.bids, *rebuilt.book.asks)] == [
+        bid.order_id,
+        ask.order_id,
+    ]
