@@ -1,0 +1,539 @@
+"""OrderMonitor: which orders of the held markets are in play, and are they funded on chain.
+
+For each market this node holds (from :class:`~actors.lock_actor.MarketsChanged`)
+it polls the database every ``poll_interval_s`` (the first poll at once on
+gaining the market) for the market's open and unfunded orders, and diffs them
+against the previous poll:
+
+* an order that left (cancelled, filled, expired elsewhere) and had been told
+  to the match sink is told :class:`OrderRemoved`, with its status as reason;
+* an order past its expiry (on the injected wall clock) is marked expired,
+  fenced by the market's lease, and removed the same way;
+* every order still in play has its pay account read on chain: one
+  ``getMultipleAccounts`` (base64) per 100 distinct accounts, at normal
+  priority, through the router; the results come back as messages, so this
+  actor's thread never waits on HTTP.
+
+For each account read, its snapshot is upserted into ``order_state_cache``;
+for each order on it, :func:`market.funding_problem` judges it, counting what
+the maker's earlier (by arrival) funded orders on the same account already
+owe. A funded order is told :class:`OrderAdded` once (again only after it was
+removed); an unfunded one is marked ``unfunded`` in the database (skipped, not
+cancelled), told :class:`OrderRemoved` if it had been told, and checked again
+on later polls until it is funded or expires.
+
+Failure policy: an RPC failure or refusal is logged and the previous view kept
+(the next poll retries); a storage error in a poll is logged and retried the
+same way. A fenced write refused because the market's lease is lost drops the
+market at once (the LockActor announces the loss too). Losing a market tells
+the sink nothing: MatchActor drops the whole market on the same announcement.
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loguru import logger
+from solders.pubkey import Pubkey
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+
+import market as domain
+import storage
+from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink
+from actors.pipeline_messages import OrderAdded, OrderRemoved
+from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
+from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
+from storage.models import Order, OrderStateCache, table_of
+from storage.orders import order_from_row
+from supervision import Clock, CrankActor
+
+__all__ = [
+    "MAX_ACCOUNTS_PER_REQUEST",
+    "GetMonitorState",
+    "MonitorState",
+    "OrderMonitor",
+    "batches",
+    "judge_funding",
+]
+
+MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
+_ORDERS = table_of(Order)
+_CACHE = table_of(OrderStateCache)
+_IN_PLAY = ("open", "unfunded")
+
+
+# -- messages ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GetMonitorState:
+    """Ask: a :class:`MonitorState`."""
+
+
+@dataclass(frozen=True)
+class MonitorState:
+    markets: tuple[str, ...]  # held, sorted
+    orders_tracked: int  # open or unfunded orders seen by the last polls
+    funded: int  # found funded by their latest check
+    unfunded: int  # found unfunded by their latest check
+    unchecked: int  # no funding verdict yet
+    told: int  # told OrderAdded and not removed since
+    polls: int
+    last_poll_at_s: float | None  # on the actor's clock
+    account_requests: int  # getMultipleAccounts requests sent
+    answered_requests: int  # of those, answered and handled
+    failed_requests: int  # of those, failed, refused or unreadable
+
+
+@dataclass(frozen=True)
+class _Poll:
+    market_id: str
+
+
+@dataclass(frozen=True)
+class _AccountsFetched:
+    market_id: str
+    round_id: int
+    keys: tuple[str, ...]
+    outcome: RpcOutcome
+
+
+# -- pure parts ------------------------------------------------------------------------------
+
+
+def batches(keys: Sequence[str], size: int = MAX_ACCOUNTS_PER_REQUEST) -> list[tuple[str, ...]]:
+    """``keys`` in consecutive chunks of at most ``size``."""
+    return [tuple(keys[start : start + size]) for start in range(0, len(keys), size)]
+
+
+def judge_funding(
+    market: domain.Market,
+    orders: Iterable[storage.StoredOrder],
+    accounts: dict[str, domain.TokenAccount | domain.MarketError],
+) -> dict[str, domain.MarketError | None]:
+    """Each order's funding problem (None: funded), by order id.
+
+    ``accounts`` maps pay account addresses to the decoded account, or to why
+    it could not be read. Orders on the same pay account are judged in arrival
+    order; each one must be covered on top of what the earlier *funded* ones on
+    that account still owe (an unfunded order is not in the book and owes nothing).
+    """
+    verdicts: dict[str, domain.MarketError | None] = {}
+    committed: dict[tuple[str, str], int] = {}
+    for stored in sorted(orders, key=lambda stored: (stored.created_at, stored.order_id)):
+        order = stored.order
+        account = accounts.get(str(order.pay_account))
+        if account is None:
+            continue  # not read in this batch
+        if isinstance(account, domain.MarketError):
+            verdicts[stored.order_id] = account
+            continue
+        key = (str(order.maker), str(order.pay_account))
+        problem = domain.funding_problem(
+            market, order, account, stored.remaining_atoms, committed.get(key, 0)
+        )
+        verdicts[stored.order_id] = problem
+        if problem is None:
+            owed = domain.owed_atoms(market, order, stored.remaining_atoms)
+            committed[key] = committed.get(key, 0) + owed
+    return verdicts
+
+
+def _decode_accounts(
+    keys: Sequence[str], result: Any
+) -> dict[str, domain.TokenAccount | domain.MarketError]:
+    """The ``value`` of a base64 getMultipleAccounts answer, decoded; raises ValueError
+    when the answer does not have its shape."""
+    value = result.get("value") if isinstance(result, dict) else None
+    if not isinstance(value, list) or len(value) != len(keys):
+        raise ValueError(f"getMultipleAccounts answered {result!r:.200}")
+    decoded: dict[str, domain.TokenAccount | domain.MarketError] = {}
+    for key, entry in zip(keys, value, strict=True):
+        decoded[key] = _decode_one(key, entry)
+    return decoded
+
+
+def _decode_one(key: str, entry: Any) -> domain.TokenAccount | domain.MarketError:
+    if entry is None:
+        return domain.InvalidTokenAccount("pay_account", "does not exist on chain")
+    data = entry.get("data") if isinstance(entry, dict) else None
+    if not (isinstance(data, list) and len(data) == 2 and data[1] == "base64"):
+        return domain.InvalidTokenAccount("pay_account", f"came back as {entry!r:.120}")
+    try:
+        raw = base64.b64decode(data[0], validate=True)
+        program_owner = Pubkey.from_string(entry["owner"])
+        return domain.decode_token_account(
+            Pubkey.from_string(key), raw, program_owner, "pay_account"
+        )
+    except domain.MarketError as problem:
+        return problem
+    except (ValueError, KeyError, TypeError):
+        return domain.InvalidTokenAccount("pay_account", "came back undecodable")
+
+
+def _context_slot(outcome: RpcSuccess) -> int | None:
+    if outcome.context_slot is not None:
+        return outcome.context_slot
+    context = outcome.result.get("context") if isinstance(outcome.result, dict) else None
+    slot = context.get("slot") if isinstance(context, dict) else None
+    return slot if type(slot) is int else None
+
+
+# -- storage the monitor needs (not in storage/ yet) ------------------------------------------
+
+
+def _orders_in_play(connection: Connection, market_id: str) -> list[storage.StoredOrder]:
+    """The market's open and unfunded orders with something left, in arrival order."""
+    columns = _ORDERS.c
+    stmt = (
+        select(_ORDERS)
+        .where(columns.market_id == market_id, columns.status.in_(_IN_PLAY))
+        .where(columns.remaining_atoms > 0)
+        .order_by(columns.created_at, columns.id)
+    )
+    return [order_from_row(row._mapping) for row in connection.execute(stmt)]
+
+
+def _why_gone(connection: Connection, order_ids: Iterable[str]) -> dict[str, str]:
+    """Why each order left play: its status now (``filled`` for an open one with
+    nothing left); an order not found is ``gone``."""
+    ids = list(order_ids)
+    columns = _ORDERS.c
+    stmt = select(columns.id, columns.status, columns.remaining_atoms).where(columns.id.in_(ids))
+    found = {
+        row.id: "filled" if row.remaining_atoms == 0 else row.status
+        for row in connection.execute(stmt)
+    }
+    return {order_id: found.get(order_id, "gone") for order_id in ids}
+
+
+def _upsert_snapshots(engine: Engine, snapshots: Sequence[domain.TokenAccount], slot: int) -> None:
+    """Keep each account's snapshot in order_state_cache; a row already at a later slot
+    is left as it is (a slow answer must not overwrite a newer one)."""
+    with storage.write_transaction(engine, "order_monitor.snapshot") as connection:
+        dialect = connection.dialect.name
+        for account in snapshots:
+            insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_CACHE)
+            values = {
+                "token_account": str(account.address),
+                "owner": str(account.owner),
+                "mint": str(account.mint),
+                "amount": account.amount,
+                "delegate": None if account.delegate is None else str(account.delegate),
+                "delegated_amount": account.delegated_amount,
+                "slot": slot,
+                "fetched_at": storage.db_now(),
+            }
+            stmt = insert.values(**values)
+            changes = {name: stmt.excluded[name] for name in values if name != "token_account"}
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[_CACHE.c.token_account],
+                set_={**changes, "updated_at": storage.db_now()},
+                where=_CACHE.c.slot <= stmt.excluded.slot,
+            )
+            connection.execute(stmt)
+
+
+# -- the actor --------------------------------------------------------------------------------
+
+
+@dataclass
+class _MarketView:
+    """What the monitor knows of one held market."""
+
+    lease: storage.Lease
+    market: domain.Market
+    orders: dict[str, storage.StoredOrder] = field(default_factory=dict)
+    verdicts: dict[str, domain.MarketError | None] = field(default_factory=dict)
+    told: set[str] = field(default_factory=set)
+    round_id: int = 0
+    pending_batches: int = 0
+
+
+class OrderMonitor(CrankActor):
+    """See the module docstring. ``match_sink`` gets OrderAdded and OrderRemoved;
+    ``wall_clock`` (seconds since the epoch) decides order expiry."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        router: RouterAddress,
+        match_sink: MessageSink,
+        *,
+        poll_interval_s: float = 2.0,
+        commitment: str = "confirmed",
+        request_deadline_s: float | None = None,
+        wall_clock: Callable[[], float] = time.time,
+        name: str = "order-monitor",
+        clock: Clock | None = None,
+    ) -> None:
+        super().__init__(name=name, clock=clock)
+        if not poll_interval_s > 0:
+            raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s}")
+        self._engine = engine
+        self._rpc = RpcClient(router)
+        self._sink = match_sink
+        self._poll_interval_s = poll_interval_s
+        self._commitment = commitment
+        self._deadline_s = request_deadline_s
+        self._wall_clock = wall_clock
+        self._views: dict[str, _MarketView] = {}
+        self._rounds = 0  # funding rounds started, across markets: ids never repeat
+        self._polls = 0
+        self._last_poll_at_s: float | None = None
+        self._account_requests = 0
+        self._answered_requests = 0
+        self._failed_requests = 0
+        self._log = logger.bind(actor=name)
+
+    def on_receive(self, message: Any) -> Any:
+        if isinstance(message, _Poll):
+            self._poll(message.market_id)
+        elif isinstance(message, _AccountsFetched):
+            self._on_fetched(message)
+        elif isinstance(message, MarketsChanged):
+            self._on_markets_changed(message)
+        elif isinstance(message, LeaseLost):
+            if message.key.startswith(storage.MARKET_KEY_PREFIX):
+                self._drop(storage.market_id(message.key), f"lease lost: {message.reason}")
+        elif isinstance(message, GetMonitorState):
+            return self._state()
+        else:
+            self._log.bind(action="order_monitor.unknown_message").warning(
+                f"{self.name} ignored a {type(message).__name__}"
+            )
+        return None
+
+    # -- membership ---------------------------------------------------------------------------
+
+    def _on_markets_changed(self, change: MarketsChanged) -> None:
+        for market_id in change.lost:
+            self._drop(market_id, "market given up")
+        for lease in change.gained:
+            self._gain(lease)
+
+    def _gain(self, lease: storage.Lease) -> None:
+        market_id = storage.market_id(lease.key)
+        view = self._views.get(market_id)
+        if view is not None:
+            view.lease = lease  # a new lease on a market still watched: same view, new token
+        else:
+            try:
+                market = storage.get_market(self._engine, market_id)
+            except storage.StorageError as error:
+                self._log.bind(
+                    action="order_monitor.market_unreadable", market_id=market_id
+                ).warning(f"cannot read market {market_id}: {error}")
+                return
+            if market is None:
+                self._log.bind(action="order_monitor.unknown_market", market_id=market_id).warning(
+                    f"holding a lease on unknown market {market_id}"
+                )
+                return
+            self._views[market_id] = _MarketView(lease, market)
+            self._log.bind(action="order_monitor.market_gained", market_id=market_id).info(
+                f"watching the orders of {market_id}"
+            )
+        self._poll(market_id)
+        self.timers.send_periodically(("poll", market_id), self._poll_interval_s, _Poll(market_id))
+
+    def _drop(self, market_id: str, reason: str) -> None:
+        self.timers.cancel(("poll", market_id))
+        if self._views.pop(market_id, None) is not None:
+            self._log.bind(
+                action="order_monitor.market_dropped", market_id=market_id, reason=reason
+            ).info(f"stopped watching {market_id}: {reason}")
+
+    # -- polling -------------------------------------------------------------------------------
+
+    def _poll(self, market_id: str) -> None:
+        view = self._views.get(market_id)
+        if view is None:
+            return
+        self._polls += 1
+        self._last_poll_at_s = self.clock.monotonic()
+        try:
+            self._refresh_orders(view)
+            self._expire(view)
+        except storage.LeaseLost:
+            self._drop(market_id, "a fenced write found the lease lost")
+            return
+        except storage.StorageError as error:
+            self._log.bind(action="order_monitor.poll_failed", market_id=market_id).warning(
+                f"poll of {market_id} failed, retrying next poll: {error}"
+            )
+            return
+        self._fetch_accounts(view)
+
+    def _refresh_orders(self, view: _MarketView) -> None:
+        market_id = view.market.market_id
+        with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
+            current = {stored.order_id: stored for stored in _orders_in_play(connection, market_id)}
+            left = [order_id for order_id in view.orders if order_id not in current]
+            reasons = _why_gone(connection, left) if left else {}
+        for order_id in left:
+            self._forget(view, order_id, reasons[order_id])
+        view.orders = current
+
+    def _expire(self, view: _MarketView) -> None:
+        now_s = int(self._wall_clock())
+        for order_id, stored in list(view.orders.items()):
+            if stored.order.is_expired(now_s):
+                storage.mark_order_expired(self._engine, order_id, lease=view.lease)
+                del view.orders[order_id]
+                self._forget(view, order_id, "expired")
+
+    def _forget(self, view: _MarketView, order_id: str, reason: str) -> None:
+        view.verdicts.pop(order_id, None)
+        view.orders.pop(order_id, None)
+        self._log.bind(action="order_monitor.order_left", order_id=order_id, reason=reason).debug(
+            f"order {order_id} left play: {reason}"
+        )
+        if order_id in view.told:
+            view.told.discard(order_id)
+            self._sink.tell(OrderRemoved(view.market.market_id, order_id, reason))
+
+    def _fetch_accounts(self, view: _MarketView) -> None:
+        if view.pending_batches:
+            self._log.bind(
+                action="order_monitor.fetch_in_flight", market_id=view.market.market_id
+            ).debug("previous check still in flight")
+            return
+        keys = sorted({str(stored.order.pay_account) for stored in view.orders.values()})
+        self._rounds += 1
+        view.round_id = self._rounds
+        config = {"encoding": "base64", "commitment": self._commitment}
+        for batch in batches(keys):
+            view.pending_batches += 1
+            self._account_requests += 1
+            reply = reply_to_actor(self, _fetched_as(view.market.market_id, view.round_id, batch))
+            self._rpc.call(
+                "getMultipleAccounts",
+                [list(batch), config],
+                reply,
+                priority=Priority.NORMAL,
+                deadline_s=self._deadline_s,
+            )
+
+    # -- funding -------------------------------------------------------------------------------
+
+    def _on_fetched(self, fetched: _AccountsFetched) -> None:
+        self._answered_requests += 1
+        view = self._views.get(fetched.market_id)
+        if view is None or fetched.round_id != view.round_id:
+            return  # the market was dropped, or this answers an earlier holding of it
+        view.pending_batches -= 1
+        outcome = fetched.outcome
+        try:
+            if not isinstance(outcome, RpcSuccess):
+                raise ValueError(_describe(outcome))
+            accounts = _decode_accounts(fetched.keys, outcome.result)
+        except ValueError as error:
+            self._failed_requests += 1
+            self._log.bind(
+                action="order_monitor.fetch_failed",
+                market_id=fetched.market_id,
+                accounts=len(fetched.keys),
+            ).warning(
+                f"funding check of {len(fetched.keys)} accounts failed, keeping the previous "
+                f"view: {error}"
+            )
+            return
+        try:
+            self._store_snapshots(accounts, _context_slot(outcome))
+            self._apply_verdicts(view, judge_funding(view.market, view.orders.values(), accounts))
+        except storage.LeaseLost:
+            self._drop(fetched.market_id, "a fenced write found the lease lost")
+        except storage.StorageError as error:
+            self._log.bind(
+                action="order_monitor.funding_write_failed", market_id=fetched.market_id
+            ).warning(f"could not record funding checks, retrying next poll: {error}")
+
+    def _store_snapshots(
+        self, accounts: dict[str, domain.TokenAccount | domain.MarketError], slot: int | None
+    ) -> None:
+        snapshots = [acct for acct in accounts.values() if isinstance(acct, domain.TokenAccount)]
+        if slot is None:
+            self._log.bind(action="order_monitor.no_slot").warning(
+                "getMultipleAccounts answered without a context slot; snapshots not kept"
+            )
+        elif snapshots:
+            _upsert_snapshots(self._engine, snapshots, slot)
+
+    def _apply_verdicts(
+        self, view: _MarketView, verdicts: dict[str, domain.MarketError | None]
+    ) -> None:
+        for order_id, problem in verdicts.items():
+            stored = view.orders[order_id]
+            view.verdicts[order_id] = problem
+            if problem is None:
+                self._funded(view, stored)
+            else:
+                self._unfunded(view, stored, problem)
+
+    def _funded(self, view: _MarketView, stored: storage.StoredOrder) -> None:
+        if stored.status == "unfunded":
+            if not storage.mark_order_funded(self._engine, stored.order_id, lease=view.lease):
+                return  # it left play meanwhile (cancelled): the next poll sees it go
+            stored = dataclasses.replace(stored, status="open")
+            view.orders[stored.order_id] = stored
+        if stored.order_id not in view.told:
+            view.told.add(stored.order_id)
+            self._sink.tell(OrderAdded(stored))
+
+    def _unfunded(
+        self, view: _MarketView, stored: storage.StoredOrder, problem: domain.MarketError
+    ) -> None:
+        if stored.status == "open":
+            storage.mark_order_unfunded(self._engine, stored.order_id, lease=view.lease)
+            view.orders[stored.order_id] = dataclasses.replace(stored, status="unfunded")
+            self._log.bind(
+                action="order_monitor.order_unfunded",
+                order_id=stored.order_id,
+                problem=str(problem),
+            ).info(f"order {stored.order_id} unfunded: {problem}")
+        if stored.order_id in view.told:
+            view.told.discard(stored.order_id)
+            self._sink.tell(
+                OrderRemoved(view.market.market_id, stored.order_id, f"unfunded: {problem}")
+            )
+
+    # -- state ----------------------------------------------------------------------------------
+
+    def _state(self) -> MonitorState:
+        views = self._views.values()
+        verdicts = [verdict for view in views for verdict in view.verdicts.values()]
+        tracked = sum(len(view.orders) for view in views)
+        funded = sum(1 for verdict in verdicts if verdict is None)
+        return MonitorState(
+            markets=tuple(sorted(self._views)),
+            orders_tracked=tracked,
+            funded=funded,
+            unfunded=len(verdicts) - funded,
+            unchecked=tracked - len(verdicts),
+            told=sum(len(view.told) for view in views),
+            polls=self._polls,
+            last_poll_at_s=self._last_poll_at_s,
+            account_requests=self._account_requests,
+            answered_requests=self._answered_requests,
+            failed_requests=self._failed_requests,
+        )
+
+
+def _fetched_as(
+    market_id: str, round_id: int, keys: tuple[str, ...]
+) -> Callable[[RpcOutcome], _AccountsFetched]:
+    return lambda outcome: _AccountsFetched(market_id, round_id, keys, outcome)
+
+
+def _describe(outcome: RpcFailure | RpcRefused) -> str:
+    if isinstance(outcome, RpcFailure):
+        return f"{outcome.kind.value}: {outcome.message}"
+    return f"refused: {outcome.reason.value}"

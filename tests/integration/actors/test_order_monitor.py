@@ -1,0 +1,433 @@
+"""OrderMonitor against a real localnet, a real RpcRouter and a real database.
+
+Makers get real SPL token accounts (and delegate approvals, or not) on
+localnet; their signed orders are stored with storage/; the monitor is handed
+the market's lease as the LockActor would, and its polls are driven with a
+ManualClock. The match sink is a recorder.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
+from spl.token.instructions import get_associated_token_address
+from sqlalchemy import select
+from sqlalchemy.engine import Engine
+
+import storage
+from actors.lock_actor import MarketsChanged
+from actors.order_monitor import GetMonitorState, MonitorState, OrderMonitor
+from actors.pipeline_messages import OrderAdded, OrderRemoved
+from actors.rpc import RpcRouter, RpcRouterConfig
+from actors.rpc.classify import ErrorKind
+from actors.rpc.messages import RpcFailure, RpcRequest
+from localnet import LocalnetConfig, LocalnetServer
+from localnet.fixtures import MintFixture
+from market import Market, Order, Side, sign_order
+from storage.models import OrderStateCache
+from supervision import ActorHandle, ManualClock, launch
+from tests.conftest import Recorder
+
+pytestmark = pytest.mark.integration
+
+NOW_S = 1_700_000_000
+EXPIRY_S = NOW_S + 3_600
+POLL_S = 5.0
+LOT_ATOMS = 10**6
+TICK_ATOMS = 1_000
+SELL_LOTS = 3  # a sell of 3 lots owes 3 * LOT_ATOMS base atoms
+
+
+class WallClock:
+    """The wall clock the monitor judges expiry by, moved by the test."""
+
+    def __init__(self, now_s: float) -> None:
+        self.now_s = now_s
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+class Sink:
+    """The MatchActor's place: records what it is told."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def tell(self, message: Any) -> None:
+        self.recorder.record(message)
+
+
+class RouterTap:
+    """Stands before the real router's handle: records each request, and while
+    ``failing`` answers it itself with a failure instead of passing it on."""
+
+    def __init__(self, router: ActorHandle) -> None:
+        self.router = router
+        self.requests: list[RpcRequest] = []
+        self.failing = False
+        self._lock = threading.Lock()
+
+    def tell(self, message: Any) -> Any:
+        with self._lock:
+            self.requests.append(message)
+        if self.failing:
+            message.reply(RpcFailure(ErrorKind.UNAVAILABLE, "injected by the test", 1, 0.0))
+            return None
+        return self.router.tell(message)
+
+    def account_requests(self) -> list[RpcRequest]:
+        with self._lock:
+            return [r for r in self.requests if r.method == "getMultipleAccounts"]
+
+
+@dataclass
+class Desk:
+    """A market on localnet, its lease, and a running OrderMonitor over it."""
+
+    localnet: LocalnetServer
+    engine: Engine
+    market: Market
+    base: MintFixture
+    authority: Keypair
+    lease: storage.Lease
+    clock: ManualClock
+    wall: WallClock
+    tap: RouterTap
+    monitor: ActorHandle
+    recorder: Recorder
+    makers: list[Keypair] = field(default_factory=list)
+
+    def maker(self, base_atoms: int = 10 * LOT_ATOMS, approved_atoms: int | None = None) -> Keypair:
+        """A maker holding ``base_atoms`` in their base account, with the market's authority
+        approved as delegate for ``approved_atoms`` (default: all of it; 0: no approval)."""
+        fixtures = self.localnet.fixtures
+        maker = Keypair()
+        fixtures.fund_token_account(maker.pubkey(), self.base, base_atoms)
+        approved = base_atoms if approved_atoms is None else approved_atoms
+        if approved:
+            self.approve(maker, approved)
+        self.localnet.advance_slots(2)  # confirmed, which the monitor reads at
+        return maker
+
+    def approve(self, maker: Keypair, atoms: int) -> None:
+        account = self.pay_account(maker)
+        self.localnet.fixtures.approve_delegate(
+            account, maker, self.authority.pubkey(), atoms, self.base
+        )
+        self.localnet.advance_slots(2)
+
+    def pay_account(self, maker: Keypair) -> Pubkey:
+        return get_associated_token_address(maker.pubkey(), self.base.address)
+
+    def sell(
+        self, maker: Keypair, lots: int = SELL_LOTS, *, nonce: int = 1, expiry_s: int = EXPIRY_S
+    ) -> storage.StoredOrder:
+        """Store a signed sell of ``lots`` lots paid from the maker's base account."""
+        order = Order(
+            market_id=self.market.market_id, side=Side.SELL, price_atoms=10 * TICK_ATOMS,
+            size_atoms=lots * LOT_ATOMS, maker=maker.pubkey(), pay_account=self.pay_account(maker),
+            receive_account=Keypair().pubkey(), client_order_id=nonce, expiry_s=expiry_s,
+            nonce=nonce,
+        )  # fmt: skip
+        return storage.store_order(self.engine, sign_order(order, maker))
+
+    def hold_market(self) -> None:
+        """Tell the monitor what the LockActor would on taking the market."""
+        self.monitor.tell(MarketsChanged(gained=(self.lease,), lost=()))
+
+    def state(self) -> MonitorState:
+        state: MonitorState = self.monitor.ask(GetMonitorState()).get(timeout=5)
+        return state
+
+    def wait_state(
+        self, predicate: Callable[[MonitorState], bool], timeout_s: float = 10.0
+    ) -> MonitorState:
+        """Ask for the monitor's state until ``predicate`` holds (no event to wait on)."""
+        pause = threading.Event()
+        deadline = time.monotonic() + timeout_s
+        while not predicate(state := self.state()):
+            if time.monotonic() > deadline:
+                pytest.fail(f"monitor state never matched: {state}")
+            pause.wait(0.01)
+        return state
+
+    def settled(self) -> MonitorState:
+        """Wait until every funding request sent so far has been answered and handled."""
+        return self.wait_state(lambda s: s.answered_requests == s.account_requests)
+
+    def poll(self) -> MonitorState:
+        """Let one polling interval pass, and wait for that poll's funding checks."""
+        polls = self.state().polls
+        self.clock.advance(POLL_S)
+        self.wait_state(lambda s: s.polls > polls)
+        return self.settled()
+
+    def status(self, stored: storage.StoredOrder) -> str:
+        found = storage.get_order(self.engine, stored.order_id)
+        assert found is not None
+        return found.status
+
+    def added(self) -> list[str]:
+        return [e.order.order_id for e in self.recorder.snapshot() if isinstance(e, OrderAdded)]
+
+    def removed(self) -> list[OrderRemoved]:
+        return [e for e in self.recorder.snapshot() if isinstance(e, OrderRemoved)]
+
+
+@pytest.fixture
+def localnet() -> Iterator[LocalnetServer]:
+    server = LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)).start()
+    server.advance_slots(10)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterator[Desk]:
+    fixtures = localnet.fixtures
+    authority = Keypair()
+    base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
+    market = Market(
+        market_id="BASE-QUOTE", base_mint=base.address, base_decimals=6,
+        quote_mint=quote.address, quote_decimals=6, lot_size_atoms=LOT_ATOMS,
+        tick_size_atoms=TICK_ATOMS, settlement_authority=authority.pubkey(),
+        fee_payer=Keypair().pubkey(),
+    )  # fmt: skip
+    storage.insert_market(engine, market)
+    lease = storage.LeaseStore(engine, "node").acquire(storage.market_key(market.market_id), 30)
+    assert lease is not None
+    router = RpcRouter(RpcRouterConfig.from_urls(localnet.urls))
+    launch(router)
+    router_handle = ActorHandle(router.name)
+    router_handle.attach(router.actor_inbox)
+    tap = RouterTap(router_handle)
+    clock, wall = ManualClock(), WallClock(NOW_S)
+    monitor = OrderMonitor(
+        engine, tap, Sink(recorder), poll_interval_s=POLL_S, request_deadline_s=5.0,
+        wall_clock=wall, clock=clock,
+    )  # fmt: skip
+    launch(monitor)
+    handle = ActorHandle(monitor.name)
+    handle.attach(monitor.actor_inbox)
+    try:
+        yield Desk(localnet, engine, market, base, authority, lease, clock, wall, tap, handle,
+                   recorder)  # fmt: skip
+    finally:
+        monitor.actor_ref.stop(timeout=10)
+        router.actor_ref.stop(timeout=10)
+
+
+def test_a_funded_order_is_told_order_added_once_however_many_polls_see_it(desk: Desk) -> None:
+    """A sell whose maker holds and has delegated enough is told OrderAdded on the first
+    poll, stays open in the database, and later polls do not tell it again."""
+    funded = desk.sell(desk.maker())
+    desk.hold_market()
+
+    desk.recorder.wait_for(lambda events: OrderAdded(funded) in events)
+    desk.settled()
+    desk.poll()
+    state = desk.poll()
+
+    assert desk.added() == [funded.order_id]
+    assert desk.removed() == []
+    assert desk.status(funded) == "open"
+    assert (state.markets, state.orders_tracked, state.funded, state.unfunded, state.told) == (
+        ("BASE-QUOTE",), 1, 1, 0, 1,
+    )  # fmt: skip
+    assert state.polls == 3 and state.last_poll_at_s == desk.clock.monotonic()
+
+
+def test_orders_without_a_sufficient_approval_are_marked_unfunded_and_not_told(desk: Desk) -> None:
+    """A maker who approved nothing, and one who approved less than the order owes, have
+    their orders marked unfunded in the database (not cancelled) and never told."""
+    not_approved = desk.sell(desk.maker(approved_atoms=0))
+    too_little = desk.sell(desk.maker(approved_atoms=SELL_LOTS * LOT_ATOMS - 1))
+    desk.hold_market()
+
+    state = desk.wait_state(lambda s: s.unfunded == 2)
+
+    assert desk.status(not_approved) == "unfunded"
+    assert desk.status(too_little) == "unfunded"
+    assert desk.added() == []
+    assert (state.orders_tracked, state.funded, state.told) == (2, 0, 0)
+
+
+def test_an_unfunded_order_is_told_order_added_on_a_later_poll_once_approved(desk: Desk) -> None:
+    """Unfunded orders are re-checked on each poll: after the maker approves the delegate,
+    the next poll finds it funded, opens it again in the database and tells OrderAdded."""
+    maker = desk.maker(approved_atoms=0)
+    order = desk.sell(maker)
+    desk.hold_market()
+    desk.wait_state(lambda s: s.unfunded == 1)
+    desk.poll()
+    assert desk.status(order) == "unfunded" and desk.added() == []
+
+    desk.approve(maker, SELL_LOTS * LOT_ATOMS)
+    desk.poll()
+
+    assert desk.added() == [order.order_id]
+    assert desk.status(order) == "open"
+    assert desk.state().funded == 1
+
+
+def test_a_told_order_found_unfunded_later_is_told_order_removed(desk: Desk) -> None:
+    """When a told order's maker lowers the approval below what it owes, the next poll
+    marks it unfunded and tells OrderRemoved with the funding problem as the reason."""
+    maker = desk.maker()
+    order = desk.sell(maker)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+
+    desk.approve(maker, LOT_ATOMS)
+    desk.poll()
+
+    (removed,) = desk.removed()
+    assert (removed.market_id, removed.order_id) == ("BASE-QUOTE", order.order_id)
+    assert removed.reason.startswith("unfunded: pay_account")
+    assert desk.status(order) == "unfunded"
+
+
+def test_a_makers_orders_on_one_account_must_be_covered_together(desk: Desk) -> None:
+    """Two sells of the same maker on one pay account that covers only one of them: the
+    earlier is funded and told, the later is unfunded (the earlier's debt counts)."""
+    maker = desk.maker(base_atoms=4 * LOT_ATOMS)
+    first = desk.sell(maker, nonce=1)
+    second = desk.sell(maker, nonce=2)
+    desk.hold_market()
+
+    desk.wait_state(lambda s: s.funded + s.unfunded == 2)
+
+    assert desk.added() == [first.order_id]
+    assert desk.status(first) == "open"
+    assert desk.status(second) == "unfunded"
+
+
+def test_a_cancelled_order_is_told_order_removed_on_the_next_poll(desk: Desk) -> None:
+    """An order cancelled in the database after it was told leaves on the next poll with
+    OrderRemoved(reason="cancelled"), and the monitor stops tracking it."""
+    order = desk.sell(desk.maker())
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+
+    assert storage.mark_order_cancelled(desk.engine, order.order_id)
+    state = desk.poll()
+
+    assert desk.removed() == [OrderRemoved("BASE-QUOTE", order.order_id, "cancelled")]
+    assert (state.orders_tracked, state.told) == (0, 0)
+
+
+def test_orders_past_their_expiry_are_marked_expired_and_removed(desk: Desk) -> None:
+    """By the monitor's wall clock: an order already expired when first seen is marked
+    expired and never told; a told order that expires later is marked expired and told
+    OrderRemoved(reason="expired")."""
+    stale = desk.sell(desk.maker(), expiry_s=NOW_S)
+    live = desk.sell(desk.maker(), expiry_s=NOW_S + 60)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(live) in events)
+    assert desk.status(stale) == "expired"
+
+    desk.wall.now_s = NOW_S + 60
+    desk.poll()
+
+    assert desk.status(live) == "expired"
+    assert desk.removed() == [OrderRemoved("BASE-QUOTE", live.order_id, "expired")]
+    assert desk.added() == [live.order_id]
+
+
+def test_each_checked_account_is_kept_in_order_state_cache(desk: Desk) -> None:
+    """The snapshot of a pay account read on chain is upserted into order_state_cache with
+    its owner, mint, balance, delegate, delegated amount and the answer's slot."""
+    maker = desk.maker(base_atoms=7 * LOT_ATOMS, approved_atoms=5 * LOT_ATOMS)
+    desk.sell(maker)
+    desk.hold_market()
+    desk.wait_state(lambda s: s.funded == 1)
+    desk.approve(maker, 6 * LOT_ATOMS)
+    slot_before_poll = desk.localnet.ledger.slot
+    desk.poll()
+
+    with storage.read_transaction(desk.engine) as connection:
+        rows = connection.execute(select(OrderStateCache.__table__)).mappings().all()
+
+    (row,) = rows
+    assert row["token_account"] == str(desk.pay_account(maker))
+    assert (row["owner"], row["mint"]) == (str(maker.pubkey()), str(desk.base.address))
+    assert (row["amount"], row["delegated_amount"]) == (7 * LOT_ATOMS, 6 * LOT_ATOMS)
+    assert row["delegate"] == str(desk.authority.pubkey())
+    assert 0 < row["slot"] <= slot_before_poll
+    assert row["fetched_at"] is not None
+
+
+def test_more_than_100_pay_accounts_are_read_in_several_requests(desk: Desk) -> None:
+    """101 orders on 101 pay accounts are checked with two getMultipleAccounts requests of
+    at most 100 base64 keys each, at normal priority, covering every account once; all
+    101 funded orders are told."""
+    orders = [desk.sell(desk.maker()) for _ in range(101)]
+    desk.hold_market()
+
+    desk.recorder.wait_for(lambda events: len(events) >= 101, timeout_s=30)
+    desk.settled()
+
+    requests = desk.tap.account_requests()
+    sizes = sorted(len(request.params[0]) for request in requests)
+    assert sizes == [1, 100]
+    keys = {key for request in requests for key in request.params[0]}
+    assert keys == {str(order.order.pay_account) for order in orders}
+    assert all(request.params[1]["encoding"] == "base64" for request in requests)
+    assert all(request.priority.value == "normal" for request in requests)
+    assert sorted(desk.added()) == sorted(order.order_id for order in orders)
+
+
+def test_a_failed_funding_check_keeps_the_previous_view_and_is_retried(
+    desk: Desk, captured_logs: list[dict[str, Any]]
+) -> None:
+    """While the router's answers fail, the monitor logs it, keeps the order told and
+    open (no removal, no status change), and the next poll after recovery checks again."""
+    maker = desk.maker()
+    order = desk.sell(maker)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+
+    desk.tap.failing = True
+    desk.approve(maker, 0)  # would be unfunded, were the check to get through
+    state = desk.poll()
+
+    assert state.failed_requests == 1 and state.told == 1
+    assert desk.status(order) == "open" and desk.removed() == []
+    failures = [
+        r for r in captured_logs if r["extra"].get("action") == "order_monitor.fetch_failed"
+    ]
+    assert len(failures) == 1
+
+    desk.tap.failing = False
+    desk.poll()
+
+    assert desk.status(order) == "unfunded"
+    assert [removed.order_id for removed in desk.removed()] == [order.order_id]
+
+
+def test_a_lost_market_is_no_longer_polled(desk: Desk) -> None:
+    """After MarketsChanged(lost=...) the monitor holds no market: later polling intervals
+    read nothing and tell nothing, even about a newly stored order."""
+    desk.sell(desk.maker())
+    desk.hold_market()
+    desk.wait_state(lambda s: s.funded == 1)
+
+    desk.monitor.tell(MarketsChanged(gained=(), lost=("BASE-QUOTE",)))
+    desk.wait_state(lambda s: s.markets == ())
+    polls = desk.state().polls
+    desk.sell(desk.maker())
+    desk.clock.advance(POLL_S * 3)
+
+    state = desk.state()
+    assert (state.polls, state.orders_tracked) == (polls, 0)
+    assert len(desk.added()) == 1
