@@ -55,6 +55,7 @@ __all__ = [
     "MessageSink",
     "Rebalance",
     "ReleaseLease",
+    "ResendMarkets",
 ]
 
 
@@ -139,6 +140,14 @@ class ReleaseLease:
 @dataclass(frozen=True)
 class GetHeldLeases:
     """Ask: the leases held now, by key."""
+
+
+@dataclass(frozen=True)
+class ResendMarkets:
+    """Tell: send ``sink`` one MarketsChanged with every market lease held now. An
+    actor that restarted (and so forgot what it was told) asks for it on start."""
+
+    sink: MessageSink
 
 
 @dataclass(frozen=True)
@@ -231,6 +240,13 @@ class LockActor(CrankActor):
                 return self._release(key)
             case GetHeldLeases():
                 return tuple(self._held[key].lease for key in sorted(self._held))
+            case ResendMarkets(sink):
+                markets = tuple(
+                    self._held[key].lease
+                    for key in sorted(self._held)
+                    if key.startswith(MARKET_KEY_PREFIX)
+                )
+                sink.tell(MarketsChanged(markets, ()))
             case _:
                 self._log.bind(action="locks.unknown_message").warning(
                     f"ignored {type(message).__name__}"

@@ -39,7 +39,7 @@ from loguru import logger
 from sqlalchemy.engine import Engine
 
 import market as domain
-from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink
+from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
 from actors.pipeline_messages import (
     OrderAdded,
     OrderRemoved,
@@ -60,7 +60,7 @@ from storage import (
     record_match_result,
 )
 from storage import LeaseLost as LeaseLostError
-from supervision import Clock, CrankActor
+from supervision import Clock, CrankActor, SelfAddress
 
 __all__ = [
     "GetMatchState",
@@ -207,6 +207,7 @@ class MatchActor(CrankActor):
         self,
         engine: Engine,
         *,
+        lock: MessageSink | None = None,
         settlement_sink: MessageSink | None = None,
         settings: MatchSettings | None = None,
         wall_clock: Callable[[], float] = time.time,
@@ -217,6 +218,7 @@ class MatchActor(CrankActor):
         super().__init__(name=name, clock=clock)
         self._engine = engine
         self._sink = settlement_sink
+        self._lock = lock
         self.settings = settings or MatchSettings()
         self._wall_clock = wall_clock
         self._offset = db_time_offset_s
@@ -225,6 +227,12 @@ class MatchActor(CrankActor):
         self._fills_written = 0
 
     # -- messages ---------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        # A restarted instance has forgotten which markets this node holds, and the
+        # LockActor (earlier in the tree) was not restarted with it: ask again.
+        if self._lock is not None:
+            self._lock.tell(ResendMarkets(SelfAddress(self)))
 
     def on_receive(self, message: Any) -> Any:
         match message:

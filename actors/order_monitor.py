@@ -46,13 +46,13 @@ from sqlalchemy.engine import Connection, Engine
 
 import market as domain
 import storage
-from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink
+from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
 from storage.models import Order, OrderStateCache, table_of
 from storage.orders import order_from_row
-from supervision import Clock, CrankActor
+from supervision import Clock, CrankActor, SelfAddress
 
 __all__ = [
     "MAX_ACCOUNTS_PER_REQUEST",
@@ -267,6 +267,7 @@ class OrderMonitor(CrankActor):
         router: RouterAddress,
         match_sink: MessageSink,
         *,
+        lock: MessageSink | None = None,
         poll_interval_s: float = 2.0,
         commitment: str = "confirmed",
         request_deadline_s: float | None = None,
@@ -278,6 +279,7 @@ class OrderMonitor(CrankActor):
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s}")
         self._engine = engine
+        self._lock = lock
         self._rpc = RpcClient(router)
         self._sink = match_sink
         self._poll_interval_s = poll_interval_s
@@ -292,6 +294,12 @@ class OrderMonitor(CrankActor):
         self._answered_requests = 0
         self._failed_requests = 0
         self._log = logger.bind(actor=name)
+
+    def on_start(self) -> None:
+        # A restarted instance has forgotten which markets this node holds, and the
+        # LockActor (earlier in the tree) was not restarted with it: ask again.
+        if self._lock is not None:
+            self._lock.tell(ResendMarkets(SelfAddress(self)))
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Poll):

@@ -1,6 +1,6 @@
 """OTP-style supervision, timers, mailboxes and message tracing on pykka."""
 
-from supervision.actor import ActorExit, CrankActor, ExitReason, StartFailed, launch
+from supervision.actor import ActorExit, CrankActor, ExitReason, SelfAddress, StartFailed, launch
 from supervision.children import ChildStartFailed, ChildState
 from supervision.clock import REAL_CLOCK, Clock, ManualClock, RealClock
 from supervision.deadletters import DEAD_LETTERS, DeadLetters
@@ -51,6 +51,7 @@ __all__ = [
     "RestartIntensity",
     "RestartType",
     "RootRunner",
+    "SelfAddress",
     "SendResult",
     "StartFailed",
     "Strategy",

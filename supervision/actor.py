@@ -52,7 +52,15 @@ from supervision.tracing import (
     next_trace_number,
 )
 
-__all__ = ["ActorExit", "CrankActor", "ExitReason", "Ping", "StartFailed", "launch"]
+__all__ = [
+    "ActorExit",
+    "CrankActor",
+    "ExitReason",
+    "Ping",
+    "SelfAddress",
+    "StartFailed",
+    "launch",
+]
 
 
 class StartFailed(CrankError):
@@ -306,6 +314,22 @@ class CrankActor(pykka.ThreadingActor):
         """The actor thread's current stack, for 'abandoned' log lines."""
         frame = sys._current_frames().get(self._thread_ident or -1)
         return "".join(traceback.format_stack(frame)) if frame is not None else "(thread gone)"
+
+
+class SelfAddress:
+    """A sink that puts whatever it is told into one actor instance's own mailbox,
+    for an actor to give to others as "tell me here" (see
+    :meth:`CrankActor.deliver_to_self`); it dies with that instance."""
+
+    __slots__ = ("_actor",)
+
+    def __init__(self, actor: CrankActor) -> None:
+        self._actor = actor
+
+    def tell(self, message: Any) -> SendResult:
+        return self._actor.deliver_to_self(
+            message, sender=CONTEXT.actor_name, trace_id=CONTEXT.trace_id
+        )
 
 
 def launch(

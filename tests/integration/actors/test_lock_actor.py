@@ -22,6 +22,7 @@ from actors.lock_actor import (
     LockActor,
     LockSettings,
     MarketsChanged,
+    ResendMarkets,
 )
 from storage import DatabaseUnavailable, LeaseStore
 from storage.models.coordination import Node
@@ -32,10 +33,12 @@ from supervision import (
     CrankActor,
     ManualClock,
     RootRunner,
+    SelfAddress,
     Supervisor,
     launch,
 )
 from supervision.children import abandon
+from supervision.tracing import make_delivery
 from tests.conftest import Recorder
 
 TTL_S = 15.0
@@ -251,3 +254,20 @@ def test_under_a_supervisor_it_takes_its_share_and_the_ordered_stop_releases_it(
     assert len(leases) == 10
     assert runner.stop(30) == 0
     assert LeaseStore(engine, "observer").live_leases("market:") == []
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_resend_markets_tells_the_asker_every_market_lease_held_now(
+    start_node: NodeStarter, recorder: Recorder
+) -> None:
+    """ResendMarkets(sink): one MarketsChanged with all held market leases, delivered into the
+    asking actor's own mailbox through its SelfAddress."""
+    clock = ManualClock()
+    node = start_node("node-a", clock)
+    asker = Listener(recorder)
+    launch(asker)
+    node.actor_ref.tell(make_delivery(ResendMarkets(SelfAddress(asker))))
+    (changed,) = recorder.wait_for(lambda ev: any(isinstance(m, MarketsChanged) for m in ev))
+    assert len(changed.gained) == 10 and changed.lost == ()
+    assert {lease.holder for lease in changed.gained} == {"node-a"}

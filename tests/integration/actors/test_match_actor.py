@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 import market as domain
-from actors.lock_actor import LeaseLost, MarketsChanged
+from actors.lock_actor import LeaseLost, MarketsChanged, ResendMarkets
 from actors.match_actor import GetMatchState, MatchActor, MatchSettings, MatchState
 from actors.pipeline_messages import (
     OrderAdded,
@@ -105,7 +105,7 @@ class World:
     market: domain.Market
     lease: Lease
     clock: ManualClock
-    start: Callable[[], Node]
+    start: Callable[..., Node]
     now_s: list[int]  # the actors' wall clock: tests may move it
 
     def order(
@@ -150,9 +150,10 @@ def world(engine: Engine, recorder: Recorder) -> Iterator[World]:
     now_s = [NOW_S]
     started: list[MatchActor] = []
 
-    def start() -> Node:
+    def start(lock: Any = None) -> Node:
         actor = MatchActor(
             engine,
+            lock=lock,
             settlement_sink=RecordingSink(recorder),
             settings=MatchSettings(retry_initial_s=RETRY_S, retry_max_s=4 * RETRY_S),
             wall_clock=lambda: now_s[0],
@@ -487,3 +488,22 @@ def test_orders_stored_crossed_while_no_one_held_the_market_are_matched_on_load(
     assert world.stored(sell) == world.stored(buy) == (0, "filled")
     assert (state.markets[0].bids, state.markets[0].asks) == (0, 0)
     recorder.wait_for(lambda events: SettlementsPending(MARKET_ID, (fill.fill_id,)) in events)
+
+
+class LockStandIn:
+    """Answers ResendMarkets as the LockActor does, with the world's one lease."""
+
+    def __init__(self, lease: Lease) -> None:
+        self.lease = lease
+
+    def tell(self, message: Any) -> None:
+        assert isinstance(message, ResendMarkets)
+        message.sink.tell(MarketsChanged((self.lease,), ()))
+
+
+def test_a_new_instance_given_the_lock_asks_for_the_held_markets_on_start(world: World) -> None:
+    """A restarted MatchActor is not told MarketsChanged again by anyone; with ``lock=`` it
+    asks for the held markets itself on start and loads their books."""
+    started = world.start(lock=LockStandIn(world.lease))
+    (market,) = started.state().markets
+    assert (market.market_id, market.loaded) == (MARKET_ID, True)
