@@ -6,21 +6,12 @@ from solders.keypair import Keypair
 
 import market as domain
 from actors.match_actor import uncross
+from tests.unit.market.factories import make_market
 
 NOW_S = 1_800_000_000
 LOT = 1_000
 BUY, SELL = domain.Side.BUY, domain.Side.SELL
-MARKET = domain.Market(
-    market_id="SOL-USDC",
-    base_mint=Keypair().pubkey(),
-    base_decimals=9,
-    quote_mint=Keypair().pubkey(),
-    quote_decimals=6,
-    lot_size_atoms=LOT,
-    tick_size_atoms=10,
-    settlement_authority=Keypair().pubkey(),
-    fee_payer=Keypair().pubkey(),
-)
+MARKET = make_market(market_id="SOL-USDC")
 
 
 def _order(

@@ -45,6 +45,7 @@ from storage import (
 from storage.models import Fill, Settlement
 from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
+from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
 
@@ -58,17 +59,7 @@ RETRY_S = 0.5
 
 
 def _market(market_id: str = MARKET_ID) -> domain.Market:
-    return domain.Market(
-        market_id=market_id,
-        base_mint=Keypair().pubkey(),
-        base_decimals=9,
-        quote_mint=Keypair().pubkey(),
-        quote_decimals=6,
-        lot_size_atoms=LOT,
-        tick_size_atoms=10,
-        settlement_authority=Keypair().pubkey(),
-        fee_payer=Keypair().pubkey(),
-    )
+    return make_market(market_id=market_id)
 
 
 class RecordingSink:

@@ -60,6 +60,7 @@ from storage import (
     upgrade,
 )
 from storage.models import Base, Fill, Order, Settlement, SettlementAttempt, TransactionHistory
+from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
 
@@ -72,17 +73,7 @@ LOT = 1_000
 
 
 def _market(market_id: str = "SOL-USDC") -> domain.Market:
-    return domain.Market(
-        market_id=market_id,
-        base_mint=Keypair().pubkey(),
-        base_decimals=9,
-        quote_mint=Keypair().pubkey(),
-        quote_decimals=6,
-        lot_size_atoms=LOT,
-        tick_size_atoms=10,
-        settlement_authority=Keypair().pubkey(),
-        fee_payer=Keypair().pubkey(),
-    )
+    return make_market(market_id=market_id)
 
 
 def _signed(
