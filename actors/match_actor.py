@@ -2,7 +2,7 @@
 
 * Markets: :class:`~actors.lock_actor.MarketsChanged` says which markets this
   node holds, with each market's lease. On a gain the book is loaded from the
-  database (``storage.load_book``) and *uncrossed* (see :func:`uncross`); on a
+  database (``storage.load_book``) and *uncrossed* (see :func:`market.uncross`); on a
   loss, or :class:`~actors.lock_actor.LeaseLost` for ``market:<id>``, the
   market is dropped at once: book, lease and queued orders.
 * Orders: each :class:`~actors.pipeline_messages.OrderAdded` of a held market is
@@ -31,7 +31,7 @@ from __future__ import annotations
 import enum
 import time
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,8 +68,6 @@ __all__ = [
     "MatchActor",
     "MatchSettings",
     "MatchState",
-    "Uncrossed",
-    "uncross",
 ]
 
 # Statuses after which an order can never trade again: an OrderAdded carrying
@@ -128,49 +126,6 @@ class _Retry:
     """Timer: try the market again (load its book, then its queue)."""
 
     market_id: str
-
-
-# -- uncrossing a loaded book (pure) --------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Uncrossed:
-    """A book rebuilt by matching, and what that matching must write (maybe nothing)."""
-
-    book: domain.Book
-    fills: tuple[domain.Fill, ...]
-    remaining_atoms: Mapping[str, int]
-    expired_order_ids: tuple[str, ...]
-
-    @property
-    def needs_write(self) -> bool:
-        return bool(self.fills or self.remaining_atoms or self.expired_order_ids)
-
-
-def uncross(loaded: domain.Book, *, now_s: int) -> Uncrossed:
-    """Rebuild ``loaded`` by matching its orders again, in arrival order.
-
-    ``storage.load_book`` rests every open order *without* matching it, so an
-    order stored but never matched (it arrived while no node held the market,
-    or just before a reload) could sit crossed in the book, and its
-    OrderAdded would then be ignored as a duplicate. Matching each order in
-    arrival order against the orders before it does what a node holding the
-    market all along would have done. A book already uncrossed comes back
-    with the same orders in the same priority and nothing to write.
-    """
-    book = domain.Book.empty(loaded.market, loaded.next_fill_sequence)
-    fills: list[domain.Fill] = []
-    remaining: dict[str, int] = {}
-    expired: list[str] = []
-    for resting in sorted((*loaded.bids, *loaded.asks), key=lambda order: order.arrival):
-        result = domain.match(
-            book, resting.order, now_s=now_s, remaining_atoms=resting.remaining_atoms
-        )
-        book = result.book
-        fills.extend(result.fills)
-        remaining.update(result.remaining_atoms)  # remaining sizes only go down
-        expired.extend(result.expired_order_ids)
-    return Uncrossed(book, tuple(fills), remaining, tuple(expired))
 
 
 # -- the actor ------------------------------------------------------------------------
@@ -371,7 +326,7 @@ class MatchActor(CrankActor):
             if held.market is None:
                 self._drop(market, "no such market in the database")
                 return False
-            uncrossed = uncross(load_book(self._engine, held.market), now_s=self._now_s())
+            uncrossed = domain.uncross(load_book(self._engine, held.market), now_s=self._now_s())
             if uncrossed.needs_write:
                 self._write_uncrossed(market, held.lease, uncrossed)
         except LeaseLostError:
@@ -400,7 +355,7 @@ class MatchActor(CrankActor):
         ).info(f"loaded the book of {market}")
         return True
 
-    def _write_uncrossed(self, market: str, lease: Lease, uncrossed: Uncrossed) -> None:
+    def _write_uncrossed(self, market: str, lease: Lease, uncrossed: domain.Uncrossed) -> None:
         write = record_match(
             self._engine,
             lease,

@@ -63,7 +63,7 @@ from market.funding import (
 )
 from market.json_fields import JsonDict
 from market.market import Market
-from market.matching import MatchResult, crosses, match
+from market.matching import MatchResult, Uncrossed, crosses, match, uncross
 from market.order import ORDER_DOMAIN, ORDER_ENCODING_SIZE, Order, Side, decode_order
 from market.priority_fee import FixedPriorityFee, PercentilePriorityFee, PriorityFeePolicy
 from market.settlement import (
@@ -131,6 +131,7 @@ __all__ = [
     "SignedCancel",
     "SignedOrder",
     "TokenAccount",
+    "Uncrossed",
     "UnknownField",
     "UnknownMarket",
     "WrongAccount",
@@ -157,6 +158,7 @@ __all__ = [
     "settlement_memo",
     "sign_cancel",
     "sign_order",
+    "uncross",
     "validate_cancel",
     "validate_order",
     "validate_terms",

@@ -28,7 +28,7 @@ from market.errors import InvalidSize
 from market.fill import Fill
 from market.order import Order, Side
 
-__all__ = ["MatchResult", "crosses", "match"]
+__all__ = ["MatchResult", "Uncrossed", "crosses", "match", "uncross"]
 
 
 @dataclass(frozen=True)
@@ -148,3 +148,41 @@ class _Walk:
         book = self.book
         bids, asks = (book.bids, kept) if self.taker.side is Side.BUY else (kept, book.asks)
         return replace(book, bids=bids, asks=asks, next_fill_sequence=self.sequence)
+
+
+@dataclass(frozen=True)
+class Uncrossed:
+    """A book rebuilt by matching, and what that matching must write (maybe nothing)."""
+
+    book: Book
+    fills: tuple[Fill, ...]
+    remaining_atoms: Mapping[str, int]
+    expired_order_ids: tuple[str, ...]
+
+    @property
+    def needs_write(self) -> bool:
+        return bool(self.fills or self.remaining_atoms or self.expired_order_ids)
+
+
+def uncross(loaded: Book, *, now_s: int) -> Uncrossed:
+    """Rebuild ``loaded`` by matching its orders again, in arrival order.
+
+    ``storage.load_book`` rests every open order *without* matching it, so an
+    order stored but never matched (it arrived while no node held the market,
+    or just before a reload) could sit crossed in the book, and its
+    OrderAdded would then be ignored as a duplicate. Matching each order in
+    arrival order against the orders before it does what a node holding the
+    market all along would have done. A book already uncrossed comes back
+    with the same orders in the same priority and nothing to write.
+    """
+    book = Book.empty(loaded.market, loaded.next_fill_sequence)
+    fills: list[Fill] = []
+    remaining: dict[str, int] = {}
+    expired: list[str] = []
+    for resting in sorted((*loaded.bids, *loaded.asks), key=lambda order: order.arrival):
+        result = match(book, resting.order, now_s=now_s, remaining_atoms=resting.remaining_atoms)
+        book = result.book
+        fills.extend(result.fills)
+        remaining.update(result.remaining_atoms)  # remaining sizes only go down
+        expired.extend(result.expired_order_ids)
+    return Uncrossed(book, tuple(fills), remaining, tuple(expired))

@@ -1,11 +1,10 @@
-"""``actors.match_actor.uncross``: rebuilding a loaded book by matching it again, pure."""
+"""``market.uncross``: rebuilding a loaded book by matching it again, pure."""
 
 from __future__ import annotations
 
 from solders.keypair import Keypair
 
 import market as domain
-from actors.match_actor import uncross
 from tests.unit.market.factories import make_market
 
 NOW_S = 1_800_000_000
@@ -48,7 +47,7 @@ def test_an_uncrossed_book_comes_back_with_the_same_orders_and_nothing_to_write(
     """Bids below asks: same orders in the same priority, no fill, no write needed."""
     orders = [_order(BUY, 90, 1), _order(SELL, 110, 2), _order(BUY, 100, 1), _order(BUY, 90, 3)]
     loaded = _rested(*orders, next_fill_sequence=7)
-    rebuilt = uncross(loaded, now_s=NOW_S)
+    rebuilt = domain.uncross(loaded, now_s=NOW_S)
     assert not rebuilt.needs_write
     assert [r.order_id for r in rebuilt.book.bids] == [r.order_id for r in loaded.bids]
     assert [r.order_id for r in rebuilt.book.asks] == [r.order_id for r in loaded.asks]
@@ -62,7 +61,7 @@ def test_a_crossed_book_is_matched_in_arrival_order_continuing_the_fill_sequence
     first = _order(SELL, 100, 2)
     buy = _order(BUY, 120, 3)
     later = _order(SELL, 100, 2)
-    rebuilt = uncross(_rested(first, buy, later, next_fill_sequence=4), now_s=NOW_S)
+    rebuilt = domain.uncross(_rested(first, buy, later, next_fill_sequence=4), now_s=NOW_S)
     assert [
         (f.sequence, f.maker_order_id, f.taker_order_id, f.price_atoms, f.base_atoms)
         for f in rebuilt.fills
@@ -86,7 +85,7 @@ def test_a_crossed_pair_of_one_maker_stays_and_an_expired_order_is_reported() ->
     maker = Keypair()
     bid, ask = _order(BUY, 120, 1, maker=maker), _order(SELL, 100, 1, maker=maker)
     stale = _order(SELL, 130, 1, expiry_s=NOW_S)
-    rebuilt = uncross(_rested(bid, ask, stale), now_s=NOW_S)
+    rebuilt = domain.uncross(_rested(bid, ask, stale), now_s=NOW_S)
     assert rebuilt.fills == ()
     assert rebuilt.expired_order_ids == (stale.order_id,)
     assert rebuilt.needs_write
