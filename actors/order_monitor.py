@@ -40,9 +40,7 @@ from typing import Any
 
 from loguru import logger
 from solders.pubkey import Pubkey
-from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 import market as domain
 import storage
@@ -50,8 +48,9 @@ from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMark
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
+from storage.chain_cache import upsert_account_snapshots
 from storage.models import Order, OrderStateCache, table_of
-from storage.orders import order_from_row
+from storage.orders import departure_reasons, open_orders_in
 from supervision import Clock, CrankActor, SelfAddress
 
 __all__ = [
@@ -184,61 +183,6 @@ def _context_slot(outcome: RpcSuccess) -> int | None:
     context = outcome.result.get("context") if isinstance(outcome.result, dict) else None
     slot = context.get("slot") if isinstance(context, dict) else None
     return slot if type(slot) is int else None
-
-
-# -- storage the monitor needs (not in storage/ yet) ------------------------------------------
-
-
-def _orders_in_play(connection: Connection, market_id: str) -> list[storage.StoredOrder]:
-    """The market's open and unfunded orders with something left, in arrival order."""
-    columns = _ORDERS.c
-    stmt = (
-        select(_ORDERS)
-        .where(columns.market_id == market_id, columns.status.in_(_IN_PLAY))
-        .where(columns.remaining_atoms > 0)
-        .order_by(columns.created_at, columns.id)
-    )
-    return [order_from_row(row._mapping) for row in connection.execute(stmt)]
-
-
-def _why_gone(connection: Connection, order_ids: Iterable[str]) -> dict[str, str]:
-    """Why each order left play: its status now (``filled`` for an open one with
-    nothing left); an order not found is ``gone``."""
-    ids = list(order_ids)
-    columns = _ORDERS.c
-    stmt = select(columns.id, columns.status, columns.remaining_atoms).where(columns.id.in_(ids))
-    found = {
-        row.id: "filled" if row.remaining_atoms == 0 else row.status
-        for row in connection.execute(stmt)
-    }
-    return {order_id: found.get(order_id, "gone") for order_id in ids}
-
-
-def _upsert_snapshots(engine: Engine, snapshots: Sequence[domain.TokenAccount], slot: int) -> None:
-    """Keep each account's snapshot in order_state_cache; a row already at a later slot
-    is left as it is (a slow answer must not overwrite a newer one)."""
-    with storage.write_transaction(engine, "order_monitor.snapshot") as connection:
-        dialect = connection.dialect.name
-        for account in snapshots:
-            insert = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(_CACHE)
-            values = {
-                "token_account": str(account.address),
-                "owner": str(account.owner),
-                "mint": str(account.mint),
-                "amount": account.amount,
-                "delegate": None if account.delegate is None else str(account.delegate),
-                "delegated_amount": account.delegated_amount,
-                "slot": slot,
-                "fetched_at": storage.db_now(),
-            }
-            stmt = insert.values(**values)
-            changes = {name: stmt.excluded[name] for name in values if name != "token_account"}
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[_CACHE.c.token_account],
-                set_={**changes, "updated_at": storage.db_now()},
-                where=_CACHE.c.slot <= stmt.excluded.slot,
-            )
-            connection.execute(stmt)
 
 
 # -- the actor --------------------------------------------------------------------------------
@@ -383,9 +327,10 @@ class OrderMonitor(CrankActor):
     def _refresh_orders(self, view: _MarketView) -> None:
         market_id = view.market.market_id
         with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
-            current = {stored.order_id: stored for stored in _orders_in_play(connection, market_id)}
+            in_play = open_orders_in(connection, market_id, statuses=_IN_PLAY)
+            current = {stored.order_id: stored for stored in in_play}
             left = [order_id for order_id in view.orders if order_id not in current]
-            reasons = _why_gone(connection, left) if left else {}
+            reasons = departure_reasons(connection, left) if left else {}
         for order_id in left:
             self._forget(view, order_id, reasons[order_id])
         view.orders = current
@@ -473,7 +418,7 @@ class OrderMonitor(CrankActor):
                 "getMultipleAccounts answered without a context slot; snapshots not kept"
             )
         elif snapshots:
-            _upsert_snapshots(self._engine, snapshots, slot)
+            upsert_account_snapshots(self._engine, snapshots, slot)
 
     def _apply_verdicts(
         self, view: _MarketView, verdicts: dict[str, domain.MarketError | None]

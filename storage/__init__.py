@@ -6,6 +6,7 @@ comes out as one of :mod:`storage.errors`.
 """
 
 from storage.books import load_book
+from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
 from storage.clock import db_now, read_db_now
 from storage.engine import open_engine, read_transaction, write_transaction
@@ -176,5 +177,6 @@ __all__ = [
     "sqlite_url",
     "store_order",
     "upgrade",
+    "upsert_account_snapshots",
     "write_transaction",
 ]

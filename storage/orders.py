@@ -13,7 +13,7 @@ Status writes by OrderMonitor may be fenced by the market's lease (pass
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -36,6 +36,7 @@ __all__ = [
     "ORDER_TRANSITIONS",
     "OrderStatusChange",
     "StoredOrder",
+    "departure_reasons",
     "get_order",
     "list_open_orders",
     "mark_order_cancelled",
@@ -198,16 +199,32 @@ def list_open_orders(engine: Engine, market_id: str) -> list[StoredOrder]:
         return open_orders_in(connection, market_id)
 
 
-def open_orders_in(connection: Connection, market_id: str) -> list[StoredOrder]:
-    """:func:`list_open_orders` inside a transaction the caller holds."""
+def open_orders_in(
+    connection: Connection, market_id: str, *, statuses: tuple[str, ...] = ("open",)
+) -> list[StoredOrder]:
+    """:func:`list_open_orders` inside a transaction the caller holds; ``statuses``
+    widens it (OrderMonitor also follows ``unfunded`` orders)."""
     columns = _ORDERS.c
     stmt = (
         select(_ORDERS)
-        .where(columns.market_id == market_id, columns.status == "open")
+        .where(columns.market_id == market_id, columns.status.in_(statuses))
         .where(columns.remaining_atoms > 0)
         .order_by(columns.created_at, columns.id)
     )
     return [order_from_row(row._mapping) for row in connection.execute(stmt)]
+
+
+def departure_reasons(connection: Connection, order_ids: Iterable[str]) -> dict[str, str]:
+    """Why each order left play: its status now (``filled`` for an open one with
+    nothing left); an order not found is ``gone``."""
+    ids = list(order_ids)
+    columns = _ORDERS.c
+    stmt = select(columns.id, columns.status, columns.remaining_atoms).where(columns.id.in_(ids))
+    found = {
+        row.id: "filled" if row.remaining_atoms == 0 else row.status
+        for row in connection.execute(stmt)
+    }
+    return {order_id: found.get(order_id, "gone") for order_id in ids}
 
 
 def set_order_status(
