@@ -49,7 +49,6 @@ from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
 from storage.chain_cache import upsert_account_snapshots
-from storage.models import Order, OrderStateCache, table_of
 from storage.orders import departure_reasons, open_orders_in
 from supervision import Clock, CrankActor, SelfAddress
 
@@ -63,8 +62,6 @@ __all__ = [
 ]
 
 MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
-_ORDERS = table_of(Order)
-_CACHE = table_of(OrderStateCache)
 _IN_PLAY = ("open", "unfunded")
 
 
