@@ -44,6 +44,7 @@ __all__ = [
     "fill_from_row",
     "fill_query",
     "get_fill",
+    "get_fills",
     "list_fills",
     "next_fill_sequence",
     "next_fill_sequence_in",
@@ -280,6 +281,16 @@ def get_fill(engine: Engine, fill_id: str) -> domain.Fill | None:
     with read_transaction(engine, "storage.fill_get") as connection:
         row = connection.execute(fill_query().where(_FILLS.c.id == fill_id)).first()
     return None if row is None else fill_from_row(row._mapping)
+
+
+def get_fills(engine: Engine, fill_ids: Sequence[str]) -> dict[str, domain.Fill]:
+    """The fills among ``fill_ids`` that exist, by id (one query)."""
+    if not fill_ids:
+        return {}
+    stmt = fill_query().where(_FILLS.c.id.in_(tuple(fill_ids)))
+    with read_transaction(engine, "storage.fill_get_many") as connection:
+        fills = [fill_from_row(row._mapping) for row in connection.execute(stmt)]
+    return {fill.fill_id: fill for fill in fills}
 
 
 def list_fills(engine: Engine, market_id: str) -> list[domain.Fill]:

@@ -36,9 +36,11 @@ __all__ = [
     "ORDER_TRANSITIONS",
     "OrderStatusChange",
     "StoredOrder",
+    "client_order_id_taken",
     "departure_reasons",
     "get_order",
     "list_open_orders",
+    "list_orders",
     "mark_order_cancelled",
     "mark_order_expired",
     "mark_order_funded",
@@ -185,6 +187,29 @@ def get_order(engine: Engine, order_id: str) -> StoredOrder | None:
     with read_transaction(engine, "storage.order_get") as connection:
         row = connection.execute(select(_ORDERS).where(_ORDERS.c.id == order_id)).first()
     return None if row is None else order_from_row(row._mapping)
+
+
+def client_order_id_taken(engine: Engine, maker: str, client_order_id: int) -> bool:
+    """Whether ``maker`` (base58) already has an order with ``client_order_id`` (intake's
+    duplicate check, made before the insert so the refusal names the field at once)."""
+    columns = _ORDERS.c
+    taken = (columns.maker == maker) & (columns.client_order_id == client_order_id)
+    with read_transaction(engine, "storage.order_client_id") as connection:
+        return connection.execute(select(columns.id).where(taken).limit(1)).first() is not None
+
+
+def list_orders(
+    engine: Engine, market_id: str, *, statuses: Iterable[str] | None = None, limit: int = 100
+) -> list[StoredOrder]:
+    """The orders of ``market_id`` in any of ``statuses`` (all by default), newest first,
+    at most ``limit`` of them (``crank-node order list``)."""
+    columns = _ORDERS.c
+    stmt = select(_ORDERS).where(columns.market_id == market_id)
+    if statuses is not None:
+        stmt = stmt.where(columns.status.in_(tuple(statuses)))
+    stmt = stmt.order_by(columns.created_at.desc(), columns.id.desc()).limit(limit)
+    with read_transaction(engine, "storage.order_list") as connection:
+        return [order_from_row(row._mapping) for row in connection.execute(stmt)]
 
 
 def list_open_orders(engine: Engine, market_id: str) -> list[StoredOrder]:

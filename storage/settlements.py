@@ -40,6 +40,7 @@ __all__ = [
     "AttemptRecord",
     "RecoveryCase",
     "SettlementRecord",
+    "attempts_by_settlement",
     "confirm_settlement",
     "fail_settlement",
     "get_settlement",
@@ -147,6 +148,20 @@ def list_attempts(engine: Engine, settlement_id: str) -> list[AttemptRecord]:
     """Every attempt of ``settlement_id``, by attempt number."""
     with read_transaction(engine, "storage.attempt_list") as connection:
         return _attempts_in(connection, (settlement_id,))
+
+
+def attempts_by_settlement(
+    engine: Engine, settlement_ids: Iterable[str]
+) -> dict[str, list[AttemptRecord]]:
+    """Every attempt of each of ``settlement_ids``, by attempt number (one query);
+    a settlement without attempts maps to an empty list."""
+    ids = tuple(settlement_ids)
+    found: dict[str, list[AttemptRecord]] = {settlement_id: [] for settlement_id in ids}
+    if ids:
+        with read_transaction(engine, "storage.attempt_list_many") as connection:
+            for attempt in _attempts_in(connection, ids):
+                found[attempt.settlement_id].append(attempt)
+    return found
 
 
 def _check_queue(queue: ClaimQueue) -> None:

@@ -88,7 +88,12 @@ def localnet() -> Iterator[LocalnetServer]:
 
 
 @pytest.fixture
-def trade(localnet: LocalnetServer) -> Iterator[Trade]:
+def trade(localnet: LocalnetServer) -> Trade:
+    return make_trade(localnet)
+
+
+def make_trade(localnet: LocalnetServer) -> Trade:
+    """Two funded makers, delegated to a fresh settlement authority, and one fill."""
     fixtures = localnet.fixtures
     fee_payer, authority = fixtures.fund_wallet(), Keypair()
     buyer, seller = fixtures.fund_wallet(), fixtures.fund_wallet()
@@ -114,7 +119,7 @@ def trade(localnet: LocalnetServer) -> Iterator[Trade]:
     )  # fmt: skip
     sell, buy, fill = _one_fill(market, buyer, seller, accounts)
     rpc = Rpc(localnet.url)
-    yield Trade(
+    return Trade(
         localnet, rpc, market, fee_payer, authority, buyer, seller, accounts, sell, buy, fill
     )
 

@@ -1,0 +1,86 @@
+"""What SettlementActor answers and is told, besides the pipeline's messages.
+
+Its own timer ticks and I/O replies are private to actors/settlement/actor.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from solders.keypair import Keypair
+
+from market import FixedPriorityFee, PriorityFeePolicy
+
+__all__ = ["Drain", "GetSettlementState", "SettlementSettings", "SettlementState", "signer_map"]
+
+
+@dataclass(frozen=True)
+class SettlementSettings:
+    """How SettlementActor paces itself.
+
+    ``claim_ttl_s``: how long a claim lasts without renewal (renewed every
+    third of it); another node takes a settlement over once its claim expires.
+    ``max_in_flight``: claimed settlements at most; at that many it tells the
+    match sink it is full, and not full again at half of it.
+    """
+
+    claim_ttl_s: float = 30.0
+    claim_batch: int = 128
+    max_in_flight: int = 1024
+    poll_interval_s: float = 1.0  # look for pending settlements nobody claimed
+    status_interval_s: float = 0.2  # ask the chain about live attempts
+    resend_interval_s: float = 2.0  # resend a live attempt's bytes
+    fee_refresh_s: float = 10.0  # getRecentPrioritizationFees, for percentile fees
+    # A frozen, immutable policy: one shared default instance is safe.
+    fee_policy: PriorityFeePolicy = FixedPriorityFee(1_000)  # noqa: RUF009
+    compute_unit_limit: int = 40_000
+    request_deadline_s: float = 5.0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "claim_ttl_s", "poll_interval_s", "status_interval_s",
+            "resend_interval_s", "fee_refresh_s", "request_deadline_s",
+        ):  # fmt: skip
+            value = getattr(self, name)
+            if not isinstance(value, int | float) or not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        for name in ("claim_batch", "max_in_flight", "compute_unit_limit"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+@dataclass(frozen=True)
+class GetSettlementState:
+    """Ask: a :class:`SettlementState` (for ``/status`` and tests)."""
+
+
+@dataclass(frozen=True)
+class SettlementState:
+    in_flight: int  # claimed and not yet finished here
+    building: int  # waiting for a blockhash to make an attempt
+    live_attempts: int  # attempts sent (or to send) and not yet resolved
+    confirmed: int  # settlements this instance confirmed
+    failed: int  # settlements this instance failed (landed with an error)
+    attempts_made: int
+    expired_attempts: int
+    resends: int
+    claims_lost: int
+    block_height: int | None
+    draining: bool
+    full: bool
+
+
+@dataclass(frozen=True)
+class Drain:
+    """Stop claiming; ``reply(in_flight)`` once nothing is in flight (called with 0),
+    from the actor's thread. What is still in flight when the node stops stays
+    in the database, claimed until the claim expires or released on stop."""
+
+    reply: Callable[[int], None]
+
+
+def signer_map(*keypairs: Keypair) -> dict[str, Keypair]:
+    """Keypairs by public key (base58), as SettlementActor takes its signers."""
+    return {str(keypair.pubkey()): keypair for keypair in keypairs}

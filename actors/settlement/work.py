@@ -1,0 +1,163 @@
+"""One claimed settlement as SettlementActor holds it, and the writes that finish it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from loguru import logger
+from sqlalchemy.engine import Engine
+
+import market as domain
+import storage
+from actors.settlement.protocol import (
+    UNRESOLVED,
+    Decision,
+    Expire,
+    Landed,
+    LandedFailed,
+    describe_failure,
+    failed_leg,
+)
+
+__all__ = ["AttemptsExpired", "Finished", "SettlementWork", "finish_decision"]
+
+
+@dataclass
+class SettlementWork:
+    """A settlement this actor holds the claim of.
+
+    ``needs_check``: the chain must be asked about every recorded signature
+    before anything is decided (set on a claim with attempts, i.e. recovery,
+    and after a write whose outcome is unsure).
+    """
+
+    claim: storage.Claim
+    valid_until_s: float  # actor clock: past this the claim is not trusted to send
+    fill: domain.Fill
+    market: domain.Market
+    attempts: list[storage.AttemptRecord]
+    sent_at_s: dict[str, float] = field(default_factory=dict)
+    needs_check: bool = False
+
+    def __post_init__(self) -> None:
+        self.needs_check = bool(self.attempts)
+
+    @property
+    def id(self) -> str:
+        return str(self.claim.row_id)
+
+    @property
+    def needs_attempt(self) -> bool:
+        """No attempt that could still land, and nothing left to ask the chain first."""
+        return not self.needs_check and not any(a.state in UNRESOLVED for a in self.attempts)
+
+    def live_signatures(self, block_height: int | None) -> list[str]:
+        """Unresolved attempts whose blockhash is still valid at ``block_height``
+        (all unresolved ones when it is unknown): the ones worth resending."""
+        return [
+            attempt.signature
+            for attempt in self.attempts
+            if attempt.state in UNRESOLVED
+            and (block_height is None or block_height <= attempt.last_valid_block_height)
+        ]
+
+    def signatures_to_ask(self) -> list[str]:
+        """Every signature when checking (recovery: history searched, expired ones
+        too), else only the unresolved ones."""
+        if self.needs_check:
+            return [attempt.signature for attempt in self.attempts]
+        return [attempt.signature for attempt in self.attempts if attempt.state in UNRESOLVED]
+
+    def raw(self, signature: str) -> bytes:
+        return next(a.raw_transaction for a in self.attempts if a.signature == signature)
+
+    def mark(self, signatures: tuple[str, ...], state: str) -> None:
+        self.attempts = [
+            _with_state(attempt, state) if attempt.signature in signatures else attempt
+            for attempt in self.attempts
+        ]
+
+
+def _with_state(attempt: storage.AttemptRecord, state: str) -> storage.AttemptRecord:
+    return storage.AttemptRecord(
+        attempt.settlement_id, attempt.attempt_number, attempt.signature,
+        attempt.raw_transaction, attempt.blockhash, attempt.last_valid_block_height,
+        attempt.claim_token, state,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Finished:
+    """A settlement this actor finished: ``outcome`` confirmed or failed."""
+
+    settlement_id: str
+    fill: domain.Fill
+    outcome: str
+    signature: str
+    slot: int
+    reason: str | None = None
+    leg: str | None = None  # which leg was refused, for a failure
+
+    def mark_orders(self, engine: Engine) -> None:
+        """A failed settlement: the order whose pay account refused is set aside as
+        unfunded (OrderMonitor puts it back in play once it is funded again)."""
+        order_ids = {
+            "base": (self.fill.sell_order_id,),
+            "quote": (self.fill.buy_order_id,),
+        }.get(self.leg or "", ())
+        for order_id in order_ids:
+            try:
+                changed = storage.mark_order_unfunded(engine, order_id)
+            except storage.StorageError as error:
+                changed = False
+                logger.bind(action="settlement.mark_order_failed", order_id=order_id).warning(
+                    f"could not mark order {order_id} unfunded: {error}"
+                )
+            logger.bind(
+                action="settlement.order_unfunded", order_id=order_id, changed=changed
+            ).info(f"order {order_id} set aside: its settlement {self.settlement_id} failed")
+
+
+@dataclass(frozen=True)
+class AttemptsExpired:
+    """Attempts of a settlement found provably dead (a new attempt follows)."""
+
+    settlement_id: str
+    signatures: tuple[str, ...]
+
+
+def finish_decision(
+    queue: storage.ClaimQueue, work: SettlementWork, decision: Decision
+) -> Finished | None:
+    """Write what ``decision`` says (Expire, Landed, LandedFailed; Wait writes nothing).
+
+    Returns the finished settlement, or None while it goes on. Raises ClaimLost
+    or another StorageError; nothing is half written (each is one transaction,
+    except expiring several attempts, which is safe to repeat).
+    """
+    if isinstance(decision, Expire):
+        for signature in decision.signatures:
+            storage.mark_attempt(queue, work.claim, signature, "expired")
+        work.mark(decision.signatures, "expired")
+        if decision.signatures:
+            logger.bind(
+                action="settlement.attempts_expired",
+                settlement_id=work.id,
+                signatures=list(decision.signatures),
+            ).info(f"settlement {work.id}: attempts provably dead; a new one follows")
+        return None
+    if isinstance(decision, Landed):
+        storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
+        work.mark((decision.signature,), "confirmed")
+        return Finished(work.id, work.fill, "confirmed", decision.signature, decision.slot)
+    if isinstance(decision, LandedFailed):
+        reason = describe_failure(decision.err)
+        storage.fail_settlement(
+            queue, work.claim, reason, signature=decision.signature, slot=decision.slot
+        )
+        work.mark((decision.signature,), "failed")
+        leg = failed_leg(decision.err)
+        return Finished(
+            work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg
+        )
+    return None

@@ -1,0 +1,303 @@
+"""SettlementActor against a real localnet (ticking slots), a real RpcRouter and
+BlockhashActor, and a real database: fills written by ``record_match`` under a
+market lease, settled on chain by the actor, checked on chain with solana-py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from solana.rpc.async_api import AsyncClient
+from solana.rpc.commitment import Confirmed, Processed
+from solana.rpc.models import TxOpts
+from solders.hash import Hash
+from solders.transaction import Transaction
+from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import revoke
+from spl.token.models import RevokeParams
+from sqlalchemy.engine import Engine
+
+import storage
+from actors.blockhash import BlockhashActor, BlockhashSettings
+from actors.rpc import RpcRouter, RpcRouterConfig
+from actors.settlement import (
+    AttemptsExpired,
+    Drain,
+    Finished,
+    GetSettlementState,
+    SettlementActor,
+    SettlementSettings,
+    SettlementState,
+    signer_map,
+)
+from localnet import LocalnetConfig, LocalnetServer
+from localnet.faults import Faults
+from market import build_settlement_transaction, sign_order
+from supervision import ActorHandle, launch
+from tests.conftest import Recorder
+from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
+from tests.integration.market.conftest import Rpc, Trade, make_trade
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+
+SLOT_MS = 10  # ticking slots: confirmations come, and blockhashes expire in ~2 s
+FAST = SettlementSettings(
+    claim_ttl_s=30.0, poll_interval_s=0.2, status_interval_s=0.05, resend_interval_s=0.2
+)
+
+
+@pytest.fixture
+def localnet() -> Iterator[LocalnetServer]:
+    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
+        yield server
+
+
+@dataclass
+class Settler:
+    """A trade's fill written to the database, and the actors that settle it."""
+
+    trade: Trade
+    engine: Engine
+    recorder: Recorder
+    actors: list[Any]
+    handle: ActorHandle | None = None
+
+    def start(self, settings: SettlementSettings = FAST, offset_s: float = 0.0) -> None:
+        router = RpcRouter(RpcRouterConfig.from_urls(self.trade.localnet.urls))
+        blockhash = BlockhashActor(
+            _handle_of(router), BlockhashSettings(refresh_interval_s=0.05, max_age_s=1.0)
+        )
+        launch(router)
+        launch(blockhash)
+        settler = SettlementActor(
+            self.engine, _handle_of(router), _handle_of(blockhash),
+            signer_map(self.trade.fee_payer, self.trade.authority), node_id="node-a",
+            settings=settings, listeners=(self.recorder.record,),
+            db_time_offset_s=lambda: offset_s,
+        )  # fmt: skip
+        launch(settler)
+        self.actors += [settler, blockhash, router]
+        self.handle = _handle_of(settler)
+
+    def stop(self) -> None:
+        for actor in self.actors:
+            actor.actor_ref.stop(timeout=10)
+        self.actors.clear()
+
+    def finished(self, timeout_s: float = 30.0) -> Finished:
+        events = self.recorder.wait_for(
+            lambda events: any(isinstance(e, Finished) for e in events), timeout_s
+        )
+        (event,) = [e for e in events if isinstance(e, Finished)]
+        return event
+
+    def state(self) -> SettlementState:
+        assert self.handle is not None
+        state: SettlementState = self.handle.ask(GetSettlementState()).get(timeout=5)
+        return state
+
+    def attempts(self) -> list[storage.AttemptRecord]:
+        return storage.list_attempts(self.engine, self.trade.fill.fill_id)
+
+    def settlement(self) -> storage.SettlementRecord:
+        found = storage.get_settlement(self.engine, self.trade.fill.fill_id)
+        assert found is not None
+        return found
+
+
+def _handle_of(actor: Any) -> ActorHandle:
+    handle = ActorHandle(actor.name)
+    handle.attach(actor.actor_inbox)
+    return handle
+
+
+@pytest.fixture
+def settler(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterator[Settler]:
+    """A trade's market and both orders stored, and its fill recorded under a lease."""
+    trade = make_trade(localnet)
+    storage.insert_market(engine, trade.market)
+    storage.store_order(engine, sign_order(trade.sell, trade.seller))
+    storage.store_order(engine, sign_order(trade.buy, trade.buyer))
+    lease = storage.LeaseStore(engine, "matcher").acquire(
+        storage.market_key(trade.market.market_id), 60
+    )
+    assert lease is not None
+    remaining = {trade.sell.order_id: 5 * 10**8, trade.buy.order_id: 0}
+    storage.record_match(engine, lease, [trade.fill], remaining)
+    desk = Settler(trade, engine, recorder, [])
+    try:
+        yield desk
+    finally:
+        desk.stop()
+
+
+def _expected_after(trade: Trade, before: dict[str, int]) -> dict[str, int]:
+    fill = trade.fill
+    return {
+        "seller_base": before["seller_base"] - fill.base_atoms,
+        "buyer_base": before["buyer_base"] + fill.base_atoms,
+        "buyer_quote": before["buyer_quote"] - fill.quote_atoms,
+        "seller_quote": before["seller_quote"] + fill.quote_atoms,
+    }
+
+
+def test_a_pending_settlement_lands_once_and_is_recorded_confirmed(settler: Settler) -> None:
+    """The actor claims the pending settlement, writes one attempt ahead, sends it, and
+    records it confirmed with its slot; both legs moved exactly, and the chain holds
+    exactly one successful transaction with the fill's memo."""
+    trade = settler.trade
+    before = trade.balances()
+
+    settler.start()
+    finished = settler.finished()
+
+    assert finished.outcome == "confirmed"
+    assert trade.balances() == _expected_after(trade, before)
+    record = settler.settlement()
+    assert (record.status, record.confirmed_signature) == ("confirmed", finished.signature)
+    assert [(a.attempt_number, a.state) for a in settler.attempts()] == [(1, "confirmed")]
+    assert settled_fill_ids(trade.localnet.url, trade.authority.pubkey()) == {trade.fill.fill_id: 1}
+    drained = Recorder()
+    assert settler.handle is not None
+    settler.handle.tell(Drain(drained.record))
+    assert drained.wait_for(lambda events: events == [0])
+
+
+def test_a_dropped_first_attempt_expires_and_only_the_second_lands(settler: Settler) -> None:
+    """With every send dropped, the first attempt never lands; once its blockhash has
+    expired (block height past its lastValidBlockHeight, no status, history searched)
+    it is marked expired and a second attempt is made, which lands once the endpoint
+    delivers again. The first signature stays unknown to the chain."""
+    trade = settler.trade
+    localnet = trade.localnet
+    localnet.set_faults(0, Faults(drop_sends=True))
+    before = trade.balances()
+
+    settler.start()
+    events = settler.recorder.wait_for(
+        lambda events: any(isinstance(e, AttemptsExpired) for e in events), timeout_s=60
+    )
+    localnet.clear_faults(0)
+    (expired,) = [e for e in events if isinstance(e, AttemptsExpired)]
+    first = settler.attempts()
+    finished = settler.finished(timeout_s=60)
+
+    attempts = settler.attempts()
+    assert [(a.attempt_number, a.state) for a in attempts[:1]] == [(1, "expired")]
+    assert attempts[-1].state == "confirmed" and attempts[-1].signature == finished.signature
+    assert expired.signatures == (first[0].signature,)
+    assert finished.signature != first[0].signature
+    assert not signature_status_exists(localnet.url, first[0].signature)
+    assert trade.balances() == _expected_after(trade, before)
+    assert settled_fill_ids(localnet.url, trade.authority.pubkey()) == {trade.fill.fill_id: 1}
+
+
+def test_a_revoked_delegate_fails_the_settlement_and_moves_nothing(settler: Settler) -> None:
+    """The seller revokes the delegate between match and settlement: the attempt lands
+    failed, the settlement is failed with a reason naming the base leg, no token moves,
+    and the sell order is set aside as unfunded."""
+    trade = settler.trade
+    _revoke_seller(trade)
+    before = trade.balances()
+
+    settler.start()
+    finished = settler.finished()
+
+    assert finished.outcome == "failed" and finished.leg == "base"
+    record = settler.settlement()
+    assert record.status == "failed"
+    assert record.last_error is not None and "base leg" in record.last_error
+    assert "OwnerMismatch" in record.last_error
+    assert trade.balances() == before
+    sell = storage.get_order(settler.engine, trade.sell.order_id)
+    assert sell is not None and sell.status == "unfunded"
+    assert settled_fill_ids(trade.localnet.url, trade.authority.pubkey()) == {}
+
+
+def test_recovery_sends_an_attempt_written_but_never_sent_instead_of_a_new_one(
+    settler: Settler,
+) -> None:
+    """A node wrote an attempt ahead and died before sending it. Once its claim has
+    expired, the actor asks the chain first, finds no status and a valid blockhash,
+    sends those very bytes, and confirms that signature: no second attempt."""
+    trade = settler.trade
+    signature = _write_attempt_as_dead_node(settler)
+    before = trade.balances()
+
+    settler.start(offset_s=120.0)  # the dead node's claim (60 s) has expired by then
+    finished = settler.finished()
+
+    assert finished.signature == signature
+    assert [(a.attempt_number, a.state) for a in settler.attempts()] == [(1, "confirmed")]
+    assert trade.balances() == _expected_after(trade, before)
+
+
+def test_recovery_confirms_an_attempt_that_landed_before_the_node_died(settler: Settler) -> None:
+    """A node sent its attempt, which landed, and died before recording it. The actor
+    finds the landed signature on chain and records it: nothing is sent again and the
+    fill is settled once."""
+    trade = settler.trade
+    before = trade.balances()
+    signature = _write_attempt_as_dead_node(settler, send=True)
+    landed = trade.balances()
+    assert landed == _expected_after(trade, before)
+
+    settler.start(offset_s=120.0)
+    finished = settler.finished()
+
+    assert (finished.outcome, finished.signature) == ("confirmed", signature)
+    assert trade.balances() == landed
+    assert settler.state().attempts_made == 0
+    assert settled_fill_ids(trade.localnet.url, trade.authority.pubkey()) == {trade.fill.fill_id: 1}
+
+
+# -- helpers -------------------------------------------------------------------------------
+
+
+def _revoke_seller(trade: Trade) -> None:
+    instruction = revoke(
+        RevokeParams(
+            program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
+            owner=trade.seller.pubkey(),
+        )
+    )  # fmt: skip
+    blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
+    transaction = Transaction.new_signed_with_payer(
+        [instruction], trade.seller.pubkey(), [trade.seller], blockhash
+    )
+    _send_and_wait(trade.rpc, bytes(transaction))
+
+
+def _send_and_wait(rpc: Rpc, raw: bytes) -> str:
+    async def send(client: AsyncClient) -> str:
+        answer = await client.send_raw_transaction(raw, TxOpts(skip_preflight=True))
+        await client.confirm_transaction(answer.value, Processed, sleep_seconds=0.01)
+        return str(answer.value)
+
+    return rpc(send)
+
+
+def _write_attempt_as_dead_node(settler: Settler, *, send: bool = False) -> str:
+    """Claim the settlement as ``dead-node`` for 60 s, write an attempt ahead, and
+    (``send``) land it; then the node "dies" without recording anything more."""
+    trade, engine = settler.trade, settler.engine
+    queue = storage.settlement_queue(engine, "dead-node")
+    (claim,) = queue.claim(1, 60)
+    latest = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value
+    transaction = build_settlement_transaction(
+        trade.market, trade.fill, fee_payer=trade.fee_payer,
+        settlement_authority=trade.authority,
+        recent_blockhash=Hash.from_string(str(latest.blockhash)),
+        compute_unit_price_micro_lamports=1_000,
+    )  # fmt: skip
+    storage.record_attempt(
+        queue, claim, signature=str(transaction.signature),
+        raw_transaction=transaction.raw_bytes, blockhash=str(latest.blockhash),
+        last_valid_block_height=latest.last_valid_block_height,
+    )  # fmt: skip
+    if send:
+        _send_and_wait(trade.rpc, transaction.raw_bytes)
+    return str(transaction.signature)
