@@ -7,8 +7,8 @@ Two kinds:
   age), so /metrics never disagrees with /status and nothing is kept twice;
 * fed by the code that does the work: market leases gained and lost (counted by
   :class:`LeaseChangeCounter`, a LockActor market listener), and the order,
-  fill and settlement metrics of :class:`PipelineMetrics`, which stay at zero
-  until the pipeline (issue 6) exists and feeds them.
+  fill and settlement metrics of :class:`PipelineMetrics` (orders from the
+  intake, fills and settlements from SettlementActor's finished settlements).
 
 Each node has a :class:`~prometheus_client.CollectorRegistry` of its own (not
 the process-wide default), so several nodes in one process, or in one test
@@ -39,7 +39,6 @@ __all__ = [
 
 BREAKER_STATES = ("closed", "half_open", "open")
 SETTLEMENT_OUTCOMES = ("confirmed", "failed", "expired")
-_NOT_YET = "Stays at 0 until the settlement pipeline (issue 6) exists and feeds it."
 # Fill to confirmed settlement: from a block (~0.4 s) to a few expired blockhashes.
 LATENCY_BUCKETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -73,21 +72,24 @@ class LeaseChangeCounter:
 
 
 class PipelineMetrics:
-    """Orders, fills and settlements: declared now so dashboards and alerts can be
-    written against them; the pipeline actors will feed them (issue 6)."""
+    """Orders accepted, fills and settlements finished here, and fill-to-confirmed latency.
+
+    :meth:`settlement_finished` is a SettlementActor listener: it is called on the
+    actor's thread, and prometheus-client's counters are thread-safe and cheap.
+    """
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.orders = Counter(
             "crank_orders_accepted",
-            f"Signed orders accepted by this node. {_NOT_YET}",
+            "Signed orders accepted by this node's intake.",
             registry=registry,
         )
         self.fills = Counter(
-            "crank_fills", f"Fills matched by this node. {_NOT_YET}", registry=registry
+            "crank_fills", "Fills whose settlement this node finished.", registry=registry
         )
         self.settlements = Counter(
             "crank_settlements",
-            f"Settlements finished, by outcome. {_NOT_YET}",
+            "Settlements finished by this node, by outcome (expired: attempts found dead).",
             ["outcome"],
             registry=registry,
         )
@@ -95,10 +97,22 @@ class PipelineMetrics:
             self.settlements.labels(outcome)  # each outcome shows from the first scrape, at 0
         self.fill_to_confirmed = Histogram(
             "crank_fill_to_confirmed_seconds",
-            f"Time from a fill to its settlement's confirmation. {_NOT_YET}",
+            "Time from a fill being written to its settlement's confirmation.",
             buckets=LATENCY_BUCKETS_S,
             registry=registry,
         )
+
+    def settlement_finished(self, event: Any) -> None:
+        """A SettlementActor listener (a ``Finished`` or an ``AttemptsExpired``)."""
+        outcome = getattr(event, "outcome", None)
+        if outcome is None:
+            self.settlements.labels("expired").inc(len(getattr(event, "signatures", ())))
+            return
+        self.settlements.labels(outcome).inc()
+        self.fills.inc()
+        age_s = getattr(event, "fill_age_s", None)
+        if outcome == "confirmed" and age_s is not None:
+            self.fill_to_confirmed.observe(age_s)
 
 
 class StatusCollector(Collector):

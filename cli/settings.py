@@ -39,6 +39,8 @@ if TYPE_CHECKING:
 
     from actors.lock_actor import LockSettings
     from actors.rpc.config import RpcRouterConfig
+    from actors.settlement import SettlementSettings
+    from market import PriorityFeePolicy
 
 __all__ = [
     "DEFAULT_HTTP_ADDR",
@@ -122,7 +124,7 @@ class CrankSettings(BaseSettings):
     rpc_urls: tuple[str, ...] = Field((DEFAULT_RPC_URL,), repr=False, description=_RPC_HELP)
     wallet_path: Path | None = Field(None, description="keypair file (Solana CLI JSON format)")
     polling_interval_ms: PositiveMs = Field(1000, description="how often the order store is read")
-    max_concurrent_matches: int = Field(8, ge=1, description="settlements in flight at once")
+    max_concurrent_matches: int = Field(1024, ge=1, description="settlements in flight at once")
     shutdown_timeout_ms: PositiveMs = Field(30000, description="deadline for a phased stop")
     error_threshold: int = Field(5, ge=1, description="consecutive errors before pausing")
     pause_duration_ms: PositiveMs = Field(10000, description="how long to pause after errors")
@@ -143,6 +145,17 @@ class CrankSettings(BaseSettings):
     rpc_max_in_flight: int = Field(1000, ge=1, description="requests in flight (backpressure)")
     rpc_low_priority_threshold: Fraction = Field(0.80, description="load refusing low priority")
     rpc_normal_priority_threshold: Fraction = Field(0.95, description="load refusing normal")
+
+    settlement_claim_ttl_ms: PositiveMs = Field(30000, description="a settlement claim's lifetime")
+    priority_fee_micro_lamports: int = Field(
+        1000, ge=0, description="compute-unit price; the floor when a percentile is set"
+    )
+    priority_fee_percentile: float | None = Field(
+        None, gt=0, le=100, description="pay this percentile of recent fees (unset: fixed price)"
+    )
+    priority_fee_cap_micro_lamports: int = Field(
+        1_000_000, ge=0, description="the most a percentile fee may reach"
+    )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
@@ -261,6 +274,24 @@ class CrankSettings(BaseSettings):
             node_id=self.instance_id,
             lease_ttl_s=self.lease_ttl_ms / 1000,
             membership_interval_s=self.membership_interval_ms / 1000,
+        )
+
+    def settlement_settings(self) -> SettlementSettings:
+        """The SettlementActor's settings: claim TTL, in-flight bound, priority fee policy."""
+        from actors.settlement import SettlementSettings  # noqa: PLC0415  (keeps `config` light)
+        from market import FixedPriorityFee, PercentilePriorityFee  # noqa: PLC0415
+
+        fee: PriorityFeePolicy = FixedPriorityFee(self.priority_fee_micro_lamports)
+        if self.priority_fee_percentile is not None:
+            fee = PercentilePriorityFee(
+                self.priority_fee_percentile,
+                cap_micro_lamports=self.priority_fee_cap_micro_lamports,
+                floor_micro_lamports=self.priority_fee_micro_lamports,
+            )
+        return SettlementSettings(
+            claim_ttl_s=self.settlement_claim_ttl_ms / 1000,
+            max_in_flight=self.max_concurrent_matches,
+            fee_policy=fee,
         )
 
     def rpc_router_config(self) -> RpcRouterConfig:

@@ -50,6 +50,9 @@ class Claim:
     claimed_by: str
     claim_token: int
     claim_expires_at: datetime
+    # The queue's order_by values of the row when claimed (a settlement's
+    # created_at and id): what it was waiting in line by.
+    sort_key: tuple[Any, ...] = ()
 
 
 def _check(limit: int, ttl_s: float) -> None:
@@ -118,7 +121,10 @@ class ClaimQueue:
             returned = connection.execute(stmt).all()
         # RETURNING has no order: put the claims back in the queue's order.
         rows = sorted(returned, key=lambda row: tuple(row[3:]))
-        claims = [Claim(self.table.name, row[0], self.claimer, row[1], row[2]) for row in rows]
+        claims = [
+            Claim(self.table.name, row[0], self.claimer, row[1], row[2], tuple(row[3:]))
+            for row in rows
+        ]
         if claims:
             logger.bind(
                 action="storage.rows_claimed",
@@ -157,7 +163,10 @@ class ClaimQueue:
             expires_at = connection.execute(stmt).scalar_one_or_none()
         if expires_at is None:
             raise self.lost(claim)
-        return Claim(claim.table, claim.row_id, claim.claimed_by, claim.claim_token, expires_at)
+        return Claim(
+            claim.table, claim.row_id, claim.claimed_by, claim.claim_token, expires_at,
+            claim.sort_key,
+        )  # fmt: skip
 
     def release(self, claim: Claim, **also_set: Any) -> bool:
         """Give the row back (``also_set`` columns too); False if the claim had been lost."""

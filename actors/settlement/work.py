@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 from loguru import logger
 from sqlalchemy.engine import Engine
@@ -97,6 +99,8 @@ class Finished:
     slot: int
     reason: str | None = None
     leg: str | None = None  # which leg was refused, for a failure
+    # Since the fill was written (its settlement's created_at, by this host's clock).
+    fill_age_s: float | None = None
 
     def mark_orders(self, engine: Engine) -> None:
         """A failed settlement: the order whose pay account refused is set aside as
@@ -149,7 +153,10 @@ def finish_decision(
     if isinstance(decision, Landed):
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
         work.mark((decision.signature,), "confirmed")
-        return Finished(work.id, work.fill, "confirmed", decision.signature, decision.slot)
+        return Finished(
+            work.id, work.fill, "confirmed", decision.signature, decision.slot,
+            fill_age_s=_age_s(work.claim),
+        )  # fmt: skip
     if isinstance(decision, LandedFailed):
         reason = describe_failure(decision.err)
         storage.fail_settlement(
@@ -158,6 +165,16 @@ def finish_decision(
         work.mark((decision.signature,), "failed")
         leg = failed_leg(decision.err)
         return Finished(
-            work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg
-        )
+            work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg,
+            _age_s(work.claim),
+        )  # fmt: skip
     return None
+
+
+def _age_s(claim: storage.Claim) -> float | None:
+    created_at = claim.sort_key[0] if claim.sort_key else None
+    if not isinstance(created_at, datetime):
+        return None
+    if created_at.tzinfo is None:
+        created_at = created_at.replace(tzinfo=UTC)  # stored in UTC
+    return max(0.0, time.time() - created_at.timestamp())
