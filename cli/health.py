@@ -2,7 +2,10 @@
 
 * ``GET /health``: healthy or degraded (200), unhealthy (503), per component;
 * ``GET /status``: :meth:`Node.status` as JSON (``crank-node status`` prints it);
-* ``GET /metrics``: Prometheus text from the node's own registry (cli/metrics.py).
+* ``GET /metrics``: Prometheus text from the node's own registry (cli/metrics.py);
+* order intake (``/orders``, ``/markets/{id}/book``): :mod:`cli.intake_http`, served
+  by the node's ``intake`` (an :class:`~cli.intake.OrderIntake`) once it is set, 503 before
+  and after.
 
 aiohttp on an event loop of its own thread; each probe runs in the loop's
 executor, so a slow database or actor never stalls the server.
@@ -18,6 +21,8 @@ from aiohttp import web
 from loguru import logger
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from cli.intake import OrderIntake
+from cli.intake_http import add_intake_routes
 from cli.node import Node
 
 __all__ = ["HealthServer"]
@@ -58,6 +63,8 @@ class HealthServer:
             self._error = error
             self._ready.set()
         finally:
+            # Joins the executor's threads (the handlers' blocking work) before closing.
+            loop.run_until_complete(loop.shutdown_default_executor())
             loop.close()
 
     async def _serve(self) -> None:
@@ -66,10 +73,13 @@ class HealthServer:
         app.router.add_get("/health", self._health)
         app.router.add_get("/status", self._status)
         app.router.add_get("/metrics", self._metrics)
+        add_intake_routes(app, self._intake)
         runner = web.AppRunner(app, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, self.host, self.port)
         await site.start()
+        if self.port == 0:  # the port the system chose (tests ask for any free one)
+            self.port = int(runner.addresses[0][1])
         logger.bind(action="node.http_started", addr=f"{self.host}:{self.port}").info(
             f"serving health on http://{self.host}:{self.port}/health"
         )
@@ -78,6 +88,12 @@ class HealthServer:
             await self._stopped.wait()
         finally:
             await runner.cleanup()
+
+    def _intake(self) -> OrderIntake | None:
+        # Read at each request: the node sets `intake` after start (and closes it
+        # in its stop-intake phase), so the routes exist before there is one.
+        intake: OrderIntake | None = getattr(self.node, "intake", None)
+        return intake
 
     async def _health(self, _request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()

@@ -33,6 +33,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "db": ("cli.db", "database schema migrations"),
     "config": ("cli.config", "show or check the configuration, and where each value came from"),
     "status": ("cli.status", "print a running node's status (GET /status) as tables"),
+    "order": ("cli.order", "submit, cancel, show and list orders on a running node"),
+    "market": ("cli.market", "create and list markets in the node database"),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)

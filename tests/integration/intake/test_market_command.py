@@ -1,0 +1,159 @@
+"""``crank-node market create`` and ``market list`` straight on the node database
+(SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from solders.keypair import Keypair
+from sqlalchemy.engine import Engine
+
+import storage
+from tests.integration.intake.conftest import CliResult, run_cli
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[3]
+LAUNCHER = ROOT / "bin" / "crank-node"
+BASE_MINT, QUOTE_MINT = str(Keypair().pubkey()), str(Keypair().pubkey())
+AUTHORITY, FEE_PAYER = str(Keypair().pubkey()), str(Keypair().pubkey())
+
+
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No CRANK_* setting of the caller's leaks in; the working directory is the test's."""
+    for name in list(os.environ):
+        if name.startswith("CRANK_") and not name.startswith("CRANK_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def create_argv(database_url: str, **changes: str) -> list[str]:
+    flags = {
+        "base-mint": BASE_MINT, "quote-mint": QUOTE_MINT, "base-decimals": "9",
+        "quote-decimals": "6", "lot-size-atoms": "100000000", "tick-size-atoms": "1000",
+        "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER, "id": "SOL-USDC",
+    }  # fmt: skip
+    flags.update({key.replace("_", "-"): value for key, value in changes.items()})
+    argv = ["market", "create", "--db-url", database_url]
+    for key, value in flags.items():
+        argv += [f"--{key}", value]
+    return argv
+
+
+def market(capsys: pytest.CaptureFixture[str], *argv: str) -> CliResult:
+    return run_cli(capsys, *argv)
+
+
+def test_create_stores_the_market_and_list_shows_it(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """market create stores exactly the market given; market list prints it in a table,
+    and --json as the market's JSON form."""
+    created = market(capsys, *create_argv(database_url))
+    listed = market(capsys, "market", "list", "--db-url", database_url)
+    as_json = market(capsys, "market", "list", "--db-url", database_url, "--json")
+
+    assert created.code == 0, created.err
+    assert "market SOL-USDC created" in created.out
+    stored = storage.get_market(engine, "SOL-USDC")
+    assert stored is not None
+    assert (str(stored.base_mint), stored.lot_size_atoms, stored.tick_size_atoms) == (
+        BASE_MINT, 10**8, 1_000,
+    )  # fmt: skip
+    assert listed.code == 0 and listed.out.splitlines()[0].startswith("MARKET")
+    assert "SOL-USDC" in listed.out and BASE_MINT in listed.out
+    assert json.loads(as_json.out) == [stored.to_json()]
+
+
+def test_create_without_an_id_names_the_market_after_its_mints(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--id left out: the id is the first 8 characters of each mint."""
+    argv = create_argv(database_url)
+    argv = argv[: argv.index("--id")]
+
+    assert market(capsys, *argv).code == 0
+    assert [m.market_id for m in storage.list_markets(engine)] == [
+        f"{BASE_MINT[:8]}-{QUOTE_MINT[:8]}"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "field"),
+    [
+        ({"lot_size_atoms": "0"}, "lot_size_atoms"),
+        ({"tick_size_atoms": "-1"}, "tick_size_atoms"),
+        ({"base_decimals": "20"}, "base_decimals"),
+        ({"base_mint": "not-base58!"}, "base_mint"),
+        ({"quote_mint": BASE_MINT}, "quote_mint"),
+        ({"id": "no spaces"}, "market_id"),
+    ],
+)
+def test_create_with_a_bad_value_exits_1_naming_the_field_and_stores_nothing(
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, str],
+    field: str,
+) -> None:
+    """A value no market may have: exit 1, one error line naming the field, no market."""
+    result = market(capsys, *create_argv(database_url, **changes))
+
+    assert result.code == 1
+    assert result.error_line().startswith(f"crank-node market create: error: {field} (--")
+    assert storage.list_markets(engine) == []
+
+
+def test_create_of_an_id_already_taken_exits_1_naming_market_id(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A second market with the same id is refused naming market_id; the first stays."""
+    assert market(capsys, *create_argv(database_url)).code == 0
+
+    again = market(capsys, *create_argv(database_url, base_decimals="6"))
+
+    assert again.code == 1
+    assert again.error_line().startswith("crank-node market create: error: market_id (--id):")
+    (stored,) = storage.list_markets(engine)
+    assert stored.base_decimals == 9
+
+
+def test_a_database_without_the_schema_says_to_run_db_upgrade(
+    empty_engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """On a database that was never migrated: exit 1 pointing at `crank-node db upgrade`."""
+    result = market(capsys, "market", "list", "--db-url", database_url)
+
+    assert result.code == 1
+    assert "crank-node db upgrade" in result.error_line()
+
+
+@pytest.mark.e2e
+def test_the_launcher_creates_and_lists_markets_from_crank_db_path(tmp_path: Path) -> None:
+    """bin/crank-node market create/list in their own processes, the database named by
+    CRANK_DB_PATH as the node would find it."""
+    database = tmp_path / "node.db"
+    engine = storage.open_engine(storage.sqlite_url(database))
+    try:
+        storage.upgrade(engine)
+    finally:
+        engine.dispose()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
+    env["CRANK_DB_PATH"] = str(database)
+
+    def crank(*argv: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, str(LAUNCHER), *argv], capture_output=True,
+                              text=True, timeout=60, env=env, cwd=tmp_path, check=False)  # fmt: skip
+
+    argv = create_argv("unused")
+    created = crank(*argv[:2], *argv[4:])
+    listed = crank("market", "list", "--json")
+
+    assert created.returncode == 0, created.stderr
+    assert [m["market_id"] for m in json.loads(listed.stdout)] == ["SOL-USDC"]
