@@ -102,6 +102,10 @@ class PipelineMetrics:
             registry=registry,
         )
 
+    def order_accepted(self, _order: Any) -> None:
+        """An OrderIntake listener: one more order stored."""
+        self.orders.inc()
+
     def settlement_finished(self, event: Any) -> None:
         """A SettlementActor listener (a ``Finished`` or an ``AttemptsExpired``)."""
         outcome = getattr(event, "outcome", None)

@@ -1,31 +1,41 @@
 """The node: its supervision tree, built from the settings, and how it stops.
 
     node (rest_for_one)
-    |-- locks      LockActor: leases, membership, fair share of the markets
-    |-- rpc        RpcRouter
-    |-- blockhash  BlockhashActor
-    `-- pipeline   one_for_one; empty until the pipeline actors exist (issue 6)
+    |-- locks         LockActor: leases, membership, fair share of the markets
+    |-- rpc           RpcRouter
+    |-- blockhash     BlockhashActor
+    `-- pipeline      one_for_one
+        |-- settlement  SettlementActor: pending settlements -> one landed transaction each
+        |-- match       MatchActor: the books of the held markets, fills under their leases
+        `-- monitor     OrderMonitor: new, cancelled, expired and (un)funded orders
 
-The stop phases follow DESIGN.md: stop taking orders, drain the pipeline,
-stop blockhash and RPC, release every lease, close the database. Order intake
-and the pipeline do not exist yet, so those phases have nothing to do and say
-so in the log.
+The LockActor tells MatchActor and OrderMonitor which markets this node holds;
+OrderMonitor tells MatchActor about orders; MatchActor tells SettlementActor
+about fills, and SettlementActor tells MatchActor when it is full.
+
+The stop phases follow DESIGN.md (see :meth:`Node.shutdown_phases`): stop
+taking orders, finish the matching round, drain in-flight settlements, stop
+blockhash and RPC, release every lease, close the database.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loguru import logger
+from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
-from actors.lock_actor import GetHeldLeases, LockActor
-from actors.rpc import GetRouterState, RpcRouter
+from actors.lock_actor import GetHeldLeases, LockActor, MessageSink
+from actors.rpc import GetRouterState, RpcClient, RpcRouter
+from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
+from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
 from storage import LeaseStore, check_schema, open_engine, read_transaction
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
@@ -46,8 +56,14 @@ class Node:
     engine: Engine | None = None
     runner: RootRunner | None = None
     started_at: float = field(default_factory=time.time)
+    drain_report: dict[str, int] = field(default_factory=dict)
     specs: dict[str, ChildSpec] = field(default_factory=dict)
     metrics: NodeMetrics = field(default_factory=NodeMetrics)  # a registry per node
+    signers: tuple[Keypair, ...] = ()  # fee payers and settlement authorities it signs as
+    intake: OrderIntake | None = None  # set once the tree runs; closed first on stop
+    pipeline: PipelineParts | None = None
+    # Also told of each finished settlement (tests, the demo's progress).
+    settlement_listeners: tuple[Callable[[Any], None], ...] = ()
 
     def start(self) -> None:
         """Open and check the database, then start the tree. Raises CrankError
@@ -58,44 +74,77 @@ class Node:
         router_config = self.settings.rpc_router_config()
         lock_settings = self.settings.lock_settings()
         self.specs = {
-            "locks": ChildSpec(
-                id="locks",
-                factory=lambda: LockActor(
-                    engine, lock_settings, market_listeners=(self.metrics.lease_changes,)
-                ),
-                shutdown_timeout_s=10.0,
-            ),
+            "locks": ChildSpec(id="locks", factory=lambda: self._lock_actor(engine, lock_settings),
+                               shutdown_timeout_s=10.0),
             "rpc": ChildSpec(id="rpc", factory=lambda: RpcRouter(router_config)),
-        }
+        }  # fmt: skip
         rpc_handle = self.specs["rpc"].handle
         self.specs["blockhash"] = ChildSpec(
             id="blockhash", factory=lambda: BlockhashActor(rpc_handle, BlockhashSettings())
         )
+        self.pipeline = pipeline_specs(
+            self.settings, engine, self.signers, locks=self.specs["locks"].handle,
+            rpc=rpc_handle, blockhash=self.specs["blockhash"].handle,
+            listeners=(self.metrics.pipeline.settlement_finished, *self.settlement_listeners),
+        )  # fmt: skip
+        children = list(self.pipeline.specs)
         self.specs["pipeline"] = ChildSpec.supervisor(
-            "pipeline", lambda: Supervisor([], name="pipeline")
+            "pipeline", lambda: Supervisor(children, name="pipeline"), shutdown_timeout_s=30.0
         )
         order = [self.specs[key] for key in ("locks", "rpc", "blockhash", "pipeline")]
         self.runner = RootRunner(
             lambda: Supervisor(order, name="node", strategy=Strategy.REST_FOR_ONE)
         )
         self.runner.start()
+        self.intake = OrderIntake(
+            engine, rpc=RpcClient(rpc_handle), listeners=(self.metrics.pipeline.order_accepted,)
+        )
         self.metrics.observe(self.status)
         logger.bind(action="node.started", node_id=self.settings.instance_id).info(
             f"node {self.settings.instance_id} started"
         )
+
+    def _lock_actor(self, engine: Engine, lock_settings: Any) -> LockActor:
+        assert self.pipeline is not None  # built before the tree starts
+        listeners: tuple[MessageSink, ...] = (
+            self.metrics.lease_changes,
+            *self.pipeline.market_listeners,
+        )
+        return LockActor(engine, lock_settings, market_listeners=listeners)
 
     # -- stopping --------------------------------------------------------------------
 
     def shutdown_phases(self) -> list[ShutdownPhase]:
         drain_s = self.settings.shutdown_timeout_s / 2
         return [
-            ShutdownPhase("stop-intake", lambda _h: _idle("no order intake runs yet"), 1.0),
-            ShutdownPhase("drain-pipeline", lambda _h: self._remove("pipeline"), drain_s),
+            ShutdownPhase("stop-intake", lambda _h: self._close_intake(), 1.0),
+            ShutdownPhase("finish-matching", lambda _h: self._finish_matching(), 10.0),
+            ShutdownPhase("drain-settlements", self._drain, drain_s),
             ShutdownPhase("stop-blockhash", lambda _h: self._remove("blockhash"), 5.0),
             ShutdownPhase("stop-rpc", lambda _h: self._remove("rpc"), 5.0),
             ShutdownPhase("release-leases", lambda _h: self._release_leases(), 10.0, True),
             ShutdownPhase("close-database", lambda _h: self._close(), 5.0, True),
         ]
+
+    def _close_intake(self) -> None:
+        if self.intake is not None:
+            self.intake.close()
+
+    def _finish_matching(self) -> None:
+        """Stop OrderMonitor, let MatchActor finish what it was told, then stop it."""
+        if self.pipeline is not None and self._running():
+            self.pipeline.finish_matching(self.specs["pipeline"].handle)
+
+    def _drain(self, hurry: threading.Event) -> None:
+        """Let SettlementActor finish what it holds (cut short by ``hurry``), then stop
+        the pipeline: what is left is released for recovery."""
+        if self.pipeline is not None and self._running():
+            self.drain_report = self.pipeline.drain(hurry)
+        self._remove("pipeline")
+
+    def _running(self) -> bool:
+        runner = self.runner
+        return runner is not None and runner.handle is not None and not runner.wait(0)
 
     def _remove(self, child_id: str) -> None:
         runner = self.runner
@@ -202,10 +251,14 @@ class Node:
             "rpc": _part(lambda: self._ask("rpc", GetRouterState()).to_json()),
             "leases": _part(self._lease_status),
             "blockhash": _part(lambda: asdict(self._ask("blockhash", GetBlockhashState()))),
-            # Said plainly rather than a made-up 0: nothing settles before issue 6.
-            "settlements_in_flight": None,
-            "pipeline": "not built",
+            "pipeline": (pipeline := _part(self._pipeline_status)),
+            "settlements_in_flight": pipeline.get("settlement", {}).get("in_flight"),
         }
+
+    def _pipeline_status(self) -> dict[str, Any]:
+        if self.pipeline is None:
+            return {"error": "not started"}
+        return self.pipeline.status()
 
     def _lease_status(self) -> dict[str, Any]:
         held = [
@@ -233,7 +286,3 @@ def _part(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return read()
     except Exception as error:  # noqa: BLE001  (an actor that does not answer is reported)
         return {"error": repr(error)}
-
-
-def _idle(why: str) -> None:
-    logger.bind(action="node.phase_idle").info(why)

@@ -46,15 +46,15 @@ def _fail(message: str) -> int:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from_args(args)
-        wallet = settings.load_wallet() if settings.wallet_path is not None else None
+        # The node signs its settlements with the wallet: it cannot run without one.
+        wallet = settings.load_wallet()
     except CrankError as error:
         return _fail(str(error))
     configure_logging(level=settings.log_level, json_path=settings.log_json_path)
     set_tracing(settings.trace)
     log = logger.bind(node_id=settings.instance_id)
-    if wallet is not None:
-        log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
-    node = Node(settings)
+    log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
+    node = Node(settings, signers=(wallet,))
     coordinator = ShutdownCoordinator(
         node.shutdown_phases(), deadline_s=settings.shutdown_timeout_s
     )
@@ -94,8 +94,12 @@ def _wait_and_stop(node: Node, coordinator: ShutdownCoordinator, server: HealthS
     server.stop()
     summary = ", ".join(f"{r.name} {r.outcome} {r.seconds}s" for r in reports)
     code = EXIT_DEADLINE if coordinator.deadline_exceeded else EXIT_OK
-    logger.bind(action="node.stopped", code=code, hurried=coordinator.hurry.is_set()).info(
-        f"stopped (exit {code}): {summary}; in-flight work left for recovery: none "
-        f"(no pipeline yet); leases released"
+    drained = node.drain_report
+    logger.bind(
+        action="node.stopped", code=code, hurried=coordinator.hurry.is_set(), **drained
+    ).info(
+        f"stopped (exit {code}): {summary}; settlements drained: "
+        f"{drained.get('drained', 0)}, left for recovery: {drained.get('left_for_recovery', 0)}; "
+        f"leases released"
     )
     return code

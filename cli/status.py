@@ -134,13 +134,24 @@ def _section(title: str, body: str) -> str:
 def _summary(status: Mapping[str, Any]) -> str:
     uptime = timedelta(seconds=round(float(status.get("uptime_s", 0))))
     in_flight = status.get("settlements_in_flight")
-    pipeline = status.get("pipeline")
-    settling = f"{in_flight}" if in_flight is not None else f"n/a (pipeline {pipeline})"
+    pipeline = status.get("pipeline") or {}
+    settlement = pipeline.get("settlement") or {}
+    settling = f"{in_flight}" if in_flight is not None else "n/a (the pipeline did not answer)"
+    if settlement.get("full"):
+        settling += " (full: matching paused)"
+    done = (
+        f"{settlement['confirmed']} confirmed, {settlement['failed']} failed"
+        if "confirmed" in settlement
+        else "n/a"
+    )
+    matched = [market["market_id"] for market in (pipeline.get("match") or {}).get("markets", [])]
     return "\n".join(
         [
             f"node:                  {status['node_id']}",
             f"uptime:                {uptime}",
             f"settlements in flight: {settling}",
+            f"settled here:          {done}",
+            f"markets matched:       {', '.join(matched) or 'none'}",
         ]
     )
 

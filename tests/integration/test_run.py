@@ -69,10 +69,12 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
 
 
 def test_run_refuses_a_database_without_the_schema_and_names_the_fix(
-    tmp_path: Path, localnet: LocalnetServer
+    tmp_path: Path, localnet: LocalnetServer, wallet: Path
 ) -> None:
     """An empty database file: exit 1, and the message says `crank-node db upgrade`."""
     node = NodeProcess(
+        "--wallet-path",
+        str(wallet),
         "--db-path",
         str(tmp_path / "empty.db"),
         "--rpc-url",

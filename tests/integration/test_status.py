@@ -122,12 +122,13 @@ def wait_for_health(node: RunningNode, code: int, timeout_s: float = 30.0) -> di
 
 
 @pytest.mark.e2e
-def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_no_pipeline(
+def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline(
     node: RunningNode,
 ) -> None:
     """GET /status: node id and uptime, the supervision tree with restart counts, both
     RPC endpoints with breaker state, the three market leases with fencing tokens,
-    backpressure stats, and settlements in flight as null because no pipeline exists."""
+    backpressure stats, and the pipeline: no settlement in flight, and the markets
+    held told to MatchActor."""
     status = node.get_json("/status")
     assert status["node_id"] == "status-1"
     assert status["uptime_s"] > 0
@@ -145,8 +146,14 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_no_pipeline(
     assert sorted(lease["market"] for lease in held) == ["m0", "m1", "m2"]
     assert all(lease["fencing_token"] >= 1 for lease in held)
     assert status["leases"]["markets_gained_total"] == 3
-    assert status["settlements_in_flight"] is None
-    assert status["pipeline"] == "not built"
+    assert status["settlements_in_flight"] == 0
+    pipeline = status["pipeline"]
+    assert [tree_child["id"] for tree_child in children["pipeline"]["tree"]["children"]] == [
+        "settlement", "match", "monitor",
+    ]  # fmt: skip
+    assert pipeline["settlement"]["in_flight"] == 0 and not pipeline["settlement"]["full"]
+    held_by_match = [market["market_id"] for market in pipeline["match"]["markets"]]
+    assert held_by_match == ["m0", "m1", "m2"]
 
 
 @pytest.mark.e2e
@@ -192,7 +199,7 @@ def test_status_command_prints_the_tables_and_exits_0(node: RunningNode) -> None
         assert f"\n{heading}\n" in out
     assert "node/blockhash" in out
     assert "market:m2" in out
-    assert "n/a (pipeline not built)" in out
+    assert "settlements in flight: 0" in out
 
 
 @pytest.mark.e2e

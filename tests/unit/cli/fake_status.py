@@ -106,8 +106,12 @@ def status(**changes: Any) -> dict[str, Any]:
             "markets_lost_total": 2,
         },
         "blockhash": {"blockhash": "abc", "age_s": 1.5},
-        "settlements_in_flight": None,
-        "pipeline": "not built",
+        "settlements_in_flight": 4,
+        "pipeline": {
+            "settlement": {"in_flight": 4, "full": False, "confirmed": 120, "failed": 1},
+            "match": {"markets": [{"market_id": "m0"}, {"market_id": "m1"}]},
+            "monitor": {"error": "TimeoutError()"},
+        },
     }
     document.update(changes)
     return document

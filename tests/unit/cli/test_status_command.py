@@ -57,7 +57,9 @@ def test_format_status_prints_every_section_with_its_rows() -> None:
     text = format_status(fake_status.status())
     assert "node:                  node-a" in text
     assert "uptime:                1:02:05" in text
-    assert "settlements in flight: n/a (pipeline not built)" in text
+    assert "settlements in flight: 4" in text
+    assert "settled here:          120 confirmed, 1 failed" in text
+    assert "markets matched:       m0, m1" in text
     rpc_row = next(line for line in text.splitlines() if line.startswith("node/rpc "))
     assert rpc_row.split()[2:5] == ["running", "2", "7"]
     assert rpc_row.endswith("RuntimeError('boom\\nsecond line')")
