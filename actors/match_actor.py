@@ -61,6 +61,7 @@ from storage import (
 )
 from storage import LeaseLost as LeaseLostError
 from supervision import Clock, CrankActor, SelfAddress
+from supervision.crashpoints import crash_point
 
 __all__ = [
     "GetMatchState",
@@ -425,6 +426,8 @@ class MatchActor(CrankActor):
     ) -> None:
         if recorded:
             self._fills_written += len(fills)
+            if fills:
+                crash_point("fill_written")
         if fill_ids and self._sink is not None:
             # Also after a replay (recorded=False): the settlements exist either way.
             self._sink.tell(SettlementsPending(market, fill_ids))

@@ -72,6 +72,7 @@ from actors.settlement.protocol import (
 )
 from actors.settlement.work import AttemptsExpired, Finished, SettlementWork, finish_decision
 from supervision import Clock, CrankActor
+from supervision.crashpoints import crash_point
 
 __all__ = ["SettlementActor"]
 
@@ -315,6 +316,7 @@ class SettlementActor(CrankActor):
             return
         self.counters.attempts_made += 1
         self._claims.add_attempt(work, record)
+        crash_point("attempt_written")
         self._send(work, signature)
 
     def _send(self, work: SettlementWork, signature: str) -> None:
@@ -420,6 +422,8 @@ class SettlementActor(CrankActor):
                 if signature not in work.sent_at_s and self._claims.held(work):
                     self._send(work, signature)  # recovered, never sent by this instance
             return
+        if isinstance(decision, Landed):
+            crash_point("attempt_landed")
         try:
             finished = finish_decision(self._claims.queue(), work, decision)
         except storage.ClaimLost:

@@ -27,8 +27,10 @@ KEY = "11111111111111111111111111111111"
 class NodeProcess:
     """bin/crank-node run in a subprocess; its stderr read line by line."""
 
-    def __init__(self, *args: str) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        """``env``: CRANK_* variables for this node (the test's own are not passed on)."""
+        inherited = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
+        env = {**inherited, **(env or {})}
         self.process = subprocess.Popen(
             [sys.executable, str(CRANK_NODE), "run", *args],
             stdout=subprocess.DEVNULL,
