@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from solders.keypair import Keypair
@@ -57,6 +58,16 @@ class NodeProcess:
                 timeout_s,
             )
         assert found and any(text in line for line in self.lines), "".join(self.lines[-30:])
+
+    def wait_until(self, predicate: Callable[[list[str]], bool], timeout_s: float = 60) -> None:
+        """Block until ``predicate(lines so far)`` holds, checked now and at each new line
+        (it may look elsewhere too, e.g. in the database); fail if the process exits first."""
+        with self._arrived:
+            found = self._arrived.wait_for(
+                lambda: predicate(self.lines) or self.process.poll() is not None, timeout_s
+            )
+            held = found and predicate(self.lines)
+        assert held, "".join(self.lines[-30:])
 
     def stop(self, sig: int = signal.SIGTERM, timeout_s: float = 60) -> int:
         self.process.send_signal(sig)

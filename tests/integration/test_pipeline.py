@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from solders.keypair import Keypair
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 import storage
@@ -29,11 +29,11 @@ from cli.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.order_flow import OrderFlow
 from localnet.scenario import Scenario, build_scenario, reconcile
-from market import Side
 from storage.models import Fill, Order, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder
 from tests.integration.chain_audit import settled_fill_ids
+from tests.integration.pipeline_desk import crossing_pairs_left, unsettled
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -59,35 +59,14 @@ def _settings(database_url: str, localnet: LocalnetServer) -> CrankSettings:
     )
 
 
-def _unsettled(engine: Engine) -> int:
-    with storage.read_transaction(engine, "test.unsettled") as connection:
-        stmt = select(func.count()).where(_SETTLEMENTS.c.status.in_(("pending", "submitted")))
-        return int(connection.execute(stmt).scalar_one())
-
-
-def _crossing_pairs_left(engine: Engine) -> list[tuple[str, str]]:
-    """Open orders of different makers on one market that cross: must be none."""
-    with storage.read_transaction(engine, "test.open_orders") as connection:
-        rows = connection.execute(
-            select(_ORDERS).where(_ORDERS.c.status == "open", _ORDERS.c.remaining_atoms > 0)
-        ).all()
-    pairs = []
-    for buy in (r for r in rows if r.side == Side.BUY.value):
-        for sell in (r for r in rows if r.side == Side.SELL.value):
-            same_market = buy.market_id == sell.market_id
-            if same_market and buy.maker != sell.maker and buy.price_atoms >= sell.price_atoms:
-                pairs.append((buy.id, sell.id))
-    return pairs
-
-
 def _quiet(engine: Engine, events: list[Any], orders_stored: int) -> bool:
     """Nothing is left to match or settle (checked at each finished settlement)."""
     finished = sum(isinstance(event, Finished) for event in events)
     return (
         finished > 0
         and orders_stored == ORDERS
-        and _unsettled(engine) == 0
-        and not _crossing_pairs_left(engine)
+        and unsettled(engine) == 0
+        and not crossing_pairs_left(engine)
     )
 
 
