@@ -187,12 +187,13 @@ def tree_metrics(tree: Mapping[str, Any]) -> Iterator[Metric]:
 
 
 def rpc_metrics(router: Mapping[str, Any]) -> Iterator[Metric]:
-    """From ``RouterState.to_json()``. The router counts by endpoint and outcome,
-    not by method, so the requests counter has no ``method`` label (yet)."""
+    """From ``RouterState.to_json()``: requests by endpoint, method and outcome
+    (success; error: the request was refused, e.g. a program error; failure: the
+    endpoint's fault), breaker states, latency and lag."""
     requests = CounterMetricFamily(
         "crank_rpc_requests",
-        "RPC requests by endpoint and outcome (per method: not counted by the router yet).",
-        labels=["endpoint", "outcome"],
+        "RPC answers by endpoint, method and outcome (success, error, failure), probes included.",
+        labels=["endpoint", "method", "outcome"],
     )
     breaker = GaugeMetricFamily(
         "crank_rpc_breaker_state",
@@ -211,8 +212,9 @@ def rpc_metrics(router: Mapping[str, Any]) -> Iterator[Metric]:
     )
     for endpoint in router["endpoints"]:
         name = str(endpoint["name"])
-        requests.add_metric([name, "success"], float(endpoint["successes"]))
-        requests.add_metric([name, "failure"], float(endpoint["failures"]))
+        for method, outcomes in endpoint.get("requests_by_method", {}).items():
+            for outcome, count in outcomes.items():
+                requests.add_metric([name, method, outcome], float(count))
         for state in BREAKER_STATES:
             breaker.add_metric([name, state], 1.0 if endpoint["breaker"] == state else 0.0)
         if endpoint["latency_ms"] is not None:

@@ -171,3 +171,11 @@ def _bad_response(message: str) -> AttemptError:
 
 def _snippet(body: bytes) -> str:
     return body[:_MAX_MESSAGE_CHARS].decode("utf-8", errors="replace").strip()
+
+
+def outcome_of(verdict: RpcAnswer | AttemptError) -> str:
+    """``success``, ``error`` (an answer refusing the request: not the endpoint's
+    fault) or ``failure`` (the endpoint's fault), as the request metrics count them."""
+    if isinstance(verdict, RpcAnswer):
+        return "success"
+    return "failure" if verdict.endpoint_fault else "error"

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from actors.rpc.breaker import CircuitBreaker
 from actors.rpc.config import RpcEndpoint
@@ -46,10 +46,17 @@ class EndpointHealth:
     successes: int = 0
     failures: int = 0
     last_error: str | None = None
+    # Answers by (method, outcome): success, error (the request was refused, e.g. a
+    # program error: not the endpoint's fault), failure (the endpoint's fault).
+    by_method: dict[tuple[str, str], int] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
         return self.config.name
+
+    def count(self, method: str, outcome: str) -> None:
+        key = (method, outcome)
+        self.by_method[key] = self.by_method.get(key, 0) + 1
 
     def observe_latency(self, latency_s: float, smoothing: float) -> None:
         if self.latency_s is None:

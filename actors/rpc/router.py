@@ -28,7 +28,14 @@ from loguru import logger
 
 from actors.rpc.backpressure import Backpressure, LoadStatus
 from actors.rpc.breaker import CircuitBreaker
-from actors.rpc.classify import AttemptError, AttemptResult, ErrorKind, RpcAnswer, interpret
+from actors.rpc.classify import (
+    AttemptError,
+    AttemptResult,
+    ErrorKind,
+    RpcAnswer,
+    interpret,
+    outcome_of,
+)
 from actors.rpc.client import reply_to_actor
 from actors.rpc.config import RpcRouterConfig
 from actors.rpc.endpoints import EndpointHealth, Selection, choose_endpoints, has_untried
@@ -298,6 +305,7 @@ class RpcRouter(CrankActor):
             interpret(done.result, self.config.retryable_http_statuses), endpoint.config
         )
         self._health.observe_latency(endpoint, done.result, verdict)
+        endpoint.count(attempt.method, outcome_of(verdict))
         if attempt.flight_id is None:
             self._health.on_probe_part(attempt, verdict)
             return

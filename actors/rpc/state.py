@@ -5,7 +5,7 @@ URLs are masked: these objects may be logged or served over HTTP.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from actors.rpc.backpressure import BackpressureStats
@@ -29,6 +29,8 @@ class EndpointState:
     successes: int
     failures: int
     last_error: str | None
+    # method -> outcome (success, error, failure) -> answers counted
+    requests_by_method: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

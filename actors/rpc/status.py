@@ -59,4 +59,12 @@ def _endpoint_state(endpoint: EndpointHealth, highest: int | None, now_s: float)
         successes=endpoint.successes,
         failures=endpoint.failures,
         last_error=endpoint.last_error,
+        requests_by_method=_by_method(endpoint.by_method),
     )
+
+
+def _by_method(counts: dict[tuple[str, str], int]) -> dict[str, dict[str, int]]:
+    nested: dict[str, dict[str, int]] = {}
+    for (method, outcome), count in sorted(counts.items()):
+        nested.setdefault(method, {})[outcome] = count
+    return nested

@@ -24,6 +24,10 @@ def endpoint(name: str, **changes: Any) -> EndpointState:
         "successes": 40,
         "failures": 2,
         "last_error": None,
+        "requests_by_method": {
+            "getSlot": {"success": 30, "failure": 2},
+            "sendTransaction": {"success": 9, "error": 1},
+        },
     }
     fields.update(changes)
     return EndpointState(**fields)

@@ -38,12 +38,15 @@ def test_actor_restarts_and_mailbox_depth_cover_nested_supervisors() -> None:
     assert len(restarts) == 4
 
 
-def test_rpc_requests_are_counted_by_endpoint_and_outcome() -> None:
-    """The router's successes and failures per endpoint become one counter with
-    endpoint and outcome labels."""
+def test_rpc_requests_are_counted_by_endpoint_method_and_outcome() -> None:
+    """The router's answers per endpoint, method and outcome become one counter with
+    those three labels."""
     requests = scrape(fake_status.status())["crank_rpc_requests_total"]
-    assert requests[(("endpoint", "primary"), ("outcome", "success"))] == 40.0
-    assert requests[(("endpoint", "backup"), ("outcome", "failure"))] == 2.0
+    primary = ("endpoint", "primary")
+    assert requests[(primary, ("method", "getSlot"), ("outcome", "success"))] == 30.0
+    assert requests[(primary, ("method", "sendTransaction"), ("outcome", "error"))] == 1.0
+    backup = ("endpoint", "backup")
+    assert requests[(backup, ("method", "getSlot"), ("outcome", "failure"))] == 2.0
 
 
 def test_breaker_state_is_one_for_the_current_state_and_zero_for_the_others() -> None:
