@@ -80,6 +80,12 @@ from storage.schema import (
     history,
     upgrade,
 )
+from storage.settlement_batch import (
+    AttemptDraft,
+    Confirmation,
+    confirm_settlements,
+    record_attempts,
+)
 from storage.settlements import (
     AttemptRecord,
     RecoveryCase,
@@ -99,11 +105,13 @@ __all__ = [
     "MARKET_KEY_PREFIX",
     "OPERATION_CLAIM_SET",
     "UPGRADE_COMMAND",
+    "AttemptDraft",
     "AttemptRecord",
     "Claim",
     "ClaimLost",
     "ClaimQueue",
     "ClaimedWriter",
+    "Confirmation",
     "DatabaseBusy",
     "DatabaseUnavailable",
     "DuplicateEntry",
@@ -135,6 +143,7 @@ __all__ = [
     "client_order_id_taken",
     "complete_operation",
     "confirm_settlement",
+    "confirm_settlements",
     "current_revision",
     "db_now",
     "downgrade",
@@ -175,6 +184,7 @@ __all__ = [
     "read_db_now",
     "read_transaction",
     "record_attempt",
+    "record_attempts",
     "record_match",
     "record_match_result",
     "resolve_database_url",

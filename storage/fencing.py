@@ -38,6 +38,8 @@ __all__ = [
 ]
 
 _LOCKS = table_of(DistributedLock)
+# Built once: an alias proxies every column, which is not free per write.
+_FENCING_LEASE = _LOCKS.alias("fencing_lease")
 
 
 def lease_condition(
@@ -54,8 +56,7 @@ def lease_condition(
 
 def lease_is_held(lease: Lease, clock_offset_s: float = 0.0) -> Exists:
     """An EXISTS guard to put in any write's WHERE: true only while ``lease`` is held."""
-    locks = _LOCKS.alias("fencing_lease")
-    return guard_exists(locks, lease_condition(lease, locks, clock_offset_s))
+    return guard_exists(_FENCING_LEASE, lease_condition(lease, _FENCING_LEASE, clock_offset_s))
 
 
 def lease_still_held(connection: Connection, lease: Lease, clock_offset_s: float = 0.0) -> bool:

@@ -55,6 +55,8 @@ __all__ = [
 _FILLS = table_of(Fill)
 _ORDERS = table_of(Order)
 _SETTLEMENTS = table_of(Settlement)
+# Built once: an alias proxies every column, which is not free per query.
+_MAKER_ORDER, _TAKER_ORDER = _ORDERS.alias("maker_order"), _ORDERS.alias("taker_order")
 
 
 @dataclass(frozen=True)
@@ -235,7 +237,7 @@ def next_fill_sequence_in(connection: Connection, market_id: str) -> int:
 
 def fill_query() -> Select[Any]:
     """Fills joined with both orders: everything :func:`fill_from_row` reads."""
-    maker, taker = _ORDERS.alias("maker_order"), _ORDERS.alias("taker_order")
+    maker, taker = _MAKER_ORDER, _TAKER_ORDER
     return (
         select(
             _FILLS,

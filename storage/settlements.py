@@ -33,6 +33,7 @@ from storage.clock import db_now, read_db_now
 from storage.engine import read_transaction
 from storage.errors import DuplicateEntry, IntegrityViolation, StateConflict
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
+from storage.translate import translated
 
 __all__ = [
     "ATTEMPT_TRANSITIONS",
@@ -164,7 +165,8 @@ def attempts_by_settlement(
     return found
 
 
-def _check_queue(queue: ClaimQueue) -> None:
+def check_queue(queue: ClaimQueue) -> None:
+    """Refuse a queue that is not settlement_queue's (its claims are not settlements')."""
     if queue.table is not _SETTLEMENTS:
         raise ValueError(f"settlement writes need settlement_queue's claims, not {queue.table}")
 
@@ -177,6 +179,8 @@ def _claim_held(writer: ClaimedWriter) -> bool:
 
 def _claimed_update(writer: ClaimedWriter, statement: Any) -> int:
     """An UPDATE under the claim; rows changed (maybe 0), ClaimLost if the claim is gone."""
+    if writer.row_locked:
+        return int(writer.connection.execute(statement).rowcount)
     guard = writer.queue.is_held(writer.claim)
     result = writer.connection.execute(statement.where(guard))
     if result.rowcount == 0 and not _claim_held(writer):
@@ -198,14 +202,32 @@ def record_attempt(
     Raises ClaimLost (nothing written), StateConflict while an earlier attempt
     is not ``expired``, DuplicateEntry (field ``signature``) for a reused one.
     """
-    _check_queue(queue)
+    check_queue(queue)
+    with queue.claimed(claim) as writer:
+        return write_attempt(
+            writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
+            last_valid_block_height=last_valid_block_height,
+        )  # fmt: skip
+
+
+def write_attempt(
+    writer: ClaimedWriter,
+    *,
+    signature: str,
+    raw_transaction: bytes,
+    blockhash: str,
+    last_valid_block_height: int,
+) -> AttemptRecord:
+    """:func:`record_attempt` inside the caller's claimed transaction (the batch form
+    in :mod:`storage.settlement_batch` shares it)."""
+    claim = writer.claim
     settlement_id = str(claim.row_id)
     try:
-        with queue.claimed(claim) as writer:
+        with translated("storage.attempt_write"), writer.connection.begin_nested():
             # The claim first: a node that lost it hears ClaimLost, not a state complaint.
             writer.update_row(status="submitted", updated_at=db_now())
             number = _next_attempt_number(writer.connection, settlement_id)
-            now = read_db_now(writer.connection)
+            now = db_now()  # the row is locked: SQL for the database's clock, no read
             record = AttemptRecord(
                 settlement_id, number, signature, raw_transaction, blockhash,
                 last_valid_block_height, claim.claim_token, "signed",
@@ -234,7 +256,7 @@ def _next_attempt_number(connection: Connection, settlement_id: str) -> int:
     return 1 + max((attempt.attempt_number for attempt in earlier), default=0)
 
 
-def _attempt_values(record: AttemptRecord, now: datetime) -> dict[str, Any]:
+def _attempt_values(record: AttemptRecord, now: Any) -> dict[str, Any]:
     return {
         "settlement_id": record.settlement_id,
         "attempt_number": record.attempt_number,
@@ -274,7 +296,7 @@ def mark_attempt(queue: ClaimQueue, claim: Claim, signature: str, state: Attempt
     attempt; :func:`confirm_settlement`/:func:`fail_settlement` finish the
     settlement. Raises ClaimLost, or StateConflict for a move not allowed.
     """
-    _check_queue(queue)
+    check_queue(queue)
     with queue.claimed(claim) as writer:
         _move_attempt(writer, signature, state)
     logger.bind(
@@ -288,7 +310,8 @@ def mark_attempt(queue: ClaimQueue, claim: Claim, signature: str, state: Attempt
 def _history(
     writer: ClaimedWriter, signature: str, status: str, slot: int | None, error: str | None
 ) -> None:
-    now = read_db_now(writer.connection)
+    # Once the row is locked the values may be SQL (the database's clock, no read).
+    now = db_now() if writer.row_locked else read_db_now(writer.connection)
     values = {
         "signature": signature,
         "type": "settlement",
@@ -305,22 +328,28 @@ def _history(
 def confirm_settlement(queue: ClaimQueue, claim: Claim, signature: str, slot: int) -> None:
     """The attempt ``signature`` landed at ``slot``: attempt confirmed, settlement confirmed,
     a transaction history line, and the claim given up; one transaction."""
-    _check_queue(queue)
+    check_queue(queue)
     with queue.claimed(claim) as writer:
-        # The attempt and history first: giving the claim up must be the last claimed write.
-        _move_attempt(writer, signature, "confirmed", also_from=("confirmed",))
-        _history(writer, signature, "confirmed", slot, None)
-        writer.update_row(
-            status="confirmed",
-            confirmed_signature=signature,
-            last_error=None,
-            claimed_by=None,
-            claim_expires_at=None,
-            updated_at=db_now(),
-        )
+        write_confirmation(writer, signature, slot)
+
+
+def write_confirmation(writer: ClaimedWriter, signature: str, slot: int) -> None:
+    """:func:`confirm_settlement` inside the caller's claimed transaction."""
+    # The claimed row first: it proves the claim and locks the row, so the claim given
+    # up here still covers the attempt and the history line written after it.
+    writer.update_row(
+        status="confirmed",
+        confirmed_signature=signature,
+        last_error=None,
+        claimed_by=None,
+        claim_expires_at=None,
+        updated_at=db_now(),
+    )
+    _move_attempt(writer, signature, "confirmed", also_from=("confirmed",))
+    _history(writer, signature, "confirmed", slot, None)
     logger.bind(
         action="storage.settlement_confirmed",
-        settlement_id=str(claim.row_id),
+        settlement_id=str(writer.claim.row_id),
         signature=signature,
         slot=slot,
     ).info("settlement confirmed")
@@ -340,7 +369,7 @@ def fail_settlement(
     with a history line). Refused (StateConflict) while any other attempt is
     still signed or sent: it might yet land.
     """
-    _check_queue(queue)
+    check_queue(queue)
     settlement_id = str(claim.row_id)
     with queue.claimed(claim) as writer:
         if signature is not None:

@@ -70,13 +70,20 @@ from actors.settlement.protocol import (
     decide,
     parse_signature_statuses,
 )
-from actors.settlement.work import AttemptsExpired, Finished, SettlementWork, finish_decision
+from actors.settlement.work import (
+    AttemptsExpired,
+    Finished,
+    SettlementWork,
+    confirmed,
+    finish_decision,
+)
 from supervision import Clock, CrankActor
 from supervision.crashpoints import crash_point
 
 __all__ = ["SettlementActor"]
 
 MAX_SIGNATURES_PER_REQUEST = 256  # getSignatureStatuses' limit
+ATTEMPT_BATCH = 64  # attempts written ahead in one transaction (and confirmations)
 Listener = Callable[[Finished | AttemptsExpired], None]
 
 
@@ -283,11 +290,43 @@ class SettlementActor(CrankActor):
         if answer.block_height is not None:
             self._see_height(answer.block_height)
         price = self.settings.fee_policy.micro_lamports_per_unit(self._recent_fees)
-        for work in self._claims:
-            if work.needs_attempt and self._claims.held(work):
-                self._attempt(work, answer, price)
+        works = [w for w in self._claims if w.needs_attempt and self._claims.held(w)]
+        for start in range(0, len(works), ATTEMPT_BATCH):
+            self._attempt_batch(works[start : start + ATTEMPT_BATCH], answer, price)
 
-    def _attempt(self, work: SettlementWork, fresh: FreshBlockhash, price: int) -> None:
+    def _attempt_batch(
+        self, works: list[SettlementWork], fresh: FreshBlockhash, price: int
+    ) -> None:
+        """Sign each, write them all ahead in one transaction, then send those written."""
+        drafts = [self._draft(work, fresh, price) for work in works]
+        try:
+            results = storage.record_attempts(self._claims.queue(), drafts)
+        except storage.StorageError as error:
+            logger.bind(action="settlement.attempts_not_written", count=len(works)).warning(
+                f"{len(works)} attempts were not written, will retry: {error}"
+            )
+            return
+        written = []
+        for work, result in zip(works, results, strict=True):
+            if isinstance(result, storage.ClaimLost):
+                self._lost(work)
+            elif isinstance(result, storage.StorageError):  # StateConflict: ask the chain again
+                logger.bind(action="settlement.attempt_not_written", settlement_id=work.id).warning(
+                    f"the attempt of {work.id} was not written, will retry: {result}"
+                )
+                work.needs_check = True
+            else:
+                self.counters.attempts_made += 1
+                self._claims.add_attempt(work, result)
+                written.append((work, result.signature))
+        if written:
+            crash_point("attempt_written")
+        for work, signature in written:
+            self._send(work, signature)
+
+    def _draft(
+        self, work: SettlementWork, fresh: FreshBlockhash, price: int
+    ) -> storage.AttemptDraft:
         market = work.market
         transaction = domain.build_settlement_transaction(
             market,
@@ -298,26 +337,10 @@ class SettlementActor(CrankActor):
             compute_unit_price_micro_lamports=price,
             compute_unit_limit=self.settings.compute_unit_limit,
         )
-        signature = str(transaction.signature)
-        try:
-            record = storage.record_attempt(
-                self._claims.queue(), work.claim, signature=signature,
-                raw_transaction=transaction.raw_bytes, blockhash=fresh.blockhash,
-                last_valid_block_height=fresh.last_valid_block_height,
-            )  # fmt: skip
-        except storage.ClaimLost:
-            self._lost(work)
-            return
-        except storage.StorageError as error:  # StateConflict included: ask the chain again
-            logger.bind(action="settlement.attempt_not_written", settlement_id=work.id).warning(
-                f"the attempt of {work.id} was not written, will retry: {error}"
-            )
-            work.needs_check = True
-            return
-        self.counters.attempts_made += 1
-        self._claims.add_attempt(work, record)
-        crash_point("attempt_written")
-        self._send(work, signature)
+        return storage.AttemptDraft(
+            work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
+            fresh.last_valid_block_height,
+        )  # fmt: skip
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
@@ -401,6 +424,7 @@ class SettlementActor(CrankActor):
             self._decide_all(round_.statuses, answer.block_height)
 
     def _decide_all(self, statuses: dict[str, SignatureStatus | None], height: int | None) -> None:
+        landed: list[tuple[SettlementWork, Landed]] = []
         for settlement_id in sorted(self._claims.of_signatures(statuses)):
             work = self._claims.works.get(settlement_id)
             if work is None:
@@ -413,7 +437,43 @@ class SettlementActor(CrankActor):
             }
             if work.needs_check and len(asked) < len(views):
                 continue  # recovery decides only once every signature was asked about
-            self._act(work, decide(views, asked, height))
+            decision = decide(views, asked, height)
+            if isinstance(decision, Landed):
+                work.needs_check = False
+                landed.append((work, decision))
+            else:
+                self._act(work, decision)
+        for start in range(0, len(landed), ATTEMPT_BATCH):
+            self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
+
+    def _confirm_batch(self, landed: list[tuple[SettlementWork, Landed]]) -> None:
+        """Record landed attempts confirmed, in one transaction."""
+        crash_point("attempt_landed")
+        confirmations = [
+            storage.Confirmation(work.claim, decision.signature, decision.slot)
+            for work, decision in landed
+        ]
+        try:
+            results = storage.confirm_settlements(self._claims.queue(), confirmations)
+        except storage.StorageError as error:
+            logger.bind(action="settlement.confirm_failed", count=len(landed)).warning(
+                f"recording {len(landed)} confirmations failed, will retry: {error}"
+            )
+            for work, _ in landed:
+                work.needs_check = True
+            return
+        for (work, decision), result in zip(landed, results, strict=True):
+            if isinstance(result, storage.ClaimLost):
+                self._lost(work)
+            elif result is not None:
+                logger.bind(action="settlement.write_failed", settlement_id=work.id).warning(
+                    f"recording {work.id} confirmed failed, will retry: {result}"
+                )
+                work.needs_check = True
+            else:
+                self.counters.confirmed += 1
+                self._tell_listeners(confirmed(work, decision))
+                self._forget(work)
 
     def _act(self, work: SettlementWork, decision: Decision) -> None:
         work.needs_check = False
@@ -422,8 +482,6 @@ class SettlementActor(CrankActor):
                 if signature not in work.sent_at_s and self._claims.held(work):
                     self._send(work, signature)  # recovered, never sent by this instance
             return
-        if isinstance(decision, Landed):
-            crash_point("attempt_landed")
         try:
             finished = finish_decision(self._claims.queue(), work, decision)
         except storage.ClaimLost:
@@ -441,10 +499,8 @@ class SettlementActor(CrankActor):
                 self._tell_listeners(AttemptsExpired(work.id, decision.signatures))
             self._request_blockhash()
             return
-        assert finished is not None  # Landed or LandedFailed finish the settlement
-        if isinstance(decision, Landed):
-            self.counters.confirmed += 1
-        elif isinstance(decision, LandedFailed):
+        assert finished is not None  # LandedFailed finishes the settlement
+        if isinstance(decision, LandedFailed):
             self.counters.failed += 1
             finished.mark_orders(self._engine)
         self._tell_listeners(finished)

@@ -21,7 +21,7 @@ from actors.settlement.protocol import (
     failed_leg,
 )
 
-__all__ = ["AttemptsExpired", "Finished", "SettlementWork", "finish_decision"]
+__all__ = ["AttemptsExpired", "Finished", "SettlementWork", "confirmed", "finish_decision"]
 
 
 @dataclass
@@ -152,11 +152,7 @@ def finish_decision(
         return None
     if isinstance(decision, Landed):
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
-        work.mark((decision.signature,), "confirmed")
-        return Finished(
-            work.id, work.fill, "confirmed", decision.signature, decision.slot,
-            fill_age_s=_age_s(work.claim),
-        )  # fmt: skip
+        return confirmed(work, decision)
     if isinstance(decision, LandedFailed):
         reason = describe_failure(decision.err)
         storage.fail_settlement(
@@ -169,6 +165,15 @@ def finish_decision(
             _age_s(work.claim),
         )  # fmt: skip
     return None
+
+
+def confirmed(work: SettlementWork, decision: Landed) -> Finished:
+    """``work`` after its confirmation was written: the attempt marked, the event."""
+    work.mark((decision.signature,), "confirmed")
+    return Finished(
+        work.id, work.fill, "confirmed", decision.signature, decision.slot,
+        fill_age_s=_age_s(work.claim),
+    )  # fmt: skip
 
 
 def _age_s(claim: storage.Claim) -> float | None:
