@@ -1,0 +1,222 @@
+"""`crank-node demo`: the whole job on this machine, offline, start to finish.
+
+It starts localnet in this process, creates markets with funded makers who
+approve the settlement authority as delegate, starts a node (or --nodes N
+`crank-node run` processes sharing one SQLite file), and has the makers send
+random signed orders to the nodes' order intake (POST /orders) for --duration
+seconds (default: until Ctrl-C or SIGTERM). Progress goes to stderr about once
+a second, read from the database: orders, fills, settlements confirmed, failed
+and pending, orders/s and fills/s.
+
+At the end (the duration reached, or the first Ctrl-C) the makers stop, the
+demo waits (at most 60 s) until no settlement is pending and no crossing orders
+are left, and stops the node(s) gracefully; a second Ctrl-C cuts that short.
+It then prints a summary and a reconciliation of the makers' on-chain balances
+against the database's fills (--summary-json writes the same as JSON).
+
+Each run starts afresh in --workdir: a new SQLite file (crank.db), a new wallet
+(wallet.json, mode 0600: the settlement authority and fee payer), and the logs
+(INFO and up, JSON lines: demo.jsonl, demo-node-N.jsonl); only warnings reach
+the terminal. Follow a node with `crank-node status --url URL` meanwhile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from supervision.errors import CrankError
+
+if TYPE_CHECKING:
+    from solders.keypair import Keypair
+
+_EXIT_CODES = """exit codes:
+  0  the balances reconcile with the fills, every settlement confirmed, no order
+     refused, and the node(s) stopped cleanly
+  1  anything else (the summary's last line says what), or a bad setup
+  2  bad usage
+"""
+EXIT_OK = 0
+EXIT_FAILED = 1
+DEFAULT_RATE_PER_S = 50.0
+DEFAULT_WORKDIR = Path("var/demo")
+DRAIN_TIMEOUT_S = 60.0
+TICK_S = 1.0
+MAX_SEED = 2**32 - 1
+
+
+def register(subparsers: Any) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="trade on an embedded localnet: orders, fills, settlements, reconcile",
+        description=__doc__,
+        epilog=_EXIT_CODES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    number = _bounded
+    parser.add_argument(
+        "--duration",
+        type=number(float, 0.1, 1e7),
+        metavar="SECONDS",
+        help="send orders this long (default: until Ctrl-C or SIGTERM)",
+    )
+    parser.add_argument(
+        "--nodes",
+        type=number(int, 1, 16),
+        default=1,
+        metavar="N",
+        help="1: a node in this process (default); more: N node processes",
+    )
+    parser.add_argument("--markets", type=number(int, 1, 100), default=2, metavar="N")
+    parser.add_argument("--makers", type=number(int, 2, 1000), default=4, metavar="N")
+    parser.add_argument(
+        "--rate",
+        type=number(float, 0.1, 10_000),
+        default=DEFAULT_RATE_PER_S,
+        metavar="ORDERS_PER_S",
+        help="orders sent per second (default: 50)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=number(int, 0, MAX_SEED),
+        metavar="N",
+        help="seed of the order flow (default: a random one, printed)",
+    )
+    parser.add_argument(
+        "--slot-ms",
+        type=number(int, 5, 60_000),
+        default=400,
+        metavar="MS",
+        help="localnet's slot time (default: 400, like a real cluster)",
+    )
+    parser.add_argument(
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        metavar="DIR",
+        help=f"database, wallet and logs (default: {DEFAULT_WORKDIR})",
+    )
+    parser.add_argument(
+        "--summary-json", type=Path, metavar="PATH", help="also write the summary here as JSON"
+    )
+    parser.add_argument(
+        "--http-addr",
+        type=_http_addr,
+        default="127.0.0.1:0",
+        metavar="HOST:PORT",
+        help="node N listens on PORT+N-1 (default port 0: any free port)",
+    )
+    parser.set_defaults(handler=run)
+
+
+def _bounded(kind: Callable[[str], Any], lowest: float, highest: float) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if not lowest <= value <= highest:
+            raise argparse.ArgumentTypeError(f"must be within {lowest:g}..{highest:g}, got {text}")
+        return value
+
+    return parse
+
+
+def _http_addr(text: str) -> str:
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise argparse.ArgumentTypeError(f"must be HOST:PORT (e.g. 127.0.0.1:8787), got {text!r}")
+    return text
+
+
+class StopRequests:
+    """SIGINT/SIGTERM: the first stops the makers and starts the end; the next one
+    (or the first, once the makers have stopped by themselves: the demo sets
+    :attr:`stop` then) hurries it: the drain wait is cut short, the nodes told to hurry."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.hurry = threading.Event()
+        self._on_hurry: list[Callable[[], None]] = []
+
+    def request(self, _signum: int = 0, _frame: FrameType | None = None) -> None:
+        # No printing here: a signal handler may run in the middle of a print.
+        if not self.stop.is_set():
+            self.stop.set()
+            return
+        self.hurry.set()
+        for callback in self._on_hurry:
+            callback()
+
+    def on_hurry(self, callback: Callable[[], None]) -> None:
+        self._on_hurry.append(callback)
+        if self.hurry.is_set():
+            callback()
+
+
+def run(args: argparse.Namespace) -> int:
+    from cli.demo_run import Demo  # noqa: PLC0415  (the chain and database libraries load slowly)
+    from supervision.logs import configure_logging  # noqa: PLC0415
+
+    requests = StopRequests()
+    previous = {
+        number: signal.signal(number, requests.request)
+        for number in (signal.SIGINT, signal.SIGTERM)
+    }
+    try:
+        workdir = _fresh_workdir(args.workdir)
+        # The node's INFO lines go to the log file: the terminal shows progress and warnings.
+        configure_logging(level="WARNING", json_path=workdir / "demo.jsonl", file_level="INFO")
+        seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
+        demo = Demo(args, workdir, seed, _new_wallet(workdir / "wallet.json"), requests)
+        summary = demo.run()
+    except (OSError, CrankError) as error:  # the workdir or the wallet file
+        print(f"crank-node demo: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    if summary is None:
+        return EXIT_FAILED
+    print(summary.text(), flush=True)
+    if args.summary_json is not None:
+        from cli.demo_summary import write_json  # noqa: PLC0415
+
+        write_json(args.summary_json, summary.to_json())
+        print(f"summary written to {args.summary_json}")
+    return EXIT_OK if summary.ok else EXIT_FAILED
+
+
+def _fresh_workdir(workdir: Path) -> Path:
+    """``workdir``, created if need be, without the files of an earlier run."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    stale = ["crank.db", "crank.db-wal", "crank.db-shm", "crank.db-journal", "wallet.json"]
+    for name in stale:
+        (workdir / name).unlink(missing_ok=True)
+    for log in (*workdir.glob("demo.jsonl"), *workdir.glob("demo-node-*.jsonl")):
+        log.unlink()
+    return workdir
+
+
+def _new_wallet(path: Path) -> Keypair:
+    """A new keypair in a Solana CLI keypair file readable by its owner only,
+    read back as a node reads it."""
+    from solders.keypair import Keypair  # noqa: PLC0415  (solders is slow to import)
+
+    from cli.keypairs import load_keypair  # noqa: PLC0415
+
+    path.unlink(missing_ok=True)
+    # Created owner-only from the start: it holds a secret key.
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        json.dump(list(bytes(Keypair())), handle)
+    return load_keypair(path)
