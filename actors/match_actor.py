@@ -30,8 +30,8 @@ from __future__ import annotations
 
 import enum
 import time
-from collections import deque
-from collections.abc import Callable
+from collections import OrderedDict, deque
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,9 @@ __all__ = [
     "MatchState",
 ]
 
+# Orders per market remembered as written out of play (see _HeldMarket.gone); by the
+# time this many newer ones were written, OrderMonitor has long seen the oldest go.
+GONE_MEMORY = 100_000
 # Statuses after which an order can never trade again: an OrderAdded carrying
 # one is a stale snapshot and is ignored.
 _FINISHED_STATUSES = frozenset({"filled", "cancelled", "expired"})
@@ -140,6 +143,17 @@ class _HeldMarket:
     queue: deque[StoredOrder] = field(default_factory=deque)
     retry_delay_s: float = 0.0  # the last backoff delay; 0 after a success
     retry_pending: bool = False
+    # Orders this actor wrote out of play (filled to 0, expired), newest last: an
+    # OrderAdded for one of them is a snapshot read before that write (OrderMonitor
+    # polls on its own clock), not a new order. Matching it again would conflict
+    # and reload the whole book, once per such order. Bounded: see remember_gone.
+    gone: OrderedDict[str, None] = field(default_factory=OrderedDict)
+
+    def remember_gone(self, order_ids: Iterable[str]) -> None:
+        for order_id in order_ids:
+            self.gone[order_id] = None
+        while len(self.gone) > GONE_MEMORY:
+            self.gone.popitem(last=False)
 
 
 class _Outcome(enum.Enum):
@@ -365,13 +379,16 @@ class MatchActor(CrankActor):
             expired_order_ids=uncrossed.expired_order_ids,
             clock_offset_s=self._offset(),
         )
+        self._held[market].remember_gone(
+            _out_of_play(uncrossed.remaining_atoms, uncrossed.expired_order_ids)
+        )
         self._written(market, uncrossed.fills, write.fill_ids, recorded=write.recorded)
 
     def _match(self, market: str, held: _HeldMarket, stored: StoredOrder) -> _Outcome:
         book = held.book
         assert book is not None  # _advance loads it first
         order_id = stored.order_id
-        if stored.order_id in book or stored.status in _FINISHED_STATUSES:
+        if stored.order_id in book or stored.status in _FINISHED_STATUSES or order_id in held.gone:
             logger.bind(action="match.order_ignored", market_id=market, order_id=order_id).debug(
                 f"order {order_id} is already in the book or finished ({stored.status})"
             )
@@ -406,6 +423,7 @@ class MatchActor(CrankActor):
             self._storage_failed(market, "write", error, order_id=order_id)
             return _Outcome.RETRY
         held.book = result.book
+        held.remember_gone(_out_of_play(result.remaining_atoms, result.expired_order_ids))
         self._written(market, result.fills, write.fill_ids, recorded=write.recorded)
         logger.bind(
             action="match.matched",
@@ -488,3 +506,10 @@ class MatchActor(CrankActor):
         logger.bind(action="match.not_held", market_id=market, order_id=order_id).debug(
             f"ignored {what} for {market}: not held here"
         )
+
+
+def _out_of_play(remaining_atoms: Mapping[str, int], expired_order_ids: Iterable[str]) -> list[str]:
+    """The orders a match write takes out of play: filled to 0, or expired."""
+    return [order_id for order_id, left in remaining_atoms.items() if left == 0] + list(
+        expired_order_ids
+    )

@@ -310,11 +310,11 @@ class SettlementActor(CrankActor):
         for work, result in zip(works, results, strict=True):
             if isinstance(result, storage.ClaimLost):
                 self._lost(work)
-            elif isinstance(result, storage.StorageError):  # StateConflict: ask the chain again
+            elif isinstance(result, storage.StorageError):
                 logger.bind(action="settlement.attempt_not_written", settlement_id=work.id).warning(
                     f"the attempt of {work.id} was not written, will retry: {result}"
                 )
-                work.needs_check = True
+                self._reread_attempts(work)
             else:
                 self.counters.attempts_made += 1
                 self._claims.add_attempt(work, result)
@@ -323,6 +323,23 @@ class SettlementActor(CrankActor):
             crash_point("attempt_written")
         for work, signature in written:
             self._send(work, signature)
+
+    def _reread_attempts(self, work: SettlementWork) -> None:
+        """After a refused write (StateConflict: the database knows attempts this instance
+        does not), take the stored attempts as they are and ask the chain about them
+        before anything else. With none stored, the next blockhash makes a new attempt."""
+        try:
+            stored = storage.list_attempts(self._engine, work.id)
+        except storage.StorageError as error:
+            logger.bind(action="settlement.reread_failed", settlement_id=work.id).warning(
+                f"could not re-read the attempts of {work.id}, will retry: {error}"
+            )
+            return
+        for attempt in stored:
+            if attempt.signature not in {a.signature for a in work.attempts}:
+                self._claims.add_attempt(work, attempt)
+        work.attempts = list(stored)
+        work.needs_check = bool(stored)
 
     def _draft(
         self, work: SettlementWork, fresh: FreshBlockhash, price: int
@@ -469,7 +486,7 @@ class SettlementActor(CrankActor):
                 logger.bind(action="settlement.write_failed", settlement_id=work.id).warning(
                     f"recording {work.id} confirmed failed, will retry: {result}"
                 )
-                work.needs_check = True
+                self._reread_attempts(work)
             else:
                 self.counters.confirmed += 1
                 self._tell_listeners(confirmed(work, decision))

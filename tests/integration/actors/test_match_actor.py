@@ -481,6 +481,28 @@ def test_orders_stored_crossed_while_no_one_held_the_market_are_matched_on_load(
     recorder.wait_for(lambda events: SettlementsPending(MARKET_ID, (fill.fill_id,)) in events)
 
 
+def test_a_stale_announcement_of_an_order_filled_on_load_is_ignored_without_a_reload(
+    world: World, recorder: Recorder, captured_logs: list[dict[str, Any]]
+) -> None:
+    """The book load fills two crossed orders; OrderMonitor's snapshot, read before that,
+    then announces them as open. Both announcements are ignored: no second match, no
+    conflict, no reload of the book (which once cost a reload per such order)."""
+    sell = world.order(SELL, 100, 1)
+    buy = world.order(BUY, 100, 1)
+    started = world.start()
+    started.tell(MarketsChanged((world.lease,), ()))
+    started.tell(OrderAdded(sell))
+    started.tell(OrderAdded(buy))
+    state = started.state()
+
+    assert state.fills_written == 1
+    assert (state.markets[0].bids, state.markets[0].asks) == (0, 0)
+    actions = [r["extra"].get("action") for r in captured_logs]
+    assert "match.conflict" not in actions
+    assert actions.count("match.book_loaded") == 1
+    assert actions.count("match.order_ignored") == 2
+
+
 class LockStandIn:
     """Answers ResendMarkets as the LockActor does, with the world's one lease."""
 

@@ -301,3 +301,29 @@ def _write_attempt_as_dead_node(settler: Settler, *, send: bool = False) -> str:
     if send:
         _send_and_wait(trade.rpc, transaction.raw_bytes)
     return str(transaction.signature)
+
+
+def test_an_attempt_written_whose_commit_answer_was_lost_is_found_and_sent_not_duplicated(
+    settler: Settler, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The first batch of attempts commits but the answer is lost (the database says
+    unavailable). The retry is refused (an attempt is already live); the actor re-reads
+    the stored attempt, asks the chain, sends those bytes, and confirms that signature."""
+    real = storage.record_attempts
+    calls: list[int] = []
+
+    def commit_then_fail(*args: Any, **kwargs: Any) -> Any:
+        calls.append(1)
+        results = real(*args, **kwargs)
+        if len(calls) == 1:
+            raise storage.DatabaseUnavailable("the answer to the commit was lost")
+        return results
+
+    monkeypatch.setattr(storage, "record_attempts", commit_then_fail)
+    settler.start()
+    finished = settler.finished()
+
+    assert finished.outcome == "confirmed"
+    assert [(a.attempt_number, a.state) for a in settler.attempts()] == [(1, "confirmed")]
+    assert finished.signature == settler.attempts()[0].signature
+    assert len(calls) >= 2
