@@ -1,7 +1,8 @@
 """Fills: MatchActor's one fenced write, and reading fills back as ``market.Fill``.
 
 :func:`record_match` writes, in one transaction and only under the market's
-lease (every statement checks its fencing token):
+lease (checked once, first, by :func:`storage.fencing.lock_lease`, which keeps
+the lease from being taken over until the transaction ends):
 
 - each fill, with the lease's token and the fill's sequence number;
 - each changed order's remaining size (``filled`` at 0), only ever down, and
@@ -27,7 +28,7 @@ from typing import Any
 
 from loguru import logger
 from solders.pubkey import Pubkey
-from sqlalchemy import Select, func, select, update
+from sqlalchemy import Select, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 import market as domain
@@ -35,7 +36,7 @@ from storage.clock import db_now, read_db_now
 from storage.engine import read_transaction, write_transaction
 from storage.errors import DuplicateEntry, StateConflict, StorageError
 from storage.fair_share import market_key
-from storage.fencing import fenced_insert, fenced_update, lease_still_held, lost_lease
+from storage.fencing import lock_lease, lost_lease
 from storage.leases import Lease
 from storage.models import Fill, Order, Settlement, table_of
 
@@ -100,23 +101,19 @@ def record_match(
     fill_ids = tuple(fill.fill_id for fill in fills)
     nothing_to_write = not (fills or remaining_atoms or expired_order_ids)
     with write_transaction(engine, "storage.match_record") as connection:
+        # One lease check for the whole write: it locks the lease row until commit.
+        if not lock_lease(connection, lease, clock_offset_s):
+            raise lost_lease(lease)
         if nothing_to_write or _already_recorded(connection, fill_ids):
-            if not lease_still_held(connection, lease, clock_offset_s):
-                raise lost_lease(lease)
             return MatchWrite(fill_ids, recorded=False)
         now = read_db_now(connection)
-        for fill in fills:
-            fenced_insert(connection, lease, _FILLS, _fill_values(fill, lease, now), clock_offset_s)
+        if fills:
+            connection.execute(insert(_FILLS), [_fill_values(f, lease, now) for f in fills])
         for order_id, left in remaining_atoms.items():
-            _set_remaining(
-                connection, lease, market_id, order_id=order_id, left=left,
-                clock_offset_s=clock_offset_s,
-            )  # fmt: skip
-        for fill in fills:
-            fenced_insert(
-                connection, lease, _SETTLEMENTS, _settlement_values(fill, now), clock_offset_s
-            )
-        _expire(connection, lease, market_id, expired_order_ids, clock_offset_s)
+            _set_remaining(connection, market_id, order_id=order_id, left=left)
+        if fills:
+            connection.execute(insert(_SETTLEMENTS), [_settlement_values(f, now) for f in fills])
+        _expire(connection, market_id, expired_order_ids)
     logger.bind(
         action="storage.match_recorded",
         market_id=market_id,
@@ -180,36 +177,31 @@ def _settlement_values(fill: domain.Fill, now: Any) -> dict[str, Any]:
     }
 
 
-def _set_remaining(
-    connection: Connection,
-    lease: Lease,
-    market_id: str,
-    *,
-    order_id: str,
-    left: int,
-    clock_offset_s: float,
-) -> None:
-    columns = _ORDERS.c
-    stmt = (
-        update(_ORDERS)
-        .where(columns.id == order_id, columns.market_id == market_id)
-        .where(columns.status == "open", columns.remaining_atoms >= left)
-        .values(remaining_atoms=left, status="filled" if left == 0 else "open", updated_at=db_now())
-    )
-    if fenced_update(connection, lease, stmt, clock_offset_s) == 0:
+# Built once with bind parameters (see storage.fencing.lock_lease for why); run under
+# the lease locked by record_match, so they need no guard of their own.
+_SET_REMAINING = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.market_id == bindparam("market"))
+    .where(_ORDERS.c.status == "open", _ORDERS.c.remaining_atoms >= bindparam("left"))
+    .values(remaining_atoms=bindparam("left"), status=bindparam("new_status"), updated_at=db_now())
+)
+
+
+def _set_remaining(connection: Connection, market_id: str, *, order_id: str, left: int) -> None:
+    params = {
+        "order_id": order_id,
+        "market": market_id,
+        "left": left,
+        "new_status": "filled" if left == 0 else "open",
+    }
+    if connection.execute(_SET_REMAINING, params).rowcount == 0:
         raise StateConflict(
             f"order {order_id}: not an open order of market {market_id!r} with at least "
             f"{left} atoms left; the match write is rolled back"
         )
 
 
-def _expire(
-    connection: Connection,
-    lease: Lease,
-    market_id: str,
-    order_ids: Sequence[str],
-    clock_offset_s: float,
-) -> None:
+def _expire(connection: Connection, market_id: str, order_ids: Sequence[str]) -> None:
     if not order_ids:
         return
     columns = _ORDERS.c
@@ -219,7 +211,7 @@ def _expire(
         .where(columns.status.in_(("open", "unfunded")))
         .values(status="expired", updated_at=db_now())
     )
-    fenced_update(connection, lease, stmt, clock_offset_s)
+    connection.execute(stmt)
 
 
 def next_fill_sequence(engine: Engine, market_id: str) -> int:
