@@ -14,6 +14,11 @@ against the previous poll:
   priority, through the router; the results come back as messages, so this
   actor's thread never waits on HTTP.
 
+A poll reads only each order's id, status and remaining size. An order's signed
+terms are read and rebuilt once, when it is first seen (they never change: its
+id is their hash); one whose status or remaining size changed since is kept with
+the new values: what a poll rebuilds is what changed, not the whole book.
+
 For each account read, its snapshot is upserted into ``order_state_cache``;
 for each order on it, :func:`market.funding_problem` judges it, counting what
 the maker's earlier (by arrival) funded orders on the same account already
@@ -33,6 +38,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import math
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -49,7 +55,7 @@ from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
 from storage.chain_cache import upsert_account_snapshots
-from storage.orders import departure_reasons, open_orders_in
+from storage.orders import OrderStanding, departure_reasons, orders_by_id, standings_in
 from supervision import Clock, CrankActor, SelfAddress
 
 __all__ = [
@@ -86,6 +92,7 @@ class MonitorState:
     account_requests: int  # getMultipleAccounts requests sent
     answered_requests: int  # of those, answered and handled
     failed_requests: int  # of those, failed, refused or unreadable
+    orders_decoded: int  # orders read in full and rebuilt, each once when first seen
 
 
 @dataclass(frozen=True)
@@ -121,21 +128,31 @@ def judge_funding(
     order; each one must be covered on top of what the earlier *funded* ones on
     that account still owe (an unfunded order is not in the book and owes nothing).
     """
+    return _judge(market, [(stored.order_id, stored) for stored in orders], accounts)
+
+
+def _judge(
+    market: domain.Market,
+    orders: Iterable[tuple[str, storage.StoredOrder]],
+    accounts: dict[str, domain.TokenAccount | domain.MarketError],
+) -> dict[str, domain.MarketError | None]:
+    """:func:`judge_funding` of (order id, order) pairs: the id is known already, and
+    ``StoredOrder.order_id`` hashes the terms at each call."""
     verdicts: dict[str, domain.MarketError | None] = {}
     committed: dict[tuple[str, str], int] = {}
-    for stored in sorted(orders, key=lambda stored: (stored.created_at, stored.order_id)):
+    for order_id, stored in sorted(orders, key=lambda pair: (pair[1].created_at, pair[0])):
         order = stored.order
         account = accounts.get(str(order.pay_account))
         if account is None:
             continue  # not read in this batch
         if isinstance(account, domain.MarketError):
-            verdicts[stored.order_id] = account
+            verdicts[order_id] = account
             continue
         key = (str(order.maker), str(order.pay_account))
         problem = domain.funding_problem(
             market, order, account, stored.remaining_atoms, committed.get(key, 0)
         )
-        verdicts[stored.order_id] = problem
+        verdicts[order_id] = problem
         if problem is None:
             owed = domain.owed_atoms(market, order, stored.remaining_atoms)
             committed[key] = committed.get(key, 0) + owed
@@ -191,11 +208,37 @@ class _MarketView:
 
     lease: storage.Lease
     market: domain.Market
-    orders: dict[str, storage.StoredOrder] = field(default_factory=dict)
+    orders: dict[str, storage.StoredOrder] = field(default_factory=dict)  # in arrival order
+    # The base58 pay account of each order in ``orders`` (same keys), kept from when the
+    # order was first seen, and the other way round: the orders on each pay account. An
+    # answer about some accounts is judged without going through every order in play.
+    pay_accounts: dict[str, str] = field(default_factory=dict)
+    orders_on: dict[str, set[str]] = field(default_factory=dict)
+    # No order in ``orders`` expires before this (a lower bound: an order leaving does
+    # not raise it), so a poll before it need not look at each order's expiry.
+    earliest_expiry_s: float = math.inf
     verdicts: dict[str, domain.MarketError | None] = field(default_factory=dict)
     told: set[str] = field(default_factory=set)
     round_id: int = 0
     pending_batches: int = 0
+
+    def track(self, order_id: str, stored: storage.StoredOrder) -> None:
+        """Index an order seen for the first time (the caller puts it in ``orders``)."""
+        pay_account = str(stored.order.pay_account)
+        self.pay_accounts[order_id] = pay_account
+        self.orders_on.setdefault(pay_account, set()).add(order_id)
+        self.earliest_expiry_s = min(self.earliest_expiry_s, stored.order.expiry_s)
+
+    def untrack(self, order_id: str) -> None:
+        """Forget an order that left play: its entries here and in the indexes."""
+        self.verdicts.pop(order_id, None)
+        self.orders.pop(order_id, None)
+        pay_account = self.pay_accounts.pop(order_id, None)
+        if pay_account is not None:
+            on_it = self.orders_on[pay_account]
+            on_it.discard(order_id)
+            if not on_it:
+                del self.orders_on[pay_account]
 
 
 class OrderMonitor(CrankActor):
@@ -234,6 +277,7 @@ class OrderMonitor(CrankActor):
         self._account_requests = 0
         self._answered_requests = 0
         self._failed_requests = 0
+        self._orders_decoded = 0
         self._log = logger.bind(actor=name)
 
     def on_start(self) -> None:
@@ -323,26 +367,55 @@ class OrderMonitor(CrankActor):
 
     def _refresh_orders(self, view: _MarketView) -> None:
         market_id = view.market.market_id
+        known = view.orders
         with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
-            in_play = open_orders_in(connection, market_id, statuses=_IN_PLAY)
-            current = {stored.order_id: stored for stored in in_play}
-            left = [order_id for order_id in view.orders if order_id not in current]
+            standings = standings_in(connection, market_id, statuses=_IN_PLAY)
+            arrived = orders_by_id(connection, [i for i in standings if i not in known])
+            left = [order_id for order_id in known if order_id not in standings]
             reasons = departure_reasons(connection, left) if left else {}
+        self._orders_decoded += len(arrived)
         for order_id in left:
             self._forget(view, order_id, reasons[order_id])
-        view.orders = current
+        view.orders = self._current(view, standings, arrived)
+
+    def _current(
+        self,
+        view: _MarketView,
+        standings: dict[str, OrderStanding],
+        arrived: dict[str, storage.StoredOrder],
+    ) -> dict[str, storage.StoredOrder]:
+        """The orders in play, in arrival order, as ``standings`` has them: a known order
+        as it was when unchanged, a copy with its new status and remaining size if not."""
+        current: dict[str, storage.StoredOrder] = {}
+        for order_id, standing in standings.items():
+            stored = view.orders.get(order_id)
+            if stored is None:
+                stored = arrived.get(order_id)
+                if stored is None:
+                    continue  # gone between the two reads (a read-committed transaction)
+                view.track(order_id, stored)
+            if standing != (stored.status, stored.remaining_atoms):
+                # Also for one just read in full: the standing is what decided it is in play.
+                stored = dataclasses.replace(
+                    stored, status=standing.status, remaining_atoms=standing.remaining_atoms
+                )
+            current[order_id] = stored
+        return current
 
     def _expire(self, view: _MarketView) -> None:
         now_s = int(self._wall_clock())
+        if now_s < view.earliest_expiry_s:
+            return  # none of them is expired yet
         for order_id, stored in list(view.orders.items()):
             if stored.order.is_expired(now_s):
                 storage.mark_order_expired(self._engine, order_id, lease=view.lease)
                 del view.orders[order_id]
                 self._forget(view, order_id, "expired")
+        expiries = (stored.order.expiry_s for stored in view.orders.values())
+        view.earliest_expiry_s = min(expiries, default=math.inf)
 
     def _forget(self, view: _MarketView, order_id: str, reason: str) -> None:
-        view.verdicts.pop(order_id, None)
-        view.orders.pop(order_id, None)
+        view.untrack(order_id)
         self._log.bind(action="order_monitor.order_left", order_id=order_id, reason=reason).debug(
             f"order {order_id} left play: {reason}"
         )
@@ -356,7 +429,7 @@ class OrderMonitor(CrankActor):
                 action="order_monitor.fetch_in_flight", market_id=view.market.market_id
             ).debug("previous check still in flight")
             return
-        keys = sorted({str(stored.order.pay_account) for stored in view.orders.values()})
+        keys = sorted(view.orders_on)
         self._rounds += 1
         view.round_id = self._rounds
         config = {"encoding": "base64", "commitment": self._commitment}
@@ -398,7 +471,7 @@ class OrderMonitor(CrankActor):
             return
         try:
             self._store_snapshots(accounts, _context_slot(outcome))
-            self._apply_verdicts(view, judge_funding(view.market, view.orders.values(), accounts))
+            self._apply_verdicts(view, self._judge_batch(view, accounts))
         except storage.LeaseLost:
             self._drop(fetched.market_id, "a fenced write found the lease lost")
         except storage.StorageError as error:
@@ -417,6 +490,18 @@ class OrderMonitor(CrankActor):
         elif snapshots:
             upsert_account_snapshots(self._engine, snapshots, slot)
 
+    def _judge_batch(
+        self, view: _MarketView, accounts: dict[str, domain.TokenAccount | domain.MarketError]
+    ) -> dict[str, domain.MarketError | None]:
+        """:func:`judge_funding` of the orders in play now whose pay account is in this
+        answer (the others would get no verdict from it)."""
+        on_these = [
+            (order_id, view.orders[order_id])
+            for pay_account in accounts
+            for order_id in view.orders_on.get(pay_account, ())
+        ]
+        return _judge(view.market, on_these, accounts)
+
     def _apply_verdicts(
         self, view: _MarketView, verdicts: dict[str, domain.MarketError | None]
     ) -> None:
@@ -424,36 +509,36 @@ class OrderMonitor(CrankActor):
             stored = view.orders[order_id]
             view.verdicts[order_id] = problem
             if problem is None:
-                self._funded(view, stored)
+                self._funded(view, order_id, stored)
             else:
-                self._unfunded(view, stored, problem)
+                self._unfunded(view, order_id, stored, problem)
 
-    def _funded(self, view: _MarketView, stored: storage.StoredOrder) -> None:
+    def _funded(self, view: _MarketView, order_id: str, stored: storage.StoredOrder) -> None:
         if stored.status == "unfunded":
-            if not storage.mark_order_funded(self._engine, stored.order_id, lease=view.lease):
+            if not storage.mark_order_funded(self._engine, order_id, lease=view.lease):
                 return  # it left play meanwhile (cancelled): the next poll sees it go
             stored = dataclasses.replace(stored, status="open")
-            view.orders[stored.order_id] = stored
-        if stored.order_id not in view.told:
-            view.told.add(stored.order_id)
+            view.orders[order_id] = stored
+        if order_id not in view.told:
+            view.told.add(order_id)
             self._sink.tell(OrderAdded(stored))
 
     def _unfunded(
-        self, view: _MarketView, stored: storage.StoredOrder, problem: domain.MarketError
+        self,
+        view: _MarketView,
+        order_id: str,
+        stored: storage.StoredOrder,
+        problem: domain.MarketError,
     ) -> None:
         if stored.status == "open":
-            storage.mark_order_unfunded(self._engine, stored.order_id, lease=view.lease)
-            view.orders[stored.order_id] = dataclasses.replace(stored, status="unfunded")
+            storage.mark_order_unfunded(self._engine, order_id, lease=view.lease)
+            view.orders[order_id] = dataclasses.replace(stored, status="unfunded")
             self._log.bind(
-                action="order_monitor.order_unfunded",
-                order_id=stored.order_id,
-                problem=str(problem),
-            ).info(f"order {stored.order_id} unfunded: {problem}")
-        if stored.order_id in view.told:
-            view.told.discard(stored.order_id)
-            self._sink.tell(
-                OrderRemoved(view.market.market_id, stored.order_id, f"unfunded: {problem}")
-            )
+                action="order_monitor.order_unfunded", order_id=order_id, problem=str(problem)
+            ).info(f"order {order_id} unfunded: {problem}")
+        if order_id in view.told:
+            view.told.discard(order_id)
+            self._sink.tell(OrderRemoved(view.market.market_id, order_id, f"unfunded: {problem}"))
 
     # -- state ----------------------------------------------------------------------------------
 
@@ -474,6 +559,7 @@ class OrderMonitor(CrankActor):
             account_requests=self._account_requests,
             answered_requests=self._answered_requests,
             failed_requests=self._failed_requests,
+            orders_decoded=self._orders_decoded,
         )
 
 

@@ -431,3 +431,89 @@ def test_a_lost_market_is_no_longer_polled(desk: Desk) -> None:
     state = desk.state()
     assert (state.polls, state.orders_tracked) == (polls, 0)
     assert len(desk.added()) == 1
+
+
+def test_a_partly_filled_orders_new_remaining_size_is_what_its_funding_check_covers(
+    desk: Desk,
+) -> None:
+    """A told sell of 3 lots whose maker then approves only 2: a fill written between polls
+    (MatchActor's write) leaves 2 lots of it, and the next poll judges those 2, so the order
+    stays open and told; judged by the 3 lots it was first read with, it would be unfunded."""
+    maker = desk.maker()
+    order = desk.sell(maker)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+    desk.settled()
+
+    desk.approve(maker, 2 * LOT_ATOMS)
+    storage.record_match(desk.engine, desk.lease, [], {order.order_id: 2 * LOT_ATOMS})
+    state = desk.poll()
+
+    assert desk.removed() == []
+    assert desk.status(order) == "open"
+    assert (state.orders_tracked, state.funded, state.unfunded, state.told) == (1, 1, 0, 1)
+    assert desk.added() == [order.order_id]
+
+
+def test_an_order_set_aside_between_polls_is_seen_unfunded_and_put_back_once_funded(
+    desk: Desk,
+) -> None:
+    """A told open order marked unfunded in the database between polls (as a failed
+    settlement does) is seen with that status by the next poll: its pay account being
+    funded, the monitor opens it again, and tells the sink nothing new."""
+    order = desk.sell(desk.maker())
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+    desk.settled()
+
+    assert storage.mark_order_unfunded(desk.engine, order.order_id)
+    state = desk.poll()
+
+    assert desk.status(order) == "open"
+    assert (state.funded, state.told) == (1, 1)
+    assert desk.added() == [order.order_id] and desk.removed() == []
+
+
+def test_an_order_is_read_in_full_once_and_unchanged_orders_are_not_rebuilt(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each order's signed terms are read and rebuilt once, when the monitor first sees it
+    (here 2 ids per query, so 3 orders take two): polls of an unchanged book, or of an
+    order whose remaining size changed, rebuild nothing; an order stored later is rebuilt
+    once, and every one of them is checked and told."""
+    monkeypatch.setattr("storage.orders.IDS_PER_QUERY", 2)
+    orders = [desk.sell(desk.maker()) for _ in range(3)]
+    desk.hold_market()
+    assert desk.wait_state(lambda s: s.funded == 3).orders_decoded == 3
+
+    desk.poll()
+    storage.record_match(desk.engine, desk.lease, [], {orders[0].order_id: 2 * LOT_ATOMS})
+    state = desk.poll()
+    assert (state.orders_decoded, state.orders_tracked, state.funded) == (3, 3, 3)
+
+    orders.append(desk.sell(desk.maker()))
+    state = desk.poll()
+
+    assert (state.orders_decoded, state.orders_tracked, state.funded) == (4, 4, 4)
+    assert sorted(desk.added()) == sorted(order.order_id for order in orders)
+
+
+def test_an_order_stored_later_expiring_before_the_others_is_expired_on_time(
+    desk: Desk,
+) -> None:
+    """An order first seen after others, whose expiry is nearer than any of theirs, is
+    marked expired and told OrderRemoved by the first poll at its expiry; the others stay."""
+    lasting = desk.sell(desk.maker(), expiry_s=NOW_S + 600)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(lasting) in events)
+    desk.settled()
+    brief = desk.sell(desk.maker(), expiry_s=NOW_S + 60)
+    desk.poll()
+    assert desk.added() == [lasting.order_id, brief.order_id]
+
+    desk.wall.now_s = NOW_S + 60
+    state = desk.poll()
+
+    assert desk.status(brief) == "expired" and desk.status(lasting) == "open"
+    assert desk.removed() == [OrderRemoved("BASE-QUOTE", brief.order_id, "expired")]
+    assert (state.orders_tracked, state.told) == (1, 1)
