@@ -21,7 +21,7 @@ from typing import Any, Literal, NamedTuple
 from loguru import logger
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from sqlalchemy import insert, select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 import market as domain
@@ -55,6 +55,9 @@ __all__ = [
 ]
 
 _ORDERS = table_of(Order)
+# Arrival order: the database's clock, then the arrival number for orders stored in
+# the same tick of it (revision 0004; older rows have none and go first), then the id.
+ARRIVAL_ORDER = (_ORDERS.c.created_at, _ORDERS.c.arrival.nulls_first(), _ORDERS.c.id)
 # orders.nonce is a BIGINT since revision 0001: the signed u64 range's upper half does not fit.
 MAX_STORED_NONCE = 2**63 - 1
 # The last second a Python datetime (and so expires_at) can hold: 9999-12-31T23:59:59Z.
@@ -131,7 +134,8 @@ def store_order(engine: Engine, signed: domain.SignedOrder, *, status: str = "op
     if status not in ("open", "unfunded"):
         raise ValueError(f"a new order is open or unfunded, not {status!r}")
     values = _order_values(signed, status)
-    stmt = insert(_ORDERS).values(**values).returning(_ORDERS.c.created_at)
+    next_arrival = select(func.coalesce(func.max(_ORDERS.c.arrival), 0) + 1).scalar_subquery()
+    stmt = insert(_ORDERS).values(**values, arrival=next_arrival).returning(_ORDERS.c.created_at)
     try:
         with write_transaction(engine, "storage.order_store") as connection:
             created_at = connection.execute(stmt).scalar_one()
@@ -240,7 +244,7 @@ def open_orders_in(
         select(_ORDERS)
         .where(columns.market_id == market_id, columns.status.in_(statuses))
         .where(columns.remaining_atoms > 0)
-        .order_by(columns.created_at, columns.id)
+        .order_by(*ARRIVAL_ORDER)
     )
     return [order_from_row(row._mapping) for row in connection.execute(stmt)]
 
@@ -264,7 +268,7 @@ def standings_in(
         select(columns.id, columns.status, columns.remaining_atoms)
         .where(columns.market_id == market_id, columns.status.in_(statuses))
         .where(columns.remaining_atoms > 0)
-        .order_by(columns.created_at, columns.id)
+        .order_by(*ARRIVAL_ORDER)
     )
     return {
         order_id: OrderStanding(status, remaining_atoms)

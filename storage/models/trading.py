@@ -62,6 +62,8 @@ class Order(Timestamped, Base):
         Index(None, "maker", "client_order_id", unique=True),
         # OrderMonitor's funding checks, by the account an order pays from.
         Index(None, "pay_account"),
+        # Revision 0004: the next arrival number is one past the highest.
+        Index(None, "arrival"),
     )
 
     id: Mapped[str] = mapped_column(String(88), primary_key=True)
@@ -82,6 +84,10 @@ class Order(Timestamped, Base):
     # verified. expires_at stays for SQL comparisons with the database's clock.
     client_order_id: Mapped[int | None] = mapped_column(U64())
     expiry_s: Mapped[int | None] = mapped_column(U64())
+    # Revision 0004: arrival order among orders stored in the same tick of the
+    # database's clock (SQLite's has milliseconds), so time priority does not fall
+    # back to the order id. One past the highest, set by storage.store_order.
+    arrival: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class Fill(Timestamped, Base):

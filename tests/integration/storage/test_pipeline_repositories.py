@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 import market as domain
@@ -276,6 +277,32 @@ def test_open_orders_are_listed_in_arrival_order_and_load_into_a_book(engine: En
     book = load_book(engine, market)
     assert [resting.order_id for resting in book.bids] == [orders[1].order_id, orders[0].order_id]
     assert book.next_fill_sequence == 0
+
+
+def test_orders_stored_in_one_clock_tick_keep_their_arrival_order(engine: Engine) -> None:
+    """Revision 0004: orders stored within one millisecond of the database's clock
+    (SQLite's resolution) come back in the order they were stored, not by id."""
+    market = _market()
+    insert_market(engine, market)
+    orders = [_signed(market, Keypair(), domain.Side.BUY, 100, LOT) for _ in range(30)]
+    for signed in orders:
+        store_order(engine, signed)
+    with engine.begin() as connection:  # the same tick for all: the worst case
+        connection.execute(update(Order).values(created_at=datetime(2030, 1, 1, tzinfo=UTC)))
+    listed = list_open_orders(engine, market.market_id)
+    assert [stored.order_id for stored in listed] == [signed.order_id for signed in orders]
+    book = load_book(engine, market)
+    assert [resting.order_id for resting in book.bids] == [s.order_id for s in orders]
+
+
+def test_revision_0004_adds_the_arrival_number_and_its_downgrade_removes_it(
+    engine: Engine,
+) -> None:
+    """Down to 0003 orders have no arrival column; up again it is back."""
+    downgrade(engine, "0003")
+    assert "arrival" not in _columns(engine, "orders")
+    upgrade(engine)
+    assert "arrival" in _columns(engine, "orders")
 
 
 def test_order_statuses_move_only_along_the_allowed_edges(engine: Engine) -> None:
@@ -633,7 +660,8 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
     engine: Engine,
 ) -> None:
     """Down to 0002 the new columns and unique indexes are gone; up again they are back."""
-    assert current_revision(engine) == head_revision() == "0003"
+    assert current_revision(engine) == head_revision() == "0004"
+    downgrade(engine, "0003")
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)
     downgrade(engine, "0002")
@@ -643,6 +671,6 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
         order_indexes = {index["name"] for index in inspect(connection).get_indexes("orders")}
     assert "ix_orders_maker_client_order_id" not in order_indexes
     upgrade(engine)
-    assert current_revision(engine) == "0003"
+    assert current_revision(engine) == "0004"
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)
