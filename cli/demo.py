@@ -62,7 +62,7 @@ def register(subparsers: Any) -> None:
         epilog=_EXIT_CODES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    number = _bounded
+    number = bounded
     parser.add_argument(
         "--duration",
         type=number(float, 0.1, 1e7),
@@ -118,7 +118,7 @@ def register(subparsers: Any) -> None:
     parser.set_defaults(handler=run)
 
 
-def _bounded(kind: Callable[[str], Any], lowest: float, highest: float) -> Callable[[str], Any]:
+def bounded(kind: Callable[[str], Any], lowest: float, highest: float) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
             value = kind(text)
@@ -173,11 +173,11 @@ def run(args: argparse.Namespace) -> int:
         for number in (signal.SIGINT, signal.SIGTERM)
     }
     try:
-        workdir = _fresh_workdir(args.workdir)
+        workdir = fresh_workdir(args.workdir)
         # The node's INFO lines go to the log file: the terminal shows progress and warnings.
         configure_logging(level="WARNING", json_path=workdir / "demo.jsonl", file_level="INFO")
         seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
-        demo = Demo(args, workdir, seed, _new_wallet(workdir / "wallet.json"), requests)
+        demo = Demo(args, workdir, seed, new_wallet(workdir / "wallet.json"), requests)
         summary = demo.run()
     except (OSError, CrankError) as error:  # the workdir or the wallet file
         print(f"crank-node demo: error: {error}", file=sys.stderr)
@@ -196,18 +196,22 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _fresh_workdir(workdir: Path) -> Path:
-    """``workdir``, created if need be, without the files of an earlier run."""
+def fresh_workdir(
+    workdir: Path, logs: tuple[str, ...] = ("demo.jsonl", "demo-node-*.jsonl")
+) -> Path:
+    """``workdir``, created if need be, without the files of an earlier run: the
+    database, the wallet, and the log files matching ``logs``."""
     workdir.mkdir(parents=True, exist_ok=True)
     stale = ["crank.db", "crank.db-wal", "crank.db-shm", "crank.db-journal", "wallet.json"]
     for name in stale:
         (workdir / name).unlink(missing_ok=True)
-    for log in (*workdir.glob("demo.jsonl"), *workdir.glob("demo-node-*.jsonl")):
-        log.unlink()
+    for pattern in logs:
+        for log in workdir.glob(pattern):
+            log.unlink()
     return workdir
 
 
-def _new_wallet(path: Path) -> Keypair:
+def new_wallet(path: Path) -> Keypair:
     """A new keypair in a Solana CLI keypair file readable by its owner only,
     read back as a node reads it."""
     from solders.keypair import Keypair  # noqa: PLC0415  (solders is slow to import)

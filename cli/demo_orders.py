@@ -56,7 +56,11 @@ class SubmissionTally:
 
 
 class OrderSubmitter:
-    """Posts ``flow``'s orders to ``urls`` (round robin) at ``rate_per_s`` until stopped."""
+    """Posts ``flow``'s orders to ``urls`` (round robin) at ``rate_per_s`` until stopped.
+
+    ``available(i)`` says whether ``urls[i]`` is worth trying now (default: always),
+    as a load balancer's health check would: `crank-node chaos` skips the nodes it
+    has killed or frozen. When none is, the next in turn is tried anyway."""
 
     def __init__(
         self,
@@ -66,13 +70,16 @@ class OrderSubmitter:
         *,
         workers: int = 8,
         clock: Callable[[], float] = time.monotonic,
+        post_timeout_s: float = POST_TIMEOUT_S,
+        available: Callable[[int], bool] = lambda _index: True,
     ) -> None:
         if not urls:
             raise ValueError("urls: give at least one node")
         if rate_per_s <= 0:
             raise ValueError(f"rate_per_s: must be above 0, got {rate_per_s!r}")
         self._flow = flow
-        self._clients = tuple(NodeClient(url, timeout_s=POST_TIMEOUT_S) for url in urls)
+        self._clients = tuple(NodeClient(url, timeout_s=post_timeout_s) for url in urls)
+        self._available = available
         self._interval_s = 1.0 / rate_per_s
         self._clock = clock
         self._stop = threading.Event()
@@ -127,12 +134,18 @@ class OrderSubmitter:
                     "no maker can afford another lot: the makers stop sending orders"
                 )
                 return
-            client = self._clients[sent % len(self._clients)]
+            client = self._client(sent)
             with self._lock:
                 self._tally.submitted += 1
             self._executor.submit(self._post, client, signed)
             sent += 1
             next_at = max(next_at + self._interval_s, self._clock() - MAX_LAG_S)
+
+    def _client(self, sent: int) -> NodeClient:
+        """The next available node in turn from ``sent``, or the next in turn."""
+        count = len(self._clients)
+        turns = (index % count for index in range(sent, sent + count))
+        return self._clients[next((i for i in turns if self._available(i)), sent % count)]
 
     def _take_slot(self) -> bool:
         """Wait for room among the orders in flight; False once stopped."""
