@@ -28,6 +28,10 @@ LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("cli.run", "run the node until SIGTERM/SIGINT"),
     "demo": ("cli.demo", "trade on an embedded localnet: orders, fills, settlements, reconcile"),
+    "chaos": (
+        "cli.chaos",
+        "trade under injected faults, then check that nothing was lost or settled twice",
+    ),
     "drill": ("cli.drill", "run a supervision drill: crash and hang actors, watch them restart"),
     "trace": ("cli.trace", "print one trace's flow from a log file"),
     "localnet": ("cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),

@@ -1,0 +1,114 @@
+"""The database-lock fault of `crank-node chaos`: another process holds the write lock.
+
+``python -m cli.chaos_dblock URL SECONDS`` opens the node database the way the
+nodes do (:func:`storage.open_engine`), takes the write lock, prints ``locked``,
+holds it for SECONDS (or until ended) and lets go:
+
+* SQLite: ``BEGIN IMMEDIATE`` (every node write starts so, and waits behind it);
+* PostgreSQL: ``LOCK TABLE`` every crank-node table ``IN EXCLUSIVE MODE`` (reads
+  go on, every write waits; ``lock_timeout`` makes a node's write give up).
+
+:class:`DatabaseLock` runs it and tells when the lock was actually taken (the
+holder may itself wait for a node's transaction to end first), and ends it.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+
+__all__ = ["DatabaseLock", "main"]
+
+LOCKED = "locked"
+# The holder's own wait for the lock: longer than any node transaction.
+HOLDER_BUSY_TIMEOUT_MS = 30_000
+EXIT_WAIT_S = 15.0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from loguru import logger  # noqa: PLC0415  (only the holder process needs these)
+    from sqlalchemy import text  # noqa: PLC0415
+
+    from storage import open_engine, write_transaction  # noqa: PLC0415
+    from storage.models import Base  # noqa: PLC0415
+
+    url, seconds = (sys.argv[1:] if argv is None else list(argv))[:2]
+    logger.remove()  # its stderr is read for errors only
+    logger.add(sys.stderr, level="WARNING")
+    engine = open_engine(url, busy_timeout_ms=HOLDER_BUSY_TIMEOUT_MS)
+    try:
+        with write_transaction(engine, "chaos.db_lock") as connection:
+            if connection.dialect.name == "postgresql":
+                tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
+                connection.execute(text(f"LOCK TABLE {tables} IN EXCLUSIVE MODE"))
+            print(LOCKED, flush=True)
+            # Holding the lock is this process's whole job: it sleeps with it.
+            time.sleep(float(seconds))
+    finally:
+        engine.dispose()
+    return 0
+
+
+class DatabaseLock:
+    """One run of the holder process: started now, locked at :attr:`locked_at_s`
+    (None until it says so), until :meth:`end`."""
+
+    def __init__(
+        self, url: str, hold_s: float, clock: Callable[[], float], environment: dict[str, str]
+    ) -> None:
+        self._clock = clock
+        self.locked_at_s: float | None = None
+        self.locked = threading.Event()
+        self._process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
+            [sys.executable, "-m", "cli.chaos_dblock", url, f"{hold_s:.3f}"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environment,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, name="chaos-db-lock", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            if line.strip() == LOCKED and self.locked_at_s is None:
+                self.locked_at_s = self._clock()
+                self.locked.set()
+
+    def end(self) -> str:
+        """Let go now (the fault's time is up, or the run is stopping): the holder is
+        ended if it still holds the lock (its lock goes with it). '' if the lock was
+        taken and the holder did not fail, else what went wrong."""
+        if self._process.poll() is None:
+            self._process.terminate()
+        try:
+            code = self._process.wait(EXIT_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            code = self._process.wait(EXIT_WAIT_S)
+        self._reader.join(EXIT_WAIT_S)
+        assert self._process.stderr is not None
+        errors = self._process.stderr.read().strip().splitlines()
+        for stream in (self._process.stdout, self._process.stderr):
+            if stream is not None:
+                stream.close()
+        if self.locked_at_s is None:
+            return f"the lock was never taken (holder exit code {code}: {_last(errors)})"
+        if code not in (0, -signal.SIGTERM):
+            return f"the lock holder failed with exit code {code}: {_last(errors)}"
+        return ""
+
+
+def _last(lines: list[str]) -> str:
+    return lines[-1] if lines else "no output"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""The database-lock fault of `crank-node chaos` on a real database: while the holder
+process has the lock, a node's write waits and gives up (busy); once it is ended,
+writes go through again. On an SQLite file and on PostgreSQL."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+
+from cli.chaos_dblock import DatabaseLock
+from cli.node_processes import child_environment
+from storage import DatabaseBusy, NodeRegistry, open_engine, write_transaction
+from storage.models import Node
+
+pytestmark = [pytest.mark.integration]
+
+
+def _touch(url: str) -> None:
+    """A node's smallest write, with a short busy timeout."""
+    writer = open_engine(url, busy_timeout_ms=300)
+    try:
+        with write_transaction(writer, "test.touch") as connection:
+            connection.execute(update(Node).where(Node.id == "n1").values(pid=2))
+    finally:
+        writer.dispose()
+
+
+def test_the_holder_blocks_every_writer_until_it_is_ended(
+    engine: Engine, database_url: str
+) -> None:
+    NodeRegistry(engine).register("n1", "host", 1)
+    holder = DatabaseLock(database_url, 60.0, time.monotonic, child_environment())
+    try:
+        assert holder.locked.wait(30), "the holder never took the lock"
+        assert holder.locked_at_s is not None
+        with pytest.raises(DatabaseBusy):
+            _touch(database_url)
+    finally:
+        problem = holder.end()
+    assert problem == ""
+    _touch(database_url)

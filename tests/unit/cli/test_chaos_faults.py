@@ -1,0 +1,171 @@
+"""`crank-node chaos`'s fault schedule (pure, seeded) and the scheduler that applies it
+(with fake targets and a clock that says every event is due)."""
+
+from __future__ import annotations
+
+import threading
+from itertools import combinations
+
+import pytest
+
+from cli.chaos_faults import (
+    END_MARGIN_S,
+    NODE_KINDS,
+    RPC_KINDS,
+    WARMUP_S,
+    FaultKind,
+    PlannedFault,
+    plan_faults,
+)
+from cli.chaos_scheduler import FaultScheduler
+from localnet import FaultError, Faults
+from supervision.errors import CrankError
+
+SHAPE = {"duration_s": 45.0, "nodes": 3, "endpoints": 3, "takeover_s": 4.0}
+
+
+def _overlap(a: PlannedFault, b: PlannedFault) -> bool:
+    return a.start_s < b.end_s and b.start_s < a.end_s
+
+
+def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> None:
+    """A run is reproducible from its seed: every fault's kind, start, duration, target
+    and parameters."""
+    assert plan_faults(7, **SHAPE) == plan_faults(7, **SHAPE)
+    assert plan_faults(7, **SHAPE) != plan_faults(8, **SHAPE)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7, 11, 2**32 - 1])
+def test_a_45_second_run_has_every_kind_of_fault_within_its_time(seed: int) -> None:
+    """Every kind comes at least once, after the warm-up, and ends before the orders stop."""
+    plan = plan_faults(seed, **SHAPE)
+    assert {fault.kind for fault in plan} == set(FaultKind)
+    assert all(fault.start_s >= WARMUP_S for fault in plan)
+    assert all(fault.end_s <= SHAPE["duration_s"] - END_MARGIN_S for fault in plan)
+    assert [fault.start_s for fault in plan] == sorted(fault.start_s for fault in plan)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_schedule_leaves_the_cluster_a_way_to_recover(seed: int) -> None:
+    """One node fault at a time, each lasting past the takeover time (a SIGSTOP past the
+    TTL); never two faults on one endpoint at once, and always one healthy endpoint;
+    one database lock at a time, of a few seconds."""
+    plan = plan_faults(seed, **SHAPE)
+    nodes = [f for f in plan if f.kind in NODE_KINDS]
+    rpc = [f for f in plan if f.kind in RPC_KINDS]
+    locks = [f for f in plan if f.kind is FaultKind.DB_LOCK]
+    assert not any(_overlap(a, b) for a, b in combinations(nodes, 2))
+    assert all(f.duration_s > SHAPE["takeover_s"] and 1 <= f.target <= 3 for f in nodes)
+    assert not any(_overlap(a, b) and a.target == b.target for a, b in combinations(rpc, 2))
+    for fault in rpc:
+        at_once = {other.target for other in rpc if other.start_s <= fault.start_s < other.end_s}
+        assert len(at_once) < SHAPE["endpoints"]
+    assert not any(_overlap(a, b) for a, b in combinations(locks, 2))
+    assert all(1.0 <= f.duration_s <= 4.0 for f in locks)
+
+
+def test_kinds_left_out_are_never_planned_and_a_short_run_plans_what_fits() -> None:
+    without_lock = plan_faults(3, kinds=(*NODE_KINDS, *RPC_KINDS), **SHAPE)
+    assert FaultKind.DB_LOCK not in {fault.kind for fault in without_lock}
+    short = plan_faults(3, duration_s=6.0, nodes=3, endpoints=3, takeover_s=4.0)
+    assert all(fault.end_s <= 6.0 - END_MARGIN_S for fault in short)
+    with pytest.raises(ValueError, match="nodes and endpoints"):
+        plan_faults(3, duration_s=45.0, nodes=0, endpoints=3, takeover_s=4.0)
+
+
+def test_each_rpc_kind_is_the_endpoint_fault_it_names() -> None:
+    def fault(kind: FaultKind) -> Faults:
+        planned = PlannedFault(kind, 1.0, 2.0, 0, error_rate=0.7, lag_slots=40, latency_ms=90)
+        return planned.endpoint_faults()
+
+    assert fault(FaultKind.RPC_DOWN) == Faults(down=True)
+    assert fault(FaultKind.RPC_429) == Faults(error_rate=0.7, error=FaultError.HTTP_429)
+    assert fault(FaultKind.RPC_LAG) == Faults(lag_slots=40, latency_ms=90)
+    assert fault(FaultKind.RPC_DROP_SENDS) == Faults(drop_sends=True)
+    with pytest.raises(ValueError, match="not an RPC fault"):
+        fault(FaultKind.NODE_KILL)
+
+
+class _Lock:
+    def __init__(self) -> None:
+        self.locked_at_s: float | None = 1.5
+
+    def end(self) -> str:
+        return ""
+
+
+class _Targets:
+    """Records every call; refuses to pause node 3."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[object, ...]] = []
+
+    def describe(self, fault: PlannedFault) -> str:
+        return f"{fault.kind.value}:{fault.target}"
+
+    def kill_node(self, node: int) -> None:
+        self.calls.append(("kill", node))
+
+    def restart_node(self, node: int) -> None:
+        self.calls.append(("restart", node))
+
+    def pause_node(self, node: int) -> None:
+        if node == 3:
+            raise CrankError("no such process")
+        self.calls.append(("pause", node))
+
+    def resume_node(self, node: int) -> None:
+        self.calls.append(("resume", node))
+
+    def set_endpoint_faults(self, endpoint: int, faults: Faults) -> None:
+        self.calls.append(("set", endpoint, faults))
+
+    def clear_endpoint_faults(self, endpoint: int) -> None:
+        self.calls.append(("clear", endpoint))
+
+    def lock_database(self, hold_s: float) -> _Lock:
+        self.calls.append(("lock", hold_s))
+        return _Lock()
+
+
+def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened() -> None:
+    """Every event is due at once (the clock says 100 s): applied at its start, healed at
+    its end, a heal before an apply at the same time; a fault that cannot be applied is
+    recorded so and never healed; a database lock counts from when it was taken."""
+    plan = (
+        PlannedFault(FaultKind.NODE_KILL, 1.0, 5.0, 2),
+        PlannedFault(FaultKind.RPC_DOWN, 2.0, 1.0, 0),
+        PlannedFault(FaultKind.DB_LOCK, 3.0, 2.0, 0),
+        PlannedFault(FaultKind.NODE_STOP, 6.0, 5.0, 3),
+    )
+    targets = _Targets()
+    scheduler = FaultScheduler(plan, targets, clock=lambda: 100.0)
+    scheduler.start()
+    assert scheduler.done.wait(5)
+    scheduler.stop()
+    assert targets.calls == [
+        ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("lock", 2.0), ("restart", 2),
+    ]  # fmt: skip
+    kill, down, lock, stop = scheduler.injected
+    assert (kill.applied_at_s, kill.healed_at_s, kill.target) == (100.0, 100.0, "node_kill:2")
+    assert (down.applied_at_s, down.healed_at_s) == (100.0, 100.0)
+    assert (lock.applied_at_s, lock.healed_at_s, lock.problem) == (1.5, 100.0, "")
+    assert (stop.applied_at_s, stop.healed_at_s) == (None, None)
+    assert stop.problem == "not applied: no such process"
+    assert scheduler.node_up(2) and scheduler.node_up(3)
+
+
+def test_stopping_the_scheduler_heals_what_is_still_applied() -> None:
+    """Faults whose end has not come are healed at once by stop()."""
+    plan = (PlannedFault(FaultKind.NODE_STOP, 0.0, 1_000.0, 1),)
+    targets = _Targets()
+    applied = threading.Event()
+    scheduler = FaultScheduler(plan, targets, clock=lambda: 0.0)
+    scheduler.on_applied(lambda fault: applied.set())
+    scheduler.start()
+    assert applied.wait(5)
+    assert not scheduler.node_up(1)
+    scheduler.stop()
+    assert targets.calls == [("pause", 1), ("resume", 1)]
+    assert scheduler.injected[0].healed_at_s == 0.0
+    assert scheduler.node_up(1)
