@@ -326,9 +326,7 @@ class LockActor(CrankActor):
         retired = [m for m in self._held_markets() if m not in set(markets)]
         lost = tuple(m for m in (*plan.release, *retired) if self._release(market_key(m)))
         gained = tuple(
-            lease
-            for market in plan.acquire
-            if (lease := self._acquire(market_key(market), None, self.settings.lease_ttl_s))
+            lease for market in plan.acquire if (lease := self._try_acquire(market)) is not None
         )
         if gained or lost:
             self._log.bind(
@@ -339,6 +337,18 @@ class LockActor(CrankActor):
                 markets=len(markets),
             ).info(f"now holding {len(self._held_markets())} of {len(markets)} markets")
             self._announce(gained, lost)
+
+    def _try_acquire(self, market: str) -> Lease | None:
+        """The market's lease, or None if it is held or its rows are busy: one market's
+        failure must not cost the leases gained before it in the same round (they
+        are held and must be announced) nor delay renewals; it is tried next round."""
+        try:
+            return self._acquire(market_key(market), None, self.settings.lease_ttl_s)
+        except StorageError as error:
+            self._log.bind(
+                action="locks.acquire_deferred", market=market, error=type(error).__name__
+            ).warning(f"could not take market {market} now ({error}); trying next round")
+            return None
 
     def _held_markets(self) -> list[str]:
         return [market_id(key) for key in self._held if key.startswith(MARKET_KEY_PREFIX)]

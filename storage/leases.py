@@ -85,6 +85,12 @@ class _Held(Exception):
 
 # SQLite's clock ticks in milliseconds; a shorter lease would expire as it is granted.
 MIN_TTL_S = 0.001
+# How long an acquire waits on PostgreSQL for a row another transaction has locked.
+# An acquirer's own locks last milliseconds; a longer wait means the other side is
+# stuck (a node frozen inside a fenced write keeps its FOR SHARE lock on its lease
+# row), and the acquirer's caller, which also renews its own leases, must not wait
+# behind it: the acquire gives up as DatabaseBusy and is tried again later.
+ACQUIRE_LOCK_TIMEOUT_MS = 200
 
 
 def _check_ttl(ttl_s: float) -> None:
@@ -145,10 +151,18 @@ class LeaseStore:
     def acquire(
         self, key: str, ttl_s: float, *, metadata: Mapping[str, Any] | None = None
     ) -> Lease | None:
-        """A fresh lease on ``key`` for ``ttl_s`` seconds, or None while another holds it."""
+        """A fresh lease on ``key`` for ``ttl_s`` seconds, or None while another holds it.
+
+        Raises DatabaseBusy when another transaction has locked the key's rows for
+        longer than ``ACQUIRE_LOCK_TIMEOUT_MS`` (PostgreSQL) or the busy timeout
+        (SQLite): nothing was granted, try again later."""
         _check_ttl(ttl_s)
         try:
             with write_transaction(self.engine, "storage.lease_acquire") as connection:
+                if connection.dialect.name == "postgresql":
+                    connection.exec_driver_sql(
+                        f"SET LOCAL lock_timeout = {ACQUIRE_LOCK_TIMEOUT_MS}"
+                    )
                 token = self._next_token(connection, key)
                 lease = self._take(connection, key, token, ttl_s, metadata)
                 if lease is None:
