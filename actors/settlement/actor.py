@@ -322,7 +322,10 @@ class SettlementActor(CrankActor):
         if written:
             crash_point("attempt_written")
         for work, signature in written:
-            self._send(work, signature)
+            # A process frozen between the write and here wakes up with a claim it no
+            # longer trusts: the attempt stays recorded for whoever recovers it.
+            if self._claims.held(work):
+                self._send(work, signature)
 
     def _reread_attempts(self, work: SettlementWork) -> None:
         """After a refused write (StateConflict: the database knows attempts this instance
