@@ -176,7 +176,7 @@ class ChaosRun:
             self.db_path, server.urls, self.workdir / "wallet.json", self.workdir,
             db_url=args.db_url, overrides=overrides,
         )  # fmt: skip
-        addrs = http_addrs("127.0.0.1:0", self.shape.nodes)
+        addrs = http_addrs("127.0.0.1:0", self.shape.nodes, processes=True)
         self.nodes = nodes = NodeProcesses(setup, addrs, prefix=NODE_PREFIX, stderr_to_files=True)
         try:
             nodes.start(self.requests.stop)

@@ -38,12 +38,14 @@ class DemoNodes(Protocol):
     def stop(self) -> list[str]: ...
 
 
-def http_addrs(base: str, count: int) -> list[str]:
+def http_addrs(base: str, count: int, *, processes: bool = False) -> list[str]:
     """``count`` listening addresses from ``base`` (HOST:PORT): ports PORT, PORT+1...,
-    or, for port 0, ports free now (the in-process node binds port 0 itself)."""
+    or, for port 0, ports free now. One in-process node keeps port 0 (it binds it
+    itself and knows its port); node ``processes`` always get real ports, since the
+    caller must know where to find them."""
     host, _, port_text = base.rpartition(":")
     port = int(port_text)
-    if port == 0 and count == 1:
+    if port == 0 and count == 1 and not processes:
         return [base]
     return [f"{host}:{port + i if port else _free_port(host)}" for i in range(count)]
 

@@ -124,7 +124,7 @@ class Demo:
     def _start_nodes(self, server: LocalnetServer) -> DemoNodes:
         db_path = self.workdir / "crank.db"
         setup = NodeSetup(db_path, server.urls, self.workdir / "wallet.json", self.workdir)
-        addrs = http_addrs(self.args.http_addr, self.shape.nodes)
+        addrs = http_addrs(self.args.http_addr, self.shape.nodes, processes=self.shape.nodes > 1)
         nodes: DemoNodes = (
             InProcessNode(setup, addrs[0], self.wallet)
             if self.shape.nodes == 1

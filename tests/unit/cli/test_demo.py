@@ -75,12 +75,14 @@ def test_the_first_stop_request_stops_and_the_second_hurries_every_listener() ->
 
 def test_node_addresses_count_up_from_the_base_port_or_are_free_ports() -> None:
     """PORT gives PORT, PORT+1...; port 0 is left to the one in-process node, and is
-    distinct free ports for several processes."""
+    distinct free ports for processes, even just one (`crank-node chaos --nodes 1`)."""
     assert http_addrs("127.0.0.1:9000", 3) == ["127.0.0.1:9000", "127.0.0.1:9001", "127.0.0.1:9002"]
     assert http_addrs("127.0.0.1:0", 1) == ["127.0.0.1:0"]
     several = http_addrs("127.0.0.1:0", 3)
     assert len(set(several)) == 3
     assert all(addr.startswith("127.0.0.1:") and not addr.endswith(":0") for addr in several)
+    (one_process,) = http_addrs("127.0.0.1:0", 1, processes=True)
+    assert not one_process.endswith(":0"), "a node process on port 0 could not be found"
 
 
 def test_node_processes_get_the_same_settings_as_flags_as_an_in_process_node(
