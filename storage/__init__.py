@@ -59,6 +59,7 @@ from storage.orders import (
     mark_order_unfunded,
     set_order_status,
     store_order,
+    store_orders,
 )
 from storage.queues import (
     OPERATION_CLAIM_SET,
@@ -194,6 +195,7 @@ __all__ = [
     "settlements_to_recover",
     "sqlite_url",
     "store_order",
+    "store_orders",
     "upgrade",
     "upsert_account_snapshots",
     "write_transaction",

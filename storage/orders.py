@@ -13,7 +13,7 @@ Status writes by OrderMonitor may be fenced by the market's lease (pass
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal, NamedTuple
@@ -148,6 +148,23 @@ def store_order(engine: Engine, signed: domain.SignedOrder, *, status: str = "op
         maker=str(signed.order.maker),
     ).debug("order stored")
     return StoredOrder(signed, signed.order.size_atoms, status, created_at)
+
+
+def store_orders(engine: Engine, orders: Sequence[domain.SignedOrder]) -> int:
+    """Store many signed orders, open, in one transaction and in the given arrival order
+    (an import, a benchmark's burst); how many. All or none: a refused one (see
+    :func:`store_order`, which names the field) refuses the whole batch."""
+    if not orders:
+        return 0
+    first_arrival = select(func.coalesce(func.max(_ORDERS.c.arrival), 0) + 1)
+    rows = [_order_values(signed, "open") for signed in orders]
+    with write_transaction(engine, "storage.orders_stored") as connection:
+        base = int(connection.execute(first_arrival).scalar_one())
+        connection.execute(
+            insert(_ORDERS), [{**row, "arrival": base + index} for index, row in enumerate(rows)]
+        )
+    logger.bind(action="storage.orders_stored", count=len(rows)).debug("orders stored")
+    return len(rows)
 
 
 def _why_refused(engine: Engine, signed: domain.SignedOrder) -> IntegrityViolation:

@@ -58,6 +58,7 @@ from storage import (
     settlement_queue,
     settlements_to_recover,
     store_order,
+    store_orders,
     upgrade,
 )
 from storage.models import Base, Fill, Order, Settlement, SettlementAttempt, TransactionHistory
@@ -293,6 +294,28 @@ def test_orders_stored_in_one_clock_tick_keep_their_arrival_order(engine: Engine
     assert [stored.order_id for stored in listed] == [signed.order_id for signed in orders]
     book = load_book(engine, market)
     assert [resting.order_id for resting in book.bids] == [s.order_id for s in orders]
+
+
+def test_orders_stored_as_a_batch_come_back_in_the_batch_order_after_those_before(
+    engine: Engine,
+) -> None:
+    """store_orders writes the batch in one transaction, each order after the ones stored
+    earlier and in the batch's own order; a refused order refuses the whole batch."""
+    market = _market()
+    insert_market(engine, market)
+    earlier = _signed(market, Keypair(), domain.Side.BUY, 100, LOT)
+    store_order(engine, earlier)
+    batch = [_signed(market, Keypair(), domain.Side.BUY, 100, LOT) for _ in range(20)]
+    assert store_orders(engine, batch) == 20
+    listed = list_open_orders(engine, market.market_id)
+    assert [stored.order_id for stored in listed] == [earlier.order_id] + [
+        signed.order_id for signed in batch
+    ]
+    assert all(stored.remaining_atoms == LOT for stored in listed)
+    with pytest.raises(IntegrityViolation):
+        store_orders(engine, [_signed(market, Keypair(), domain.Side.SELL, 100, LOT), earlier])
+    assert _count(engine, Order) == 21
+    assert store_orders(engine, []) == 0
 
 
 def test_revision_0004_adds_the_arrival_number_and_its_downgrade_removes_it(
