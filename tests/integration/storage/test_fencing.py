@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -9,6 +10,7 @@ from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 from storage import (
+    DatabaseBusy,
     DatabaseUnavailable,
     LeaseLost,
     LeaseStore,
@@ -118,7 +120,8 @@ def test_fenced_write_on_zero_matching_rows_raises_lease_lost(cells: Engine) -> 
 def test_postgresql_ends_a_frozen_writers_transaction_so_a_takeover_is_not_blocked(
     pg_url: str,
 ) -> None:
-    """A holder frozen mid fenced-transaction keeps its lease row locked only until the server's idle timeout."""
+    """A holder frozen mid fenced-transaction keeps its lease row locked only until the server's
+    idle timeout; meanwhile a takeover is refused as busy after a short wait, not blocked."""
     frozen_engine = open_engine(pg_url, idle_in_transaction_timeout_ms=500)
     other_engine = open_engine(pg_url, busy_timeout_ms=20_000)
     try:
@@ -129,10 +132,19 @@ def test_postgresql_ends_a_frozen_writers_transaction_so_a_takeover_is_not_block
         assert lease is not None
         with pytest.raises(DatabaseUnavailable), frozen.fenced(lease) as fence:
             fence.execute(update(CELLS).values(writes=1))  # lease row now locked FOR SHARE
-            # The holder "freezes" here; the takeover waits on the row lock, not forever.
-            taken = LeaseStore(other_engine, "node-b", clock_offset_s=FUTURE_S).acquire(
-                "market:1", TTL_S
-            )
+            # The holder "freezes" here. Each try of the takeover waits on the row lock for
+            # ACQUIRE_LOCK_TIMEOUT_MS at most (its caller renews other leases meanwhile)
+            # and is busy until the server ends the frozen session.
+            taker = LeaseStore(other_engine, "node-b", clock_offset_s=FUTURE_S)
+            busy_tries, gives_up_at = 0, time.monotonic() + 15
+            while True:
+                try:
+                    taken = taker.acquire("market:1", TTL_S)
+                    break
+                except DatabaseBusy:
+                    busy_tries += 1
+                    assert time.monotonic() < gives_up_at, "the frozen session was never ended"
+            assert busy_tries >= 1, "the first try should have found the row locked"
             assert taken is not None and taken.fencing_token == lease.fencing_token + 1
             fence.execute(update(CELLS).values(writes=2))  # the server ended this session
         assert _cell(other_engine) == (0, "", 0)
