@@ -242,8 +242,31 @@ def write_attempt(
     blockhash: str,
     last_valid_block_height: int,
 ) -> AttemptRecord:
-    """:func:`record_attempt` inside the caller's claimed transaction (the batch form
-    in :mod:`storage.settlement_batch` shares it)."""
+    """:func:`record_attempt` inside the caller's claimed transaction, logged."""
+    record = write_attempt_row(
+        writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
+        last_valid_block_height=last_valid_block_height,
+    )  # fmt: skip
+    logger.bind(
+        action="storage.attempt_recorded",
+        settlement_id=record.settlement_id,
+        attempt_number=record.attempt_number,
+        signature=signature,
+        last_valid_block_height=last_valid_block_height,
+    ).info("settlement attempt written ahead")
+    return record
+
+
+def write_attempt_row(
+    writer: ClaimedWriter,
+    *,
+    signature: str,
+    raw_transaction: bytes,
+    blockhash: str,
+    last_valid_block_height: int,
+) -> AttemptRecord:
+    """:func:`write_attempt` without its log line: the batch form in
+    :mod:`storage.settlement_batch` logs one line per batch instead."""
     claim = writer.claim
     settlement_id = str(claim.row_id)
     try:
@@ -256,16 +279,9 @@ def write_attempt(
                 settlement_id, number, signature, raw_transaction, blockhash,
                 last_valid_block_height, claim.claim_token, "signed",
             )  # fmt: skip
-            writer.connection.execute(_INSERT_ATTEMPT, _attempt_params(record))
+            writer.connection.execute(_INSERT_ATTEMPT, attempt_params(record))
     except IntegrityViolation as error:
         raise DuplicateEntry("signature", signature) from error
-    logger.bind(
-        action="storage.attempt_recorded",
-        settlement_id=settlement_id,
-        attempt_number=number,
-        signature=signature,
-        last_valid_block_height=last_valid_block_height,
-    ).info("settlement attempt written ahead")
     return record
 
 
@@ -280,7 +296,8 @@ def _next_attempt_number(connection: Connection, settlement_id: str) -> int:
     return 1 + max((number for number, _ in earlier), default=0)
 
 
-def _attempt_params(record: AttemptRecord) -> dict[str, Any]:
+def attempt_params(record: AttemptRecord) -> dict[str, Any]:
+    """The bind parameters of the prebuilt attempt insert for ``record``."""
     return {
         "settlement_id": record.settlement_id,
         "attempt_number": record.attempt_number,
@@ -366,18 +383,23 @@ def confirm_settlement(queue: ClaimQueue, claim: Claim, signature: str, slot: in
 
 
 def write_confirmation(writer: ClaimedWriter, signature: str, slot: int) -> None:
-    """:func:`confirm_settlement` inside the caller's claimed transaction."""
-    # The claimed row first: it proves the claim and locks the row, so the claim given
-    # up here still covers the attempt and the history line written after it.
-    writer.update_claimed(_CONFIRM, {"b_signature": signature})
-    _move_attempt(writer, signature, "confirmed", also_from=("confirmed",))
-    _history(writer, signature, "confirmed", slot, None)
+    """:func:`confirm_settlement` inside the caller's claimed transaction, logged."""
+    write_confirmation_rows(writer, signature, slot)
     logger.bind(
         action="storage.settlement_confirmed",
         settlement_id=str(writer.claim.row_id),
         signature=signature,
         slot=slot,
     ).info("settlement confirmed")
+
+
+def write_confirmation_rows(writer: ClaimedWriter, signature: str, slot: int) -> None:
+    """:func:`write_confirmation` without its log line (the batch form logs per batch)."""
+    # The claimed row first: it proves the claim and locks the row, so the claim given
+    # up here still covers the attempt and the history line written after it.
+    writer.update_claimed(_CONFIRM, {"b_signature": signature})
+    _move_attempt(writer, signature, "confirmed", also_from=("confirmed",))
+    _history(writer, signature, "confirmed", slot, None)
 
 
 def fail_settlement(
