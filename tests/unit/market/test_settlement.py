@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
 from solders.compute_budget import ID as COMPUTE_BUDGET_ID
+from solders.compute_budget import set_compute_unit_limit, set_compute_unit_price
 from solders.hash import Hash
+from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
+from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.instructions import transfer_checked
+from spl.token.models import TransferCheckedParams
 
 from market import (
     DEFAULT_COMPUTE_UNIT_LIMIT,
@@ -164,3 +170,69 @@ def test_a_fill_of_another_market_is_refused() -> None:
             recent_blockhash=BLOCKHASH, compute_unit_price_micro_lamports=0,
         )  # fmt: skip
     assert refused.value.field == "market_id"
+
+
+def _reference_bytes(market: Market, fill: Fill, fee_payer: Keypair, price: int) -> bytes:
+    """The settlement as first written: spl-token's ``transfer_checked`` for the legs and
+    solders' ``Transaction.new_signed_with_payer`` to sign."""
+    authority = market.settlement_authority
+
+    def leg(source: Any, mint: Any, dest: Any, amount: int, decimals: int) -> Instruction:
+        return transfer_checked(
+            TransferCheckedParams(
+                program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=dest,
+                owner=authority, amount=amount, decimals=decimals,
+            )
+        )  # fmt: skip
+
+    instructions = [
+        set_compute_unit_limit(DEFAULT_COMPUTE_UNIT_LIMIT),
+        set_compute_unit_price(price),
+        leg(fill.seller_pay_account, market.base_mint, fill.buyer_receive_account,
+            fill.base_atoms, market.base_decimals),
+        leg(fill.buyer_pay_account, market.quote_mint, fill.seller_receive_account,
+            fill.quote_atoms, market.quote_decimals),
+        Instruction(MEMO_PROGRAM_ID, settlement_memo(fill.fill_id),
+                    [AccountMeta(authority, is_signer=True, is_writable=False)]),
+    ]  # fmt: skip
+    signers = [fee_payer] if fee_payer == AUTHORITY else [fee_payer, AUTHORITY]
+    legacy = Transaction.new_signed_with_payer(instructions, fee_payer.pubkey(), signers, BLOCKHASH)
+    return bytes(VersionedTransaction.from_legacy(legacy))
+
+
+@pytest.mark.parametrize("one_signer", [False, True])
+@pytest.mark.parametrize("base_atoms", [LOT_ATOMS, 2**64 - 1])
+def test_the_transaction_is_byte_identical_to_the_one_built_with_the_libraries_helpers(
+    one_signer: bool, base_atoms: int
+) -> None:
+    """The hand-packed TransferChecked legs, public keys derived once per keypair and
+    signing the message directly give exactly the bytes spl-token's ``transfer_checked``
+    and ``Transaction.new_signed_with_payer`` give, with one signer or two, up to the
+    largest u64 amount: what was sent before is what is sent now (resends stay identical)."""
+    market = make_market(fee_payer=AUTHORITY.pubkey()) if one_signer else MARKET
+    fee_payer = AUTHORITY if one_signer else FEE_PAYER
+    fill = dataclasses.replace(a_fill(), base_atoms=base_atoms, quote_atoms=2**64 - 2)
+
+    for price in (0, 2_500):
+        built = build(fill, market, fee_payer=fee_payer, compute_unit_price_micro_lamports=price)
+        assert built.raw_bytes == _reference_bytes(market, fill, fee_payer, price)
+
+
+@pytest.mark.parametrize("field", ["base_atoms", "quote_atoms"])
+def test_a_leg_amount_beyond_u64_is_refused_by_name(field: str) -> None:
+    """An amount that does not fit TransferChecked's u64 names its field."""
+    fill = dataclasses.replace(a_fill(), **{field: 2**64})
+    with pytest.raises(NumberOutOfRange) as refused:
+        build(fill)
+    assert refused.value.field == field
+
+
+def test_a_wrong_keypair_is_refused_after_the_right_ones_were_used() -> None:
+    """Public keys are remembered per keypair: having signed with the market's keypairs,
+    another keypair (or the two swapped) is still refused, naming the field."""
+    build()
+    with pytest.raises(WrongSigner) as refused:
+        build(fee_payer=AUTHORITY, settlement_authority=FEE_PAYER)
+    assert refused.value.field == "fee_payer"
+    with pytest.raises(WrongSigner):
+        build(settlement_authority=Keypair())
