@@ -124,7 +124,7 @@ class CrankSettings(BaseSettings):
     rpc_urls: tuple[str, ...] = Field((DEFAULT_RPC_URL,), repr=False, description=_RPC_HELP)
     wallet_path: Path | None = Field(None, description="keypair file (Solana CLI JSON format)")
     polling_interval_ms: PositiveMs = Field(1000, description="how often the order store is read")
-    max_concurrent_matches: int = Field(1024, ge=1, description="settlements in flight at once")
+    max_concurrent_matches: int = Field(4096, ge=1, description="settlements in flight at once")
     shutdown_timeout_ms: PositiveMs = Field(30000, description="deadline for a phased stop")
     error_threshold: int = Field(5, ge=1, description="consecutive errors before pausing")
     pause_duration_ms: PositiveMs = Field(10000, description="how long to pause after errors")
