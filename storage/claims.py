@@ -22,14 +22,14 @@ claim was taken over writes nothing").
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Exists, Float, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Exists, Float, Table, and_, bindparam, insert, or_, select, tuple_, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
@@ -40,6 +40,11 @@ from storage.errors import ClaimLost
 from storage.guarded import guard_exists, guarded_execute, guarded_insert
 
 __all__ = ["Claim", "ClaimQueue", "ClaimedWriter", "held_condition"]
+
+# Claims renewed or released by one statement: a node may hold thousands (a
+# statement per claim took longer than the claims' TTL on PostgreSQL), and the
+# row values in the statement stay well below either engine's parameter limit.
+RENEW_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,62 @@ class ClaimQueue:
             claim.table, claim.row_id, claim.claimed_by, claim.claim_token, expires_at,
             claim.sort_key,
         )  # fmt: skip
+
+    def _of_mine(self, claims: Sequence[Claim]) -> ColumnElement[bool]:
+        """The rows of ``claims`` (row id and claim token each) still claimed by me,
+        unexpired: one condition for a whole chunk of claims."""
+        mine: ColumnElement[bool] = and_(
+            self.table.c.claimed_by == self.claimer,
+            self.table.c.claim_expires_at > self._now(),
+            tuple_(self._id, self.table.c.claim_token).in_(
+                [(claim.row_id, claim.claim_token) for claim in claims]
+            ),
+        )
+        return mine
+
+    def renew_many(self, claims: Sequence[Claim], ttl_s: float) -> tuple[list[Claim], list[Claim]]:
+        """Every claim of ``claims`` (all this claimer's) extended to ``ttl_s`` from now,
+        ``RENEW_CHUNK`` rows a statement, each chunk its own transaction: (renewed, lost).
+        A claim is lost when its row no longer has my claimer and token, or has expired.
+        Raises StorageError for a chunk that could not be written (earlier chunks stay
+        renewed); per claim, :meth:`renew` is the same."""
+        _check(1, ttl_s)
+        renewed: list[Claim] = []
+        lost: list[Claim] = []
+        for start in range(0, len(claims), RENEW_CHUNK):
+            chunk = claims[start : start + RENEW_CHUNK]
+            if any(claim.claimed_by != self.claimer for claim in chunk):
+                raise ValueError("renew_many renews this claimer's claims only")
+            stmt = (
+                update(self.table)
+                .where(self._of_mine(chunk))
+                .values(claim_expires_at=self._now(ttl_s))
+                .returning(self._id, self.table.c.claim_expires_at)
+            )
+            with write_transaction(self.engine, "storage.claims_renew") as connection:
+                expiries: dict[Any, datetime] = {row[0]: row[1] for row in connection.execute(stmt)}
+            for claim in chunk:
+                expires_at = expiries.get(claim.row_id)
+                if expires_at is None:
+                    lost.append(claim)
+                    self.lost(claim)
+                else:
+                    renewed.append(replace(claim, claim_expires_at=expires_at))
+        return renewed, lost
+
+    def release_many(self, claims: Sequence[Claim]) -> int:
+        """Give back every row of ``claims`` still held, ``RENEW_CHUNK`` a statement; how
+        many were (the others had been lost already)."""
+        released = 0
+        for start in range(0, len(claims), RENEW_CHUNK):
+            stmt = (
+                update(self.table)
+                .where(self._of_mine(claims[start : start + RENEW_CHUNK]))
+                .values(claimed_by=None, claim_expires_at=None)
+            )
+            with write_transaction(self.engine, "storage.claims_release") as connection:
+                released += connection.execute(stmt).rowcount
+        return released
 
     def release(self, claim: Claim, **also_set: Any) -> bool:
         """Give the row back (``also_set`` columns too); False if the claim had been lost."""

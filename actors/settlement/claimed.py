@@ -90,38 +90,42 @@ class ClaimedSettlements:
         return len(claims)
 
     def renew(self) -> list[SettlementWork]:
-        """Renew every claim; the settlements whose claim was lost (forgotten here)."""
-        queue = self.queue()
-        lost: list[SettlementWork] = []
-        for work in self:
-            renewed_at_s = self._clock.monotonic()
-            try:
-                work.claim = queue.renew(work.claim, self._ttl_s)
-            except storage.ClaimLost:
-                self.forget(work)
-                lost.append(work)
-                continue
-            except storage.StorageError as error:
-                logger.bind(action="settlement.renew_failed", settlement_id=work.id).warning(
-                    f"renewing the claim of {work.id} failed, will retry: {error}"
-                )
-                continue
+        """Renew every claim, a chunk of them a statement; the settlements whose claim
+        was lost (forgotten here). A chunk that could not be written is logged and
+        retried next time (its claims are trusted only until their own deadline)."""
+        works = {work.claim.row_id: work for work in self}
+        if not works:
+            return []
+        renewed_at_s = self._clock.monotonic()
+        try:
+            renewed, lost_claims = self.queue().renew_many(
+                [work.claim for work in works.values()], self._ttl_s
+            )
+        except storage.StorageError as error:
+            logger.bind(action="settlement.renew_failed", claims=len(works)).warning(
+                f"renewing {len(works)} claims failed, will retry: {error}"
+            )
+            return []
+        for claim in renewed:
+            work = works[claim.row_id]
+            work.claim = claim
             work.valid_until_s = renewed_at_s + self._trusted_s()
+        lost = [works[claim.row_id] for claim in lost_claims]
+        for work in lost:
+            self.forget(work)
         return lost
 
     def release_all(self) -> None:
         """Give every claim back (on stop), so that recovery need not wait for expiry."""
         if not self.works:
             return
-        released = 0
-        queue = self.queue()
-        for work in self:
-            try:
-                released += queue.release(work.claim)
-            except storage.StorageError as error:
-                logger.bind(action="settlement.release_failed", settlement_id=work.id).warning(
-                    f"could not release the claim of {work.id}; it expires on its own: {error}"
-                )
+        try:
+            released = self.queue().release_many([work.claim for work in self])
+        except storage.StorageError as error:
+            logger.bind(action="settlement.release_failed", claims=len(self.works)).warning(
+                f"could not release {len(self.works)} claims; they expire on their own: {error}"
+            )
+            return
         logger.bind(action="settlement.claims_released", released=released).info(
             f"{released} of {len(self.works)} settlements in flight released for recovery"
         )

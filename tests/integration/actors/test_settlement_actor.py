@@ -5,7 +5,9 @@ market lease, settled on chain by the actor, checked on chain with solana-py.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,6 +195,44 @@ def test_a_dropped_first_attempt_expires_and_only_the_second_lands(settler: Sett
     assert not signature_status_exists(localnet.url, first[0].signature)
     assert trade.balances() == _expected_after(trade, before)
     assert settled_fill_ids(localnet.url, trade.authority.pubkey()) == {trade.fill.fill_id: 1}
+
+
+def test_a_claim_taken_over_is_found_lost_at_renewal_and_dropped_at_once(
+    settler: Settler,
+) -> None:
+    """While its attempt cannot land (sends dropped), the claim expires for another node,
+    which takes it over. The next renewal (one statement for every claim held) finds it
+    lost: the settlement leaves this actor's hands, its attempt is neither resent nor
+    replaced, and the other node's claim is untouched."""
+    trade = settler.trade
+    trade.localnet.set_faults(0, Faults(drop_sends=True))
+    settler.start(
+        SettlementSettings(
+            claim_ttl_s=3.0, poll_interval_s=60.0, status_interval_s=0.05,
+            resend_interval_s=0.2,
+        )
+    )  # fmt: skip
+    _poll(lambda: bool(settler.attempts()), "the attempt was never written")
+    (attempt,) = settler.attempts()
+    # node-b, standing past node-a's claim TTL, takes the settlement over.
+    taker = storage.settlement_queue(settler.engine, "node-b", clock_offset_s=10.0)
+    (taken,) = taker.claim(1, 60.0)
+    _poll(lambda: settler.state().claims_lost == 1, "the lost claim was never noticed")
+    state = settler.state()
+    assert (state.in_flight, state.attempts_made) == (0, 1)
+    assert [a.signature for a in settler.attempts()] == [attempt.signature]
+    # node-b's claim holds: it can renew it, which node-a's renewals never disturbed.
+    assert taker.renew(taken, 60.0).claim_token == taken.claim_token
+
+
+def _poll(predicate: Callable[[], bool], failure: str, timeout_s: float = 30.0) -> None:
+    """Wait until ``predicate()`` holds, asking every 50 ms: nothing signals these
+    database and actor states, so a bounded poll it is."""
+    pause = threading.Event()  # never set
+    gives_up_at = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < gives_up_at, failure
+        pause.wait(0.05)
 
 
 def test_a_revoked_delegate_fails_the_settlement_and_moves_nothing(settler: Settler) -> None:

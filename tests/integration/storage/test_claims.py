@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+import storage.claims as claims_module
 from storage import (
     OPERATION_CLAIM_SET,
     ClaimLost,
@@ -100,6 +103,47 @@ def test_renew_and_release_of_a_claim(engine: Engine) -> None:
     assert again.claim_token == claim.claim_token + 1
     with pytest.raises(ClaimLost):
         queue.renew(renewed, TTL_S)
+
+
+def test_many_claims_renew_and_release_in_chunks_and_the_lost_ones_are_named(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """renew_many extends every claim still held, a chunk a statement, and returns the
+    ones taken over (another token) or expired as lost, leaving their rows alone;
+    release_many frees only the rows still held."""
+    monkeypatch.setattr(claims_module, "RENEW_CHUNK", 3)  # several chunks from a few rows
+    seed.settlements(engine, 7)
+    queue = settlement_queue(engine, "node-a")
+    held = queue.claim(7, TTL_S)
+    # Two expire and are taken over: their tokens move on, node-a's are stale.
+    taker = settlement_queue(engine, "node-b")
+    stolen = {claim.row_id for claim in held[2:4]}
+    with write_transaction(engine) as connection:
+        connection.execute(
+            update(Settlement)
+            .where(Settlement.id.in_(stolen))
+            .values(claim_expires_at=datetime(2000, 1, 1, tzinfo=UTC))
+        )
+    taken = taker.claim(7, TTL_S)
+    assert {claim.row_id for claim in taken} == stolen
+    renewed, lost = queue.renew_many(held, TTL_S)
+    assert [claim.row_id for claim in lost] == [claim.row_id for claim in held[2:4]]
+    assert [claim.row_id for claim in renewed] == [
+        claim.row_id for claim in held if claim.row_id not in stolen
+    ]
+    assert all(
+        claim.claim_expires_at > old.claim_expires_at
+        for claim, old in zip(renewed, [c for c in held if c.row_id not in stolen], strict=True)
+    )
+    with read_transaction(engine) as connection:
+        owners = dict(connection.execute(select(Settlement.id, Settlement.claimed_by)).all())
+    assert {owners[row_id] for row_id in stolen} == {"node-b"}
+    assert queue.release_many(held) == 5
+    with read_transaction(engine) as connection:
+        owners = dict(connection.execute(select(Settlement.id, Settlement.claimed_by)).all())
+    assert sorted(owner for owner in owners.values() if owner) == ["node-b", "node-b"]
+    with pytest.raises(ValueError, match="this claimer"):
+        queue.renew_many(taken, TTL_S)
 
 
 def test_finished_settlements_are_not_claimed(engine: Engine) -> None:
