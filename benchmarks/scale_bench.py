@@ -418,12 +418,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--pg-url", default=os.environ.get("CRANK_TEST_PG_URL", DEFAULT_PG_URL))
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     args = parser.parse_args(argv)
+    workdir = Path(tempfile.mkdtemp(prefix="scale-bench-"))
+    configure_logging(level="WARNING", json_path=workdir / "bench.jsonl", file_level="INFO")
     backends = list(args.backends)
     if "postgresql" in backends and (why := pg_reachable(args.pg_url)) is not None:
         print(f"postgresql skipped: no server at {make_url(args.pg_url).host}: {why}")
         backends.remove("postgresql")
-    workdir = Path(tempfile.mkdtemp(prefix="scale-bench-"))
-    configure_logging(level="WARNING", json_path=workdir / "bench.jsonl", file_level="INFO")
     wallet = new_wallet(workdir / "wallet.json")
     chain = LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=args.slot_ms)).start()
     results = []
