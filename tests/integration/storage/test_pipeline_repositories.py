@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 from solders.hash import Hash
 from solders.keypair import Keypair
-from sqlalchemy import func, inspect, select, update
+from sqlalchemy import event, func, inspect, select, update
 from sqlalchemy.engine import Engine
 
 import market as domain
@@ -316,6 +316,35 @@ def test_orders_stored_as_a_batch_come_back_in_the_batch_order_after_those_befor
         store_orders(engine, [_signed(market, Keypair(), domain.Side.SELL, 100, LOT), earlier])
     assert _count(engine, Order) == 21
     assert store_orders(engine, []) == 0
+
+
+def test_an_order_is_stored_in_one_statement_numbered_one_past_the_highest_arrival(
+    engine: Engine,
+) -> None:
+    """store_order sends one INSERT (the arrival number read inside it, created_at returned
+    by it), and numbers on from a batch stored before; the returned created_at is the row's."""
+    market = _market()
+    insert_market(engine, market)
+    assert store_orders(engine, [_signed(market, Keypair(), domain.Side.BUY, 100, LOT)]) == 1
+    sent: list[str] = []
+
+    def record(*args: object) -> None:
+        sent.append(str(args[2]))
+
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        stored = store_order(engine, _signed(market, Keypair(), domain.Side.SELL, 100, LOT))
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+    assert [sql.split()[0].upper() for sql in sent if not sql.upper().startswith("BEGIN")] == [
+        "INSERT"
+    ]
+    with read_transaction(engine) as connection:
+        rows = connection.execute(
+            select(Order.id, Order.arrival, Order.created_at).order_by(Order.arrival)
+        ).all()
+    assert [row.arrival for row in rows] == [1, 2]
+    assert (rows[1].id, rows[1].created_at) == (stored.order_id, stored.created_at)
 
 
 def test_revision_0004_adds_the_arrival_number_and_its_downgrade_removes_it(
