@@ -27,12 +27,15 @@ if TYPE_CHECKING:
     from storage.leases import Lease
 
 __all__ = [
+    "LEASE_HELD",
     "Fence",
     "fenced_execute",
     "fenced_insert",
     "fenced_update",
+    "held_lease_condition",
     "lease_condition",
     "lease_is_held",
+    "lease_params",
     "lease_still_held",
     "lock_lease",
     "lost_lease",
@@ -60,17 +63,38 @@ def lease_is_held(lease: Lease, clock_offset_s: float = 0.0) -> Exists:
     return guard_exists(_FENCING_LEASE, lease_condition(lease, _FENCING_LEASE, clock_offset_s))
 
 
+def held_lease_condition(locks: FromClause) -> ColumnElement[bool]:
+    """:func:`lease_condition` with bind parameters in place of one lease's values, for
+    statements built once (module level); the parameters are :func:`lease_params`."""
+    return (
+        (locks.c.key == bindparam("lease_key"))
+        & (locks.c.holder == bindparam("lease_holder"))
+        & (locks.c.fencing_token == bindparam("lease_token"))
+        & (locks.c.expires_at > DbNow(bindparam("lease_offset_s", type_=Float())))
+    )
+
+
+def lease_params(lease: Lease, clock_offset_s: float = 0.0) -> dict[str, Any]:
+    """The bind parameters of :func:`held_lease_condition` and :data:`LEASE_HELD` for ``lease``."""
+    return {
+        "lease_key": lease.key,
+        "lease_holder": lease.holder,
+        "lease_token": lease.fencing_token,
+        "lease_offset_s": float(clock_offset_s),
+    }
+
+
 # Built once, with bind parameters: building the condition per write cost more
 # than the write itself (a profile of the node under load showed it).
+LEASE_HELD: Exists = guard_exists(_FENCING_LEASE, held_lease_condition(_FENCING_LEASE))
+""":func:`lease_is_held` built once: put it in the WHERE of a statement built once and
+run the statement with :func:`lease_params` among its parameters (each row's, for an
+executemany)."""
+
 _LOCK_LEASE = (
     select(literal(1))
     .select_from(_LOCKS)
-    .where(
-        (_LOCKS.c.key == bindparam("lease_key"))
-        & (_LOCKS.c.holder == bindparam("lease_holder"))
-        & (_LOCKS.c.fencing_token == bindparam("lease_token"))
-        & (_LOCKS.c.expires_at > DbNow(bindparam("lease_offset_s", type_=Float())))
-    )
+    .where(held_lease_condition(_LOCKS))
     .with_for_update(read=True)
 )
 
@@ -79,15 +103,9 @@ def lock_lease(connection: Connection, lease: Lease, clock_offset_s: float = 0.0
     """Whether ``lease`` holds, and if it does, keep it from being taken over until
     ``connection``'s transaction ends: the lease row is locked (``FOR SHARE`` on
     PostgreSQL, which a takeover's UPDATE waits for; on SQLite the write
-    transaction is already the only writer). The writes after it in the same
-    transaction are then fenced without a guard of their own, one check for all.
+    transaction is already the only writer).
     """
-    params = {
-        "lease_key": lease.key,
-        "lease_holder": lease.holder,
-        "lease_token": lease.fencing_token,
-        "lease_offset_s": float(clock_offset_s),
-    }
+    params = lease_params(lease, clock_offset_s)
     return connection.execute(_LOCK_LEASE, params).first() is not None
 
 

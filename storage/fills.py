@@ -1,8 +1,7 @@
 """Fills: MatchActor's one fenced write, and reading fills back as ``market.Fill``.
 
 :func:`record_match` writes, in one transaction and only under the market's
-lease (checked once, first, by :func:`storage.fencing.lock_lease`, which keeps
-the lease from being taken over until the transaction ends):
+lease:
 
 - each fill, with the lease's token and the fill's sequence number;
 - each changed order's remaining size (``filled`` at 0), only ever down, and
@@ -12,6 +11,15 @@ the lease from being taken over until the transaction ends):
 
 Any failure rolls all of it back. A stale token (the lease was taken over or
 expired) raises LeaseLost and writes nothing.
+
+**Statements.** Each is built once with bind parameters (building them per
+write cost more than running them), and there are few: one SELECT checks the
+lease (and locks its row until the transaction ends: ``FOR SHARE`` on
+PostgreSQL, which a takeover's UPDATE waits for; on SQLite the write
+transaction is the only writer), counts the fill ids already recorded and
+reads the database's clock for ``created_at``; then one executemany per table
+written. Every write carries the lease's token in its own WHERE as well
+(:data:`storage.fencing.LEASE_HELD`): fewer rows than asked means LeaseLost.
 
 **Replay** (same fill ids again, say after a commit whose answer was lost) is
 a no-op: nothing is written and :attr:`MatchWrite.recorded` is False; the
@@ -24,21 +32,30 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from loguru import logger
 from solders.pubkey import Pubkey
-from sqlalchemy import Select, bindparam, func, insert, select, update
+from sqlalchemy import Insert, Select, Table, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection, Engine
 
 import market as domain
-from storage.clock import db_now, read_db_now
+from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
 from storage.errors import DuplicateEntry, StateConflict, StorageError
 from storage.fair_share import market_key
-from storage.fencing import lock_lease, lost_lease
+from storage.fencing import (
+    LEASE_HELD,
+    held_lease_condition,
+    lease_params,
+    lease_still_held,
+    lock_lease,
+    lost_lease,
+)
 from storage.leases import Lease
-from storage.models import Fill, Order, Settlement, table_of
+from storage.models import DistributedLock, Fill, Order, Settlement, table_of
+from storage.types import UtcDateTime
 
 __all__ = [
     "MatchWrite",
@@ -56,6 +73,7 @@ __all__ = [
 _FILLS = table_of(Fill)
 _ORDERS = table_of(Order)
 _SETTLEMENTS = table_of(Settlement)
+_LOCKS = table_of(DistributedLock)
 # Built once: an alias proxies every column, which is not free per query.
 _MAKER_ORDER, _TAKER_ORDER = _ORDERS.alias("maker_order"), _ORDERS.alias("taker_order")
 
@@ -99,21 +117,25 @@ def record_match(
     """
     market_id = _market_of(lease, fills)
     fill_ids = tuple(fill.fill_id for fill in fills)
-    nothing_to_write = not (fills or remaining_atoms or expired_order_ids)
-    with write_transaction(engine, "storage.match_record") as connection:
-        # One lease check for the whole write: it locks the lease row until commit.
-        if not lock_lease(connection, lease, clock_offset_s):
-            raise lost_lease(lease)
-        if nothing_to_write or _already_recorded(connection, fill_ids):
-            return MatchWrite(fill_ids, recorded=False)
-        now = read_db_now(connection)
-        if fills:
-            connection.execute(insert(_FILLS), [_fill_values(f, lease, now) for f in fills])
-        for order_id, left in remaining_atoms.items():
-            _set_remaining(connection, market_id, order_id=order_id, left=left)
-        if fills:
-            connection.execute(insert(_SETTLEMENTS), [_settlement_values(f, now) for f in fills])
-        _expire(connection, market_id, expired_order_ids)
+    fenced = lease_params(lease, clock_offset_s)
+    if not (fills or remaining_atoms or expired_order_ids):
+        # Nothing to write: only the lease to check, without taking SQLite's write lock.
+        with read_transaction(engine, "storage.match_check") as connection:
+            if not lock_lease(connection, lease, clock_offset_s):
+                raise lost_lease(lease)
+        return MatchWrite(fill_ids, recorded=False)
+    write = _MatchWriter(lease, fenced, market_id)
+    try:
+        with write_transaction(engine, "storage.match_record") as connection:
+            now = write.start(connection, fill_ids)
+            if now is None:
+                return MatchWrite(fill_ids, recorded=False)
+            write.fills(connection, fills, now)
+            write.remaining(connection, remaining_atoms)
+            write.settlements(connection, fills, now)
+            write.expire(connection, expired_order_ids)
+    except _RemainingRefused:
+        raise _conflict(engine, market_id, remaining_atoms) from None
     logger.bind(
         action="storage.match_recorded",
         market_id=market_id,
@@ -135,83 +157,192 @@ def _market_of(lease: Lease, fills: Sequence[domain.Fill]) -> str:
     return market_id
 
 
-def _already_recorded(connection: Connection, fill_ids: tuple[str, ...]) -> bool:
-    if not fill_ids:
-        return False
-    stmt = select(_FILLS.c.id).where(_FILLS.c.id.in_(fill_ids))
-    found = set(connection.execute(stmt).scalars())
-    if not found:
-        return False
-    if found != set(fill_ids):
-        raise DuplicateEntry(
-            "fill_id", sorted(found), "fill_id: some of these fills are already recorded, "
-            f"not all: {sorted(found)}; not a replay of one write"
-        )  # fmt: skip
-    return True
+# -- the statements, built once --------------------------------------------------------------
+
+# The lease (locked until commit), how many of the fill ids are recorded, and the time.
+_START = (
+    select(
+        db_now().label("now"),
+        select(func.count())
+        .select_from(_FILLS)
+        .where(_FILLS.c.id.in_(bindparam("fill_ids", expanding=True)))
+        .scalar_subquery()
+        .label("recorded"),
+    )
+    .select_from(_LOCKS)
+    .where(held_lease_condition(_LOCKS))
+    .with_for_update(read=True)
+)
+_NOW = bindparam("now", type_=UtcDateTime())
 
 
-def _fill_values(fill: domain.Fill, lease: Lease, now: Any) -> dict[str, Any]:
-    return {
-        "id": fill.fill_id,
-        "market_id": fill.market_id,
-        "maker_order_id": fill.maker_order_id,
-        "taker_order_id": fill.taker_order_id,
-        "price_atoms": fill.price_atoms,
-        "base_atoms": fill.base_atoms,
-        "quote_atoms": fill.quote_atoms,
-        "fencing_token": lease.fencing_token,
-        "sequence": fill.sequence,
-        "created_at": now,
-        "updated_at": now,
-    }
+def _fenced_insert(table: Table, names: tuple[str, ...], fixed: Mapping[str, Any]) -> Insert:
+    """``INSERT INTO table (names, fixed) SELECT :names, fixed WHERE <lease held>``: bind
+    parameter ``v_<name>`` per name, ``now`` for the timestamps."""
+    values = [bindparam(f"v_{name}", type_=table.c[name].type).label(name) for name in names]
+    values += [expression.label(name) for name, expression in fixed.items()]
+    row = select(*values).where(LEASE_HELD)
+    # rowcount is only kept for UPDATE/DELETE unless asked for (SQLAlchemy >= 2.0.28).
+    statement = insert(table).from_select([*names, *fixed], row)
+    return statement.execution_options(preserve_rowcount=True)
 
 
-def _settlement_values(fill: domain.Fill, now: Any) -> dict[str, Any]:
-    return {
-        "id": fill.fill_id,
-        "fill_id": fill.fill_id,
-        "market_id": fill.market_id,
-        "status": "pending",
-        "created_at": now,
-        "updated_at": now,
-    }
-
-
-# Built once with bind parameters (see storage.fencing.lock_lease for why); run under
-# the lease locked by record_match, so they need no guard of their own.
+_TIMESTAMPS = {"created_at": _NOW, "updated_at": _NOW}
+_FILL_COLUMNS = (
+    "id", "market_id", "maker_order_id", "taker_order_id", "price_atoms", "base_atoms",
+    "quote_atoms", "fencing_token", "sequence",
+)  # fmt: skip
+_INSERT_FILLS = _fenced_insert(_FILLS, _FILL_COLUMNS, _TIMESTAMPS)
+_INSERT_SETTLEMENTS = _fenced_insert(
+    _SETTLEMENTS, ("id", "fill_id", "market_id", "status"), _TIMESTAMPS
+)
 _SET_REMAINING = (
     update(_ORDERS)
     .where(_ORDERS.c.id == bindparam("order_id"), _ORDERS.c.market_id == bindparam("market"))
     .where(_ORDERS.c.status == "open", _ORDERS.c.remaining_atoms >= bindparam("left"))
+    .where(LEASE_HELD)
     .values(remaining_atoms=bindparam("left"), status=bindparam("new_status"), updated_at=db_now())
+)
+_EXPIRE = (
+    update(_ORDERS)
+    .where(_ORDERS.c.id.in_(bindparam("order_ids", expanding=True)))
+    .where(_ORDERS.c.market_id == bindparam("market"))
+    .where(_ORDERS.c.status.in_(("open", "unfunded")))
+    .where(LEASE_HELD)
+    .values(status="expired", updated_at=db_now())
 )
 
 
-def _set_remaining(connection: Connection, market_id: str, *, order_id: str, left: int) -> None:
-    params = {
-        "order_id": order_id,
-        "market": market_id,
-        "left": left,
-        "new_status": "filled" if left == 0 else "open",
-    }
-    if connection.execute(_SET_REMAINING, params).rowcount == 0:
-        raise StateConflict(
-            f"order {order_id}: not an open order of market {market_id!r} with at least "
-            f"{left} atoms left; the match write is rolled back"
+class _RemainingRefused(StorageError):
+    """A remaining size was refused under a lease that still holds (named after rollback)."""
+
+
+@dataclass(frozen=True)
+class _MatchWriter:
+    """The statements of one match write, with the lease's parameters for each."""
+
+    lease: Lease
+    fenced: Mapping[str, Any]
+    market_id: str
+
+    def start(self, connection: Connection, fill_ids: tuple[str, ...]) -> datetime | None:
+        """The database's time to write with, or None for a replay (everything recorded);
+        LeaseLost if the lease does not hold, DuplicateEntry if only some is recorded."""
+        row = connection.execute(_START, {**self.fenced, "fill_ids": list(fill_ids)}).first()
+        if row is None:
+            raise lost_lease(self.lease)
+        if row.recorded == 0:
+            now = row.now
+            assert isinstance(now, datetime)
+            return now
+        if row.recorded == len(fill_ids):
+            return None
+        found = sorted(
+            connection.execute(select(_FILLS.c.id).where(_FILLS.c.id.in_(fill_ids))).scalars()
         )
+        raise DuplicateEntry(
+            "fill_id", found, "fill_id: some of these fills are already recorded, "
+            f"not all: {found}; not a replay of one write"
+        )  # fmt: skip
+
+    def fills(self, connection: Connection, fills: Sequence[domain.Fill], now: datetime) -> None:
+        rows = [_fill_row(fill, self.lease.fencing_token, now, self.fenced) for fill in fills]
+        self._all(connection, _INSERT_FILLS, rows)
+
+    def settlements(
+        self, connection: Connection, fills: Sequence[domain.Fill], now: datetime
+    ) -> None:
+        rows = [_settlement_row(fill, now, self.fenced) for fill in fills]
+        self._all(connection, _INSERT_SETTLEMENTS, rows)
+
+    def remaining(self, connection: Connection, remaining_atoms: Mapping[str, int]) -> None:
+        """Each order's new remaining size; _RemainingRefused if one was not open with at
+        least that much left (LeaseLost if the lease is what failed)."""
+        rows = [
+            {
+                "order_id": order_id,
+                "market": self.market_id,
+                "left": left,
+                "new_status": "filled" if left == 0 else "open",
+                **self.fenced,
+            }
+            for order_id, left in remaining_atoms.items()
+        ]
+        if rows and connection.execute(_SET_REMAINING, rows).rowcount != len(rows):
+            self._raise_lost_if_lost(connection)
+            raise _RemainingRefused()
+
+    def expire(self, connection: Connection, order_ids: Sequence[str]) -> None:
+        """Expire those still open or unfunded (others have moved on: nothing to do)."""
+        if not order_ids:
+            return
+        params = {"order_ids": list(order_ids), "market": self.market_id, **self.fenced}
+        if connection.execute(_EXPIRE, params).rowcount < len(order_ids):
+            self._raise_lost_if_lost(connection)
+
+    def _all(self, connection: Connection, statement: Insert, rows: list[dict[str, Any]]) -> None:
+        if rows and connection.execute(statement, rows).rowcount != len(rows):
+            raise lost_lease(self.lease)
+
+    def _raise_lost_if_lost(self, connection: Connection) -> None:
+        offset_s = float(self.fenced["lease_offset_s"])
+        if not lease_still_held(connection, self.lease, offset_s):
+            raise lost_lease(self.lease)
 
 
-def _expire(connection: Connection, market_id: str, order_ids: Sequence[str]) -> None:
-    if not order_ids:
-        return
+def _fill_row(
+    fill: domain.Fill, fencing_token: int, now: datetime, fenced: Mapping[str, Any]
+) -> dict[str, Any]:
+    return {
+        "v_id": fill.fill_id,
+        "v_market_id": fill.market_id,
+        "v_maker_order_id": fill.maker_order_id,
+        "v_taker_order_id": fill.taker_order_id,
+        "v_price_atoms": fill.price_atoms,
+        "v_base_atoms": fill.base_atoms,
+        "v_quote_atoms": fill.quote_atoms,
+        "v_fencing_token": fencing_token,
+        "v_sequence": fill.sequence,
+        "now": now,
+        **fenced,
+    }
+
+
+def _settlement_row(fill: domain.Fill, now: datetime, fenced: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "v_id": fill.fill_id,
+        "v_fill_id": fill.fill_id,
+        "v_market_id": fill.market_id,
+        "v_status": "pending",
+        "now": now,
+        **fenced,
+    }
+
+
+def _conflict(engine: Engine, market_id: str, remaining_atoms: Mapping[str, int]) -> StateConflict:
+    """The StateConflict naming the order whose remaining size was refused, found by looking
+    after the rollback (the write's own rows are gone by then)."""
     columns = _ORDERS.c
-    stmt = (
-        update(_ORDERS)
-        .where(columns.id.in_(tuple(order_ids)), columns.market_id == market_id)
-        .where(columns.status.in_(("open", "unfunded")))
-        .values(status="expired", updated_at=db_now())
+    stmt = select(columns.id, columns.market_id, columns.status, columns.remaining_atoms).where(
+        columns.id.in_(list(remaining_atoms))
     )
-    connection.execute(stmt)
+    with read_transaction(engine, "storage.match_conflict") as connection:
+        found = {row.id: row for row in connection.execute(stmt)}
+    for order_id, left in remaining_atoms.items():
+        row = found.get(order_id)
+        if (
+            row is None
+            or (row.market_id, row.status) != (market_id, "open")
+            or (row.remaining_atoms < left)
+        ):
+            return StateConflict(
+                f"order {order_id}: not an open order of market {market_id!r} with at least "
+                f"{left} atoms left; the match write is rolled back"
+            )
+    return StateConflict(
+        f"orders {sorted(remaining_atoms)}: one moved on while the match write ran "
+        f"(market {market_id!r}); the match write is rolled back"
+    )
 
 
 def next_fill_sequence(engine: Engine, market_id: str) -> int:
