@@ -6,18 +6,25 @@
   loss, or :class:`~actors.lock_actor.LeaseLost` for ``market:<id>``, the
   market is dropped at once: book, lease and queued orders.
 * Orders: each :class:`~actors.pipeline_messages.OrderAdded` of a held market is
-  matched (``market.match``, ``now_s`` from the injected wall clock) and the
-  result written in one transaction fenced by the market's lease
-  (``storage.record_match_result``). Only after the write succeeds does the
+  queued, and matched (``market.match``, ``now_s`` from the injected wall clock)
+  once the OrderAdded messages waiting behind it in the mailbox are queued too:
+  the actor tells itself ``_Drain`` and matches when it arrives, or before it
+  handles any other message. The orders of a market queued by then (at most
+  :data:`BATCH_ORDERS`) are matched one after the other in arrival order, each
+  against the book the one before left, and all their fills, remaining sizes
+  and pending settlements written in one transaction fenced by the market's
+  lease (``storage.record_match``). Only after the write succeeds does the
   actor keep the new book and tell the settlement sink
-  :class:`~actors.pipeline_messages.SettlementsPending`.
+  :class:`~actors.pipeline_messages.SettlementsPending` with the batch's fills.
   :class:`~actors.pipeline_messages.OrderRemoved` takes the order out of the
   book (the store already changed its status: nothing to write).
-* Failures of the write: ``LeaseLost`` drops the market; ``StateConflict``
-  (an order moved on under it, e.g. cancelled first) or another integrity error
-  reloads that market's book from the database; any other storage error keeps
-  the old book and retries the same order later, with backoff, ahead of the
-  orders queued behind it. None of them fails the actor.
+* Failures of the write (of a whole batch: it is one transaction): ``LeaseLost``
+  drops the market; ``StateConflict`` (an order moved on under it, e.g.
+  cancelled first) or another integrity error reloads that market's book from
+  the database, whose uncrossing matches the batch's orders again in arrival
+  order; any other storage error keeps the old book and retries the same
+  orders later, with backoff, ahead of the orders queued behind them. None of
+  them fails the actor.
 * Backpressure: while the last :class:`~actors.pipeline_messages.SettlementBacklog`
   said full, orders are queued per market in arrival order and nothing is
   matched; removals still apply. When it is no longer full the queues drain in
@@ -29,6 +36,7 @@ Messages for a market this node does not hold are ignored (logged at debug).
 from __future__ import annotations
 
 import enum
+import itertools
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
@@ -46,6 +54,7 @@ from actors.pipeline_messages import (
     SettlementBacklog,
     SettlementsPending,
 )
+from market.matching import combine
 from storage import (
     MARKET_KEY_PREFIX,
     IntegrityViolation,
@@ -57,10 +66,10 @@ from storage import (
     load_book,
     market_id,
     record_match,
-    record_match_result,
 )
 from storage import LeaseLost as LeaseLostError
-from supervision import Clock, CrankActor, SelfAddress
+from storage.fills import MatchWrite
+from supervision import Clock, CrankActor, SelfAddress, SendResult
 from supervision.crashpoints import crash_point
 
 __all__ = [
@@ -77,6 +86,11 @@ GONE_MEMORY = 100_000
 # Statuses after which an order can never trade again: an OrderAdded carrying
 # one is a stale snapshot and is ignored.
 _FINISHED_STATUSES = frozenset({"filled", "cancelled", "expired"})
+# Bounds of one match write (a batch of a market's queued orders): the orders matched,
+# and the fills after which no further order joins. Module attributes so that tests
+# can monkeypatch them.
+BATCH_ORDERS = 256
+BATCH_FILLS = 512
 
 
 @dataclass(frozen=True)
@@ -132,6 +146,12 @@ class _Retry:
     market_id: str
 
 
+@dataclass(frozen=True)
+class _Drain:
+    """To itself, behind the OrderAdded messages waiting in the mailbox: match the
+    orders queued by then, a batch per market."""
+
+
 # -- the actor ------------------------------------------------------------------------
 
 
@@ -148,6 +168,30 @@ class _HeldMarket:
     # polls on its own clock), not a new order. Matching it again would conflict
     # and reload the whole book, once per such order. Bounded: see remember_gone.
     gone: OrderedDict[str, None] = field(default_factory=OrderedDict)
+    # The ids of the orders in ``queue``: an order id is a hash of the order's terms,
+    # computed anew each time it is asked for, and a burst of OrderAdded messages
+    # queues many orders before they are matched.
+    queued_ids: set[str] = field(default_factory=set)
+
+    def enqueue(self, stored: StoredOrder) -> bool:
+        """Queue ``stored``; False if it is already waiting its turn."""
+        order_id = stored.order_id
+        if order_id in self.queued_ids:
+            return False
+        self.queue.append(stored)
+        self.queued_ids.add(order_id)
+        return True
+
+    def dequeue(self, count: int) -> None:
+        """Take the first ``count`` orders off the queue."""
+        for _ in range(count):
+            self.queued_ids.discard(self.queue.popleft().order_id)
+
+    def unqueue(self, order_id: str) -> None:
+        """Take ``order_id`` out of the queue, wherever it waits."""
+        if order_id in self.queued_ids:
+            self.queue = deque(queued for queued in self.queue if queued.order_id != order_id)
+            self.queued_ids.discard(order_id)
 
     def remember_gone(self, order_ids: Iterable[str]) -> None:
         for order_id in order_ids:
@@ -157,12 +201,36 @@ class _HeldMarket:
 
 
 class _Outcome(enum.Enum):
-    """What became of the order at the head of a market's queue."""
+    """What became of the orders at the head of a market's queue."""
 
-    DONE = "done"  # handled (matched and written, or ignored): next order
+    DONE = "done"  # handled (matched and written, or ignored): next orders
     RELOAD = "reload"  # handled, but the book must be reloaded first
-    RETRY = "retry"  # not handled: try it again later
+    RETRY = "retry"  # not handled: try them again later
     DROPPED = "dropped"  # the market was dropped
+
+
+@dataclass
+class _Batch:
+    """Orders at the head of a market's queue, matched one after the other in memory."""
+
+    book: domain.Book
+    taken: int = 0  # orders of the queue's head handled, matched or ignored
+    matched: list[tuple[str, domain.MatchResult]] = field(default_factory=list)
+    fills: int = 0
+    out_of_play: set[str] = field(default_factory=set)  # filled to 0 or expired in it
+
+    @property
+    def order_ids(self) -> list[str]:
+        return [order_id for order_id, _result in self.matched]
+
+    def add(self, order_id: str, result: domain.MatchResult) -> None:
+        self.book = result.book
+        self.matched.append((order_id, result))
+        self.fills += len(result.fills)
+        self.out_of_play.update(_out_of_play(result.remaining_atoms, result.expired_order_ids))
+
+    def write(self) -> domain.Uncrossed:
+        return combine(self.book, (result for _order_id, result in self.matched))
 
 
 class MatchActor(CrankActor):
@@ -195,6 +263,10 @@ class MatchActor(CrankActor):
         self._held: dict[str, _HeldMarket] = {}
         self._backlog_full = False
         self._fills_written = 0
+        # Markets with orders queued since the last drain, and whether a _Drain is on its
+        # way (then it is in the mailbox: reset only when it is handled).
+        self._undrained: dict[str, None] = {}
+        self._drain_told = False
 
     # -- messages ---------------------------------------------------------------------
 
@@ -208,6 +280,15 @@ class MatchActor(CrankActor):
         match message:
             case OrderAdded(stored):
                 self._order_added(stored)
+                return None
+            case _Drain():
+                self._drain_told = False
+                self._drain()
+                return None
+        # Every other message sees the orders told before it matched first, as if each
+        # OrderAdded had been matched when it was handled.
+        self._drain()
+        match message:
             case OrderRemoved(market, order_id, reason):
                 self._order_removed(market, order_id, reason)
             case MarketsChanged(gained, lost):
@@ -235,17 +316,27 @@ class MatchActor(CrankActor):
         if held is None:
             self._not_held("order_added", market, stored.order_id)
             return
-        if any(queued.order_id == stored.order_id for queued in held.queue):
+        if not held.enqueue(stored):
             return  # already waiting its turn
-        held.queue.append(stored)
-        self._advance(market)
+        self._undrained[market] = None
+        if not self._drain_told:
+            told = self.deliver_to_self(_Drain(), sender=self.name)
+            self._drain_told = told is SendResult.DELIVERED
+            if not self._drain_told:
+                self._drain()  # no way to wait for the rest: match now
+
+    def _drain(self) -> None:
+        while self._undrained:
+            market = next(iter(self._undrained))
+            del self._undrained[market]
+            self._advance(market)
 
     def _order_removed(self, market: str, order_id: str, reason: str) -> None:
         held = self._held.get(market)
         if held is None:
             self._not_held("order_removed", market, order_id)
             return
-        held.queue = deque(queued for queued in held.queue if queued.order_id != order_id)
+        held.unqueue(order_id)
         if held.book is not None and order_id in held.book:
             held.book = held.book.without(order_id)
         logger.bind(
@@ -322,13 +413,13 @@ class MatchActor(CrankActor):
                 continue  # re-check: the load's write may have filled settlements
             if not held.queue:
                 return
-            outcome = self._match(market, held, held.queue[0])
+            taken, outcome = self._match_batch(market, held)
             if outcome is _Outcome.RETRY:
                 self._schedule_retry(market, held)
                 return
             if outcome is _Outcome.DROPPED:
                 return
-            held.queue.popleft()
+            held.dequeue(taken)
             held.retry_delay_s = 0.0
             if outcome is _Outcome.RELOAD:
                 held.book = None
@@ -371,68 +462,96 @@ class MatchActor(CrankActor):
         return True
 
     def _write_uncrossed(self, market: str, lease: Lease, uncrossed: domain.Uncrossed) -> None:
-        write = record_match(
-            self._engine,
-            lease,
-            uncrossed.fills,
-            uncrossed.remaining_atoms,
-            expired_order_ids=uncrossed.expired_order_ids,
-            clock_offset_s=self._offset(),
-        )
+        write = self._write(lease, uncrossed)
         self._held[market].remember_gone(
             _out_of_play(uncrossed.remaining_atoms, uncrossed.expired_order_ids)
         )
         self._written(market, uncrossed.fills, write.fill_ids, recorded=write.recorded)
 
-    def _match(self, market: str, held: _HeldMarket, stored: StoredOrder) -> _Outcome:
-        book = held.book
-        assert book is not None  # _advance loads it first
+    def _match_batch(self, market: str, held: _HeldMarket) -> tuple[int, _Outcome]:
+        """Match the orders at the head of the queue (see :data:`BATCH_ORDERS`) and write
+        them in one transaction: how many were taken, and what became of them."""
+        assert held.book is not None  # _advance loads it first
+        batch = _Batch(held.book)
+        now_s = self._now_s()
+        for stored in itertools.islice(held.queue, BATCH_ORDERS):
+            if batch.fills >= BATCH_FILLS:
+                break
+            batch.taken += 1
+            result = self._match(market, held, batch, stored, now_s)
+            if result is not None:
+                batch.add(stored.order_id, result)
+        if not batch.matched:
+            return batch.taken, _Outcome.DONE
+        return batch.taken, self._record(market, held, batch)
+
+    def _match(
+        self, market: str, held: _HeldMarket, batch: _Batch, stored: StoredOrder, now_s: int
+    ) -> domain.MatchResult | None:
+        """``stored`` matched against the batch's book, or None if it is ignored."""
         order_id = stored.order_id
-        if stored.order_id in book or stored.status in _FINISHED_STATUSES or order_id in held.gone:
+        if (
+            order_id in batch.book
+            or stored.status in _FINISHED_STATUSES
+            or order_id in held.gone
+            or order_id in batch.out_of_play
+        ):
             logger.bind(action="match.order_ignored", market_id=market, order_id=order_id).debug(
                 f"order {order_id} is already in the book or finished ({stored.status})"
             )
-            return _Outcome.DONE
+            return None
         try:
-            result = domain.match(
-                book, stored.order, now_s=self._now_s(), remaining_atoms=stored.remaining_atoms
+            return domain.match(
+                batch.book, stored.order, now_s=now_s, remaining_atoms=stored.remaining_atoms
             )
         except domain.MarketError as error:
             logger.bind(action="match.order_rejected", market_id=market, order_id=order_id).warning(
                 f"order {order_id} cannot enter the book: {error}"
             )
-            return _Outcome.DONE
-        return self._record(market, held, order_id, result)
+            return None
 
-    def _record(
-        self, market: str, held: _HeldMarket, order_id: str, result: domain.MatchResult
-    ) -> _Outcome:
+    def _record(self, market: str, held: _HeldMarket, batch: _Batch) -> _Outcome:
+        combined = batch.write()
+        order_ids = batch.order_ids
         try:
-            write = record_match_result(
-                self._engine, held.lease, result, clock_offset_s=self._offset()
-            )
+            write = self._write(held.lease, combined)
         except LeaseLostError:
             self._lease_lost_in_write(market)
             return _Outcome.DROPPED
         except (StateConflict, IntegrityViolation) as error:
-            logger.bind(action="match.conflict", market_id=market, order_id=order_id).warning(
-                f"the write for order {order_id} conflicted ({error}); reloading the book"
+            logger.bind(
+                action="match.conflict", market_id=market, order_id=order_ids[0], orders=order_ids
+            ).warning(
+                f"the write for {len(order_ids)} orders from {order_ids[0]} conflicted "
+                f"({error}); reloading the book"
             )
             return _Outcome.RELOAD
         except StorageError as error:
-            self._storage_failed(market, "write", error, order_id=order_id)
+            self._storage_failed(market, "write", error, order_id=order_ids[0])
             return _Outcome.RETRY
-        held.book = result.book
-        held.remember_gone(_out_of_play(result.remaining_atoms, result.expired_order_ids))
-        self._written(market, result.fills, write.fill_ids, recorded=write.recorded)
-        logger.bind(
-            action="match.matched",
-            market_id=market,
-            order_id=order_id,
-            fills=len(result.fills),
-            rested=result.rested,
-        ).debug(f"order {order_id}: {len(result.fills)} fills")
+        held.book = combined.book
+        held.remember_gone(_out_of_play(combined.remaining_atoms, combined.expired_order_ids))
+        self._written(market, combined.fills, write.fill_ids, recorded=write.recorded)
+        for order_id, result in batch.matched:
+            logger.bind(
+                action="match.matched",
+                market_id=market,
+                order_id=order_id,
+                fills=len(result.fills),
+                rested=result.rested,
+            ).debug(f"order {order_id}: {len(result.fills)} fills")
         return _Outcome.DONE
+
+    def _write(self, lease: Lease, combined: domain.Uncrossed) -> MatchWrite:
+        """The one fenced write of a batch, or of a loaded book's uncrossing."""
+        return record_match(
+            self._engine,
+            lease,
+            combined.fills,
+            combined.remaining_atoms,
+            expired_order_ids=combined.expired_order_ids,
+            clock_offset_s=self._offset(),
+        )
 
     def _written(
         self,

@@ -19,7 +19,7 @@ Rules, in full:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 
@@ -28,7 +28,7 @@ from market.errors import InvalidSize
 from market.fill import Fill
 from market.order import Order, Side
 
-__all__ = ["MatchResult", "Uncrossed", "crosses", "match", "uncross"]
+__all__ = ["MatchResult", "Uncrossed", "combine", "crosses", "match", "uncross"]
 
 
 @dataclass(frozen=True)
@@ -164,6 +164,21 @@ class Uncrossed:
         return bool(self.fills or self.remaining_atoms or self.expired_order_ids)
 
 
+def combine(book: Book, results: Iterable[MatchResult]) -> Uncrossed:
+    """Match results made one after the other (each against the book the one before
+    left, the last leaving ``book``) as one write: every fill in order, each changed
+    order's last remaining size (sizes only go down, so the last is the smallest),
+    every order found expired."""
+    fills: list[Fill] = []
+    remaining: dict[str, int] = {}
+    expired: list[str] = []
+    for result in results:
+        fills.extend(result.fills)
+        remaining.update(result.remaining_atoms)
+        expired.extend(result.expired_order_ids)
+    return Uncrossed(book, tuple(fills), remaining, tuple(expired))
+
+
 def uncross(loaded: Book, *, now_s: int) -> Uncrossed:
     """Rebuild ``loaded`` by matching its orders again, in arrival order.
 
@@ -176,13 +191,9 @@ def uncross(loaded: Book, *, now_s: int) -> Uncrossed:
     with the same orders in the same priority and nothing to write.
     """
     book = Book.empty(loaded.market, loaded.next_fill_sequence)
-    fills: list[Fill] = []
-    remaining: dict[str, int] = {}
-    expired: list[str] = []
+    results: list[MatchResult] = []
     for resting in sorted((*loaded.bids, *loaded.asks), key=lambda order: order.arrival):
         result = match(book, resting.order, now_s=now_s, remaining_atoms=resting.remaining_atoms)
         book = result.book
-        fills.extend(result.fills)
-        remaining.update(result.remaining_atoms)  # remaining sizes only go down
-        expired.extend(result.expired_order_ids)
-    return Uncrossed(book, tuple(fills), remaining, tuple(expired))
+        results.append(result)
+    return combine(book, results)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from solders.keypair import Keypair
 
 import market as domain
+from market.matching import combine
 from tests.unit.market.factories import make_market
 
 NOW_S = 1_800_000_000
@@ -93,3 +94,37 @@ def test_a_crossed_pair_of_one_maker_stays_and_an_expired_order_is_reported() ->
         bid.order_id,
         ask.order_id,
     ]
+
+
+# --- combine: several match results as one write ---------------------------------------------
+
+
+def test_results_combined_keep_every_fill_in_order_and_each_orders_last_remaining_size() -> None:
+    """A sell, then a buy that fills part of it, then a buy that fills the rest and one
+    expired sell met on the way: combined, the fills come in order with their sequence
+    numbers, the partly filled sell's remaining size is its last (0), the expired order
+    is listed, and the book is the last result's."""
+    stale = _order(SELL, 90, 1, expiry_s=NOW_S)
+    sell = _order(SELL, 100, 3)
+    first, second = _order(BUY, 100, 1), _order(BUY, 100, 2)
+    book = domain.Book.empty(MARKET, 7).rest(stale)
+    results = []
+    for order in (sell, first, second):
+        result = domain.match(book, order, now_s=NOW_S)
+        book = result.book
+        results.append(result)
+
+    combined = combine(book, results)
+
+    assert [fill.sequence for fill in combined.fills] == [7, 8]
+    assert [fill.taker_order_id for fill in combined.fills] == [first.order_id, second.order_id]
+    assert combined.remaining_atoms == {sell.order_id: 0, first.order_id: 0, second.order_id: 0}
+    assert combined.expired_order_ids == (stale.order_id,)
+    assert combined.book is book and combined.needs_write
+
+
+def test_combining_no_results_writes_nothing() -> None:
+    """No results: nothing to write, and the book given back."""
+    book = domain.Book.empty(MARKET, 0)
+    combined = combine(book, [])
+    assert (combined.book, combined.fills, combined.needs_write) == (book, (), False)

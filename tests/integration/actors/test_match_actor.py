@@ -9,7 +9,9 @@ retry timers) and a fixed wall clock (order expiry). Tests synchronise on the
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -39,7 +41,7 @@ from storage import (
     mark_order_cancelled,
     market_key,
     read_transaction,
-    record_match_result,
+    record_match,
     store_order,
 )
 from storage.models import Fill, Settlement
@@ -371,16 +373,16 @@ def test_a_write_that_conflicts_reloads_the_book_from_the_database(
 def test_a_busy_database_keeps_the_order_and_retries_it_in_order_with_backoff(
     world: World, node: Node, monkeypatch: pytest.MonkeyPatch, recorder: Recorder
 ) -> None:
-    """Two writes fail with DatabaseBusy: the order stays at the head of the market's queue
-    with later orders behind it, retried after 0.5 s then 1 s; then both fill in order."""
+    """Two writes fail with DatabaseBusy: the orders stay at the head of the market's queue,
+    in order, retried after 0.5 s then 1 s; then both buys fill in order, written at once."""
     failures = [DatabaseBusy(), DatabaseBusy()]
 
     def flaky_write(*args: Any, **kwargs: Any) -> Any:
         if failures:
             raise failures.pop(0)
-        return record_match_result(*args, **kwargs)
+        return record_match(*args, **kwargs)
 
-    monkeypatch.setattr("actors.match_actor.record_match_result", flaky_write)
+    monkeypatch.setattr("actors.match_actor.record_match", flaky_write)
     node.tell(OrderAdded(world.order(SELL, 100, 2)))  # first write fails
     first, second = world.order(BUY, 100, 1), world.order(BUY, 100, 1)
     node.tell(OrderAdded(first))
@@ -403,7 +405,7 @@ def test_a_busy_database_keeps_the_order_and_retries_it_in_order_with_backoff(
     )
     fills = list_fills(world.engine, MARKET_ID)
     assert [f.taker_order_id for f in fills] == [first.order_id, second.order_id]
-    assert [event.fill_ids for event in _pending(recorder)] == [(f.fill_id,) for f in fills]
+    assert [event.fill_ids for event in _pending(recorder)] == [tuple(f.fill_id for f in fills)]
 
 
 # --- backpressure ------------------------------------------------------------------------------
@@ -413,7 +415,7 @@ def test_while_settlements_are_full_orders_queue_and_then_drain_in_order(
     world: World, node: Node, recorder: Recorder
 ) -> None:
     """SettlementBacklog(full) holds every order in the market's queue, unmatched and
-    unwritten; SettlementBacklog(not full) matches them in arrival order."""
+    unwritten; SettlementBacklog(not full) matches them in arrival order, in one write."""
     node.tell(SettlementBacklog(full=True, in_flight=64))
     sell = world.order(SELL, 100, 2)
     first, second = world.order(BUY, 110, 1), world.order(BUY, 120, 1)
@@ -432,7 +434,7 @@ def test_while_settlements_are_full_orders_queue_and_then_drain_in_order(
         (first.order_id, 100),
         (second.order_id, 100),
     ]
-    assert [event.fill_ids for event in _pending(recorder)] == [(f.fill_id,) for f in fills]
+    assert [event.fill_ids for event in _pending(recorder)] == [tuple(f.fill_id for f in fills)]
 
 
 # --- loading and restarts -----------------------------------------------------------------------
@@ -520,3 +522,141 @@ def test_a_new_instance_given_the_lock_asks_for_the_held_markets_on_start(world:
     started = world.start(lock=LockStandIn(world.lease))
     (market,) = started.state().markets
     assert (market.market_id, market.loaded) == (MARKET_ID, True)
+
+
+# --- batches ----------------------------------------------------------------------------------
+
+
+@contextmanager
+def mailbox_held(node: Node) -> Iterator[None]:
+    """The actor kept busy (inside a GetMatchState ask) while the block tells it messages,
+    so that they wait in its mailbox together, as a burst from OrderMonitor does."""
+    entered, gate = threading.Event(), threading.Event()
+    answer = node.actor._state
+
+    def held_answer() -> MatchState:
+        entered.set()
+        gate.wait(10)
+        return answer()
+
+    node.actor._state = held_answer  # type: ignore[method-assign]
+    future = node.handle.ask(GetMatchState())
+    try:
+        assert entered.wait(10)
+        yield
+    finally:
+        gate.set()
+        future.get(timeout=10)
+        del node.actor._state
+
+
+class CountingWrite:
+    """Wraps storage.record_match for the actor, counting its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        self.calls += 1
+        return record_match(*args, **kwargs)
+
+
+def test_orders_told_together_are_matched_in_one_write_in_price_time_order(
+    world: World, node: Node, monkeypatch: pytest.MonkeyPatch, recorder: Recorder
+) -> None:
+    """Three sells and two buys told one after the other are matched in arrival order, each
+    against the book the ones before left (price, then time), and written at once: one
+    write, one SettlementsPending carrying every fill in order."""
+    write = CountingWrite()
+    monkeypatch.setattr("actors.match_actor.record_match", write)
+    early, late, dear = (
+        world.order(SELL, 100, 1),
+        world.order(SELL, 100, 1),
+        world.order(SELL, 110, 1),
+    )
+    big, small = world.order(BUY, 120, 2), world.order(BUY, 120, 1)
+    for order in (dear, early, late, big, small):
+        node.tell(OrderAdded(order))
+
+    state = node.state()
+    assert write.calls == 1
+    fills = list_fills(world.engine, MARKET_ID)
+    assert [(f.maker_order_id, f.taker_order_id) for f in fills] == [
+        (early.order_id, big.order_id),
+        (late.order_id, big.order_id),
+        (dear.order_id, small.order_id),
+    ]
+    assert [f.sequence for f in fills] == [0, 1, 2]
+    assert all(world.stored(order) == (0, "filled") for order in (early, late, dear, big, small))
+    assert (state.fills_written, state.markets[0].bids, state.markets[0].asks) == (3, 0, 0)
+    assert [event.fill_ids for event in _pending(recorder)] == [tuple(f.fill_id for f in fills)]
+
+
+def test_a_batch_takes_at_most_batch_orders_and_the_rest_follow_in_order(
+    world: World, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With batches of two, five orders told together take three writes, in arrival order."""
+    write = CountingWrite()
+    monkeypatch.setattr("actors.match_actor.record_match", write)
+    monkeypatch.setattr("actors.match_actor.BATCH_ORDERS", 2)
+    orders = [world.order(side, 100, 1) for side in (SELL, BUY, SELL, BUY, SELL)]
+    with mailbox_held(node):
+        for order in orders:
+            node.tell(OrderAdded(order))
+
+    state = node.state()
+    assert (write.calls, state.fills_written, state.markets[0].queued) == (3, 2, 0)
+    fills = list_fills(world.engine, MARKET_ID)
+    assert [(f.maker_order_id, f.taker_order_id) for f in fills] == [
+        (orders[0].order_id, orders[1].order_id),
+        (orders[2].order_id, orders[3].order_id),
+    ]
+    assert world.stored(orders[4]) == (LOT, "open")
+
+
+def test_a_conflict_in_a_batch_reloads_the_book_which_matches_the_batch_in_arrival_order(
+    world: World, node: Node, captured_logs: list[dict[str, Any]]
+) -> None:
+    """A resting sell is cancelled in the store before its OrderRemoved arrives; a batch
+    whose first buy fills it in memory conflicts as a whole. The reloaded book matches the
+    batch's orders again in arrival order: the later sell fills the first buy, the second
+    buy rests, and nothing of the refused write stays."""
+    gone = world.order(SELL, 100, 1)
+    node.tell(OrderAdded(gone))
+    assert node.state().markets[0].asks == 1
+    assert mark_order_cancelled(world.engine, gone.order_id)
+    first, sell, second = (
+        world.order(BUY, 100, 1),
+        world.order(SELL, 100, 1),
+        world.order(BUY, 100, 1),
+    )
+    with mailbox_held(node):
+        for order in (first, sell, second):
+            node.tell(OrderAdded(order))
+
+    (market,) = node.state().markets
+    assert (market.loaded, market.bids, market.asks, market.queued) == (True, 1, 0, 0)
+    (fill,) = list_fills(world.engine, MARKET_ID)
+    assert (fill.maker_order_id, fill.taker_order_id) == (first.order_id, sell.order_id)
+    assert world.stored(gone) == (LOT, "cancelled")
+    assert world.stored(second) == (LOT, "open")
+    conflicts = [r["extra"] for r in captured_logs if r["extra"].get("action") == "match.conflict"]
+    assert [c["orders"] for c in conflicts] == [[first.order_id, sell.order_id, second.order_id]]
+
+
+def test_a_batch_under_a_lease_taken_over_writes_nothing_and_drops_the_market(
+    world: World, node: Node, recorder: Recorder
+) -> None:
+    """Orders told together after a takeover: the batch's one write is refused by the fence,
+    nothing is written, the market and its queue are dropped, the sink hears nothing."""
+    contender = LeaseStore(world.engine, "node-b", clock_offset_s=TAKEOVER_S)
+    assert contender.acquire(world.lease.key, TTL_S) is not None
+    orders = [world.order(side, 100, 1) for side in (SELL, BUY, SELL, BUY)]
+    with mailbox_held(node):
+        for order in orders:
+            node.tell(OrderAdded(order))
+
+    assert node.state().markets == ()
+    assert (_count(world.engine, Fill), _count(world.engine, Settlement)) == (0, 0)
+    assert all(world.stored(order) == (LOT, "open") for order in orders)
+    assert _pending(recorder) == []
