@@ -9,6 +9,7 @@ failed write simply throws the new one away. Matching lives in
 from __future__ import annotations
 
 import bisect
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from market.errors import DuplicateOrder, InvalidSize, OrderNotInBook, WrongMarket
@@ -102,6 +103,28 @@ class Book:
         bisect.insort(orders, resting, key=RestingOrder.priority)
         return self._with_side(order.side, tuple(orders), next_arrival=self.next_arrival + 1)
 
+    def rest_all(self, orders: Iterable[tuple[Order, int | None]]) -> Book:
+        """The book :meth:`rest` would give for each ``(order, remaining_atoms)`` in turn,
+        built in one go: each side sorted once, duplicates found in a set. Resting one
+        at a time copies a side and scans the book per order, which made loading a
+        market's book (a node taking a market over) quadratic in its size."""
+        known = {resting.order_id for resting in (*self.bids, *self.asks)}
+        sides = {Side.BUY: list(self.bids), Side.SELL: list(self.asks)}
+        arrival = self.next_arrival
+        for order, remaining_atoms in orders:
+            order_id = order.order_id  # a hash of the terms: computed once here
+            _check_market_and_terms(self, order)
+            if order_id in known:
+                raise DuplicateOrder("order_id", f"{order_id} is already in the book")
+            self._check_remaining(order, remaining_atoms)
+            remaining = order.size_atoms if remaining_atoms is None else remaining_atoms
+            sides[order.side].append(RestingOrder(order, order_id, remaining, arrival))
+            known.add(order_id)
+            arrival += 1
+        bids = tuple(sorted(sides[Side.BUY], key=RestingOrder.priority))
+        asks = tuple(sorted(sides[Side.SELL], key=RestingOrder.priority))
+        return replace(self, bids=bids, asks=asks, next_arrival=arrival)
+
     def without(self, order_id: str) -> Book:
         """A book without ``order_id`` (cancelled, expired, unfunded); raises
         :class:`~market.errors.OrderNotInBook` if it is not there."""
@@ -136,6 +159,9 @@ class Book:
 
     def _check_can_rest(self, order: Order, remaining_atoms: int | None) -> None:
         check_for_book(self, order)
+        self._check_remaining(order, remaining_atoms)
+
+    def _check_remaining(self, order: Order, remaining_atoms: int | None) -> None:
         if remaining_atoms is None:
             return
         lot = self.market.lot_size_atoms
@@ -148,11 +174,15 @@ class Book:
 
 def check_for_book(book: Book, order: Order) -> None:
     """Raise unless ``order`` may enter ``book``: same market, not already there."""
+    _check_market_and_terms(book, order)
+    if order.order_id in book:
+        raise DuplicateOrder("order_id", f"{order.order_id} is already in the book")
+
+
+def _check_market_and_terms(book: Book, order: Order) -> None:
     if order.market_id != book.market.market_id:
         raise WrongMarket(
             "market_id", f"the order is for {order.market_id!r}, the book for "
             f"{book.market.market_id!r}"
         )  # fmt: skip
     validate_terms(book.market, order)
-    if order.order_id in book:
-        raise DuplicateOrder("order_id", f"{order.order_id} is already in the book")

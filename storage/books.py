@@ -23,6 +23,4 @@ def load_book(engine: Engine, market: domain.Market) -> domain.Book:
         sequence = next_fill_sequence_in(connection, market.market_id)
         orders = open_orders_in(connection, market.market_id)
     book = domain.Book.empty(market, next_fill_sequence=sequence)
-    for stored in orders:
-        book = book.rest(stored.order, stored.remaining_atoms)
-    return book
+    return book.rest_all((stored.order, stored.remaining_atoms) for stored in orders)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from market import Book, Fill, Order, Side, match
+from market import Book, Fill, MarketError, Order, Side, match
 
 from .factories import LOT_ATOMS, MAKERS, NOW_S, TICK_ATOMS, make_market, make_order
 
@@ -147,3 +147,37 @@ def test_the_same_sequence_always_gives_the_same_fills(steps: list[Step]) -> Non
     assert first.fills == second.fills
     assert first.books[-1] == second.books[-1]
     assert len({fill.fill_id for fill in first.fills}) == len(first.fills)
+
+
+@settings(max_examples=150, deadline=None)
+@given(order_sequences(), st.data())
+def test_resting_all_at_once_gives_the_book_resting_one_by_one_gives(
+    steps: list[Step], data: st.DataObject
+) -> None:
+    """Book.rest_all (loading a book) gives exactly the book of Book.rest per order in
+    turn, from any book: the same sides, priorities and arrivals; and where one order
+    is refused (a duplicate, a remaining size off the lot), it raises the same error."""
+    start = data.draw(st.integers(0, len(steps)))
+    base = Book.empty(MARKET)
+    for step in steps[:start]:
+        base = base.rest(step.order)
+    rest = [(step.order, None) for step in steps[start:]]
+    if rest and data.draw(st.booleans()):  # a refused one: a duplicate or a bad remaining size
+        spoiled = data.draw(st.sampled_from(["duplicate", "size"]))
+        order = steps[data.draw(st.integers(0, len(steps) - 1))].order
+        rest.insert(data.draw(st.integers(0, len(rest))), (order, 1 if spoiled == "size" else None))
+    one_by_one: Book | Exception = base
+    for order, remaining in rest:
+        try:
+            one_by_one = one_by_one.rest(order, remaining)  # type: ignore[union-attr]
+        except MarketError as error:
+            one_by_one = error
+            break
+    try:
+        at_once: Book | Exception = base.rest_all(rest)
+    except MarketError as error:
+        at_once = error
+    if isinstance(one_by_one, Exception):
+        assert type(at_once) is type(one_by_one) and str(at_once) == str(one_by_one)
+    else:
+        assert at_once == one_by_one
