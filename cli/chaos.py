@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import secrets
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -120,27 +119,20 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_USAGE
-    requests = StopRequests()
-    previous = {
-        number: signal.signal(number, requests.request)
-        for number in (signal.SIGINT, signal.SIGTERM)
-    }
     try:
-        workdir = fresh_workdir(args.workdir, LOGS)
-        configure_logging(level="WARNING", json_path=workdir / "chaos.jsonl", file_level="INFO")
-        seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
-        wallet = new_wallet(workdir / "wallet.json")
-        chaos = ChaosRun(
-            args, workdir, seed=seed, membership_ms=membership_ms, wallet=wallet,
-            requests=requests,
-        )  # fmt: skip
-        report = chaos.run()
+        with StopRequests().handling_signals() as requests:
+            workdir = fresh_workdir(args.workdir, LOGS)
+            configure_logging(level="WARNING", json_path=workdir / "chaos.jsonl", file_level="INFO")
+            seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
+            wallet = new_wallet(workdir / "wallet.json")
+            chaos = ChaosRun(
+                args, workdir, seed=seed, membership_ms=membership_ms, wallet=wallet,
+                requests=requests,
+            )  # fmt: skip
+            report = chaos.run()
     except (OSError, CrankError) as error:
         print(f"crank-node chaos: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
     if report is None:
         return EXIT_FAILED
     print(report.text(), flush=True)

@@ -29,7 +29,8 @@ import secrets
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING, Any
@@ -162,29 +163,36 @@ class StopRequests:
         if self.hurry.is_set():
             callback()
 
+    @contextmanager
+    def handling_signals(self) -> Iterator[StopRequests]:
+        """SIGINT and SIGTERM go to :meth:`request` inside the block; the handlers
+        before it are put back after it."""
+        previous = {
+            number: signal.signal(number, self.request)
+            for number in (signal.SIGINT, signal.SIGTERM)
+        }
+        try:
+            yield self
+        finally:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
+
 
 def run(args: argparse.Namespace) -> int:
     from cli.demo_run import Demo  # noqa: PLC0415  (the chain and database libraries load slowly)
     from supervision.logs import configure_logging  # noqa: PLC0415
 
-    requests = StopRequests()
-    previous = {
-        number: signal.signal(number, requests.request)
-        for number in (signal.SIGINT, signal.SIGTERM)
-    }
     try:
-        workdir = fresh_workdir(args.workdir)
-        # The node's INFO lines go to the log file: the terminal shows progress and warnings.
-        configure_logging(level="WARNING", json_path=workdir / "demo.jsonl", file_level="INFO")
-        seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
-        demo = Demo(args, workdir, seed, new_wallet(workdir / "wallet.json"), requests)
-        summary = demo.run()
+        with StopRequests().handling_signals() as requests:
+            workdir = fresh_workdir(args.workdir)
+            # The node's INFO lines go to the log file: the terminal shows progress and warnings.
+            configure_logging(level="WARNING", json_path=workdir / "demo.jsonl", file_level="INFO")
+            seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
+            demo = Demo(args, workdir, seed, new_wallet(workdir / "wallet.json"), requests)
+            summary = demo.run()
     except (OSError, CrankError) as error:  # the workdir or the wallet file
         print(f"crank-node demo: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
     if summary is None:
         return EXIT_FAILED
     print(summary.text(), flush=True)
