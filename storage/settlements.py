@@ -228,33 +228,18 @@ def record_attempt(
     """
     check_queue(queue)
     with queue.claimed(claim) as writer:
-        return write_attempt(
+        record = write_attempt_row(
             writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
             last_valid_block_height=last_valid_block_height,
         )  # fmt: skip
-
-
-def write_attempt(
-    writer: ClaimedWriter,
-    *,
-    signature: str,
-    raw_transaction: bytes,
-    blockhash: str,
-    last_valid_block_height: int,
-) -> AttemptRecord:
-    """:func:`record_attempt` inside the caller's claimed transaction, logged."""
-    record = write_attempt_row(
-        writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
-        last_valid_block_height=last_valid_block_height,
-    )  # fmt: skip
-    logger.bind(
-        action="storage.attempt_recorded",
-        settlement_id=record.settlement_id,
-        attempt_number=record.attempt_number,
-        signature=signature,
-        last_valid_block_height=last_valid_block_height,
-    ).info("settlement attempt written ahead")
-    return record
+        logger.bind(
+            action="storage.attempt_recorded",
+            settlement_id=record.settlement_id,
+            attempt_number=record.attempt_number,
+            signature=signature,
+            last_valid_block_height=last_valid_block_height,
+        ).info("settlement attempt written ahead")
+        return record
 
 
 def write_attempt_row(
@@ -265,8 +250,8 @@ def write_attempt_row(
     blockhash: str,
     last_valid_block_height: int,
 ) -> AttemptRecord:
-    """:func:`write_attempt` without its log line: the batch form in
-    :mod:`storage.settlement_batch` logs one line per batch instead."""
+    """:func:`record_attempt` inside the caller's claimed transaction, without its log
+    line: the batch form in :mod:`storage.settlement_batch` logs one line per batch."""
     claim = writer.claim
     settlement_id = str(claim.row_id)
     try:
@@ -379,22 +364,18 @@ def confirm_settlement(queue: ClaimQueue, claim: Claim, signature: str, slot: in
     a transaction history line, and the claim given up; one transaction."""
     check_queue(queue)
     with queue.claimed(claim) as writer:
-        write_confirmation(writer, signature, slot)
-
-
-def write_confirmation(writer: ClaimedWriter, signature: str, slot: int) -> None:
-    """:func:`confirm_settlement` inside the caller's claimed transaction, logged."""
-    write_confirmation_rows(writer, signature, slot)
-    logger.bind(
-        action="storage.settlement_confirmed",
-        settlement_id=str(writer.claim.row_id),
-        signature=signature,
-        slot=slot,
-    ).info("settlement confirmed")
+        write_confirmation_rows(writer, signature, slot)
+        logger.bind(
+            action="storage.settlement_confirmed",
+            settlement_id=str(claim.row_id),
+            signature=signature,
+            slot=slot,
+        ).info("settlement confirmed")
 
 
 def write_confirmation_rows(writer: ClaimedWriter, signature: str, slot: int) -> None:
-    """:func:`write_confirmation` without its log line (the batch form logs per batch)."""
+    """:func:`confirm_settlement` inside the caller's claimed transaction, without its
+    log line (the batch form logs one per batch)."""
     # The claimed row first: it proves the claim and locks the row, so the claim given
     # up here still covers the attempt and the history line written after it.
     writer.update_claimed(_CONFIRM, {"b_signature": signature})
