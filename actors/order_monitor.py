@@ -125,8 +125,9 @@ def judge_funding(
 
     ``accounts`` maps pay account addresses to the decoded account, or to why
     it could not be read. Orders on the same pay account are judged in arrival
-    order; each one must be covered on top of what the earlier *funded* ones on
-    that account still owe (an unfunded order is not in the book and owes nothing).
+    order (``orders`` in arrival order where several share a time); each one must be
+    covered on top of what the earlier *funded* ones on that account still owe (an
+    unfunded order is not in the book and owes nothing).
     """
     return _judge(market, [(stored.order_id, stored) for stored in orders], accounts)
 
@@ -140,7 +141,9 @@ def _judge(
     ``StoredOrder.order_id`` hashes the terms at each call."""
     verdicts: dict[str, domain.MarketError | None] = {}
     committed: dict[tuple[str, str], int] = {}
-    for order_id, stored in sorted(orders, key=lambda pair: (pair[1].created_at, pair[0])):
+    # By time stored; within one tick of the database's clock, in the order given (a
+    # stable sort), which callers keep to arrival order: by id would be arbitrary.
+    for order_id, stored in sorted(orders, key=lambda pair: pair[1].created_at):
         order = stored.order
         account = accounts.get(str(order.pay_account))
         if account is None:
@@ -212,8 +215,10 @@ class _MarketView:
     # The base58 pay account of each order in ``orders`` (same keys), kept from when the
     # order was first seen, and the other way round: the orders on each pay account. An
     # answer about some accounts is judged without going through every order in play.
+    # The orders on an account are an insertion-ordered dict, not a set: orders are
+    # tracked in arrival order, which judging needs within one tick of the clock.
     pay_accounts: dict[str, str] = field(default_factory=dict)
-    orders_on: dict[str, set[str]] = field(default_factory=dict)
+    orders_on: dict[str, dict[str, None]] = field(default_factory=dict)
     # No order in ``orders`` expires before this (a lower bound: an order leaving does
     # not raise it), so a poll before it need not look at each order's expiry.
     earliest_expiry_s: float = math.inf
@@ -226,7 +231,7 @@ class _MarketView:
         """Index an order seen for the first time (the caller puts it in ``orders``)."""
         pay_account = str(stored.order.pay_account)
         self.pay_accounts[order_id] = pay_account
-        self.orders_on.setdefault(pay_account, set()).add(order_id)
+        self.orders_on.setdefault(pay_account, {})[order_id] = None
         self.earliest_expiry_s = min(self.earliest_expiry_s, stored.order.expiry_s)
 
     def untrack(self, order_id: str) -> None:
@@ -236,7 +241,7 @@ class _MarketView:
         pay_account = self.pay_accounts.pop(order_id, None)
         if pay_account is not None:
             on_it = self.orders_on[pay_account]
-            on_it.discard(order_id)
+            on_it.pop(order_id, None)
             if not on_it:
                 del self.orders_on[pay_account]
 

@@ -63,6 +63,17 @@ def test_orders_on_one_account_are_funded_in_arrival_order_until_it_runs_short()
     assert verdicts[late.order_id] is None
 
 
+def test_orders_stored_in_one_clock_tick_are_funded_in_the_order_given_not_by_id() -> None:
+    """Two 3-lot orders with the same created_at on a 5-lot account: the first given (the
+    earlier arrival) is funded and the second is not, whichever id sorts first."""
+    first, second = _stored(1, 3, 0), _stored(2, 3, 0)
+    account = _account(5, 10)
+    for earlier, later in ((first, second), (second, first)):
+        verdicts = judge_funding(make_market(), [earlier, later], {str(account.address): account})
+        assert verdicts[earlier.order_id] is None
+        assert isinstance(verdicts[later.order_id], InsufficientFunds)
+
+
 def test_what_is_left_of_an_order_is_what_it_must_cover() -> None:
     """A 10-lot order with 2 lots left is funded by an account holding 2 lots."""
     partly_filled = _stored(1, 10, 0, remaining_lots=2)
