@@ -63,6 +63,17 @@ from market.funding import (
 )
 from market.json_fields import JsonDict
 from market.market import Market
+from market.marker import (
+    MARKER_RENT_LAMPORTS,
+    RECLAIM_MARGIN_BLOCKS,
+    Marker,
+    marker_address,
+    marker_create_instruction,
+    marker_for,
+    marker_reclaim_instruction,
+    marker_seed,
+    reclaimable,
+)
 from market.matching import MatchResult, Uncrossed, crosses, match, uncross
 from market.order import ORDER_DOMAIN, ORDER_ENCODING_SIZE, Order, Side, decode_order
 from market.priority_fee import FixedPriorityFee, PercentilePriorityFee, PriorityFeePolicy
@@ -85,6 +96,15 @@ from market.token_account import (
 from market.validation import DuplicateCheck, validate_cancel, validate_order, validate_terms
 
 __all__ = [
+    "MARKER_RENT_LAMPORTS",
+    "RECLAIM_MARGIN_BLOCKS",
+    "Marker",
+    "marker_address",
+    "marker_create_instruction",
+    "marker_for",
+    "marker_reclaim_instruction",
+    "marker_seed",
+    "reclaimable",
     "CANCEL_DOMAIN",
     "DEFAULT_COMPUTE_UNIT_LIMIT",
     "FILL_DOMAIN",

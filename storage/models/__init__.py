@@ -5,13 +5,16 @@ from storage.models.chain_cache import OrderStateCache
 from storage.models.claimable import Claimable
 from storage.models.coordination import NODE_STATES, DistributedLock, FencingSequence, Node
 from storage.models.operations import OPERATION_STATUSES, PendingOperation
+from storage.models.quarantine import QUARANTINE_KINDS, QUARANTINE_STATUSES, QuarantinedRow
 from storage.models.settlement import (
     ATTEMPT_STATES,
+    MARKER_STATES,
     SETTLEMENT_STATUSES,
     TRANSACTION_STATUSES,
     TRANSACTION_TYPES,
     Settlement,
     SettlementAttempt,
+    SettlementMarker,
     TransactionHistory,
 )
 from storage.models.trading import (
@@ -25,11 +28,14 @@ from storage.models.trading import (
 
 __all__ = [
     "ATTEMPT_STATES",
+    "MARKER_STATES",
     "MARKET_STATUSES",
     "NODE_STATES",
     "OPERATION_STATUSES",
     "ORDER_SIDES",
     "ORDER_STATUSES",
+    "QUARANTINE_KINDS",
+    "QUARANTINE_STATUSES",
     "SETTLEMENT_STATUSES",
     "TRANSACTION_STATUSES",
     "TRANSACTION_TYPES",
@@ -41,10 +47,12 @@ __all__ = [
     "Market",
     "Node",
     "Order",
+    "QuarantinedRow",
     "OrderStateCache",
     "PendingOperation",
     "Settlement",
     "SettlementAttempt",
+    "SettlementMarker",
     "Timestamped",
     "TransactionHistory",
     "table_of",

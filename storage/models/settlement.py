@@ -7,19 +7,24 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import BIG_ID, Base, Timestamped, in_values
 from storage.models.claimable import Claimable
-from storage.models.trading import SIGNATURE
+from storage.models.trading import PUBKEY, SIGNATURE
+from storage.types import U64
 
 __all__ = [
     "ATTEMPT_STATES",
+    "MARKER_STATES",
     "SETTLEMENT_STATUSES",
     "TRANSACTION_STATUSES",
     "TRANSACTION_TYPES",
     "Settlement",
     "SettlementAttempt",
+    "SettlementMarker",
     "TransactionHistory",
 ]
 
-SETTLEMENT_STATUSES = ("pending", "submitted", "confirmed", "failed")
+# quarantined (revision 0005): moved aside with the reason in ``quarantine``.
+SETTLEMENT_STATUSES = ("pending", "submitted", "confirmed", "failed", "quarantined")
+MARKER_STATES = ("open", "reclaiming", "reclaimed")
 # signed: written ahead, not sent yet; sent: on the wire; confirmed/failed:
 # landed (failed = landed with an error); expired: provably dead (block height
 # past last_valid_block_height and no status for the signature).
@@ -66,6 +71,32 @@ class SettlementAttempt(Timestamped, Base):
     # The settlement's claim token under which this attempt was written.
     claim_token: Mapped[int] = mapped_column(BigInteger)
     state: Mapped[str] = mapped_column(String(16), default="signed", server_default="signed")
+    # Revision 0005: the marker account this attempt creates (market/marker.py);
+    # null for attempts written before, which create none.
+    marker_address: Mapped[str | None] = mapped_column(PUBKEY)
+
+
+class SettlementMarker(Timestamped, Base):
+    """A marker known to exist on chain (its settlement landed), until its rent is
+    reclaimed once every attempt of the settlement is long dead (revision 0005)."""
+
+    __tablename__ = "settlement_markers"
+    __table_args__ = (
+        in_values("state", MARKER_STATES, "state"),
+        Index(None, "state", "max_last_valid_block_height"),
+    )
+
+    settlement_id: Mapped[str] = mapped_column(
+        ForeignKey("settlements.id", ondelete="CASCADE"), primary_key=True
+    )
+    market_id: Mapped[str] = mapped_column(String(64))
+    address: Mapped[str] = mapped_column(PUBKEY, unique=True)
+    lamports: Mapped[int] = mapped_column(U64())
+    state: Mapped[str] = mapped_column(String(16), default="open", server_default="open")
+    max_last_valid_block_height: Mapped[int] = mapped_column(BigInteger)
+    reclaim_signature: Mapped[str | None] = mapped_column(SIGNATURE)
+    reclaim_last_valid_block_height: Mapped[int | None] = mapped_column(BigInteger)
+    reclaimed_slot: Mapped[int | None] = mapped_column(BigInteger)
 
 
 class TransactionHistory(Timestamped, Base):

@@ -24,7 +24,8 @@ SIGNATURE = String(88)  # base58 of 64 bytes
 
 MARKET_STATUSES = ("active", "paused", "closed")
 ORDER_SIDES = ("buy", "sell")
-ORDER_STATUSES = ("open", "filled", "cancelled", "expired", "unfunded")
+# quarantined (revision 0005): moved aside with the reason in ``quarantine``.
+ORDER_STATUSES = ("open", "filled", "cancelled", "expired", "unfunded", "quarantined")
 
 
 class Market(Timestamped, Base):
