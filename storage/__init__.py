@@ -46,6 +46,15 @@ from storage.fills import (
 from storage.leases import Lease, LeaseStore
 from storage.markets import get_market, insert_market, list_markets
 from storage.netfs import check_local_filesystem
+from storage.quarantine import (
+    QuarantineEntry,
+    QuarantinedRecord,
+    count_quarantined,
+    get_quarantined,
+    list_quarantined,
+    quarantine_rows,
+    release_quarantined,
+)
 from storage.nodes import NodeRecord, NodeRegistry
 from storage.orders import (
     StoredOrder,
@@ -103,6 +112,13 @@ from storage.settlements import (
 from storage.urls import resolve_database_url, sqlite_url
 
 __all__ = [
+    "QuarantineEntry",
+    "QuarantinedRecord",
+    "count_quarantined",
+    "get_quarantined",
+    "list_quarantined",
+    "quarantine_rows",
+    "release_quarantined",
     "MARKET_KEY_PREFIX",
     "OPERATION_CLAIM_SET",
     "UPGRADE_COMMAND",
