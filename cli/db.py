@@ -55,6 +55,12 @@ def register(subparsers: Any) -> None:
     commands = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
     up = commands.add_parser("upgrade", parents=[common], help="migrate the schema up")
     up.add_argument("revision", nargs="?", default="head", help="target revision (default: head)")
+    up.add_argument(
+        "--allow-foreign-tables",
+        action="store_true",
+        help="add crank-node's tables to a database that holds other tables and no "
+        "crank-node schema (refused without this flag)",
+    )
     up.set_defaults(handler=handle_upgrade)
     down = commands.add_parser("downgrade", parents=[common], help="migrate the schema down")
     down.add_argument("revision", help="target revision: -1 for one step, base for empty")
@@ -94,7 +100,7 @@ def _fail(error: StorageError, where: str | None = None) -> int:
 
 def handle_upgrade(args: argparse.Namespace) -> int:
     def run(engine: Engine) -> int:
-        upgrade(engine, args.revision)
+        upgrade(engine, args.revision, allow_foreign_tables=args.allow_foreign_tables)
         print(f"database at revision {current_revision(engine)} (head {head_revision()})")
         return EXIT_OK
 

@@ -19,6 +19,7 @@ from storage.errors import (
     InvalidDatabaseUrl,
     LeaseLost,
     NetworkFilesystemRefused,
+    NotACrankDatabase,
     SchemaOutdated,
     SchemaTooNew,
     StateConflict,
@@ -112,6 +113,7 @@ from storage.settlements import (
 from storage.urls import resolve_database_url, sqlite_url
 
 __all__ = [
+    "NotACrankDatabase",
     "QuarantineEntry",
     "QuarantinedRecord",
     "count_quarantined",

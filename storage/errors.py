@@ -73,6 +73,11 @@ class SchemaOutdated(StorageError):
     """The database schema is older than this code: run `crank-node db upgrade`."""
 
 
+class NotACrankDatabase(StorageError):
+    """The database holds tables of another application and no crank-node schema:
+    nothing was added to it."""
+
+
 class SchemaTooNew(StorageError):
     """The database schema is newer than this code knows: upgrade crank-node on this host."""
 

@@ -19,7 +19,9 @@ from loguru import logger
 from sqlalchemy.engine import Connection, Engine
 
 from storage.engine import read_transaction, write_transaction
-from storage.errors import SchemaOutdated, SchemaTooNew, StorageError
+from sqlalchemy import inspect
+
+from storage.errors import NotACrankDatabase, SchemaOutdated, SchemaTooNew, StorageError
 
 __all__ = [
     "UPGRADE_COMMAND",
@@ -27,6 +29,7 @@ __all__ = [
     "check_schema",
     "current_revision",
     "downgrade",
+    "foreign_tables",
     "head_revision",
     "history",
     "upgrade",
@@ -94,9 +97,31 @@ def _run(engine: Engine, action: str, revision: str) -> None:
             raise StorageError(f"cannot {action} to {revision!r}: {error}") from None
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Migrate the database up to ``revision`` (the code's head by default)."""
+def foreign_tables(engine: Engine) -> list[str]:
+    """The tables of a database that has no crank-node schema yet (no revision):
+    another application's, if any. Empty for a crank-node database or an empty one."""
+    with read_transaction(engine, "storage.schema_inspect") as connection:
+        if MigrationContext.configure(connection).get_current_revision() is not None:
+            return []
+        return sorted(set(inspect(connection).get_table_names()) - {"alembic_version"})
+
+
+def upgrade(engine: Engine, revision: str = "head", *, allow_foreign_tables: bool = False) -> None:
+    """Migrate the database up to ``revision`` (the code's head by default).
+
+    Raises NotACrankDatabase, adding nothing, when the database has no crank-node
+    schema but holds other tables (another application's database, a wrong URL),
+    unless ``allow_foreign_tables``.
+    """
     before = current_revision(engine)
+    found = [] if before is not None or allow_foreign_tables else foreign_tables(engine)
+    if found:
+        shown = ", ".join(found[:10]) + (f" and {len(found) - 10} more" if len(found) > 10 else "")
+        raise NotACrankDatabase(
+            f"not a crank-node database: it has no crank-node schema but holds {len(found)} "
+            f"other table(s) ({shown}); nothing was changed. Point the node at its own "
+            "database, or pass --allow-foreign-tables to add crank-node's tables beside them"
+        )
     _run(engine, "upgrade", revision)
     logger.bind(action="storage.schema_upgraded", before=before, target=revision).info(
         "database schema upgraded"

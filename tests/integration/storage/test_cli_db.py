@@ -93,3 +93,42 @@ def test_an_unknown_revision_exits_1_naming_it(
     """Downgrading to a revision that does not exist fails cleanly, naming it."""
     assert run("downgrade", "nonsense", "--db-path", str(tmp_path / "node.db")) == 1
     assert "nonsense" in capsys.readouterr().err
+
+
+def _foreign_database(path: Path) -> None:
+    """Another application's SQLite file: tables crank-node does not know, no alembic_version."""
+    import sqlite3
+
+    with sqlite3.connect(path) as connection:
+        connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
+        connection.execute("INSERT INTO invoices (total) VALUES ('12.50')")
+
+
+def test_upgrade_refuses_a_database_that_is_not_a_crank_database(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A database with tables of its own and no alembic_version is refused, naming what
+    was found and the flag; nothing is added to it and its rows are untouched."""
+    import sqlite3
+
+    database = tmp_path / "other.db"
+    _foreign_database(database)
+    assert run("upgrade", "--db-path", str(database)) == 1
+    error = capsys.readouterr().err
+    assert "not a crank-node database" in error and "invoices" in error
+    assert "--allow-foreign-tables" in error
+    with sqlite3.connect(database) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        assert tables == {"invoices"}
+        assert connection.execute("SELECT total FROM invoices").fetchall() == [("12.50",)]
+
+
+def test_upgrade_into_a_foreign_database_needs_the_flag_spelled_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With --allow-foreign-tables the operator's choice is honoured: crank-node's tables
+    are added beside the others."""
+    database = tmp_path / "other.db"
+    _foreign_database(database)
+    assert run("upgrade", "--allow-foreign-tables", "--db-path", str(database)) == 0
+    assert f"revision {head_revision()}" in capsys.readouterr().out
