@@ -37,7 +37,7 @@ from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
-from storage import LeaseStore, check_schema, open_engine, read_transaction
+from storage import LeaseStore, check_integrity, check_schema, open_engine, read_transaction
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
@@ -69,6 +69,7 @@ class Node:
         """Open and check the database, then start the tree. Raises CrankError
         (schema outdated, database unavailable...) naming what to fix."""
         self.engine = open_engine(self.settings.db_url)
+        check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
         check_schema(self.engine)
         engine = self.engine
         router_config = self.settings.rpc_router_config()

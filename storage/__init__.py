@@ -13,6 +13,7 @@ from storage.engine import open_engine, read_transaction, write_transaction
 from storage.errors import (
     ClaimLost,
     DatabaseBusy,
+    DatabaseCorrupt,
     DatabaseUnavailable,
     DuplicateEntry,
     IntegrityViolation,
@@ -46,6 +47,7 @@ from storage.fills import (
 )
 from storage.leases import Lease, LeaseStore
 from storage.markets import get_market, insert_market, list_markets
+from storage.integrity import check_integrity
 from storage.netfs import check_local_filesystem
 from storage.quarantine import (
     QuarantineEntry,
@@ -113,6 +115,8 @@ from storage.settlements import (
 from storage.urls import resolve_database_url, sqlite_url
 
 __all__ = [
+    "DatabaseCorrupt",
+    "check_integrity",
     "NotACrankDatabase",
     "QuarantineEntry",
     "QuarantinedRecord",

@@ -73,6 +73,10 @@ class SchemaOutdated(StorageError):
     """The database schema is older than this code: run `crank-node db upgrade`."""
 
 
+class DatabaseCorrupt(StorageError):
+    """The database file is damaged: restore it from a backup."""
+
+
 class NotACrankDatabase(StorageError):
     """The database holds tables of another application and no crank-node schema:
     nothing was added to it."""

@@ -94,3 +94,21 @@ def test_run_with_a_bad_value_exits_1_naming_the_key(tmp_path: Path) -> None:
     assert code == 1
     assert any("http_addr" in line for line in node.lines), "".join(node.lines)
     assert not (tmp_path / "x.db").exists(), "a bad configuration must not create the database"
+
+
+def test_run_refuses_a_damaged_database_file_naming_it(
+    tmp_path: Path, localnet: LocalnetServer, wallet: Path, database: Path
+) -> None:
+    """A file with a damaged index page: exit 1 naming the file and the damage, instead
+    of a node that reports healthy while every poll fails (issue 15)."""
+    from tests.integration.storage.test_integrity import _damage_an_index
+
+    _damage_an_index(database)
+    node = NodeProcess(
+        "--wallet-path", str(wallet), "--db-path", str(database), "--rpc-url", localnet.url,
+        "--http-addr", f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    assert node.wait() == 1
+    assert any("quick_check found damage" in line and str(database) in line for line in node.lines), (
+        "".join(node.lines)
+    )
