@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
 from urllib.parse import urlsplit
 
-from pydantic import Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from cli.main import LOG_LEVELS
@@ -67,8 +67,21 @@ _NOT_SHOWN: Any = object()  # a Problem about several values (a conflict) shows 
 _ID_HELP = "this node's id in locks and logs (default: HOSTNAME-PID)"
 _DB_HELP = "database URL (default: SQLite file var/crank.db in the working directory)"
 _RPC_HELP = f"Solana JSON-RPC endpoint URLs, in order (default: {DEFAULT_RPC_URL})"
-PositiveMs = Annotated[int, Field(gt=0)]
 Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+# Upper bounds that no sane operator reaches and a typo or a unit mix-up (seconds
+# given as microseconds, an exponent) does: past them a duration overflows a timer
+# or means "never", a count exhausts memory, a fee costs real money.
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+MAX_PRIORITY_FEE_MICRO_LAMPORTS = 10**12  # also the largest value u64 maths never nears
+MAX_FEE_CAP_LAMPORTS = 1_000_000_000  # 1 SOL per settlement: beyond any sane cap
+
+
+def _ms(default: int, description: str, *, upper: int, lower: int | None = None) -> Any:
+    """A duration in milliseconds: positive (or at least ``lower``), at most ``upper``."""
+    if lower is None:
+        return Field(default, gt=0, le=upper, description=description)
+    return Field(default, ge=lower, le=upper, description=description)
 
 
 class SettingsError(CrankError):
@@ -123,38 +136,62 @@ class CrankSettings(BaseSettings):
     db_url: str = Field(default_factory=_default_db_url, repr=False, description=_DB_HELP)
     rpc_urls: tuple[str, ...] = Field((DEFAULT_RPC_URL,), repr=False, description=_RPC_HELP)
     wallet_path: Path | None = Field(None, description="keypair file (Solana CLI JSON format)")
-    polling_interval_ms: PositiveMs = Field(1000, description="how often the order store is read")
-    max_concurrent_matches: int = Field(4096, ge=1, description="settlements in flight at once")
-    shutdown_timeout_ms: PositiveMs = Field(30000, description="deadline for a phased stop")
-    error_threshold: int = Field(5, ge=1, description="consecutive errors before pausing")
-    pause_duration_ms: PositiveMs = Field(10000, description="how long to pause after errors")
+    polling_interval_ms: int = _ms(1000, "how often the order store is read", upper=MINUTE_MS)
+    max_concurrent_matches: int = Field(
+        4096, ge=1, le=1_000_000, description="settlements in flight at once"
+    )
+    shutdown_timeout_ms: int = _ms(30000, "deadline for a phased stop", upper=HOUR_MS)
+    error_threshold: int = Field(5, ge=1, le=10_000, description="consecutive errors before pausing")
+    pause_duration_ms: int = _ms(10000, "how long to pause after errors", upper=HOUR_MS)
     trace: bool = Field(default=False, description="log every actor message (trace lines)")
     http_addr: str = Field(DEFAULT_HTTP_ADDR, description="HOST:PORT of /health, /status, /metrics")
     log_level: str = Field("INFO", description=f"stderr log level: {', '.join(LOG_LEVELS)}")
     log_json_path: Path | None = Field(default=None, description="JSON-lines log file (rotated)")
-    lease_ttl_ms: PositiveMs = Field(15000, description="lease lifetime; renewed at a third")
-    membership_interval_ms: PositiveMs = Field(5000, description="heartbeat and rebalance period")
+    lease_ttl_ms: int = _ms(
+        15000, "lease lifetime; renewed at a third", lower=300, upper=10 * MINUTE_MS
+    )
+    membership_interval_ms: int = _ms(5000, "heartbeat and rebalance period", upper=5 * MINUTE_MS)
     # RpcRouterConfig's knobs, with its defaults (a unit test keeps them equal).
-    rpc_failure_threshold: int = Field(5, ge=1, description="failures that open a breaker")
-    rpc_breaker_reset_ms: PositiveMs = Field(30000, description="open breaker's wait to half-open")
-    rpc_probe_interval_ms: PositiveMs = Field(30000, description="health probe period")
-    rpc_attempt_timeout_ms: PositiveMs = Field(5000, description="timeout of one attempt")
-    rpc_request_deadline_ms: PositiveMs = Field(15000, description="default deadline of a request")
-    rpc_max_attempts: int = Field(10, ge=1, description="attempts per request, retries included")
-    rpc_send_fanout: int = Field(2, ge=1, description="endpoints a transaction is sent to")
-    rpc_max_in_flight: int = Field(1000, ge=1, description="requests in flight (backpressure)")
+    rpc_failure_threshold: int = Field(5, ge=1, le=10_000, description="failures that open a breaker")
+    rpc_breaker_reset_ms: int = _ms(30000, "open breaker's wait to half-open", upper=HOUR_MS)
+    rpc_probe_interval_ms: int = _ms(30000, "health probe period", upper=HOUR_MS)
+    rpc_attempt_timeout_ms: int = _ms(5000, "timeout of one attempt", upper=5 * MINUTE_MS)
+    rpc_request_deadline_ms: int = _ms(15000, "default deadline of a request", upper=10 * MINUTE_MS)
+    rpc_max_attempts: int = Field(
+        10, ge=1, le=1000, description="attempts per request, retries included"
+    )
+    rpc_send_fanout: int = Field(2, ge=1, le=64, description="endpoints a transaction is sent to")
+    rpc_max_in_flight: int = Field(
+        1000, ge=1, le=1_000_000, description="requests in flight (backpressure)"
+    )
     rpc_low_priority_threshold: Fraction = Field(0.80, description="load refusing low priority")
     rpc_normal_priority_threshold: Fraction = Field(0.95, description="load refusing normal")
 
-    settlement_claim_ttl_ms: PositiveMs = Field(30000, description="a settlement claim's lifetime")
+    settlement_claim_ttl_ms: int = _ms(
+        30000, "a settlement claim's lifetime", lower=300, upper=10 * MINUTE_MS
+    )
     priority_fee_micro_lamports: int = Field(
-        1000, ge=0, description="compute-unit price; the floor when a percentile is set"
+        1000,
+        ge=0,
+        le=MAX_PRIORITY_FEE_MICRO_LAMPORTS,
+        description="compute-unit price; the floor when a percentile is set",
     )
     priority_fee_percentile: float | None = Field(
         None, gt=0, le=100, description="pay this percentile of recent fees (unset: fixed price)"
     )
     priority_fee_cap_micro_lamports: int = Field(
-        1_000_000, ge=0, description="the most a percentile fee may reach"
+        1_000_000,
+        ge=0,
+        le=MAX_PRIORITY_FEE_MICRO_LAMPORTS,
+        description="the most a percentile fee may reach",
+    )
+    # The hard cap: what one settlement may cost in priority fees (price x compute-unit
+    # limit), whatever the price settings say. Paying more needs this raised on purpose.
+    priority_fee_max_lamports: int = Field(
+        100_000,
+        ge=0,
+        le=MAX_FEE_CAP_LAMPORTS,
+        description="the most priority fee one settlement may cost, in lamports",
     )
 
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
@@ -250,6 +287,24 @@ class CrankSettings(BaseSettings):
         if low is not None and value < low:
             raise ValueError(f"must be at least rpc_low_priority_threshold ({low})")
         return value
+
+    @model_validator(mode="after")
+    def _check_fee_cap(self) -> CrankSettings:
+        from market import DEFAULT_COMPUTE_UNIT_LIMIT  # noqa: PLC0415  (solders is slow to import)
+
+        cap = self.priority_fee_max_lamports
+        prices = [("priority_fee_micro_lamports", self.priority_fee_micro_lamports)]
+        if self.priority_fee_percentile is not None:
+            prices.append(("priority_fee_cap_micro_lamports", self.priority_fee_cap_micro_lamports))
+        for key, price in prices:
+            lamports = price * DEFAULT_COMPUTE_UNIT_LIMIT // 1_000_000
+            if lamports > cap:
+                raise ValueError(
+                    f"{key} = {price} costs {lamports} lamports per settlement at "
+                    f"{DEFAULT_COMPUTE_UNIT_LIMIT} compute units, over priority_fee_max_lamports "
+                    f"({cap}); lower it, or raise priority_fee_max_lamports on purpose"
+                )
+        return self
 
     # -- what the rest of the node builds from it ---------------------------------
 

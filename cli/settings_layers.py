@@ -22,6 +22,7 @@ from cli.settings import (
     _NOT_SHOWN,
     DB_PATH,
     DEFAULT,
+    ENV_PREFIX,
     ENV_RPC_ROLES,
     ENV_RPC_URLS,
     ConfigFileError,
@@ -76,6 +77,11 @@ def environment_layer(environ: Mapping[str, str]) -> Layer:
     """The environment's layer: ``CRANK_<KEY>`` for every key, and the operators' names."""
     env = {name: value.strip() for name, value in environ.items() if value.strip()}
     layer = Layer()
+    _unknown_variables(layer, environ)
+    if ENV_RPC_URLS in environ and not _split_list(environ[ENV_RPC_URLS]):
+        # Not "unset": a node told to use no RPC must not fall back to a default one.
+        reason = f"{ENV_RPC_URLS} is set but names no URL; give one, or unset it"
+        layer.problems.append(Problem("rpc_urls", _NOT_SHOWN, f"env {ENV_RPC_URLS}", reason))
     for key in CrankSettings.model_fields:
         if key not in ("db_url", "rpc_urls") and env_names(key)[0] in env:
             layer.give(key, env[env_names(key)[0]], f"env {env_names(key)[0]}")
@@ -84,6 +90,27 @@ def environment_layer(environ: Mapping[str, str]) -> Layer:
             layer.give(key, env[name], f"env {name}")
     _rpc_from_env(layer, env)
     return _fold_db_path(layer, "CRANK_DB_URL", "CRANK_DB_PATH")
+
+
+# CRANK_ variables that are not settings: the test suite's and the crash hooks'.
+NOT_SETTINGS = frozenset({"CRANK_TEST_PG_URL", "CRANK_BENCH_PG_URL", "CRANK_CRASH_AT"})
+
+
+def known_variables() -> set[str]:
+    """Every environment variable a setting is read from."""
+    return {name for key in CrankSettings.model_fields for name in env_names(key)}
+
+
+def _unknown_variables(layer: Layer, environ: Mapping[str, str]) -> None:
+    """A CRANK_ variable no setting reads is a typo until proven otherwise: refused,
+    with the closest known name, rather than ignored without a word."""
+    known = known_variables()
+    for name in sorted(environ):
+        if name.startswith(ENV_PREFIX) and name not in known and name not in NOT_SETTINGS:
+            close = difflib.get_close_matches(name, sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]}?" if close else ""
+            reason = f"no setting is read from {name}{hint} (unset it if it is not for crank-node)"
+            layer.problems.append(Problem(name, _NOT_SHOWN, f"env {name}", reason))
 
 
 def _rpc_from_env(layer: Layer, env: Mapping[str, str]) -> None:
