@@ -74,3 +74,13 @@ def test_an_unknown_crank_variable_is_named_with_the_closest_key() -> None:
 def test_variables_of_the_test_and_crash_hooks_are_not_settings_and_pass() -> None:
     """CRANK_TEST_PG_URL and CRANK_CRASH_AT belong to the tests' tooling, not the node."""
     load_settings(environ={"CRANK_TEST_PG_URL": "x", "CRANK_CRASH_AT": "y"}, flags={})
+
+
+def test_error_threshold_and_pause_duration_drive_the_rpc_circuit_breaker() -> None:
+    """CRANK_ERROR_THRESHOLD is the consecutive failures that open an endpoint's breaker,
+    CRANK_PAUSE_DURATION_MS the open breaker's wait before it half-opens: the names
+    operators of cranks use, read by the router (they were parsed and read by nothing)."""
+    built = load_settings(
+        environ={"CRANK_ERROR_THRESHOLD": "3", "CRANK_PAUSE_DURATION_MS": "1500"}, flags={}
+    ).rpc_router_config()
+    assert (built.failure_threshold, built.breaker_reset_s) == (3, 1.5)

@@ -256,10 +256,11 @@ def test_the_rpc_router_config_defaults_are_the_routers_own() -> None:
 
 
 def test_the_rpc_knobs_reach_the_router_config_in_its_units() -> None:
-    """Each rpc_* key lands on its RpcRouterConfig field, milliseconds turned into seconds."""
+    """Each RPC key (rpc_*, and the breaker's error_threshold and pause_duration_ms) lands on
+    its RpcRouterConfig field, milliseconds turned into seconds."""
     built = load(
-        {"CRANK_RPC_BREAKER_RESET_MS": "2500", "CRANK_RPC_SEND_FANOUT": "1"},
-        rpc_failure_threshold="2",
+        {"CRANK_PAUSE_DURATION_MS": "2500", "CRANK_RPC_SEND_FANOUT": "1"},
+        error_threshold="2",
         rpc_request_deadline_ms="4000",
         rpc_low_priority_threshold="0.5",
     ).rpc_router_config()
