@@ -100,7 +100,9 @@ def _check_private_file(path: Path, status: os.stat_result) -> None:
 
 def _open(path: Path) -> int:
     try:
-        return os.open(path, os.O_RDONLY | os.O_NOCTTY)
+        # O_NONBLOCK: a FIFO would otherwise block here until a writer came (forever, at
+        # start); the fstat check then refuses it. Reads of a regular file ignore the flag.
+        return os.open(path, os.O_RDONLY | os.O_NOCTTY | os.O_NONBLOCK)
     except FileNotFoundError:
         raise KeypairNotFound(f"keypair file {path}: does not exist") from None
     except PermissionError:

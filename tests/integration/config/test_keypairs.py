@@ -166,3 +166,37 @@ def test_no_error_quotes_the_secret_in_its_message_repr_or_traceback(
         for secret in secret_forms(keypair):
             assert secret not in rendered
             assert secret not in logged
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device"])
+def test_a_wallet_path_that_is_a_fifo_or_a_device_is_refused_without_hanging(
+    tmp_path: Path, kind: str
+) -> None:
+    """A FIFO used to block the start forever in open() (no writer ever came); a device
+    would be read as a key. Both are refused at once as not a regular file (issue 15)."""
+    import threading
+
+    if kind == "fifo":
+        path = tmp_path / "wallet.json"
+        os.mkfifo(path, 0o600)
+    else:
+        path = Path("/dev/zero")
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_keypair(path)
+        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+            outcome.append(error)
+        else:
+            outcome.append(None)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(10)
+    if kind == "fifo" and thread.is_alive():  # unblock the open so the thread can end
+        os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+        thread.join(5)
+        pytest.fail("load_keypair blocked on a FIFO")
+    assert outcome and isinstance(outcome[0], KeypairUnreadable)
+    assert "not a regular file" in str(outcome[0]) and str(path) in str(outcome[0])
