@@ -68,7 +68,9 @@ class Node:
     def start(self) -> None:
         """Open and check the database, then start the tree. Raises CrankError
         (schema outdated, database unavailable...) naming what to fix."""
-        self.engine = open_engine(self.settings.db_url)
+        # Only `crank-node db upgrade` creates a database (and its directory): a typo
+        # in the path must not start a node on a new, empty file somewhere else.
+        self.engine = open_engine(self.settings.db_url, create_directory=False)
         check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
         check_schema(self.engine)
         engine = self.engine
@@ -171,7 +173,12 @@ class Node:
             self.engine.dispose()
 
     def emergency_stop(self) -> None:
-        """The tree gave up (or did not start): release leases, close the database."""
+        """The tree gave up (or did not start): release leases, close the database.
+        A start that failed before the tree ran held no lease: nothing to release,
+        and nothing to alarm anyone about beyond the error that stopped it."""
+        if self.runner is None:
+            self._close()
+            return
         logger.bind(action="node.emergency_stop").critical("emergency stop: releasing leases")
         for step in (self._release_leases, self._close):
             try:

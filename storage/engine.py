@@ -32,6 +32,7 @@ from loguru import logger
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 
+from storage.errors import DatabaseUnavailable
 from storage.netfs import PROC_MOUNTS, check_local_filesystem
 from storage.translate import translated
 from storage.urls import parse_database_url, sqlite_path
@@ -58,17 +59,20 @@ def open_engine(
     connect_timeout_s: float = DEFAULT_CONNECT_TIMEOUT_S,
     mounts_file: Path = PROC_MOUNTS,
     idle_in_transaction_timeout_ms: int = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
+    create_directory: bool = True,
 ) -> Engine:
     """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``).
 
     Raises InvalidDatabaseUrl for a URL it cannot use and NetworkFilesystemRefused
     for an SQLite file on a network filesystem. Connecting happens on first use.
+    An SQLite file's directory is created unless ``create_directory`` is false;
+    then a missing one raises DatabaseUnavailable naming it.
     """
     if busy_timeout_ms < 0 or connect_timeout_s <= 0:
         raise ValueError("busy_timeout_ms must be >= 0 and connect_timeout_s > 0")
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
-        engine = _sqlite_engine(parsed, busy_timeout_ms, mounts_file)
+        engine = _sqlite_engine(parsed, busy_timeout_ms, mounts_file, create_directory)
     else:
         engine = _postgresql_engine(
             parsed, busy_timeout_ms, connect_timeout_s, idle_in_transaction_timeout_ms
@@ -81,9 +85,16 @@ def open_engine(
     return engine
 
 
-def _sqlite_engine(url: URL, busy_timeout_ms: int, mounts_file: Path) -> Engine:
+def _sqlite_engine(
+    url: URL, busy_timeout_ms: int, mounts_file: Path, create_directory: bool
+) -> Engine:
     path = sqlite_path(url)
     if path is not None:
+        if not create_directory and not path.parent.is_dir():
+            raise DatabaseUnavailable(
+                f"the database directory {path.parent} does not exist; fix the path, or "
+                "create the database with `crank-node db upgrade`"
+            )
         check_local_filesystem(path, mounts_file)
         path.parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})

@@ -112,3 +112,22 @@ def test_run_refuses_a_damaged_database_file_naming_it(
     assert any("quick_check found damage" in line and str(database) in line for line in node.lines), (
         "".join(node.lines)
     )
+
+
+def test_run_refuses_a_database_path_in_a_missing_directory_and_creates_nothing(
+    tmp_path: Path, localnet: LocalnetServer, wallet: Path
+) -> None:
+    """A typo in --db-path used to create a fresh directory and database silently; `run`
+    now refuses naming the directory (only `db upgrade` creates), and creates nothing."""
+    missing = tmp_path / "no-such-dir"
+    node = NodeProcess(
+        "--wallet-path", str(wallet), "--db-path", str(missing / "crank.db"),
+        "--rpc-url", localnet.url, "--http-addr", f"127.0.0.1:{free_port()}",
+    )  # fmt: skip
+    assert node.wait() == 1
+    assert any(str(missing) in line and "does not exist" in line for line in node.lines), (
+        "".join(node.lines)
+    )
+    assert not missing.exists()
+    # Nothing ran, so nothing held a lease: no CRITICAL "emergency stop" to alarm anyone.
+    assert not any("emergency stop" in line for line in node.lines), "".join(node.lines)
