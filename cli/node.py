@@ -33,12 +33,15 @@ from sqlalchemy.engine import Engine
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
 from actors.lock_actor import GetHeldLeases, LockActor, MessageSink
 from actors.rpc import GetRouterState, RpcClient, RpcRouter
+from actors.settlement import GetSettlementState
+from cli.health_rules import SettlementProgress, judge_settlement_progress, judge_work
 from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
 from storage import LeaseStore, check_integrity, check_schema, open_engine, read_transaction
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
+from storage.work_view import read_work_view
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
 
@@ -56,6 +59,8 @@ class Node:
     engine: Engine | None = None
     runner: RootRunner | None = None
     started_at: float = field(default_factory=time.time)
+    started_monotonic_s: float = field(default_factory=time.monotonic)
+    progress: SettlementProgress = field(default_factory=SettlementProgress)  # for /health
     drain_report: dict[str, int] = field(default_factory=dict)
     specs: dict[str, ChildSpec] = field(default_factory=dict)
     metrics: NodeMetrics = field(default_factory=NodeMetrics)  # a registry per node
@@ -202,9 +207,13 @@ class Node:
             "blockhash": self._blockhash,
             "actors": self._actors,
             "leases": self._leases,
+            "work": self._work,
+            "settlement": self._settlement_progress,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
-        if "unhealthy" in (components["database"]["status"], components["rpc"]["status"]):
+        # The node cannot do its job without its database, the chain, or its writes and
+        # markets; anything else wrong leaves it working, degraded.
+        if any(components[name]["status"] == "unhealthy" for name in ("database", "rpc", "work")):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
         return ("degraded" if statuses - {"healthy"} else "healthy"), components
@@ -244,6 +253,37 @@ class Node:
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())
         return "healthy", {"held": len(leases)}
+
+    def _work(self) -> tuple[str, dict[str, Any]]:
+        """Writes and market coverage, by the database's clock (cli.health_rules)."""
+        assert self.engine is not None
+        view = read_work_view(self.engine, self.settings.instance_id)
+        held = sum(
+            lease.key.startswith(MARKET_KEY_PREFIX) for lease in self._ask("locks", GetHeldLeases())
+        )
+        lock = self.settings.lock_settings()
+        return judge_work(
+            uptime_s=time.monotonic() - self.started_monotonic_s,
+            lease_ttl_s=lock.lease_ttl_s,
+            membership_interval_s=lock.membership_interval_s,
+            heartbeat_age_s=view.heartbeat_age_s,
+            held_markets=held,
+            active_markets=view.active_markets,
+            unheld_markets=view.unheld_markets,
+        )
+
+    def _settlement_progress(self) -> tuple[str, dict[str, Any]]:
+        assert self.pipeline is not None
+        state = self.pipeline.settlement.handle.ask(GetSettlementState()).get(
+            timeout=ASK_TIMEOUT_S
+        )
+        return judge_settlement_progress(
+            self.progress,
+            now_s=time.monotonic(),
+            in_flight=state.in_flight,
+            finished=state.confirmed + state.failed,
+            claim_ttl_s=self.settings.settlement_claim_ttl_ms / 1000,
+        )
 
     def status(self) -> dict[str, Any]:
         """What ``GET /status`` serves and ``/metrics`` reads at each scrape. A part

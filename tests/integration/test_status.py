@@ -34,11 +34,11 @@ pytestmark = [pytest.mark.integration]  # the node tests are e2e too, marked one
 # Small RPC knobs so breakers open after one failed probe and close again
 # half a second after the endpoints return.
 FAST_BREAKERS = (
-    "--rpc-failure-threshold",
+    "--error-threshold",
     "1",
     "--rpc-probe-interval-ms",
     "200",
-    "--rpc-breaker-reset-ms",
+    "--pause-duration-ms",
     "500",
     "--rpc-attempt-timeout-ms",
     "500",
