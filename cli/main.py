@@ -18,6 +18,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from cli.ownership import foreign_owners, ownership_problem
 from supervision import __version__
 from supervision.logs import configure_logging
 
@@ -70,6 +71,10 @@ def _command_in(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = list(sys.argv[1:] if argv is None else argv)
+    clobbered = ownership_problem(foreign_owners())
+    if clobbered:
+        print(f"crank-node: error: {clobbered}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     parser = build_parser(_command_in(arguments))
     args = parser.parse_args(arguments)
     level = os.environ.get(LOG_LEVEL_ENV, "INFO").upper()
