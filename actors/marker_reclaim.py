@@ -77,7 +77,14 @@ from storage.markers import (
 from supervision import Clock, CrankActor, SelfAddress
 from supervision.crashpoints import crash_point
 
-__all__ = ["GetReclaimState", "MarkerReclaimActor", "ReclaimSettings", "ReclaimState"]
+__all__ = [
+    "GetReclaimState",
+    "MarkerReclaimActor",
+    "ReclaimSettings",
+    "ReclaimState",
+    "RoundEnded",
+    "RunRound",
+]
 
 MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
 MARKET_PREFIX = storage.MARKET_KEY_PREFIX
@@ -126,6 +133,20 @@ class RunRound:
 
 
 @dataclass(frozen=True)
+class RoundEnded:
+    """Told to listeners at the end of each round (tests, the demo): what it did."""
+
+    markers_judged: int
+    markers_sent: int  # in reclaim transactions sent this round
+    transactions_sent: int
+    reclaimed: int
+    gone: int
+    finalized_slot: int | None
+    finalized_block_height: int | None
+    problem: str | None  # why it ended early, if it did
+
+
+@dataclass(frozen=True)
 class _Epoch:
     outcome: RpcOutcome
 
@@ -155,6 +176,10 @@ class _Round:
     pending: int = 0
     seen: dict[str, tuple[int, int | None]] = field(default_factory=dict)  # slot, lamports
     closes: dict[str, list[tuple[MarkerRecord, int]]] = field(default_factory=dict)
+    markers_sent: int = 0
+    transactions_sent: int = 0
+    reclaimed: int = 0
+    gone: int = 0
 
 
 @dataclass
@@ -183,6 +208,7 @@ class MarkerReclaimActor(CrankActor):
         lock: MessageSink | None = None,
         settings: ReclaimSettings | None = None,
         crash: Callable[[str], None] = crash_point,
+        listeners: tuple[Callable[[RoundEnded], None], ...] = (),
         name: str = "reclaim",
         clock: Clock | None = None,
     ) -> None:
@@ -194,6 +220,7 @@ class MarkerReclaimActor(CrankActor):
         self._signers = dict(signers)
         self._lock = lock
         self._crash = crash
+        self._listeners = listeners
         self._leases: dict[str, storage.Lease] = {}
         self._round: _Round | None = None
         # Reclaims sent by this instance, by signature: bytes, last valid block height.
@@ -261,9 +288,9 @@ class MarkerReclaimActor(CrankActor):
             if now_s - self._round.started_s < self.settings.round_timeout_s:
                 return
             logger.bind(action="reclaim.round_abandoned").warning("a reclaim round never ended")
-        if not self._leases:
-            return
         self._round = _Round(now_s)
+        if not self._leases:
+            return self._end_round("no market held")
         self.counters.rounds += 1
         self._resend_in_flight()
         try:
@@ -274,11 +301,21 @@ class MarkerReclaimActor(CrankActor):
             "getEpochInfo", [{"commitment": "finalized"}], reply_to_actor(self, _Epoch),
             priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
         )  # fmt: skip
+        return None
 
     def _end_round(self, why: str | None = None) -> None:
+        round_, self._round = self._round, None
         if why is not None:
             logger.bind(action="reclaim.round_ended").info(f"reclaim round ended: {why}")
-        self._round = None
+        if round_ is None:
+            return
+        view = round_.view
+        ended = RoundEnded(
+            len(round_.seen), round_.markers_sent, round_.transactions_sent, round_.reclaimed,
+            round_.gone, view.slot if view else None, view.block_height if view else None, why,
+        )  # fmt: skip
+        for listener in self._listeners:
+            listener(ended)
 
     def _on_epoch(self, outcome: RpcOutcome) -> None:
         round_ = self._round
@@ -345,7 +382,12 @@ class MarkerReclaimActor(CrankActor):
                 kind = "reclaimed" if isinstance(verdict, Reclaimed) else "gone"
                 finished.setdefault((marker.market_id, kind), []).append(marker)
         for (market, kind), markers in sorted(finished.items()):
-            self._record_finished(market, kind, markers, max(view.slot, *_slots(round_, markers)))
+            slot = max(view.slot, *_slots(round_, markers))
+            done = self._record_finished(market, kind, markers, slot)
+            if kind == "reclaimed":
+                round_.reclaimed += done
+            else:
+                round_.gone += done
         if not round_.closes:
             return self._end_round()
         self._blockhash.tell(GetBlockhash(reply_to_actor(self, _Blockhash)))
@@ -353,16 +395,17 @@ class MarkerReclaimActor(CrankActor):
 
     def _record_finished(
         self, market: str, kind: str, markers: list[MarkerRecord], slot: int
-    ) -> None:
+    ) -> int:
         lease = self._leases.get(market)
         if lease is None:
-            return
+            return 0
         ids = [marker.settlement_id for marker in markers]
         write = mark_reclaimed if kind == "reclaimed" else mark_gone
         try:
             done = set(write(self._engine, lease, market, ids, slot))
         except storage.StorageError as error:
-            return self._write_failed(market, error)
+            self._write_failed(market, error)
+            return 0
         for marker in markers:
             if marker.settlement_id not in done:
                 continue
@@ -381,7 +424,7 @@ class MarkerReclaimActor(CrankActor):
             logger.bind(action="reclaim.reclaimed", market_id=market, count=len(done)).info(
                 f"{len(done)} markers of {market} reclaimed"
             )
-        return None
+        return len(done)
 
     # -- closing -----------------------------------------------------------------------
 
@@ -392,11 +435,11 @@ class MarkerReclaimActor(CrankActor):
         if isinstance(answer, Unavailable):
             return self._end_round(f"no blockhash: {answer.reason}")
         for market, closes in sorted(round_.closes.items()):
-            self._close_market(market, closes, answer)
+            self._close_market(round_, market, closes, answer)
         return self._end_round()
 
     def _close_market(
-        self, market_id: str, closes: list[tuple[MarkerRecord, int]], fresh: FreshBlockhash
+        self, round_: _Round, market_id: str, closes: list[tuple[MarkerRecord, int]], fresh: FreshBlockhash
     ) -> None:
         lease = self._leases.get(market_id)
         try:
@@ -446,6 +489,8 @@ class MarkerReclaimActor(CrankActor):
             )
             self._send(transaction.signature, transaction.raw_bytes)
             self.counters.transactions_sent += 1
+            round_.transactions_sent += 1
+            round_.markers_sent += len(written)
             self._crash("marker_reclaim_sent")
         return None
 

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from loguru import logger
-from sqlalchemy import BigInteger, and_, bindparam, cast, exists, func, insert, literal, select
+from sqlalchemy import BigInteger, and_, cast, exists, func, insert, literal, select
 from sqlalchemy import update as update_
 from sqlalchemy.engine import Engine
 
@@ -175,21 +175,6 @@ def markers_to_check(
     ]
 
 
-_AHEAD = (
-    update_(_MARKERS)
-    .where(_MARKERS.c.settlement_id == bindparam("b_settlement_id"))
-    .where(_MARKERS.c.market_id == bindparam("b_market_id"))
-    .where(_MARKERS.c.state.in_(_LIVE_STATES))
-    .values(
-        state="reclaiming",
-        reclaim_signature=bindparam("b_signature"),
-        reclaim_last_valid_block_height=bindparam("b_last_valid_block_height"),
-        lamports=bindparam("b_lamports", type_=U64()),
-        updated_at=db_now(),
-    )
-)
-
-
 def write_reclaims_ahead(
     engine: Engine, lease: Lease, market_id: str, reclaims: Sequence[ReclaimAhead]
 ) -> list[str]:
@@ -199,11 +184,16 @@ def write_reclaims_ahead(
     written: list[str] = []
     with write_transaction(engine, "storage.marker_reclaims_ahead") as connection:
         for reclaim in reclaims:
-            statement = _AHEAD.params(
-                b_settlement_id=reclaim.settlement_id, b_market_id=market_id,
-                b_signature=reclaim.signature,
-                b_last_valid_block_height=reclaim.last_valid_block_height,
-                b_lamports=reclaim.lamports,
+            statement = (
+                update_(_MARKERS)
+                .where(_MARKERS.c.settlement_id == reclaim.settlement_id)
+                .where(_MARKERS.c.market_id == market_id)
+                .where(_MARKERS.c.state.in_(_LIVE_STATES))
+                .values(
+                    state="reclaiming", reclaim_signature=reclaim.signature,
+                    reclaim_last_valid_block_height=reclaim.last_valid_block_height,
+                    lamports=reclaim.lamports, updated_at=db_now(),
+                )
             )  # fmt: skip
             if fenced_update(connection, lease, statement):
                 written.append(reclaim.settlement_id)
