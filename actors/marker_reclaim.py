@@ -97,19 +97,23 @@ MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
 MARKET_PREFIX = storage.MARKET_KEY_PREFIX
 
 
+# Each answer names its round: one from a round abandoned (round_timeout_s) is ignored.
 @dataclass(frozen=True)
 class _Epoch:
+    round_number: int
     outcome: RpcOutcome
 
 
 @dataclass(frozen=True)
 class _Accounts:
+    round_number: int
     addresses: tuple[str, ...]
     outcome: RpcOutcome
 
 
 @dataclass(frozen=True)
 class _Blockhash:
+    round_number: int
     answer: FreshBlockhash | Unavailable
 
 
@@ -121,6 +125,7 @@ class _Sent:
 
 @dataclass
 class _Round:
+    number: int
     started_s: float
     view: FinalizedView | None = None
     markers: list[MarkerRecord] = field(default_factory=list)
@@ -192,11 +197,13 @@ class MarkerReclaimActor(CrankActor):
                 self._lease_lost(key, fencing_token)
             case RunRound():
                 self._start_round()
-            case _Epoch(outcome):
+            case _Epoch() | _Accounts() | _Blockhash() if not self._current(message):
+                pass  # an answer to an abandoned round
+            case _Epoch(_, outcome):
                 self._on_epoch(outcome)
-            case _Accounts(addresses, outcome):
+            case _Accounts(_, addresses, outcome):
                 self._on_accounts(addresses, outcome)
-            case _Blockhash(answer):
+            case _Blockhash(_, answer):
                 self._on_blockhash(answer)
             case _Sent(signature, outcome):
                 self._on_sent(signature, outcome)
@@ -207,6 +214,9 @@ class MarkerReclaimActor(CrankActor):
                     f"{self.name} ignored a {type(message).__name__}"
                 )
         return None
+
+    def _current(self, answer: _Epoch | _Accounts | _Blockhash) -> bool:
+        return self._round is not None and self._round.number == answer.round_number
 
     # -- leases ------------------------------------------------------------------------
 
@@ -239,17 +249,18 @@ class MarkerReclaimActor(CrankActor):
             if now_s - self._round.started_s < self.settings.round_timeout_s:
                 return
             logger.bind(action="reclaim.round_abandoned").warning("a reclaim round never ended")
-        self._round = _Round(now_s)
+        self._round = round_ = _Round(self.counters.rounds + 1, now_s)
         if not self._leases:
             return self._end_round("no market held")
-        self.counters.rounds += 1
+        self.counters.rounds = round_.number
         self._resend_in_flight()
         try:
             self.counters.discovered += discover_markers(self._engine, self._leases)
         except storage.StorageError as error:
             logger.bind(action="reclaim.discover_failed").warning(f"discovery failed: {error}")
         self._rpc.call(
-            "getEpochInfo", [{"commitment": "finalized"}], reply_to_actor(self, _Epoch),
+            "getEpochInfo", [{"commitment": "finalized"}],
+            reply_to_actor(self, lambda outcome: _Epoch(round_.number, outcome)),
             priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
         )  # fmt: skip
         return None
@@ -294,7 +305,7 @@ class MarkerReclaimActor(CrankActor):
             round_.pending += 1
             self._rpc.call(
                 "getMultipleAccounts", [list(chunk), config],
-                reply_to_actor(self, _accounts_of(chunk)),
+                reply_to_actor(self, _accounts_of(round_.number, chunk)),
                 priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
             )  # fmt: skip
         return None
@@ -341,7 +352,10 @@ class MarkerReclaimActor(CrankActor):
                 round_.gone += done
         if not round_.closes:
             return self._end_round()
-        self._blockhash.tell(GetBlockhash(reply_to_actor(self, _Blockhash)))
+        number = round_.number
+        self._blockhash.tell(
+            GetBlockhash(reply_to_actor(self, lambda answer: _Blockhash(number, answer)))
+        )
         return None
 
     def _record_finished(
@@ -479,8 +493,8 @@ class MarkerReclaimActor(CrankActor):
         )  # fmt: skip
 
 
-def _accounts_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Accounts]:
-    return lambda outcome: _Accounts(chunk, outcome)
+def _accounts_of(number: int, chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Accounts]:
+    return lambda outcome: _Accounts(number, chunk, outcome)
 
 
 def _slots(round_: _Round, markers: list[MarkerRecord]) -> list[int]:
