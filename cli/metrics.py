@@ -134,7 +134,7 @@ class StatusCollector(Collector):
             "1 when this part of the node's status answered at this scrape, else 0.",
             labels=["part"],
         )
-        for part in ("tree", "rpc", "leases", "blockhash"):
+        for part in ("tree", "rpc", "leases", "blockhash", "markers"):
             value = status.get(part)
             up.add_metric([part], 1.0 if _answered(value) else 0.0)
         yield up
@@ -149,6 +149,8 @@ class StatusCollector(Collector):
             yield from lease_metrics(status["leases"])
         if _answered(status.get("blockhash")):
             yield from blockhash_metrics(status["blockhash"])
+        if _answered(status.get("markers")):
+            yield from marker_metrics(status["markers"])
 
 
 def _answered(part: Mapping[str, Any] | None) -> bool:
@@ -266,6 +268,36 @@ def blockhash_metrics(blockhash: Mapping[str, Any]) -> Iterator[Metric]:
     age = GaugeMetricFamily("crank_blockhash_age_seconds", "Age of the cached blockhash.")
     age.add_metric([], float(blockhash["age_s"]))
     yield age
+
+
+def marker_metrics(markers: Mapping[str, Any]) -> Iterator[Metric]:
+    """From ``storage.markers.MarkerTotals`` (the whole database: every node shows the
+    same numbers): settlement markers holding rent, and the rent given back."""
+    held = GaugeMetricFamily(
+        "crank_markers_open",
+        "Settlement markers on chain whose rent is not back yet, by state.",
+        labels=["state"],
+    )
+    held.add_metric(["open"], float(markers["open"]))
+    held.add_metric(["reclaiming"], float(markers["reclaiming"]))
+    lamports = GaugeMetricFamily(
+        "crank_marker_lamports_held", "Lamports held in open and reclaiming settlement markers."
+    )
+    lamports.add_metric([], float(markers["lamports_held"]))
+    reclaimed = CounterMetricFamily(
+        "crank_markers_reclaimed", "Settlement markers closed by a reclaim (rent back)."
+    )
+    reclaimed.add_metric([], float(markers["reclaimed"]))
+    back = CounterMetricFamily(
+        "crank_marker_lamports_reclaimed", "Lamports given back to fee payers by reclaims."
+    )
+    back.add_metric([], float(markers["lamports_reclaimed"]))
+    missing = CounterMetricFamily(
+        "crank_markers_missing",
+        "Settlement markers found gone at finalized with no reclaim of ours (investigate).",
+    )
+    missing.add_metric([], float(markers["missing"]))
+    yield from (held, lamports, reclaimed, back, missing)
 
 
 class NodeMetrics:

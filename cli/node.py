@@ -7,7 +7,8 @@
     `-- pipeline      one_for_one
         |-- settlement  SettlementActor: pending settlements -> one landed transaction each
         |-- match       MatchActor: the books of the held markets, fills under their leases
-        `-- monitor     OrderMonitor: new, cancelled, expired and (un)funded orders
+        |-- monitor     OrderMonitor: new, cancelled, expired and (un)funded orders
+        `-- reclaim     MarkerReclaimActor: settlement markers' rent back, once safe
 
 The LockActor tells MatchActor and OrderMonitor which markets this node holds;
 OrderMonitor tells MatchActor about orders; MatchActor tells SettlementActor
@@ -40,6 +41,7 @@ from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
 from storage import LeaseStore, check_integrity, check_schema, open_engine, read_transaction
+from storage.markers import marker_totals
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.work_view import read_work_view
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
@@ -301,7 +303,14 @@ class Node:
             "blockhash": _part(lambda: asdict(self._ask("blockhash", GetBlockhashState()))),
             "pipeline": (pipeline := _part(self._pipeline_status)),
             "settlements_in_flight": pipeline.get("settlement", {}).get("in_flight"),
+            # settlement markers of every market in the database (not only this node's)
+            "markers": _part(self._marker_totals),
         }
+
+    def _marker_totals(self) -> dict[str, Any]:
+        if self.engine is None:
+            return {"error": "not started"}
+        return asdict(marker_totals(self.engine))
 
     def _pipeline_status(self) -> dict[str, Any]:
         if self.pipeline is None:

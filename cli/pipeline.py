@@ -1,8 +1,11 @@
-"""The node's pipeline: SettlementActor, MatchActor and OrderMonitor, wired together.
+"""The node's pipeline: SettlementActor, MatchActor, OrderMonitor and MarkerReclaimActor.
 
     OrderMonitor --OrderAdded/OrderRemoved--> MatchActor --SettlementsPending--> SettlementActor
                                               MatchActor <--SettlementBacklog--  SettlementActor
-    LockActor --MarketsChanged/LeaseLost--> MatchActor, OrderMonitor
+    LockActor --MarketsChanged/LeaseLost--> MatchActor, OrderMonitor, MarkerReclaimActor
+
+MarkerReclaimActor needs nothing from the others: it reads confirmed settlements
+from the database and gives their markers' rent back under the market leases.
 
 Every address is a child spec's :class:`~supervision.ActorHandle`, so messages
 reach whichever instance runs now, across restarts. The pipeline supervisor
@@ -21,6 +24,7 @@ from loguru import logger
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
+from actors.marker_reclaim import GetReclaimState, MarkerReclaimActor
 from actors.match_actor import GetMatchState, MatchActor
 from actors.order_monitor import GetMonitorState, OrderMonitor
 from actors.settlement import (
@@ -46,15 +50,16 @@ class PipelineParts:
     settlement: ChildSpec
     match: ChildSpec
     monitor: ChildSpec
+    reclaim: ChildSpec
 
     @property
     def specs(self) -> tuple[ChildSpec, ...]:
-        return (self.settlement, self.match, self.monitor)
+        return (self.settlement, self.match, self.monitor, self.reclaim)
 
     @property
     def market_listeners(self) -> tuple[ActorHandle, ...]:
         """Who the LockActor tells which markets this node holds."""
-        return (self.match.handle, self.monitor.handle)
+        return (self.match.handle, self.monitor.handle, self.reclaim.handle)
 
     def finish_matching(self, pipeline: ActorHandle) -> None:
         """No new orders reach the books (OrderMonitor stops), MatchActor handles what
@@ -101,6 +106,7 @@ class PipelineParts:
             "settlement": _asked(self.settlement.handle, GetSettlementState()),
             "match": _asked(self.match.handle, GetMatchState()),
             "monitor": _asked(self.monitor.handle, GetMonitorState()),
+            "reclaim": _asked(self.reclaim.handle, GetReclaimState()),
         }
 
 
@@ -122,7 +128,7 @@ def pipeline_specs(
     blockhash: ActorHandle,
     listeners: Sequence[Callable[[Any], None]] = (),
 ) -> PipelineParts:
-    """The three pipeline child specs, each built from ``settings``."""
+    """The pipeline's child specs, each built from ``settings``."""
     settlement_settings = settings.settlement_settings()
     keys = signer_map(*signers)
     poll_interval_s = settings.polling_interval_ms / 1000
@@ -150,4 +156,8 @@ def pipeline_specs(
             name="monitor",
         ),
     )  # fmt: skip
-    return PipelineParts(specs["settlement"], specs["match"], specs["monitor"])
+    specs["reclaim"] = ChildSpec(
+        id="reclaim",
+        factory=lambda: MarkerReclaimActor(engine, rpc, blockhash, keys, lock=locks),
+    )
+    return PipelineParts(specs["settlement"], specs["match"], specs["monitor"], specs["reclaim"])

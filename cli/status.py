@@ -123,6 +123,7 @@ def format_status(status: Mapping[str, Any]) -> str:
         _section("RPC endpoints", _endpoint_table(status.get("rpc"))),
         _section("Leases", _lease_table(status.get("leases"))),
         _section("Backpressure", _backpressure_table(status.get("rpc"))),
+        _section("Settlement markers (all nodes)", _marker_table(status.get("markers"))),
     ]
     return "\n\n".join(sections)
 
@@ -232,6 +233,20 @@ def _backpressure_table(router: Any) -> str:
         ("rejection rate", f"{stats['rejection_rate']:.1%}"),
     ]
     return format_table(("MEASURE", "VALUE"), rows)
+
+
+def _marker_table(markers: Any) -> str:
+    if missing := _unanswered(markers):
+        return missing
+    rows = [
+        ("open", markers["open"]),
+        ("reclaiming", markers["reclaiming"]),
+        ("lamports held", markers["lamports_held"]),
+        ("reclaimed", markers["reclaimed"]),
+        ("lamports reclaimed", markers["lamports_reclaimed"]),
+        ("missing (gone, never reclaimed)", markers["missing"]),
+    ]
+    return format_table(("MARKERS", "VALUE"), rows)
 
 
 def _by_priority(counts: Mapping[str, int]) -> str:

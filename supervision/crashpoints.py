@@ -25,6 +25,8 @@ CRASH_POINTS = (
     "fill_written",  # MatchActor wrote fills and pending settlements, nobody claimed them
     "attempt_written",  # SettlementActor wrote an attempt ahead and has not sent it
     "attempt_landed",  # the chain reports the attempt landed; not yet recorded confirmed
+    "marker_reclaim_written",  # a marker reclaim written ahead (reclaiming), not sent yet
+    "marker_reclaim_sent",  # a marker reclaim sent, not yet seen landed
 )
 
 

@@ -128,7 +128,7 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
     """GET /status: node id and uptime, the supervision tree with restart counts, both
     RPC endpoints with breaker state, the three market leases with fencing tokens,
     backpressure stats, and the pipeline: no settlement in flight, and the markets
-    held told to MatchActor."""
+    held told to MatchActor and MarkerReclaimActor; no settlement marker yet."""
     status = node.get_json("/status")
     assert status["node_id"] == "status-1"
     assert status["uptime_s"] > 0
@@ -149,11 +149,16 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
     assert status["settlements_in_flight"] == 0
     pipeline = status["pipeline"]
     assert [tree_child["id"] for tree_child in children["pipeline"]["tree"]["children"]] == [
-        "settlement", "match", "monitor",
+        "settlement", "match", "monitor", "reclaim",
     ]  # fmt: skip
     assert pipeline["settlement"]["in_flight"] == 0 and not pipeline["settlement"]["full"]
     held_by_match = [market["market_id"] for market in pipeline["match"]["markets"]]
     assert held_by_match == ["m0", "m1", "m2"]
+    assert pipeline["reclaim"]["markets"] == ["m0", "m1", "m2"]
+    assert status["markers"] == {
+        "open": 0, "reclaiming": 0, "lamports_held": 0, "reclaimed": 0,
+        "lamports_reclaimed": 0, "missing": 0,
+    }  # fmt: skip
 
 
 @pytest.mark.e2e
@@ -186,6 +191,7 @@ def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(
     fills = families["crank_fills"].samples
     assert [s.value for s in fills if s.name.endswith("_total")] == [0.0]
     assert "crank_fill_to_confirmed_seconds" in families
+    assert [s.value for s in families["crank_marker_lamports_held"].samples] == [0.0]
 
 
 @pytest.mark.e2e
