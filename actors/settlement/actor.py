@@ -41,7 +41,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from solders.hash import Hash
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
@@ -75,6 +74,7 @@ from actors.settlement.work import (
     Finished,
     SettlementWork,
     confirmed,
+    draft_attempt,
     finish_decision,
 )
 from supervision import Clock, CrankActor
@@ -347,20 +347,9 @@ class SettlementActor(CrankActor):
     def _draft(
         self, work: SettlementWork, fresh: FreshBlockhash, price: int
     ) -> storage.AttemptDraft:
-        market = work.market
-        transaction = domain.build_settlement_transaction(
-            market,
-            work.fill,
-            fee_payer=self._claims.signers[str(market.fee_payer)],
-            settlement_authority=self._claims.signers[str(market.settlement_authority)],
-            recent_blockhash=Hash.from_string(fresh.blockhash),
-            compute_unit_price_micro_lamports=price,
-            compute_unit_limit=self.settings.compute_unit_limit,
+        return draft_attempt(
+            work, self._claims.signers, fresh, price, self.settings.compute_unit_limit
         )
-        return storage.AttemptDraft(
-            work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
-            fresh.last_valid_block_height,
-        )  # fmt: skip
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)

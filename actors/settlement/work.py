@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loguru import logger
+from solders.hash import Hash
+from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import market as domain
 import storage
+from actors.blockhash import FreshBlockhash
 from actors.settlement.protocol import (
     UNRESOLVED,
     Decision,
@@ -21,7 +25,14 @@ from actors.settlement.protocol import (
     failed_leg,
 )
 
-__all__ = ["AttemptsExpired", "Finished", "SettlementWork", "confirmed", "finish_decision"]
+__all__ = [
+    "AttemptsExpired",
+    "Finished",
+    "SettlementWork",
+    "confirmed",
+    "draft_attempt",
+    "finish_decision",
+]
 
 
 @dataclass
@@ -183,3 +194,28 @@ def _age_s(claim: storage.Claim) -> float | None:
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)  # stored in UTC
     return max(0.0, time.time() - created_at.timestamp())
+
+
+def draft_attempt(
+    work: SettlementWork,
+    signers: Mapping[str, Keypair],
+    fresh: FreshBlockhash,
+    price_micro_lamports: int,
+    compute_unit_limit: int,
+) -> storage.AttemptDraft:
+    """Build and sign one attempt of ``work`` on ``fresh``'s blockhash, ready to be
+    written ahead (SettlementActor's ``_draft``; tests draft as a dead node would)."""
+    market = work.market
+    transaction = domain.build_settlement_transaction(
+        market,
+        work.fill,
+        fee_payer=signers[str(market.fee_payer)],
+        settlement_authority=signers[str(market.settlement_authority)],
+        recent_blockhash=Hash.from_string(fresh.blockhash),
+        compute_unit_price_micro_lamports=price_micro_lamports,
+        compute_unit_limit=compute_unit_limit,
+    )
+    return storage.AttemptDraft(
+        work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
+        fresh.last_valid_block_height,
+    )  # fmt: skip
