@@ -11,23 +11,37 @@ The protocol is DESIGN.md's "Exactly once"; its decisions are the pure
   at once. A claim is also trusted locally only until its TTL (from when it
   was taken) has nearly run out: nothing is sent on an older one.
 * **Recover first.** A claimed settlement with recorded attempts (a crash, a
-  takeover) is not touched until the chain was asked about every one of its
-  signatures, history searched; then :func:`decide` says what to do.
+  takeover) is not touched until the chain was asked about it: its marker
+  first (``getMultipleAccounts`` at ``confirmed``), and every one of its
+  signatures, history searched; then :func:`decide` says what to do. A marker
+  that exists means settled: the landing is looked up in the marker's history
+  (``getSignaturesForAddress``), and if that history is pruned the settlement
+  is recorded confirmed with its signature unknown (NULL, noted in
+  ``last_error``).
 * **Attempt.** With a fresh blockhash (BlockhashActor) it builds and signs the
-  settlement (``market.build_settlement_transaction``), writes the attempt
-  ahead (signature, raw bytes, ``last_valid_block_height``), and only then
-  sends it through the RpcRouter at critical priority, preflight skipped:
-  a transaction the program refuses then lands *failed*, which proves it can
-  never land later, instead of leaving a doubt.
+  settlement with its marker create (``_draft``: ``market.build_settlement_transaction``),
+  writes the attempt ahead (signature, raw bytes, ``last_valid_block_height``,
+  ``marker_address``), and only then sends it through the RpcRouter at
+  critical priority, preflight skipped: a transaction the program refuses then
+  lands *failed*, which proves it can never land later, instead of leaving a doubt.
 * **Watch.** Every ``status_interval_s`` it learns the confirmed block height
-  (BlockhashActor) and then asks ``getSignatureStatuses`` (history searched,
-  256 per request) about every live attempt; every ``resend_interval_s`` it
-  resends a live attempt's bytes unchanged while its blockhash is valid.
+  *and the slot it was read at* (BlockhashActor, ``getEpochInfo``), then asks
+  ``getSignatureStatuses`` (history searched, 256 per request) about every live
+  attempt and reads the markers that can decide something (recovery, or an
+  attempt past its last valid block height) with ``minContextSlot`` = that
+  slot. Every resend interval it resends a live attempt's bytes unchanged while
+  its blockhash is valid.
+* **The context-slot rule.** Each answer's own context slot (``RpcSuccess.context_slot``,
+  whichever endpoint or retry produced it) goes to :func:`decide`: a "no status"
+  or "marker absent" from a view older than the height's slot decides nothing
+  (logged ``settlement.status_from_behind``) and is asked again next round.
 * **Finish.** Landed: ``confirm_settlement`` (slot, transaction history).
-  Landed with an error: ``fail_settlement`` with the reason, and the order whose
-  leg was refused is marked unfunded; no token moved. No status and the block
-  height past ``last_valid_block_height``: the attempt is marked expired and a
-  new one is made.
+  Landed with a token error: ``fail_settlement`` with the reason, and the order
+  whose leg was refused is marked unfunded; no token moved. Refused at the
+  marker create (``AccountAlreadyInUse``): settled by another attempt if the
+  marker's history shows ours, else the marker was squatted and the settlement
+  is quarantined (ERROR). Provably dead (protocol.py): the attempt is marked
+  expired and a new one is made.
 
 Failure policy: a storage or RPC error is logged and the step retried on the
 next tick; nothing here fails the actor. On stop, every claim still held is
