@@ -2,7 +2,12 @@
 
 Every ``refresh_interval_s`` (2 s by default) it asks the router, at critical
 priority and ``confirmed`` commitment, for the latest blockhash and the
-current block height. It serves the cached blockhash while it is younger than
+current block height *with the slot it was read at*: ``getEpochInfo``, whose
+one answer carries ``blockHeight`` and ``absoluteSlot`` together. The
+settlement protocol needs that slot: a "no" (no status, no marker) counts
+toward an attempt's death only from a view at least as recent as the slot at
+which the height past its lastValidBlockHeight was observed
+(actors/settlement/protocol.py, "the context-slot rule"). It serves the cached blockhash while it is younger than
 ``max_age_s`` and refreshes at once when it is older; it never hands out a
 blockhash whose ``lastValidBlockHeight`` the chain has passed.
 
@@ -78,6 +83,7 @@ class ExpiryVerdict:
     expired: bool  # the confirmed block height is past last_valid_block_height
     block_height: int
     observed_at_s: float  # on the actor's clock, when that block height was asked for
+    slot: int | None = None  # the slot that block height was read at (confirmed)
 
 
 @dataclass(frozen=True)
@@ -140,6 +146,7 @@ class BlockhashActor(CrankActor):
         self._rpc = RpcClient(router)
         self._cached: FreshBlockhash | None = None
         self._block_height: int | None = None
+        self._height_slot: int | None = None  # the slot _block_height was read at
         self._height_at_s: float | None = None
         self._pending: dict[str, _Fetched | None] = {}
         self._waiting: list[GetBlockhash | IsExpired] = []
@@ -211,7 +218,7 @@ class BlockhashActor(CrankActor):
         # An "expired" verdict is final whatever its age; "not expired" wants a recent height.
         if fresh_only and not expired and self.clock.monotonic() - at_s >= self.settings.max_age_s:
             return None
-        return ExpiryVerdict(last_valid_block_height, expired, height, at_s)
+        return ExpiryVerdict(last_valid_block_height, expired, height, at_s, self._height_slot)
 
     def _answer_waiting(self, *, force: bool, reason: str) -> None:
         waiting, self._waiting = self._waiting, []
@@ -227,7 +234,7 @@ class BlockhashActor(CrankActor):
         requested_at_s = self.clock.monotonic()
         self._pending = {"blockhash": None, "height": None}
         config = [{"commitment": COMMITMENT}]
-        for part, method in (("blockhash", "getLatestBlockhash"), ("height", "getBlockHeight")):
+        for part, method in (("blockhash", "getLatestBlockhash"), ("height", "getEpochInfo")):
             reply = reply_to_actor(self, _fetched_as(part, requested_at_s))
             self._rpc.call(method, config, reply, priority=Priority.CRITICAL,
                            deadline_s=self.settings.request_deadline_s)  # fmt: skip
@@ -265,12 +272,21 @@ class BlockhashActor(CrankActor):
         assert fetched is not None
         outcome = fetched.outcome
         if not isinstance(outcome, RpcSuccess):
-            return f"getBlockHeight: {_describe(outcome)}"
-        height = outcome.result
-        if type(height) is not int or height < 0:
-            return f"getBlockHeight answered {height!r:.80}"
-        if self._block_height is None or height >= self._block_height:
-            self._block_height, self._height_at_s = height, fetched.requested_at_s
+            return f"getEpochInfo: {_describe(outcome)}"
+        info = outcome.result
+        height = info.get("blockHeight") if isinstance(info, dict) else None
+        slot = info.get("absoluteSlot") if isinstance(info, dict) else None
+        if type(height) is not int or height < 0 or type(slot) is not int or slot < 0:
+            return f"getEpochInfo answered {info!r:.120}"
+        known = self._block_height
+        if known is None or height > known:
+            self._block_height, self._height_slot = height, slot
+            self._height_at_s = fetched.requested_at_s
+        elif height == known:
+            # The same height seen again (skipped slots): keep the lowest slot it was
+            # seen at, the least a view must have seen to judge against it.
+            self._height_slot = min(slot, self._height_slot if self._height_slot is not None else slot)
+            self._height_at_s = fetched.requested_at_s
         return None
 
     def _take_blockhash(self, fetched: _Fetched | None) -> str | None:

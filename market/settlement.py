@@ -4,14 +4,23 @@ Instructions, in order:
 
 1. ComputeBudget ``SetComputeUnitLimit``;
 2. ComputeBudget ``SetComputeUnitPrice`` (micro-lamports per compute unit);
-3. SPL Token ``TransferChecked``: base, seller's pay account -> buyer's receive
+3. System ``CreateAccountWithSeed``: the fill's settlement marker
+   (``market.marker``): base = the settlement authority, a seed only the
+   authority can compute, 0 bytes, owner System, rent paid by the fee payer.
+   It can be created once, so a second attempt that lands fails here
+   (``AccountAlreadyInUse``) and moves nothing: the chain itself refuses a
+   second settlement of the fill;
+4. SPL Token ``TransferChecked``: base, seller's pay account -> buyer's receive
    account, signed by the market's settlement authority (the seller's delegate);
-4. SPL Token ``TransferChecked``: quote, buyer's pay account -> seller's
+5. SPL Token ``TransferChecked``: quote, buyer's pay account -> seller's
    receive account, signed by the settlement authority (the buyer's delegate);
-5. Memo ``crank-node:fill:<fill id>``, signed by the settlement authority, so
+6. Memo ``crank-node:fill:<fill id>``, signed by the settlement authority, so
    anyone can find a fill's settlement on chain without our database.
 
-One transaction, so both legs land or neither does. The fee payer signs first
+One transaction, so the marker and both legs land or none does (the marker
+exists if and only if the fill settled). Attempts written before schema 0005
+have no marker (instruction 3 absent); ``settlement_instructions`` still builds
+that legacy form with ``marker=None``, for measurements and old rows. The fee payer signs first
 (its signature is the transaction's id); the settlement authority signs too
 (once, if it is the same key). The same inputs give byte-identical
 transactions (ed25519 is deterministic), which is what lets a resend be
@@ -49,6 +58,7 @@ from market.errors import NumberOutOfRange, WrongMarket, WrongSigner
 from market.fields import check_u64
 from market.fill import Fill
 from market.market import Market
+from market.marker import Marker, marker_address, marker_create_instruction, marker_seed
 
 __all__ = [
     "DEFAULT_COMPUTE_UNIT_LIMIT",
@@ -95,6 +105,7 @@ class SettlementTransaction:
 
     fill_id: str
     transaction: VersionedTransaction
+    marker_address: Pubkey | None = None  # the marker this attempt creates
 
     @property
     def signature(self) -> Signature:
@@ -113,13 +124,25 @@ def settlement_instructions(
     fill: Fill,
     compute_unit_price_micro_lamports: int,
     compute_unit_limit: int = DEFAULT_COMPUTE_UNIT_LIMIT,
+    marker: Marker | None = None,
 ) -> list[Instruction]:
-    """The five instructions of the module docstring, for ``fill`` on ``market``."""
+    """The six instructions of the module docstring, for ``fill`` on ``market``
+    (five, the legacy form without the marker create, when ``marker`` is None)."""
     _check_inputs(market, fill, compute_unit_price_micro_lamports, compute_unit_limit)
     authority = market.settlement_authority
+    create = (
+        []
+        if marker is None
+        else [
+            marker_create_instruction(
+                fee_payer=market.fee_payer, settlement_authority=authority, marker=marker
+            )
+        ]
+    )
     return [
         set_compute_unit_limit(compute_unit_limit),
         set_compute_unit_price(compute_unit_price_micro_lamports),
+        *create,
         _leg(source=fill.seller_pay_account, mint=market.base_mint,
              dest=fill.buyer_receive_account, delegate=authority,
              amount=fill.base_atoms, decimals=market.base_decimals),
@@ -144,8 +167,9 @@ def build_settlement_transaction(
     compute_unit_price_micro_lamports: int,
     compute_unit_limit: int = DEFAULT_COMPUTE_UNIT_LIMIT,
 ) -> SettlementTransaction:
-    """Build and sign the settlement of ``fill``; ``recent_blockhash`` comes from
-    the caller (BlockhashActor), which also records its last valid block height.
+    """Build and sign the settlement of ``fill``, marker create included;
+    ``recent_blockhash`` comes from the caller (BlockhashActor), which also
+    records its last valid block height.
 
     Raises :class:`~market.errors.WrongSigner` if a keypair is not the market's
     fee payer or settlement authority, and :class:`~market.errors.WrongMarket`
@@ -155,8 +179,10 @@ def build_settlement_transaction(
     authority_key = _public_key(settlement_authority)
     _check_signer("fee_payer", fee_payer_key, market.fee_payer)
     _check_signer("settlement_authority", authority_key, market.settlement_authority)
+    seed = marker_seed(settlement_authority, fill.fill_id)
+    marker = Marker(seed, marker_address(authority_key, seed))
     instructions = settlement_instructions(
-        market, fill, compute_unit_price_micro_lamports, compute_unit_limit
+        market, fill, compute_unit_price_micro_lamports, compute_unit_limit, marker
     )
     message = Message.new_with_blockhash(instructions, fee_payer_key, recent_blockhash)
     signed = bytes(message)
@@ -165,7 +191,9 @@ def build_settlement_transaction(
     # authority), in the message's order: the fee payer first.
     required = message.account_keys[: message.header.num_required_signatures]
     signatures = [by_key[key].sign_message(signed) for key in required]
-    return SettlementTransaction(fill.fill_id, VersionedTransaction.populate(message, signatures))
+    return SettlementTransaction(
+        fill.fill_id, VersionedTransaction.populate(message, signatures), marker.address
+    )
 
 
 def _public_key(keypair: Keypair) -> Pubkey:

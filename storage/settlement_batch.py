@@ -95,6 +95,7 @@ class AttemptDraft:
     raw_transaction: bytes
     blockhash: str
     last_valid_block_height: int
+    marker_address: str | None = None  # the settlement marker the attempt creates
 
 
 @dataclass(frozen=True)
@@ -137,6 +138,7 @@ def _attempt_alone(
         return write_attempt_row(
             writer, signature=draft.signature, raw_transaction=draft.raw_transaction,
             blockhash=draft.blockhash, last_valid_block_height=draft.last_valid_block_height,
+            marker_address=draft.marker_address,
         )  # fmt: skip
     except ITEM_ERRORS as error:
         return error
@@ -168,7 +170,7 @@ def _attempts_at_once(
 def _record(draft: AttemptDraft, settlement_id: str, number: int) -> AttemptRecord:
     return AttemptRecord(
         settlement_id, number, draft.signature, draft.raw_transaction, draft.blockhash,
-        draft.last_valid_block_height, draft.claim.claim_token, "signed",
+        draft.last_valid_block_height, draft.claim.claim_token, "signed", draft.marker_address,
     )  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from storage.claims import Claim, ClaimedWriter, ClaimQueue, held_condition
 from storage.clock import db_now, read_db_now
+from storage.quarantine import QuarantineEntry, quarantine_rows
 from storage.engine import read_transaction
 from storage.errors import DuplicateEntry, IntegrityViolation, StateConflict
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
@@ -43,6 +44,8 @@ __all__ = [
     "SettlementRecord",
     "attempts_by_settlement",
     "confirm_settlement",
+    "confirm_settlement_unknown",
+    "quarantine_settlement",
     "fail_settlement",
     "get_settlement",
     "list_attempts",
@@ -116,6 +119,8 @@ class AttemptRecord:
     last_valid_block_height: int
     claim_token: int
     state: str
+    # The settlement marker this attempt creates (None: written before schema 0005).
+    marker_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +154,7 @@ def _attempt(row: Any) -> AttemptRecord:
         row["last_valid_block_height"],
         row["claim_token"],
         row["state"],
+        row["marker_address"],
     )
 
 
@@ -220,6 +226,7 @@ def record_attempt(
     raw_transaction: bytes,
     blockhash: str,
     last_valid_block_height: int,
+    marker_address: str | None = None,
 ) -> AttemptRecord:
     """Write a signed attempt ahead of sending it; the settlement becomes ``submitted``.
 
@@ -230,7 +237,7 @@ def record_attempt(
     with queue.claimed(claim) as writer:
         record = write_attempt_row(
             writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
-            last_valid_block_height=last_valid_block_height,
+            last_valid_block_height=last_valid_block_height, marker_address=marker_address,
         )  # fmt: skip
         logger.bind(
             action="storage.attempt_recorded",
@@ -249,6 +256,7 @@ def write_attempt_row(
     raw_transaction: bytes,
     blockhash: str,
     last_valid_block_height: int,
+    marker_address: str | None = None,
 ) -> AttemptRecord:
     """:func:`record_attempt` inside the caller's claimed transaction, without its log
     line: the batch form in :mod:`storage.settlement_batch` logs one line per batch."""
@@ -262,7 +270,7 @@ def write_attempt_row(
             number = _next_attempt_number(writer.connection, settlement_id)
             record = AttemptRecord(
                 settlement_id, number, signature, raw_transaction, blockhash,
-                last_valid_block_height, claim.claim_token, "signed",
+                last_valid_block_height, claim.claim_token, "signed", marker_address,
             )  # fmt: skip
             writer.connection.execute(_INSERT_ATTEMPT, attempt_params(record))
     except IntegrityViolation as error:
@@ -292,6 +300,7 @@ def attempt_params(record: AttemptRecord) -> dict[str, Any]:
         "last_valid_block_height": record.last_valid_block_height,
         "claim_token": record.claim_token,
         "state": record.state,
+        "marker_address": record.marker_address,
     }
 
 
@@ -371,6 +380,39 @@ def confirm_settlement(queue: ClaimQueue, claim: Claim, signature: str, slot: in
             signature=signature,
             slot=slot,
         ).info("settlement confirmed")
+
+
+def confirm_settlement_unknown(queue: ClaimQueue, claim: Claim, note: str) -> None:
+    """The settlement's marker proves it landed, but no history says which attempt:
+    settlement ``confirmed`` with ``confirmed_signature`` NULL and ``note`` in
+    ``last_error`` (e.g. "landed, signature unknown: history pruned"), the claim
+    given up; one transaction. Its attempts keep their states (every one is past
+    its last valid block height: none can land again)."""
+    check_queue(queue)
+    with queue.claimed(claim) as writer:
+        writer.update_row(
+            status="confirmed", confirmed_signature=None, last_error=note, claimed_by=None,
+            claim_expires_at=None, updated_at=db_now(),
+        )  # fmt: skip
+    logger.bind(
+        action="storage.settlement_confirmed_unknown", settlement_id=str(claim.row_id), note=note
+    ).warning("settlement confirmed, landing signature unknown")
+
+
+def quarantine_settlement(
+    queue: ClaimQueue, claim: Claim, reason: str, raw: Mapping[str, Any]
+) -> None:
+    """Move the claimed settlement into the quarantine (kind ``settlement``) with
+    ``reason``: it is neither settled nor to be retried until an operator looks
+    (``crank-node quarantine``). The claim is given up; one transaction."""
+    check_queue(queue)
+    with queue.claimed(claim) as writer:
+        writer.update_row(
+            last_error=reason[:1024], claimed_by=None, claim_expires_at=None, updated_at=db_now()
+        )
+        quarantine_rows(
+            writer.connection, [QuarantineEntry("settlement", str(claim.row_id), reason, raw)]
+        )
 
 
 def write_confirmation_rows(writer: ClaimedWriter, signature: str, slot: int) -> None:

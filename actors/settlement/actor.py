@@ -11,23 +11,37 @@ The protocol is DESIGN.md's "Exactly once"; its decisions are the pure
   at once. A claim is also trusted locally only until its TTL (from when it
   was taken) has nearly run out: nothing is sent on an older one.
 * **Recover first.** A claimed settlement with recorded attempts (a crash, a
-  takeover) is not touched until the chain was asked about every one of its
-  signatures, history searched; then :func:`decide` says what to do.
+  takeover) is not touched until the chain was asked about it: its marker
+  first (``getMultipleAccounts`` at ``confirmed``), and every one of its
+  signatures, history searched; then :func:`decide` says what to do. A marker
+  that exists means settled: the landing is looked up in the marker's history
+  (``getSignaturesForAddress``), and if that history is pruned the settlement
+  is recorded confirmed with its signature unknown (NULL, noted in
+  ``last_error``).
 * **Attempt.** With a fresh blockhash (BlockhashActor) it builds and signs the
-  settlement (``market.build_settlement_transaction``), writes the attempt
-  ahead (signature, raw bytes, ``last_valid_block_height``), and only then
-  sends it through the RpcRouter at critical priority, preflight skipped:
-  a transaction the program refuses then lands *failed*, which proves it can
-  never land later, instead of leaving a doubt.
+  settlement with its marker create (``_draft``: ``market.build_settlement_transaction``),
+  writes the attempt ahead (signature, raw bytes, ``last_valid_block_height``,
+  ``marker_address``), and only then sends it through the RpcRouter at
+  critical priority, preflight skipped: a transaction the program refuses then
+  lands *failed*, which proves it can never land later, instead of leaving a doubt.
 * **Watch.** Every ``status_interval_s`` it learns the confirmed block height
-  (BlockhashActor) and then asks ``getSignatureStatuses`` (history searched,
-  256 per request) about every live attempt; every ``resend_interval_s`` it
-  resends a live attempt's bytes unchanged while its blockhash is valid.
+  *and the slot it was read at* (BlockhashActor, ``getEpochInfo``), then asks
+  ``getSignatureStatuses`` (history searched, 256 per request) about every live
+  attempt and reads the markers that can decide something (recovery, or an
+  attempt past its last valid block height) with ``minContextSlot`` = that
+  slot. Every resend interval it resends a live attempt's bytes unchanged while
+  its blockhash is valid.
+* **The context-slot rule.** Each answer's own context slot (``RpcSuccess.context_slot``,
+  whichever endpoint or retry produced it) goes to :func:`decide`: a "no status"
+  or "marker absent" from a view older than the height's slot decides nothing
+  (logged ``settlement.status_from_behind``) and is asked again next round.
 * **Finish.** Landed: ``confirm_settlement`` (slot, transaction history).
-  Landed with an error: ``fail_settlement`` with the reason, and the order whose
-  leg was refused is marked unfunded; no token moved. No status and the block
-  height past ``last_valid_block_height``: the attempt is marked expired and a
-  new one is made.
+  Landed with a token error: ``fail_settlement`` with the reason, and the order
+  whose leg was refused is marked unfunded; no token moved. Refused at the
+  marker create (``AccountAlreadyInUse``): settled by another attempt if the
+  marker's history shows ours, else the marker was squatted and the settlement
+  is quarantined (ERROR). Provably dead (protocol.py): the attempt is marked
+  expired and a new one is made.
 
 Failure policy: a storage or RPC error is logged and the step retried on the
 next tick; nothing here fails the actor. On stop, every claim still held is
@@ -41,7 +55,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from solders.hash import Hash
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
@@ -51,7 +64,8 @@ from actors.blockhash import ExpiryVerdict, FreshBlockhash, GetBlockhash, IsExpi
 from actors.lock_actor import MessageSink
 from actors.pipeline_messages import SettlementBacklog, SettlementsPending
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
-from actors.rpc.messages import Priority, RpcOutcome, RpcSuccess
+from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
+from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
 from actors.settlement.claimed import ClaimedSettlements
 from actors.settlement.messages import (
     Drain,
@@ -63,11 +77,16 @@ from actors.settlement.protocol import (
     AttemptView,
     Decision,
     Expire,
+    FindLanding,
     Landed,
     LandedFailed,
-    SignatureStatus,
+    MarkerRead,
+    ObservedHeight,
+    Squatted,
+    StatusAnswer,
     Wait,
     decide,
+    judge_marker_history,
     parse_signature_statuses,
 )
 from actors.settlement.work import (
@@ -75,6 +94,7 @@ from actors.settlement.work import (
     Finished,
     SettlementWork,
     confirmed,
+    draft_attempt,
     finish_decision,
 )
 from supervision import Clock, CrankActor
@@ -83,6 +103,8 @@ from supervision.crashpoints import crash_point
 __all__ = ["SettlementActor"]
 
 MAX_SIGNATURES_PER_REQUEST = 256  # getSignatureStatuses' limit
+MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
+MARKER_HISTORY_LIMIT = 50  # getSignaturesForAddress(marker): a handful at most are ours
 ATTEMPT_BATCH = 64  # attempts written ahead in one transaction (and confirmations)
 Listener = Callable[[Finished | AttemptsExpired], None]
 
@@ -105,7 +127,19 @@ class _Blockhash:
 @dataclass(frozen=True)
 class _Statuses:
     signatures: tuple[str, ...]
-    block_height: int | None
+    outcome: RpcOutcome
+
+
+@dataclass(frozen=True)
+class _Markers:
+    addresses: tuple[str, ...]
+    outcome: RpcOutcome
+
+
+@dataclass(frozen=True)
+class _MarkerHistory:
+    settlement_id: str
+    find: FindLanding
     outcome: RpcOutcome
 
 
@@ -132,8 +166,13 @@ class _Counters:
 
 @dataclass
 class _StatusRound:
+    """One round of questions, all judged against ``height``: the confirmed height and
+    its slot as known *before* any of them was asked."""
+
+    height: ObservedHeight | None = None
     pending: int = 0  # requests not answered yet
-    statuses: dict[str, SignatureStatus | None] = field(default_factory=dict)
+    statuses: dict[str, StatusAnswer] = field(default_factory=dict)
+    markers: dict[str, MarkerRead] = field(default_factory=dict)  # by marker address
 
 
 class SettlementActor(CrankActor):
@@ -167,6 +206,9 @@ class SettlementActor(CrankActor):
             clock=self.clock, db_time_offset_s=db_time_offset_s,
         )  # fmt: skip
         self._block_height: int | None = None
+        self._height: ObservedHeight | None = None  # the highest, with its slot
+        self._finding: set[str] = set()  # settlements whose marker history is asked
+        self._behind_logged: set[str] = set()
         self._recent_fees: list[int] = []
         self._blockhash_pending = False
         self._status_round: _StatusRound | None = None
@@ -200,6 +242,10 @@ class SettlementActor(CrankActor):
                 self._on_height(answer)
             case _Statuses():
                 self._on_statuses(message)
+            case _Markers():
+                self._on_markers(message)
+            case _MarkerHistory():
+                self._on_marker_history(message)
             case _Blockhash(answer):
                 self._on_blockhash(answer)
             case _Sent(signature, outcome):
@@ -265,6 +311,7 @@ class SettlementActor(CrankActor):
         self._after_change()
 
     def _forget(self, work: SettlementWork) -> None:
+        self._behind_logged.discard(work.id)
         self._claims.forget(work)
         self._after_change()
 
@@ -347,20 +394,9 @@ class SettlementActor(CrankActor):
     def _draft(
         self, work: SettlementWork, fresh: FreshBlockhash, price: int
     ) -> storage.AttemptDraft:
-        market = work.market
-        transaction = domain.build_settlement_transaction(
-            market,
-            work.fill,
-            fee_payer=self._claims.signers[str(market.fee_payer)],
-            settlement_authority=self._claims.signers[str(market.settlement_authority)],
-            recent_blockhash=Hash.from_string(fresh.blockhash),
-            compute_unit_price_micro_lamports=price,
-            compute_unit_limit=self.settings.compute_unit_limit,
+        return draft_attempt(
+            work, self._claims.signers, fresh, price, self.settings.compute_unit_limit
         )
-        return storage.AttemptDraft(
-            work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
-            fresh.last_valid_block_height,
-        )  # fmt: skip
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
@@ -403,68 +439,211 @@ class SettlementActor(CrankActor):
 
     def _on_height(self, answer: ExpiryVerdict | Unavailable) -> None:
         if isinstance(answer, ExpiryVerdict):
-            self._see_height(answer.block_height)
-        signatures = [signature for work in self._claims for signature in work.signatures_to_ask()]
+            self._see_height(answer.block_height, answer.slot)
         round_ = self._status_round
+        works = [w for w in self._claims if w.attempts and w.id not in self._finding]
+        signatures = [signature for work in works for signature in work.signatures_to_ask()]
         if round_ is None or not signatures:
             self._status_round = None
             return
-        height = self._block_height  # known before the statuses are asked for
+        # Known before any question is sent: every "no" of this round is judged against it.
+        round_.height = self._height
         for start in range(0, len(signatures), MAX_SIGNATURES_PER_REQUEST):
             chunk = tuple(signatures[start : start + MAX_SIGNATURES_PER_REQUEST])
             round_.pending += 1
             self._rpc.call(
                 "getSignatureStatuses",
                 [list(chunk), {"searchTransactionHistory": True}],
-                reply_to_actor(self, _statuses_of(chunk, height)),
+                reply_to_actor(self, _statuses_of(chunk)),
+                priority=Priority.CRITICAL,
+                deadline_s=self.settings.request_deadline_s,
+            )
+        self._ask_markers(round_, works)
+
+    def _ask_markers(self, round_: _StatusRound, works: list[SettlementWork]) -> None:
+        """Read the markers that can decide something now: those of settlements being
+        recovered, and of settlements with an attempt past its last valid block height.
+        At ``confirmed``, with ``minContextSlot`` the slot of the round's height, so an
+        endpoint from behind refuses rather than answering "absent" from the past."""
+        height = round_.height
+        addresses = sorted(
+            {
+                address
+                for work in works
+                if (address := work.marker_address) is not None
+                and (work.needs_check or work.some_attempt_past(height))
+            }
+        )
+        config: dict[str, Any] = {
+            "commitment": "confirmed", "encoding": "base64",
+            "dataSlice": {"offset": 0, "length": 0},
+        }  # fmt: skip
+        if height is not None:
+            config["minContextSlot"] = height.slot
+        for start in range(0, len(addresses), MAX_ACCOUNTS_PER_REQUEST):
+            chunk = tuple(addresses[start : start + MAX_ACCOUNTS_PER_REQUEST])
+            round_.pending += 1
+            self._rpc.call(
+                "getMultipleAccounts",
+                [list(chunk), config],
+                reply_to_actor(self, _markers_of(chunk)),
                 priority=Priority.CRITICAL,
                 deadline_s=self.settings.request_deadline_s,
             )
 
-    def _see_height(self, height: int) -> None:
+    def _see_height(self, height: int, slot: int | None = None) -> None:
         if self._block_height is None or height > self._block_height:
             self._block_height = height
+        if slot is not None and (self._height is None or height > self._height.block_height):
+            self._height = ObservedHeight(height, slot)
 
     def _on_statuses(self, answer: _Statuses) -> None:
         round_ = self._status_round
         if round_ is None:
             return
         round_.pending -= 1
-        if isinstance(answer.outcome, RpcSuccess):
+        outcome = answer.outcome
+        if isinstance(outcome, RpcSuccess):
             try:
-                found = parse_signature_statuses(answer.signatures, answer.outcome.result)
+                found = parse_signature_statuses(
+                    answer.signatures, outcome.result, outcome.context_slot
+                )
             except ValueError as error:
                 logger.bind(action="settlement.bad_status_answer").warning(str(error))
             else:
                 round_.statuses.update(found)
         else:
-            logger.bind(action="settlement.status_failed").info(f"statuses: {answer.outcome}")
+            logger.bind(action="settlement.status_failed").info(f"statuses: {outcome}")
+        self._round_answered(round_)
+
+    def _on_markers(self, answer: _Markers) -> None:
+        round_ = self._status_round
+        if round_ is None:
+            return
+        round_.pending -= 1
+        outcome = answer.outcome
+        values = outcome.result.get("value") if isinstance(outcome, RpcSuccess) and isinstance(
+            outcome.result, dict) else None  # fmt: skip
+        slot = outcome.context_slot if isinstance(outcome, RpcSuccess) else None
+        if isinstance(values, list) and len(values) == len(answer.addresses) and slot is not None:
+            for address, value in zip(answer.addresses, values, strict=True):
+                exists = isinstance(value, dict) and bool(value.get("lamports"))
+                round_.markers[address] = MarkerRead(exists, slot)
+        elif isinstance(outcome, RpcFailure) and outcome.code == MIN_CONTEXT_SLOT_NOT_REACHED:
+            # Every endpoint tried was behind the slot of the height: nothing is decided.
+            logger.bind(action="settlement.status_from_behind", markers=len(answer.addresses)).info(
+                f"{len(answer.addresses)} markers could not be read from a view at or past "
+                "the slot of the height; an answer from behind decides nothing, asking again"
+            )
+        else:
+            logger.bind(action="settlement.marker_read_failed").info(
+                f"marker read decided nothing, asked again next round: {outcome!r:.300}"
+            )
+        self._round_answered(round_)
+
+    def _round_answered(self, round_: _StatusRound) -> None:
         if round_.pending == 0:
             self._status_round = None
-            self._decide_all(round_.statuses, answer.block_height)
+            self._decide_all(round_)
 
-    def _decide_all(self, statuses: dict[str, SignatureStatus | None], height: int | None) -> None:
+    def _decide_all(self, round_: _StatusRound) -> None:
+        statuses, height = round_.statuses, round_.height
         landed: list[tuple[SettlementWork, Landed]] = []
-        for settlement_id in sorted(self._claims.of_signatures(statuses)):
-            work = self._claims.works.get(settlement_id)
-            if work is None:
+        for work in list(self._claims):
+            if work.id in self._finding:
                 continue
             views = [
-                AttemptView(a.signature, a.state, a.last_valid_block_height) for a in work.attempts
-            ]
+                AttemptView(a.signature, a.state, a.last_valid_block_height,
+                            a.marker_address is not None)
+                for a in work.attempts
+            ]  # fmt: skip
             asked = {
                 a.signature: statuses[a.signature] for a in work.attempts if a.signature in statuses
             }
-            if work.needs_check and len(asked) < len(views):
-                continue  # recovery decides only once every signature was asked about
-            decision = decide(views, asked, height)
-            if isinstance(decision, Landed):
+            if not asked:
+                continue
+            marker = round_.markers.get(work.marker_address or "")
+            if work.needs_check and (
+                len(asked) < len(views) or (work.marker_address is not None and marker is None)
+            ):
+                continue  # recovery decides once the marker and every signature were read
+            decision = decide(views, asked, height, marker)
+            if isinstance(decision, Landed) and decision.signature is not None:
                 work.needs_check = False
                 landed.append((work, decision))
             else:
                 self._act(work, decision)
         for start in range(0, len(landed), ATTEMPT_BATCH):
             self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
+
+    def _find_landing(self, work: SettlementWork, find: FindLanding, since_slot: int | None) -> None:
+        """The marker exists (or refused an attempt): find which transaction created it."""
+        address = work.marker_address
+        if address is None:  # a legacy settlement refused at a marker it never had
+            self._quarantine(work, Squatted(f"marker refusal without a marker: {find}"))
+            return
+        self._finding.add(work.id)
+        config: dict[str, Any] = {"commitment": "confirmed", "limit": MARKER_HISTORY_LIMIT}
+        if since_slot is not None:
+            config["minContextSlot"] = since_slot
+        self._rpc.call(
+            "getSignaturesForAddress",
+            [address, config],
+            reply_to_actor(self, lambda outcome: _MarkerHistory(work.id, find, outcome)),
+            priority=Priority.CRITICAL,
+            deadline_s=self.settings.request_deadline_s,
+        )
+
+    def _on_marker_history(self, answer: _MarkerHistory) -> None:
+        self._finding.discard(answer.settlement_id)
+        work = self._claims.works.get(answer.settlement_id)
+        if work is None:
+            return
+        outcome = answer.outcome
+        entries = outcome.result if isinstance(outcome, RpcSuccess) else None
+        if not isinstance(entries, list):
+            logger.bind(action="settlement.marker_history_failed", settlement_id=work.id).info(
+                f"the marker's history of {work.id} could not be read, asked again: {outcome!r:.300}"
+            )
+            work.needs_check = True
+            return
+        verdict = judge_marker_history(
+            answer.find, entries, domain.settlement_memo(work.fill.fill_id).decode()
+        )
+        if isinstance(verdict, Squatted):
+            self._quarantine(work, verdict)
+        elif verdict.signature is not None and verdict.signature in work.signature_set():
+            work.needs_check = False
+            self._confirm_batch([(work, verdict)])
+        else:
+            note = (
+                "landed, signature unknown: history pruned"
+                if verdict.signature is None
+                else f"landed as {verdict.signature}, not one of the recorded attempts"
+            )
+            self._act(work, Landed(None, None), note=note)
+
+    def _quarantine(self, work: SettlementWork, squatted: Squatted) -> None:
+        logger.bind(action="settlement.marker_squatted", settlement_id=work.id,
+                    marker=work.marker_address).error(
+            f"settlement {work.id} quarantined: {squatted.reason}"
+        )  # fmt: skip
+        try:
+            storage.quarantine_settlement(
+                self._claims.queue(), work.claim, squatted.reason,
+                {"marker_address": work.marker_address,
+                 "signatures": [a.signature for a in work.attempts]},
+            )  # fmt: skip
+        except storage.ClaimLost:
+            self._lost(work)
+            return
+        except storage.StorageError as error:
+            logger.bind(action="settlement.write_failed", settlement_id=work.id).warning(
+                f"quarantining {work.id} failed, will retry: {error}"
+            )
+            work.needs_check = True
+            return
+        self._forget(work)
 
     def _confirm_batch(self, landed: list[tuple[SettlementWork, Landed]]) -> None:
         """Record landed attempts confirmed, in one transaction."""
@@ -495,15 +674,28 @@ class SettlementActor(CrankActor):
                 self._tell_listeners(confirmed(work, decision))
                 self._forget(work)
 
-    def _act(self, work: SettlementWork, decision: Decision) -> None:
+    def _act(self, work: SettlementWork, decision: Decision, note: str | None = None) -> None:
+        if isinstance(decision, FindLanding):
+            work.needs_check = False
+            self._find_landing(work, decision, decision.refused_slot)
+            return
+        if isinstance(decision, Squatted):
+            self._quarantine(work, decision)
+            return
         work.needs_check = False
         if isinstance(decision, Wait):
+            if decision.behind and work.id not in self._behind_logged:
+                self._behind_logged.add(work.id)
+                logger.bind(action="settlement.status_from_behind", settlement_id=work.id).info(
+                    f"settlement {work.id}: an answer from behind decides nothing, "
+                    f"asking again: {decision.reason}"
+                )
             for signature in decision.resend:
                 if signature not in work.sent_at_s and self._claims.held(work):
                     self._send(work, signature)  # recovered, never sent by this instance
             return
         try:
-            finished = finish_decision(self._claims.queue(), work, decision)
+            finished = finish_decision(self._claims.queue(), work, decision, note)
         except storage.ClaimLost:
             self._lost(work)
             return
@@ -519,10 +711,12 @@ class SettlementActor(CrankActor):
                 self._tell_listeners(AttemptsExpired(work.id, decision.signatures))
             self._request_blockhash()
             return
-        assert finished is not None  # LandedFailed finishes the settlement
+        assert finished is not None  # Landed and LandedFailed finish the settlement
         if isinstance(decision, LandedFailed):
             self.counters.failed += 1
             finished.mark_orders(self._engine)
+        else:
+            self.counters.confirmed += 1
         self._tell_listeners(finished)
         self._forget(work)
 
@@ -586,5 +780,9 @@ class SettlementActor(CrankActor):
         )
 
 
-def _statuses_of(chunk: tuple[str, ...], height: int | None) -> Callable[[RpcOutcome], _Statuses]:
-    return lambda outcome: _Statuses(chunk, height, outcome)
+def _statuses_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Statuses]:
+    return lambda outcome: _Statuses(chunk, outcome)
+
+
+def _markers_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Markers]:
+    return lambda outcome: _Markers(chunk, outcome)

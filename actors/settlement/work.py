@@ -3,25 +3,37 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from loguru import logger
+from solders.hash import Hash
+from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import market as domain
 import storage
+from actors.blockhash import FreshBlockhash
 from actors.settlement.protocol import (
     UNRESOLVED,
     Decision,
     Expire,
     Landed,
     LandedFailed,
+    ObservedHeight,
     describe_failure,
     failed_leg,
 )
 
-__all__ = ["AttemptsExpired", "Finished", "SettlementWork", "confirmed", "finish_decision"]
+__all__ = [
+    "AttemptsExpired",
+    "Finished",
+    "SettlementWork",
+    "confirmed",
+    "draft_attempt",
+    "finish_decision",
+]
 
 
 @dataclass
@@ -70,6 +82,22 @@ class SettlementWork:
             return [attempt.signature for attempt in self.attempts]
         return [attempt.signature for attempt in self.attempts if attempt.state in UNRESOLVED]
 
+    @property
+    def marker_address(self) -> str | None:
+        """The marker its attempts create (every attempt of a fill creates the same
+        one); None when no attempt carries one (none yet, or legacy rows)."""
+        return next((a.marker_address for a in self.attempts if a.marker_address), None)
+
+    def some_attempt_past(self, height: ObservedHeight | None) -> bool:
+        """Whether an unresolved attempt is past its last valid block height at ``height``."""
+        return height is not None and any(
+            a.state in UNRESOLVED and height.block_height > a.last_valid_block_height
+            for a in self.attempts
+        )
+
+    def signature_set(self) -> set[str]:
+        return {attempt.signature for attempt in self.attempts}
+
     def raw(self, signature: str) -> bytes:
         return next(a.raw_transaction for a in self.attempts if a.signature == signature)
 
@@ -84,7 +112,7 @@ def _with_state(attempt: storage.AttemptRecord, state: str) -> storage.AttemptRe
     return storage.AttemptRecord(
         attempt.settlement_id, attempt.attempt_number, attempt.signature,
         attempt.raw_transaction, attempt.blockhash, attempt.last_valid_block_height,
-        attempt.claim_token, state,
+        attempt.claim_token, state, attempt.marker_address,
     )  # fmt: skip
 
 
@@ -95,8 +123,8 @@ class Finished:
     settlement_id: str
     fill: domain.Fill
     outcome: str
-    signature: str
-    slot: int
+    signature: str | None  # None: landed (the marker says so), signature unknown
+    slot: int | None
     reason: str | None = None
     leg: str | None = None  # which leg was refused, for a failure
     # Since the fill was written (its settlement's created_at, by this host's clock).
@@ -131,9 +159,11 @@ class AttemptsExpired:
 
 
 def finish_decision(
-    queue: storage.ClaimQueue, work: SettlementWork, decision: Decision
+    queue: storage.ClaimQueue, work: SettlementWork, decision: Decision, note: str | None = None
 ) -> Finished | None:
     """Write what ``decision`` says (Expire, Landed, LandedFailed; Wait writes nothing).
+    ``Landed`` without a signature (the marker proves it landed, history is gone) is
+    recorded confirmed with ``confirmed_signature`` NULL and ``note`` in ``last_error``.
 
     Returns the finished settlement, or None while it goes on. Raises ClaimLost
     or another StorageError; nothing is half written (each is one transaction,
@@ -150,16 +180,21 @@ def finish_decision(
                 signatures=list(decision.signatures),
             ).info(f"settlement {work.id}: attempts provably dead; a new one follows")
         return None
+    if isinstance(decision, Landed) and (decision.signature is None or decision.slot is None):
+        note = note or "landed, signature unknown: history pruned"
+        storage.confirm_settlement_unknown(queue, work.claim, note)
+        return Finished(work.id, work.fill, "confirmed", None, None, note,
+                        fill_age_s=_age_s(work.claim))  # fmt: skip
     if isinstance(decision, Landed):
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
         return confirmed(work, decision)
     if isinstance(decision, LandedFailed):
-        reason = describe_failure(decision.err)
+        reason = describe_failure(decision.err, has_marker=decision.has_marker)
         storage.fail_settlement(
             queue, work.claim, reason, signature=decision.signature, slot=decision.slot
         )
         work.mark((decision.signature,), "failed")
-        leg = failed_leg(decision.err)
+        leg = failed_leg(decision.err, has_marker=decision.has_marker)
         return Finished(
             work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg,
             _age_s(work.claim),
@@ -169,6 +204,7 @@ def finish_decision(
 
 def confirmed(work: SettlementWork, decision: Landed) -> Finished:
     """``work`` after its confirmation was written: the attempt marked, the event."""
+    assert decision.signature is not None
     work.mark((decision.signature,), "confirmed")
     return Finished(
         work.id, work.fill, "confirmed", decision.signature, decision.slot,
@@ -183,3 +219,28 @@ def _age_s(claim: storage.Claim) -> float | None:
     if created_at.tzinfo is None:
         created_at = created_at.replace(tzinfo=UTC)  # stored in UTC
     return max(0.0, time.time() - created_at.timestamp())
+
+
+def draft_attempt(
+    work: SettlementWork,
+    signers: Mapping[str, Keypair],
+    fresh: FreshBlockhash,
+    price_micro_lamports: int,
+    compute_unit_limit: int,
+) -> storage.AttemptDraft:
+    """Build and sign one attempt of ``work`` on ``fresh``'s blockhash, ready to be
+    written ahead (SettlementActor's ``_draft``; tests draft as a dead node would)."""
+    market = work.market
+    transaction = domain.build_settlement_transaction(
+        market,
+        work.fill,
+        fee_payer=signers[str(market.fee_payer)],
+        settlement_authority=signers[str(market.settlement_authority)],
+        recent_blockhash=Hash.from_string(fresh.blockhash),
+        compute_unit_price_micro_lamports=price_micro_lamports,
+        compute_unit_limit=compute_unit_limit,
+    )
+    return storage.AttemptDraft(
+        work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
+        fresh.last_valid_block_height, str(transaction.marker_address),
+    )  # fmt: skip

@@ -367,3 +367,44 @@ def test_an_attempt_written_whose_commit_answer_was_lost_is_found_and_sent_not_d
     assert [(a.attempt_number, a.state) for a in settler.attempts()] == [(1, "confirmed")]
     assert finished.signature == settler.attempts()[0].signature
     assert len(calls) >= 2
+
+
+def test_a_squatted_marker_quarantines_the_settlement_and_never_settles_or_retries_it(
+    settler: Settler, captured_logs: list[dict[str, Any]]
+) -> None:
+    """A third party funds the fill's marker address before the attempt lands: the
+    attempt lands failed at the create (AccountAlreadyInUse). Nothing of ours created
+    the marker (its history has only the squatter's transfer), so the settlement is
+    neither confirmed nor failed-and-retried: it is quarantined, logged at ERROR, and no
+    second attempt is ever signed. No token moved."""
+    from solders.system_program import TransferParams, transfer
+
+    from market.marker import marker_for
+
+    trade = settler.trade
+    squatter = trade.localnet.fixtures.fund_wallet()
+    marker = marker_for(trade.authority, trade.fill.fill_id)
+    blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
+    funding = Transaction.new_signed_with_payer(
+        [transfer(TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=marker.address,
+                                 lamports=1_000_000))],
+        squatter.pubkey(), [squatter], blockhash,
+    )  # fmt: skip
+    _send_and_wait(trade.rpc, bytes(funding))
+    before = trade.balances()
+
+    settler.start()
+    _poll(lambda: settler.settlement().status == "quarantined", "never quarantined")
+
+    assert trade.balances() == before
+    (attempt,) = settler.attempts()
+    assert attempt.marker_address == str(marker.address)
+    record = settler.settlement()
+    assert record.last_error is not None and "third party" in record.last_error
+    (entry,) = storage.list_quarantined(settler.engine)
+    assert (entry.kind, entry.row_id) == ("settlement", trade.fill.fill_id)
+    assert any(
+        r["extra"].get("action") == "settlement.marker_squatted" and r["level"].name == "ERROR"
+        for r in captured_logs
+    )
+    assert settler.state().attempts_made == 1

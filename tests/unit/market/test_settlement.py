@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from solders.system_program import ID as SYSTEM_PROGRAM_ID  # noqa: I001
+
+from market.marker import marker_create_instruction, marker_for
 import dataclasses
 from typing import Any
 
@@ -70,12 +73,15 @@ def build(
     return build_settlement_transaction(market, fill or a_fill(), **arguments)  # type: ignore[arg-type]
 
 
-def test_the_instructions_are_budget_budget_base_leg_quote_leg_memo() -> None:
-    """Five instructions in the documented order, each to its program."""
-    message = build().transaction.message
+def test_the_instructions_are_budget_budget_marker_base_leg_quote_leg_memo() -> None:
+    """Six instructions in the documented order, each to its program; the marker create
+    is the fill's marker (market.marker_for), recorded on the transaction."""
+    built = build()
+    message = built.transaction.message
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
-    assert programs == [COMPUTE_BUDGET_ID, COMPUTE_BUDGET_ID, TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID,
-                        MEMO_PROGRAM_ID]  # fmt: skip
+    assert programs == [COMPUTE_BUDGET_ID, COMPUTE_BUDGET_ID, SYSTEM_PROGRAM_ID,
+                        TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID]  # fmt: skip
+    assert built.marker_address == marker_for(AUTHORITY, a_fill().fill_id).address
 
 
 def test_each_leg_moves_the_right_amount_of_the_right_mint_between_the_right_accounts() -> None:
@@ -84,7 +90,7 @@ def test_each_leg_moves_the_right_amount_of_the_right_mint_between_the_right_acc
     fill = a_fill()
     message = build(fill).transaction.message
     keys = message.account_keys
-    legs = [message.instructions[2], message.instructions[3]]
+    legs = [message.instructions[3], message.instructions[4]]
     expected = [
         (fill.seller_pay_account, BASE_MINT, fill.buyer_receive_account, 3 * LOT_ATOMS, 9),
         (fill.buyer_pay_account, QUOTE_MINT, fill.seller_receive_account, 3_000, 6),
@@ -103,7 +109,7 @@ def test_the_compute_budget_and_memo_carry_the_given_values() -> None:
     fill_id_from_memo reads back from RPC's "[len] text" form."""
     fill = a_fill()
     message = build(fill, compute_unit_limit=55_000).transaction.message
-    limit, price, memo = (bytes(message.instructions[i].data) for i in (0, 1, 4))
+    limit, price, memo = (bytes(message.instructions[i].data) for i in (0, 1, 5))
     assert limit == b"\x02" + (55_000).to_bytes(4, "little")
     assert price == b"\x03" + (2_500).to_bytes(8, "little")
     assert memo == settlement_memo(fill.fill_id)
@@ -188,6 +194,10 @@ def _reference_bytes(market: Market, fill: Fill, fee_payer: Keypair, price: int)
     instructions = [
         set_compute_unit_limit(DEFAULT_COMPUTE_UNIT_LIMIT),
         set_compute_unit_price(price),
+        marker_create_instruction(
+            fee_payer=market.fee_payer, settlement_authority=authority,
+            marker=marker_for(AUTHORITY, fill.fill_id),
+        ),
         leg(fill.seller_pay_account, market.base_mint, fill.buyer_receive_account,
             fill.base_atoms, market.base_decimals),
         leg(fill.buyer_pay_account, market.quote_mint, fill.seller_receive_account,

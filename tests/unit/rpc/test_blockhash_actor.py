@@ -40,7 +40,7 @@ class Harness:
                 value = {"blockhash": blockhash, "lastValidBlockHeight": last_valid}
                 request.reply(RpcSuccess({"context": {"slot": height}, "value": value}, "e", height, 1, 0))
             else:
-                request.reply(RpcSuccess(height, "e", None, 1, 0.0))
+                request.reply(RpcSuccess(_epoch_info(height), "e", None, 1, 0.0))
 
     def fail_refresh(self) -> None:
         requests = self.router.wait_requests(self.answered + 2)[self.answered : self.answered + 2]
@@ -59,7 +59,7 @@ def harness() -> Iterator[Harness]:
 def test_it_refreshes_at_start_and_every_interval_at_critical_priority_and_confirmed(
     harness: Harness,
 ) -> None:
-    """Two requests (getLatestBlockhash, getBlockHeight) at start and after each 2 s."""
+    """Two requests (getLatestBlockhash, getEpochInfo) at start and after each 2 s."""
     harness.answer_refresh("A", 200, 50)
     harness.clock.advance(2.0)
     harness.answer_refresh("B", 201, 51)
@@ -96,8 +96,10 @@ def test_a_blockhash_the_chain_has_passed_is_never_handed_out(harness: Harness) 
     harness.answer_refresh("A", 200, 50)
     harness.clock.advance(2.0)
     requests = harness.router.wait_requests(4)
-    requests[3 if requests[3].method == "getBlockHeight" else 2].reply(RpcSuccess(201, "e", None, 1, 0))
-    other = requests[2 if requests[3].method == "getBlockHeight" else 3]
+    requests[3 if requests[3].method == "getEpochInfo" else 2].reply(
+        RpcSuccess(_epoch_info(201), "e", None, 1, 0)
+    )
+    other = requests[2 if requests[3].method == "getEpochInfo" else 3]
     other.reply(RpcFailure(ErrorKind.TIMEOUT, "slow", 1, 1.0))
     harness.answered = 4
     future = harness.client.latest()
@@ -128,3 +130,21 @@ def test_invalid_settings_are_refused_by_field_name() -> None:
     """A zero refresh interval names the field."""
     with pytest.raises(InvalidRpcConfig, match=r"^refresh_interval_s"):
         BlockhashSettings(refresh_interval_s=0)
+
+
+def _epoch_info(height: int) -> dict[str, int]:
+    """getEpochInfo's answer at block height ``height`` (slot = height + 7: skipped slots)."""
+    return {
+        "absoluteSlot": height + 7, "blockHeight": height, "epoch": 0, "slotIndex": height + 7,
+        "slotsInEpoch": 432_000, "transactionCount": 1,
+    }  # fmt: skip
+
+
+def test_an_expiry_verdict_carries_the_slot_its_block_height_was_read_at(
+    harness: Harness,
+) -> None:
+    """getEpochInfo gives the height and its slot in one answer; the verdict keeps both,
+    which the settlement protocol's context-slot rule needs."""
+    harness.answer_refresh("A", 200, 150)
+    verdict = harness.client.is_expired(100).get(timeout=5)
+    assert (verdict.expired, verdict.block_height, verdict.slot) == (True, 150, 157)
