@@ -8,7 +8,7 @@ comes out as one of :mod:`storage.errors`.
 from storage.books import load_book
 from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
-from storage.clock import db_now, read_db_now
+from storage.clock import db_now, read_db_now, read_db_now_s
 from storage.engine import open_engine, read_transaction, write_transaction
 from storage.errors import (
     ClaimLost,
@@ -199,6 +199,7 @@ __all__ = [
     "plan_rebalance",
     "prune",
     "read_db_now",
+    "read_db_now_s",
     "read_transaction",
     "record_attempt",
     "record_attempts",
