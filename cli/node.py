@@ -31,7 +31,7 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
-from actors.lock_actor import GetHeldLeases, LockActor, MessageSink
+from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
 from actors.rpc import GetRouterState, RpcClient, RpcRouter
 from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
@@ -194,9 +194,11 @@ class Node:
             "blockhash": self._blockhash,
             "actors": self._actors,
             "leases": self._leases,
+            "clock": self._clock,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
-        if "unhealthy" in (components["database"]["status"], components["rpc"]["status"]):
+        vital = ("database", "rpc", "clock")
+        if "unhealthy" in (components[name]["status"] for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
         return ("degraded" if statuses - {"healthy"} else "healthy"), components
@@ -232,6 +234,12 @@ class Node:
         restarts = sum(child["restart_count"] for child in children)
         healthy = bool(states) and all(state == "running" for state in states)
         return ("healthy" if healthy else "degraded"), {"children": states, "restarts": restarts}
+
+    def _clock(self) -> tuple[str, dict[str, Any]]:
+        """Unhealthy while this node's clock disagrees with its peers': it takes no work."""
+        state = self._ask("locks", GetClockState())
+        detail = {"reason": state.reason, "skews_s": dict(state.skews_s)}
+        return ("healthy" if state.agree else "unhealthy"), detail
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())

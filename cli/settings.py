@@ -134,6 +134,15 @@ class CrankSettings(BaseSettings):
     log_json_path: Path | None = Field(default=None, description="JSON-lines log file (rotated)")
     lease_ttl_ms: PositiveMs = Field(15000, description="lease lifetime; renewed at a third")
     membership_interval_ms: PositiveMs = Field(5000, description="heartbeat and rebalance period")
+    # Nodes on one SQLite file share one host clock, and NTP keeps hosts within
+    # milliseconds: 2 s is far above both and above the noise of the check (a
+    # heartbeat's write-to-commit delay, a pause), yet keeps order expiry within 2 s
+    # of the truth and below the default lease's renewal margin (a third of 15 s),
+    # so no live lease looks expired to a peer. Below 0.5 s a busy wait or a GC
+    # pause would read as skew; above a minute the check protects nothing.
+    clock_skew_max_ms: int = Field(
+        2000, ge=500, le=60_000, description="clock disagreement with peers that stops work"
+    )
     # RpcRouterConfig's knobs, with its defaults (a unit test keeps them equal).
     rpc_failure_threshold: int = Field(5, ge=1, description="failures that open a breaker")
     rpc_breaker_reset_ms: PositiveMs = Field(30000, description="open breaker's wait to half-open")
@@ -274,6 +283,7 @@ class CrankSettings(BaseSettings):
             node_id=self.instance_id,
             lease_ttl_s=self.lease_ttl_ms / 1000,
             membership_interval_s=self.membership_interval_ms / 1000,
+            clock_skew_max_s=self.clock_skew_max_ms / 1000,
         )
 
     def settlement_settings(self) -> SettlementSettings:

@@ -9,6 +9,7 @@ from storage.books import load_book
 from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
 from storage.clock import db_now, read_db_now, read_db_now_s
+from storage.clock_skew import ClockReading, ClockVerdict, judge_clocks
 from storage.engine import open_engine, read_transaction, write_transaction
 from storage.errors import (
     ClaimLost,
@@ -198,6 +199,9 @@ __all__ = [
     "operation_queue",
     "plan_rebalance",
     "prune",
+    "ClockReading",
+    "ClockVerdict",
+    "judge_clocks",
     "read_db_now",
     "read_db_now_s",
     "read_transaction",
