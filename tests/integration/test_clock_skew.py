@@ -7,7 +7,11 @@ clock is shifted (``FAKETIME_DONT_FAKE_MONOTONIC=1``): a host whose clock is set
 still counts seconds right, and its monotonic clock has nothing to do with the epoch.
 The test itself, the localnet and PostgreSQL keep the true time.
 
-The node must refuse, at intake, an order that expired ten minutes ago (the node an hour
+On SQLite the database's clock *is* each process's clock, so the same skew cannot be
+corrected, only caught: a node an hour ahead of its peer takes no lease and says so in
+``/health``.
+
+On PostgreSQL the node must refuse, at intake, an order that expired ten minutes ago (the node an hour
 behind thinks it has fifty minutes left), accept one with thirty minutes left (the node
 an hour ahead thinks it expired half an hour ago), never fill two crossing orders stored
 already expired, and fill and settle the live pair.
@@ -33,13 +37,14 @@ import storage
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.scenario import Scenario, build_scenario
 from market import Order, Side, SignedOrder, sign_order
-from storage import open_engine, read_db_now, upgrade
+from storage import open_engine, read_db_now, sqlite_url, upgrade
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow
 from storage.models import table_of
-from tests.integration.node_process import NodeProcess, free_port, make_wallet
+from storage.models.coordination import DistributedLock
+from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(240)]
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 SLOT_MS = 50
@@ -149,6 +154,7 @@ def desk(tmp_path: Path, localnet: LocalnetServer, pg_url: str) -> Iterator[Skew
         engine.dispose()
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("offset", ["-1h", "+1h"])
 def test_a_node_an_hour_off_takes_orders_by_the_database_clock(
     desk: SkewDesk, offset: str
@@ -172,6 +178,7 @@ def test_a_node_an_hour_off_takes_orders_by_the_database_clock(
     assert desk.statuses([late, live]) == [None, "open"]
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize("offset", ["-1h", "+1h"])
 def test_a_node_an_hour_off_fills_and_expires_orders_by_the_database_clock(
     desk: SkewDesk, offset: str
@@ -203,3 +210,54 @@ def test_a_node_an_hour_off_fills_and_expires_orders_by_the_database_clock(
     statuses = desk.statuses([stale_sell, stale_buy, live_sell, live_buy])
     assert statuses == ["expired", "expired", "filled", "filled"]
     assert desk.fills() == [(live_sell.order_id, live_buy.order_id)]
+
+
+def _sqlite_node(
+    localnet: LocalnetServer, database: Path, wallet: Path, name: str, port: int,
+    env: dict[str, str],
+) -> NodeProcess:
+    return NodeProcess(
+        "--db-path", str(database), "--rpc-url", localnet.url, "--wallet-path", str(wallet),
+        "--http-addr", f"127.0.0.1:{port}", "--instance-id", name,
+        "--membership-interval-ms", "500", "--lease-ttl-ms", "3000", env=env,
+    )  # fmt: skip
+
+
+def _health(port: int) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, json.loads(error.read())
+
+
+def test_on_sqlite_a_node_an_hour_ahead_of_its_peer_takes_no_lease_and_is_unhealthy(
+    localnet: LocalnetServer, tmp_path: Path
+) -> None:
+    """Two nodes on one SQLite file, the second under libfaketime an hour ahead: it logs
+    that it takes no work, holds no lease, and its /health is 503 with the clock component
+    unhealthy, naming the peer behind it."""
+    skewed_env = faketime_env("+1h")
+    database = make_database(tmp_path / "crank.db")
+    wallet = make_wallet(tmp_path / "wallet.json")
+    engine = open_engine(sqlite_url(database))
+    good_port, skewed_port = free_port(), free_port()
+    good = _sqlite_node(localnet, database, wallet, "good", good_port, {})
+    skewed: NodeProcess | None = None
+    try:
+        good.wait_for_line("node.ready")
+        skewed = _sqlite_node(localnet, database, wallet, "skewed", skewed_port, skewed_env)
+        skewed.wait_for_line("taking no work")
+        skewed.wait_for_line("node.ready")
+        status, health = _health(skewed_port)
+        with storage.read_transaction(engine, "test.holders") as connection:
+            holders = set(connection.execute(select(DistributedLock.holder)).scalars())
+    finally:
+        codes = [node.stop() for node in (skewed, good) if node is not None]
+        engine.dispose()
+    assert codes == [0, 0]
+    assert (status, health["components"]["clock"]["status"]) == (503, "unhealthy"), health
+    assert "good" in health["components"]["clock"]["reason"], health
+    assert "behind" in health["components"]["clock"]["reason"], health
+    assert "skewed" not in holders
