@@ -14,6 +14,15 @@
 * Start: a fresh instance first releases whatever this node id still holds
   (leases of a crashed predecessor are unknown to it, and their tokens must
   not be used again), then takes its share at once.
+* Clocks: at start and on each heartbeat it compares its clock with its peers'
+  recent heartbeats (:func:`storage.judge_clocks`; on SQLite each process's
+  clock is "the database's clock", see :mod:`storage.clock`). While it disagrees
+  with them by more than ``clock_skew_max_s`` it takes no work: it acquires no
+  lease and gives up the markets it holds, logs ``locks.clock_skew`` (at once,
+  then once per ``clock_skew_log_every_s``), and :class:`GetClockState` says why
+  (``/health`` is unhealthy). When peers may be alive at start, its first
+  acquisition waits for the first heartbeat: one reading cannot tell a dead peer
+  from one whose clock is behind.
 * Stop: releases every lease and marks the node stopped. A *crash* releases
   nothing (like a killed process): the leases expire on their own.
 
@@ -34,10 +43,13 @@ from sqlalchemy.engine import Engine
 
 from storage import (
     MARKET_KEY_PREFIX,
+    ClockReading,
+    ClockVerdict,
     Lease,
     LeaseStore,
     NodeRegistry,
     StorageError,
+    judge_clocks,
     market_id,
     market_key,
     plan_rebalance,
@@ -47,6 +59,8 @@ from supervision import ActorHandle, Clock, CrankActor
 
 __all__ = [
     "AcquireLease",
+    "ClockState",
+    "GetClockState",
     "GetHeldLeases",
     "LeaseLost",
     "LockActor",
@@ -69,12 +83,16 @@ class MessageSink(Protocol):
 @dataclass(frozen=True)
 class LockSettings:
     """How a node holds leases. ``node_stale_after_s`` defaults to the lease TTL:
-    a node silent that long has also lost every lease it held."""
+    a node silent that long has also lost every lease it held. ``clock_skew_max_s``:
+    how far this node's clock may be from its peers' before it takes no work (see
+    ``CrankSettings.clock_skew_max_ms`` for the default's reasons)."""
 
     node_id: str
     lease_ttl_s: float = 15.0
     membership_interval_s: float = 5.0
     node_stale_after_s: float | None = None
+    clock_skew_max_s: float = 2.0
+    clock_skew_log_every_s: float = 60.0
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -87,6 +105,12 @@ class LockSettings:
             raise ValueError(
                 f"membership_interval_s must be positive and below lease_ttl_s "
                 f"({self.lease_ttl_s}), got {self.membership_interval_s}"
+            )
+        if not self.clock_skew_max_s > 0:
+            raise ValueError(f"clock_skew_max_s must be positive, got {self.clock_skew_max_s}")
+        if not self.clock_skew_log_every_s > 0:
+            raise ValueError(
+                f"clock_skew_log_every_s must be positive, got {self.clock_skew_log_every_s}"
             )
 
     @property
@@ -143,6 +167,20 @@ class GetHeldLeases:
 
 
 @dataclass(frozen=True)
+class GetClockState:
+    """Ask: a :class:`ClockState`."""
+
+
+@dataclass(frozen=True)
+class ClockState:
+    """Whether this node takes work as far as clocks go, and why (for ``/health``)."""
+
+    agree: bool
+    reason: str
+    skews_s: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass(frozen=True)
 class ResendMarkets:
     """Tell: send ``sink`` one MarketsChanged with every market lease held now. An
     actor that restarted (and so forgot what it was told) asks for it on start."""
@@ -188,6 +226,9 @@ class LockActor(CrankActor):
         self._listeners = tuple(market_listeners)
         self._offset = db_time_offset_s
         self._held: dict[str, _Held] = {}
+        self._clocks: ClockReading | None = None
+        self._verdict: ClockVerdict | None = None
+        self._skew_logged_at_s: float | None = None
 
     @property
     def _log(self) -> Any:
@@ -206,7 +247,15 @@ class LockActor(CrankActor):
         self._log.bind(action="locks.started", released_leftovers=released).info(
             f"node {settings.node_id} joined; released {released} leftover leases"
         )
-        self._rebalance()
+        self._check_clocks()
+        assert self._clocks is not None
+        if self._clocks.heartbeats:
+            peers = len(self._clocks.heartbeats)
+            self._log.bind(action="locks.clock_check_pending", peers=peers).info(
+                "peers may be alive: taking markets after the first heartbeat, once clocks compare"
+            )
+        else:
+            self._rebalance()
         self.timers.send_periodically("renew", settings.renew_interval_s, _Renew())
         self.timers.send_periodically("membership", settings.membership_interval_s, Rebalance())
 
@@ -238,6 +287,8 @@ class LockActor(CrankActor):
                 return self._acquire(key, owner, ttl_s or self.settings.lease_ttl_s)
             case ReleaseLease(key):
                 return self._release(key)
+            case GetClockState():
+                return self._clock_state()
             case GetHeldLeases():
                 return tuple(self._held[key].lease for key in sorted(self._held))
             case ResendMarkets(sink):
@@ -264,6 +315,8 @@ class LockActor(CrankActor):
     # -- leases ---------------------------------------------------------------------
 
     def _acquire(self, key: str, owner: ActorHandle | None, ttl_s: float) -> Lease | None:
+        if not self._clocks_agree():
+            return None
         self._sync_db_time()
         started_s = self.clock.monotonic()
         lease = self._store.acquire(key, ttl_s)
@@ -316,6 +369,9 @@ class LockActor(CrankActor):
         node_id = self.settings.node_id
         if not self._registry.heartbeat(node_id):
             self._registry.register(node_id, self.settings.host, self.settings.pid, "running")
+        if not self._check_clocks():
+            self._give_up_markets()
+            return
         live = [node.id for node in self._registry.live_nodes(self.settings.stale_after_s)]
         markets = self._registry.active_markets()
         holders = {
@@ -337,6 +393,53 @@ class LockActor(CrankActor):
                 markets=len(markets),
             ).info(f"now holding {len(self._held_markets())} of {len(markets)} markets")
             self._announce(gained, lost)
+
+    # -- clocks ----------------------------------------------------------------------------
+
+    def _check_clocks(self) -> bool:
+        """Read and judge the clocks (module docstring); True if this node may take work."""
+        reading = self._registry.read_clocks(self.settings.node_id)
+        verdict = judge_clocks(self._clocks, reading, self.settings.clock_skew_max_s)
+        was_agreeing = self._clocks_agree()
+        self._clocks, self._verdict = reading, verdict
+        if verdict.disagree:
+            self._log_skew(verdict, first=was_agreeing)
+            return False
+        if not was_agreeing:
+            self._skew_logged_at_s = None
+            self._log.bind(action="locks.clock_agreed").info(
+                f"taking work again: {verdict.reason()}"
+            )
+        return True
+
+    def _clocks_agree(self) -> bool:
+        return self._verdict is None or not self._verdict.disagree
+
+    def _log_skew(self, verdict: ClockVerdict, *, first: bool) -> None:
+        now_s = self.clock.monotonic()
+        last = self._skew_logged_at_s
+        if not first and last is not None and now_s - last < self.settings.clock_skew_log_every_s:
+            return
+        self._skew_logged_at_s = now_s
+        log = self._log.bind(action="locks.clock_skew", skews_s=dict(verdict.off))
+        message = f"taking no work: {verdict.reason()}"
+        (log.error if first else log.warning)(message)
+
+    def _give_up_markets(self) -> None:
+        lost = tuple(m for m in self._held_markets() if self._release(market_key(m)))
+        if lost:
+            self._log.bind(action="locks.markets_given_up", lost=list(lost)).warning(
+                f"gave up {len(lost)} markets: this node's clock disagrees with its peers'"
+            )
+            self._announce((), lost)
+
+    def _clock_state(self) -> ClockState:
+        verdict = self._verdict
+        if verdict is None:
+            return ClockState(True, "not compared yet")
+        return ClockState(
+            not verdict.disagree, verdict.reason(), tuple(sorted(verdict.skews_s.items()))
+        )
 
     def _try_acquire(self, market: str) -> Lease | None:
         """The market's lease, or None if it is held or its rows are busy: one market's

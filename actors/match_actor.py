@@ -6,7 +6,8 @@
   loss, or :class:`~actors.lock_actor.LeaseLost` for ``market:<id>``, the
   market is dropped at once: book, lease and queued orders.
 * Orders: each :class:`~actors.pipeline_messages.OrderAdded` of a held market is
-  queued, and matched (``market.match``, ``now_s`` from the injected wall clock)
+  queued, and matched (``market.match``, ``now_s`` from the database's clock, read
+  once per batch: :mod:`storage.clock`; never this host's clock)
   once the OrderAdded messages waiting behind it in the mailbox are queued too:
   the actor tells itself ``_Drain`` and matches when it arrives, or before it
   handles any other message. The orders of a market queued by then (at most
@@ -37,7 +38,6 @@ from __future__ import annotations
 
 import enum
 import itertools
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -65,6 +65,7 @@ from storage import (
     get_market,
     load_book,
     market_id,
+    read_db_now_s,
     record_match,
 )
 from storage import LeaseLost as LeaseLostError
@@ -236,9 +237,10 @@ class _Batch:
 class MatchActor(CrankActor):
     """See the module docstring.
 
-    ``wall_clock`` gives ``now_s`` for order expiry (tests move it);
-    ``db_time_offset_s`` shifts the database's clock for the fenced writes, as
-    for the LockActor. The settlement sink gets ``SettlementsPending``.
+    Order expiry is judged by the database's clock, read once per batch and once
+    per book load. ``db_time_offset_s`` shifts the database's clock as this actor
+    sees it, for expiry and the fenced writes alike, as for the LockActor (tests
+    move it; production leaves it 0). The settlement sink gets ``SettlementsPending``.
     """
 
     def __init__(
@@ -248,7 +250,6 @@ class MatchActor(CrankActor):
         lock: MessageSink | None = None,
         settlement_sink: MessageSink | None = None,
         settings: MatchSettings | None = None,
-        wall_clock: Callable[[], float] = time.time,
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         clock: Clock | None = None,
         name: str | None = None,
@@ -258,7 +259,6 @@ class MatchActor(CrankActor):
         self._sink = settlement_sink
         self._lock = lock
         self.settings = settings or MatchSettings()
-        self._wall_clock = wall_clock
         self._offset = db_time_offset_s
         self._held: dict[str, _HeldMarket] = {}
         self._backlog_full = False
@@ -473,7 +473,11 @@ class MatchActor(CrankActor):
         them in one transaction: how many were taken, and what became of them."""
         assert held.book is not None  # _advance loads it first
         batch = _Batch(held.book)
-        now_s = self._now_s()
+        try:
+            now_s = self._now_s()
+        except StorageError as error:
+            self._storage_failed(market, "clock_read", error, order_id=held.queue[0].order_id)
+            return 0, _Outcome.RETRY
         for stored in itertools.islice(held.queue, BATCH_ORDERS):
             if batch.fills >= BATCH_FILLS:
                 break
@@ -619,7 +623,8 @@ class MatchActor(CrankActor):
     # -- helpers ---------------------------------------------------------------------------
 
     def _now_s(self) -> int:
-        return int(self._wall_clock())
+        """The database's clock, whole seconds (an order is live while ``now_s < expiry_s``)."""
+        return int(read_db_now_s(self._engine, self._offset()))
 
     def _not_held(self, what: str, market: str, order_id: str) -> None:
         logger.bind(action="match.not_held", market_id=market, order_id=order_id).debug(

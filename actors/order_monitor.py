@@ -7,8 +7,9 @@ against the previous poll:
 
 * an order that left (cancelled, filled, expired elsewhere) and had been told
   to the match sink is told :class:`OrderRemoved`, with its status as reason;
-* an order past its expiry (on the injected wall clock) is marked expired,
-  fenced by the market's lease, and removed the same way;
+* an order past its expiry (by the database's clock, read in the poll's own
+  transaction: :mod:`storage.clock`; never this host's clock) is marked
+  expired, fenced by the market's lease, and removed the same way;
 * every order still in play has its pay account read on chain: one
   ``getMultipleAccounts`` (base64) per 100 distinct accounts, at normal
   priority, through the router; the results come back as messages, so this
@@ -39,7 +40,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import math
-import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,7 +248,8 @@ class _MarketView:
 
 class OrderMonitor(CrankActor):
     """See the module docstring. ``match_sink`` gets OrderAdded and OrderRemoved;
-    ``wall_clock`` (seconds since the epoch) decides order expiry."""
+    order expiry is decided by the database's clock, shifted by ``db_time_offset_s``
+    (for expiry and the fenced writes alike; tests move it, production leaves it 0)."""
 
     def __init__(
         self,
@@ -260,7 +261,7 @@ class OrderMonitor(CrankActor):
         poll_interval_s: float = 2.0,
         commitment: str = "confirmed",
         request_deadline_s: float | None = None,
-        wall_clock: Callable[[], float] = time.time,
+        db_time_offset_s: Callable[[], float] = lambda: 0.0,
         name: str = "order-monitor",
         clock: Clock | None = None,
     ) -> None:
@@ -274,7 +275,7 @@ class OrderMonitor(CrankActor):
         self._poll_interval_s = poll_interval_s
         self._commitment = commitment
         self._deadline_s = request_deadline_s
-        self._wall_clock = wall_clock
+        self._offset = db_time_offset_s
         self._views: dict[str, _MarketView] = {}
         self._rounds = 0  # funding rounds started, across markets: ids never repeat
         self._polls = 0
@@ -358,8 +359,8 @@ class OrderMonitor(CrankActor):
         self._polls += 1
         self._last_poll_at_s = self.clock.monotonic()
         try:
-            self._refresh_orders(view)
-            self._expire(view)
+            now_s = self._refresh_orders(view)
+            self._expire(view, now_s)
         except storage.LeaseLost:
             self._drop(market_id, "a fenced write found the lease lost")
             return
@@ -370,10 +371,12 @@ class OrderMonitor(CrankActor):
             return
         self._fetch_accounts(view)
 
-    def _refresh_orders(self, view: _MarketView) -> None:
+    def _refresh_orders(self, view: _MarketView) -> int:
+        """Bring ``view.orders`` up to date; the database's time of the reading, whole seconds."""
         market_id = view.market.market_id
         known = view.orders
         with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
+            now_s = int(storage.read_db_now(connection, self._offset()).timestamp())
             standings = standings_in(connection, market_id, statuses=_IN_PLAY)
             arrived = orders_by_id(connection, [i for i in standings if i not in known])
             left = [order_id for order_id in known if order_id not in standings]
@@ -382,6 +385,7 @@ class OrderMonitor(CrankActor):
         for order_id in left:
             self._forget(view, order_id, reasons[order_id])
         view.orders = self._current(view, standings, arrived)
+        return now_s
 
     def _current(
         self,
@@ -407,13 +411,14 @@ class OrderMonitor(CrankActor):
             current[order_id] = stored
         return current
 
-    def _expire(self, view: _MarketView) -> None:
-        now_s = int(self._wall_clock())
+    def _expire(self, view: _MarketView, now_s: int) -> None:
         if now_s < view.earliest_expiry_s:
             return  # none of them is expired yet
         for order_id, stored in list(view.orders.items()):
             if stored.order.is_expired(now_s):
-                storage.mark_order_expired(self._engine, order_id, lease=view.lease)
+                storage.mark_order_expired(
+                    self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
+                )
                 del view.orders[order_id]
                 self._forget(view, order_id, "expired")
         expiries = (stored.order.expiry_s for stored in view.orders.values())
@@ -520,7 +525,9 @@ class OrderMonitor(CrankActor):
 
     def _funded(self, view: _MarketView, order_id: str, stored: storage.StoredOrder) -> None:
         if stored.status == "unfunded":
-            if not storage.mark_order_funded(self._engine, order_id, lease=view.lease):
+            if not storage.mark_order_funded(
+                self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
+            ):
                 return  # it left play meanwhile (cancelled): the next poll sees it go
             stored = dataclasses.replace(stored, status="open")
             view.orders[order_id] = stored
@@ -536,7 +543,9 @@ class OrderMonitor(CrankActor):
         problem: domain.MarketError,
     ) -> None:
         if stored.status == "open":
-            storage.mark_order_unfunded(self._engine, order_id, lease=view.lease)
+            storage.mark_order_unfunded(
+                self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
+            )
             view.orders[order_id] = dataclasses.replace(stored, status="unfunded")
             self._log.bind(
                 action="order_monitor.order_unfunded", order_id=order_id, problem=str(problem)

@@ -2,7 +2,8 @@
 
 The edge DESIGN.md's step 1 describes: a maker's JSON is decoded (errors name
 the field), checked with :func:`market.validate_order` against the stored
-market, the node's clock and the maker's earlier orders, and, when the node has
+market, the database's clock (never the node's own: see :mod:`storage.clock`)
+and the maker's earlier orders, and, when the node has
 an RPC router, against the order's two token accounts on chain (mint, owner,
 not frozen). Only an order that passes everything is stored, as ``open``;
 OrderMonitor judges its funding from then on. Nothing refused is stored.
@@ -17,7 +18,6 @@ field at fault where there is one (:func:`cli.intake_errors.refusal`).
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterable, Sequence
 
 from loguru import logger
@@ -45,8 +45,9 @@ class OrderIntake:
     """Checks and stores orders and cancels; :meth:`close` stops it taking any more.
 
     ``rpc`` (None: no chain checks, for tools and tests without a cluster) reads
-    the token accounts; ``now_s`` is the wall clock orders expire by, injected so
-    tests can move it; ``account_check_timeout_s`` bounds the chain read.
+    the token accounts; orders expire and cancels age by the database's clock, read
+    once per request (:meth:`now_s`), shifted by ``db_time_offset_s`` (tests move it;
+    the node leaves it at 0); ``account_check_timeout_s`` bounds the chain read.
     """
 
     def __init__(
@@ -54,15 +55,15 @@ class OrderIntake:
         engine: Engine,
         *,
         rpc: RpcClient | None,
-        now_s: Callable[[], float] = time.time,
+        db_time_offset_s: Callable[[], float] = lambda: 0.0,
         account_check_timeout_s: float = 5.0,
         listeners: Sequence[OrderListener] = (),
     ) -> None:
         self.engine = engine
         self.listeners = tuple(listeners)
         self.rpc = rpc
-        # Kept as an attribute so that tests can move the clock.
-        self.now_s = now_s
+        # Kept as an attribute so that tests can move the database's clock.
+        self.db_time_offset_s = db_time_offset_s
         self.account_check_timeout_s = account_check_timeout_s
         self._closed = threading.Event()
 
@@ -204,6 +205,10 @@ class OrderIntake:
     def book(self, market_id: str) -> domain.Book:
         """The market's book as stored: its open orders with what is left of them."""
         return storage.load_book(self.engine, self.market(market_id))
+
+    def now_s(self) -> float:
+        """The database's clock, in seconds since the epoch: what orders expire by."""
+        return storage.read_db_now_s(self.engine, self.db_time_offset_s())
 
     def _now(self) -> int:
         return int(self.now_s())

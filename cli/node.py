@@ -32,7 +32,7 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
-from actors.lock_actor import GetHeldLeases, LockActor, MessageSink
+from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
 from actors.rpc import GetRouterState, RpcClient, RpcRouter
 from actors.settlement import GetSettlementState
 from cli.health_rules import SettlementProgress, judge_settlement_progress, judge_work
@@ -211,11 +211,13 @@ class Node:
             "leases": self._leases,
             "work": self._work,
             "settlement": self._settlement_progress,
+            "clock": self._clock,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
-        # The node cannot do its job without its database, the chain, or its writes and
-        # markets; anything else wrong leaves it working, degraded.
-        if any(components[name]["status"] == "unhealthy" for name in ("database", "rpc", "work")):
+        # The node cannot do its job without its database, the chain, its writes and
+        # markets, or a clock its peers agree with; anything else leaves it degraded.
+        vital = ("database", "rpc", "work", "clock")
+        if any(components[name]["status"] == "unhealthy" for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
         return ("degraded" if statuses - {"healthy"} else "healthy"), components
@@ -251,6 +253,12 @@ class Node:
         restarts = sum(child["restart_count"] for child in children)
         healthy = bool(states) and all(state == "running" for state in states)
         return ("healthy" if healthy else "degraded"), {"children": states, "restarts": restarts}
+
+    def _clock(self) -> tuple[str, dict[str, Any]]:
+        """Unhealthy while this node's clock disagrees with its peers': it takes no work."""
+        state = self._ask("locks", GetClockState())
+        detail = {"reason": state.reason, "skews_s": dict(state.skews_s)}
+        return ("healthy" if state.agree else "unhealthy"), detail
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())

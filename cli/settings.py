@@ -158,6 +158,15 @@ class CrankSettings(BaseSettings):
         15000, "lease lifetime; renewed at a third", lower=300, upper=10 * MINUTE_MS
     )
     membership_interval_ms: int = _ms(5000, "heartbeat and rebalance period", upper=5 * MINUTE_MS)
+    # Nodes on one SQLite file share one host clock, and NTP keeps hosts within
+    # milliseconds: 2 s is far above both and above the noise of the check (a
+    # heartbeat's write-to-commit delay, a pause), yet keeps order expiry within 2 s
+    # of the truth and below the default lease's renewal margin (a third of 15 s),
+    # so no live lease looks expired to a peer. Below 0.5 s a busy wait or a GC
+    # pause would read as skew; above a minute the check protects nothing.
+    clock_skew_max_ms: int = Field(
+        2000, ge=500, le=60_000, description="clock disagreement with peers that stops work"
+    )
     # RpcRouterConfig's knobs, with its defaults (a unit test keeps them equal).
     rpc_probe_interval_ms: int = _ms(30000, "health probe period", upper=HOUR_MS)
     rpc_attempt_timeout_ms: int = _ms(5000, "timeout of one attempt", upper=5 * MINUTE_MS)
@@ -334,6 +343,7 @@ class CrankSettings(BaseSettings):
             node_id=self.instance_id,
             lease_ttl_s=self.lease_ttl_ms / 1000,
             membership_interval_s=self.membership_interval_ms / 1000,
+            clock_skew_max_s=self.clock_skew_max_ms / 1000,
         )
 
     def settlement_settings(self) -> SettlementSettings:

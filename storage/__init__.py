@@ -8,7 +8,8 @@ comes out as one of :mod:`storage.errors`.
 from storage.books import load_book
 from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
-from storage.clock import db_now, read_db_now
+from storage.clock import db_now, read_db_now, read_db_now_s
+from storage.clock_skew import ClockReading, ClockVerdict, judge_clocks
 from storage.engine import open_engine, read_transaction, write_transaction
 from storage.errors import (
     ClaimLost,
@@ -208,7 +209,11 @@ __all__ = [
     "operation_queue",
     "plan_rebalance",
     "prune",
+    "ClockReading",
+    "ClockVerdict",
+    "judge_clocks",
     "read_db_now",
+    "read_db_now_s",
     "read_transaction",
     "record_attempt",
     "record_attempts",

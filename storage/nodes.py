@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
-from storage.clock import db_now
+from storage.clock import db_now, read_db_now
+from storage.clock_skew import ClockReading
 from storage.engine import read_transaction, write_transaction
 from storage.models import NODE_STATES, Market, Node, table_of
 
@@ -98,6 +99,15 @@ class NodeRegistry:
         )
         with read_transaction(self.engine, "storage.node_list") as connection:
             return [_record(row) for row in connection.execute(stmt)]
+
+    def read_clocks(self, node_id: str) -> ClockReading:
+        """This node's clock (the database's, as this registry sees it) and every other
+        node's last heartbeat (not stopped), in one read: :func:`storage.judge_clocks`."""
+        stmt = select(Node.id, Node.heartbeat_at).where(Node.state != "stopped", Node.id != node_id)
+        with read_transaction(self.engine, "storage.node_clocks") as connection:
+            now = read_db_now(connection, self.clock_offset_s)
+            beats = {peer: beat for peer, beat in connection.execute(stmt)}
+        return ClockReading(now, beats)
 
     def active_markets(self) -> list[str]:
         """Ids of the markets open for matching, sorted."""

@@ -366,16 +366,26 @@ def mark_order_cancelled(engine: Engine, order_id: str) -> bool:
     return set_order_status(engine, order_id, "cancelled")
 
 
-def mark_order_expired(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+def mark_order_expired(
+    engine: Engine, order_id: str, *, lease: Lease | None = None, clock_offset_s: float = 0.0
+) -> bool:
     """Expire an open or unfunded order."""
-    return set_order_status(engine, order_id, "expired", lease=lease)
+    return set_order_status(
+        engine, order_id, "expired", lease=lease, clock_offset_s=clock_offset_s
+    )
 
 
-def mark_order_unfunded(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+def mark_order_unfunded(
+    engine: Engine, order_id: str, *, lease: Lease | None = None, clock_offset_s: float = 0.0
+) -> bool:
     """Set an open order aside until it is funded again (it is skipped, not cancelled)."""
-    return set_order_status(engine, order_id, "unfunded", lease=lease)
+    return set_order_status(
+        engine, order_id, "unfunded", lease=lease, clock_offset_s=clock_offset_s
+    )
 
 
-def mark_order_funded(engine: Engine, order_id: str, *, lease: Lease | None = None) -> bool:
+def mark_order_funded(
+    engine: Engine, order_id: str, *, lease: Lease | None = None, clock_offset_s: float = 0.0
+) -> bool:
     """Put an unfunded order back in play: open again."""
-    return set_order_status(engine, order_id, "open", lease=lease)
+    return set_order_status(engine, order_id, "open", lease=lease, clock_offset_s=clock_offset_s)

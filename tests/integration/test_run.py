@@ -55,8 +55,8 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
             assert response.status == 200
             health = json.loads(response.read())
         assert set(health["components"]) == {
-            "database", "rpc", "blockhash", "actors", "leases", "work", "settlement"
-        }
+            "database", "rpc", "blockhash", "actors", "leases", "work", "settlement", "clock",
+        }  # fmt: skip
         assert health["components"]["rpc"]["usable"] == 2
         assert health["components"]["leases"]["held"] == 3
     finally:

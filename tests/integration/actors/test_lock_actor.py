@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 
 from actors.lock_actor import (
     AcquireLease,
+    GetClockState,
     GetHeldLeases,
     LeaseLost,
     LockActor,
@@ -24,7 +25,7 @@ from actors.lock_actor import (
     MarketsChanged,
     ResendMarkets,
 )
-from storage import DatabaseUnavailable, LeaseStore
+from storage import DatabaseUnavailable, LeaseStore, NodeRegistry
 from storage.models.coordination import Node
 from storage.models.trading import Market
 from supervision import (
@@ -271,3 +272,70 @@ def test_resend_markets_tells_the_asker_every_market_lease_held_now(
     (changed,) = recorder.wait_for(lambda ev: any(isinstance(m, MarketsChanged) for m in ev))
     assert len(changed.gained) == 10 and changed.lost == ()
     assert {lease.holder for lease in changed.gained} == {"node-a"}
+
+
+# -- clocks ------------------------------------------------------------------------------
+
+HOUR_S = 3600.0
+
+
+def skew_logs(records: list[dict[str, Any]]) -> list[str]:
+    """The levels of the locks.clock_skew records, in order."""
+    return [r["level"].name for r in records if r["extra"].get("action") == "locks.clock_skew"]
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_peer_heartbeat_an_hour_ahead_stops_the_node_taking_work_until_clocks_agree(
+    engine: Engine, start_node: NodeStarter, captured_logs: list[dict[str, Any]]
+) -> None:
+    """A peer's heartbeat stamped an hour ahead of this node's clock (as a peer whose clock
+    is an hour ahead writes it on SQLite): the node takes no market, GetClockState says
+    which peer and how far, locks.clock_skew is logged at ERROR once, then at most once a
+    minute (not per heartbeat); once the peer beats in agreement the node takes its share."""
+    clock = ManualClock()
+    NodeRegistry(engine, clock_offset_s=HOUR_S).register("peer", "elsewhere", 1, "running")
+    node = start_node("node-a", clock)
+    advance(clock, MEMBERSHIP_S * 3, node)
+
+    assert held(node) == set()
+    state = node.actor_ref.ask(GetClockState(), timeout=10)
+    assert not state.agree and "peer 35" in state.reason and "ahead" in state.reason
+    assert HOUR_S - 60 < dict(state.skews_s)["peer"] <= HOUR_S
+    assert skew_logs(captured_logs) == ["ERROR"]
+    advance(clock, 60, node)
+    assert skew_logs(captured_logs) == ["ERROR", "WARNING"]
+
+    agreeing = NodeRegistry(engine, clock_offset_s=clock.monotonic() - 1000.0)
+    agreeing.heartbeat("peer")
+    advance(clock, MEMBERSHIP_S, node)
+
+    assert len(held(node)) == 5, "its fair share next to a live peer"
+    assert node.actor_ref.ask(GetClockState(), timeout=10).agree
+    assert any(r["extra"].get("action") == "locks.clock_agreed" for r in captured_logs)
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_node_gives_up_its_markets_when_a_beating_peer_is_an_hour_behind(
+    engine: Engine, start_node: NodeStarter, recorder: Recorder
+) -> None:
+    """A node holding every market sees a peer join whose heartbeats are stamped an hour
+    behind its clock: at its next heartbeat it releases every market (told as lost) and
+    GetClockState says the peer is behind."""
+    clock = ManualClock()
+    node = start_node("node-a", clock, listeners=[listener(recorder)])
+    assert len(held(node)) == 10
+    NodeRegistry(engine, clock_offset_s=-HOUR_S).register("peer", "elsewhere", 1, "running")
+    advance(clock, MEMBERSHIP_S, node)
+
+    assert held(node) == set()
+    state = node.actor_ref.ask(GetClockState(), timeout=10)
+    assert not state.agree and "behind" in state.reason
+    assert dict(state.skews_s)["peer"] < -(HOUR_S - 60)
+    lost = recorder.wait_for(
+        lambda ev: sum(len(m.lost) for m in ev if isinstance(m, MarketsChanged)) == 10
+    )
+    assert {market for m in lost if isinstance(m, MarketsChanged) for market in m.lost} == {
+        f"m{i:02d}" for i in range(10)
+    }

@@ -3,13 +3,15 @@ write, lease loss, conflicts, retries, backpressure and restarts.
 
 Orders are real ``market.SignedOrder``s signed with solders keypairs and stored with
 ``storage.store_order``, as intake stores them. The actor runs on a ManualClock (its
-retry timers) and a fixed wall clock (order expiry). Tests synchronise on the
+retry timers); order expiry is judged by the database's clock, which tests move with
+the actor's ``db_time_offset_s``. Tests synchronise on the
 ``GetMatchState`` ask, which the actor answers only after everything told before it.
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +42,7 @@ from storage import (
     list_fills,
     mark_order_cancelled,
     market_key,
+    read_db_now,
     read_transaction,
     record_match,
     store_order,
@@ -51,8 +54,8 @@ from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
 
-NOW_S = 1_800_000_000
-EXPIRY_S = NOW_S + 3_600
+NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
+EXPIRY_S = NOW_S + 30 * 86_400
 TTL_S = 30.0
 TAKEOVER_S = TTL_S + 30  # a contender this far ahead sees our lease expired
 LOT = 1_000
@@ -99,7 +102,11 @@ class World:
     lease: Lease
     clock: ManualClock
     start: Callable[..., Node]
-    now_s: list[int]  # the actors' wall clock: tests may move it
+    db_offset_s: list[float]  # how far the actors see the database's clock moved
+
+    def db_now_s(self) -> int:
+        with read_transaction(self.engine, "test.now") as connection:
+            return int(read_db_now(connection).timestamp())
 
     def order(
         self,
@@ -140,7 +147,7 @@ def world(engine: Engine, recorder: Recorder) -> Iterator[World]:
     lease = LeaseStore(engine, "node-a").acquire(market_key(MARKET_ID), TTL_S)
     assert lease is not None
     clock = ManualClock()
-    now_s = [NOW_S]
+    db_offset_s = [0.0]
     started: list[MatchActor] = []
 
     def start(lock: Any = None) -> Node:
@@ -149,7 +156,7 @@ def world(engine: Engine, recorder: Recorder) -> Iterator[World]:
             lock=lock,
             settlement_sink=RecordingSink(recorder),
             settings=MatchSettings(retry_initial_s=RETRY_S, retry_max_s=4 * RETRY_S),
-            wall_clock=lambda: now_s[0],
+            db_time_offset_s=lambda: db_offset_s[0],
             clock=clock,
         )
         launch(actor)
@@ -158,7 +165,7 @@ def world(engine: Engine, recorder: Recorder) -> Iterator[World]:
         handle.attach(actor.actor_inbox)
         return Node(actor, handle)
 
-    yield World(engine, market, lease, clock, start, now_s)
+    yield World(engine, market, lease, clock, start, db_offset_s)
     for actor in started:  # before the engine is disposed
         if actor.actor_ref.is_alive():
             actor.actor_ref.stop(timeout=10)
@@ -275,14 +282,14 @@ def test_a_removed_order_leaves_the_book_and_no_longer_fills(world: World, node:
     assert _count(world.engine, Fill) == 0
 
 
-def test_a_resting_order_expired_by_the_wall_clock_is_expired_not_filled(
+def test_a_resting_order_expired_by_the_database_clock_is_expired_not_filled(
     world: World, node: Node
 ) -> None:
-    """With the injected wall clock past a sell's expiry, a crossing buy marks it expired in
-    the database and rests: no fill."""
-    sell = world.order(SELL, 100, 1, expiry_s=NOW_S + 10)
+    """With the database's clock (as the actor reads it) past a sell's expiry, a crossing
+    buy marks it expired in the database and rests: no fill."""
+    sell = world.order(SELL, 100, 1, expiry_s=world.db_now_s() + 10)
     node.tell(OrderAdded(sell))
-    world.now_s[0] = NOW_S + 10
+    world.db_offset_s[0] = 10.0  # well inside the lease's TTL: the fenced write still holds
     buy = world.order(BUY, 100, 1)
     node.tell(OrderAdded(buy))
     state = node.state()

@@ -37,22 +37,24 @@ from tests.conftest import Recorder
 
 pytestmark = pytest.mark.integration
 
-NOW_S = 1_700_000_000
-EXPIRY_S = NOW_S + 3_600
+NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
+EXPIRY_S = NOW_S + 30 * 86_400
+LEASE_TTL_S = 300  # longer than any move of the database's clock below
 POLL_S = 5.0
 LOT_ATOMS = 10**6
 TICK_ATOMS = 1_000
 SELL_LOTS = 3  # a sell of 3 lots owes 3 * LOT_ATOMS base atoms
 
 
-class WallClock:
-    """The wall clock the monitor judges expiry by, moved by the test."""
+class DbTime:
+    """How far the monitor sees the database's clock moved (its ``db_time_offset_s``):
+    expiry is judged by the database's clock, and tests move it."""
 
-    def __init__(self, now_s: float) -> None:
-        self.now_s = now_s
+    def __init__(self) -> None:
+        self.offset_s = 0.0
 
     def __call__(self) -> float:
-        return self.now_s
+        return self.offset_s
 
 
 class Sink:
@@ -99,11 +101,15 @@ class Desk:
     authority: Keypair
     lease: storage.Lease
     clock: ManualClock
-    wall: WallClock
+    db_time: DbTime
     tap: RouterTap
     monitor: ActorHandle
     recorder: Recorder
     makers: list[Keypair] = field(default_factory=list)
+
+    def db_now_s(self) -> int:
+        with storage.read_transaction(self.engine, "test.now") as connection:
+            return int(storage.read_db_now(connection).timestamp())
 
     def maker(self, base_atoms: int = 10 * LOT_ATOMS, approved_atoms: int | None = None) -> Keypair:
         """A maker holding ``base_atoms`` in their base account, with the market's authority
@@ -204,23 +210,25 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
         fee_payer=Keypair().pubkey(),
     )  # fmt: skip
     storage.insert_market(engine, market)
-    lease = storage.LeaseStore(engine, "node").acquire(storage.market_key(market.market_id), 30)
+    lease = storage.LeaseStore(engine, "node").acquire(
+        storage.market_key(market.market_id), LEASE_TTL_S
+    )
     assert lease is not None
     router = RpcRouter(RpcRouterConfig.from_urls(localnet.urls))
     launch(router)
     router_handle = ActorHandle(router.name)
     router_handle.attach(router.actor_inbox)
     tap = RouterTap(router_handle)
-    clock, wall = ManualClock(), WallClock(NOW_S)
+    clock, db_time = ManualClock(), DbTime()
     monitor = OrderMonitor(
         engine, tap, Sink(recorder), poll_interval_s=POLL_S, request_deadline_s=5.0,
-        wall_clock=wall, clock=clock,
+        db_time_offset_s=db_time, clock=clock,
     )  # fmt: skip
     launch(monitor)
     handle = ActorHandle(monitor.name)
     handle.attach(monitor.actor_inbox)
     try:
-        yield Desk(localnet, engine, market, base, authority, lease, clock, wall, tap, handle,
+        yield Desk(localnet, engine, market, base, authority, lease, clock, db_time, tap, handle,
                    recorder)  # fmt: skip
     finally:
         monitor.actor_ref.stop(timeout=10)
@@ -327,16 +335,17 @@ def test_a_cancelled_order_is_told_order_removed_on_the_next_poll(desk: Desk) ->
 
 
 def test_orders_past_their_expiry_are_marked_expired_and_removed(desk: Desk) -> None:
-    """By the monitor's wall clock: an order already expired when first seen is marked
+    """By the database's clock: an order already expired when first seen is marked
     expired and never told; a told order that expires later is marked expired and told
     OrderRemoved(reason="expired")."""
-    stale = desk.sell(desk.maker(), expiry_s=NOW_S)
-    live = desk.sell(desk.maker(), expiry_s=NOW_S + 60)
+    now_s = desk.db_now_s()
+    stale = desk.sell(desk.maker(), expiry_s=now_s)
+    live = desk.sell(desk.maker(), expiry_s=now_s + 60)
     desk.hold_market()
     desk.recorder.wait_for(lambda events: OrderAdded(live) in events)
     assert desk.status(stale) == "expired"
 
-    desk.wall.now_s = NOW_S + 60
+    desk.db_time.offset_s = 60
     desk.poll()
 
     assert desk.status(live) == "expired"
@@ -503,15 +512,16 @@ def test_an_order_stored_later_expiring_before_the_others_is_expired_on_time(
 ) -> None:
     """An order first seen after others, whose expiry is nearer than any of theirs, is
     marked expired and told OrderRemoved by the first poll at its expiry; the others stay."""
-    lasting = desk.sell(desk.maker(), expiry_s=NOW_S + 600)
+    now_s = desk.db_now_s()
+    lasting = desk.sell(desk.maker(), expiry_s=now_s + 600)
     desk.hold_market()
     desk.recorder.wait_for(lambda events: OrderAdded(lasting) in events)
     desk.settled()
-    brief = desk.sell(desk.maker(), expiry_s=NOW_S + 60)
+    brief = desk.sell(desk.maker(), expiry_s=now_s + 60)
     desk.poll()
     assert desk.added() == [lasting.order_id, brief.order_id]
 
-    desk.wall.now_s = NOW_S + 60
+    desk.db_time.offset_s = 60
     state = desk.poll()
 
     assert desk.status(brief) == "expired" and desk.status(lasting) == "open"
