@@ -37,7 +37,13 @@ from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
-from storage import LeaseStore, check_schema, open_engine, read_transaction
+from storage import (
+    LeaseStore,
+    check_schema,
+    count_unauthorized_settlements,
+    open_engine,
+    read_transaction,
+)
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
@@ -194,6 +200,7 @@ class Node:
             "blockhash": self._blockhash,
             "actors": self._actors,
             "leases": self._leases,
+            "authorization": self._authorization,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
         if "unhealthy" in (components["database"]["status"], components["rpc"]["status"]):
@@ -232,6 +239,16 @@ class Node:
         restarts = sum(child["restart_count"] for child in children)
         healthy = bool(states) and all(state == "running" for state in states)
         return ("healthy" if healthy else "degraded"), {"children": states, "restarts": restarts}
+
+    def _authorization(self) -> tuple[str, dict[str, Any]]:
+        """Degraded while any settlement was refused as unauthorized (market.authorization):
+        someone wrote rows to the database that the makers did not sign."""
+        assert self.engine is not None
+        refused = count_unauthorized_settlements(self.engine)
+        if not refused:
+            return "healthy", {"refused": 0}
+        reason = f"{refused} settlements refused as unauthorized"
+        return "degraded", {"refused": refused, "reason": reason}
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())

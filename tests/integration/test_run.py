@@ -54,7 +54,10 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
             assert response.status == 200
             health = json.loads(response.read())
-        assert set(health["components"]) == {"database", "rpc", "blockhash", "actors", "leases"}
+        assert set(health["components"]) == {
+            "database", "rpc", "blockhash", "actors", "leases", "authorization",
+        }  # fmt: skip
+        assert health["components"]["authorization"] == {"status": "healthy", "refused": 0}
         assert health["components"]["rpc"]["usable"] == 2
         assert health["components"]["leases"]["held"] == 3
     finally:
