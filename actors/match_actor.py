@@ -62,6 +62,7 @@ from storage import (
     StateConflict,
     StorageError,
     StoredOrder,
+    authorized_orders,
     get_market,
     load_book,
     market_id,
@@ -504,6 +505,8 @@ class MatchActor(CrankActor):
                 f"order {order_id} is already in the book or finished ({stored.status})"
             )
             return None
+        if not self._authorized(market, held, stored):
+            return None
         try:
             return domain.match(
                 batch.book, stored.order, now_s=now_s, remaining_atoms=stored.remaining_atoms
@@ -513,6 +516,17 @@ class MatchActor(CrankActor):
                 f"order {order_id} cannot enter the book: {error}"
             )
             return None
+
+    def _authorized(self, market: str, held: _HeldMarket, stored: StoredOrder) -> bool:
+        """Whether its maker's signature authorizes ``stored`` (market.authorization): one
+        that does not never enters the book; it is quarantined (or, if that write fails,
+        skipped now and checked again when it comes back)."""
+        assert held.market is not None  # loaded with the book
+        try:
+            return bool(authorized_orders(self._engine, held.market, [stored]))
+        except StorageError as error:
+            self._storage_failed(market, "quarantine", error, order_id=stored.order_id)
+            return False
 
     def _record(self, market: str, held: _HeldMarket, batch: _Batch) -> _Outcome:
         combined = batch.write()

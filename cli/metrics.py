@@ -38,7 +38,8 @@ __all__ = [
 ]
 
 BREAKER_STATES = ("closed", "half_open", "open")
-SETTLEMENT_OUTCOMES = ("confirmed", "failed", "expired")
+# unauthorized: refused unsigned by market.authorization (actors.settlement.Refused).
+SETTLEMENT_OUTCOMES = ("confirmed", "failed", "expired", "unauthorized")
 # Fill to confirmed settlement: from a block (~0.4 s) to a few expired blockhashes.
 LATENCY_BUCKETS_S = (0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0, 120.0, 300.0)
 

@@ -40,7 +40,14 @@ from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
-from storage import LeaseStore, check_integrity, check_schema, open_engine, read_transaction
+from storage import (
+    LeaseStore,
+    check_integrity,
+    check_schema,
+    count_unauthorized_settlements,
+    open_engine,
+    read_transaction,
+)
 from storage.markers import marker_totals
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.work_view import read_work_view
@@ -212,6 +219,7 @@ class Node:
             "work": self._work,
             "settlement": self._settlement_progress,
             "clock": self._clock,
+            "authorization": self._authorization,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
         # The node cannot do its job without its database, the chain, its writes and
@@ -259,6 +267,16 @@ class Node:
         state = self._ask("locks", GetClockState())
         detail = {"reason": state.reason, "skews_s": dict(state.skews_s)}
         return ("healthy" if state.agree else "unhealthy"), detail
+
+    def _authorization(self) -> tuple[str, dict[str, Any]]:
+        """Degraded while any settlement was refused as unauthorized (market.authorization):
+        someone wrote rows to the database that the makers did not sign."""
+        assert self.engine is not None
+        refused = count_unauthorized_settlements(self.engine)
+        if not refused:
+            return "healthy", {"refused": 0}
+        reason = f"{refused} settlements refused as unauthorized"
+        return "degraded", {"refused": refused, "reason": reason}
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())

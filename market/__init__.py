@@ -17,8 +17,22 @@ Where to look:
   priority, fills at the resting price, no self-trade.
 - :mod:`market.settlement`, :mod:`market.priority_fee`: the signed settlement
   transaction of one fill, and what to pay per compute unit.
+- :mod:`market.authorization`: the invariant "the node never moves a maker's
+  tokens beyond what the maker signed", checked before every settlement is signed
+  and before a stored order rests in a book.
 """
 
+from market.authorization import (
+    VERIFIED,
+    SettlementEvidence,
+    StoredFill,
+    Unauthorized,
+    VerifiedSignatures,
+    authorize_settlement,
+    cancel_refusal,
+    order_refusal,
+    settlement_refusal,
+)
 from market.book import Book, PriceLevel, RestingOrder
 from market.cancel import CANCEL_DOMAIN, CancelRequest, SignedCancel, sign_cancel
 from market.errors import (
@@ -96,6 +110,15 @@ from market.token_account import (
 from market.validation import DuplicateCheck, validate_cancel, validate_order, validate_terms
 
 __all__ = [
+    "VERIFIED",
+    "SettlementEvidence",
+    "StoredFill",
+    "Unauthorized",
+    "VerifiedSignatures",
+    "authorize_settlement",
+    "cancel_refusal",
+    "order_refusal",
+    "settlement_refusal",
     "MARKER_RENT_LAMPORTS",
     "RECLAIM_MARGIN_BLOCKS",
     "Marker",

@@ -5,6 +5,13 @@ Nothing outside this package sees a driver exception: every database error
 comes out as one of :mod:`storage.errors`.
 """
 
+from storage.authorization import (
+    UNAUTHORIZED_PREFIX,
+    authorized_orders,
+    count_unauthorized_settlements,
+    settlement_evidence,
+    signed_order_of_row,
+)
 from storage.books import load_book
 from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
@@ -197,6 +204,11 @@ __all__ = [
     "list_open_orders",
     "list_orders",
     "load_book",
+    "UNAUTHORIZED_PREFIX",
+    "authorized_orders",
+    "count_unauthorized_settlements",
+    "settlement_evidence",
+    "signed_order_of_row",
     "mark_attempt",
     "mark_order_cancelled",
     "mark_order_expired",

@@ -2,6 +2,7 @@
 (DESIGN.md, "Exactly once"); the decisions are pure (:mod:`actors.settlement.protocol`)."""
 
 from actors.settlement.actor import SettlementActor
+from actors.settlement.authorize import Refused
 from actors.settlement.messages import (
     Drain,
     GetSettlementState,
@@ -34,6 +35,7 @@ __all__ = [
     "GetSettlementState",
     "Landed",
     "LandedFailed",
+    "Refused",
     "SettlementActor",
     "SettlementSettings",
     "SettlementState",

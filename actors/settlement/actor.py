@@ -66,6 +66,7 @@ from actors.pipeline_messages import SettlementBacklog, SettlementsPending
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
+from actors.settlement.authorize import Refused, check_before_signing, fail_refused
 from actors.settlement.claimed import ClaimedSettlements
 from actors.settlement.messages import (
     Drain,
@@ -106,7 +107,7 @@ MAX_SIGNATURES_PER_REQUEST = 256  # getSignatureStatuses' limit
 MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
 MARKER_HISTORY_LIMIT = 50  # getSignaturesForAddress(marker): a handful at most are ours
 ATTEMPT_BATCH = 64  # attempts written ahead in one transaction (and confirmations)
-Listener = Callable[[Finished | AttemptsExpired], None]
+Listener = Callable[[Finished | AttemptsExpired | Refused], None]
 
 
 @dataclass(frozen=True)
@@ -162,6 +163,7 @@ class _Counters:
     expired_attempts: int = 0
     resends: int = 0
     claims_lost: int = 0
+    refused: int = 0  # settlements the makers' signatures do not authorize (never signed)
 
 
 @dataclass
@@ -345,7 +347,10 @@ class SettlementActor(CrankActor):
         self, works: list[SettlementWork], fresh: FreshBlockhash, price: int
     ) -> None:
         """Sign each, write them all ahead in one transaction, then send those written."""
+        works = self._authorized(works)
         drafts = [self._draft(work, fresh, price) for work in works]
+        if not drafts:
+            return
         try:
             results = storage.record_attempts(self._claims.queue(), drafts)
         except storage.StorageError as error:
@@ -373,6 +378,35 @@ class SettlementActor(CrankActor):
             # longer trusts: the attempt stays recorded for whoever recovers it.
             if self._claims.held(work):
                 self._send(work, signature)
+
+    def _authorized(self, works: list[SettlementWork]) -> list[SettlementWork]:
+        """The works the makers' signatures authorize (market.authorization), checked
+        right before signing; the others are failed, never signed."""
+        try:
+            allowed, refused = check_before_signing(self._engine, works)
+        except storage.StorageError as error:
+            logger.bind(action="settlement.authorization_unread", count=len(works)).warning(
+                f"could not read what authorizes {len(works)} settlements, will retry: {error}"
+            )
+            return []
+        for work, refusal in refused:
+            self._refuse(work, refusal)
+        return allowed
+
+    def _refuse(self, work: SettlementWork, refusal: domain.Unauthorized) -> None:
+        try:
+            refused = fail_refused(self._claims.queue(), work, refusal)
+        except storage.ClaimLost:
+            self._lost(work)
+            return
+        except storage.StorageError as error:  # stays unsigned; checked again next time
+            logger.bind(action="settlement.write_failed", settlement_id=work.id).warning(
+                f"recording {work.id} refused failed, will retry: {error}"
+            )
+            return
+        self.counters.refused += 1
+        self._tell_listeners(refused)
+        self._forget(work)
 
     def _reread_attempts(self, work: SettlementWork) -> None:
         """After a refused write (StateConflict: the database knows attempts this instance
@@ -720,7 +754,7 @@ class SettlementActor(CrankActor):
         self._tell_listeners(finished)
         self._forget(work)
 
-    def _tell_listeners(self, event: Finished | AttemptsExpired) -> None:
+    def _tell_listeners(self, event: Finished | AttemptsExpired | Refused) -> None:
         for listener in self._listeners:
             listener(event)
 
@@ -774,6 +808,7 @@ class SettlementActor(CrankActor):
             expired_attempts=counters.expired_attempts,
             resends=counters.resends,
             claims_lost=counters.claims_lost,
+            refused=counters.refused,
             block_height=self._block_height,
             draining=self._drain is not None,
             full=self._full,

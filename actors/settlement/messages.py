@@ -70,6 +70,7 @@ class SettlementState:
     block_height: int | None
     draining: bool
     full: bool
+    refused: int = 0  # settlements refused as unauthorized (market.authorization), unsigned
 
 
 @dataclass(frozen=True)

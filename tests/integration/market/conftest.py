@@ -30,6 +30,9 @@ BASE_DECIMALS, QUOTE_DECIMALS = 9, 6
 LOT_ATOMS = 10**8  # 0.1 base token
 TICK_ATOMS = 1_000  # quote atoms per lot
 NOW_S = 1_700_000_000
+# Far past the database's clock: a settlement is refused when an order had expired by the
+# fill's time on the database's clock (market.authorization), whatever NOW_S says.
+EXPIRY_S = 4_000_000_000
 SELLER_BASE_ATOMS = 10 * 10**9
 BUYER_QUOTE_ATOMS = 500 * 10**6
 CLIENT_TIMEOUT_S = 5.0
@@ -132,12 +135,12 @@ def _one_fill(
     sell = Order(
         market_id=market.market_id, side=Side.SELL, price_atoms=30_000, size_atoms=25 * LOT_ATOMS,
         maker=seller.pubkey(), pay_account=accounts["seller_base"],
-        receive_account=accounts["seller_quote"], client_order_id=1, expiry_s=NOW_S + 60, nonce=1,
+        receive_account=accounts["seller_quote"], client_order_id=1, expiry_s=EXPIRY_S, nonce=1,
     )  # fmt: skip
     buy = Order(
         market_id=market.market_id, side=Side.BUY, price_atoms=31_000, size_atoms=20 * LOT_ATOMS,
         maker=buyer.pubkey(), pay_account=accounts["buyer_quote"],
-        receive_account=accounts["buyer_base"], client_order_id=1, expiry_s=NOW_S + 60, nonce=1,
+        receive_account=accounts["buyer_base"], client_order_id=1, expiry_s=EXPIRY_S, nonce=1,
     )  # fmt: skip
     book = match(Book.empty(market), sign_order(sell, seller).order, now_s=NOW_S).book
     (fill,) = match(book, sign_order(buy, buyer).order, now_s=NOW_S).fills

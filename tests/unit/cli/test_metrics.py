@@ -7,7 +7,7 @@ from typing import Any, cast
 from prometheus_client.parser import text_string_to_metric_families
 
 from actors.lock_actor import MarketsChanged
-from actors.settlement import AttemptsExpired, Finished
+from actors.settlement import AttemptsExpired, Finished, Refused
 from cli.metrics import LeaseChangeCounter, NodeMetrics, flatten_tree
 from market import Fill
 from storage.leases import Lease
@@ -101,13 +101,14 @@ def test_pipeline_metrics_are_declared_at_zero_from_the_first_scrape() -> None:
     for name in ("crank_orders_accepted", "crank_fills", "crank_settlements"):
         assert all(s.value == 0.0 for s in families[name].samples if s.name.endswith("_total"))
     outcomes = {s.labels["outcome"] for s in families["crank_settlements"].samples}
-    assert outcomes == {"confirmed", "failed", "expired"}
+    assert outcomes == {"confirmed", "failed", "expired", "unauthorized"}
     assert families["crank_fill_to_confirmed_seconds"].type == "histogram"
 
 
 def test_finished_settlements_feed_outcomes_fills_and_latency() -> None:
-    """SettlementActor's events count settlements by outcome (expired attempts too),
-    fills, and a confirmed one's fill age goes into the latency histogram."""
+    """SettlementActor's events count settlements by outcome (expired attempts, and
+    settlements refused as unauthorized, too), fills, and a confirmed one's fill age
+    goes into the latency histogram."""
     metrics = NodeMetrics()
     fill = cast(Fill, None)  # not read by the metrics
     metrics.pipeline.settlement_finished(
@@ -115,11 +116,13 @@ def test_finished_settlements_feed_outcomes_fills_and_latency() -> None:
     )
     metrics.pipeline.settlement_finished(Finished("f2", fill, "failed", "sig2", 9, "refused"))
     metrics.pipeline.settlement_finished(AttemptsExpired("f3", ("a", "b")))
+    metrics.pipeline.settlement_finished(Refused("f4", fill, "unauthorized: price_atoms: ..."))
     value = metrics.registry.get_sample_value
+    assert value("crank_settlements_total", {"outcome": "unauthorized"}) == 1.0
     assert value("crank_settlements_total", {"outcome": "confirmed"}) == 1.0
     assert value("crank_settlements_total", {"outcome": "failed"}) == 1.0
     assert value("crank_settlements_total", {"outcome": "expired"}) == 2.0
-    assert value("crank_fills_total") == 2.0
+    assert value("crank_fills_total") == 3.0
     assert value("crank_fill_to_confirmed_seconds_count") == 1.0
     assert value("crank_fill_to_confirmed_seconds_bucket", {"le": "1.0"}) == 1.0
 

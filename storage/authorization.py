@@ -1,0 +1,189 @@
+"""What :mod:`market.authorization` checks a settlement against, read from the database.
+
+:func:`settlement_evidence` reads, in one transaction and three statements for a
+whole batch of fills: each fill row as it is now, its two orders' rows rebuilt
+into ``market.SignedOrder`` (*not* checked here: a row whose terms do not hash
+to its id, or that does not decode, is handed over as it is or with the reason,
+for the pure check to refuse), and the base atoms of every fill of each order.
+
+:func:`count_unauthorized_settlements` counts the settlements failed because
+that check refused them (their ``last_error`` starts with
+:data:`UNAUTHORIZED_PREFIX`), for ``/health``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from solders.pubkey import Pubkey
+from solders.signature import Signature
+from sqlalchemy import bindparam, func, select
+from sqlalchemy.engine import Connection, Engine
+
+import market as domain
+from storage.engine import read_transaction, write_transaction
+from storage.models import Fill, Order, Settlement, table_of
+from storage.orders import StoredOrder
+from storage.quarantine import QuarantineEntry, quarantine_rows
+
+__all__ = [
+    "UNAUTHORIZED_PREFIX",
+    "authorized_orders",
+    "count_unauthorized_settlements",
+    "settlement_evidence",
+    "signed_order_of_row",
+]
+
+# The start of a settlement's last_error when the authorization check refused it.
+UNAUTHORIZED_PREFIX = "unauthorized: "
+_FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settlement)
+_IDS_PER_QUERY = 500
+_IDS = bindparam("ids", expanding=True)
+# Built once (building a statement and its cache key per call showed in a profile).
+_FILL_ROWS = select(
+    _FILLS.c.id, _FILLS.c.market_id, _FILLS.c.maker_order_id, _FILLS.c.taker_order_id,
+    _FILLS.c.price_atoms, _FILLS.c.base_atoms, _FILLS.c.quote_atoms, _FILLS.c.created_at,
+).where(_FILLS.c.id.in_(_IDS))  # fmt: skip
+_ORDER_ROWS = select(_ORDERS).where(_ORDERS.c.id.in_(_IDS))
+_FILLED_AS = tuple(
+    select(column, _FILLS.c.base_atoms).where(column.in_(_IDS))
+    for column in (_FILLS.c.maker_order_id, _FILLS.c.taker_order_id)
+)
+
+
+def signed_order_of_row(row: Mapping[str, Any]) -> domain.SignedOrder | str:
+    """The signed order an ``orders`` row holds, its id *not* checked against its terms;
+    or why the row does not make one (a missing or malformed value)."""
+    try:
+        if row["client_order_id"] is None or row["expiry_s"] is None:
+            return "stored before revision 0003: its signed terms are not all there"
+        order = domain.Order(
+            market_id=row["market_id"],
+            side=domain.Side(row["side"]),
+            price_atoms=row["price_atoms"],
+            size_atoms=row["size_atoms"],
+            maker=Pubkey.from_string(row["maker"]),
+            pay_account=Pubkey.from_string(row["pay_account"]),
+            receive_account=Pubkey.from_string(row["receive_account"]),
+            client_order_id=row["client_order_id"],
+            expiry_s=row["expiry_s"],
+            nonce=row["nonce"],
+        )
+        return domain.SignedOrder(order, Signature.from_string(row["signature"]))
+    except (ValueError, TypeError, domain.MarketError) as error:  # solders raises ValueError
+        return f"its row does not decode: {error}"
+
+
+def settlement_evidence(
+    engine: Engine, fill_ids: Sequence[str]
+) -> dict[str, domain.SettlementEvidence]:
+    """The evidence for each of ``fill_ids`` (module docstring), by fill id; a fill
+    whose row is gone has evidence with ``stored_fill`` None."""
+    if not fill_ids:
+        return {}
+    with read_transaction(engine, "storage.settlement_evidence") as connection:
+        fills = _fill_rows(connection, fill_ids)
+        order_ids = {oid for row in fills.values() for oid in (row.maker_order_id, row.taker_order_id)}
+        orders, unreadable = _orders(connection, order_ids)
+        filled = _filled_atoms(connection, order_ids)
+    evidence: dict[str, domain.SettlementEvidence] = {}
+    for fill_id in fill_ids:
+        stored = fills.get(fill_id)
+        if stored is None:
+            evidence[fill_id] = domain.SettlementEvidence(None)
+            continue
+        ids = (stored.maker_order_id, stored.taker_order_id)
+        evidence[fill_id] = domain.SettlementEvidence(
+            stored,
+            {oid: orders[oid] for oid in ids if oid in orders},
+            {oid: unreadable[oid] for oid in ids if oid in unreadable},
+            {oid: filled.get(oid, 0) for oid in ids},
+        )
+    return evidence
+
+
+def _chunks(ids: Iterable[str]) -> Iterable[list[str]]:
+    listed = sorted(ids)
+    for start in range(0, len(listed), _IDS_PER_QUERY):
+        yield listed[start : start + _IDS_PER_QUERY]
+
+
+def _seconds(at: datetime) -> float:
+    return at.timestamp()
+
+
+def _fill_rows(connection: Connection, fill_ids: Iterable[str]) -> dict[str, domain.StoredFill]:
+    found: dict[str, domain.StoredFill] = {}
+    for chunk in _chunks(set(fill_ids)):
+        for row in connection.execute(_FILL_ROWS, {"ids": chunk}):
+            found[row.id] = domain.StoredFill(
+                row.id, row.market_id, row.maker_order_id, row.taker_order_id,
+                int(row.price_atoms), int(row.base_atoms), int(row.quote_atoms),
+                _seconds(row.created_at),
+            )  # fmt: skip
+    return found
+
+
+def _orders(
+    connection: Connection, order_ids: Iterable[str]
+) -> tuple[dict[str, domain.SignedOrder], dict[str, str]]:
+    orders: dict[str, domain.SignedOrder] = {}
+    unreadable: dict[str, str] = {}
+    for chunk in _chunks(order_ids):
+        for row in connection.execute(_ORDER_ROWS, {"ids": chunk}):
+            rebuilt = signed_order_of_row(row._mapping)
+            if isinstance(rebuilt, str):
+                unreadable[row.id] = rebuilt
+            else:
+                orders[row.id] = rebuilt
+    return orders, unreadable
+
+
+def _filled_atoms(connection: Connection, order_ids: Iterable[str]) -> dict[str, int]:
+    """Base atoms of every fill of each order, as maker and as taker: summed here, not
+    in SQL, because SQLite's ``sum`` of the U64 text column is a float, not exact."""
+    filled: dict[str, int] = {}
+    for chunk in _chunks(order_ids):
+        for stmt in _FILLED_AS:
+            for order_id, atoms in connection.execute(stmt, {"ids": chunk}):
+                filled[order_id] = filled.get(order_id, 0) + int(atoms)
+    return filled
+
+
+def authorized_orders(
+    engine: Engine, market: domain.Market, orders: Sequence[StoredOrder]
+) -> list[StoredOrder]:
+    """``orders`` that may rest in ``market``'s book (:func:`market.order_refusal`), in
+    their order; the others are quarantined (kind ``order``, with the reason and the
+    row's values) in one write, so that they never rest and the hot path stops
+    meeting them. Raises StorageError if that write fails (then none is trusted)."""
+    trusted: list[StoredOrder] = []
+    refused: list[QuarantineEntry] = []
+    for stored in orders:
+        refusal = domain.order_refusal(stored.order_id, stored.signed, market)
+        if refusal is None:
+            trusted.append(stored)
+        else:
+            raw = {**stored.signed.to_json(), "id": stored.order_id,
+                   "remaining_atoms": stored.remaining_atoms, "status": stored.status}  # fmt: skip
+            refused.append(
+                QuarantineEntry("order", stored.order_id, str(refusal), raw, market.market_id)
+            )
+    if refused:
+        with write_transaction(engine, "storage.orders_unauthorized") as connection:
+            quarantine_rows(connection, refused)
+    return trusted
+
+
+def count_unauthorized_settlements(engine: Engine) -> int:
+    """Settlements failed because the authorization check refused them."""
+    columns = _SETTLEMENTS.c
+    stmt = (
+        select(func.count())
+        .select_from(_SETTLEMENTS)
+        .where(columns.status == "failed", columns.last_error.startswith(UNAUTHORIZED_PREFIX))
+    )
+    with read_transaction(engine, "storage.unauthorized_count") as connection:
+        return int(connection.execute(stmt).scalar_one())
