@@ -50,6 +50,7 @@ import storage
 from actors.blockhash import ExpiryVerdict, FreshBlockhash, GetBlockhash, IsExpired, Unavailable
 from actors.lock_actor import MessageSink
 from actors.pipeline_messages import SettlementBacklog, SettlementsPending
+from actors.poison import remember_failure
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.messages import Priority, RpcOutcome, RpcSuccess
 from actors.settlement.claimed import ClaimedSettlements
@@ -77,7 +78,7 @@ from actors.settlement.work import (
     confirmed,
     finish_decision,
 )
-from supervision import Clock, CrankActor
+from supervision import Clock, CrankActor, InputKey, working_on
 from supervision.crashpoints import crash_point
 
 __all__ = ["SettlementActor"]
@@ -189,6 +190,10 @@ class SettlementActor(CrankActor):
 
     def on_stop(self) -> None:
         self._claims.release_all()
+
+    def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
+        # A settlement this actor failed on twice is quarantined (actors.poison).
+        remember_failure(self._engine, self.name, inputs, error)
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -348,15 +353,16 @@ class SettlementActor(CrankActor):
         self, work: SettlementWork, fresh: FreshBlockhash, price: int
     ) -> storage.AttemptDraft:
         market = work.market
-        transaction = domain.build_settlement_transaction(
-            market,
-            work.fill,
-            fee_payer=self._claims.signers[str(market.fee_payer)],
-            settlement_authority=self._claims.signers[str(market.settlement_authority)],
-            recent_blockhash=Hash.from_string(fresh.blockhash),
-            compute_unit_price_micro_lamports=price,
-            compute_unit_limit=self.settings.compute_unit_limit,
-        )
+        with working_on(work.input_key):
+            transaction = domain.build_settlement_transaction(
+                market,
+                work.fill,
+                fee_payer=self._claims.signers[str(market.fee_payer)],
+                settlement_authority=self._claims.signers[str(market.settlement_authority)],
+                recent_blockhash=Hash.from_string(fresh.blockhash),
+                compute_unit_price_micro_lamports=price,
+                compute_unit_limit=self.settings.compute_unit_limit,
+            )
         return storage.AttemptDraft(
             work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
             fresh.last_valid_block_height,
@@ -457,12 +463,13 @@ class SettlementActor(CrankActor):
             }
             if work.needs_check and len(asked) < len(views):
                 continue  # recovery decides only once every signature was asked about
-            decision = decide(views, asked, height)
-            if isinstance(decision, Landed):
-                work.needs_check = False
-                landed.append((work, decision))
-            else:
-                self._act(work, decision)
+            with working_on(work.input_key):
+                decision = decide(views, asked, height)
+                if isinstance(decision, Landed):
+                    work.needs_check = False
+                    landed.append((work, decision))
+                else:
+                    self._act(work, decision)
         for start in range(0, len(landed), ATTEMPT_BATCH):
             self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
 
