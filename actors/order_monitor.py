@@ -32,9 +32,10 @@ Failure policy: an RPC failure or refusal is logged and the previous view kept
 same way. An order row that does not decode (or no longer hashes to its id) is
 quarantined and left out; the market's other orders go on. Judging and expiring
 an order run under :func:`supervision.working_on`: an order this actor fails on
-twice is quarantined (:mod:`actors.poison`), so it cannot crash-loop the node. A fenced write refused because the market's lease is lost drops the
-market at once (the LockActor announces the loss too). Losing a market tells
-the sink nothing: MatchActor drops the whole market on the same announcement.
+twice is quarantined (:mod:`actors.poison`), so it cannot crash-loop the node.
+A fenced write refused because the market's lease is lost drops the market at
+once (the LockActor announces the loss too). Losing a market tells the sink
+nothing: MatchActor drops the whole market on the same announcement.
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ from cli.intake import OrderIntake
 from cli.metrics import NodeMetrics
 from cli.pipeline import PipelineParts, pipeline_specs
 from cli.settings import CrankSettings
-from storage import LeaseStore, check_schema, open_engine, read_transaction
+from storage import LeaseStore, check_schema, count_quarantined, open_engine, read_transaction
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
@@ -206,7 +206,16 @@ class Node:
         started = time.perf_counter()
         with read_transaction(self.engine, "node.health") as connection:
             connection.exec_driver_sql("SELECT 1")
-        return "healthy", {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+        detail: dict[str, Any] = {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+        # Rows quarantined as untrusted: everything else works, but someone must look.
+        quarantined = self._quarantine()
+        detail["quarantined"] = quarantined["total"]
+        return ("degraded" if quarantined["total"] else "healthy"), detail
+
+    def _quarantine(self) -> dict[str, Any]:
+        assert self.engine is not None
+        by_kind = count_quarantined(self.engine)
+        return {"total": sum(by_kind.values()), "by_kind": by_kind}
 
     def _ask(self, child_id: str, message: Any) -> Any:
         return self.specs[child_id].handle.ask(message).get(timeout=ASK_TIMEOUT_S)
@@ -253,6 +262,7 @@ class Node:
             "blockhash": _part(lambda: asdict(self._ask("blockhash", GetBlockhashState()))),
             "pipeline": (pipeline := _part(self._pipeline_status)),
             "settlements_in_flight": pipeline.get("settlement", {}).get("in_flight"),
+            "quarantine": _part(self._quarantine),
         }
 
     def _pipeline_status(self) -> dict[str, Any]:

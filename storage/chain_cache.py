@@ -85,14 +85,18 @@ def _quarantine_malformed(connection: Connection, token_accounts: Sequence[str])
 def snapshot_problem(row: Any) -> str | None:
     """Why a :func:`~storage.quarantine.tolerant_columns` row of the cache does not
     decode, or None."""
+    for name in ("token_account", "owner", "mint", "delegate"):
+        value = row[name]
+        if value is None and name == "delegate":
+            continue
+        try:
+            Pubkey.from_string(value)
+        except (ValueError, TypeError):
+            return f"cannot be decoded: {name}: {value!r:.60} is not a public key"
     try:
-        for name in ("token_account", "owner", "mint"):
-            Pubkey.from_string(row[name])
-        if row["delegate"] is not None:
-            Pubkey.from_string(row["delegate"])
         read_u64(row, "amount")
         read_u64(row, "delegated_amount")
-    except (ValueError, TypeError) as error:
+    except ValueError as error:
         return f"cannot be decoded: {error}"
     slot = row["slot"]
     if type(slot) is not int or slot < 0:

@@ -253,32 +253,35 @@ def record_input_failures(
     quarantined: list[tuple[str, str]] = []
     with write_transaction(engine, "storage.input_failure") as connection:
         for kind, row_id, market_id in inputs:
-            key = (_FAILURES.c.kind == kind) & (_FAILURES.c.row_id == row_id[:128])
-            before = connection.execute(select(_FAILURES.c.failures).where(key)).scalar()
-            failures = 1 if before is None else int(before) + 1
-            if before is None:
-                connection.execute(
-                    insert(_FAILURES).values(
-                        kind=kind, row_id=row_id[:128], market_id=market_id, actor=actor[:64],
-                        failures=1, last_error=text,
-                    )
-                )  # fmt: skip
-            else:
-                connection.execute(
-                    update(_FAILURES)
-                    .where(key)
-                    .values(failures=failures, last_error=text, actor=actor[:64], updated_at=db_now())
-                )
+            failures = _count_failure(connection, (kind, row_id[:128]), market_id, actor, text)
             logger.bind(
                 action="storage.input_failed", kind=kind, row_id=row_id, actor=actor,
                 failures=failures,
-            ).warning(f"{actor} failed on {kind} {row_id[:64]} ({failures} times): {text[:200]}")  # fmt: skip
+            ).warning(f"{actor} failed on {kind} {row_id[:64]} ({failures} times): {text[:200]}")
             if failures >= FAILURES_BEFORE_QUARANTINE:
                 reason = f"{actor} failed {failures} times on it; last: {text}"
                 raw = {"row": _raw_row(connection, kind, row_id), "error": text, "actor": actor}
                 quarantine_rows(connection, [QuarantineEntry(kind, row_id, reason, raw, market_id)])
                 quarantined.append((kind, row_id))
     return quarantined
+
+
+def _count_failure(
+    connection: Connection, key: tuple[str, str], market_id: str | None, actor: str, text: str
+) -> int:
+    """One more failure on the input ``key`` (kind, row id): the count now."""
+    kind, row_id = key
+    where = (_FAILURES.c.kind == kind) & (_FAILURES.c.row_id == row_id)
+    before = connection.execute(select(_FAILURES.c.failures).where(where)).scalar()
+    values = {"last_error": text, "actor": actor[:64], "market_id": market_id}
+    if before is None:
+        connection.execute(insert(_FAILURES).values(kind=kind, row_id=row_id, failures=1, **values))
+        return 1
+    failures = int(before) + 1
+    connection.execute(
+        update(_FAILURES).where(where).values(failures=failures, updated_at=db_now(), **values)
+    )
+    return failures
 
 
 def _raw_row(connection: Connection, kind: str, row_id: str) -> dict[str, Any] | None:
