@@ -27,7 +27,7 @@ from sqlalchemy.engine import Connection, Engine
 import market as domain
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
-from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow, StorageError
+from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow
 from storage.fencing import fenced_update
 from storage.leases import Lease
 from storage.models import Order, table_of

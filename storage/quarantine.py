@@ -33,7 +33,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from loguru import logger
@@ -227,14 +227,14 @@ def read_u64(row: Mapping[str, Any], name: str) -> int:
     """Column ``name`` of a :func:`tolerant_columns` row as an unsigned 64-bit int;
     ValueError naming the column when it is not one."""
     value = row[name]
-    try:
-        if isinstance(value, bool) or value is None:
-            raise ValueError
-        number = int(value) if isinstance(value, int) else int(Decimal(str(value).strip()))
-        if isinstance(value, Decimal) and value != number:
-            raise ValueError
-    except (ValueError, InvalidOperation, ArithmeticError):
-        raise ValueError(f"{name}: {value!r:.60} is not an integer") from None
+    if type(value) is int:
+        number = value
+    elif type(value) is str and value.isascii() and value.isdigit():
+        number = int(value)  # SQLite's zero-padded text
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        number = int(value)  # PostgreSQL's NUMERIC
+    else:
+        raise ValueError(f"{name}: {value!r:.60} is not an integer")
     if not 0 <= number <= U64_MAX:
         raise ValueError(f"{name}: {number} is not an unsigned 64-bit integer")
     return number
