@@ -32,6 +32,13 @@
   order.
 
 Messages for a market this node does not hold are ignored (logged at debug).
+
+Poison rows: loading a book leaves out (and quarantines) the order rows that do
+not decode, no longer hash to their id, or do not fit the market; the rest of
+the market loads. Matching an order runs under :func:`supervision.working_on`:
+an order this actor fails on twice is quarantined (:mod:`actors.poison`), so a
+restarted instance, here or on the node that takes the market next, never
+meets it again.
 """
 
 from __future__ import annotations
@@ -54,6 +61,7 @@ from actors.pipeline_messages import (
     SettlementBacklog,
     SettlementsPending,
 )
+from actors.poison import remember_failure
 from market.matching import combine
 from storage import (
     MARKET_KEY_PREFIX,
@@ -71,7 +79,7 @@ from storage import (
 )
 from storage import LeaseLost as LeaseLostError
 from storage.fills import MatchWrite
-from supervision import Clock, CrankActor, SelfAddress, SendResult
+from supervision import Clock, CrankActor, InputKey, SelfAddress, SendResult, working_on
 from supervision.crashpoints import crash_point
 
 __all__ = [
@@ -276,6 +284,9 @@ class MatchActor(CrankActor):
         # LockActor (earlier in the tree) was not restarted with it: ask again.
         if self._lock is not None:
             self._lock.tell(ResendMarkets(SelfAddress(self)))
+
+    def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
+        remember_failure(self._engine, self.name, inputs, error)
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -508,9 +519,10 @@ class MatchActor(CrankActor):
         if not self._authorized(market, held, stored):
             return None
         try:
-            return domain.match(
-                batch.book, stored.order, now_s=now_s, remaining_atoms=stored.remaining_atoms
-            )
+            with working_on(InputKey("order", order_id, market)):
+                return domain.match(
+                    batch.book, stored.order, now_s=now_s, remaining_atoms=stored.remaining_atoms
+                )
         except domain.MarketError as error:
             logger.bind(action="match.order_rejected", market_id=market, order_id=order_id).warning(
                 f"order {order_id} cannot enter the book: {error}"

@@ -30,9 +30,13 @@ on later polls until it is funded or expires.
 
 Failure policy: an RPC failure or refusal is logged and the previous view kept
 (the next poll retries); a storage error in a poll is logged and retried the
-same way. A fenced write refused because the market's lease is lost drops the
-market at once (the LockActor announces the loss too). Losing a market tells
-the sink nothing: MatchActor drops the whole market on the same announcement.
+same way. An order row that does not decode (or no longer hashes to its id) is
+quarantined and left out; the market's other orders go on. Judging and expiring
+an order run under :func:`supervision.working_on`: an order this actor fails on
+twice is quarantined (:mod:`actors.poison`), so it cannot crash-loop the node.
+A fenced write refused because the market's lease is lost drops the market at
+once (the LockActor announces the loss too). Losing a market tells the sink
+nothing: MatchActor drops the whole market on the same announcement.
 """
 
 from __future__ import annotations
@@ -52,11 +56,18 @@ import market as domain
 import storage
 from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
 from actors.pipeline_messages import OrderAdded, OrderRemoved
+from actors.poison import remember_failure
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
 from storage.chain_cache import upsert_account_snapshots
-from storage.orders import OrderStanding, departure_reasons, orders_by_id, standings_in
-from supervision import Clock, CrankActor, SelfAddress
+from storage.orders import (
+    OrderStanding,
+    departure_reasons,
+    orders_by_id,
+    quarantine_orders,
+    standings_in,
+)
+from supervision import Clock, CrankActor, InputKey, SelfAddress, working_on
 
 __all__ = [
     "MAX_ACCOUNTS_PER_REQUEST",
@@ -152,9 +163,10 @@ def _judge(
             verdicts[order_id] = account
             continue
         key = (str(order.maker), str(order.pay_account))
-        problem = domain.funding_problem(
-            market, order, account, stored.remaining_atoms, committed.get(key, 0)
-        )
+        with working_on(InputKey("order", order_id, market.market_id)):
+            problem = domain.funding_problem(
+                market, order, account, stored.remaining_atoms, committed.get(key, 0)
+            )
         verdicts[order_id] = problem
         if problem is None:
             owed = domain.owed_atoms(market, order, stored.remaining_atoms)
@@ -292,6 +304,9 @@ class OrderMonitor(CrankActor):
         if self._lock is not None:
             self._lock.tell(ResendMarkets(SelfAddress(self)))
 
+    def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
+        remember_failure(self._engine, self.name, inputs, error)
+
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Poll):
             self._poll(message.market_id)
@@ -375,12 +390,16 @@ class OrderMonitor(CrankActor):
         """Bring ``view.orders`` up to date; the database's time of the reading, whole seconds."""
         market_id = view.market.market_id
         known = view.orders
+        malformed: list[storage.MalformedRow] = []
         with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
             now_s = int(storage.read_db_now(connection, self._offset()).timestamp())
             standings = standings_in(connection, market_id, statuses=_IN_PLAY)
-            arrived = orders_by_id(connection, [i for i in standings if i not in known])
+            new = [i for i in standings if i not in known]
+            arrived = orders_by_id(connection, new, malformed=malformed)
             left = [order_id for order_id in known if order_id not in standings]
             reasons = departure_reasons(connection, left) if left else {}
+        if malformed:  # left out of ``arrived``: _current skips them
+            quarantine_orders(self._engine, malformed)
         self._orders_decoded += len(arrived)
         for order_id in left:
             self._forget(view, order_id, reasons[order_id])
@@ -415,12 +434,13 @@ class OrderMonitor(CrankActor):
         if now_s < view.earliest_expiry_s:
             return  # none of them is expired yet
         for order_id, stored in list(view.orders.items()):
-            if stored.order.is_expired(now_s):
-                storage.mark_order_expired(
-                    self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
-                )
-                del view.orders[order_id]
-                self._forget(view, order_id, "expired")
+            with working_on(InputKey("order", order_id, view.market.market_id)):
+                if stored.order.is_expired(now_s):
+                    storage.mark_order_expired(
+                        self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
+                    )
+                    del view.orders[order_id]
+                    self._forget(view, order_id, "expired")
         expiries = (stored.order.expiry_s for stored in view.orders.values())
         view.earliest_expiry_s = min(expiries, default=math.inf)
 
@@ -518,10 +538,11 @@ class OrderMonitor(CrankActor):
         for order_id, problem in verdicts.items():
             stored = view.orders[order_id]
             view.verdicts[order_id] = problem
-            if problem is None:
-                self._funded(view, order_id, stored)
-            else:
-                self._unfunded(view, order_id, stored, problem)
+            with working_on(InputKey("order", order_id, view.market.market_id)):
+                if problem is None:
+                    self._funded(view, order_id, stored)
+                else:
+                    self._unfunded(view, order_id, stored, problem)
 
     def _funded(self, view: _MarketView, order_id: str, stored: storage.StoredOrder) -> None:
         if stored.status == "unfunded":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from market.errors import MarketError
-from storage.errors import DuplicateEntry, StorageError
+from storage.errors import DuplicateEntry, MalformedRow, StorageError
 from supervision.errors import CrankError
 
 __all__ = [
@@ -82,6 +82,11 @@ def refusal(error: BaseException) -> Refusal:
     if isinstance(error, DuplicateEntry):
         reason = _DUPLICATE_REASONS.get(error.field, "is already taken")
         return Refusal(error.field, f"{reason} ({error.value!r})", kind)
+    if isinstance(error, MalformedRow):
+        # The stored row itself failed (edited, or a value that does not decode): it is
+        # quarantined, and this answer is about that order alone.
+        field = "order_id" if error.kind == "order" else None
+        return Refusal(field, f"the stored {error.kind} is quarantined: {error.reason:.200}", kind)
     if isinstance(error, StorageError):
         doc = (type(error).__doc__ or "the database failed.").strip().splitlines()[0]
         return Refusal(None, doc, kind)

@@ -9,8 +9,10 @@
 JSON in, JSON out. A refusal is ``{"error": {"field", "reason", "type"}}``
 with: 400 malformed JSON or a field that cannot be read; 422 an order or
 cancel that reads well but is not valid (price, size, expiry, signature,
-token accounts); 404 an unknown order or market; 409 a duplicate or an order
-that can no longer be cancelled; 503 intake not running (the node is starting
+token accounts); 404 an unknown order or market; 409 a duplicate, an order
+that can no longer be cancelled, or an order whose stored row failed its checks
+(edited, or a value that does not decode: it is quarantined, and only that
+order answers so; the book and the list leave it out); 503 intake not running (the node is starting
 or stopping) or the chain or database not answering, nothing stored: retry.
 Bad input never gets a 500, and no answer ever carries a stack trace.
 """
@@ -55,6 +57,7 @@ _STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (domain.DuplicateClientOrderId, 409),
     (storage.DuplicateEntry, 409),
     (OrderNotCancellable, 409),
+    (storage.MalformedRow, 409),  # this order only: quarantined, the others answer
     (domain.MarketError, 422),
     (IntakeUnavailable, 503),
     (storage.StorageError, 503),

@@ -41,6 +41,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("cli.status", "print a running node's status (GET /status) as tables"),
     "order": ("cli.order", "submit, cancel, show and list orders on a running node"),
     "market": ("cli.market", "create and list markets in the node database"),
+    "quarantine": ("cli.quarantine", "list, show and release rows quarantined as untrusted"),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from actors.lock_actor import MarketsChanged
 from supervision import SendResult
+from storage.models import QUARANTINE_KINDS
 
 __all__ = [
     "BREAKER_STATES",
@@ -152,6 +153,21 @@ class StatusCollector(Collector):
             yield from blockhash_metrics(status["blockhash"])
         if _answered(status.get("markers")):
             yield from marker_metrics(status["markers"])
+        if _answered(status.get("quarantine")):
+            yield from quarantine_metrics(status["quarantine"])
+
+
+def quarantine_metrics(quarantine: Mapping[str, Any]) -> Iterator[Metric]:
+    """Rows quarantined now, by kind (every kind, 0 included, so alerts see a series)."""
+    rows = GaugeMetricFamily(
+        "crank_quarantined_rows",
+        "Rows quarantined as untrusted now (crank-node quarantine list), by kind.",
+        labels=["kind"],
+    )
+    counts = quarantine.get("by_kind", {})
+    for kind in QUARANTINE_KINDS:
+        rows.add_metric([kind], float(counts.get(kind, 0)))
+    yield rows
 
 
 def _answered(part: Mapping[str, Any] | None) -> bool:

@@ -44,6 +44,7 @@ from storage import (
     LeaseStore,
     check_integrity,
     check_schema,
+    count_quarantined,
     count_unauthorized_settlements,
     open_engine,
     read_transaction,
@@ -235,7 +236,16 @@ class Node:
         started = time.perf_counter()
         with read_transaction(self.engine, "node.health") as connection:
             connection.exec_driver_sql("SELECT 1")
-        return "healthy", {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+        detail: dict[str, Any] = {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+        # Rows quarantined as untrusted: everything else works, but someone must look.
+        quarantined = self._quarantine()
+        detail["quarantined"] = quarantined["total"]
+        return ("degraded" if quarantined["total"] else "healthy"), detail
+
+    def _quarantine(self) -> dict[str, Any]:
+        assert self.engine is not None
+        by_kind = count_quarantined(self.engine)
+        return {"total": sum(by_kind.values()), "by_kind": by_kind}
 
     def _ask(self, child_id: str, message: Any) -> Any:
         return self.specs[child_id].handle.ask(message).get(timeout=ASK_TIMEOUT_S)
@@ -331,6 +341,7 @@ class Node:
             "settlements_in_flight": pipeline.get("settlement", {}).get("in_flight"),
             # settlement markers of every market in the database (not only this node's)
             "markers": _part(self._marker_totals),
+            "quarantine": _part(self._quarantine),
         }
 
     def _marker_totals(self) -> dict[str, Any]:

@@ -1,4 +1,12 @@
-"""order_state_cache: the last on-chain snapshot of each token account orders pay from."""
+"""order_state_cache: the last on-chain snapshot of each token account orders pay from.
+
+A cached row that does not decode (an amount, key or slot that is not one) is a
+poison of its own: its slot compares with nothing sensibly (on SQLite a text
+slot is above every number), so the upsert would never replace it again. Each
+upsert reads the rows it is about to replace first, quarantines the malformed
+ones with their raw values and deletes them, in the same transaction: the chain
+is the truth and the next snapshot takes their place.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +14,18 @@ import functools
 from collections.abc import Sequence
 from typing import Any
 
+from solders.pubkey import Pubkey
+from sqlalchemy import delete, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 import market as domain
 from storage.clock import db_now
 from storage.engine import write_transaction
 from storage.models import OrderStateCache, table_of
+from storage.quarantine import QuarantineEntry, quarantine_rows, read_u64, tolerant_columns
 
-__all__ = ["upsert_account_snapshots"]
+__all__ = ["snapshot_problem", "upsert_account_snapshots"]
 
 _CACHE = table_of(OrderStateCache)
 
@@ -53,4 +64,41 @@ def upsert_account_snapshots(
         for account in snapshots
     ]
     with write_transaction(engine, "storage.account_snapshot") as connection:
+        _quarantine_malformed(connection, [row["token_account"] for row in rows])
         connection.execute(_upsert(connection.dialect.name), rows)
+
+
+def _quarantine_malformed(connection: Connection, token_accounts: Sequence[str]) -> None:
+    """Quarantine and delete the cached rows among ``token_accounts`` that do not decode."""
+    stmt = select(*tolerant_columns(_CACHE)).where(_CACHE.c.token_account.in_(token_accounts))
+    entries = []
+    for row in connection.execute(stmt):
+        problem = snapshot_problem(row._mapping)
+        if problem is not None:
+            entries.append(QuarantineEntry("cache", row.token_account, problem, row._mapping))
+    if entries:
+        quarantine_rows(connection, entries)
+        bad = [entry.row_id for entry in entries]
+        connection.execute(delete(_CACHE).where(_CACHE.c.token_account.in_(bad)))
+
+
+def snapshot_problem(row: Any) -> str | None:
+    """Why a :func:`~storage.quarantine.tolerant_columns` row of the cache does not
+    decode, or None."""
+    for name in ("token_account", "owner", "mint", "delegate"):
+        value = row[name]
+        if value is None and name == "delegate":
+            continue
+        try:
+            Pubkey.from_string(value)
+        except (ValueError, TypeError):
+            return f"cannot be decoded: {name}: {value!r:.60} is not a public key"
+    try:
+        read_u64(row, "amount")
+        read_u64(row, "delegated_amount")
+    except ValueError as error:
+        return f"cannot be decoded: {error}"
+    slot = row["slot"]
+    if type(slot) is not int or slot < 0:
+        return f"cannot be decoded: slot: {slot!r:.60} is not a slot"
+    return None

@@ -8,6 +8,9 @@ them once, at the boundary. Each subclass's docstring is its default message
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from supervision.errors import CrankError
 
 __all__ = [
@@ -18,6 +21,7 @@ __all__ = [
     "IntegrityViolation",
     "InvalidDatabaseUrl",
     "LeaseLost",
+    "MalformedRow",
     "NetworkFilesystemRefused",
     "SchemaOutdated",
     "SchemaTooNew",
@@ -55,6 +59,26 @@ class DuplicateEntry(IntegrityViolation):
         self.value = value
         doc = (type(self).__doc__ or "").strip()
         super().__init__(message or f"{field}: {doc[:1].lower()}{doc[1:]} ({value!r})")
+
+
+class MalformedRow(StorageError):
+    """A stored row cannot be decoded or fails its checks: it belongs in the quarantine."""
+
+    def __init__(
+        self,
+        kind: str,
+        row_id: str,
+        reason: str,
+        raw: Mapping[str, Any],
+        *,
+        market_id: str | None = None,
+    ) -> None:
+        self.kind = kind  # one of storage.models.QUARANTINE_KINDS
+        self.row_id = row_id
+        self.reason = reason
+        self.raw = dict(raw)
+        self.market_id = market_id
+        super().__init__(f"{kind} {row_id}: {reason}")
 
 
 class StateConflict(StorageError):

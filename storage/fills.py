@@ -43,7 +43,7 @@ from sqlalchemy.engine import Connection, Engine
 import market as domain
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
-from storage.errors import DuplicateEntry, StateConflict, StorageError
+from storage.errors import DuplicateEntry, MalformedRow, StateConflict, StorageError
 from storage.fair_share import market_key
 from storage.fencing import (
     LEASE_HELD,
@@ -55,10 +55,12 @@ from storage.fencing import (
 )
 from storage.leases import Lease
 from storage.models import DistributedLock, Fill, Order, Settlement, table_of
+from storage.quarantine import read_u64, tolerant_columns
 from storage.types import UtcDateTime
 
 __all__ = [
     "MatchWrite",
+    "existing_fill_ids",
     "fill_from_row",
     "fill_query",
     "get_fill",
@@ -363,7 +365,7 @@ def fill_query() -> Select[Any]:
     maker, taker = _MAKER_ORDER, _TAKER_ORDER
     return (
         select(
-            _FILLS,
+            *tolerant_columns(_FILLS),  # decoded row by row: see fill_from_row
             taker.c.side.label("taker_side"),
             *(maker.c[name].label(f"maker_{name}") for name in _ACCOUNT_COLUMNS),
             *(taker.c[name].label(f"taker_{name}") for name in _ACCOUNT_COLUMNS),
@@ -377,9 +379,25 @@ _ACCOUNT_COLUMNS = ("maker", "pay_account", "receive_account")
 
 
 def fill_from_row(row: Any) -> domain.Fill:
-    """The ``market.Fill`` of a :func:`fill_query` row mapping."""
+    """The ``market.Fill`` of a :func:`fill_query` row mapping. Raises MalformedRow
+    (kind ``fill``) naming the row and why when it does not decode."""
+    try:
+        return _decode_fill(row)
+    except MalformedRow:
+        raise
+    except (ValueError, TypeError, KeyError, OverflowError, domain.MarketError) as error:
+        market_id = row["market_id"] if isinstance(row["market_id"], str) else None
+        raise MalformedRow(
+            "fill", str(row["id"]), f"cannot be decoded: {error}", row, market_id=market_id
+        ) from None
+
+
+def _decode_fill(row: Any) -> domain.Fill:
     if row["sequence"] is None:
-        raise StorageError(f"fill {row['id']!r} was stored before revision 0003: no sequence")
+        raise MalformedRow(
+            "fill", str(row["id"]), "stored before revision 0003: no sequence", row,
+            market_id=row["market_id"],
+        )  # fmt: skip
     taker_side = domain.Side(row["taker_side"])
     buy, sell = ("taker", "maker") if taker_side is domain.Side.BUY else ("maker", "taker")
     return domain.Fill(
@@ -389,9 +407,9 @@ def fill_from_row(row: Any) -> domain.Fill:
         maker_order_id=row["maker_order_id"],
         taker_order_id=row["taker_order_id"],
         taker_side=taker_side,
-        price_atoms=row["price_atoms"],
-        base_atoms=row["base_atoms"],
-        quote_atoms=row["quote_atoms"],
+        price_atoms=read_u64(row, "price_atoms"),
+        base_atoms=read_u64(row, "base_atoms"),
+        quote_atoms=read_u64(row, "quote_atoms"),
         buyer=Pubkey.from_string(row[f"{buy}_maker"]),
         seller=Pubkey.from_string(row[f"{sell}_maker"]),
         buyer_pay_account=Pubkey.from_string(row[f"{buy}_pay_account"]),
@@ -408,14 +426,35 @@ def get_fill(engine: Engine, fill_id: str) -> domain.Fill | None:
     return None if row is None else fill_from_row(row._mapping)
 
 
-def get_fills(engine: Engine, fill_ids: Sequence[str]) -> dict[str, domain.Fill]:
-    """The fills among ``fill_ids`` that exist, by id (one query)."""
+def get_fills(
+    engine: Engine, fill_ids: Sequence[str], *, malformed: list[MalformedRow] | None = None
+) -> dict[str, domain.Fill]:
+    """The fills among ``fill_ids`` that exist, by id (one query). A row that does not
+    decode raises its MalformedRow, or with ``malformed`` is added to it and left out."""
     if not fill_ids:
         return {}
     stmt = fill_query().where(_FILLS.c.id.in_(tuple(fill_ids)))
+    fills: dict[str, domain.Fill] = {}
     with read_transaction(engine, "storage.fill_get_many") as connection:
-        fills = [fill_from_row(row._mapping) for row in connection.execute(stmt)]
-    return {fill.fill_id: fill for fill in fills}
+        for row in connection.execute(stmt):
+            try:
+                fill = fill_from_row(row._mapping)
+            except MalformedRow as error:
+                if malformed is None:
+                    raise
+                malformed.append(error)
+                continue
+            fills[fill.fill_id] = fill
+    return fills
+
+
+def existing_fill_ids(engine: Engine, fill_ids: Sequence[str]) -> set[str]:
+    """Which of ``fill_ids`` have a ``fills`` row (whatever its orders)."""
+    if not fill_ids:
+        return set()
+    stmt = select(_FILLS.c.id).where(_FILLS.c.id.in_(tuple(fill_ids)))
+    with read_transaction(engine, "storage.fill_ids") as connection:
+        return set(connection.execute(stmt).scalars())
 
 
 def list_fills(engine: Engine, market_id: str) -> list[domain.Fill]:

@@ -27,10 +27,11 @@ from sqlalchemy.engine import Connection, Engine
 import market as domain
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
-from storage.errors import DuplicateEntry, IntegrityViolation, StorageError
+from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow
 from storage.fencing import fenced_update
 from storage.leases import Lease
 from storage.models import Order, table_of
+from storage.quarantine import entry_of, quarantine_malformed, read_u64, tolerant_columns
 
 __all__ = [
     "ORDER_TRANSITIONS",
@@ -38,6 +39,7 @@ __all__ = [
     "OrderStatusChange",
     "StoredOrder",
     "client_order_id_taken",
+    "decode_orders",
     "departure_reasons",
     "get_order",
     "list_open_orders",
@@ -49,6 +51,7 @@ __all__ = [
     "open_orders_in",
     "order_from_row",
     "orders_by_id",
+    "quarantine_orders",
     "set_order_status",
     "standings_in",
     "store_order",
@@ -58,6 +61,12 @@ _ORDERS = table_of(Order)
 # Arrival order: the database's clock, then the arrival number for orders stored in
 # the same tick of it (revision 0004; older rows have none and go first), then the id.
 ARRIVAL_ORDER = (_ORDERS.c.created_at, _ORDERS.c.arrival.nulls_first(), _ORDERS.c.id)
+# Every column, amounts undecoded: each row is decoded on its own by order_from_row, so
+# that one malformed row is set aside (storage.quarantine) instead of failing the read.
+_ORDER_ROWS = select(*tolerant_columns(_ORDERS))
+# Why an order row does not decode, beyond MalformedRow: what building the domain
+# objects from bad values raises.
+_DECODE_ERRORS = (ValueError, TypeError, KeyError, OverflowError, domain.MarketError)
 # orders.nonce is a BIGINT since revision 0001: the signed u64 range's upper half does not fit.
 MAX_STORED_NONCE = 2**63 - 1
 # The last second a Python datetime (and so expires_at) can hold: 9999-12-31T23:59:59Z.
@@ -195,34 +204,85 @@ def _why_refused(engine: Engine, signed: domain.SignedOrder) -> IntegrityViolati
 
 
 def order_from_row(row: Any) -> StoredOrder:
-    """The stored order of an ``orders`` row mapping; refuses a row from before revision 0003."""
+    """The stored order of an ``orders`` row mapping. Raises MalformedRow (kind
+    ``order``) naming the row and why when it does not decode, does not hash to its
+    id (its terms were edited), or is from before revision 0003."""
+    try:
+        return _decode_order(row)
+    except MalformedRow:
+        raise
+    except _DECODE_ERRORS as error:
+        reason = f"cannot be decoded: {error}"
+        raise MalformedRow("order", str(row["id"]), reason, row, market_id=_text(row, "market_id"))
+
+
+def _text(row: Any, name: str) -> str | None:
+    value = row.get(name) if hasattr(row, "get") else None
+    return value if isinstance(value, str) else None
+
+
+def _decode_order(row: Any) -> StoredOrder:
     if row["client_order_id"] is None or row["expiry_s"] is None:
-        raise StorageError(
-            f"order {row['id']!r} was stored before revision 0003 and lacks its signed terms"
-        )
+        raise MalformedRow(
+            "order", str(row["id"]), "stored before revision 0003: lacks its signed terms", row,
+            market_id=_text(row, "market_id"),
+        )  # fmt: skip
     order = domain.Order(
         market_id=row["market_id"],
         side=domain.Side(row["side"]),
-        price_atoms=row["price_atoms"],
-        size_atoms=row["size_atoms"],
+        price_atoms=read_u64(row, "price_atoms"),
+        size_atoms=read_u64(row, "size_atoms"),
         maker=Pubkey.from_string(row["maker"]),
         pay_account=Pubkey.from_string(row["pay_account"]),
         receive_account=Pubkey.from_string(row["receive_account"]),
-        client_order_id=row["client_order_id"],
-        expiry_s=row["expiry_s"],
+        client_order_id=read_u64(row, "client_order_id"),
+        expiry_s=read_u64(row, "expiry_s"),
         nonce=row["nonce"],
     )
     if order.order_id != row["id"]:
-        raise StorageError(f"order {row['id']!r}: its stored terms hash to {order.order_id}")
+        raise MalformedRow(
+            "order", str(row["id"]),
+            f"its stored terms hash to {order.order_id}, not to its id: the row was edited",
+            row, market_id=order.market_id,
+        )  # fmt: skip
     signed = domain.SignedOrder(order, Signature.from_string(row["signature"]))
-    return StoredOrder(signed, row["remaining_atoms"], row["status"], row["created_at"])
+    remaining = read_u64(row, "remaining_atoms")
+    return StoredOrder(signed, remaining, row["status"], row["created_at"])
+
+
+def decode_orders(
+    rows: Iterable[Any], malformed: list[MalformedRow] | None
+) -> list[StoredOrder]:
+    """Each row's stored order, in order. A row that does not decode raises its
+    MalformedRow, or, with a ``malformed`` list, is added to it and skipped."""
+    decoded: list[StoredOrder] = []
+    for row in rows:
+        try:
+            decoded.append(order_from_row(row._mapping))
+        except MalformedRow as error:
+            if malformed is None:
+                raise
+            malformed.append(error)
+    return decoded
+
+
+def quarantine_orders(engine: Engine, malformed: Iterable[MalformedRow]) -> int:
+    """Move the orders that did not decode aside (storage.quarantine): how many were new."""
+    return quarantine_malformed(engine, (entry_of(error) for error in malformed))
 
 
 def get_order(engine: Engine, order_id: str) -> StoredOrder | None:
-    """The order ``order_id``, or None."""
+    """The order ``order_id``, or None. A row that does not decode is quarantined, and
+    its MalformedRow raised (intake answers for that order only)."""
     with read_transaction(engine, "storage.order_get") as connection:
-        row = connection.execute(select(_ORDERS).where(_ORDERS.c.id == order_id)).first()
-    return None if row is None else order_from_row(row._mapping)
+        row = connection.execute(_ORDER_ROWS.where(_ORDERS.c.id == order_id)).first()
+    if row is None:
+        return None
+    try:
+        return order_from_row(row._mapping)
+    except MalformedRow as error:
+        quarantine_orders(engine, [error])
+        raise
 
 
 def client_order_id_taken(engine: Engine, maker: str, client_order_id: int) -> bool:
@@ -238,14 +298,18 @@ def list_orders(
     engine: Engine, market_id: str, *, statuses: Iterable[str] | None = None, limit: int = 100
 ) -> list[StoredOrder]:
     """The orders of ``market_id`` in any of ``statuses`` (all by default), newest first,
-    at most ``limit`` of them (``crank-node order list``)."""
+    at most ``limit`` of them (``crank-node order list``). Rows that do not decode are
+    left out and quarantined."""
     columns = _ORDERS.c
-    stmt = select(_ORDERS).where(columns.market_id == market_id)
+    stmt = _ORDER_ROWS.where(columns.market_id == market_id)
     if statuses is not None:
         stmt = stmt.where(columns.status.in_(tuple(statuses)))
     stmt = stmt.order_by(columns.created_at.desc(), columns.id.desc()).limit(limit)
+    malformed: list[MalformedRow] = []
     with read_transaction(engine, "storage.order_list") as connection:
-        return [order_from_row(row._mapping) for row in connection.execute(stmt)]
+        orders = decode_orders(connection.execute(stmt), malformed)
+    quarantine_orders(engine, malformed)
+    return orders
 
 
 def list_open_orders(engine: Engine, market_id: str) -> list[StoredOrder]:
@@ -254,25 +318,35 @@ def list_open_orders(engine: Engine, market_id: str) -> list[StoredOrder]:
     Arrival order (``created_at``, then id for orders stored in the same
     clock tick) is the order to rest them in a ``market.Book``, which sorts
     them by price itself: see :func:`storage.books.load_book`. Unfunded
-    orders are left out (MatchActor skips them until funded).
+    orders are left out (MatchActor skips them until funded), and so are rows
+    that do not decode (quarantined).
     """
+    malformed: list[MalformedRow] = []
     with read_transaction(engine, "storage.order_list_open") as connection:
-        return open_orders_in(connection, market_id)
+        orders = open_orders_in(connection, market_id, malformed=malformed)
+    quarantine_orders(engine, malformed)
+    return orders
 
 
 def open_orders_in(
-    connection: Connection, market_id: str, *, statuses: tuple[str, ...] = ("open",)
+    connection: Connection,
+    market_id: str,
+    *,
+    statuses: tuple[str, ...] = ("open",),
+    malformed: list[MalformedRow] | None = None,
 ) -> list[StoredOrder]:
     """:func:`list_open_orders` inside a transaction the caller holds; ``statuses``
-    widens it (OrderMonitor also follows ``unfunded`` orders)."""
+    widens it (OrderMonitor also follows ``unfunded`` orders). A row that does not
+    decode raises, or with ``malformed`` is skipped and added to it (for the caller
+    to quarantine once its transaction is over: :func:`quarantine_orders`)."""
     columns = _ORDERS.c
     stmt = (
-        select(_ORDERS)
+        _ORDER_ROWS
         .where(columns.market_id == market_id, columns.status.in_(statuses))
         .where(columns.remaining_atoms > 0)
         .order_by(*ARRIVAL_ORDER)
     )
-    return [order_from_row(row._mapping) for row in connection.execute(stmt)]
+    return decode_orders(connection.execute(stmt), malformed)
 
 
 class OrderStanding(NamedTuple):
@@ -302,15 +376,25 @@ def standings_in(
     }
 
 
-def orders_by_id(connection: Connection, order_ids: Iterable[str]) -> dict[str, StoredOrder]:
+def orders_by_id(
+    connection: Connection,
+    order_ids: Iterable[str],
+    *,
+    malformed: list[MalformedRow] | None = None,
+) -> dict[str, StoredOrder]:
     """The stored orders among ``order_ids``, by id (an id not found is left out), read
-    :data:`IDS_PER_QUERY` at a time."""
+    :data:`IDS_PER_QUERY` at a time; ``malformed`` as for :func:`open_orders_in`."""
     ids = list(order_ids)
     found: dict[str, StoredOrder] = {}
     for start in range(0, len(ids), IDS_PER_QUERY):
         chunk = ids[start : start + IDS_PER_QUERY]
-        for row in connection.execute(select(_ORDERS).where(_ORDERS.c.id.in_(chunk))):
-            found[row.id] = order_from_row(row._mapping)  # which checks its id is row.id
+        for row in connection.execute(_ORDER_ROWS.where(_ORDERS.c.id.in_(chunk))):
+            try:
+                found[row.id] = order_from_row(row._mapping)  # which checks its id is row.id
+            except MalformedRow as error:
+                if malformed is None:
+                    raise
+                malformed.append(error)
     return found
 
 

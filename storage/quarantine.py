@@ -13,6 +13,18 @@ An operator lists, reads and releases them (``crank-node quarantine``);
 releasing sets the row back to what the hot path picks up again (an order to
 ``unfunded``, so it is checked afresh before it rests; a settlement to
 ``pending``, so recovery asks the chain first) and keeps the record.
+
+Two ways in:
+
+- **Decoding.** The repositories decode each row on its own
+  (:class:`~storage.errors.MalformedRow` names the row and why): the hot path
+  skips it, and :func:`quarantine_malformed` moves it aside. Rows are read with
+  :func:`tolerant_columns`, so one bad amount does not fail the read of the
+  whole result (SQLAlchemy converts values while rows are fetched).
+- **Crash loops.** :func:`record_input_failures` counts an actor's failures per
+  input row in ``input_failures`` (revision 0006); at the second failure on the
+  same row it is quarantined. The count lives in the shared database: it
+  outlives the actor instance, the process, and the node that held the market.
 """
 
 from __future__ import annotations
@@ -21,31 +33,60 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.types import NullType
 
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
-from storage.models import QUARANTINE_KINDS, Order, QuarantinedRow, Settlement, table_of
+from storage.errors import MalformedRow, StorageError
+from storage.models import (
+    QUARANTINE_KINDS,
+    Fill,
+    InputFailure,
+    Order,
+    OrderStateCache,
+    QuarantinedRow,
+    Settlement,
+    table_of,
+)
+from storage.types import U64, U64_MAX
 
 __all__ = [
     "MAX_RAW_CHARS",
     "MAX_REASON_CHARS",
+    "FAILURES_BEFORE_QUARANTINE",
     "QuarantineEntry",
     "QuarantinedRecord",
     "count_quarantined",
+    "entry_of",
     "get_quarantined",
     "list_quarantined",
+    "quarantine_malformed",
     "quarantine_rows",
+    "read_u64",
+    "record_input_failures",
     "release_quarantined",
+    "tolerant_columns",
 ]
 
 _QUARANTINE = table_of(QuarantinedRow)
 _ORDERS = table_of(Order)
 _SETTLEMENTS = table_of(Settlement)
+_FAILURES = table_of(InputFailure)
+# The table and key column of each kind whose row can be read back by its id alone.
+_ROW_TABLES: dict[str, tuple[Table, str]] = {
+    "order": (_ORDERS, "id"),
+    "settlement": (_SETTLEMENTS, "id"),
+    "fill": (table_of(Fill), "id"),
+    "cache": (table_of(OrderStateCache), "token_account"),
+}
+# An actor that failed this many times on one input row has it quarantined.
+FAILURES_BEFORE_QUARANTINE = 2
 # The row's own status is set too, where its table has one.
 _STATUS_TABLES = {"order": (_ORDERS, "unfunded"), "settlement": (_SETTLEMENTS, "pending")}
 # Bounds, so that a huge poisoned value cannot flood the table or a log line.
@@ -84,8 +125,18 @@ class QuarantinedRecord:
 
 
 def _raw_text(raw: Mapping[str, Any]) -> str:
-    text = json.dumps({str(k): v for k, v in raw.items()}, default=repr, sort_keys=True)
+    text = json.dumps({str(k): v for k, v in raw.items()}, default=_json_value, sort_keys=True)
     return text if len(text) <= MAX_RAW_CHARS else text[:MAX_RAW_CHARS] + "...[cut]"
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, bytes | memoryview):
+        return bytes(value).hex()
+    return repr(value)
 
 
 def quarantine_rows(connection: Connection, entries: Iterable[QuarantineEntry]) -> int:
@@ -127,6 +178,121 @@ def quarantine_rows(connection: Connection, entries: Iterable[QuarantineEntry]) 
             action="storage.quarantined", kind=entry.kind, row_id=row_id, market_id=entry.market_id
         ).error(f"{entry.kind} {row_id[:64]} quarantined: {entry.reason[:256]}")
     return new
+
+
+def entry_of(
+    error: MalformedRow, *, kind: str | None = None, row_id: str | None = None, why: str = ""
+) -> QuarantineEntry:
+    """The quarantine entry of a row that failed to decode; ``kind``/``row_id`` move
+    another row aside for it (a settlement whose fill is malformed), ``why`` prefixes
+    the reason."""
+    return QuarantineEntry(
+        kind or error.kind,
+        row_id or error.row_id,
+        f"{why}{error.kind} {error.row_id}: {error.reason}" if why else error.reason,
+        error.raw,
+        error.market_id,
+    )
+
+
+def quarantine_malformed(engine: Engine, entries: Iterable[QuarantineEntry]) -> int:
+    """:func:`quarantine_rows` in a transaction of its own, for a hot path that has
+    skipped the rows already: a failure to write is logged, not raised (the rows are
+    skipped again, and quarantined, at the next read). How many were new."""
+    batch = list(entries)
+    if not batch:
+        return 0
+    try:
+        with write_transaction(engine, "storage.quarantine_malformed") as connection:
+            return quarantine_rows(connection, batch)
+    except StorageError as error:
+        logger.bind(
+            action="storage.quarantine_failed", rows=[(e.kind, e.row_id) for e in batch]
+        ).warning(f"could not quarantine {len(batch)} rows, skipping them for now: {error}")
+        return 0
+
+
+def tolerant_columns(table: Table) -> list[ColumnElement[Any]]:
+    """Every column of ``table``, the U64 ones as the driver returns them (a string on
+    SQLite, a Decimal on PostgreSQL): decode them with :func:`read_u64`, row by row."""
+    return [
+        type_coerce(column, NullType()).label(column.name)
+        if isinstance(column.type, U64)
+        else column
+        for column in table.columns
+    ]
+
+
+def read_u64(row: Mapping[str, Any], name: str) -> int:
+    """Column ``name`` of a :func:`tolerant_columns` row as an unsigned 64-bit int;
+    ValueError naming the column when it is not one."""
+    value = row[name]
+    if type(value) is int:
+        number = value
+    elif type(value) is str and value.isascii() and value.isdigit():
+        number = int(value)  # SQLite's zero-padded text
+    elif isinstance(value, Decimal) and value.is_finite() and value == value.to_integral_value():
+        number = int(value)  # PostgreSQL's NUMERIC
+    else:
+        raise ValueError(f"{name}: {value!r:.60} is not an integer")
+    if not 0 <= number <= U64_MAX:
+        raise ValueError(f"{name}: {number} is not an unsigned 64-bit integer")
+    return number
+
+
+def record_input_failures(
+    engine: Engine,
+    actor: str,
+    inputs: Iterable[tuple[str, str, str | None]],
+    error: BaseException,
+) -> list[tuple[str, str]]:
+    """Count one more failure of ``actor`` on each of ``inputs`` ((kind, row id,
+    market id)); quarantine those at :data:`FAILURES_BEFORE_QUARANTINE`, with the
+    error and the row's raw values. The (kind, row id) quarantined."""
+    text = f"{type(error).__name__}: {error}"[:MAX_REASON_CHARS]
+    quarantined: list[tuple[str, str]] = []
+    with write_transaction(engine, "storage.input_failure") as connection:
+        for kind, row_id, market_id in inputs:
+            failures = _count_failure(connection, (kind, row_id[:128]), market_id, actor, text)
+            logger.bind(
+                action="storage.input_failed", kind=kind, row_id=row_id, actor=actor,
+                failures=failures,
+            ).warning(f"{actor} failed on {kind} {row_id[:64]} ({failures} times): {text[:200]}")
+            if failures >= FAILURES_BEFORE_QUARANTINE:
+                reason = f"{actor} failed {failures} times on it; last: {text}"
+                raw = {"row": _raw_row(connection, kind, row_id), "error": text, "actor": actor}
+                quarantine_rows(connection, [QuarantineEntry(kind, row_id, reason, raw, market_id)])
+                quarantined.append((kind, row_id))
+    return quarantined
+
+
+def _count_failure(
+    connection: Connection, key: tuple[str, str], market_id: str | None, actor: str, text: str
+) -> int:
+    """One more failure on the input ``key`` (kind, row id): the count now."""
+    kind, row_id = key
+    where = (_FAILURES.c.kind == kind) & (_FAILURES.c.row_id == row_id)
+    before = connection.execute(select(_FAILURES.c.failures).where(where)).scalar()
+    values = {"last_error": text, "actor": actor[:64], "market_id": market_id}
+    if before is None:
+        connection.execute(insert(_FAILURES).values(kind=kind, row_id=row_id, failures=1, **values))
+        return 1
+    failures = int(before) + 1
+    connection.execute(
+        update(_FAILURES).where(where).values(failures=failures, updated_at=db_now(), **values)
+    )
+    return failures
+
+
+def _raw_row(connection: Connection, kind: str, row_id: str) -> dict[str, Any] | None:
+    """The row's values as stored (None if its kind has no table to read it from)."""
+    found = _ROW_TABLES.get(kind)
+    if found is None:
+        return None
+    table, key = found
+    stmt = select(*tolerant_columns(table)).where(table.c[key] == row_id)
+    row = connection.execute(stmt).first()
+    return None if row is None else dict(row._mapping)
 
 
 def count_quarantined(engine: Engine) -> dict[str, int]:
@@ -181,6 +347,9 @@ def release_quarantined(engine: Engine, record_id: int, *, released_by: str) -> 
             update(_QUARANTINE)
             .where(_QUARANTINE.c.id == record_id)
             .values(status="released", released_by=released_by[:128], updated_at=db_now())
+        )
+        connection.execute(
+            delete(_FAILURES).where(_FAILURES.c.kind == row.kind, _FAILURES.c.row_id == row.row_id)
         )
         target = _STATUS_TABLES.get(row.kind)
         if target is not None:

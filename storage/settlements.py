@@ -32,7 +32,7 @@ from storage.claims import Claim, ClaimedWriter, ClaimQueue, held_condition
 from storage.clock import db_now, read_db_now
 from storage.quarantine import QuarantineEntry, quarantine_rows
 from storage.engine import read_transaction
-from storage.errors import DuplicateEntry, IntegrityViolation, StateConflict
+from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow, StateConflict
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
 from storage.translate import translated
 
@@ -145,17 +145,38 @@ def _settlement(row: Any) -> SettlementRecord:
 
 
 def _attempt(row: Any) -> AttemptRecord:
-    return AttemptRecord(
+    """The attempt of a ``settlement_attempts`` row; MalformedRow (kind ``attempt``, id
+    ``<settlement id>#<attempt number>``) when it does not decode: no raw transaction,
+    or a height, number or signature that is not one."""
+    record = AttemptRecord(
         row["settlement_id"],
         row["attempt_number"],
         row["signature"],
-        bytes(row["raw_transaction"]),
+        bytes(row["raw_transaction"] or b""),
         row["blockhash"],
         row["last_valid_block_height"],
         row["claim_token"],
         row["state"],
         row["marker_address"],
     )
+    problem = _attempt_problem(record)
+    if problem is not None:
+        raise MalformedRow(
+            "attempt", f"{record.settlement_id}#{record.attempt_number}", problem, row
+        )
+    return record
+
+
+def _attempt_problem(record: AttemptRecord) -> str | None:
+    for name in ("attempt_number", "last_valid_block_height", "claim_token"):
+        value = getattr(record, name)
+        if type(value) is not int or value < 0:
+            return f"{name}: {value!r:.60} is not a non-negative integer"
+    if not record.raw_transaction:
+        return "raw_transaction: empty (nothing to resend)"
+    if not isinstance(record.signature, str) or not record.signature:
+        return f"signature: {record.signature!r:.100} is not a transaction signature"
+    return None
 
 
 def get_settlement(engine: Engine, settlement_id: str) -> SettlementRecord | None:
@@ -166,13 +187,25 @@ def get_settlement(engine: Engine, settlement_id: str) -> SettlementRecord | Non
     return None if row is None else _settlement(row._mapping)
 
 
-def _attempts_in(connection: Connection, settlement_ids: Iterable[str]) -> list[AttemptRecord]:
+def _attempts_in(
+    connection: Connection,
+    settlement_ids: Iterable[str],
+    malformed: list[MalformedRow] | None = None,
+) -> list[AttemptRecord]:
     stmt = (
         select(_ATTEMPTS)
         .where(_ATTEMPTS.c.settlement_id.in_(tuple(settlement_ids)))
         .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
     )
-    return [_attempt(row._mapping) for row in connection.execute(stmt)]
+    found: list[AttemptRecord] = []
+    for row in connection.execute(stmt):
+        try:
+            found.append(_attempt(row._mapping))
+        except MalformedRow as error:
+            if malformed is None:
+                raise
+            malformed.append(error)
+    return found
 
 
 def list_attempts(engine: Engine, settlement_id: str) -> list[AttemptRecord]:
@@ -182,15 +215,20 @@ def list_attempts(engine: Engine, settlement_id: str) -> list[AttemptRecord]:
 
 
 def attempts_by_settlement(
-    engine: Engine, settlement_ids: Iterable[str]
+    engine: Engine,
+    settlement_ids: Iterable[str],
+    *,
+    malformed: list[MalformedRow] | None = None,
 ) -> dict[str, list[AttemptRecord]]:
     """Every attempt of each of ``settlement_ids``, by attempt number (one query);
-    a settlement without attempts maps to an empty list."""
+    a settlement without attempts maps to an empty list. An attempt row that does
+    not decode raises its MalformedRow, or with ``malformed`` is added to it (its
+    settlement's list is then incomplete: the caller must not act on it)."""
     ids = tuple(settlement_ids)
     found: dict[str, list[AttemptRecord]] = {settlement_id: [] for settlement_id in ids}
     if ids:
         with read_transaction(engine, "storage.attempt_list_many") as connection:
-            for attempt in _attempts_in(connection, ids):
+            for attempt in _attempts_in(connection, ids, malformed):
                 found[attempt.settlement_id].append(attempt)
     return found
 

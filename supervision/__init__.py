@@ -6,6 +6,7 @@ from supervision.clock import REAL_CLOCK, Clock, ManualClock, RealClock
 from supervision.deadletters import DEAD_LETTERS, DeadLetters
 from supervision.errors import CrankError
 from supervision.handle import ActorHandle, HandleState, SendResult
+from supervision.inputs import InputKey, inputs_of, working_on
 from supervision.introspection import ChildSnapshot, GetSnapshot, SupervisorSnapshot, describe_tree
 from supervision.mailbox import Mailbox, MailboxClosed, MailboxFull
 from supervision.root import EXIT_DEADLINE, EXIT_GAVE_UP, EXIT_OK, RootRunner
@@ -42,6 +43,7 @@ __all__ = [
     "ExitReason",
     "GetSnapshot",
     "HandleState",
+    "InputKey",
     "Mailbox",
     "MailboxClosed",
     "MailboxFull",
@@ -62,8 +64,10 @@ __all__ = [
     "__version__",
     "current_trace_id",
     "describe_tree",
+    "inputs_of",
     "launch",
     "new_trace_id",
     "set_tracing",
     "trace",
+    "working_on",
 ]

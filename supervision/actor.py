@@ -40,6 +40,7 @@ from pykka._envelope import Envelope
 from supervision.clock import REAL_CLOCK, Clock
 from supervision.errors import CrankError
 from supervision.handle import SendResult
+from supervision.inputs import InputKey, inputs_of
 from supervision.mailbox import WAKE, Mailbox, MailboxClosed, MailboxFull
 from supervision.timers import Timers
 from supervision.tracing import (
@@ -149,6 +150,18 @@ class CrankActor(pykka.ThreadingActor):
         ``on_start`` (``START_FAILED``) or in ``on_stop`` (``FAILED``).
         """
 
+    def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
+        """Called in the actor's thread when a tell fails it (after :meth:`on_failure`)
+        and the exception names the input rows it was working on
+        (:func:`supervision.inputs.working_on`), before the supervisor hears of it.
+
+        This is the one place every actor's crash loops can be broken: an actor
+        that remembers its failures per input (in the shared database, which
+        outlives this instance and this process) can set an input aside at its
+        second failure, so that the next instance, on this node or another, never
+        meets it again. Nothing by default; a raise here is logged and ignored.
+        """
+
     # -- the loop ------------------------------------------------------------
 
     def _actor_loop(self) -> None:
@@ -242,6 +255,15 @@ class CrankActor(pykka.ThreadingActor):
             logger.bind(action="actor.on_failure_raised", actor=self.name).opt(
                 exception=hook_error
             ).error(f"{self.name}.on_failure raised: {hook_error!r}")
+        inputs = inputs_of(error)
+        if not inputs:
+            return
+        try:
+            self.on_input_failure(inputs, error)
+        except Exception as hook_error:  # noqa: BLE001  (a failing hook must not hide the failure)
+            logger.bind(action="actor.on_input_failure_raised", actor=self.name).opt(
+                exception=hook_error
+            ).error(f"{self.name}.on_input_failure raised: {hook_error!r}")
 
     def _handle_failure(
         self,

@@ -63,6 +63,7 @@ import storage
 from actors.blockhash import ExpiryVerdict, FreshBlockhash, GetBlockhash, IsExpired, Unavailable
 from actors.lock_actor import MessageSink
 from actors.pipeline_messages import SettlementBacklog, SettlementsPending
+from actors.poison import remember_failure
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
@@ -98,7 +99,7 @@ from actors.settlement.work import (
     draft_attempt,
     finish_decision,
 )
-from supervision import Clock, CrankActor
+from supervision import Clock, CrankActor, InputKey, working_on
 from supervision.crashpoints import crash_point
 
 __all__ = ["SettlementActor"]
@@ -233,6 +234,10 @@ class SettlementActor(CrankActor):
 
     def on_stop(self) -> None:
         self._claims.release_all()
+
+    def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
+        # A settlement this actor failed on twice is quarantined (actors.poison).
+        remember_failure(self._engine, self.name, inputs, error)
 
     def on_receive(self, message: Any) -> Any:
         match message:
@@ -428,9 +433,10 @@ class SettlementActor(CrankActor):
     def _draft(
         self, work: SettlementWork, fresh: FreshBlockhash, price: int
     ) -> storage.AttemptDraft:
-        return draft_attempt(
-            work, self._claims.signers, fresh, price, self.settings.compute_unit_limit
-        )
+        with working_on(work.input_key):
+            return draft_attempt(
+                work, self._claims.signers, fresh, price, self.settings.compute_unit_limit
+            )
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
@@ -601,12 +607,13 @@ class SettlementActor(CrankActor):
                 len(asked) < len(views) or (work.marker_address is not None and marker is None)
             ):
                 continue  # recovery decides once the marker and every signature were read
-            decision = decide(views, asked, height, marker)
-            if isinstance(decision, Landed) and decision.signature is not None:
-                work.needs_check = False
-                landed.append((work, decision))
-            else:
-                self._act(work, decision)
+            with working_on(work.input_key):
+                decision = decide(views, asked, height, marker)
+                if isinstance(decision, Landed) and decision.signature is not None:
+                    work.needs_check = False
+                    landed.append((work, decision))
+                else:
+                    self._act(work, decision)
         for start in range(0, len(landed), ATTEMPT_BATCH):
             self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
 

@@ -5,10 +5,17 @@ until ``valid_until_s`` on the actor's clock: its TTL, counted from just before
 the claim (or renewal) statement, less a margin for clock drift between this
 process and the database and for a slow write. Nothing is sent on a claim
 past that, even before a renewal has found it lost.
+
+A claimed settlement that cannot be worked on is quarantined with the reason,
+never released to be claimed again (by this node or the next): its fill row does
+not decode, its fill does not exist (or its orders do not), or one of its
+recorded attempts does not decode (its settlement cannot be proven unsettled, so
+no new attempt may be made). The others of the batch go on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from loguru import logger
@@ -18,7 +25,9 @@ from sqlalchemy.engine import Engine
 import market as domain
 import storage
 from actors.settlement.work import SettlementWork
-from supervision import Clock
+from storage import MalformedRow, QuarantineEntry, entry_of, quarantine_malformed
+from storage.fills import existing_fill_ids
+from supervision import Clock, InputKey, working_on
 
 __all__ = ["ClaimedSettlements"]
 
@@ -60,34 +69,96 @@ class ClaimedSettlements:
 
     def claim(self, wanted: int) -> int:
         """Claim up to ``wanted`` settlements; the number of rows claimed (some may be
-        released again at once: no fill, no market, or no keypair to sign with).
-        Raises StorageError."""
+        released again at once: no market, or no keypair to sign with; or quarantined:
+        see the module docstring). Raises StorageError."""
         taken_at_s = self._clock.monotonic()
         claims = self.queue().claim(wanted, self._ttl_s)
         if not claims:
             return 0
         ids = [str(claim.row_id) for claim in claims]
-        fills = storage.get_fills(self._engine, ids)
-        attempts = storage.attempts_by_settlement(self._engine, ids)
+        bad_fills: list[MalformedRow] = []
+        bad_attempts: list[MalformedRow] = []
+        fills = storage.get_fills(self._engine, ids, malformed=bad_fills)
+        attempts = storage.attempts_by_settlement(self._engine, ids, malformed=bad_attempts)
+        poisoned = self._quarantine_poisoned(ids, fills, bad_fills, bad_attempts)
         for claim, settlement_id in zip(claims, ids, strict=True):
-            fill = fills.get(settlement_id)
-            market = self._market(fill.market_id) if fill is not None else None
-            if fill is None or market is None or not self._can_sign(market, settlement_id):
-                self._release(claim, "its fill or market is missing, or no signer for it")
-                continue
-            work = SettlementWork(
-                claim, taken_at_s + self._trusted_s(), fill, market, attempts[settlement_id]
-            )
-            self.works[settlement_id] = work
-            for attempt in work.attempts:
-                self._by_signature[attempt.signature] = settlement_id
-            if work.attempts:
-                logger.bind(
-                    action="settlement.recovering",
-                    settlement_id=settlement_id,
-                    attempts=len(work.attempts),
-                ).info(f"settlement {settlement_id} has attempts: asking the chain first")
+            if settlement_id in poisoned:
+                continue  # quarantined: its status keeps it from being claimed again
+            fill = fills[settlement_id]
+            with working_on(InputKey("settlement", settlement_id, fill.market_id)):
+                self._take(claim, settlement_id, fill, attempts[settlement_id], taken_at_s)
         return len(claims)
+
+    def _take(
+        self,
+        claim: storage.Claim,
+        settlement_id: str,
+        fill: domain.Fill,
+        attempts: list[storage.AttemptRecord],
+        taken_at_s: float,
+    ) -> None:
+        market = self._market(fill.market_id)
+        if market is None or not self._can_sign(market, settlement_id):
+            self._release(claim, "its market is missing, or no signer for it")
+            return
+        work = SettlementWork(claim, taken_at_s + self._trusted_s(), fill, market, attempts)
+        self.works[settlement_id] = work
+        for attempt in work.attempts:
+            self._by_signature[attempt.signature] = settlement_id
+        if work.attempts:
+            logger.bind(
+                action="settlement.recovering",
+                settlement_id=settlement_id,
+                attempts=len(work.attempts),
+            ).info(f"settlement {settlement_id} has attempts: asking the chain first")
+
+    def _quarantine_poisoned(
+        self,
+        ids: list[str],
+        fills: Mapping[str, domain.Fill],
+        bad_fills: list[MalformedRow],
+        bad_attempts: list[MalformedRow],
+    ) -> set[str]:
+        """Quarantine the claimed settlements that cannot be worked on (module
+        docstring), with the malformed rows themselves: their ids."""
+        entries: list[QuarantineEntry] = []
+        for error in bad_fills:
+            entries.append(entry_of(error))
+            entries.append(entry_of(error, kind="settlement", why="its fill does not decode: "))
+        for error in bad_attempts:
+            settlement_id = error.row_id.partition("#")[0]
+            entries.append(entry_of(error))
+            entries.append(
+                entry_of(
+                    error, kind="settlement", row_id=settlement_id,
+                    why="one of its attempts does not decode, so it cannot be proven "
+                    "unsettled: ",
+                )
+            )  # fmt: skip
+        decoded = {entry.row_id for entry in entries if entry.kind == "settlement"}
+        missing = [i for i in ids if i not in fills and i not in decoded]
+        if missing:
+            entries.extend(self._missing_fill_entries(missing))
+        poisoned = {entry.row_id for entry in entries if entry.kind == "settlement"}
+        quarantine_malformed(self._engine, entries)
+        return poisoned
+
+    def _missing_fill_entries(self, missing: list[str]) -> list[QuarantineEntry]:
+        existing = existing_fill_ids(self._engine, missing)
+        entries = []
+        for settlement_id in missing:
+            found = storage.get_settlement(self._engine, settlement_id)
+            raw = {} if found is None else dataclasses.asdict(found)
+            fill_id = raw.get("fill_id", settlement_id)
+            reason = (
+                f"its fill {fill_id} refers to an order that does not exist"
+                if settlement_id in existing
+                else f"its fill {fill_id} does not exist"
+            )
+            entries.append(
+                QuarantineEntry("settlement", settlement_id, reason, raw, raw.get("market_id"))
+            )
+        return entries
 
     def renew(self) -> list[SettlementWork]:
         """Renew every claim, a chunk of them a statement; the settlements whose claim

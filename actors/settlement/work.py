@@ -25,6 +25,7 @@ from actors.settlement.protocol import (
     describe_failure,
     failed_leg,
 )
+from supervision import InputKey
 
 __all__ = [
     "AttemptsExpired",
@@ -59,6 +60,11 @@ class SettlementWork:
     @property
     def id(self) -> str:
         return str(self.claim.row_id)
+
+    @property
+    def input_key(self) -> InputKey:
+        """This settlement as the input an actor failure names (actors.poison)."""
+        return InputKey("settlement", self.id, self.fill.market_id)
 
     @property
     def needs_attempt(self) -> bool:

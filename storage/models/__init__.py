@@ -5,7 +5,12 @@ from storage.models.chain_cache import OrderStateCache
 from storage.models.claimable import Claimable
 from storage.models.coordination import NODE_STATES, DistributedLock, FencingSequence, Node
 from storage.models.operations import OPERATION_STATUSES, PendingOperation
-from storage.models.quarantine import QUARANTINE_KINDS, QUARANTINE_STATUSES, QuarantinedRow
+from storage.models.quarantine import (
+    QUARANTINE_KINDS,
+    QUARANTINE_STATUSES,
+    InputFailure,
+    QuarantinedRow,
+)
 from storage.models.settlement import (
     ATTEMPT_STATES,
     MARKER_STATES,
@@ -47,6 +52,7 @@ __all__ = [
     "Market",
     "Node",
     "Order",
+    "InputFailure",
     "QuarantinedRow",
     "OrderStateCache",
     "PendingOperation",
