@@ -101,7 +101,9 @@ class Endpoint:
     def client_context(self) -> RpcContext:
         faults = self._faults
         tip = self._ledger.tip(faults.lag_slots)
-        return RpcContext(self._ledger, tip, faults.lag_slots, faults.drop_sends)
+        return RpcContext(
+            self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks
+        )
 
     async def _listen(self, sock: socket.socket) -> None:
         assert self._runner is not None

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
+from localnet.blockhashes import VALID_BLOCKHASHES
 from localnet.errors import InvalidFaults
 
 __all__ = ["FaultError", "FaultPlan", "Faults", "plan_request"]
@@ -45,7 +46,12 @@ class Faults:
     - ``hang``: accept requests and never answer;
     - ``lag_slots``: answer from the state that many slots old;
     - ``down``: refuse connections (and reset open ones);
-    - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it.
+    - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it;
+    - ``late_landing_blocks``: accept ``sendTransaction``, return its signature, hold the
+      transaction and deliver it only when the chain reaches the last N block heights of
+      its blockhash's validity (``lastValidBlockHeight - N + 1``); a resend of the same
+      bytes is held once, not twice, and does not hurry it. Sent also through a healthy
+      endpoint, it lands there as usual and the held copy is dropped as already processed.
     """
 
     latency_ms: int = 0
@@ -56,11 +62,13 @@ class Faults:
     lag_slots: int = 0
     down: bool = False
     drop_sends: bool = False
+    late_landing_blocks: int = 0
 
     def __post_init__(self) -> None:
         _check_int("latency_ms", self.latency_ms, MAX_LATENCY_MS)
         _check_int("jitter_ms", self.jitter_ms, MAX_LATENCY_MS)
         _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
+        _check_int("late_landing_blocks", self.late_landing_blocks, VALID_BLOCKHASHES)
         rate = self.error_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             raise InvalidFaults(f"error_rate: expected a number from 0 to 1, got {rate!r}")

@@ -28,6 +28,7 @@ class RpcContext:
     tip: ChainTip
     lag_slots: int = 0
     drop_sends: bool = False
+    late_landing_blocks: int = 0
 
     def check_health(self) -> None:
         """Raise -32005 if this endpoint lags past the health-check distance."""
