@@ -102,8 +102,9 @@ class Endpoint:
         faults = self._faults
         tip = self._ledger.tip(faults.lag_slots)
         return RpcContext(
-            self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks
-        )
+            self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks,
+            faults.prune_history_slots,
+        )  # fmt: skip
 
     async def _listen(self, sock: socket.socket) -> None:
         assert self._runner is not None

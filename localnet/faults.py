@@ -20,6 +20,7 @@ __all__ = ["FaultError", "FaultPlan", "Faults", "plan_request"]
 
 MAX_LATENCY_MS = 600_000
 MAX_LAG_SLOTS = 100_000
+MAX_PRUNE_HISTORY_SLOTS = 10**8
 
 
 class FaultError(enum.Enum):
@@ -52,6 +53,11 @@ class Faults:
       its blockhash's validity (``lastValidBlockHeight - N + 1``); a resend of the same
       bytes is held once, not twice, and does not hurry it. Sent also through a healthy
       endpoint, it lands there as usual and the held copy is dropped as already processed.
+    - ``prune_history_slots``: forget transactions that landed more than N slots before
+      its tip for ``getTransaction``, ``getSignaturesForAddress`` and the history search
+      of ``getSignatureStatuses``, like a node whose ledger was cleaned up (0: keep all).
+      As on a real node, the status cache (the last ``status_cache_slots``) still answers
+      ``getSignatureStatuses``; only what lies beyond it is gone.
     """
 
     latency_ms: int = 0
@@ -63,12 +69,14 @@ class Faults:
     down: bool = False
     drop_sends: bool = False
     late_landing_blocks: int = 0
+    prune_history_slots: int = 0
 
     def __post_init__(self) -> None:
         _check_int("latency_ms", self.latency_ms, MAX_LATENCY_MS)
         _check_int("jitter_ms", self.jitter_ms, MAX_LATENCY_MS)
         _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
         _check_int("late_landing_blocks", self.late_landing_blocks, VALID_BLOCKHASHES)
+        _check_int("prune_history_slots", self.prune_history_slots, MAX_PRUNE_HISTORY_SLOTS)
         rate = self.error_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             raise InvalidFaults(f"error_rate: expected a number from 0 to 1, got {rate!r}")

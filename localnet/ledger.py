@@ -274,9 +274,13 @@ class Ledger:
         limit: int,
         before: Signature | None = None,
         until: Signature | None = None,
+        *,
+        oldest_slot: int = 0,
     ) -> list[LandedTransaction]:
         with self._lock:
-            return self._log.for_address(address, newest_slot, limit, before, until)
+            return self._log.for_address(
+                address, newest_slot, limit, before, until, oldest_slot=oldest_slot
+            )
 
     def prioritization_fees(
         self, newest_slot: int, addresses: Sequence[Pubkey]

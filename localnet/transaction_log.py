@@ -111,10 +111,13 @@ class TransactionLog:
         limit: int,
         before: Signature | None = None,
         until: Signature | None = None,
+        *,
+        oldest_slot: int = 0,
     ) -> list[LandedTransaction]:
         """Newest first, as ``getSignaturesForAddress`` lists them.
 
-        Starts below ``before`` (exclusive) and stops at ``until`` (exclusive).
+        Starts below ``before`` (exclusive) and stops at ``until`` (exclusive) or at the
+        first transaction older than ``oldest_slot``.
         """
         history: Sequence[LandedTransaction] = self._by_address.get(address, ())
         found: list[LandedTransaction] = []
@@ -123,7 +126,7 @@ class TransactionLog:
             if not started:
                 started = landed.signature == before
                 continue
-            if landed.signature == until or len(found) >= limit:
+            if landed.signature == until or len(found) >= limit or landed.slot < oldest_slot:
                 break
             if landed.slot <= newest_slot:
                 found.append(landed)
