@@ -142,7 +142,7 @@ class ChaosReport:
             until = _at(fault.healed_at_s) if fault.healed_at_s is not None else "-"
             extra = "; ".join(filter(None, (fault.planned.parameters(), fault.problem)))
             lines.append(
-                f"  {start:>8} .. {until:>8}  {fault.kind.value:<15} {fault.target:<18} {extra}"
+                f"  {start:>8} .. {until:>8}  {fault.kind.value:<17} {fault.target:<18} {extra}"
             )
         return lines
 

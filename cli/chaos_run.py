@@ -189,6 +189,7 @@ class ChaosRun:
         plan = plan_faults(
             self.seed, duration_s=self.shape.duration_s, nodes=self.shape.nodes,
             endpoints=ENDPOINTS, takeover_s=self.shape.takeover_bound_s,
+            slot_ms=self.shape.slot_ms,
         )  # fmt: skip
         targets = ChaosTargets(nodes, server, self.db_url, self.clock)
         self.scheduler = scheduler = FaultScheduler(plan, targets, self.clock)

@@ -158,7 +158,8 @@ class FaultScheduler:
                     self._db_locks[index] = targets.lock_database(planned.duration_s)
                     return  # applied when the holder has the lock: see _heal
                 case _:
-                    targets.set_endpoint_faults(planned.target, planned.endpoint_faults())
+                    for endpoint, faults in planned.endpoint_plan().items():
+                        targets.set_endpoint_faults(endpoint, faults)
         except _APPLY_ERRORS as error:
             fault.problem = f"not applied: {error}"
             if node_fault:
@@ -181,7 +182,8 @@ class FaultScheduler:
                     fault.problem = holder.end()
                     fault.applied_at_s = holder.locked_at_s
                 case _:
-                    targets.clear_endpoint_faults(planned.target)
+                    for endpoint in planned.endpoints:
+                        targets.clear_endpoint_faults(endpoint)
         except _APPLY_ERRORS as error:
             fault.problem = f"not healed: {error}"  # a node left down stays marked down
             return
