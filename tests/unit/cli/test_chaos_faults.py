@@ -139,8 +139,12 @@ def test_with_two_endpoints_the_late_and_lag_pair_is_never_planned() -> None:
 
 
 class _Lock:
-    def __init__(self) -> None:
+    def __init__(self, calls: list[tuple[object, ...]]) -> None:
         self.locked_at_s: float | None = 1.5
+        self._calls = calls
+
+    def go(self) -> None:
+        self._calls.append(("go",))
 
     def end(self) -> str:
         return ""
@@ -177,13 +181,15 @@ class _Targets:
 
     def lock_database(self, hold_s: float) -> _Lock:
         self.calls.append(("lock", hold_s))
-        return _Lock()
+        return _Lock(self.calls)
 
 
 def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened() -> None:
     """Every event is due at once (the clock says 100 s): applied at its start, healed at
     its end, a heal before an apply at the same time; a fault that cannot be applied is
-    recorded so and never healed; a database lock counts from when it was taken."""
+    recorded so and never healed; a database lock's holder is started ahead (it is
+    slow to start on a loaded machine) and told to go at its start, and the lock
+    counts from when it was taken."""
     plan = (
         PlannedFault(FaultKind.NODE_KILL, 1.0, 5.0, 2),
         PlannedFault(FaultKind.RPC_DOWN, 2.0, 1.0, 0),
@@ -199,7 +205,8 @@ def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened
     assert scheduler.done.wait(5)
     scheduler.stop()
     assert targets.calls == [
-        ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("lock", 2.0), ("restart", 2),
+        ("lock", 2.0), ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("go",),
+        ("restart", 2),
         ("set", 1, Faults(late_landing_blocks=2)), ("set", 2, Faults(lag_slots=9)),
         ("clear", 1), ("clear", 2),
     ]  # fmt: skip
