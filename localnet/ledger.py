@@ -263,9 +263,12 @@ class Ledger:
         with self._lock:
             return signature in self._pending_signatures
 
-    def transaction_count(self) -> int:
+    def transaction_count(self, slot: int | None = None) -> int:
+        """Transactions landed so far, or by the end of ``slot`` (a lagging endpoint's)."""
         with self._lock:
-            return self._log.total
+            if slot is None:
+                return self._log.total
+            return self._log.total - self._log.landed_after(slot)
 
     def signatures_for(
         self,

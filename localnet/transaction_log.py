@@ -101,6 +101,10 @@ class TransactionLog:
         if history is not None and not history:
             del self._by_address[key]
 
+    def landed_after(self, slot: int) -> int:
+        """How many kept transactions landed in a slot after ``slot``."""
+        return sum(len(landed) for at, landed in reversed(self._by_slot.items()) if at > slot)
+
     def count_in_slot(self, slot: int) -> int:
         return len(self._by_slot.get(slot, ()))
 

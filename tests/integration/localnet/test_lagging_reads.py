@@ -97,6 +97,9 @@ def test_a_lagging_endpoint_reads_accounts_and_heights_as_of_its_slot(
         assert many["context"]["slot"] == slot and many["value"] == [None]
         epoch = result(http, landed.lagging, "getEpochInfo", {"commitment": commitment})
         assert (epoch["absoluteSlot"], epoch["blockHeight"]) == (slot, slot)
+        # The transfer landed after its slot: it is not counted there yet.
+        healthy = result(http, landed.healthy, "getEpochInfo", {"commitment": commitment})
+        assert epoch["transactionCount"] == healthy["transactionCount"] - 1
         height = result(http, landed.lagging, "getBlockHeight", {"commitment": commitment})
         assert height == slot
         assert result(http, landed.lagging, "getSlot", {"commitment": commitment}) == slot
