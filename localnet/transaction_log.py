@@ -103,7 +103,12 @@ class TransactionLog:
 
     def landed_after(self, slot: int) -> int:
         """How many kept transactions landed in a slot after ``slot``."""
-        return sum(len(landed) for at, landed in reversed(self._by_slot.items()) if at > slot)
+        count = 0
+        for at, landed in reversed(self._by_slot.items()):  # newest first: stop at ``slot``
+            if at <= slot:
+                break
+            count += len(landed)
+        return count
 
     def count_in_slot(self, slot: int) -> int:
         return len(self._by_slot.get(slot, ()))
