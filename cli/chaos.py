@@ -5,9 +5,15 @@ on one database (an SQLite file in --workdir, or --db-url), creates --markets
 markets with funded makers, and streams random signed orders to the nodes for
 --duration seconds. Meanwhile, at random times reproducible from --seed, it:
 SIGKILLs a node and restarts it; SIGSTOPs a node past its lease TTL, then
-SIGCONTs it; takes an RPC endpoint down, or has it answer 429, lag slots behind
-or drop the transactions sent to it; and holds the database's write lock from
-another process for a few seconds.
+SIGCONTs it; takes an RPC endpoint down, or has it answer 429, lag slots behind,
+drop the transactions sent to it, hold them to the last blocks of their validity
+(late landing) or forget its older history (pruned); holds sends on one endpoint
+while another lags (the pair that settles a fill twice if the protocol mixes two
+views of the chain); puts one URL over four backends that disagree (healthy,
+lagging, late landing, pruned: a load balancer); and holds the database's write
+lock from another process for a few seconds. One endpoint is always left free.
+The faults that must outlast a blockhash's validity last 151 slots and more: at
+the default 100 ms slots, a run shorter than about 90 s may not see every kind.
 
 Then it heals everything, waits until every fill is settled and nothing is left
 to match, stops the nodes, and checks five invariants:

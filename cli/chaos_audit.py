@@ -33,6 +33,7 @@ from cli.chaos_checks import (
     check_settled_once,
 )
 from cli.chaos_faults import FaultKind
+from cli.chaos_marker_checks import FillMarker, MarkerAccounting
 from cli.chaos_lease_checks import (
     AttemptFence,
     FencingFacts,
@@ -52,6 +53,7 @@ from storage.models import (
     Order,
     Settlement,
     SettlementAttempt,
+    SettlementMarker,
     table_of,
 )
 from storage.models import Fill as FillRow
@@ -65,6 +67,7 @@ __all__ = [
     "monitor_notes",
     "read_fencing_facts",
     "read_fills",
+    "read_fill_markers",
     "read_order_fillings",
     "read_settlement_statuses",
     "refuse_used",
@@ -74,6 +77,7 @@ POSTGRESQL_CLOCK_TOLERANCE_S = 2 * DEFAULT_BUSY_TIMEOUT_MS / 1000
 _FILLS, _ORDERS = table_of(FillRow), table_of(Order)
 _SETTLEMENTS, _ATTEMPTS = table_of(Settlement), table_of(SettlementAttempt)
 _SEQUENCES = table_of(FencingSequence)
+_MARKERS = table_of(SettlementMarker)
 
 
 def audit(
@@ -86,11 +90,13 @@ def audit(
     down: Sequence[NodeDown],
     ttl_s: float,
     slack_s: float,
+    markers: MarkerAccounting | None = None,
 ) -> list[InvariantResult]:
-    """The five invariants, in order. ``balances``: the token accounts before and after."""
+    """The five invariants, in order. ``balances``: the token accounts before and after;
+    ``markers``: the fills accounted for against their markers (:func:`read_fill_markers`)."""
     before, after = balances
     return [
-        check_settled_once(read_settlement_statuses(engine), chain),
+        check_settled_once(read_settlement_statuses(engine), chain, markers),
         check_no_overfill(read_order_fillings(engine)),
         check_balances(before, after, read_fills(engine, market_ids)),
         check_fencing(
@@ -141,6 +147,35 @@ def read_settlement_statuses(engine: Engine) -> dict[str, str]:
     )
     with storage.read_transaction(engine, "chaos.settlement_statuses") as connection:
         return {row.id: row.status or "none" for row in connection.execute(stmt)}
+
+
+def read_fill_markers(engine: Engine) -> list[FillMarker]:
+    """Every fill, with its settlement's status, the marker addresses its attempts carry
+    (none before markers) and whether that marker's rent was reclaimed."""
+    stmt = (
+        select(
+            _FILLS.c.id, _SETTLEMENTS.c.status, _ATTEMPTS.c.marker_address,
+            _MARKERS.c.state.label("marker_state"),
+        )
+        .outerjoin(_SETTLEMENTS, _SETTLEMENTS.c.fill_id == _FILLS.c.id)
+        .outerjoin(_ATTEMPTS, _ATTEMPTS.c.settlement_id == _SETTLEMENTS.c.id)
+        .outerjoin(_MARKERS, _MARKERS.c.settlement_id == _SETTLEMENTS.c.id)
+    )  # fmt: skip
+    statuses: dict[str, str] = {}
+    addresses: dict[str, set[str]] = {}
+    reclaimed: set[str] = set()
+    with storage.read_transaction(engine, "chaos.fill_markers") as connection:
+        for row in connection.execute(stmt):
+            statuses[row.id] = row.status or "none"
+            found = addresses.setdefault(row.id, set())
+            if row.marker_address is not None:
+                found.add(row.marker_address)
+            if row.marker_state == "reclaimed":
+                reclaimed.add(row.id)
+    return [
+        FillMarker(fill_id, status, frozenset(addresses[fill_id]), fill_id in reclaimed)
+        for fill_id, status in statuses.items()
+    ]
 
 
 def read_order_fillings(engine: Engine) -> list[OrderFilling]:

@@ -2,7 +2,9 @@
 here, 4 and 5 (the leases and their tokens) in :mod:`cli.chaos_lease_checks`.
 
 1. every fill in the database was settled on chain exactly once (one successful
-   transaction with its memo), and no settlement on chain lacks a fill;
+   transaction with its memo), and no settlement on chain lacks a fill; and,
+   from current state rather than prunable history, every fill agrees with its
+   settlement marker (:mod:`cli.chaos_marker_checks`);
 2. no order is filled beyond its size (and its remaining size is its size less
    its fills);
 3. every token account's balance is its starting balance plus the database's fills;
@@ -19,10 +21,12 @@ an empty run proves nothing.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from cli.chaos_marker_checks import MarkerAccounting
 from localnet.audit import ChainSettlements
 from localnet.scenario import reconcile
 from market import Fill
@@ -47,6 +51,7 @@ class InvariantResult:
     ok: bool
     summary: str
     details: tuple[str, ...] = ()
+    markers: MarkerAccounting | None = None  # invariant 1's marker counts, when checked
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -55,6 +60,7 @@ class InvariantResult:
             "ok": self.ok,
             "summary": self.summary,
             "details": list(self.details),
+            **({} if self.markers is None else {"markers": self.markers.to_json()}),
         }
 
 
@@ -74,9 +80,12 @@ def invariant_result(
 
 
 def check_settled_once(
-    settlement_status: Mapping[str, str], chain: ChainSettlements
+    settlement_status: Mapping[str, str],
+    chain: ChainSettlements,
+    markers: MarkerAccounting | None = None,
 ) -> InvariantResult:
-    """``settlement_status``: every fill id in the database, with its settlement's status."""
+    """``settlement_status``: every fill id in the database, with its settlement's status;
+    ``markers``: the fills accounted for against their markers (None: not checked)."""
     problems = []
     for fill_id, status in sorted(settlement_status.items()):
         landed = chain.landed.get(fill_id, 0)
@@ -94,9 +103,13 @@ def check_settled_once(
         f"{len(orphans)} settlements on chain without a fill; "
         f"{sum(chain.failed.values())} transactions landed failed (moved nothing)"
     )
-    return invariant_result(
+    if markers is not None:
+        problems += markers.problems
+        summary += f"; {markers.summary()}"
+    result = invariant_result(
         1, "every fill settled exactly once", len(settlement_status), summary, problems
     )
+    return dataclasses.replace(result, markers=markers)
 
 
 # -- 2 ---------------------------------------------------------------------------------

@@ -1,19 +1,25 @@
 """The database-lock fault of `crank-node chaos`: another process holds the write lock.
 
 ``python -m cli.chaos_dblock URL SECONDS`` opens the node database the way the
-nodes do (:func:`storage.open_engine`), takes the write lock, prints ``locked``,
-holds it for SECONDS (or until ended) and lets go:
+nodes do (:func:`storage.open_engine`), connects, prints ``ready``, waits for a
+``go`` line on stdin (end of input: it leaves without locking), takes the write
+lock, prints ``locked``, holds it for SECONDS (or until ended) and lets go:
 
 * SQLite: ``BEGIN IMMEDIATE`` (every node write starts so, and waits behind it);
 * PostgreSQL: ``LOCK TABLE`` every crank-node table ``IN EXCLUSIVE MODE`` (reads
   go on, every write waits; ``lock_timeout`` makes a node's write give up).
 
 :class:`DatabaseLock` runs it and tells when the lock was actually taken (the
-holder may itself wait for a node's transaction to end first), and ends it.
+holder may itself wait for a node's transaction to end first), and ends it. The
+process is started ahead of the fault (:data:`PREPARE_LEAD_S` in the scheduler)
+and only told to go at its start: on a loaded machine a Python process takes
+seconds to import and connect, and a holder started at the fault's start was
+seen to be ended, lock never taken, before it was even ready.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import sys
@@ -24,9 +30,12 @@ from collections.abc import Callable, Sequence
 __all__ = ["DatabaseLock", "main"]
 
 LOCKED = "locked"
+READY = "ready"
+GO = "go"
 # The holder's own wait for the lock: longer than any node transaction.
 HOLDER_BUSY_TIMEOUT_MS = 30_000
 EXIT_WAIT_S = 15.0
+QUIT_WAIT_S = 5.0  # a ready holder's own exit once its input ends
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -41,6 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     logger.add(sys.stderr, level="WARNING")
     engine = open_engine(url, busy_timeout_ms=HOLDER_BUSY_TIMEOUT_MS)
     try:
+        with engine.connect():
+            pass  # the pool keeps it: the lock below starts without a connect
+        print(READY, flush=True)
+        if sys.stdin.readline().strip() != GO:
+            return 0
         with write_transaction(engine, "chaos.db_lock") as connection:
             if connection.dialect.name == "postgresql":
                 tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
@@ -63,9 +77,11 @@ class DatabaseLock:
         self._clock = clock
         self.locked_at_s: float | None = None
         self.locked = threading.Event()
+        self.ready = threading.Event()  # imported and connected: waiting to be told to go
+        self._told_to_go = False
         self._process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
             [sys.executable, "-m", "cli.chaos_dblock", url, f"{hold_s:.3f}"],
-            stdin=subprocess.DEVNULL,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -75,9 +91,23 @@ class DatabaseLock:
         self._reader = threading.Thread(target=self._read, name="chaos-db-lock", daemon=True)
         self._reader.start()
 
+    def go(self) -> None:
+        """Take the lock now (the fault starts); the holder is already importing or ready."""
+        stdin = self._process.stdin
+        if stdin is None or stdin.closed:
+            return
+        self._told_to_go = True
+        try:
+            stdin.write(f"{GO}\n")
+            stdin.flush()
+        except (BrokenPipeError, ValueError):
+            pass  # it died: end() says so
+
     def _read(self) -> None:
         assert self._process.stdout is not None
         for line in self._process.stdout:
+            if line.strip() == READY:
+                self.ready.set()
             if line.strip() == LOCKED and self.locked_at_s is None:
                 self.locked_at_s = self._clock()
                 self.locked.set()
@@ -86,6 +116,15 @@ class DatabaseLock:
         """Let go now (the fault's time is up, or the run is stopping): the holder is
         ended if it still holds the lock (its lock goes with it). '' if the lock was
         taken and the holder did not fail, else what went wrong."""
+        stdin = self._process.stdin
+        if stdin is not None and not stdin.closed:
+            try:
+                stdin.close()  # a holder ready and never told to go leaves on its own
+            except BrokenPipeError:
+                pass
+            if self.ready.is_set() and not self._told_to_go:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    self._process.wait(QUIT_WAIT_S)
         if self._process.poll() is None:
             self._process.terminate()
         try:
@@ -99,6 +138,8 @@ class DatabaseLock:
         for stream in (self._process.stdout, self._process.stderr):
             if stream is not None:
                 stream.close()
+        if self.locked_at_s is None and code == 0:
+            return "the lock was never taken (the holder was not told to go)"
         if self.locked_at_s is None:
             return f"the lock was never taken (holder exit code {code}: {_last(errors)})"
         if code not in (0, -signal.SIGTERM):

@@ -71,6 +71,11 @@ class ChaosReport:
         applied = Counter(f.kind.value for f in self.injected if f.applied_at_s is not None)
         return {kind.value: applied.get(kind.value, 0) for kind in FaultKind}
 
+    def markers(self) -> dict[str, Any] | None:
+        """Invariant 1's marker counts (None if the markers were not checked)."""
+        accounted = next((r.markers for r in self.invariants if r.markers is not None), None)
+        return None if accounted is None else accounted.to_json()
+
     def longest_takeover(self) -> Takeover | None:
         timed = [t for t in self.takeovers if t.longest_s() is not None]
         return max(timed, key=lambda t: t.longest_s() or 0.0, default=None)
@@ -93,6 +98,7 @@ class ChaosReport:
             "faults": [fault.to_json() for fault in self.injected],
             "fault_counts": self.fault_counts(),
             "invariants": [result.to_json() for result in self.invariants],
+            "markers": self.markers(),
             "counts": self.counts.to_json(),
             "orders_sent": self.tally.to_json(),
             "throughput": self.throughput(),
@@ -142,7 +148,7 @@ class ChaosReport:
             until = _at(fault.healed_at_s) if fault.healed_at_s is not None else "-"
             extra = "; ".join(filter(None, (fault.planned.parameters(), fault.problem)))
             lines.append(
-                f"  {start:>8} .. {until:>8}  {fault.kind.value:<15} {fault.target:<18} {extra}"
+                f"  {start:>8} .. {until:>8}  {fault.kind.value:<17} {fault.target:<18} {extra}"
             )
         return lines
 

@@ -16,10 +16,17 @@ from pathlib import Path
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
-from cli.chaos_audit import audit, down_intervals, monitor_notes, refuse_used
+from cli.chaos_audit import (
+    audit,
+    down_intervals,
+    monitor_notes,
+    read_fill_markers,
+    refuse_used,
+)
 from cli.chaos_checks import InvariantResult
 from cli.chaos_faults import plan_faults
 from cli.chaos_lease_checks import NodeDown
+from cli.chaos_marker_checks import MarkerAccounting, account_for_markers
 from cli.chaos_monitor import POLL_S, LeaseMonitor, MonitorRecord
 from cli.chaos_report import ChaosReport, ChaosShape
 from cli.chaos_scheduler import FaultScheduler, InjectedFault
@@ -38,7 +45,7 @@ from cli.demo_progress import (
 from cli.demo_summary import write_json
 from cli.node_processes import NodeProcesses, NodeSetup
 from localnet import LocalnetConfig, LocalnetServer
-from localnet.audit import scan_settlements
+from localnet.audit import existing_accounts, scan_settlements
 from localnet.order_flow import OrderFlow
 from localnet.scenario import Scenario, build_scenario
 from storage import StorageError, fair_share, open_engine, sqlite_url, upgrade
@@ -189,6 +196,7 @@ class ChaosRun:
         plan = plan_faults(
             self.seed, duration_s=self.shape.duration_s, nodes=self.shape.nodes,
             endpoints=ENDPOINTS, takeover_s=self.shape.takeover_bound_s,
+            slot_ms=self.shape.slot_ms,
         )  # fmt: skip
         targets = ChaosTargets(nodes, server, self.db_url, self.clock)
         self.scheduler = scheduler = FaultScheduler(plan, targets, self.clock)
@@ -281,8 +289,16 @@ class ChaosRun:
         return audit(
             engine, market_ids=[market.market_id for market in scenario.markets],
             balances=(before, after), chain=chain, record=record, down=down,
-            ttl_s=self.ttl_s, slack_s=MONITOR_SLACK_S,
+            ttl_s=self.ttl_s, slack_s=MONITOR_SLACK_S, markers=self._markers(engine),
         )  # fmt: skip
+
+    def _markers(self, engine: Engine) -> MarkerAccounting:
+        """Every fill against its marker, read from current chain state (every fault is
+        healed by now, and endpoint 0 reads at confirmed)."""
+        assert self.server is not None
+        fills = read_fill_markers(engine)
+        addresses = {address for fill in fills for address in fill.addresses}
+        return account_for_markers(fills, existing_accounts(self.server.urls[0], addresses))
 
     def _progress(
         self, engine: Engine, phase: str, injected: list[InjectedFault] | tuple[()]

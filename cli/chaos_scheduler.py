@@ -24,10 +24,15 @@ from supervision.errors import CrankError
 __all__ = ["DatabaseLockHandle", "FaultScheduler", "FaultTargets", "InjectedFault"]
 
 JOIN_TIMEOUT_S = 30.0
+# A database lock's holder process starts this long before the fault, so that it is
+# ready (imported, connected) when told to go: see cli.chaos_dblock.
+PREPARE_LEAD_S = 8.0
 
 
 class DatabaseLockHandle(Protocol):
     locked_at_s: float | None
+
+    def go(self) -> None: ...
 
     def end(self) -> str: ...
 
@@ -95,6 +100,7 @@ class FaultScheduler:
         self._lock = threading.Lock()
         self._down_nodes: set[int] = set()
         self._db_locks: dict[int, DatabaseLockHandle] = {}
+        self._db_prepared: dict[int, DatabaseLockHandle] = {}
         self._stop = threading.Event()
         self._on_applied: list[Callable[[InjectedFault], None]] = []
         self._thread = threading.Thread(target=self._run, name="chaos-faults", daemon=True)
@@ -122,6 +128,8 @@ class FaultScheduler:
                 self._heal(index, fault)
             elif fault.kind is FaultKind.DB_LOCK and index in self._db_locks:
                 self._heal(index, fault)  # started, never locked: end the holder
+        for index in list(self._db_prepared):
+            self._db_prepared.pop(index).end()  # prepared, never told to go
 
     def _run(self) -> None:
         try:
@@ -133,12 +141,19 @@ class FaultScheduler:
         events = sorted(
             [(fault.planned.start_s, 1, index) for index, fault in enumerate(self.injected)]
             + [(fault.planned.end_s, 0, index) for index, fault in enumerate(self.injected)]
+            + [
+                (max(0.0, fault.planned.start_s - PREPARE_LEAD_S), 2, index)
+                for index, fault in enumerate(self.injected)
+                if fault.kind is FaultKind.DB_LOCK
+            ]
         )
-        for at_s, is_apply, index in events:
+        for at_s, event, index in events:
             if self._stop.wait(max(0.0, at_s - self._clock())):
                 return
             fault = self.injected[index]
-            if is_apply:
+            if event == 2:
+                self._prepare(index, fault)
+            elif event == 1:
                 self._apply(index, fault)
             elif fault.applied_at_s is not None or index in self._db_locks:
                 self._heal(index, fault)
@@ -155,10 +170,15 @@ class FaultScheduler:
                 case FaultKind.NODE_STOP:
                     targets.pause_node(planned.target)
                 case FaultKind.DB_LOCK:
-                    self._db_locks[index] = targets.lock_database(planned.duration_s)
+                    holder = self._db_prepared.pop(index, None)
+                    if holder is None:
+                        holder = targets.lock_database(planned.duration_s)
+                    holder.go()
+                    self._db_locks[index] = holder
                     return  # applied when the holder has the lock: see _heal
                 case _:
-                    targets.set_endpoint_faults(planned.target, planned.endpoint_faults())
+                    for endpoint, faults in planned.endpoint_plan().items():
+                        targets.set_endpoint_faults(endpoint, faults)
         except _APPLY_ERRORS as error:
             fault.problem = f"not applied: {error}"
             if node_fault:
@@ -167,6 +187,13 @@ class FaultScheduler:
         fault.applied_at_s = self._clock()
         for callback in self._on_applied:
             callback(fault)
+
+    def _prepare(self, index: int, fault: InjectedFault) -> None:
+        """Start a database lock's holder ahead of its fault (it waits to be told to go)."""
+        try:
+            self._db_prepared[index] = self._targets.lock_database(fault.planned.duration_s)
+        except _APPLY_ERRORS as error:
+            fault.problem = f"not prepared: {error}"  # _apply tries once more
 
     def _heal(self, index: int, fault: InjectedFault) -> None:
         planned, targets = fault.planned, self._targets
@@ -181,7 +208,8 @@ class FaultScheduler:
                     fault.problem = holder.end()
                     fault.applied_at_s = holder.locked_at_s
                 case _:
-                    targets.clear_endpoint_faults(planned.target)
+                    for endpoint in planned.endpoints:
+                        targets.clear_endpoint_faults(endpoint)
         except _APPLY_ERRORS as error:
             fault.problem = f"not healed: {error}"  # a node left down stays marked down
             return

@@ -31,8 +31,10 @@ class ChaosTargets:
             return self._nodes.ids[fault.target - 1]
         if fault.kind is FaultKind.DB_LOCK:
             return "database"
-        port = self._server.urls[fault.target].rsplit(":", 1)[-1]
-        return f"endpoint {fault.target} (:{port})"
+        return " + ".join(
+            f"endpoint {endpoint} (:{self._server.urls[endpoint].rsplit(':', 1)[-1]})"
+            for endpoint in fault.endpoints
+        )
 
     def kill_node(self, node: int) -> None:
         self._nodes.kill(node)

@@ -9,6 +9,12 @@ Endpoints listen on loopback, on consecutive ports from --port, over one
 ledger. Each also serves the admin routes (``/admin/faults``,
 ``/admin/slots``, ``/admin/status``). ``--slot-ms 0`` produces slots only when
 asked (``POST /admin/slots``). It runs until SIGINT or SIGTERM.
+
+``--faults N:JSON`` starts endpoint N with faults (the body ``POST /admin/faults``
+takes), e.g. one URL over two backends that disagree, one lagging, one pruned:
+
+    crank-node localnet --endpoints 2 --faults \
+        '1:{"backends": [{"lag_slots": 10}, {"prune_history_slots": 200}]}'
 """
 
 from __future__ import annotations
@@ -23,10 +29,10 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
-from localnet import LocalnetConfig, LocalnetError, LocalnetServer
+from localnet import Faults, InvalidFaults, LocalnetConfig, LocalnetError, LocalnetServer
 from localnet.fixture_spec import FixtureSpec, apply_fixture_spec
 
-__all__ = ["register", "run_localnet", "serve"]
+__all__ = ["parse_endpoint_faults", "register", "run_localnet", "serve"]
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -54,6 +60,10 @@ def register(subparsers: Any) -> None:
         default=defaults.finalization_depth_slots,
         help="slots finalized trails confirmed by",
     )
+    parser.add_argument(
+        "--faults", action="append", default=[], metavar="N:JSON",
+        help="endpoint N starts with these faults (as POST /admin/faults takes them)",
+    )  # fmt: skip
     _add_fixture_options(parser)
     parser.set_defaults(handler=run_localnet)
 
@@ -92,6 +102,7 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO) -> int:
             endpoints=args.endpoints,
             slot_ms=args.slot_ms,
             finalization_depth_slots=args.finalization_slots,
+            endpoint_faults=parse_endpoint_faults(args.faults, args.endpoints),
         )
         spec = FixtureSpec.parse(args.wallet, args.mint, args.token_account, args.approve)
     except LocalnetError as error:
@@ -106,6 +117,30 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO) -> int:
         print(f"crank-node localnet: {error}", file=sys.stderr)
         return EXIT_FAILED
     return EXIT_OK
+
+
+def parse_endpoint_faults(raw: list[str], endpoints: int) -> tuple[Faults, ...]:
+    """``N:JSON`` options as the faults of each endpoint by index (healthy if not named)."""
+    chosen: dict[int, Faults] = {}
+    for option in raw:
+        index_text, _, body = option.partition(":")
+        try:
+            index = int(index_text)
+        except ValueError:
+            raise InvalidFaults(f"--faults {option!r}: expected N:JSON, N an endpoint index") from None
+        if not 0 <= index < endpoints:
+            raise InvalidFaults(f"--faults: endpoint {index} is not in 0..{endpoints - 1}")
+        try:
+            parsed = json.loads(body)
+        except ValueError:
+            raise InvalidFaults(f"--faults {index}: the faults are not valid JSON") from None
+        try:
+            chosen[index] = Faults.from_json(parsed)
+        except InvalidFaults as error:
+            raise InvalidFaults(f"--faults {index}: {error}") from None
+    if not chosen:
+        return ()
+    return tuple(chosen.get(index, Faults()) for index in range(max(chosen) + 1))
 
 
 def _announce(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from solana.rpc.async_api import AsyncClient
@@ -24,9 +25,16 @@ from solders.signature import Signature
 
 from market import fill_id_from_memo
 
-__all__ = ["ChainSettlements", "scan_settlements", "settled_fill_ids", "signature_status_exists"]
+__all__ = [
+    "ChainSettlements",
+    "existing_accounts",
+    "scan_settlements",
+    "settled_fill_ids",
+    "signature_status_exists",
+]
 
 PAGE = 1_000  # getSignaturesForAddress's largest page
+ACCOUNTS_PAGE = 100  # getMultipleAccounts' largest batch
 RPC_TIMEOUT_S = 10.0
 
 
@@ -67,6 +75,29 @@ def scan_settlements(url: str, authority: Pubkey) -> ChainSettlements:
                 before = page.value[-1].signature
 
     return asyncio.run(scan())
+
+
+def existing_accounts(url: str, addresses: Iterable[str]) -> set[str]:
+    """Which of ``addresses`` hold an account now (at ``confirmed``): current state, so
+    the answer does not depend on how much signature history the node kept."""
+    wanted = sorted(set(addresses))
+
+    async def read() -> set[str]:
+        found: set[str] = set()
+        async with AsyncClient(url, timeout=RPC_TIMEOUT_S) as client:
+            for start in range(0, len(wanted), ACCOUNTS_PAGE):
+                page = wanted[start : start + ACCOUNTS_PAGE]
+                answer = await client.get_multiple_accounts(
+                    [Pubkey.from_string(address) for address in page], commitment=Confirmed
+                )
+                found.update(
+                    address
+                    for address, account in zip(page, answer.value, strict=True)
+                    if account is not None
+                )
+        return found
+
+    return asyncio.run(read())
 
 
 def settled_fill_ids(url: str, authority: Pubkey) -> Counter[str]:

@@ -6,6 +6,7 @@ import ipaddress
 from dataclasses import dataclass
 
 from localnet.errors import InvalidLocalnetConfig
+from localnet.faults import Faults
 
 __all__ = ["MAX_ENDPOINTS", "LocalnetConfig"]
 
@@ -45,6 +46,9 @@ class LocalnetConfig:
     transaction_history_slots: int = 216_000
     faucet_lamports: int = 10**18
     fault_seed: int = 0
+    # Faults each endpoint starts with, by index (fewer than endpoints: the rest healthy),
+    # e.g. a load balancer over a lagging and a pruned backend on one URL.
+    endpoint_faults: tuple[Faults, ...] = ()
 
     def __post_init__(self) -> None:
         _check_loopback(self.host)
@@ -66,6 +70,15 @@ class LocalnetConfig:
             "transaction_history_slots", self.transaction_history_slots, history_floor, 10**8
         )
         _check_range("faucet_lamports", self.faucet_lamports, 1, 2**63 - 1)
+        if not isinstance(self.endpoint_faults, tuple) or not all(
+            isinstance(faults, Faults) for faults in self.endpoint_faults
+        ):
+            raise InvalidLocalnetConfig("endpoint_faults: expected a tuple of Faults")
+        if len(self.endpoint_faults) > self.endpoints:
+            raise InvalidLocalnetConfig(
+                f"endpoint_faults: {len(self.endpoint_faults)} given for "
+                f"{self.endpoints} endpoints"
+            )
 
     @property
     def manual_slots(self) -> bool:

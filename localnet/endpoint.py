@@ -2,7 +2,9 @@
 
 Requests pass through the endpoint's faults first (down, latency, hang,
 errors), then reach the dispatcher with the endpoint's view of the chain
-(lag, dropped sends). The admin routes are mounted on the same listener and
+(lag, dropped or held sends, pruned history). An endpoint with ``backends``
+is a load balancer: each request then also passes through the faults of the
+one backend picked for it, and sees that backend's view. The admin routes are mounted on the same listener and
 never see the faults, so a faulty endpoint can still be healed.
 """
 
@@ -17,7 +19,7 @@ from aiohttp import web
 from loguru import logger
 
 from localnet.errors import LocalnetStartFailed
-from localnet.faults import FaultError, Faults, plan_request
+from localnet.faults import RANDOM, FaultError, Faults, plan_request
 from localnet.ledger import Ledger
 from localnet.ports import bind_port
 from localnet.rpc_context import RpcContext
@@ -45,6 +47,7 @@ class Endpoint:
         self._dispatcher = dispatcher
         self._rng = rng
         self._faults = Faults()
+        self._next_backend = 0
         self._release_hangs = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
@@ -91,17 +94,22 @@ class Endpoint:
             await self._site.stop()
             self._site = None
         self._faults = faults
-        if not faults.hang:
+        self._next_backend = 0
+        if not faults.hang and not any(backend.hang for backend in faults.backends):
             self._release_hangs.set()
             self._release_hangs = asyncio.Event()
         logger.bind(action="localnet.faults_set", endpoint=self.index, **faults.to_json()).info(
             "endpoint faults set"
         )
 
-    def client_context(self) -> RpcContext:
-        faults = self._faults
+    def client_context(self, view: Faults | None = None) -> RpcContext:
+        """What a request sees: this endpoint's view, or the backend's (``view``) serving it."""
+        faults = self._faults if view is None else view
         tip = self._ledger.tip(faults.lag_slots)
-        return RpcContext(self._ledger, tip, faults.lag_slots, faults.drop_sends)
+        return RpcContext(
+            self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks,
+            faults.prune_history_slots,
+        )  # fmt: skip
 
     async def _listen(self, sock: socket.socket) -> None:
         assert self._runner is not None
@@ -110,23 +118,47 @@ class Endpoint:
         self._site = site
 
     async def _rpc(self, request: web.Request) -> web.StreamResponse:
-        blocked = await self._apply_fault_plan(request)
+        blocked, view = await self._route(request)
         if blocked is not None:
             return blocked
         body = await request.read()
-        answer = self._dispatcher.handle(body, self.client_context)
+        answer = self._dispatcher.handle(body, lambda: self.client_context(view))
         return web.Response(text=answer or "", content_type="application/json")
 
     async def _health(self, request: web.Request) -> web.StreamResponse:
-        blocked = await self._apply_fault_plan(request)
+        blocked, view = await self._route(request)
         if blocked is not None:
             return blocked
-        behind = self._faults.lag_slots > self._ledger.config.health_check_slot_distance
+        behind = view.lag_slots > self._ledger.config.health_check_slot_distance
         return web.Response(text="behind" if behind else "ok")
 
-    async def _apply_fault_plan(self, request: web.Request) -> web.StreamResponse | None:
-        """Delay, hang or fail ``request`` as the faults say; ``None`` lets it through."""
-        faults = self._faults
+    async def _route(self, request: web.Request) -> tuple[web.StreamResponse | None, Faults]:
+        """This endpoint's faults, then the picked backend's: the response that ends the
+        request (or ``None``), and the faults whose view of the chain answers it."""
+        front = self._faults
+        blocked = await self._apply_fault_plan(request, front)
+        if blocked is not None or not front.backends:
+            return blocked, front
+        index = self._pick_backend(front)
+        backend = front.backends[index]
+        logger.bind(action="localnet.backend_picked", endpoint=self.index, backend=index).trace(
+            "request routed to a backend"
+        )
+        if backend.down:
+            return web.Response(status=502, text="localnet fault: backend down"), backend
+        return await self._apply_fault_plan(request, backend), backend
+
+    def _pick_backend(self, front: Faults) -> int:
+        if front.backend_choice == RANDOM:
+            return self._rng.randrange(len(front.backends))
+        index = self._next_backend % len(front.backends)
+        self._next_backend += 1
+        return index
+
+    async def _apply_fault_plan(
+        self, request: web.Request, faults: Faults
+    ) -> web.StreamResponse | None:
+        """Delay, hang or fail ``request`` as ``faults`` say; ``None`` lets it through."""
         if faults.down:
             return _reset_connection(request)
         plan = plan_request(faults, self._rng)
@@ -137,10 +169,12 @@ class Endpoint:
             await self._release_hangs.wait()
             return _reset_connection(request)
         if plan.error is not None:
-            return await self._fail(request, plan.error)
+            return await self._fail(request, plan.error, faults.lag_slots)
         return None
 
-    async def _fail(self, request: web.Request, error: FaultError) -> web.StreamResponse:
+    async def _fail(
+        self, request: web.Request, error: FaultError, lag_slots: int
+    ) -> web.StreamResponse:
         if error is FaultError.CONNECTION_RESET:
             return _reset_connection(request)
         status = error.http_status
@@ -149,7 +183,7 @@ class Endpoint:
             return web.Response(
                 status=status, text=f"localnet fault: HTTP {status}", headers=headers
             )
-        slots_behind = self._faults.lag_slots or self._ledger.config.health_check_slot_distance + 1
+        slots_behind = lag_slots or self._ledger.config.health_check_slot_distance + 1
         body = error_for_each(await request.read(), RpcError.node_behind(slots_behind))
         return web.Response(text=body, content_type="application/json")
 

@@ -10,15 +10,23 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from typing import Any, NamedTuple
 
+from localnet.blockhashes import VALID_BLOCKHASHES
 from localnet.errors import InvalidFaults
 
 __all__ = ["FaultError", "FaultPlan", "Faults", "plan_request"]
 
 MAX_LATENCY_MS = 600_000
 MAX_LAG_SLOTS = 100_000
+MAX_PRUNE_HISTORY_SLOTS = 10**8
+MAX_BACKENDS = 8
+ROUND_ROBIN = "round_robin"
+RANDOM = "random"
+BACKEND_CHOICES = (ROUND_ROBIN, RANDOM)
+# What a request sees of the chain: behind a balancer, the backend's, never the front's.
+VIEW_FAULTS = ("lag_slots", "drop_sends", "late_landing_blocks", "prune_history_slots")
 
 
 class FaultError(enum.Enum):
@@ -45,7 +53,24 @@ class Faults:
     - ``hang``: accept requests and never answer;
     - ``lag_slots``: answer from the state that many slots old;
     - ``down``: refuse connections (and reset open ones);
-    - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it.
+    - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it;
+    - ``late_landing_blocks``: accept ``sendTransaction``, return its signature, hold the
+      transaction and deliver it only when the chain reaches the last N block heights of
+      its blockhash's validity (``lastValidBlockHeight - N + 1``); a resend of the same
+      bytes is held once, not twice, and does not hurry it. Sent also through a healthy
+      endpoint, it lands there as usual and the held copy is dropped as already processed.
+    - ``prune_history_slots``: forget transactions that landed more than N slots before
+      its tip for ``getTransaction``, ``getSignaturesForAddress`` and the history search
+      of ``getSignatureStatuses``, like a node whose ledger was cleaned up (0: keep all).
+      As on a real node, the status cache (the last ``status_cache_slots``) still answers
+      ``getSignatureStatuses``; only what lies beyond it is gone.
+    - ``backends``: one URL in front of several backends that disagree (a load-balanced
+      provider): each HTTP request is served by one backend, picked by ``backend_choice``
+      (``round_robin`` or ``random``, from the endpoint's seeded dice), and sees that
+      backend's faults (its lag, pruning, sends, errors, latency; a backend ``down``
+      answers HTTP 502, as a balancer does). The endpoint's own latency, errors, hang
+      and ``down`` come first; its view faults (lag, sends, pruning) belong to the
+      backends and must be 0 here. Backends have no backends.
     """
 
     latency_ms: int = 0
@@ -56,11 +81,17 @@ class Faults:
     lag_slots: int = 0
     down: bool = False
     drop_sends: bool = False
+    late_landing_blocks: int = 0
+    prune_history_slots: int = 0
+    backends: tuple[Faults, ...] = ()
+    backend_choice: str = ROUND_ROBIN
 
     def __post_init__(self) -> None:
         _check_int("latency_ms", self.latency_ms, MAX_LATENCY_MS)
         _check_int("jitter_ms", self.jitter_ms, MAX_LATENCY_MS)
         _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
+        _check_int("late_landing_blocks", self.late_landing_blocks, VALID_BLOCKHASHES)
+        _check_int("prune_history_slots", self.prune_history_slots, MAX_PRUNE_HISTORY_SLOTS)
         rate = self.error_rate
         if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
             raise InvalidFaults(f"error_rate: expected a number from 0 to 1, got {rate!r}")
@@ -69,6 +100,26 @@ class Faults:
         for flag in ("hang", "down", "drop_sends"):
             if not isinstance(getattr(self, flag), bool):
                 raise InvalidFaults(f"{flag}: expected true or false, got {getattr(self, flag)!r}")
+        self._check_backends()
+
+    def _check_backends(self) -> None:
+        if self.backend_choice not in BACKEND_CHOICES:
+            raise InvalidFaults(
+                f"backend_choice: {self.backend_choice!r} is not one of {', '.join(BACKEND_CHOICES)}"
+            )
+        backends = self.backends
+        if not isinstance(backends, tuple) or not all(isinstance(b, Faults) for b in backends):
+            raise InvalidFaults("backends: expected a list of fault objects")
+        if len(backends) > MAX_BACKENDS:
+            raise InvalidFaults(f"backends: at most {MAX_BACKENDS}, got {len(backends)}")
+        if any(backend.backends for backend in backends):
+            raise InvalidFaults("backends: a backend has no backends of its own")
+        if backends:
+            for name in VIEW_FAULTS:
+                if getattr(self, name):
+                    raise InvalidFaults(
+                        f"{name}: with backends, set it on a backend (each has its own view)"
+                    )
 
     @classmethod
     def from_json(cls, body: Any) -> Faults:
@@ -82,16 +133,29 @@ class Faults:
         values = {key: value for key, value in body.items() if key in known}
         if "error" in values:
             values["error"] = _fault_error(values["error"])
+        if "backends" in values:
+            raw = values["backends"]
+            if not isinstance(raw, list):
+                raise InvalidFaults("backends: expected a list of fault objects")
+            values["backends"] = tuple(_backend(index, item) for index, item in enumerate(raw))
         return cls(**values)
 
     def to_json(self) -> dict[str, Any]:
-        values = asdict(self)
+        values = {field.name: getattr(self, field.name) for field in fields(self)}
         values["error"] = self.error.value
+        values["backends"] = [backend.to_json() for backend in self.backends]
         return values
 
     @property
     def active(self) -> bool:
         return self != Faults()
+
+
+def _backend(index: int, raw: Any) -> Faults:
+    try:
+        return Faults.from_json(raw)
+    except InvalidFaults as error:
+        raise InvalidFaults(f"backends[{index}].{error}") from None
 
 
 class FaultPlan(NamedTuple):

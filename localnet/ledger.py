@@ -10,9 +10,9 @@ joins the window.
 from __future__ import annotations
 
 import enum
+import heapq
 import threading
 import time
-from collections import deque
 from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
@@ -62,9 +62,13 @@ class EpochPosition(NamedTuple):
 
 
 class _Pending(NamedTuple):
-    transaction: VersionedTransaction
+    """A transaction waiting for its slot; ordered by slot, then by arrival."""
+
     land_at_slot: int
+    arrival: int
+    transaction: VersionedTransaction
     signatures_verified: bool
+    held: bool  # held back by a late-landing endpoint, not yet with the leader
 
 
 def _new_svm() -> LiteSVM:
@@ -92,8 +96,11 @@ class Ledger:
         self._window = BlockhashWindow(config.state_retention_slots)
         self._history = AccountHistory()
         self._log = TransactionLog()
-        self._pending: deque[_Pending] = deque()
+        # A heap: held transactions land long after ones received later.
+        self._pending: list[_Pending] = []
+        self._arrivals = 0
         self._pending_signatures: set[Signature] = set()
+        self._held_signatures: set[Signature] = set()
         self._block_times: dict[int, int] = {}
         self._faucet = Keypair()
         self._slot = config.genesis_slot
@@ -183,9 +190,51 @@ class Ledger:
             if signature in self._pending_signatures:
                 return SubmitOutcome.ALREADY_PENDING
             land_at = self._slot + self.config.landing_delay_slots
-            self._pending.append(_Pending(transaction, land_at, signatures_verified))
-            self._pending_signatures.add(signature)
+            self._queue(transaction, land_at, signatures_verified, held=False)
             return SubmitOutcome.QUEUED
+
+    def hold(
+        self, transaction: VersionedTransaction, last_blocks: int, *, signatures_verified: bool
+    ) -> SubmitOutcome:
+        """Queue ``transaction`` to land only in the last ``last_blocks`` block heights of
+        its blockhash's validity (a late-landing endpoint), once only.
+
+        A transaction held here is not "pending" for :meth:`submit`: the same bytes sent
+        through another endpoint reach the leader at once, and the held copy, when its
+        time comes, is dropped as already processed. An unknown blockhash is dropped now.
+        """
+        signature = transaction.signatures[0]
+        with self._lock:
+            if signature in self._log:
+                return SubmitOutcome.ALREADY_LANDED
+            if signature in self._held_signatures:
+                return SubmitOutcome.ALREADY_PENDING
+            produced = self._window.lookup(transaction.message.recent_blockhash)
+            if produced is None:
+                _log_dropped(signature, self._slot, "held with an unknown blockhash")
+                return SubmitOutcome.QUEUED
+            late_height = produced.last_valid_block_height - last_blocks + 1
+            land_at = max(
+                self.config.genesis_slot + late_height,
+                self._slot + self.config.landing_delay_slots,
+            )
+            self._queue(transaction, land_at, signatures_verified, held=True)
+            logger.bind(
+                action="localnet.transaction_held", signature=str(signature), land_at_slot=land_at,
+                last_valid_block_height=produced.last_valid_block_height,
+            ).debug("transaction held for late landing")  # fmt: skip
+            return SubmitOutcome.QUEUED
+
+    def _queue(
+        self, transaction: VersionedTransaction, land_at: int, verified: bool, *, held: bool
+    ) -> None:
+        self._arrivals += 1
+        heapq.heappush(
+            self._pending, _Pending(land_at, self._arrivals, transaction, verified, held)
+        )
+        (self._held_signatures if held else self._pending_signatures).add(
+            transaction.signatures[0]
+        )
 
     def execute_now(self, transaction: VersionedTransaction) -> LandedTransaction:
         """Land ``transaction`` in the current slot at once (fixtures); raises if dropped."""
@@ -214,9 +263,12 @@ class Ledger:
         with self._lock:
             return signature in self._pending_signatures
 
-    def transaction_count(self) -> int:
+    def transaction_count(self, slot: int | None = None) -> int:
+        """Transactions landed so far, or by the end of ``slot`` (a lagging endpoint's)."""
         with self._lock:
-            return self._log.total
+            if slot is None:
+                return self._log.total
+            return self._log.total - self._log.landed_after(slot)
 
     def signatures_for(
         self,
@@ -225,9 +277,13 @@ class Ledger:
         limit: int,
         before: Signature | None = None,
         until: Signature | None = None,
+        *,
+        oldest_slot: int = 0,
     ) -> list[LandedTransaction]:
         with self._lock:
-            return self._log.for_address(address, newest_slot, limit, before, until)
+            return self._log.for_address(
+                address, newest_slot, limit, before, until, oldest_slot=oldest_slot
+            )
 
     def prioritization_fees(
         self, newest_slot: int, addresses: Sequence[Pubkey]
@@ -303,8 +359,11 @@ class Ledger:
         self._slot += 1
         self._set_clock(self._slot)
         while self._pending and self._pending[0].land_at_slot <= self._slot:
-            pending = self._pending.popleft()
-            self._pending_signatures.discard(pending.transaction.signatures[0])
+            pending = heapq.heappop(self._pending)
+            signature = pending.transaction.signatures[0]
+            (self._held_signatures if pending.held else self._pending_signatures).discard(
+                signature
+            )
             self._land_pending(pending)
         self._svm.expire_blockhash()
         self._seal_slot()

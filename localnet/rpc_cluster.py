@@ -74,7 +74,7 @@ def get_epoch_info(context: RpcContext, params: Params) -> GetEpochInfoResp:
     position = ledger.epoch_position(slot)
     info = EpochInfo(
         position.epoch, position.slot_index, position.slots_in_epoch, slot,
-        ledger.block_height_of(slot), ledger.transaction_count(),
+        ledger.block_height_of(slot), ledger.transaction_count(slot),
     )  # fmt: skip
     return GetEpochInfoResp(info)
 

@@ -28,6 +28,19 @@ class RpcContext:
     tip: ChainTip
     lag_slots: int = 0
     drop_sends: bool = False
+    late_landing_blocks: int = 0
+    prune_history_slots: int = 0
+
+    def forgot(self, landed_slot: int) -> bool:
+        """True if this endpoint's history no longer holds a transaction of ``landed_slot``."""
+        return landed_slot < self.oldest_history_slot
+
+    @property
+    def oldest_history_slot(self) -> int:
+        """The oldest slot whose transactions this endpoint still remembers."""
+        if not self.prune_history_slots:
+            return self.ledger.config.genesis_slot
+        return self.tip.processed_slot - self.prune_history_slots
 
     def check_health(self) -> None:
         """Raise -32005 if this endpoint lags past the health-check distance."""

@@ -42,7 +42,8 @@ def _status(
     if landed is None or landed.slot > tip.processed_slot:
         return None
     status_cache_start = tip.processed_slot - context.ledger.config.status_cache_slots
-    if not search_history and landed.slot < status_cache_start:
+    in_status_cache = landed.slot >= status_cache_start
+    if not in_status_cache and (not search_history or context.forgot(landed.slot)):
         return None
     reached = tip.status_of(landed.slot)
     assert reached is not None
@@ -59,7 +60,7 @@ def get_transaction(context: RpcContext, params: Params) -> GetTransactionResp:
     slot = config.context_slot(context.tip, _at_least_confirmed(config))
     max_version = config.optional_u64("maxSupportedTransactionVersion")
     landed = context.ledger.landed(signature)
-    if landed is None or landed.slot > slot:
+    if landed is None or landed.slot > slot or context.forgot(landed.slot):
         return GetTransactionResp(None)
     encoded = encode_landed(landed, encoding, max_version, context.ledger.mint_decimals)
     return GetTransactionResp(
@@ -83,7 +84,9 @@ def get_signatures_for_address(context: RpcContext, params: Params) -> GetSignat
         raise RpcError.invalid_params(f"Invalid limit; max {MAX_SIGNATURES_FOR_ADDRESS}")
     before, until = (_optional_signature(config, key) for key in ("before", "until"))
     newest_slot = config.context_slot(context.tip, _at_least_confirmed(config))
-    found = context.ledger.signatures_for(address, newest_slot, limit, before, until)
+    found = context.ledger.signatures_for(
+        address, newest_slot, limit, before, until, oldest_slot=context.oldest_history_slot
+    )
     return GetSignaturesForAddressResp([_with_signature(context, landed) for landed in found])
 
 

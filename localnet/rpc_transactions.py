@@ -43,6 +43,12 @@ def send_transaction(context: RpcContext, params: Params) -> SendTransactionResp
         if outcome is not None:
             _log_send(signature, outcome)
             return SendTransactionResp(signature)
+    if context.late_landing_blocks:
+        outcome = context.ledger.hold(
+            transaction, context.late_landing_blocks, signatures_verified=not skip_preflight
+        ).value
+        _log_send(signature, f"held for late landing: {outcome}")
+        return SendTransactionResp(signature)
     outcome = context.ledger.submit(transaction, signatures_verified=not skip_preflight).value
     _log_send(signature, outcome)
     return SendTransactionResp(signature)

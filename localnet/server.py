@@ -207,6 +207,8 @@ class LocalnetServer:
                 AdminRoutes(endpoint.index, self._endpoints, self.ledger).add_to(app)
                 await endpoint.start(sock, app)
                 started += 1
+            for endpoint, faults in zip(self._endpoints, self.config.endpoint_faults, strict=False):
+                await endpoint.apply_faults(faults)
         except BaseException:
             # Sockets already serving belong to their endpoint now; _close() stops those.
             for sock in sockets[started:]:

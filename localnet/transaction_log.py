@@ -101,6 +101,15 @@ class TransactionLog:
         if history is not None and not history:
             del self._by_address[key]
 
+    def landed_after(self, slot: int) -> int:
+        """How many kept transactions landed in a slot after ``slot``."""
+        count = 0
+        for at, landed in reversed(self._by_slot.items()):  # newest first: stop at ``slot``
+            if at <= slot:
+                break
+            count += len(landed)
+        return count
+
     def count_in_slot(self, slot: int) -> int:
         return len(self._by_slot.get(slot, ()))
 
@@ -111,10 +120,13 @@ class TransactionLog:
         limit: int,
         before: Signature | None = None,
         until: Signature | None = None,
+        *,
+        oldest_slot: int = 0,
     ) -> list[LandedTransaction]:
         """Newest first, as ``getSignaturesForAddress`` lists them.
 
-        Starts below ``before`` (exclusive) and stops at ``until`` (exclusive).
+        Starts below ``before`` (exclusive) and stops at ``until`` (exclusive) or at the
+        first transaction older than ``oldest_slot``.
         """
         history: Sequence[LandedTransaction] = self._by_address.get(address, ())
         found: list[LandedTransaction] = []
@@ -123,7 +135,7 @@ class TransactionLog:
             if not started:
                 started = landed.signature == before
                 continue
-            if landed.signature == until or len(found) >= limit:
+            if landed.signature == until or len(found) >= limit or landed.slot < oldest_slot:
                 break
             if landed.slot <= newest_slot:
                 found.append(landed)

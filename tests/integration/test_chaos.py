@@ -1,6 +1,7 @@
 """`crank-node chaos` as a user runs it: bin/crank-node in a process of its own, three
-node processes, four markets, 45 seconds of orders and faults from a fixed seed; on
-an SQLite file, then on PostgreSQL.
+node processes, four markets, 45 seconds of orders and faults from a fixed seed, on
+50 ms slots (so that the faults lasting a blockhash's validity, 151 slots, fit with
+every other kind); on an SQLite file, then on PostgreSQL.
 
 The run must inject every kind of fault at least once, keep all five invariants
 (exit 0), settle every fill, and take a killed node's markets over.
@@ -25,7 +26,7 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"
 SEED = "7"  # every fault kind falls within 45 s with this seed (and any: see the unit tests)
-RUN = ("--nodes", "3", "--markets", "4", "--duration", "45", "--seed", SEED)
+RUN = ("--nodes", "3", "--markets", "4", "--duration", "45", "--seed", SEED, "--slot-ms", "50")
 
 
 def _chaos(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -49,16 +50,22 @@ def _check_a_good_run(report: dict[str, Any], output: str) -> None:
     assert counts["pending"] == counts["failed"] == 0, output
     assert report["longest_takeover"] is not None, output
     assert report["throughput"]["fills_per_s"] > 0
+    markers = report["markers"]
+    assert markers["all_accounted_for"] is True, output
+    assert markers["with_marker"] + markers["without_marker"] == counts["fills"], output
+    assert "every marker accounted for" in output
     assert "Result: OK (5 of 5 invariants hold)" in output
 
 
 def test_a_chaos_run_on_sqlite_injects_every_fault_and_keeps_every_invariant(
     tmp_path: Path,
 ) -> None:
-    """SIGKILL and restart, SIGSTOP past the TTL, RPC endpoints down, 429, lagging and
-    dropping sends, the SQLite write lock held by another process: afterwards every
-    fill is settled exactly once, no order overfilled, balances reconcile, fencing
-    tokens only increase, and no dead node holds a lease past its TTL."""
+    """SIGKILL and restart, SIGSTOP past the TTL, RPC endpoints down, 429, lagging,
+    dropping sends, holding them to the last blocks of validity, pruned, a late endpoint
+    beside a lagging one, one URL over disagreeing backends, the SQLite write lock held
+    by another process: afterwards every fill is settled exactly once (memos and
+    markers), no order overfilled, balances reconcile, fencing tokens only increase,
+    and no dead node holds a lease past its TTL."""
     result = _chaos(tmp_path)
     output = result.stdout + result.stderr
     assert result.returncode == 0, output

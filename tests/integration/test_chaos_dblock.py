@@ -31,9 +31,15 @@ def _touch(url: str) -> None:
 def test_the_holder_blocks_every_writer_until_it_is_ended(
     engine: Engine, database_url: str
 ) -> None:
+    """Started ahead, the holder is ready without locking (writes go through); told to
+    go, it locks and every write gives up busy; ended, writes go through again."""
     NodeRegistry(engine).register("n1", "host", 1)
     holder = DatabaseLock(database_url, 60.0, time.monotonic, child_environment())
     try:
+        assert holder.ready.wait(30), "the holder never got ready"
+        _touch(database_url)
+        assert holder.locked_at_s is None
+        holder.go()
         assert holder.locked.wait(30), "the holder never took the lock"
         assert holder.locked_at_s is not None
         with pytest.raises(DatabaseBusy):
@@ -42,3 +48,14 @@ def test_the_holder_blocks_every_writer_until_it_is_ended(
         problem = holder.end()
     assert problem == ""
     _touch(database_url)
+
+
+def test_a_holder_never_told_to_go_leaves_without_locking(
+    engine: Engine, database_url: str
+) -> None:
+    """A fault prepared but never started (the run stopped first): ending the holder
+    takes no lock and says so."""
+    holder = DatabaseLock(database_url, 60.0, time.monotonic, child_environment())
+    assert holder.ready.wait(30), "the holder never got ready"
+    assert holder.end() == "the lock was never taken (the holder was not told to go)"
+    assert holder.locked_at_s is None

@@ -23,6 +23,7 @@ from cli.chaos_lease_checks import (
     check_fencing,
     check_no_dead_holders,
 )
+from cli.chaos_marker_checks import FillMarker, MarkerAccounting, account_for_markers
 from cli.chaos_monitor import LeaseSpan
 from localnet.audit import ChainSettlements
 from market import Fill, Side
@@ -275,3 +276,71 @@ def test_a_lease_live_a_ttl_after_every_node_stopped_fails() -> None:
 
 def test_no_leases_seen_fails() -> None:
     assert not check_no_dead_holders([], [], ttl_s=TTL_S, slack_s=SLACK_S).ok
+
+
+# -- 1, from current state: every fill against its settlement marker -----------------------
+
+
+def _markers(*fills: FillMarker, existing: tuple[str, ...] = ()) -> MarkerAccounting:
+    return account_for_markers(list(fills), set(existing))
+
+
+def test_confirmed_fills_with_their_markers_on_chain_or_reclaimed_are_all_accounted_for() -> None:
+    """A marker on chain, or one reclaimed (its account closed by design), accounts for a
+    confirmed fill; fills whose attempts carry no marker (before markers) are counted,
+    not checked, and the invariant holds with the counts in its summary."""
+    accounted = _markers(
+        FillMarker("f1", "confirmed", frozenset({"M1"})),
+        FillMarker("f2", "confirmed", frozenset({"M2"}), reclaimed=True),
+        FillMarker("f3", "confirmed", frozenset()),
+        existing=("M1",),
+    )
+    assert accounted == MarkerAccounting(2, 1, 1, 1, ())
+    result = check_settled_once(
+        {"f1": "confirmed", "f2": "confirmed", "f3": "confirmed"},
+        ChainSettlements(Counter({"f1": 1, "f2": 1, "f3": 1})),
+        accounted,
+    )
+    assert result.ok, result
+    assert "markers: 1 on chain, 1 reclaimed, 1 fills without one" in result.summary
+    assert "every marker accounted for" in result.summary
+    assert result.to_json()["markers"]["all_accounted_for"] is True
+
+
+def test_a_confirmed_fill_whose_marker_is_gone_fails_even_when_the_memos_agree() -> None:
+    """History may say once, but the marker (current state) is missing and not reclaimed:
+    invariant 1 fails naming the fill and the marker."""
+    accounted = _markers(FillMarker("f1", "confirmed", frozenset({"M1"})))
+    result = check_settled_once(
+        {"f1": "confirmed"}, ChainSettlements(Counter({"f1": 1})), accounted
+    )
+    assert not result.ok
+    assert result.details == (
+        "fill f1: confirmed, but its marker M1 is not on chain and was not reclaimed",
+    )
+    assert "1 marker problems" in result.summary
+
+
+def test_a_marker_for_a_fill_not_settled_in_the_database_fails() -> None:
+    """The chain settled it (its marker exists) while the database says pending: found
+    from current state even when the node that saw the landing pruned its history."""
+    accounted = _markers(FillMarker("f1", "pending", frozenset({"M1"})), existing=("M1",))
+    assert accounted.problems == (
+        "fill f1: marker M1 on chain, but the settlement is pending in the database",
+    )
+    result = check_settled_once({"f1": "pending"}, ChainSettlements(), accounted)
+    assert not result.ok
+
+
+def test_attempts_of_one_fill_with_different_marker_addresses_fail() -> None:
+    """One fill, one marker: two addresses mean a second settlement could land."""
+    accounted = _markers(FillMarker("f1", "confirmed", frozenset({"M1", "M2"})), existing=("M1",))
+    assert accounted.problems == ("fill f1: its attempts carry 2 marker addresses",)
+
+
+def test_a_fill_settled_twice_fails_with_markers_too() -> None:
+    """Markers do not excuse a second successful transaction: at most one per fill."""
+    accounted = _markers(FillMarker("f1", "confirmed", frozenset({"M1"})), existing=("M1",))
+    result = check_settled_once({"f1": "confirmed"}, ChainSettlements(Counter({"f1": 2})), accounted)
+    assert not result.ok
+    assert result.details == ("fill f1: 2 transactions on chain (status confirmed)",)

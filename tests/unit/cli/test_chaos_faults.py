@@ -12,16 +12,19 @@ from cli.chaos_faults import (
     END_MARGIN_S,
     NODE_KINDS,
     RPC_KINDS,
+    VALIDITY_KINDS,
     WARMUP_S,
     FaultKind,
     PlannedFault,
     plan_faults,
 )
 from cli.chaos_scheduler import FaultScheduler
-from localnet import FaultError, Faults
+from localnet import VALID_BLOCKHASHES, FaultError, Faults
 from supervision.errors import CrankError
 
-SHAPE = {"duration_s": 45.0, "nodes": 3, "endpoints": 3, "takeover_s": 4.0}
+# As the suite's chaos run: 50 ms slots, so that a blockhash's validity (the long
+# faults' length) leaves room for every kind in 45 s.
+SHAPE = {"duration_s": 45.0, "nodes": 3, "endpoints": 3, "takeover_s": 4.0, "slot_ms": 50}
 
 
 def _overlap(a: PlannedFault, b: PlannedFault) -> bool:
@@ -56,9 +59,16 @@ def test_the_schedule_leaves_the_cluster_a_way_to_recover(seed: int) -> None:
     locks = [f for f in plan if f.kind is FaultKind.DB_LOCK]
     assert not any(_overlap(a, b) for a, b in combinations(nodes, 2))
     assert all(f.duration_s > SHAPE["takeover_s"] and 1 <= f.target <= 3 for f in nodes)
-    assert not any(_overlap(a, b) and a.target == b.target for a, b in combinations(rpc, 2))
+    assert not any(
+        _overlap(a, b) and set(a.endpoints) & set(b.endpoints) for a, b in combinations(rpc, 2)
+    )
     for fault in rpc:
-        at_once = {other.target for other in rpc if other.start_s <= fault.start_s < other.end_s}
+        at_once = {
+            endpoint
+            for other in rpc
+            if other.start_s <= fault.start_s < other.end_s
+            for endpoint in other.endpoints
+        }
         assert len(at_once) < SHAPE["endpoints"]
     assert not any(_overlap(a, b) for a, b in combinations(locks, 2))
     assert all(1.0 <= f.duration_s <= 4.0 for f in locks)
@@ -86,9 +96,55 @@ def test_each_rpc_kind_is_the_endpoint_fault_it_names() -> None:
         fault(FaultKind.NODE_KILL)
 
 
+def test_the_faults_that_settle_twice_are_planned_together_and_outlast_a_blockhash() -> None:
+    """rpc_late_and_lag holds sends on one endpoint while another lags more slots than the
+    sends are held back; the balancer puts a healthy, a lagging, a late and a pruned
+    backend behind one URL; both last a blockhash's validity and more; pruned history
+    forgets a few dozen slots."""
+    late = PlannedFault(
+        FaultKind.RPC_LATE_AND_LAG, 1.0, 10.0, 0, lag_slots=20, late_landing_blocks=4,
+        prune_history_slots=30, partner=2,
+    )  # fmt: skip
+    assert late.endpoints == (0, 2)
+    assert late.endpoint_plan() == {0: Faults(late_landing_blocks=4), 2: Faults(lag_slots=20)}
+    assert "endpoint 2 20 slots behind" in late.parameters()
+    assert late.to_json()["partner"] == 2
+    balancer = PlannedFault(
+        FaultKind.RPC_BALANCER, 1.0, 10.0, 1, lag_slots=20, late_landing_blocks=4,
+        prune_history_slots=30,
+    ).endpoint_faults()  # fmt: skip
+    assert balancer.backends == (
+        Faults(), Faults(lag_slots=20), Faults(late_landing_blocks=4),
+        Faults(prune_history_slots=30),
+    )  # fmt: skip
+    assert balancer.backend_choice == "random"
+    pruned = PlannedFault(FaultKind.RPC_PRUNED, 1.0, 2.0, 1, prune_history_slots=30)
+    assert pruned.endpoint_faults() == Faults(prune_history_slots=30)
+    for seed in range(10):
+        for fault in plan_faults(seed, **SHAPE):
+            if fault.kind in VALIDITY_KINDS:
+                assert fault.duration_s > VALID_BLOCKHASHES * SHAPE["slot_ms"] / 1000
+            if fault.kind is FaultKind.RPC_LATE_AND_LAG:
+                assert fault.partner not in (None, fault.target)
+                assert fault.lag_slots > fault.late_landing_blocks
+
+
+def test_with_two_endpoints_the_late_and_lag_pair_is_never_planned() -> None:
+    """It needs two endpoints and one left free: with two, every other kind still comes."""
+    plan = plan_faults(5, duration_s=120.0, nodes=3, endpoints=2, takeover_s=4.0, slot_ms=50)
+    kinds = {fault.kind for fault in plan}
+    assert FaultKind.RPC_LATE_AND_LAG not in kinds
+    assert set(RPC_KINDS) - {FaultKind.RPC_LATE_AND_LAG} <= kinds
+    assert all(len(fault.endpoints) == 1 for fault in plan if fault.kind in RPC_KINDS)
+
+
 class _Lock:
-    def __init__(self) -> None:
+    def __init__(self, calls: list[tuple[object, ...]]) -> None:
         self.locked_at_s: float | None = 1.5
+        self._calls = calls
+
+    def go(self) -> None:
+        self._calls.append(("go",))
 
     def end(self) -> str:
         return ""
@@ -125,18 +181,23 @@ class _Targets:
 
     def lock_database(self, hold_s: float) -> _Lock:
         self.calls.append(("lock", hold_s))
-        return _Lock()
+        return _Lock(self.calls)
 
 
 def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened() -> None:
     """Every event is due at once (the clock says 100 s): applied at its start, healed at
     its end, a heal before an apply at the same time; a fault that cannot be applied is
-    recorded so and never healed; a database lock counts from when it was taken."""
+    recorded so and never healed; a database lock's holder is started ahead (it is
+    slow to start on a loaded machine) and told to go at its start, and the lock
+    counts from when it was taken."""
     plan = (
         PlannedFault(FaultKind.NODE_KILL, 1.0, 5.0, 2),
         PlannedFault(FaultKind.RPC_DOWN, 2.0, 1.0, 0),
         PlannedFault(FaultKind.DB_LOCK, 3.0, 2.0, 0),
         PlannedFault(FaultKind.NODE_STOP, 6.0, 5.0, 3),
+        PlannedFault(
+            FaultKind.RPC_LATE_AND_LAG, 7.0, 1.0, 1, lag_slots=9, late_landing_blocks=2, partner=2
+        ),
     )
     targets = _Targets()
     scheduler = FaultScheduler(plan, targets, clock=lambda: 100.0)
@@ -144,9 +205,13 @@ def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened
     assert scheduler.done.wait(5)
     scheduler.stop()
     assert targets.calls == [
-        ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("lock", 2.0), ("restart", 2),
+        ("lock", 2.0), ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("go",),
+        ("restart", 2),
+        ("set", 1, Faults(late_landing_blocks=2)), ("set", 2, Faults(lag_slots=9)),
+        ("clear", 1), ("clear", 2),
     ]  # fmt: skip
-    kill, down, lock, stop = scheduler.injected
+    kill, down, lock, stop, pair = scheduler.injected
+    assert (pair.applied_at_s, pair.healed_at_s) == (100.0, 100.0)
     assert (kill.applied_at_s, kill.healed_at_s, kill.target) == (100.0, 100.0, "node_kill:2")
     assert (down.applied_at_s, down.healed_at_s) == (100.0, 100.0)
     assert (lock.applied_at_s, lock.healed_at_s, lock.problem) == (1.5, 100.0, "")
