@@ -170,7 +170,9 @@ def read_fill_markers(engine: Engine) -> list[FillMarker]:
             found = addresses.setdefault(row.id, set())
             if row.marker_address is not None:
                 found.add(row.marker_address)
-            if row.marker_state == "reclaimed":
+            # 'reclaiming': its reclaim was written and sent; the account is gone only if
+            # that reclaim landed (the reclaim actor's own rule for 'reclaimed').
+            if row.marker_state in ("reclaiming", "reclaimed"):
                 reclaimed.add(row.id)
     return [
         FillMarker(fill_id, status, frozenset(addresses[fill_id]), fill_id in reclaimed)

@@ -7,8 +7,9 @@ are left to the memo check) and whether the marker's rent was reclaimed; the
 chain says which of those addresses hold an account now. It holds when:
 
 - every confirmed settlement with a marker has its marker on chain, or a
-  ``settlement_markers`` row in state ``reclaimed`` (its rent went back: the
-  account is gone by design);
+  ``settlement_markers`` row in state ``reclaimed`` or ``reclaiming`` (its rent
+  went back, or its reclaim was sent and landed before the node stopped to see
+  it: the account is gone by design);
 - no marker exists for a fill that is not settled (a settlement that landed
   while the database thinks otherwise);
 - all attempts of one settlement carry one marker address (each fill has one).
@@ -33,7 +34,7 @@ class FillMarker:
     fill_id: str
     status: str  # its settlement's status ("none" without a settlement)
     addresses: frozenset[str]  # the marker addresses its attempts carry
-    reclaimed: bool = False  # settlement_markers says state 'reclaimed'
+    reclaimed: bool = False  # settlement_markers says 'reclaimed' or 'reclaiming'
 
 
 class MarkerAccounting(NamedTuple):
