@@ -64,15 +64,17 @@ def run(args: argparse.Namespace) -> int:
     except CrankError as error:
         node.emergency_stop()
         return _fail(str(error))
-    host, port = settings.http_host_port()
-    server = HealthServer(node, host, port)
     try:
+        server = HealthServer.from_settings(node, settings)
         server.start()
-    except OSError as error:
+    except (OSError, CrankError) as error:
         coordinator.run()
         return _fail(str(error))
-    log.bind(action="node.ready", http=f"{host}:{port}").info(
-        f"node {settings.instance_id} ready; health on http://{host}:{port}/health"
+    host, port = server.host, server.port
+    intake = f"{server.intake_host}:{server.intake_port}"
+    log.bind(action="node.ready", http=f"{host}:{port}", intake=intake).info(
+        f"node {settings.instance_id} ready; health on http://{host}:{port}/health, "
+        f"order intake on http://{intake}"
     )
     return _wait_and_stop(node, coordinator, server)
 

@@ -4,7 +4,7 @@ RpcRouter, OrderIntake behind the node's real HTTP server, and the CLI pointed a
 The maker has a base and a quote token account (associated, empty: intake checks mint
 and owner, funding is OrderMonitor's job); a stranger has a quote account of their own.
 The HTTP server is :class:`cli.health.HealthServer` over a stand-in node that has
-nothing but ``intake``.
+nothing but ``intake``; ``Desk.url`` is its public intake listener.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class Desk:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return f"http://127.0.0.1:{self.server.intake_port}"
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -178,8 +178,8 @@ def serve() -> Iterator[Any]:
     """Start a HealthServer over a stand-in node holding ``intake`` (stopped after)."""
     servers: list[HealthServer] = []
 
-    def start(intake: OrderIntake | None) -> HealthServer:
-        server = HealthServer(StandInNode(intake), "127.0.0.1", 0)  # type: ignore[arg-type]
+    def start(intake: OrderIntake | None, **options: Any) -> HealthServer:
+        server = HealthServer(StandInNode(intake), "127.0.0.1", 0, **options)  # type: ignore[arg-type]
         server.start()
         servers.append(server)
         return server
@@ -200,6 +200,7 @@ def desk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Desk:
     monkeypatch.delenv("CRANK_HTTP_ADDR", raising=False)
+    monkeypatch.delenv("CRANK_INTAKE_ADDR", raising=False)
     fixtures = localnet.fixtures
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
     market = Market(
