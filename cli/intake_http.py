@@ -192,7 +192,12 @@ class _Guard:
         except domain.MarketError as error:
             self.note_refusal(error)
             return error_response(error)
-        return await handler(request)
+        try:
+            return await handler(request)
+        except web.HTTPException as error:  # aiohttp's own 404/405: the same JSON shape
+            if error.status < 400:
+                raise
+            return json_error(error.status, "path", error.reason, type(error).__name__)
 
     def charge_maker(self, maker: str) -> None:
         wait_s = self.makers.take(maker, self.now_s())

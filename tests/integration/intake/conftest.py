@@ -15,8 +15,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -45,9 +46,17 @@ HTTP_TIMEOUT_S = 10.0
 
 @dataclass
 class StandInNode:
-    """What HealthServer's order routes read of the node: its ``intake``."""
+    """What HealthServer reads of the node: its ``intake``, and for the operator
+    listener its id and a health answer (always healthy: these tests are about HTTP)."""
 
     intake: OrderIntake | None
+    settings: Any = field(default_factory=lambda: SimpleNamespace(instance_id="stand-in"))
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        return "healthy", {}
+
+    def status(self) -> dict[str, Any]:
+        return {"node_id": "stand-in"}
 
 
 @dataclass
