@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     log = logger.bind(node_id=settings.instance_id)
     log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
     node = Node(settings, signers=(wallet,))
+    try:
+        # Before anything starts: an unusable operator token file is a bad configuration.
+        server = HealthServer.from_settings(node, settings)
+    except CrankError as error:
+        return _fail(str(error))
     coordinator = ShutdownCoordinator(
         node.shutdown_phases(), deadline_s=settings.shutdown_timeout_s
     )
@@ -65,9 +70,8 @@ def run(args: argparse.Namespace) -> int:
         node.emergency_stop()
         return _fail(str(error))
     try:
-        server = HealthServer.from_settings(node, settings)
         server.start()
-    except (OSError, CrankError) as error:
+    except OSError as error:
         coordinator.run()
         return _fail(str(error))
     host, port = server.host, server.port
