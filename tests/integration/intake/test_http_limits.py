@@ -19,7 +19,13 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 from cli.health import HealthServer
-from cli.http_server import HttpLimits, OperatorTokenError, read_token_file
+from cli.http_server import (
+    DESCRIPTOR_RESERVE,
+    HttpLimits,
+    OperatorTokenError,
+    descriptor_budget,
+    read_token_file,
+)
 from cli.intake import OrderIntake
 from cli.intake_http import IntakeLimits
 from market import Order, Side, SignedOrder, sign_order
@@ -264,3 +270,36 @@ def test_a_0600_token_file_is_read_without_its_newline(tmp_path: Path) -> None:
     assert read_token_file(path) == TOKEN
     with pytest.raises(OperatorTokenError, match="cannot be read"):
         read_token_file(tmp_path / "missing")
+
+
+# -- asyncio's own errors and descriptors ---------------------------------------------------
+
+
+def test_asyncio_errors_on_a_listener_loop_are_one_line_per_interval_without_tracebacks(
+    serve: Any, intake: OrderIntake, captured_logs: list[dict[str, Any]]
+) -> None:
+    """What asyncio reports when accept() runs out of descriptors, 500 times over: one
+    WARNING line (no traceback), all 500 counted, where asyncio's default handler
+    writes 500 tracebacks."""
+    server = serve(intake)
+    listener = server.intake
+    context = {"message": "socket.accept() out of system resource",
+               "exception": OSError(24, "Too many open files")}  # fmt: skip
+    for _ in range(500):
+        listener._loop_exception(None, context)  # noqa: SLF001  (the loop's handler itself)
+
+    assert server.stats()["intake"]["loop_errors"] == 500
+    lines = [r for r in captured_logs if r["extra"].get("action") == "http.loop_error"]
+    assert len(lines) == 1 and lines[0]["exception"] is None
+    assert "Too many open files" in lines[0]["message"]
+
+
+def test_the_connection_cap_stays_below_the_descriptor_limit() -> None:
+    """Asked for more connections than the process may open, the budget is the soft
+    descriptor limit less the reserve kept for the database, RPC and logs."""
+    import resource  # noqa: PLC0415
+
+    budget = descriptor_budget(10**7)
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert budget == soft - DESCRIPTOR_RESERVE
+    assert descriptor_budget(100) == 100
