@@ -217,7 +217,7 @@ class ChaosRun:
             scenario, seed=self.seed, now_s=time.time, cross_probability=CROSS_PROBABILITY
         )
         self.submitter = submitter = OrderSubmitter(
-            flow, nodes.urls, self.args.rate, post_timeout_s=POST_TIMEOUT_S,
+            flow, nodes.intake_urls, self.args.rate, post_timeout_s=POST_TIMEOUT_S,
             available=lambda index: faults.node_up(index + 1),
         )  # fmt: skip
         submitter.start()

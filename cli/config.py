@@ -73,8 +73,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             group.add_argument(
                 "--rpc-url", dest=key, action="append", metavar="URL", help=help_text + "; repeat"
             )
-        elif key == "trace":
-            group.add_argument("--trace", action=argparse.BooleanOptionalAction, help=help_text)
+        elif key in ("trace", "operator_allow_remote"):
+            group.add_argument(
+                "--" + key.replace("_", "-"), dest=key,
+                action=argparse.BooleanOptionalAction, help=help_text,
+            )  # fmt: skip
         else:
             group.add_argument(
                 "--" + key.replace("_", "-"), dest=key, metavar=_metavar(key), help=help_text

@@ -26,10 +26,14 @@ __all__ = ["DemoNodes", "InProcessNode", "NodeProcesses", "NodeSetup", "http_add
 
 
 class DemoNodes(Protocol):
-    """A running set of nodes, addressed by their HTTP base URLs."""
+    """A running set of nodes, addressed by their HTTP base URLs: ``urls`` their
+    operator listeners (/health, /status), ``intake_urls`` their order intake."""
 
     @property
     def urls(self) -> tuple[str, ...]: ...
+
+    @property
+    def intake_urls(self) -> tuple[str, ...]: ...
 
     def start(self, stop: threading.Event) -> None: ...
 
@@ -67,13 +71,16 @@ class InProcessNode:
         self.coordinator = ShutdownCoordinator(
             self.node.shutdown_phases(), deadline_s=self.settings.shutdown_timeout_s
         )
-        host, port = self.settings.http_host_port()
-        self.server = HealthServer(self.node, host, port)
+        self.server = HealthServer.from_settings(self.node, self.settings)
         self._started = False
 
     @property
     def urls(self) -> tuple[str, ...]:
         return (f"http://{_url_host(self.server.host)}:{self.server.port}",)
+
+    @property
+    def intake_urls(self) -> tuple[str, ...]:
+        return (f"http://{_url_host(self.server.intake_host)}:{self.server.intake_port}",)
 
     def start(self, stop: threading.Event) -> None:
         """Raises CrankError (database, configuration) or OSError (the HTTP port)."""

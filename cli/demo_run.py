@@ -86,7 +86,7 @@ class Demo:
         before = scenario.snapshot_balances(server)
         nodes = self._start_nodes(server)
         self._wait_for_markets_shared(engine, [m.market_id for m in scenario.markets])
-        tally, trading_s = self._trade(engine, scenario, nodes.urls)
+        tally, trading_s = self._trade(engine, scenario, nodes.intake_urls)
         self._drain(engine)
         elapsed_s = time.monotonic() - self.started_at
         which = "the node" if self.shape.nodes == 1 else f"the {self.shape.nodes} nodes"
@@ -138,6 +138,7 @@ class Demo:
             raise CrankError(f"cannot start the node: {error}") from None
         where = "in this process" if self.shape.nodes == 1 else "processes"
         _say(f"  nodes ({where}): {', '.join(nodes.urls)}  (crank-node status --url URL)")
+        _say(f"  order intake: {', '.join(nodes.intake_urls)}")
         _say(
             f"  workdir {self.workdir}: crank.db, wallet.json "
             f"(settlement authority and fee payer {self.wallet.pubkey()}), logs *.jsonl"

@@ -18,6 +18,7 @@ field at fault where there is one (:func:`cli.intake_errors.refusal`).
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 
 from loguru import logger
@@ -27,6 +28,7 @@ from sqlalchemy.engine import Engine
 import market as domain
 import storage
 from actors.rpc.client import RpcClient
+from cli.http_limits import LogLimiter, clip
 from cli.intake_accounts import read_order_accounts
 from cli.intake_errors import IntakeClosed, OrderNotCancellable, OrderNotFound
 from storage.models import ORDER_STATUSES
@@ -91,9 +93,7 @@ class OrderIntake:
         try:
             stored = self._accept(payload)
         except Exception as error:
-            logger.bind(action="intake.order_refused", field=getattr(error, "field", None)).info(
-                f"order refused: {error}"
-            )
+            _log_refusal(error)
             raise
         order = stored.order
         logger.bind(
@@ -212,3 +212,20 @@ class OrderIntake:
 
     def _now(self) -> int:
         return int(self.now_s())
+
+
+# One line per kind of refusal per interval: a flood of bad orders writes a line now
+# and then with a count, not one per order (and never the input whole).
+_REFUSAL_LOG = LogLimiter(interval_s=10.0)
+
+
+def _log_refusal(error: Exception) -> None:
+    field = getattr(error, "field", None)
+    shown_field = None if field is None else clip(str(field))
+    held = _REFUSAL_LOG.allow(f"{type(error).__name__}:{shown_field}", time.monotonic())
+    if held is None:
+        return
+    more = f" (and {held} more like it in the last interval)" if held else ""
+    logger.bind(action="intake.order_refused", field=shown_field, held_back=held).info(
+        f"order refused: {clip(str(error), 300)}{more}"
+    )

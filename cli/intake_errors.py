@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from cli.http_limits import clip, clip_reason
 from market.errors import MarketError
 from storage.errors import DuplicateEntry, MalformedRow, StorageError
 from supervision.errors import CrankError
@@ -75,13 +76,16 @@ def refusal(error: BaseException) -> Refusal:
 
     A storage failure other than a duplicate says only its kind (its message may
     name tables or the database): the details go to the log, not to the client.
+    What echoes the client's input (a field that is an unknown key, a value in a
+    reason) is cut (:func:`cli.http_limits.clip`): a 1 MB value is not sent back.
     """
     kind = type(error).__name__
     if isinstance(error, MarketError | IntakeError):
-        return Refusal(error.field, error.reason, kind)
+        field = None if error.field is None else clip(error.field)
+        return Refusal(field, clip_reason(error.reason), kind)
     if isinstance(error, DuplicateEntry):
         reason = _DUPLICATE_REASONS.get(error.field, "is already taken")
-        return Refusal(error.field, f"{reason} ({error.value!r})", kind)
+        return Refusal(clip(error.field), f"{reason} ({clip(repr(error.value))})", kind)
     if isinstance(error, MalformedRow):
         # The stored row itself failed (edited, or a value that does not decode): it is
         # quarantined, and this answer is about that order alone.

@@ -1,8 +1,8 @@
 """Talking to a running node's HTTP API from the command line (``crank-node order``).
 
 The base URL comes from ``--url`` (``HOST:PORT`` or a URL), else the node's
-HTTP address ``CRANK_HTTP_ADDR``, else 127.0.0.1:8787, as for
-``crank-node status``. Every answer is read as JSON: a 2xx is the result, a
+public intake address ``CRANK_INTAKE_ADDR``, else 127.0.0.1:8786 (the operator
+listener, ``CRANK_HTTP_ADDR``, serves /health and /status, not orders). Every answer is read as JSON: a 2xx is the result, a
 4xx the node's refusal (``{"error": {"field", "reason", "type"}}``); anything
 else (no connection, a timeout, a 5xx, an answer that is not a node's) is
 :class:`NodeUnreachable`.
@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from cli.status import DEFAULT_HTTP_ADDR, HTTP_ADDR_ENV
+INTAKE_ADDR_ENV = "CRANK_INTAKE_ADDR"
+DEFAULT_INTAKE_ADDR = "127.0.0.1:8786"  # cli.settings.DEFAULT_INTAKE_ADDR (a test keeps them equal)
 from supervision.errors import CrankError
 
 __all__ = ["NodeAnswer", "NodeClient", "NodeRefused", "NodeUnreachable", "node_base_url"]
@@ -51,7 +52,7 @@ class NodeAnswer:
 
 def node_base_url(url: str | None, environ: Mapping[str, str] = os.environ) -> str:
     """The node's base URL, without a trailing slash."""
-    given = url or environ.get(HTTP_ADDR_ENV) or DEFAULT_HTTP_ADDR
+    given = url or environ.get(INTAKE_ADDR_ENV) or DEFAULT_INTAKE_ADDR
     if "://" not in given:
         given = f"http://{given}"
     parts = urlsplit(given)
@@ -89,8 +90,9 @@ class NodeClient:
         except (urllib.error.URLError, OSError) as error:
             reason = getattr(error, "reason", error)
             raise NodeUnreachable(
-                f"nothing answers at {url} ({reason}); is the node running, and is its "
-                f"--http-addr / {HTTP_ADDR_ENV} the address given with --url?"
+                f"nothing answers at {url} ({reason}); is the node running, and is the "
+                f"address its --intake-addr / {INTAKE_ADDR_ENV} (orders) or its --http-addr "
+                f"(health, status)?"
             ) from None
 
 

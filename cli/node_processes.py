@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -39,6 +40,14 @@ KILL_WAIT_S = 10.0  # SIGKILL cannot be ignored: only a process stuck in the ker
 POLLING_INTERVAL_MS = 250
 MEMBERSHIP_INTERVAL_MS = 1_000
 DEFAULT_PREFIX = "demo-node"
+# The demo and chaos tools are their nodes' only client, from one address, sending
+# for many makers at once: the public listener's rate limits would only throttle them.
+UNLIMITED_RATES = {
+    "rate_limit_client_per_s": 1_000_000.0,
+    "rate_limit_client_burst": 1_000_000,
+    "rate_limit_maker_per_s": 1_000_000.0,
+    "rate_limit_maker_burst": 1_000_000,
+}
 
 
 def node_id(index: int, prefix: str = DEFAULT_PREFIX) -> str:
@@ -72,7 +81,9 @@ class NodeSetup:
         self.workdir = workdir
         self.overrides = dict(overrides or {})
 
-    def flags(self, instance_id: str, http_addr: str) -> dict[str, Any]:
+    def flags(
+        self, instance_id: str, http_addr: str, intake_addr: str = "127.0.0.1:0"
+    ) -> dict[str, Any]:
         """``{setting key: value}``, as :func:`cli.settings_layers.load_settings` takes them."""
         database = {"db_url": self.db_url} if self.db_url else {"db_path": str(self.db_path)}
         return {
@@ -81,6 +92,8 @@ class NodeSetup:
             "rpc_urls": list(self.rpc_urls),
             "wallet_path": str(self.wallet_path),
             "http_addr": http_addr,
+            "intake_addr": intake_addr,
+            **UNLIMITED_RATES,
             "polling_interval_ms": POLLING_INTERVAL_MS,
             "membership_interval_ms": MEMBERSHIP_INTERVAL_MS,
             "shutdown_timeout_ms": SHUTDOWN_TIMEOUT_MS,
@@ -91,15 +104,17 @@ class NodeSetup:
     def shutdown_timeout_s(self) -> float:
         return float(self.flags("", "")["shutdown_timeout_ms"]) / 1000
 
-    def settings(self, instance_id: str, http_addr: str) -> CrankSettings:
+    def settings(
+        self, instance_id: str, http_addr: str, intake_addr: str = "127.0.0.1:0"
+    ) -> CrankSettings:
         """The settings of an in-process node (CRANK_* variables are not read)."""
-        return load_settings(environ={}, flags=self.flags(instance_id, http_addr))
+        return load_settings(environ={}, flags=self.flags(instance_id, http_addr, intake_addr))
 
-    def arguments(self, instance_id: str, http_addr: str) -> list[str]:
+    def arguments(self, instance_id: str, http_addr: str, intake_addr: str) -> list[str]:
         """`crank-node run`'s arguments for a node process, logging warnings to stderr
         and everything from INFO up to its own JSON-lines file."""
         flags = {
-            **self.flags(instance_id, http_addr),
+            **self.flags(instance_id, http_addr, intake_addr),
             "log_level": "WARNING",
             "log_json_path": str(self.workdir / f"{instance_id}.jsonl"),
         }
@@ -126,13 +141,22 @@ class NodeProcesses:
     ) -> None:
         self._setup = setup
         self._addrs = tuple(addrs)
+        # Each node's public intake listener, on a port free now (its operator
+        # listener is at ``addrs``, where /health and /status are).
+        self._intake_addrs = tuple(f"127.0.0.1:{_free_port()}" for _ in self._addrs)
         self._prefix = prefix
         self._stderr_to_files = stderr_to_files
         self.processes: list[subprocess.Popen[bytes]] = []
 
     @property
     def urls(self) -> tuple[str, ...]:
+        """The nodes' operator listeners (/health, /status, /metrics)."""
         return tuple(f"http://{addr}" for addr in self._addrs)
+
+    @property
+    def intake_urls(self) -> tuple[str, ...]:
+        """The nodes' public intake listeners (/orders...)."""
+        return tuple(f"http://{addr}" for addr in self._intake_addrs)
 
     @property
     def ids(self) -> tuple[str, ...]:
@@ -148,8 +172,10 @@ class NodeProcesses:
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         instance_id, addr = self.ids[index - 1], self._addrs[index - 1]
+        intake_addr = self._intake_addrs[index - 1]
         command = [
-            sys.executable, "-m", "cli", "run", *self._setup.arguments(instance_id, addr)
+            sys.executable, "-m", "cli", "run",
+            *self._setup.arguments(instance_id, addr, intake_addr),
         ]  # fmt: skip
         stderr: IO[bytes] | None = None
         if self._stderr_to_files:
@@ -249,3 +275,9 @@ def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, stop: thread
         stop.wait(READY_POLL_S)
     if not stop.is_set():
         raise CrankError(f"the node at {url} did not answer /health within {READY_TIMEOUT_S:.0f}s")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])

@@ -9,8 +9,8 @@
 
 ``submit`` and ``cancel`` sign with the maker's keypair file (Solana CLI JSON,
 readable by its owner only); nothing secret is sent. Every action takes --url
-(the node's HTTP address; default http://$CRANK_HTTP_ADDR, else
-http://127.0.0.1:8787) and --json (print the node's JSON answer).
+(the node's intake address; default http://$CRANK_INTAKE_ADDR, else
+http://127.0.0.1:8786) and --json (print the node's JSON answer).
 
 Exit codes: 0 done; 1 refused (the error names the field and why, on stderr;
 nothing was stored); 2 bad usage; 3 the node cannot be reached or cannot take
@@ -65,7 +65,7 @@ _FLAGS = {
 def register(subparsers: Any) -> None:
     """Add the ``order`` command group to ``crank-node``'s subparsers."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--url", help="the node's HTTP address (default: $CRANK_HTTP_ADDR)")
+    common.add_argument("--url", help="the node's intake address (default: $CRANK_INTAKE_ADDR)")
     common.add_argument("--json", action="store_true", help="print the node's JSON answer")
     parser = subparsers.add_parser(
         "order",

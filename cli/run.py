@@ -55,6 +55,11 @@ def run(args: argparse.Namespace) -> int:
     log = logger.bind(node_id=settings.instance_id)
     log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
     node = Node(settings, signers=(wallet,))
+    try:
+        # Before anything starts: an unusable operator token file is a bad configuration.
+        server = HealthServer.from_settings(node, settings)
+    except CrankError as error:
+        return _fail(str(error))
     coordinator = ShutdownCoordinator(
         node.shutdown_phases(), deadline_s=settings.shutdown_timeout_s
     )
@@ -64,15 +69,16 @@ def run(args: argparse.Namespace) -> int:
     except CrankError as error:
         node.emergency_stop()
         return _fail(str(error))
-    host, port = settings.http_host_port()
-    server = HealthServer(node, host, port)
     try:
         server.start()
     except OSError as error:
         coordinator.run()
         return _fail(str(error))
-    log.bind(action="node.ready", http=f"{host}:{port}").info(
-        f"node {settings.instance_id} ready; health on http://{host}:{port}/health"
+    host, port = server.host, server.port
+    intake = f"{server.intake_host}:{server.intake_port}"
+    log.bind(action="node.ready", http=f"{host}:{port}", intake=intake).info(
+        f"node {settings.instance_id} ready; health on http://{host}:{port}/health, "
+        f"order intake on http://{intake}"
     )
     return _wait_and_stop(node, coordinator, server)
 

@@ -40,10 +40,13 @@ if TYPE_CHECKING:
     from actors.lock_actor import LockSettings
     from actors.rpc.config import RpcRouterConfig
     from actors.settlement import SettlementSettings
+    from cli.http_server import HttpLimits
+    from cli.intake_http import IntakeLimits
     from market import PriorityFeePolicy
 
 __all__ = [
     "DEFAULT_HTTP_ADDR",
+    "DEFAULT_INTAKE_ADDR",
     "DEFAULT_RPC_URL",
     "ConfigFileError",
     "CrankSettings",
@@ -59,7 +62,8 @@ ENV_PREFIX = "CRANK_"
 ENV_RPC_URLS = "CRANK_RPC_URLS"
 ENV_RPC_ROLES = ("CRANK_RPC_PRIMARY", "CRANK_RPC_SECONDARY", "CRANK_RPC_TERTIARY")
 DEFAULT_RPC_URL = "http://127.0.0.1:8899"  # a local validator's (and localnet's) first port
-DEFAULT_HTTP_ADDR = "127.0.0.1:8787"
+DEFAULT_HTTP_ADDR = "127.0.0.1:8787"  # the operator listener: /health, /status, /metrics
+DEFAULT_INTAKE_ADDR = "127.0.0.1:8786"  # the public intake listener: /orders...
 DEFAULT = "default"
 DB_PATH = "db_path"  # an input-only key: an SQLite file, stored as db_url
 _NOT_SHOWN: Any = object()  # a Problem about several values (a conflict) shows none
@@ -151,7 +155,46 @@ class CrankSettings(BaseSettings):
         30000, "how long a failing RPC endpoint is paused before a probe", upper=HOUR_MS
     )
     trace: bool = Field(default=False, description="log every actor message (trace lines)")
-    http_addr: str = Field(DEFAULT_HTTP_ADDR, description="HOST:PORT of /health, /status, /metrics")
+    # The operator listener off loopback: both needed (validated with http_addr, declared first so its check sees them).
+    operator_allow_remote: bool = Field(
+        default=False, description="let http_addr be other than loopback (needs a token file)"
+    )
+    operator_token_file: Path | None = Field(
+        default=None, description="file (mode 0600) holding the operator listener's bearer token"
+    )
+    http_addr: str = Field(
+        DEFAULT_HTTP_ADDR,
+        description="HOST:PORT of the operator listener: /health, /status, /metrics",
+    )
+    intake_addr: str = Field(
+        DEFAULT_INTAKE_ADDR, description="HOST:PORT of the public order intake listener"
+    )
+    # The intake listener's limits (cli/http_server.py, cli/intake_http.py).
+    http_header_timeout_ms: int = _ms(10000, "time to receive a request head", upper=MINUTE_MS)
+    http_body_timeout_ms: int = _ms(10000, "time to receive a request body", upper=MINUTE_MS)
+    http_idle_timeout_ms: int = _ms(
+        30000, "an idle keep-alive connection is closed after this", upper=10 * MINUTE_MS
+    )
+    # A signed order is under 2 KB; 16 KiB leaves room, and 1 MiB is far past any use.
+    http_max_body_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="largest request body (413 above)"
+    )
+    http_max_connections: int = Field(
+        1024, ge=16, le=1_000_000,
+        description="intake connections held at once (also kept below the descriptor limit)",
+    )  # fmt: skip
+    rate_limit_client_per_s: float = Field(
+        50.0, gt=0, le=1_000_000, description="intake requests per second per client address"
+    )
+    rate_limit_client_burst: int = Field(
+        100, ge=1, le=1_000_000, description="requests a client address may send at once"
+    )
+    rate_limit_maker_per_s: float = Field(
+        10.0, gt=0, le=1_000_000, description="signed orders and cancels per second per maker"
+    )
+    rate_limit_maker_burst: int = Field(
+        20, ge=1, le=1_000_000, description="signed requests a maker may send at once"
+    )
     log_level: str = Field("INFO", description=f"stderr log level: {', '.join(LOG_LEVELS)}")
     log_json_path: Path | None = Field(default=None, description="JSON-lines log file (rotated)")
     lease_ttl_ms: int = _ms(
@@ -266,17 +309,19 @@ class CrankSettings(BaseSettings):
             raise ValueError("lists the same URL twice")
         return value
 
-    @field_validator("wallet_path", "log_json_path", mode="before")
+    @field_validator("wallet_path", "log_json_path", "operator_token_file", mode="before")
     @classmethod
     def _check_path(cls, value: Any) -> Any:
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty")
         return Path(value).expanduser() if isinstance(value, str | Path) else value
 
-    @field_validator("http_addr")
+    @field_validator("http_addr", "intake_addr")
     @classmethod
-    def _check_http_addr(cls, value: str) -> str:
+    def _check_http_addr(cls, value: str, info: ValidationInfo) -> str:
         host, port = _split_host_port(value)
+        if info.field_name == "http_addr":
+            _check_operator_exposure(host, info.data)
         return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
     @field_validator("log_level")
@@ -330,6 +375,35 @@ class CrankSettings(BaseSettings):
     def http_host_port(self) -> tuple[str, int]:
         """``http_addr`` as the (host, port) a server binds (IPv6 without brackets)."""
         return _split_host_port(self.http_addr)
+
+    def intake_host_port(self) -> tuple[str, int]:
+        """``intake_addr`` as the (host, port) a server binds (IPv6 without brackets)."""
+        return _split_host_port(self.intake_addr)
+
+    def http_limits(self) -> HttpLimits:
+        """The intake listener's connection limits (before the descriptor budget)."""
+        from cli.http_server import HttpLimits  # noqa: PLC0415  (aiohttp is slow to import)
+
+        return HttpLimits(
+            header_timeout_s=self.http_header_timeout_ms / 1000,
+            body_timeout_s=self.http_body_timeout_ms / 1000,
+            idle_timeout_s=self.http_idle_timeout_ms / 1000,
+            max_body_bytes=self.http_max_body_bytes,
+            max_connections=self.http_max_connections,
+        )
+
+    def intake_limits(self) -> IntakeLimits:
+        """Intake's body limits and its per-client and per-maker token buckets."""
+        from cli.intake_http import IntakeLimits  # noqa: PLC0415  (aiohttp is slow to import)
+
+        return IntakeLimits(
+            max_body_bytes=self.http_max_body_bytes,
+            body_timeout_s=self.http_body_timeout_ms / 1000,
+            client_rate_per_s=self.rate_limit_client_per_s,
+            client_burst=self.rate_limit_client_burst,
+            maker_rate_per_s=self.rate_limit_maker_per_s,
+            maker_burst=self.rate_limit_maker_burst,
+        )
 
     @property
     def shutdown_timeout_s(self) -> float:
@@ -460,6 +534,26 @@ def _rpc_url_problem(url: str) -> str | None:
     if parts.scheme not in ("http", "https"):
         return "must be an http:// or https:// URL"
     return None if host else "has no host"
+
+
+def _check_operator_exposure(host: str, data: Mapping[str, Any]) -> None:
+    """/status and /metrics off loopback only when asked for twice: the flag, and a
+    token file (whose permissions are checked when the node reads it at start)."""
+    from cli.http_server import is_loopback  # noqa: PLC0415  (aiohttp is slow to import)
+
+    if is_loopback(host):
+        return
+    if not data.get("operator_allow_remote"):
+        raise ValueError(
+            "is not loopback: the operator listener (/health, /status, /metrics) would "
+            "answer the network; set operator_allow_remote and operator_token_file to mean "
+            "it, or keep it on 127.0.0.1 (intake_addr is the listener for makers)"
+        )
+    if data.get("operator_token_file") is None:
+        raise ValueError(
+            "is not loopback: operator_token_file must name the file (mode 0600) holding "
+            "the bearer token the operator listener then requires"
+        )
 
 
 def _split_host_port(value: str) -> tuple[str, int]:

@@ -32,6 +32,10 @@ class NodeProcess:
         """``env``: CRANK_* variables for this node (the test's own are not passed on)."""
         inherited = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
         env = {**inherited, **(env or {})}
+        if "--intake-addr" not in args and "CRANK_INTAKE_ADDR" not in env:
+            # The intake listener's default port is fixed: tests running at once would
+            # fight over it. A port the system chooses (the ready line names it).
+            args = (*args, "--intake-addr", "127.0.0.1:0")
         self.process = subprocess.Popen(
             [sys.executable, str(CRANK_NODE), "run", *args],
             stdout=subprocess.DEVNULL,

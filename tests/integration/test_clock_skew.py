@@ -82,7 +82,8 @@ class SkewDesk:
     engine: Engine
     scenario: Scenario
     wallet_path: Path
-    http_port: int
+    http_port: int  # the operator listener (health)
+    intake_port: int  # the public listener (orders)
 
     def db_now_s(self) -> int:
         with storage.read_transaction(self.engine, "test.now") as connection:
@@ -105,7 +106,7 @@ class SkewDesk:
     def submit(self, signed: SignedOrder) -> tuple[int, Any]:
         """(status, body) of POST /orders on the node."""
         request = urllib.request.Request(
-            f"http://127.0.0.1:{self.http_port}/orders",
+            f"http://127.0.0.1:{self.intake_port}/orders",
             data=json.dumps(signed.to_json()).encode(),
             method="POST",
             headers={"Content-Type": "application/json"},
@@ -132,6 +133,7 @@ class SkewDesk:
         return NodeProcess(
             "--instance-id", f"skewed{offset}", "--rpc-url", self.localnet.url,
             "--wallet-path", str(self.wallet_path), "--http-addr", f"127.0.0.1:{self.http_port}",
+            "--intake-addr", f"127.0.0.1:{self.intake_port}",
             "--polling-interval-ms", "100", "--lease-ttl-ms", str(TTL_MS),
             "--settlement-claim-ttl-ms", str(TTL_MS), "--membership-interval-ms", "500",
             env={"CRANK_DB_URL": self.db_url, **faketime_env(offset)},
@@ -149,7 +151,7 @@ def desk(tmp_path: Path, localnet: LocalnetServer, pg_url: str) -> Iterator[Skew
             localnet, engine, markets=1, makers=4, settlement_authority=wallet, fee_payer=wallet,
             base_atoms_per_maker=10**9, quote_atoms_per_maker=10**12, seed=3,
         )  # fmt: skip
-        yield SkewDesk(localnet, pg_url, engine, scenario, wallet_path, free_port())
+        yield SkewDesk(localnet, pg_url, engine, scenario, wallet_path, free_port(), free_port())
     finally:
         engine.dispose()
 

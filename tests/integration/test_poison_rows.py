@@ -259,7 +259,7 @@ def test_a_poison_row_is_quarantined_and_the_node_and_both_markets_keep_settling
         assert status == 200 and health["status"] == "degraded", health
         assert health["components"]["database"]["quarantined"] >= 1, health
         if poison == "edited order":
-            _check_intake_answers_for_that_order_only(server.port, row_id, desk)
+            _check_intake_answers_for_that_order_only(server.intake_port, row_id, desk)
     finally:
         server.stop()
         reports = ShutdownCoordinator(node.shutdown_phases(), deadline_s=60).run()

@@ -4,7 +4,7 @@ RpcRouter, OrderIntake behind the node's real HTTP server, and the CLI pointed a
 The maker has a base and a quote token account (associated, empty: intake checks mint
 and owner, funding is OrderMonitor's job); a stranger has a quote account of their own.
 The HTTP server is :class:`cli.health.HealthServer` over a stand-in node that has
-nothing but ``intake``.
+nothing but ``intake``; ``Desk.url`` is its public intake listener.
 """
 
 from __future__ import annotations
@@ -15,8 +15,9 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -45,9 +46,17 @@ HTTP_TIMEOUT_S = 10.0
 
 @dataclass
 class StandInNode:
-    """What HealthServer's order routes read of the node: its ``intake``."""
+    """What HealthServer reads of the node: its ``intake``, and for the operator
+    listener its id and a health answer (always healthy: these tests are about HTTP)."""
 
     intake: OrderIntake | None
+    settings: Any = field(default_factory=lambda: SimpleNamespace(instance_id="stand-in"))
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        return "healthy", {}
+
+    def status(self) -> dict[str, Any]:
+        return {"node_id": "stand-in"}
 
 
 @dataclass
@@ -80,7 +89,7 @@ class Desk:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.port}"
+        return f"http://127.0.0.1:{self.server.intake_port}"
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -178,8 +187,8 @@ def serve() -> Iterator[Any]:
     """Start a HealthServer over a stand-in node holding ``intake`` (stopped after)."""
     servers: list[HealthServer] = []
 
-    def start(intake: OrderIntake | None) -> HealthServer:
-        server = HealthServer(StandInNode(intake), "127.0.0.1", 0)  # type: ignore[arg-type]
+    def start(intake: OrderIntake | None, **options: Any) -> HealthServer:
+        server = HealthServer(StandInNode(intake), "127.0.0.1", 0, **options)  # type: ignore[arg-type]
         server.start()
         servers.append(server)
         return server
@@ -200,6 +209,7 @@ def desk(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Desk:
     monkeypatch.delenv("CRANK_HTTP_ADDR", raising=False)
+    monkeypatch.delenv("CRANK_INTAKE_ADDR", raising=False)
     fixtures = localnet.fixtures
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
     market = Market(

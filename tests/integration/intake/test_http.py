@@ -186,7 +186,8 @@ def test_a_malformed_order_document_is_400_naming_the_field(
         pytest.param(b"{not json", "body", id="not_json"),
         pytest.param(b"\xff\xfe", "body", id="not_utf8"),
         pytest.param(b'{"nonce": ' + b"9" * 5_000 + b"}", "body", id="integer_of_5000_digits"),
-        pytest.param(b"[" * 100_000 + b"]" * 100_000, "body", id="nested_100000_deep"),
+        # Within the 16 KiB body bound (a bigger body is 413: test_http_abuse.py).
+        pytest.param(b"[" * 8_000 + b"]" * 8_000, "body", id="nested_8000_deep"),
         pytest.param(b"[1, 2]", "order", id="an_array"),
         pytest.param(b"null", "order", id="null"),
     ],

@@ -92,11 +92,13 @@ def test_node_processes_get_the_same_settings_as_flags_as_an_in_process_node(
     repeated, and log warnings to stderr and the rest to the node's own file."""
     setup = NodeSetup(tmp_path / "crank.db", ("http://a:1", "http://b:2"), tmp_path / "w.json",
                       tmp_path)  # fmt: skip
-    arguments = setup.arguments("demo-node-2", "127.0.0.1:9001")
+    arguments = setup.arguments("demo-node-2", "127.0.0.1:9001", "127.0.0.1:9101")
     pairs = list(zip(arguments[::2], arguments[1::2], strict=True))
     assert ("--rpc-url", "http://a:1") in pairs and ("--rpc-url", "http://b:2") in pairs
     assert ("--db-path", str(tmp_path / "crank.db")) in pairs
     assert ("--instance-id", "demo-node-2") in pairs
+    assert ("--http-addr", "127.0.0.1:9001") in pairs
+    assert ("--intake-addr", "127.0.0.1:9101") in pairs
     assert ("--log-level", "WARNING") in pairs
     assert ("--log-json-path", str(tmp_path / "demo-node-2.jsonl")) in pairs
     settings = setup.settings("demo-node-1", "127.0.0.1:0")

@@ -74,16 +74,18 @@ def test_intake_errors_default_to_their_docstring() -> None:
 @pytest.mark.parametrize(
     ("given", "environ", "expected"),
     [
-        (None, {}, "http://127.0.0.1:8787"),
-        (None, {"CRANK_HTTP_ADDR": "10.0.0.5:9000"}, "http://10.0.0.5:9000"),
-        ("127.0.0.1:9", {"CRANK_HTTP_ADDR": "10.0.0.5:9000"}, "http://127.0.0.1:9"),
+        (None, {}, "http://127.0.0.1:8786"),
+        (None, {"CRANK_INTAKE_ADDR": "10.0.0.5:9000"}, "http://10.0.0.5:9000"),
+        (None, {"CRANK_HTTP_ADDR": "10.0.0.5:9000"}, "http://127.0.0.1:8786"),
+        ("127.0.0.1:9", {"CRANK_INTAKE_ADDR": "10.0.0.5:9000"}, "http://127.0.0.1:9"),
         ("https://node.example/", {}, "https://node.example"),
     ],
 )
-def test_the_node_url_comes_from_the_flag_then_crank_http_addr_then_the_default(
+def test_the_order_url_comes_from_the_flag_then_crank_intake_addr_then_the_default(
     given: str | None, environ: dict[str, str], expected: str
 ) -> None:
-    """--url wins over CRANK_HTTP_ADDR, which wins over 127.0.0.1:8787."""
+    """--url wins over CRANK_INTAKE_ADDR, which wins over 127.0.0.1:8786 (the intake
+    listener's default); CRANK_HTTP_ADDR is the operator listener's, not for orders."""
     assert node_base_url(given, environ) == expected
 
 

@@ -77,7 +77,10 @@ def test_loading_touches_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         ("CRANK_ERROR_THRESHOLD", "9", "error_threshold", 9),
         ("CRANK_PAUSE_DURATION_MS", "1500", "pause_duration_ms", 1500),
         ("CRANK_TRACE", "true", "trace", True),
-        ("CRANK_HTTP_ADDR", "0.0.0.0:9000", "http_addr", "0.0.0.0:9000"),
+        ("CRANK_HTTP_ADDR", "127.0.0.2:9000", "http_addr", "127.0.0.2:9000"),
+        ("CRANK_INTAKE_ADDR", "0.0.0.0:9000", "intake_addr", "0.0.0.0:9000"),
+        ("CRANK_HTTP_MAX_BODY_BYTES", "4096", "http_max_body_bytes", 4096),
+        ("CRANK_RATE_LIMIT_MAKER_PER_S", "2.5", "rate_limit_maker_per_s", 2.5),
         ("CRANK_LOG_LEVEL", "debug", "log_level", "DEBUG"),
         (
             "CRANK_LOG_JSON_PATH",
@@ -169,6 +172,12 @@ def test_a_secondary_rpc_without_a_primary_is_refused() -> None:
         ({"CRANK_TRACE": "perhaps"}, "trace", "valid boolean"),
         ({"CRANK_HTTP_ADDR": "localhost"}, "http_addr", "HOST:PORT"),
         ({"CRANK_HTTP_ADDR": "127.0.0.1:70000"}, "http_addr", "0..65535"),
+        ({"CRANK_HTTP_ADDR": "0.0.0.0:8787"}, "http_addr", "set operator_allow_remote"),
+        ({"CRANK_HTTP_ADDR": "[::]:8787"}, "http_addr", "is not loopback"),
+        ({"CRANK_INTAKE_ADDR": "nowhere"}, "intake_addr", "HOST:PORT"),
+        ({"CRANK_HTTP_MAX_BODY_BYTES": "1073741824"}, "http_max_body_bytes", "less than or equal"),
+        ({"CRANK_HTTP_HEADER_TIMEOUT_MS": "0"}, "http_header_timeout_ms", "greater than 0"),
+        ({"CRANK_RATE_LIMIT_CLIENT_PER_S": "0"}, "rate_limit_client_per_s", "greater than 0"),
         ({"CRANK_LOG_LEVEL": "LOUD"}, "log_level", "not a log level"),
         ({"CRANK_RPC_URLS": "ws://rpc:1"}, "rpc_urls", "http:// or https://"),
         ({"CRANK_RPC_URLS": "http://a:1,http://a:1"}, "rpc_urls", "same URL twice"),
@@ -298,3 +307,15 @@ def test_the_settings_object_is_immutable() -> None:
     settings = load()
     with pytest.raises(ValueError, match="frozen"):
         settings.polling_interval_ms = 5  # type: ignore[misc]
+
+
+def test_a_remote_operator_address_needs_the_flag_and_a_token_file_both() -> None:
+    """http_addr off loopback is refused with the flag alone (no token file named), and
+    accepted with both; intake_addr may be 0.0.0.0 without either (it faces makers)."""
+    remote = {"CRANK_HTTP_ADDR": "0.0.0.0:8787", "CRANK_OPERATOR_ALLOW_REMOTE": "true"}
+    error = problem_for(remote)
+    assert [problem.key for problem in error.problems] == ["http_addr"]
+    assert "operator_token_file" in error.problems[0].reason
+    settings = load({**remote, "CRANK_OPERATOR_TOKEN_FILE": "/etc/crank/token"})
+    assert settings.operator_token_file == Path("/etc/crank/token")
+    assert load({"CRANK_INTAKE_ADDR": "0.0.0.0:8786"}).intake_host_port() == ("0.0.0.0", 8786)
