@@ -169,7 +169,7 @@ def test_a_node_an_hour_off_takes_orders_by_the_database_clock(
     live = desk.order(0, Side.SELL, now_s + LEFT_S)
     node = desk.node(offset)
     try:
-        node.wait_for_line("serving health on", timeout_s=90)
+        node.wait_for_line("node.ready", timeout_s=90)
         late_status, late_body = desk.submit(late)
         live_status, live_body = desk.submit(live)
     finally:
