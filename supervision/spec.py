@@ -8,9 +8,12 @@ The vocabulary is Erlang/OTP's (``supervisor`` behaviour):
 * strategy: ``one_for_one`` restarts only the child that exited,
   ``one_for_all`` stops the others (in reverse order) and restarts all,
   ``rest_for_one`` stops and restarts the exited child and every child after
-  it in start order;
+  it in start order. "All" is OTP's: every child still in the list, so also a
+  transient child that had ended normally (a temporary one that ended is gone);
 * intensity: at most ``max_restarts`` restarts in ``within_s`` seconds, past
-  which the supervisor stops all its children and fails to its parent.
+  which the supervisor stops all its children and exits with reason
+  ``shutdown``: its parent restarts it only if it is permanent (and counts that
+  restart), as OTP does; at the root the process exits non-zero.
 
 Backoff between restarts is Akka's BackoffSupervisor idea (min, max, random
 factor), which OTP does not have.
