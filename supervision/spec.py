@@ -59,6 +59,20 @@ class RestartType(enum.Enum):
 
 
 class Strategy(enum.Enum):
+    """OTP's restart strategies, with OTP's outcomes: which children run, and how
+    often each was started, after any sequence of crashes and normal exits, as
+    Erlang/OTP 25's ``supervisor`` on the same tree (checked by
+    ``tests/integration/supervision/test_otp_differential.py``).
+
+    Deliberate differences, all about *when*, not *what*: a restart waits for the
+    child's :class:`BackoffPolicy` delay (OTP restarts at once); a child that
+    does not answer a liveness ping is treated as crashed (OTP has no pings); a
+    restart that fails to start is handled as a new abnormal exit, after its
+    backoff (OTP retries through its own mailbox at once; both charge the
+    intensity); the intensity window is continuous, so a restart exactly
+    ``within_s`` old no longer counts (OTP counts whole seconds, inclusively).
+    """
+
     ONE_FOR_ONE = "one_for_one"
     ONE_FOR_ALL = "one_for_all"
     REST_FOR_ONE = "rest_for_one"
