@@ -14,6 +14,7 @@
 %%   step Id Index Path=Alive/Starts Path=Alive/Starts ...
 %% for every node of the tree in depth-first order, Alive 1 or 0, Starts the
 %% number of times that node's init ran. Step index 0 is the state after start.
+%% The last line is "done" and the OTP release.
 -module(otp_reference).
 -mode(compile).
 -export([main/1, init/1, handle_call/3, handle_cast/2, handle_info/2]).
@@ -27,7 +28,7 @@ main([File]) ->
     ets:new(?STARTS, [named_table, public, set]),
     {ok, Scenarios} = file:consult(File),
     lists:foreach(fun run/1, Scenarios),
-    io:format("done~n"),
+    io:format("done ~s~n", [erlang:system_info(otp_release)]),
     halt(0);
 main(_) ->
     io:format(standard_error, "usage: otp_reference.escript SCENARIO_FILE~n", []),
