@@ -37,7 +37,7 @@ from pykka._envelope import Envelope
 from supervision.actor import ActorExit, CrankActor, ExitReason, Ping, ShutdownExit
 from supervision.children import Child, ChildStartFailed, ChildState, abandon
 from supervision.clock import Clock
-from supervision.handle import ActorHandle
+from supervision.handle import ActorHandle, HandleState
 from supervision.introspection import ChildSnapshot, GetSnapshot, SupervisorSnapshot
 from supervision.mailbox import MailboxClosed
 from supervision.spec import (
@@ -269,14 +269,30 @@ class Supervisor(CrankActor):
         else:
             description = f"{report.reason.value}: {report.error!r}"
             child.record_failure(description)
-        self._handle_exit(child, report.reason.abnormal, list(report.leftovers), description)
+        self._handle_exit(
+            child,
+            report.reason.abnormal,
+            list(report.leftovers),
+            description,
+            loud=report.reason is not ExitReason.NORMAL,
+        )
+        if isinstance(current, Supervisor) and child.state is ChildState.TERMINATED:
+            # A nested supervisor that gave up left its children's handles buffering
+            # for its next instance; none will come.
+            current.close_handles(f"{current.name} gave up and is not restarted")
         self._publish("exit_handled", child.path)
 
     def _handle_exit(
-        self, child: Child, abnormal: bool, leftovers: list[Envelope[Any]], description: str
+        self,
+        child: Child,
+        abnormal: bool,
+        leftovers: list[Envelope[Any]],
+        description: str,
+        *,
+        loud: bool = True,
     ) -> None:
         log = logger.bind(action="supervisor.child_exited", child=child.path, abnormal=abnormal)
-        (log.warning if abnormal else log.info)(f"{child.path} {description}")
+        (log.warning if loud else log.info)(f"{child.path} {description}")
         self._publish("child_exited", child.path, description)
         if not child.spec.restart.restarts_after(abnormal):
             child.handle.close(leftovers, reason=f"{child.spec.restart.value} child exited")
@@ -398,6 +414,13 @@ class Supervisor(CrankActor):
             else:
                 child.handle.detach(leftovers)
             child.state = ChildState.STOPPED
+
+    def close_handles(self, reason: str) -> None:
+        """Called by the parent, once this (ended) instance will not be restarted:
+        its children's handles stop buffering and turn messages into dead letters."""
+        for child in self._children.values():
+            if child.handle.state is not HandleState.STOPPED:
+                child.handle.close(reason=reason)
 
     def _remove(self, child_id: str) -> bool:
         child = self._children.get(child_id)

@@ -7,10 +7,12 @@ from supervision import (
     BackoffPolicy,
     ChildSpec,
     GetSnapshot,
+    HandleState,
     ManualClock,
     RestartIntensity,
     RestartType,
     RootRunner,
+    SendResult,
     Strategy,
     SupervisionEvent,
     Supervisor,
@@ -211,6 +213,18 @@ def test_a_transient_supervisor_that_gives_up_stays_down_and_costs_its_parent_no
     tree = runner.handle.ask(GetSnapshot()).get(timeout=5)
     assert [(c.id, c.state) for c in tree.children] == [("s", "terminated")]
     assert not runner.wait(0), "the root must keep running"
+    assert runner.stop(10) == 0
+
+
+def test_the_workers_of_a_supervisor_left_down_take_no_more_messages(recorder: Recorder) -> None:
+    """Once its parent leaves a supervisor that gave up down, its children's handles stop
+    buffering for an instance that will never come: a tell is a dead letter at once."""
+    clock = ManualClock()
+    runner, x = _nested(recorder, clock, RestartType.TRANSIENT, root_max_restarts=3)
+    x.handle.tell(Crash())
+    recorder.wait_for(lambda ev: any(map(handled("root/s"), ev)))
+    assert x.handle.state is HandleState.STOPPED
+    assert x.handle.tell(Echo("anyone?")) is SendResult.DEAD_LETTER
     assert runner.stop(10) == 0
 
 
