@@ -1,6 +1,14 @@
 """OTP-style supervision, timers, mailboxes and message tracing on pykka."""
 
-from supervision.actor import ActorExit, CrankActor, ExitReason, SelfAddress, StartFailed, launch
+from supervision.actor import (
+    ActorExit,
+    CrankActor,
+    ExitReason,
+    SelfAddress,
+    ShutdownExit,
+    StartFailed,
+    launch,
+)
 from supervision.children import ChildStartFailed, ChildState
 from supervision.clock import REAL_CLOCK, Clock, ManualClock, RealClock
 from supervision.deadletters import DEAD_LETTERS, DeadLetters
@@ -54,6 +62,7 @@ __all__ = [
     "RestartType",
     "RootRunner",
     "SelfAddress",
+    "ShutdownExit",
     "SendResult",
     "StartFailed",
     "Strategy",

@@ -59,6 +59,7 @@ __all__ = [
     "ExitReason",
     "Ping",
     "SelfAddress",
+    "ShutdownExit",
     "StartFailed",
     "launch",
 ]
@@ -68,14 +69,23 @@ class StartFailed(CrankError):
     """The actor failed to start."""
 
 
+class ShutdownExit(CrankError):
+    """The actor ended itself with OTP's ``shutdown`` reason."""
+
+
 class ExitReason(enum.Enum):
     NORMAL = "normal"  # stopped by request, or stopped itself
+    # Raised ShutdownExit while handling a tell: OTP's exit reason ``shutdown``,
+    # which a supervisor that gave up exits with (supervisor.erl: {stop, shutdown, _}).
+    SHUTDOWN = "shutdown"
     FAILED = "failed"  # raised while handling a tell, or in on_stop
     START_FAILED = "start_failed"  # raised in on_start
 
     @property
     def abnormal(self) -> bool:
-        return self is not ExitReason.NORMAL
+        """OTP's sense, the one restart types go by: ``normal`` and ``shutdown``
+        are not abnormal (a transient child is not restarted after either)."""
+        return self not in (ExitReason.NORMAL, ExitReason.SHUTDOWN)
 
 
 @dataclass(frozen=True)
@@ -173,7 +183,9 @@ class CrankActor(pykka.ThreadingActor):
                 reason = ExitReason.START_FAILED
                 return
             self._run_messages()
-            if self._failure is not None:
+            if isinstance(self._failure, ShutdownExit):
+                reason = ExitReason.SHUTDOWN
+            elif self._failure is not None:
                 reason = ExitReason.FAILED
         finally:
             self._teardown(reason)
@@ -244,9 +256,14 @@ class CrankActor(pykka.ThreadingActor):
 
     def _fail(self, error: Exception) -> None:
         self._failure = error
-        logger.bind(action="actor.failed", actor=self.name).opt(exception=error).error(
-            f"{self.name} failed: {error!r}"
-        )
+        if isinstance(error, ShutdownExit):  # a decision, already logged by whoever raised it
+            logger.bind(action="actor.shutdown", actor=self.name).warning(
+                f"{self.name} shut down: {error}"
+            )
+        else:
+            logger.bind(action="actor.failed", actor=self.name).opt(exception=error).error(
+                f"{self.name} failed: {error!r}"
+            )
         ActorRegistry.unregister(self.actor_ref)
         self.actor_stopped.set()
         try:

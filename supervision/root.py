@@ -16,7 +16,7 @@ import pykka
 from loguru import logger
 from pykka._envelope import Envelope
 
-from supervision.actor import ActorExit, launch
+from supervision.actor import ActorExit, ExitReason, launch
 from supervision.handle import ActorHandle
 from supervision.mailbox import MailboxClosed
 from supervision.supervisor import Supervisor
@@ -75,6 +75,9 @@ class RootRunner:
     @property
     def exit_code(self) -> int:
         report = self.exit_report
-        if report is None or not report.reason.abnormal:
+        # Not ``reason.abnormal``: a root that gave up ends with OTP's ``shutdown``,
+        # which is not abnormal for a parent, but here no parent is left to restart
+        # the tree, so the process must exit non-zero for systemd to do it.
+        if report is None or report.reason is ExitReason.NORMAL:
             return EXIT_OK
         return EXIT_GAVE_UP

@@ -8,9 +8,12 @@ The vocabulary is Erlang/OTP's (``supervisor`` behaviour):
 * strategy: ``one_for_one`` restarts only the child that exited,
   ``one_for_all`` stops the others (in reverse order) and restarts all,
   ``rest_for_one`` stops and restarts the exited child and every child after
-  it in start order;
+  it in start order. "All" is OTP's: every child still in the list, so also a
+  transient child that had ended normally (a temporary one that ended is gone);
 * intensity: at most ``max_restarts`` restarts in ``within_s`` seconds, past
-  which the supervisor stops all its children and fails to its parent.
+  which the supervisor stops all its children and exits with reason
+  ``shutdown``: its parent restarts it only if it is permanent (and counts that
+  restart), as OTP does; at the root the process exits non-zero.
 
 Backoff between restarts is Akka's BackoffSupervisor idea (min, max, random
 factor), which OTP does not have.
@@ -56,6 +59,20 @@ class RestartType(enum.Enum):
 
 
 class Strategy(enum.Enum):
+    """OTP's restart strategies, with OTP's outcomes: which children run, and how
+    often each was started, after any sequence of crashes and normal exits, as
+    Erlang/OTP 25's ``supervisor`` on the same tree (checked by
+    ``tests/integration/supervision/test_otp_differential.py``).
+
+    Deliberate differences, all about *when*, not *what*: a restart waits for the
+    child's :class:`BackoffPolicy` delay (OTP restarts at once); a child that
+    does not answer a liveness ping is treated as crashed (OTP has no pings); a
+    restart that fails to start is handled as a new abnormal exit, after its
+    backoff (OTP retries through its own mailbox at once; both charge the
+    intensity); the intensity window is continuous, so a restart exactly
+    ``within_s`` old no longer counts (OTP counts whole seconds, inclusively).
+    """
+
     ONE_FOR_ONE = "one_for_one"
     ONE_FOR_ALL = "one_for_all"
     REST_FOR_ONE = "rest_for_one"

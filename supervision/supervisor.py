@@ -10,10 +10,13 @@
   abandoned and restarted like a crashed one.
 * Restart: by restart type and strategy (see :mod:`supervision.spec`), after
   the backoff of the child that failed, within the restart intensity. Past
-  the intensity the supervisor stops every child in reverse order and fails
-  with :class:`SupervisorGaveUp`, which its parent handles like any child
-  failure; at the root, :class:`~supervision.root.RootRunner` turns it into a
-  non-zero exit.
+  the intensity the supervisor stops every child in reverse order and ends
+  with :class:`SupervisorGaveUp`, exit reason ``shutdown`` as in OTP
+  (supervisor.erl ends with ``{stop, shutdown, State}``): its parent restarts
+  it only if it is a permanent child (and that restart counts toward the
+  parent's intensity); a transient or temporary one stays down and costs the
+  parent nothing. At the root, :class:`~supervision.root.RootRunner` turns it
+  into a non-zero exit, so systemd or Kubernetes restarts the process.
 * Stop: children stop in reverse start order (a restarted child keeps its
   place, as in OTP), each within its own shutdown timeout; one that does not
   is abandoned and logged with its stack, and the stop goes on.
@@ -31,11 +34,10 @@ from typing import Any
 from loguru import logger
 from pykka._envelope import Envelope
 
-from supervision.actor import ActorExit, CrankActor, ExitReason, Ping
+from supervision.actor import ActorExit, CrankActor, ExitReason, Ping, ShutdownExit
 from supervision.children import Child, ChildStartFailed, ChildState, abandon
 from supervision.clock import Clock
-from supervision.errors import CrankError
-from supervision.handle import ActorHandle
+from supervision.handle import ActorHandle, HandleState
 from supervision.introspection import ChildSnapshot, GetSnapshot, SupervisorSnapshot
 from supervision.mailbox import MailboxClosed
 from supervision.spec import (
@@ -58,7 +60,7 @@ __all__ = [
 ]
 
 
-class SupervisorGaveUp(CrankError):
+class SupervisorGaveUp(ShutdownExit):
     """The supervisor exceeded its restart intensity and stopped its children."""
 
 
@@ -262,19 +264,36 @@ class Supervisor(CrankActor):
             self._reroute_stale(report)  # an instance we stopped or abandoned ourselves
             return
         child.actor = None
-        abnormal = report.reason.abnormal
-        description = f"{report.reason.value}: {report.error!r}" if abnormal else "exited normally"
-        self._handle_exit(child, abnormal, list(report.leftovers), description)
+        if report.reason is ExitReason.NORMAL:
+            description = "exited normally"
+        else:
+            description = f"{report.reason.value}: {report.error!r}"
+            child.record_failure(description)
+        self._handle_exit(
+            child,
+            report.reason.abnormal,
+            list(report.leftovers),
+            description,
+            loud=report.reason is not ExitReason.NORMAL,
+        )
+        if isinstance(current, Supervisor) and child.state is ChildState.TERMINATED:
+            # A nested supervisor that gave up left its children's handles buffering
+            # for its next instance; none will come.
+            current.close_handles(f"{current.name} gave up and is not restarted")
         self._publish("exit_handled", child.path)
 
     def _handle_exit(
-        self, child: Child, abnormal: bool, leftovers: list[Envelope[Any]], description: str
+        self,
+        child: Child,
+        abnormal: bool,
+        leftovers: list[Envelope[Any]],
+        description: str,
+        *,
+        loud: bool = True,
     ) -> None:
         log = logger.bind(action="supervisor.child_exited", child=child.path, abnormal=abnormal)
-        (log.warning if abnormal else log.info)(f"{child.path} {description}")
+        (log.warning if loud else log.info)(f"{child.path} {description}")
         self._publish("child_exited", child.path, description)
-        if abnormal:
-            child.record_failure(description)
         if not child.spec.restart.restarts_after(abnormal):
             child.handle.close(leftovers, reason=f"{child.spec.restart.value} child exited")
             child.state = ChildState.TERMINATED
@@ -301,12 +320,15 @@ class Supervisor(CrankActor):
             self._start_due()
 
     def _schedule_restart(self, failed: Child, due_s: float) -> None:
-        """Mark the children the strategy restarts; stop the running ones, in reverse."""
+        """Mark the children the strategy restarts; stop the running ones, in reverse.
+
+        As in OTP, that is every child of the group, including a transient one that
+        had ended normally and was kept, not running (supervisor.erl's
+        restart_multiple_children starts every child left in the list; a temporary
+        child that ended is no longer in it)."""
         targets = [
             self._children[cid]
             for cid in children_to_restart(self.strategy, self._order, failed.id)
-            if cid == failed.id
-            or self._children[cid].state in (ChildState.RUNNING, ChildState.RESTARTING)
         ]
         for sibling in reversed(targets):
             if sibling is failed or sibling.state is not ChildState.RUNNING:
@@ -319,6 +341,8 @@ class Supervisor(CrankActor):
             sibling.handle.detach(leftovers)
         for child in targets:
             if child.id in self._children:
+                if child.state is ChildState.TERMINATED:
+                    child.handle.detach()  # it comes back: buffer, no more dead letters
                 child.state = ChildState.RESTARTING
                 child.restart_due_s = max(child.restart_due_s, due_s)
 
@@ -374,9 +398,9 @@ class Supervisor(CrankActor):
         )
         leftovers = abandon(actor)
         self._publish("child_hung", child.path)
-        self._handle_exit(
-            child, True, leftovers, f"hung: no answer within {child.spec.liveness_timeout_s}s"
-        )
+        description = f"hung: no answer within {child.spec.liveness_timeout_s}s"
+        child.record_failure(description)
+        self._handle_exit(child, True, leftovers, description)
         self._publish("exit_handled", child.path)
 
     # -- stopping and removing ------------------------------------------------------------
@@ -390,6 +414,13 @@ class Supervisor(CrankActor):
             else:
                 child.handle.detach(leftovers)
             child.state = ChildState.STOPPED
+
+    def close_handles(self, reason: str) -> None:
+        """Called by the parent, once this (ended) instance will not be restarted:
+        its children's handles stop buffering and turn messages into dead letters."""
+        for child in self._children.values():
+            if child.handle.state is not HandleState.STOPPED:
+                child.handle.close(reason=reason)
 
     def _remove(self, child_id: str) -> bool:
         child = self._children.get(child_id)

@@ -23,7 +23,7 @@ from loguru import logger
 from sqlalchemy import Column, Integer, MetaData, String, Table, update
 from sqlalchemy.engine import Engine
 
-from storage import Lease, LeaseLost, LeaseStore, open_engine, write_transaction
+from storage import DatabaseBusy, Lease, LeaseLost, LeaseStore, open_engine, write_transaction
 
 # Scratch tables the fenced writes go to: a cell per key (last writer wins) and
 # an append-only log whose id order is the order the database accepted writes in.
@@ -108,7 +108,14 @@ class Contender:
         if self.abandoned and self.random.random() < 0.3:
             # A zombie: writes with a lease it stopped caring about; expired or taken over by now, or not.
             self.write(self.abandoned.pop(0), "zombie_write")
-        lease = self.store.acquire(self.random.choice(self.keys), self.ttl_s)
+        key = self.random.choice(self.keys)
+        try:
+            lease = self.store.acquire(key, self.ttl_s)
+        except DatabaseBusy:
+            # Another contender held the key's rows past the acquire's lock timeout
+            # (likely on a loaded machine): nothing was granted, as when it is held.
+            _emit(self.log, ev="acquire_busy", key=key)
+            return
         if lease is None:
             return
         _emit(

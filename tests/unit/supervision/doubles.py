@@ -19,6 +19,7 @@ from supervision import (
     SupervisionEvent,
     Supervisor,
 )
+from tests.conftest import Recorder
 
 NO_BACKOFF = BackoffPolicy(min_s=0.0, max_s=0.0)
 
@@ -149,3 +150,29 @@ def got(events: list[Any], child: str | None = None) -> list[Any]:
         for e in events
         if isinstance(e, tuple) and e[0] == "got" and (child is None or e[1] == child)
     ]
+
+
+def settle(recorder: Recorder, runner: RootRunner, worker: str, since: int) -> bool:
+    """Wait until every consequence of ``worker``'s exit is done; False if the root gave up."""
+    target = worker
+    while True:
+        parent = target.rsplit("/", 1)[0]
+
+        def done(events: list[Any], target: str = target, parent: str = parent) -> bool:
+            return any(_ends(e, target, parent) for e in events[since:])
+
+        events = recorder.wait_for(done, timeout_s=10)
+        outcome = next(e for e in events[since:] if _ends(e, target, parent))
+        if outcome.kind == "exit_handled":
+            return True
+        if parent == "root":
+            assert runner.wait(10), "a root that gave up must end"
+            return False
+        target = parent
+
+
+def _ends(event: Any, target: str, parent: str) -> bool:
+    return isinstance(event, SupervisionEvent) and (
+        (event.kind == "exit_handled" and event.child == target)
+        or (event.kind == "gave_up" and event.supervisor == parent)
+    )

@@ -7,16 +7,27 @@ from supervision import (
     BackoffPolicy,
     ChildSpec,
     GetSnapshot,
+    HandleState,
     ManualClock,
     RestartIntensity,
+    RestartType,
     RootRunner,
+    SendResult,
     Strategy,
     SupervisionEvent,
     Supervisor,
     SupervisorGaveUp,
 )
 from tests.conftest import Recorder
-from tests.unit.supervision.doubles import Crash, handled, lifecycle, start_tree, worker_spec
+from tests.unit.supervision.doubles import (
+    NO_BACKOFF,
+    Crash,
+    Echo,
+    handled,
+    lifecycle,
+    start_tree,
+    worker_spec,
+)
 
 
 def _kinds(events: list, kind: str) -> list[SupervisionEvent]:
@@ -154,3 +165,80 @@ def test_when_every_level_gives_up_the_root_exits_non_zero(recorder: Recorder) -
     inner_specs[0].handle.tell(Crash())
     assert runner.wait(5)
     assert runner.exit_code == EXIT_GAVE_UP
+
+
+def _nested(
+    recorder: Recorder, clock: ManualClock, restart: RestartType, root_max_restarts: int
+) -> tuple[RootRunner, ChildSpec]:
+    """root one_for_one (root_max_restarts in 60 s) -> s one_for_one (0 in 60 s) -> permanent x."""
+    inner_specs = [worker_spec("x", recorder)]
+    inner = ChildSpec.supervisor(
+        "s",
+        lambda: Supervisor(
+            inner_specs,
+            name="root/s",
+            clock=clock,
+            on_event=recorder,
+            backoff=NO_BACKOFF,
+            intensity=RestartIntensity(max_restarts=0, within_s=60),
+        ),
+        restart=restart,
+    )
+    runner = RootRunner(
+        lambda: Supervisor(
+            [inner],
+            name="root",
+            clock=clock,
+            on_event=recorder,
+            backoff=NO_BACKOFF,
+            intensity=RestartIntensity(max_restarts=root_max_restarts, within_s=60),
+        )
+    )
+    runner.start()
+    return runner, inner_specs[0]
+
+
+def test_a_transient_supervisor_that_gives_up_stays_down_and_costs_its_parent_nothing(
+    recorder: Recorder,
+) -> None:
+    """OTP: a supervisor past its intensity exits with reason ``shutdown``, so a transient
+    parent entry is not restarted and the parent's intensity is not charged: a root allowed
+    0 restarts keeps running, with s terminated and its worker down."""
+    clock = ManualClock()
+    runner, x = _nested(recorder, clock, RestartType.TRANSIENT, root_max_restarts=0)
+    x.handle.tell(Crash())
+    events = recorder.wait_for(lambda ev: any(map(handled("root/s"), ev)))
+    assert len(_kinds(events, "gave_up")) == 1
+    assert lifecycle(events) == [("start", "root/s/x"), ("failed", "root/s/x")]
+    tree = runner.handle.ask(GetSnapshot()).get(timeout=5)
+    assert [(c.id, c.state) for c in tree.children] == [("s", "terminated")]
+    assert not runner.wait(0), "the root must keep running"
+    assert runner.stop(10) == 0
+
+
+def test_the_workers_of_a_supervisor_left_down_take_no_more_messages(recorder: Recorder) -> None:
+    """Once its parent leaves a supervisor that gave up down, its children's handles stop
+    buffering for an instance that will never come: a tell is a dead letter at once."""
+    clock = ManualClock()
+    runner, x = _nested(recorder, clock, RestartType.TRANSIENT, root_max_restarts=3)
+    x.handle.tell(Crash())
+    recorder.wait_for(lambda ev: any(map(handled("root/s"), ev)))
+    assert x.handle.state is HandleState.STOPPED
+    assert x.handle.tell(Echo("anyone?")) is SendResult.DEAD_LETTER
+    assert runner.stop(10) == 0
+
+
+def test_a_permanent_supervisor_that_gives_up_is_restarted_and_charged_to_its_parent(
+    recorder: Recorder,
+) -> None:
+    """OTP: a permanent entry is restarted whatever its exit reason, and that restart counts
+    toward the parent's intensity: with 1 restart allowed, the second give-up ends the root (2)."""
+    clock = ManualClock()
+    runner, x = _nested(recorder, clock, RestartType.PERMANENT, root_max_restarts=1)
+    x.handle.tell(Crash())
+    recorder.wait_for(lambda ev: any(map(handled("root/s"), ev)))
+    assert x.handle.ask(Echo("up")).get(timeout=5) == "up"
+    x.handle.tell(Crash())
+    assert runner.wait(5), "the second give-up exceeds the root's intensity"
+    assert runner.exit_code == EXIT_GAVE_UP
+    assert isinstance(runner.exit_report.error, SupervisorGaveUp)

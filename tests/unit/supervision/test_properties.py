@@ -24,7 +24,7 @@ from supervision import (
     describe_tree,
 )
 from tests.conftest import Recorder
-from tests.unit.supervision.doubles import NO_BACKOFF, Crash, Echo, StopSelf, worker_spec
+from tests.unit.supervision.doubles import NO_BACKOFF, Crash, Echo, StopSelf, settle, worker_spec
 
 workers = st.tuples(st.just("worker"), st.sampled_from(RestartType))
 supervisors = st.tuples(
@@ -85,32 +85,6 @@ class Tree:
                 spec = ChildSpec.supervisor(child_id, factory)
             specs.append(spec)
         return specs
-
-
-def settle(recorder: Recorder, runner: RootRunner, worker: str, since: int) -> bool:
-    """Wait until every consequence of ``worker``'s exit is done; False if the root gave up."""
-    target = worker
-    while True:
-        parent = target.rsplit("/", 1)[0]
-
-        def done(events: list[Any], target: str = target, parent: str = parent) -> bool:
-            return any(_ends(e, target, parent) for e in events[since:])
-
-        events = recorder.wait_for(done, timeout_s=10)
-        outcome = next(e for e in events[since:] if _ends(e, target, parent))
-        if outcome.kind == "exit_handled":
-            return True
-        if parent == "root":
-            assert runner.wait(10), "a root that gave up must end"
-            return False
-        target = parent
-
-
-def _ends(event: Any, target: str, parent: str) -> bool:
-    return isinstance(event, SupervisionEvent) and (
-        (event.kind == "exit_handled" and event.child == target)
-        or (event.kind == "gave_up" and event.supervisor == parent)
-    )
 
 
 def check_permanent_children_run(tree: dict[str, Any], workers: dict[str, ChildSpec]) -> None:

@@ -5,10 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from supervision import ChildState, GetSnapshot, RestartType, Strategy, SupervisionEvent
+from supervision import (
+    ChildState,
+    GetSnapshot,
+    ManualClock,
+    RestartType,
+    Strategy,
+    SupervisionEvent,
+)
 from tests.conftest import Recorder
 from tests.unit.supervision.doubles import (
     Crash,
+    Echo,
     StopSelf,
     handled,
     lifecycle,
@@ -129,4 +137,32 @@ def test_restarts_are_published_as_events_with_their_delay(recorder: Recorder) -
     events = recorder.wait_for(lambda ev: any(map(handled("root/a"), ev)))
     kinds = [e.kind for e in events if isinstance(e, SupervisionEvent) and e.child == "root/a"]
     assert kinds == ["child_exited", "restart_scheduled", "child_restarted", "exit_handled"]
+    assert runner.stop(10) == 0
+
+
+@pytest.mark.parametrize("strategy", [Strategy.ONE_FOR_ALL, Strategy.REST_FOR_ONE])
+def test_a_group_restart_also_starts_a_transient_child_that_had_ended_normally(
+    recorder: Recorder, strategy: Strategy
+) -> None:
+    """one_for_all / rest_for_one restart every child of the group, as supervisor(3) says
+    ("all child processes are restarted"): a transient child that had already exited
+    normally (still in the list, not running) is started again with the others."""
+    clock = ManualClock()
+    specs = [worker_spec("a", recorder), worker_spec("b", recorder, restart=RestartType.TRANSIENT)]
+    runner = start_tree(specs, events=recorder, strategy=strategy, clock=clock)
+    specs[1].handle.tell(StopSelf())
+    recorder.wait_for(lambda ev: any(map(handled("root/b"), ev)))
+    specs[0].handle.tell(Crash())
+    events = recorder.wait_for(lambda ev: any(map(handled("root/a"), ev)))
+    assert lifecycle(events) == [
+        ("start", "root/a"),
+        ("start", "root/b"),
+        ("stop", "root/b"),
+        ("failed", "root/a"),
+        ("start", "root/a"),
+        ("start", "root/b"),
+    ]
+    tree = runner.handle.ask(GetSnapshot()).get(timeout=5)
+    assert [(c.id, c.state) for c in tree.children] == [("a", "running"), ("b", "running")]
+    assert specs[1].handle.ask(Echo("up")).get(timeout=5) == "up"
     assert runner.stop(10) == 0
