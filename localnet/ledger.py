@@ -104,6 +104,7 @@ class Ledger:
         self._block_times: dict[int, int] = {}
         self._faucet = Keypair()
         self._slot = config.genesis_slot
+        self._slot_listeners: list[Callable[[int], None]] = []
         self._genesis()
 
     def adopt_current_thread(self) -> None:
@@ -145,7 +146,27 @@ class Ledger:
             for _ in range(count):
                 self._produce_slot()
             self._slot_produced.notify_all()
-            return self._slot
+            slot = self._slot
+        self._tell_listeners(slot)
+        return slot
+
+    def add_slot_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(slot)`` (on the producing thread, outside the lock) after each
+        batch of produced slots or fixture landing; it must not block (PubSub hands the
+        call to its event loop)."""
+        with self._lock:
+            self._slot_listeners.append(listener)
+
+    def remove_slot_listener(self, listener: Callable[[int], None]) -> None:
+        with self._lock:
+            if listener in self._slot_listeners:
+                self._slot_listeners.remove(listener)
+
+    def _tell_listeners(self, slot: int) -> None:
+        with self._lock:
+            listeners = list(self._slot_listeners)
+        for listener in listeners:
+            listener(slot)
 
     def wait_for_slot(self, slot: int, timeout_s: float) -> bool:
         """Block until ``slot`` is processed or ``timeout_s`` passes; True if reached."""
@@ -248,7 +269,8 @@ class Ledger:
             if landed is None:
                 raise FixtureFailed(f"transaction {transaction.signatures[0]} was dropped")
             self._slot_produced.notify_all()
-            return landed
+        self._tell_listeners(landed.slot)
+        return landed
 
     def simulate(self, transaction: VersionedTransaction) -> SimulateResult:
         with self._lock:
@@ -258,6 +280,11 @@ class Ledger:
     def landed(self, signature: Signature) -> LandedTransaction | None:
         with self._lock:
             return self._log.get(signature)
+
+    def landed_in_slot(self, slot: int) -> list[LandedTransaction]:
+        """The transactions that landed in ``slot``, in order (empty once forgotten)."""
+        with self._lock:
+            return self._log.in_slot(slot)
 
     def is_pending(self, signature: Signature) -> bool:
         with self._lock:

@@ -110,6 +110,9 @@ class TransactionLog:
             count += len(landed)
         return count
 
+    def in_slot(self, slot: int) -> list[LandedTransaction]:
+        return list(self._by_slot.get(slot, ()))
+
     def count_in_slot(self, slot: int) -> int:
         return len(self._by_slot.get(slot, ()))
 
