@@ -19,6 +19,7 @@ from typing import NamedTuple
 from loguru import logger
 from solders.account import Account
 from solders.clock import Clock
+from solders.epoch_schedule import EpochSchedule
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -189,6 +190,32 @@ class Ledger:
         """The blockhash slot ``slot`` produced (or the newest known before it)."""
         with self._lock:
             return self._window.at_or_before(slot)
+
+    def slot_blockhash(self, slot: int) -> SlotBlockhash | None:
+        """The blockhash ``slot`` produced, if still retained (``state_retention_slots``)."""
+        with self._lock:
+            return self._window.of_slot(slot)
+
+    @property
+    def genesis_hash(self) -> Hash:
+        """The hash of the genesis slot, fixed for this ledger's life (getGenesisHash)."""
+        return self._genesis_hash
+
+    def block_time_of(self, slot: int) -> int | None:
+        """The unix time slot ``slot`` was produced at, while it is remembered."""
+        with self._lock:
+            return self._block_times.get(slot)
+
+    def epoch_schedule(self) -> EpochSchedule:
+        with self._lock:
+            schedule: EpochSchedule = self._svm.get_epoch_schedule()
+            return schedule
+
+    def known_addresses(self) -> list[Pubkey]:
+        """The faucet and every address a kept transaction named (getLargestAccounts'
+        universe: LiteSVM cannot list every account)."""
+        with self._lock:
+            return [self._faucet.pubkey(), *self._log.addresses()]
 
     def blockhash_valid(self, blockhash: Hash, block_height: int) -> bool:
         with self._lock:
@@ -381,6 +408,7 @@ class Ledger:
         )
         self._set_clock(self._slot)
         self._seal_slot()
+        self._genesis_hash = self._window.at_or_before(self._slot).blockhash
 
     def _produce_slot(self) -> None:
         self._slot += 1

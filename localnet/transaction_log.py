@@ -110,6 +110,10 @@ class TransactionLog:
             count += len(landed)
         return count
 
+    def addresses(self) -> list[Pubkey]:
+        """Every address a kept transaction names."""
+        return list(self._by_address)
+
     def in_slot(self, slot: int) -> list[LandedTransaction]:
         return list(self._by_slot.get(slot, ()))
 
