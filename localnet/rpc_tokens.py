@@ -108,16 +108,16 @@ def account_json(
         config = Config({**_raw(config), "encoding": "base64"})
     shown = account_view(account, config)
     assert shown is not None
-    value: dict[str, Any] = json.loads(GetAccountInfoResp(shown, response_context(slot)).to_json())[
-        "result"
-    ]["value"]
+    answer = GetAccountInfoResp(shown, response_context(slot))
+    value: dict[str, Any] = json.loads(answer.to_json())["result"]["value"]
     value["data"] = [base64.b64encode(bytes(shown.data)).decode(), "base64"]
     value["space"] = len(account.data)
     return value
 
 
 def _raw(config: Config) -> dict[str, Any]:
-    return {key: config.get(key) for key in ("encoding", "dataSlice") if config.get(key) is not None}
+    kept = ("encoding", "dataSlice")
+    return {key: config.get(key) for key in kept if config.get(key) is not None}
 
 
 def with_context(slot: int, value: Any) -> dict[str, Any]:
@@ -135,7 +135,9 @@ def _token_filter(raw: Any) -> tuple[str, Pubkey]:
         if program_id not in TOKEN_PROGRAM_IDS:
             raise RpcError.invalid_params("Invalid param: unrecognized Token program id")
         return "programId", program_id
-    raise RpcError.invalid_params("Invalid params: expected {\"mint\": ...} or {\"programId\": ...}")
+    raise RpcError.invalid_params(
+        'Invalid params: expected {"mint": address} or {"programId": address}.'
+    )
 
 
 def _accounts_by(context: RpcContext, params: Params, role: str) -> JsonAnswer:
