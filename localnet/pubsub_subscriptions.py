@@ -14,13 +14,11 @@ The notification shapes follow Agave's ``rpc_subscriptions`` (and are what
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
 from solders.account import Account
 from solders.pubkey import Pubkey
-from solders.rpc.responses import GetAccountInfoResp
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 
@@ -29,6 +27,7 @@ from localnet.rpc_accounts import DataFilter, matches_filters, parse_filters
 from localnet.rpc_context import RpcContext, account_view, response_context
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Config, Params, parse_pubkey
+from localnet.rpc_tokens import JSON_PARSED, account_json
 from localnet.tx_errors import transaction_error_json
 
 __all__ = ["SUBSCRIBE_METHODS", "UNSUBSCRIBE_METHODS", "Subscription"]
@@ -125,7 +124,7 @@ class AccountSubscription(Subscription):
         if now == self.last:
             return []
         self.last = now
-        return [_with_context(last, _account_json(now, self.config, last))]
+        return [_with_context(last, _account_json(now, self.config, last, context))]
 
 
 @dataclass
@@ -147,20 +146,19 @@ class ProgramSubscription(Subscription):
                 continue
             if not matches_filters(bytes(account.data), self.filters):
                 continue
-            value = {"pubkey": str(address), "account": _account_json(account, self.config, last)}
+            shown = _account_json(account, self.config, last, context)
+            value = {"pubkey": str(address), "account": shown}
             notes.append(_with_context(last, value))
         return notes
 
 
-def _account_json(account: Account | None, config: Config, slot: int) -> dict[str, Any]:
-    """The account as getAccountInfo shows it; a closed account as Agave notifies it:
-    no lamports, no data, owned by the system program."""
-    shown = account_view(account, config) or Account(0, b"", SYSTEM_PROGRAM_ID, False, 0)
-    value: dict[str, Any] = json.loads(GetAccountInfoResp(shown, response_context(slot)).to_json())[
-        "result"
-    ]["value"]
-    value["space"] = len(shown.data)  # solders leaves it null; a node sends the data length
-    return value
+def _account_json(
+    account: Account | None, config: Config, slot: int, context: RpcContext
+) -> dict[str, Any] | None:
+    """The account as getAccountInfo shows it (base64 or jsonParsed); a closed account as
+    Agave notifies it: no lamports, no data, owned by the system program."""
+    shown = account or Account(0, b"", SYSTEM_PROGRAM_ID, False, 0)
+    return account_json(shown, config, slot, context.ledger.mint_decimals)
 
 
 # --- subscribe requests ------------------------------------------------------------------
@@ -208,7 +206,7 @@ def _account(context: RpcContext, params: Params) -> Subscription:
     config = params.config(1)
     commitment = config.commitment()
     slot = context.tip.slot(commitment)
-    account_view(None, config)  # refuses an encoding localnet does not serve, now
+    _check_encoding(config)
     return AccountSubscription(
         "accountNotification", commitment, slot, address=address, config=config,
         last=context.ledger.account(address, slot),
@@ -219,11 +217,17 @@ def _program(context: RpcContext, params: Params) -> Subscription:
     program_id = params.pubkey(0)
     config = params.config(1)
     commitment = config.commitment()
-    account_view(None, config)
+    _check_encoding(config)
     return ProgramSubscription(
         "programNotification", commitment, context.tip.slot(commitment), program_id=program_id,
         config=config, filters=parse_filters(config.get("filters")),
     )  # fmt: skip
+
+
+def _check_encoding(config: Config) -> None:
+    """Refuses, at subscribe time, an encoding localnet does not serve."""
+    if config.get("encoding") != JSON_PARSED:
+        account_view(None, config)
 
 
 SubscribeMethod = Any  # Callable[[RpcContext, Params], Subscription]

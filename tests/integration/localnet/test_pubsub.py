@@ -222,3 +222,25 @@ def test_a_lagging_endpoint_notifies_late_and_a_down_one_closes_pubsub(
             assert isinstance(await ws.subscribe("slotSubscribe"), int)
 
     run(scenario())
+
+
+def test_account_subscribe_in_json_parsed_shows_a_token_account_parsed(
+    localnet: LocalnetServer,
+) -> None:
+    """accountSubscribe with jsonParsed sends a token account as spl-token's parsed info."""
+    mint = localnet.fixtures.create_mint(decimals=2)
+    owner = Keypair().pubkey()
+    token_account = localnet.fixtures.fund_token_account(owner, mint, 0)
+
+    async def scenario() -> None:
+        async with pubsub(localnet.pubsub_urls[0]) as ws:
+            options = {"commitment": "processed", "encoding": "jsonParsed"}
+            sub = await ws.subscribe("accountSubscribe", str(token_account), options)
+            await asyncio.to_thread(localnet.fixtures.mint_to, mint, token_account, 1234)
+            await advance(localnet)
+            data = (await ws.notification(sub))["value"]["data"]
+            assert data["program"] == "spl-token" and data["parsed"]["type"] == "account"
+            assert data["parsed"]["info"]["tokenAmount"]["uiAmountString"] == "12.34"
+            assert data["parsed"]["info"]["owner"] == str(owner)
+
+    run(scenario())
