@@ -38,6 +38,12 @@ from localnet.confined import ThreadConfined
 from localnet.errors import FixtureFailed
 from localnet.landing import is_dropped, landed_transaction
 from localnet.message_facts import MessageFacts
+from localnet.nonces import (
+    DurableNonceUse,
+    advance_target,
+    advanced_nonce_data,
+    durable_nonce_use,
+)
 from localnet.tokens import parse_mint
 from localnet.transaction_log import LandedTransaction, TransactionLog
 from localnet.tx_errors import describe_transaction_error
@@ -220,6 +226,21 @@ class Ledger:
     def blockhash_valid(self, blockhash: Hash, block_height: int) -> bool:
         with self._lock:
             return self._window.is_valid(blockhash, block_height)
+
+    def processable(self, transaction: VersionedTransaction, block_height: int) -> bool:
+        """True if a bank at ``block_height`` would process ``transaction``'s age: its
+        blockhash is in the window, or it is a valid durable-nonce transaction."""
+        with self._lock:
+            if self._window.is_valid(transaction.message.recent_blockhash, block_height):
+                return True
+            return self._nonce_use(transaction) is not None
+
+    def _nonce_use(self, transaction: VersionedTransaction) -> DurableNonceUse | None:
+        address = advance_target(transaction)
+        if address is None:
+            return None
+        account = self._svm.get_account(address)
+        return durable_nonce_use(transaction, account, self._svm.latest_blockhash())
 
     def blockhash_info(self, blockhash: Hash) -> SlotBlockhash | None:
         with self._lock:
@@ -442,14 +463,20 @@ class Ledger:
     def _land_pending(self, pending: _Pending) -> None:
         transaction = pending.transaction
         signature = transaction.signatures[0]
-        blockhash = transaction.message.recent_blockhash
-        if not self._window.is_valid(blockhash, self.block_height_of(self._slot)):
+        if not self.processable(transaction, self.block_height_of(self._slot)):
             _log_dropped(signature, self._slot, "blockhash expired")
             return
         if not pending.signatures_verified and not all(transaction.verify_with_results()):
             _log_dropped(signature, self._slot, "signature verification failure")
             return
         self._land(transaction, self._slot)
+
+    def _advance_nonce(self, nonce_use: DurableNonceUse, bank_blockhash: Hash) -> None:
+        """A failed durable-nonce transaction still advances its nonce, as a bank does
+        (LiteSVM rolls the whole transaction back)."""
+        account = self._svm.get_account(nonce_use.address)
+        if account is not None:
+            self._svm.set_account(nonce_use.address, _advanced(account, bank_blockhash))
 
     def _land(self, transaction: VersionedTransaction, slot: int) -> LandedTransaction | None:
         signature = transaction.signatures[0]
@@ -459,10 +486,17 @@ class Ledger:
         facts = MessageFacts.of(transaction)
         keys = facts.keys
         before = [self._svm.get_account(key) for key in keys]
+        in_window = self._window.is_valid(
+            transaction.message.recent_blockhash, self.block_height_of(slot)
+        )
+        nonce_use = None if in_window else self._nonce_use(transaction)
+        bank_blockhash = self._svm.latest_blockhash()
         execution = self._svm.send_transaction(transaction)
         if isinstance(execution, FailedTransactionMetadata) and is_dropped(execution.err()):
             _log_dropped(signature, slot, describe_transaction_error(execution.err()))
             return None
+        if nonce_use is not None and isinstance(execution, FailedTransactionMetadata):
+            self._advance_nonce(nonce_use, bank_blockhash)
         after = [self._svm.get_account(key) for key in keys]
         landed = landed_transaction(
             transaction=transaction,
@@ -485,6 +519,11 @@ class Ledger:
             err=None if landed.err is None else describe_transaction_error(landed.err),
         ).debug("transaction landed")
         return landed
+
+
+def _advanced(account: Account, bank_blockhash: Hash) -> Account:
+    data = advanced_nonce_data(account, bank_blockhash)
+    return Account(account.lamports, data, account.owner, account.executable, account.rent_epoch)
 
 
 def _existing(account: Account | None) -> Account | None:
