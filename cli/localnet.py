@@ -5,8 +5,10 @@
         --token-account alice:usdc:1000000000 --token-account bob:sol:5000000000 \\
         --approve alice:usdc:DELEGATE_ADDRESS:1000000000 --keys-dir var/keys
 
-Endpoints listen on loopback, on consecutive ports from --port, over one
-ledger. Each also serves the admin routes (``/admin/faults``,
+Endpoints listen on loopback from --port, over one ledger; each serves
+WebSocket PubSub on its port + 1 (as a Solana node does, where web3.js looks),
+so JSON-RPC ports step by 2 (8899, 8901...). ``--pubsub-port-offset 0`` turns
+PubSub off (ports then consecutive). Each also serves the admin routes (``/admin/faults``,
 ``/admin/slots``, ``/admin/status``). ``--slot-ms 0`` produces slots only when
 asked (``POST /admin/slots``). It runs until SIGINT or SIGTERM.
 
@@ -61,6 +63,10 @@ def register(subparsers: Any) -> None:
         help="slots finalized trails confirmed by",
     )
     parser.add_argument(
+        "--pubsub-port-offset", type=int, default=defaults.pubsub_port_offset,
+        help="PubSub port = JSON-RPC port + this (0 = no PubSub)",
+    )  # fmt: skip
+    parser.add_argument(
         "--faults", action="append", default=[], metavar="N:JSON",
         help="endpoint N starts with these faults (as POST /admin/faults takes them)",
     )  # fmt: skip
@@ -103,6 +109,7 @@ def serve(args: argparse.Namespace, stop: threading.Event, out: TextIO) -> int:
             slot_ms=args.slot_ms,
             finalization_depth_slots=args.finalization_slots,
             endpoint_faults=parse_endpoint_faults(args.faults, args.endpoints),
+            pubsub_port_offset=args.pubsub_port_offset,
         )
         spec = FixtureSpec.parse(args.wallet, args.mint, args.token_account, args.approve)
     except LocalnetError as error:
@@ -146,7 +153,10 @@ def parse_endpoint_faults(raw: list[str], endpoints: int) -> tuple[Faults, ...]:
 def _announce(
     localnet: LocalnetServer, report: dict[str, Any], fixtures_out: Path | None, out: TextIO
 ) -> None:
-    summary = {"urls": list(localnet.urls), "slot_ms": localnet.config.slot_ms, **report}
+    summary = {
+        "urls": list(localnet.urls), "pubsub_urls": list(localnet.pubsub_urls),
+        "slot_ms": localnet.config.slot_ms, **report,
+    }  # fmt: skip
     if fixtures_out is not None:
         fixtures_out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), file=out, flush=True)

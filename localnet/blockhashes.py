@@ -65,6 +65,10 @@ class BlockhashWindow:
             return max(older, key=lambda known: known.slot)
         return next(iter(self._by_hash.values()))
 
+    def of_slot(self, slot: int) -> SlotBlockhash | None:
+        """The blockhash ``slot`` produced, if still retained."""
+        return self._by_slot.get(slot)
+
     def lookup(self, blockhash: Hash) -> SlotBlockhash | None:
         """What the window knows of ``blockhash``, if anything."""
         return self._by_hash.get(blockhash)

@@ -49,11 +49,18 @@ class LocalnetConfig:
     # Faults each endpoint starts with, by index (fewer than endpoints: the rest healthy),
     # e.g. a load balancer over a lagging and a pruned backend on one URL.
     endpoint_faults: tuple[Faults, ...] = ()
+    # Each endpoint's WebSocket PubSub listens this many ports above its JSON-RPC port,
+    # as a real node's does (8899 -> 8900, which is where web3.js looks); 0 turns it off.
+    # With the default 1, endpoints' JSON-RPC ports step by 2 (8899, 8901...) so that
+    # every endpoint keeps port+1; with a larger offset they stay consecutive.
+    pubsub_port_offset: int = 1
 
     def __post_init__(self) -> None:
         _check_loopback(self.host)
-        _check_range("port", self.port, 0, MAX_PORT - self.endpoints + 1)
         _check_range("endpoints", self.endpoints, 1, MAX_ENDPOINTS)
+        _check_range("pubsub_port_offset", self.pubsub_port_offset, 0, 1_000)
+        highest = max(max(rpc, ws or 0) for rpc, ws in self.port_offsets)
+        _check_range("port", self.port, 0, MAX_PORT - highest)
         _check_range("slot_ms", self.slot_ms, 0, 60_000)
         _check_range("confirmation_depth_slots", self.confirmation_depth_slots, 0, 1_000)
         _check_range("finalization_depth_slots", self.finalization_depth_slots, 0, 1_000)
@@ -69,6 +76,11 @@ class LocalnetConfig:
         _check_range(
             "transaction_history_slots", self.transaction_history_slots, history_floor, 10**8
         )
+        if self.pubsub_port_offset > 1 and self.pubsub_port_offset < self.endpoints:
+            raise InvalidLocalnetConfig(
+                f"pubsub_port_offset: {self.pubsub_port_offset} would put PubSub on another "
+                f"endpoint's port; use 1 or at least endpoints ({self.endpoints})"
+            )
         _check_range("faucet_lamports", self.faucet_lamports, 1, 2**63 - 1)
         if not isinstance(self.endpoint_faults, tuple) or not all(
             isinstance(faults, Faults) for faults in self.endpoint_faults
@@ -79,6 +91,16 @@ class LocalnetConfig:
                 f"endpoint_faults: {len(self.endpoint_faults)} given for "
                 f"{self.endpoints} endpoints"
             )
+
+    @property
+    def port_offsets(self) -> tuple[tuple[int, int | None], ...]:
+        """Per endpoint: its JSON-RPC port and its PubSub port (``None``: off), from ``port``."""
+        offset = self.pubsub_port_offset
+        stride = 2 if offset == 1 else 1
+        return tuple(
+            (index * stride, index * stride + offset if offset else None)
+            for index in range(self.endpoints)
+        )
 
     @property
     def manual_slots(self) -> bool:

@@ -22,6 +22,7 @@ from localnet.errors import LocalnetStartFailed
 from localnet.faults import RANDOM, FaultError, Faults, plan_request
 from localnet.ledger import Ledger
 from localnet.ports import bind_port
+from localnet.pubsub import PubSub
 from localnet.rpc_context import RpcContext
 from localnet.rpc_dispatch import RpcDispatcher, error_for_each
 from localnet.rpc_errors import RpcError
@@ -51,6 +52,10 @@ class Endpoint:
         self._release_hangs = asyncio.Event()
         self._runner: web.AppRunner | None = None
         self._site: web.SockSite | None = None
+        self.pubsub = PubSub(index, self.client_context)
+        self.pubsub_port: int | None = None
+        self._pubsub_runner: web.AppRunner | None = None
+        self._pubsub_site: web.SockSite | None = None
 
     @property
     def url(self) -> str:
@@ -58,24 +63,50 @@ class Endpoint:
         return f"http://{host}:{self.port}"
 
     @property
+    def pubsub_url(self) -> str | None:
+        """The WebSocket PubSub URL (RPC port + the configured offset), if served."""
+        if self.pubsub_port is None:
+            return None
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"ws://{host}:{self.pubsub_port}"
+
+    @property
     def faults(self) -> Faults:
         return self._faults
 
-    async def start(self, sock: socket.socket, app: web.Application) -> None:
-        """Serve ``app`` (RPC and admin routes) on the already-bound ``sock``."""
+    async def start(
+        self, sock: socket.socket, app: web.Application, pubsub_sock: socket.socket | None = None
+    ) -> None:
+        """Serve ``app`` (RPC and admin routes) on the already-bound ``sock``, and PubSub
+        on ``pubsub_sock`` (also on ``sock``: a WebSocket upgrade of ``GET /``)."""
         self.port = sock.getsockname()[1]
         app.router.add_post("/", self._rpc)
+        app.router.add_get("/", self._websocket)
         app.router.add_get("/health", self._health)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S)
         await self._runner.setup()
+        self.pubsub.start()
+        self._ledger.add_slot_listener(self.pubsub.slot_produced)
+        if pubsub_sock is not None:
+            self.pubsub_port = pubsub_sock.getsockname()[1]
+            pubsub_app = web.Application()
+            pubsub_app.router.add_get("/", self._websocket)
+            self._pubsub_runner = web.AppRunner(
+                pubsub_app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT_S
+            )
+            await self._pubsub_runner.setup()
+            self._pubsub_site = await _listen(self._pubsub_runner, pubsub_sock)
         await self._listen(sock)
 
     async def stop(self) -> None:
         self._release_hangs.set()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        self._site = None
+        self._ledger.remove_slot_listener(self.pubsub.slot_produced)
+        await self.pubsub.stop()
+        for runner in (self._runner, self._pubsub_runner):
+            if runner is not None:
+                await runner.cleanup()
+        self._runner = self._pubsub_runner = None
+        self._site = self._pubsub_site = None
 
     async def apply_faults(self, faults: Faults) -> None:
         """Replace this endpoint's faults; going down closes the listener, coming up reopens it.
@@ -90,9 +121,14 @@ class Endpoint:
                     f"endpoint {self.index} cannot listen on port {self.port} again: {error}"
                 ) from error
             await self._listen(sock)
+            await self._reopen_pubsub()
         elif faults.down and self._site is not None:
             await self._site.stop()
             self._site = None
+            if self._pubsub_site is not None:
+                await self._pubsub_site.stop()
+                self._pubsub_site = None
+            await self.pubsub.close_connections()
         self._faults = faults
         self._next_backend = 0
         if not faults.hang and not any(backend.hang for backend in faults.backends):
@@ -113,9 +149,24 @@ class Endpoint:
 
     async def _listen(self, sock: socket.socket) -> None:
         assert self._runner is not None
-        site = web.SockSite(self._runner, sock)
-        await site.start()
-        self._site = site
+        self._site = await _listen(self._runner, sock)
+
+    async def _reopen_pubsub(self) -> None:
+        if self._pubsub_runner is None or self.pubsub_port is None:
+            return
+        try:
+            sock = bind_port(self.host, self.pubsub_port)
+        except OSError as error:
+            raise LocalnetStartFailed(
+                f"endpoint {self.index} cannot serve PubSub on port {self.pubsub_port} "
+                f"again: {error}"
+            ) from error
+        self._pubsub_site = await _listen(self._pubsub_runner, sock)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if self._faults.down:
+            return _reset_connection(request)
+        return await self.pubsub.handle(request)
 
     async def _rpc(self, request: web.Request) -> web.StreamResponse:
         blocked, view = await self._route(request)
@@ -186,6 +237,12 @@ class Endpoint:
         slots_behind = lag_slots or self._ledger.config.health_check_slot_distance + 1
         body = error_for_each(await request.read(), RpcError.node_behind(slots_behind))
         return web.Response(text=body, content_type="application/json")
+
+
+async def _listen(runner: web.AppRunner, sock: socket.socket) -> web.SockSite:
+    site = web.SockSite(runner, sock)
+    await site.start()
+    return site
 
 
 def _reset_connection(request: web.Request) -> web.StreamResponse:

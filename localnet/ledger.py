@@ -19,6 +19,7 @@ from typing import NamedTuple
 from loguru import logger
 from solders.account import Account
 from solders.clock import Clock
+from solders.epoch_schedule import EpochSchedule
 from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.litesvm import LiteSVM
@@ -37,6 +38,12 @@ from localnet.confined import ThreadConfined
 from localnet.errors import FixtureFailed
 from localnet.landing import is_dropped, landed_transaction
 from localnet.message_facts import MessageFacts
+from localnet.nonces import (
+    DurableNonceUse,
+    advance_target,
+    advanced_nonce_data,
+    durable_nonce_use,
+)
 from localnet.tokens import parse_mint
 from localnet.transaction_log import LandedTransaction, TransactionLog
 from localnet.tx_errors import describe_transaction_error
@@ -104,6 +111,7 @@ class Ledger:
         self._block_times: dict[int, int] = {}
         self._faucet = Keypair()
         self._slot = config.genesis_slot
+        self._slot_listeners: list[Callable[[int], None]] = []
         self._genesis()
 
     def adopt_current_thread(self) -> None:
@@ -145,7 +153,27 @@ class Ledger:
             for _ in range(count):
                 self._produce_slot()
             self._slot_produced.notify_all()
-            return self._slot
+            slot = self._slot
+        self._tell_listeners(slot)
+        return slot
+
+    def add_slot_listener(self, listener: Callable[[int], None]) -> None:
+        """Call ``listener(slot)`` (on the producing thread, outside the lock) after each
+        batch of produced slots or fixture landing; it must not block (PubSub hands the
+        call to its event loop)."""
+        with self._lock:
+            self._slot_listeners.append(listener)
+
+    def remove_slot_listener(self, listener: Callable[[int], None]) -> None:
+        with self._lock:
+            if listener in self._slot_listeners:
+                self._slot_listeners.remove(listener)
+
+    def _tell_listeners(self, slot: int) -> None:
+        with self._lock:
+            listeners = list(self._slot_listeners)
+        for listener in listeners:
+            listener(slot)
 
     def wait_for_slot(self, slot: int, timeout_s: float) -> bool:
         """Block until ``slot`` is processed or ``timeout_s`` passes; True if reached."""
@@ -169,9 +197,50 @@ class Ledger:
         with self._lock:
             return self._window.at_or_before(slot)
 
+    def slot_blockhash(self, slot: int) -> SlotBlockhash | None:
+        """The blockhash ``slot`` produced, if still retained (``state_retention_slots``)."""
+        with self._lock:
+            return self._window.of_slot(slot)
+
+    @property
+    def genesis_hash(self) -> Hash:
+        """The hash of the genesis slot, fixed for this ledger's life (getGenesisHash)."""
+        return self._genesis_hash
+
+    def block_time_of(self, slot: int) -> int | None:
+        """The unix time slot ``slot`` was produced at, while it is remembered."""
+        with self._lock:
+            return self._block_times.get(slot)
+
+    def epoch_schedule(self) -> EpochSchedule:
+        with self._lock:
+            schedule: EpochSchedule = self._svm.get_epoch_schedule()
+            return schedule
+
+    def known_addresses(self) -> list[Pubkey]:
+        """The faucet and every address a kept transaction named (getLargestAccounts'
+        universe: LiteSVM cannot list every account)."""
+        with self._lock:
+            return [self._faucet.pubkey(), *self._log.addresses()]
+
     def blockhash_valid(self, blockhash: Hash, block_height: int) -> bool:
         with self._lock:
             return self._window.is_valid(blockhash, block_height)
+
+    def processable(self, transaction: VersionedTransaction, block_height: int) -> bool:
+        """True if a bank at ``block_height`` would process ``transaction``'s age: its
+        blockhash is in the window, or it is a valid durable-nonce transaction."""
+        with self._lock:
+            if self._window.is_valid(transaction.message.recent_blockhash, block_height):
+                return True
+            return self._nonce_use(transaction) is not None
+
+    def _nonce_use(self, transaction: VersionedTransaction) -> DurableNonceUse | None:
+        address = advance_target(transaction)
+        if address is None:
+            return None
+        account = self._svm.get_account(address)
+        return durable_nonce_use(transaction, account, self._svm.latest_blockhash())
 
     def blockhash_info(self, blockhash: Hash) -> SlotBlockhash | None:
         with self._lock:
@@ -248,7 +317,8 @@ class Ledger:
             if landed is None:
                 raise FixtureFailed(f"transaction {transaction.signatures[0]} was dropped")
             self._slot_produced.notify_all()
-            return landed
+        self._tell_listeners(landed.slot)
+        return landed
 
     def simulate(self, transaction: VersionedTransaction) -> SimulateResult:
         with self._lock:
@@ -258,6 +328,11 @@ class Ledger:
     def landed(self, signature: Signature) -> LandedTransaction | None:
         with self._lock:
             return self._log.get(signature)
+
+    def landed_in_slot(self, slot: int) -> list[LandedTransaction]:
+        """The transactions that landed in ``slot``, in order (empty once forgotten)."""
+        with self._lock:
+            return self._log.in_slot(slot)
 
     def is_pending(self, signature: Signature) -> bool:
         with self._lock:
@@ -354,6 +429,7 @@ class Ledger:
         )
         self._set_clock(self._slot)
         self._seal_slot()
+        self._genesis_hash = self._window.at_or_before(self._slot).blockhash
 
     def _produce_slot(self) -> None:
         self._slot += 1
@@ -387,14 +463,20 @@ class Ledger:
     def _land_pending(self, pending: _Pending) -> None:
         transaction = pending.transaction
         signature = transaction.signatures[0]
-        blockhash = transaction.message.recent_blockhash
-        if not self._window.is_valid(blockhash, self.block_height_of(self._slot)):
+        if not self.processable(transaction, self.block_height_of(self._slot)):
             _log_dropped(signature, self._slot, "blockhash expired")
             return
         if not pending.signatures_verified and not all(transaction.verify_with_results()):
             _log_dropped(signature, self._slot, "signature verification failure")
             return
         self._land(transaction, self._slot)
+
+    def _advance_nonce(self, nonce_use: DurableNonceUse, bank_blockhash: Hash) -> None:
+        """A failed durable-nonce transaction still advances its nonce, as a bank does
+        (LiteSVM rolls the whole transaction back)."""
+        account = self._svm.get_account(nonce_use.address)
+        if account is not None:
+            self._svm.set_account(nonce_use.address, _advanced(account, bank_blockhash))
 
     def _land(self, transaction: VersionedTransaction, slot: int) -> LandedTransaction | None:
         signature = transaction.signatures[0]
@@ -404,10 +486,17 @@ class Ledger:
         facts = MessageFacts.of(transaction)
         keys = facts.keys
         before = [self._svm.get_account(key) for key in keys]
+        in_window = self._window.is_valid(
+            transaction.message.recent_blockhash, self.block_height_of(slot)
+        )
+        nonce_use = None if in_window else self._nonce_use(transaction)
+        bank_blockhash = self._svm.latest_blockhash()
         execution = self._svm.send_transaction(transaction)
         if isinstance(execution, FailedTransactionMetadata) and is_dropped(execution.err()):
             _log_dropped(signature, slot, describe_transaction_error(execution.err()))
             return None
+        if nonce_use is not None and isinstance(execution, FailedTransactionMetadata):
+            self._advance_nonce(nonce_use, bank_blockhash)
         after = [self._svm.get_account(key) for key in keys]
         landed = landed_transaction(
             transaction=transaction,
@@ -430,6 +519,11 @@ class Ledger:
             err=None if landed.err is None else describe_transaction_error(landed.err),
         ).debug("transaction landed")
         return landed
+
+
+def _advanced(account: Account, bank_blockhash: Hash) -> Account:
+    data = advanced_nonce_data(account, bank_blockhash)
+    return Account(account.lamports, data, account.owner, account.executable, account.rent_epoch)
 
 
 def _existing(account: Account | None) -> Account | None:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import socket
+from collections.abc import Sequence
 
 from localnet.errors import LocalnetStartFailed
 
-__all__ = ["bind_consecutive", "bind_port"]
+__all__ = ["bind_consecutive", "bind_offsets", "bind_port"]
 
 # How many operating-system-chosen starting ports to try before giving up.
 _ATTEMPTS = 50
@@ -28,28 +29,34 @@ def bind_port(host: str, port: int) -> socket.socket:
 
 def bind_consecutive(host: str, port: int, count: int) -> list[socket.socket]:
     """``count`` sockets on ``port``, ``port + 1``...; ``port=0`` picks a free run."""
+    return bind_offsets(host, port, list(range(count)))
+
+
+def bind_offsets(host: str, port: int, offsets: Sequence[int]) -> list[socket.socket]:
+    """One socket on ``port + offset`` per offset (the first offset is 0), in order;
+    ``port=0`` picks a base port where all of them are free."""
     if port:
         try:
-            return _bind_run(host, port, count)
+            return _bind_run(host, port, offsets)
         except OSError as error:
             raise LocalnetStartFailed(
-                f"cannot listen on {host}:{port}..{port + count - 1}: {error}"
+                f"cannot listen on {host}:{port}..{port + max(offsets)}: {error}"
             ) from error
     for _ in range(_ATTEMPTS):
         first = bind_port(host, 0)
         try:
-            rest = _bind_run(host, first.getsockname()[1] + 1, count - 1)
+            rest = _bind_run(host, first.getsockname()[1], offsets[1:])
         except OSError:
             first.close()
             continue
         return [first, *rest]
-    raise LocalnetStartFailed(f"found no {count} free consecutive ports on {host}")
+    raise LocalnetStartFailed(f"found no {len(offsets)} free ports at {list(offsets)} on {host}")
 
 
-def _bind_run(host: str, port: int, count: int) -> list[socket.socket]:
+def _bind_run(host: str, port: int, offsets: Sequence[int]) -> list[socket.socket]:
     bound: list[socket.socket] = []
     try:
-        for offset in range(count):
+        for offset in offsets:
             bound.append(bind_port(host, port + offset))
     except OSError:
         for sock in bound:

@@ -15,11 +15,14 @@ from typing import Any, Final
 from loguru import logger
 
 from localnet.rpc_accounts import ACCOUNT_METHODS
+from localnet.rpc_blocks import BLOCK_METHODS
+from localnet.rpc_chain_info import CHAIN_INFO_METHODS
 from localnet.rpc_cluster import CLUSTER_METHODS
 from localnet.rpc_context import RpcContext, RpcMethod
 from localnet.rpc_errors import RpcError
 from localnet.rpc_history import HISTORY_METHODS
 from localnet.rpc_params import Params
+from localnet.rpc_tokens import TOKEN_METHODS
 from localnet.rpc_transactions import TRANSACTION_METHODS
 
 __all__ = ["METHODS", "RpcDispatcher", "error_for_each", "error_response", "with_id"]
@@ -29,6 +32,9 @@ METHODS: Final[Mapping[str, tuple[RpcMethod, int, int]]] = {
     **ACCOUNT_METHODS,
     **TRANSACTION_METHODS,
     **HISTORY_METHODS,
+    **BLOCK_METHODS,
+    **CHAIN_INFO_METHODS,
+    **TOKEN_METHODS,
 }
 _NO_ID: Final = object()  # a notification: no "id" member, so no answer
 _BAD_ID: Final = object()  # not a request object, or an id JSON-RPC does not allow

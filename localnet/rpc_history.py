@@ -19,6 +19,7 @@ from localnet.rpc_context import RpcContext, RpcMethod, response_context
 from localnet.rpc_encoding import encode_landed
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Config, Params, parse_signature
+from localnet.rpc_shapes import JsonAnswer, node_result
 from localnet.transaction_log import LandedTransaction
 
 __all__ = ["HISTORY_METHODS"]
@@ -53,7 +54,7 @@ def _status(
     )  # fmt: skip
 
 
-def get_transaction(context: RpcContext, params: Params) -> GetTransactionResp:
+def get_transaction(context: RpcContext, params: Params) -> JsonAnswer:
     signature = params.signature(0)
     config = _transaction_config(params)
     encoding = config.enum("encoding", ("json", "base64"), "json")
@@ -61,11 +62,12 @@ def get_transaction(context: RpcContext, params: Params) -> GetTransactionResp:
     max_version = config.optional_u64("maxSupportedTransactionVersion")
     landed = context.ledger.landed(signature)
     if landed is None or landed.slot > slot or context.forgot(landed.slot):
-        return GetTransactionResp(None)
+        return JsonAnswer(None)
     encoded = encode_landed(landed, encoding, max_version, context.ledger.mint_decimals)
-    return GetTransactionResp(
+    answer = GetTransactionResp(
         EncodedConfirmedTransactionWithStatusMeta(landed.slot, encoded, landed.block_time)
     )
+    return node_result(answer.to_json())
 
 
 def _transaction_config(params: Params) -> Config:

@@ -89,7 +89,7 @@ def _already_processed_or_expired(
     if landed is not None and landed.slot <= slot:
         return TransactionErrorFieldless.AlreadyProcessed
     block_height = context.ledger.block_height_of(slot)
-    if not context.ledger.blockhash_valid(transaction.message.recent_blockhash, block_height):
+    if not context.ledger.processable(transaction, block_height):
         return TransactionErrorFieldless.BlockhashNotFound
     return None
 

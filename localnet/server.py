@@ -33,7 +33,7 @@ from localnet.errors import EndpointNotFound, LocalnetNotRunning, LocalnetStartF
 from localnet.faults import Faults
 from localnet.fixtures import Fixtures
 from localnet.ledger import Ledger
-from localnet.ports import bind_consecutive
+from localnet.ports import bind_offsets
 from localnet.rpc_dispatch import RpcDispatcher
 from localnet.slot_timer import run_slot_timer
 
@@ -118,8 +118,13 @@ class LocalnetServer:
 
     @property
     def urls(self) -> tuple[str, ...]:
-        """One JSON-RPC URL per endpoint, on consecutive ports."""
+        """One JSON-RPC URL per endpoint (ports step by 2 when PubSub takes port+1)."""
         return tuple(endpoint.url for endpoint in self._endpoints)
+
+    @property
+    def pubsub_urls(self) -> tuple[str | None, ...]:
+        """Each endpoint's WebSocket PubSub URL (its port + ``pubsub_port_offset``)."""
+        return tuple(endpoint.pubsub_url for endpoint in self._endpoints)
 
     @property
     def url(self) -> str:
@@ -194,7 +199,10 @@ class LocalnetServer:
         await self._close(timer)
 
     async def _open_endpoints(self) -> None:
-        sockets = bind_consecutive(self.config.host, self.config.port, self.config.endpoints)
+        layout = self.config.port_offsets
+        offsets = [rpc for rpc, _ in layout] + [ws for _, ws in layout if ws is not None]
+        bound = bind_offsets(self.config.host, self.config.port, offsets)
+        sockets, pubsub_sockets = bound[: len(layout)], bound[len(layout) :]
         dispatcher = RpcDispatcher()
         for index in range(self.config.endpoints):
             # Seeded so a fault run can be replayed; the dice decide faults, not secrets.
@@ -205,13 +213,14 @@ class LocalnetServer:
             for endpoint, sock in zip(self._endpoints, sockets, strict=True):
                 app = web.Application(client_max_size=MAX_BODY_BYTES)
                 AdminRoutes(endpoint.index, self._endpoints, self.ledger).add_to(app)
-                await endpoint.start(sock, app)
+                pubsub_sock = pubsub_sockets[started] if pubsub_sockets else None
+                await endpoint.start(sock, app, pubsub_sock)
                 started += 1
             for endpoint, faults in zip(self._endpoints, self.config.endpoint_faults, strict=False):
                 await endpoint.apply_faults(faults)
         except BaseException:
             # Sockets already serving belong to their endpoint now; _close() stops those.
-            for sock in sockets[started:]:
+            for sock in sockets[started:] + pubsub_sockets[started:]:
                 sock.close()
             raise
 

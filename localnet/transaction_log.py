@@ -110,6 +110,13 @@ class TransactionLog:
             count += len(landed)
         return count
 
+    def addresses(self) -> list[Pubkey]:
+        """Every address a kept transaction names."""
+        return list(self._by_address)
+
+    def in_slot(self, slot: int) -> list[LandedTransaction]:
+        return list(self._by_slot.get(slot, ()))
+
     def count_in_slot(self, slot: int) -> int:
         return len(self._by_slot.get(slot, ()))
 

@@ -7,6 +7,10 @@ need the text a real node prints, which solders does not expose.
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
+from solders.rpc.responses import GetSignatureStatusesResp, RpcResponseContext
 from solders.transaction_status import (
     InstructionErrorBorshIO,
     InstructionErrorCustom,
@@ -15,9 +19,15 @@ from solders.transaction_status import (
     TransactionErrorInsufficientFundsForRent,
     TransactionErrorProgramExecutionTemporarilyRestricted,
     TransactionErrorType,
+    TransactionStatus,
 )
 
-__all__ = ["describe_instruction_error", "describe_transaction_error", "error_name"]
+__all__ = [
+    "describe_instruction_error",
+    "describe_transaction_error",
+    "error_name",
+    "transaction_error_json",
+]
 
 _TRANSACTION_ERRORS = {
     "AccountInUse": "Account in use",
@@ -169,3 +179,10 @@ def describe_transaction_error(error: TransactionErrorType) -> str:
         )
     name = error_name(error)
     return _TRANSACTION_ERRORS.get(name, name)
+
+
+def transaction_error_json(error: TransactionErrorType) -> Any:
+    """``error`` as JSON-RPC shows it (``"AccountInUse"``, ``{"InstructionError": [0, ...]}``)."""
+    status = TransactionStatus(0, None, error, error, None)
+    answer = GetSignatureStatusesResp([status], RpcResponseContext(0))
+    return json.loads(answer.to_json())["result"]["value"][0]["err"]

@@ -32,7 +32,7 @@ def call(method: str, *params: Any) -> dict[str, Any]:
         (b"[]", -32600, "Invalid request"),
         (b'{"jsonrpc": "1.0", "id": 9, "method": "getSlot"}', -32600, "Invalid request"),
         (b'{"jsonrpc": "2.0", "id": 9, "method": 5}', -32600, "Invalid request"),
-        (b'{"jsonrpc": "2.0", "id": 9, "method": "getBlock"}', -32601, "Method not found"),
+        (b'{"jsonrpc": "2.0", "id": 9, "method": "getVoteAccounts"}', -32601, "Method not found"),
     ],
 )
 def test_malformed_requests_get_the_standard_json_rpc_errors(
@@ -60,7 +60,7 @@ def test_malformed_requests_get_the_standard_json_rpc_errors(
         (call("sendTransaction", "!!!", {"encoding": "base64"}), "invalid base64 encoding: "),
         (call("sendTransaction", "AQID", {"encoding": "base64"}), "failed to deserialize "),
         (
-            call("getAccountInfo", KEY, {"encoding": "jsonParsed"}),
+            call("getAccountInfo", KEY, {"encoding": "base58"}),
             "Invalid params: unsupported encoding",
         ),
         (call("getTokenAccountBalance", KEY), "Invalid param: not a Token account"),

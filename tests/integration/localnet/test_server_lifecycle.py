@@ -22,17 +22,31 @@ from localnet import (
 pytestmark = pytest.mark.integration
 
 
+def test_without_pubsub_endpoints_listen_on_consecutive_ports() -> None:
+    """pubsub_port_offset=0 turns PubSub off; JSON-RPC ports are then p, p+1, p+2."""
+    config = LocalnetConfig(port=0, endpoints=3, slot_ms=0, pubsub_port_offset=0)
+    with LocalnetServer(config) as localnet:
+        ports = [int(url.rsplit(":", 1)[1]) for url in localnet.urls]
+        assert ports == [ports[0], ports[0] + 1, ports[0] + 2]
+        assert localnet.pubsub_urls == (None, None, None)
+
+
 def rpc(url: str, method: str, *params: Any) -> Any:
     with httpx2.Client(timeout=5) as http:
         body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
         return http.post(url, json=body).json()["result"]
 
 
-def test_endpoints_listen_on_consecutive_ports_over_one_ledger() -> None:
-    """Three endpoints, ports p..p+2, all reading the same slots and accounts."""
+def test_endpoints_listen_every_other_port_with_pubsub_on_port_plus_one_over_one_ledger() -> (
+    None
+):
+    """Three endpoints on p, p+2, p+4 (PubSub on p+1, p+3, p+5, as a node's RPC port + 1),
+    all reading the same slots and accounts."""
     with LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)) as localnet:
         ports = [int(url.rsplit(":", 1)[1]) for url in localnet.urls]
-        assert ports == [ports[0], ports[0] + 1, ports[0] + 2]
+        assert ports == [ports[0], ports[0] + 2, ports[0] + 4]
+        pubsub = [f"ws://127.0.0.1:{port + 1}" for port in ports]
+        assert list(localnet.pubsub_urls) == pubsub
         wallet = localnet.fixtures.fund_wallet(7_000_000)
         localnet.advance_slots(4)
         processed = {"commitment": "processed"}
@@ -51,7 +65,8 @@ def test_a_taken_port_fails_start_with_a_clear_error() -> None:
         squatter.listen()
         taken = squatter.getsockname()[1]
         localnet = LocalnetServer(LocalnetConfig(port=taken - 1, endpoints=2, slot_ms=0))
-        with pytest.raises(LocalnetStartFailed, match=f"{taken - 1}..{taken}"):
+        # Two endpoints with PubSub take p..p+3 (RPC p, p+2; PubSub p+1, p+3).
+        with pytest.raises(LocalnetStartFailed, match=f"{taken - 1}..{taken + 2}"):
             localnet.start()
         assert not localnet.running
 

@@ -1,0 +1,77 @@
+"""Transaction answers shaped as an Agave node sends them (what strict clients validate)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx2
+import pytest
+from solders.keypair import Keypair
+from solders.message import Message, MessageV0
+from solders.system_program import TransferParams, transfer
+from solders.transaction import VersionedTransaction
+
+from localnet import LocalnetServer
+from localnet.base58 import b58encode
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(timeout=5) as session:
+        yield session
+
+
+def call(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    answer = http.post(url, json=body).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def _land(localnet: LocalnetServer, http: httpx2.Client, transaction: VersionedTransaction) -> str:
+    options = {"preflightCommitment": "processed"}
+    signature = call(http, localnet.url, "sendTransaction", b58encode(bytes(transaction)), options)
+    localnet.advance_slots(2)
+    return str(signature)
+
+
+def _legacy_and_v0(localnet: LocalnetServer, http: httpx2.Client) -> tuple[str, str]:
+    payer = localnet.fixtures.fund_wallet()
+    blockhash = localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
+    moves = [
+        transfer(
+            TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=n)
+        )
+        for n in (1_000_000, 2_000_000)
+    ]
+    legacy = Message.new_with_blockhash(moves[:1], payer.pubkey(), blockhash)
+    v0 = MessageV0.try_compile(payer.pubkey(), moves[1:], [], blockhash)
+    return (
+        _land(localnet, http, VersionedTransaction(legacy, [payer])),
+        _land(localnet, http, VersionedTransaction(v0, [payer])),
+    )
+
+
+@pytest.mark.parametrize("encoding", ["json", "base64"])
+def test_transaction_meta_omits_absent_fields_and_always_has_loaded_addresses(
+    localnet: LocalnetServer, http: httpx2.Client, encoding: str
+) -> None:
+    """getTransaction's meta leaves out an absent returnData/costUnits (never null) and
+    sends loadedAddresses as an object for legacy and v0 transactions alike, as Agave
+    does; @solana/web3.js 1.x rejects the nulls."""
+    for signature in _legacy_and_v0(localnet, http):
+        for options in ({}, {"maxSupportedTransactionVersion": 0}):
+            config = {"commitment": "confirmed", "encoding": encoding, **options}
+            try:
+                found = call(http, localnet.url, "getTransaction", signature, config)
+            except AssertionError:
+                assert not options  # the v0 transaction without maxSupportedTransactionVersion
+                continue
+            meta = found["meta"]
+            assert meta["loadedAddresses"] == {"writable": [], "readonly": []}
+            assert "returnData" not in meta and "costUnits" not in meta
+            assert None not in (value for key, value in meta.items() if key != "err")
+            assert isinstance(meta["computeUnitsConsumed"], int)
