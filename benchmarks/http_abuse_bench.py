@@ -3,7 +3,7 @@
     python3 benchmarks/http_abuse_bench.py [--connections 1100] [--hold-s 6]
                                            [--flood 3000] [--honest 40]
 
-Starts the node's real HTTP server (cli.health.HealthServer) in this process over
+Starts the node's real HTTP server (crank_node.node.health.HealthServer) in this process over
 a stand-in node (always healthy) and a real OrderIntake on a temporary SQLite file
 with one market (no chain checks), then:
 
@@ -39,8 +39,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from solders.keypair import Keypair  # noqa: E402
 
 import storage  # noqa: E402
-from cli.health import HealthServer  # noqa: E402
-from cli.intake import OrderIntake  # noqa: E402
+from crank_node.node.health import HealthServer  # noqa: E402
+from crank_node.node.intake import OrderIntake  # noqa: E402
 from market import Market, Order, Side, sign_order  # noqa: E402
 
 LOT, TICK = 10**6, 1_000
@@ -66,7 +66,7 @@ class StandInNode:
 def start_server(intake: OrderIntake) -> tuple[HealthServer, int, int, str]:
     node = StandInNode(intake)
     try:
-        from cli.http_server import HttpLimits  # noqa: PLC0415  (absent before the limits)
+        from crank_node.node.http_server import HttpLimits  # noqa: PLC0415  (absent before the limits)
 
         limits = HttpLimits(header_timeout_s=HEADER_TIMEOUT_S)
         server = HealthServer(node, "127.0.0.1", 0, limits=limits)  # type: ignore[arg-type]

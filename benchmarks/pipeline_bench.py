@@ -23,7 +23,7 @@ with the defaults):
    confirmed, its default 0.5 s polling), one fill at a time, as most
    hand-written cranks do. Next to it, the chain's own floor: the same loop
    from a lean client polling ``getSignatureStatuses`` every 10 ms.
-3. **The crank node** (``cli.node.Node`` in this process, as ``crank-node run``
+3. **The crank node** (``crank_node.node.node.Node`` in this process, as ``crank-node run``
    runs it; intake's ``storage.store_order`` in this process too) on a fresh
    SQLite file per phase, with one wallet that is both fee payer and settlement
    authority:
@@ -39,17 +39,17 @@ with the defaults):
    Each phase then waits (at most ``--drain-s``) until every stored pair's
    settlement is confirmed, stops the node with its phased shutdown, and
    reconciles every maker's balance on chain with the database's fills
-   (``localnet.scenario.reconcile``).
+   (``crank_node.harness.scenario.reconcile``).
 
 **Where localnet runs.** In a process of its own (``spawn``), as in
 localnet_bench, so the node and the chain do not share one GIL. The scenario
-(``localnet.scenario.build_scenario``: two markets, four makers, generously
+(``crank_node.harness.scenario.build_scenario``: two markets, four makers, generously
 funded and delegated) needs the server's in-process fixtures, and localnet's
 admin HTTP routes only do faults and slots, so the child builds it right after
 starting the server and sends back what the parent needs: the markets (JSON),
 the makers' keypairs (their 64 bytes) and token accounts. The wallet is made
 here and handed over the same way. The parent rebuilds the
-:class:`~localnet.scenario.Scenario` and reads balances over JSON-RPC.
+:class:`~crank_node.harness.scenario.Scenario` and reads balances over JSON-RPC.
 
 **Orders.** Hand-made crossing pairs rather than ``OrderFlow``'s random stream,
 so that every pair is exactly one fill and the count is known: one lot each,
@@ -139,10 +139,10 @@ from benchmarks.localnet_bench import (
     settlement,
     wait_confirmed,
 )
-from cli.node import Node
-from cli.settings import CrankSettings
+from crank_node.node.node import Node
+from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from localnet.scenario import Scenario, build_scenario, reconcile
+from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from market import Fill, Market, Order, Side, SignedOrder, build_settlement_transaction, sign_order
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow

@@ -6,7 +6,7 @@ settlement authority, 0 bytes of data, owner = the System Program, rent-exempt
 lamports paid by the fee payer. The account can be created once: a second
 attempt that lands fails at the create (``AccountAlreadyInUse``) and moves no
 token. So the marker exists if and only if a settlement of that fill landed
-(DESIGN.md / docs, "Exactly once"), and reading it answers "did it settle?"
+(docs/ARCHITECTURE.md, "Exactly once"), and reading it answers "did it settle?"
 from current state, without signature history.
 
 **The seed is secret until the first attempt is sent.** Anyone can send

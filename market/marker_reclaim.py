@@ -6,7 +6,7 @@ height (``getEpochInfo`` at ``finalized``: ``absoluteSlot`` and ``blockHeight``
 read together, a :class:`FinalizedView`) and the marker accounts
 (``getMultipleAccounts`` at ``finalized``, ``minContextSlot`` = that slot). The
 accounts answer counts only when its context slot is at least the view's slot
-(DESIGN.md: "every 'no' must come from a view at least as recent as the 'past'
+(docs/ARCHITECTURE.md: "every 'no' must come from a view at least as recent as the 'past'
 it is combined with"); an answer from behind decides nothing (:class:`Wait`).
 
 **When.** A marker is closed only when :func:`market.marker.reclaimable` holds for

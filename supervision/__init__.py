@@ -28,7 +28,6 @@ from supervision.supervisor import (
 )
 from supervision.tracing import current_trace_id, new_trace_id, set_tracing, trace
 
-__version__ = "0.1.0"
 
 __all__ = [
     "DEAD_LETTERS",
@@ -70,7 +69,6 @@ __all__ = [
     "Supervisor",
     "SupervisorGaveUp",
     "SupervisorSnapshot",
-    "__version__",
     "current_trace_id",
     "describe_tree",
     "inputs_of",

@@ -19,6 +19,7 @@ from typing import Any, TextIO
 from loguru import logger
 
 __all__ = [
+    "LOG_LEVELS",
     "TEXT_FORMAT",
     "InterceptHandler",
     "configure_logging",
@@ -26,6 +27,9 @@ __all__ = [
     "route_stdlib_logging",
     "text_format",
 ]
+
+# loguru's levels, by the names settings and the CRANK_LOG_LEVEL variable take.
+LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
 TEXT_FORMAT = (
     "{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ} | {level: <8} | {extra[action]: <22} | "

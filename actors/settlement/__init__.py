@@ -1,5 +1,5 @@
 """SettlementActor: pending settlements driven to exactly one landed transaction each
-(DESIGN.md, "Exactly once"); the decisions are pure (:mod:`actors.settlement.protocol`)."""
+(docs/ARCHITECTURE.md, "Exactly once"); the decisions are pure (:mod:`actors.settlement.protocol`)."""
 
 from actors.settlement.actor import SettlementActor
 from actors.settlement.authorize import Refused

@@ -1,6 +1,6 @@
 """SettlementActor: each pending settlement driven to exactly one landed transaction.
 
-The protocol is DESIGN.md's "Exactly once"; its decisions are the pure
+The protocol is docs/ARCHITECTURE.md's "Exactly once"; its decisions are the pure
 :func:`actors.settlement.protocol.decide`. This actor supplies the I/O:
 
 * **Claim.** Pending settlements are claimed from the database in batches

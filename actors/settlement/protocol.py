@@ -1,7 +1,7 @@
 """The settlement protocol's decisions, as pure functions of what the chain said.
 
 SettlementActor asks the chain about a settlement's attempts and calls
-:func:`decide`; nothing here does I/O. The rules (DESIGN.md, "Exactly once"):
+:func:`decide`; nothing here does I/O. The rules (docs/ARCHITECTURE.md, "Exactly once"):
 
 * **Landed.** An attempt whose signature has a status at ``confirmed`` (or
   ``finalized``) landed: without an error the settlement is confirmed; with an

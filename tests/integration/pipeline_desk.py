@@ -13,8 +13,8 @@ from sqlalchemy.engine import Engine
 
 import storage
 from localnet import LocalnetServer
-from localnet.order_flow import OrderFlow
-from localnet.scenario import Scenario, build_scenario
+from crank_node.harness.order_flow import OrderFlow
+from crank_node.harness.scenario import Scenario, build_scenario
 from market import Order, Side, sign_order
 from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order as OrderRow

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
-from cli.chaos_dblock import DatabaseLock
-from cli.node_processes import child_environment
+from crank_node.chaos.dblock import DatabaseLock
+from crank_node.harness.processes import child_environment
 from storage import DatabaseBusy, NodeRegistry, open_engine, write_transaction
 from storage.models import Node
 

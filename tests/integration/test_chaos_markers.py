@@ -10,8 +10,8 @@ from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
 
 import storage
-from cli.chaos_audit import read_fill_markers
-from cli.chaos_marker_checks import FillMarker, account_for_markers
+from crank_node.chaos.audit import read_fill_markers
+from crank_node.chaos.marker_checks import FillMarker, account_for_markers
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.audit import existing_accounts
 from storage.models import Settlement, SettlementAttempt, SettlementMarker, table_of

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.main import COMMANDS
-from supervision import __version__
+from crank_node.cli.main import COMMANDS
+from crank_node import __version__
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"
@@ -105,7 +105,7 @@ def test_a_command_imports_only_what_it_needs() -> None:
     (SQLAlchemy) nor the chain server (aiohttp) libraries."""
     probe = (
         "import sys; sys.argv = ['crank-node', 'trace', '--help'];"
-        "from cli.main import main\n"
+        "from crank_node.cli.main import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "print(sorted(m for m in ('sqlalchemy', 'aiohttp', 'solders') if m in sys.modules))"
     )

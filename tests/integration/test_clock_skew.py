@@ -35,7 +35,7 @@ from sqlalchemy.engine import Engine
 
 import storage
 from localnet import LocalnetConfig, LocalnetServer
-from localnet.scenario import Scenario, build_scenario
+from crank_node.harness.scenario import Scenario, build_scenario
 from market import Order, Side, SignedOrder, sign_order
 from storage import open_engine, read_db_now, sqlite_url, upgrade
 from storage.models import Fill as FillRow

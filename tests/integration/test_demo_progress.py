@@ -11,7 +11,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 
 import storage
-from cli.demo_progress import DemoCounts, crossing_markets, market_holders, read_counts
+from crank_node.demo.progress import DemoCounts, crossing_markets, market_holders, read_counts
 from market import Market, Order, Side, sign_order
 
 pytestmark = pytest.mark.integration

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.ownership import foreign_owners, ownership_problem
+from crank_node.cli.ownership import foreign_owners, ownership_problem
 from tests.integration.node_process import CRANK_NODE, ROOT
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ SettlementActor -> chain, on a real localnet (ticking slots), real SQLite and
 real PostgreSQL.
 
 Four makers trade on two markets with a few hundred random signed orders (the
-seeded :class:`~localnet.order_flow.OrderFlow`). Afterwards: no two orders of
+seeded :class:`~crank_node.harness.order_flow.OrderFlow`). Afterwards: no two orders of
 different makers that cross are left open (every crossing pair filled), no
 order is filled beyond its size, every fill is settled on chain exactly once
 (its memo, found by scanning the chain), and every token account's balance is
@@ -24,11 +24,11 @@ from sqlalchemy.engine import Engine
 
 import storage
 from actors.settlement import Finished
-from cli.node import Node
-from cli.settings import CrankSettings
+from crank_node.node.node import Node
+from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from localnet.order_flow import OrderFlow
-from localnet.scenario import Scenario, build_scenario, reconcile
+from crank_node.harness.order_flow import OrderFlow
+from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from storage.models import Fill, Order, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder

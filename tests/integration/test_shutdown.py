@@ -22,7 +22,7 @@ import pytest
 import storage
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.faults import Faults
-from localnet.scenario import reconcile
+from crank_node.harness.scenario import reconcile
 from tests.integration.chain_audit import settled_fill_ids
 from tests.integration.pipeline_desk import Desk, crossing_pairs_left, unsettled
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from solders.keypair import Keypair
 
-from cli.keypairs import (
+from crank_node.node.keypairs import (
     KeypairError,
     KeypairMalformed,
     KeypairNotFound,

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.settings import ConfigFileError, InvalidSettings
-from cli.settings_layers import load_settings
+from crank_node.node.settings import ConfigFileError, InvalidSettings
+from crank_node.node.settings_layers import load_settings
 from storage.urls import sqlite_url
 
 pytestmark = pytest.mark.integration

@@ -3,7 +3,7 @@ RpcRouter, OrderIntake behind the node's real HTTP server, and the CLI pointed a
 
 The maker has a base and a quote token account (associated, empty: intake checks mint
 and owner, funding is OrderMonitor's job); a stranger has a quote account of their own.
-The HTTP server is :class:`cli.health.HealthServer` over a stand-in node that has
+The HTTP server is :class:`crank_node.node.health.HealthServer` over a stand-in node that has
 nothing but ``intake``; ``Desk.url`` is its public intake listener.
 """
 
@@ -28,9 +28,9 @@ from sqlalchemy.engine import Engine
 
 import storage
 from actors.rpc import RpcClient, RpcRouter, RpcRouterConfig
-from cli.health import HealthServer
-from cli.intake import OrderIntake
-from cli.main import build_parser
+from crank_node.cli.main import build_parser
+from crank_node.node.health import HealthServer
+from crank_node.node.intake import OrderIntake
 from localnet import LocalnetConfig, LocalnetServer
 from market import Market, Order, Side, SignedOrder, sign_order
 from storage.models import Order as OrderRow

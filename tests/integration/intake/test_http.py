@@ -14,7 +14,7 @@ import storage
 from actors.rpc import RpcClient
 from actors.rpc.classify import ErrorKind
 from actors.rpc.messages import RpcFailure
-from cli.intake import OrderIntake
+from crank_node.node.intake import OrderIntake
 from market import CancelRequest, SignedCancel, SignedOrder, sign_cancel
 from storage.models import Order as OrderRow
 from tests.integration.intake.conftest import (

@@ -10,12 +10,11 @@ import time
 from typing import Any
 
 import pytest
+from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
-from solders.keypair import Keypair
-
-from cli.http_server import HttpLimits
-from cli.intake import OrderIntake
+from crank_node.node.http_server import HttpLimits
+from crank_node.node.intake import OrderIntake
 from market import Order, Side, sign_order
 from tests.integration.intake import wire
 

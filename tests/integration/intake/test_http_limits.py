@@ -18,16 +18,16 @@ import pytest
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
-from cli.health import HealthServer
-from cli.http_server import (
+from crank_node.node.health import HealthServer
+from crank_node.node.http_server import (
     DESCRIPTOR_RESERVE,
     HttpLimits,
     OperatorTokenError,
     descriptor_budget,
     read_token_file,
 )
-from cli.intake import OrderIntake
-from cli.intake_http import IntakeLimits
+from crank_node.node.intake import OrderIntake
+from crank_node.node.intake_http import IntakeLimits
 from market import Order, Side, SignedOrder, sign_order
 from tests.integration.intake import wire
 from tests.integration.intake.conftest import StandInNode

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from cli.localnet import serve
-from cli.main import build_parser
+from crank_node.cli.localnet import serve
+from crank_node.cli.main import build_parser
 
 pytestmark = pytest.mark.integration
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from solana.rpc.models import TxOpts
 from solana.rpc.commitment import Processed
+from solana.rpc.models import TxOpts
 from solders.hash import Hash
 from solders.message import Message
 from solders.signature import Signature

@@ -12,7 +12,7 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from localnet import LocalnetConfig, LocalnetServer
-from localnet.scenario import DEFAULT_LOT_SIZE_ATOMS, DEFAULT_TICK_SIZE_ATOMS, Scenario
+from crank_node.harness.scenario import DEFAULT_LOT_SIZE_ATOMS, DEFAULT_TICK_SIZE_ATOMS, Scenario
 from market import Market
 
 NOW_S = 1_700_000_000

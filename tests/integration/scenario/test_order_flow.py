@@ -13,8 +13,8 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from localnet import LocalnetServer
-from localnet.order_flow import OrderFlow, order_terms
-from localnet.scenario import DEFAULT_LOT_SIZE_ATOMS, Scenario, build_scenario
+from crank_node.harness.order_flow import OrderFlow, order_terms
+from crank_node.harness.scenario import DEFAULT_LOT_SIZE_ATOMS, Scenario, build_scenario
 from market import (
     Book,
     Fill,

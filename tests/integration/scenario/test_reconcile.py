@@ -18,8 +18,8 @@ from sqlalchemy.engine import Engine
 
 import storage
 from localnet import LocalnetServer
-from localnet.order_flow import OrderFlow
-from localnet.scenario import BalanceMismatch, Scenario, build_scenario, reconcile
+from crank_node.harness.order_flow import OrderFlow
+from crank_node.harness.scenario import BalanceMismatch, Scenario, build_scenario, reconcile
 from market import Book, Fill, build_settlement_transaction, match
 
 from .conftest import BASE_ATOMS, QUOTE_ATOMS, rpc

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 import storage
 from localnet import LocalnetServer
-from localnet.scenario import (
+from crank_node.harness.scenario import (
     DEFAULT_FEE_PAYER_LAMPORTS,
     Scenario,
     ScenarioError,

@@ -9,13 +9,13 @@ from datetime import UTC, datetime, timedelta
 
 from solders.pubkey import Pubkey
 
-from cli.chaos_checks import (
+from crank_node.chaos.checks import (
     OrderFilling,
     check_balances,
     check_no_overfill,
     check_settled_once,
 )
-from cli.chaos_lease_checks import (
+from crank_node.chaos.lease_checks import (
     AttemptFence,
     FencingFacts,
     FillFence,
@@ -23,8 +23,8 @@ from cli.chaos_lease_checks import (
     check_fencing,
     check_no_dead_holders,
 )
-from cli.chaos_marker_checks import FillMarker, MarkerAccounting, account_for_markers
-from cli.chaos_monitor import LeaseSpan
+from crank_node.chaos.marker_checks import FillMarker, MarkerAccounting, account_for_markers
+from crank_node.chaos.monitor import LeaseSpan
 from localnet.audit import ChainSettlements
 from market import Fill, Side
 

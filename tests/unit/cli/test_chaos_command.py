@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.chaos import EXIT_USAGE, run
-from cli.main import build_parser
+from crank_node.cli.chaos import EXIT_USAGE, run
+from crank_node.cli.main import build_parser
 
 
 def test_the_chaos_defaults_are_three_nodes_four_markets_a_minute_and_a_short_ttl() -> None:

@@ -8,7 +8,7 @@ from itertools import combinations
 
 import pytest
 
-from cli.chaos_faults import (
+from crank_node.chaos.faults import (
     END_MARGIN_S,
     NODE_KINDS,
     RPC_KINDS,
@@ -18,7 +18,7 @@ from cli.chaos_faults import (
     PlannedFault,
     plan_faults,
 )
-from cli.chaos_scheduler import FaultScheduler
+from crank_node.chaos.scheduler import FaultScheduler
 from localnet import VALID_BLOCKHASHES, FaultError, Faults
 from supervision.errors import CrankError
 

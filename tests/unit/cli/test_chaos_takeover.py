@@ -8,15 +8,15 @@ from collections import Counter
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cli.chaos_checks import InvariantResult
-from cli.chaos_faults import FaultKind, PlannedFault
-from cli.chaos_lease_checks import NodeDown
-from cli.chaos_monitor import ClaimSpan, LeaseSpan, MonitorRecord
-from cli.chaos_report import ChaosReport, ChaosShape
-from cli.chaos_scheduler import InjectedFault
-from cli.chaos_takeover import expired_while_up, resume_findings, takeovers
-from cli.demo_orders import SubmissionTally
-from cli.demo_progress import DemoCounts
+from crank_node.chaos.checks import InvariantResult
+from crank_node.chaos.faults import FaultKind, PlannedFault
+from crank_node.chaos.lease_checks import NodeDown
+from crank_node.chaos.monitor import ClaimSpan, LeaseSpan, MonitorRecord
+from crank_node.chaos.report import ChaosReport, ChaosShape
+from crank_node.chaos.scheduler import InjectedFault
+from crank_node.chaos.takeover import expired_while_up, resume_findings, takeovers
+from crank_node.demo.orders import SubmissionTally
+from crank_node.demo.progress import DemoCounts
 
 IDS = ("n-1", "n-2")
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

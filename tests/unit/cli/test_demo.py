@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from cli.demo import StopRequests
-from cli.demo_nodes import NodeSetup, http_addrs
-from cli.demo_orders import SubmissionTally
-from cli.demo_progress import DemoCounts, ProgressMeter, percentile
-from cli.demo_summary import DemoSummary, RunShape, problems_of
-from cli.main import build_parser
-from localnet.scenario import BalanceMismatch, Reconciliation
+from crank_node.cli.main import build_parser
+from crank_node.demo.nodes import NodeSetup, http_addrs
+from crank_node.demo.orders import SubmissionTally
+from crank_node.demo.progress import DemoCounts, ProgressMeter, percentile
+from crank_node.demo.summary import DemoSummary, RunShape, problems_of
+from crank_node.harness.skeleton import StopRequests
+from crank_node.harness.scenario import BalanceMismatch, Reconciliation
 
 SHAPE = RunShape(nodes=1, markets=2, makers=4, seed=7, rate_per_s=50.0, slot_ms=400, workdir="w")
 GOOD = Reconciliation(mismatches=(), accounts_checked=16, settled_fill_count=3,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cli.health_rules import SettlementProgress, judge_settlement_progress, judge_work
+from crank_node.node.health_rules import SettlementProgress, judge_settlement_progress, judge_work
 
 BASE = {"lease_ttl_s": 3.0, "membership_interval_s": 1.0}
 

@@ -1,9 +1,16 @@
-"""cli/http_limits.py: token buckets, the log-line limiter and cutting echoed input,
+"""crank_node/node/http_limits.py: token buckets, the log-line limiter and cutting echoed input,
 with time moved by hand."""
 
 from __future__ import annotations
 
-from cli.http_limits import KeyedBuckets, LogLimiter, TokenBucket, clip, clip_reason, retry_after_s
+from crank_node.node.http_limits import (
+    KeyedBuckets,
+    LogLimiter,
+    TokenBucket,
+    clip,
+    clip_reason,
+    retry_after_s,
+)
 
 
 def test_a_bucket_lets_a_burst_through_then_one_request_per_refill() -> None:

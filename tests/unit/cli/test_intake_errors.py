@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 
 import market as domain
-from cli.intake_errors import (
+from crank_node.harness.node_client import NodeUnreachable, node_base_url
+from crank_node.node.intake_errors import (
     IntakeClosed,
     IntakeUnavailable,
     OrderNotCancellable,
@@ -14,8 +15,7 @@ from cli.intake_errors import (
     Refusal,
     refusal,
 )
-from cli.intake_http import BodyTooLarge, error_status
-from cli.node_client import NodeUnreachable, node_base_url
+from crank_node.node.intake_http import BodyTooLarge, error_status
 from storage import DatabaseBusy, DuplicateEntry
 
 

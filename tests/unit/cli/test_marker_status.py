@@ -1,8 +1,8 @@
-"""Settlement markers in /metrics and in ``crank-node status`` (cli/metrics.py, cli/status.py)."""
+"""Settlement markers in /metrics and in ``crank-node status`` (crank_node/node/metrics.py, crank_node/cli/status.py)."""
 
 from __future__ import annotations
 
-from cli.status import format_status
+from crank_node.cli.status import format_status
 from tests.unit.cli import fake_status
 from tests.unit.cli.test_metrics import scrape
 

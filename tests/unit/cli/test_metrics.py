@@ -1,4 +1,4 @@
-"""cli/metrics.py against a fake /status document: what each metric says."""
+"""crank_node/node/metrics.py against a fake /status document: what each metric says."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from actors.lock_actor import MarketsChanged
 from actors.settlement import AttemptsExpired, Finished, Refused
-from cli.metrics import LeaseChangeCounter, NodeMetrics, flatten_tree
+from crank_node.node.metrics import LeaseChangeCounter, NodeMetrics, flatten_tree
 from market import Fill
 from storage.leases import Lease
 from supervision import SendResult

@@ -1,13 +1,13 @@
-"""cli/status.py's pure parts: the URL it reads and the tables it prints."""
+"""crank_node/cli/status.py's pure parts: the URL it reads and the tables it prints."""
 
 from __future__ import annotations
 
 import pytest
+from crank_node.cli import status as status_command
 
-from cli import status as status_command
-from cli.main import build_parser
-from cli.settings import DEFAULT_HTTP_ADDR
-from cli.status import format_status, format_table, status_url
+from crank_node.cli.main import build_parser
+from crank_node.cli.status import format_status, format_table, status_url
+from crank_node.node.settings import DEFAULT_HTTP_ADDR
 from tests.unit.cli import fake_status
 
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from cli.settings import InvalidSettings
-from cli.settings_layers import load_settings
+from crank_node.node.settings import InvalidSettings
+from crank_node.node.settings_layers import load_settings
 
 
 def problems(env: dict[str, str] | None = None, **flags: Any) -> str:

@@ -12,13 +12,13 @@ import pytest
 
 from actors.lock_actor import LockSettings
 from actors.rpc.config import RpcRouterConfig
-from cli.settings import (
+from crank_node.node.settings import (
     DEFAULT_HTTP_ADDR,
     DEFAULT_RPC_URL,
     CrankSettings,
     InvalidSettings,
 )
-from cli.settings_layers import load_settings
+from crank_node.node.settings_layers import load_settings
 from storage.urls import sqlite_url
 
 SECRET_RPC = "https://user:pa55@rpc.example.com/v2/APIKEY123?api-key=QUERYKEY"

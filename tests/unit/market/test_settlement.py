@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from solders.system_program import ID as SYSTEM_PROGRAM_ID  # noqa: I001
-
-from market.marker import marker_create_instruction, marker_for
 import dataclasses
 from typing import Any
 
@@ -14,6 +11,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
+from solders.system_program import ID as SYSTEM_PROGRAM_ID  # noqa: I001
 from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
@@ -35,6 +33,7 @@ from market import (
     match,
     settlement_memo,
 )
+from market.marker import marker_create_instruction, marker_for
 
 from .factories import (
     AUTHORITY,

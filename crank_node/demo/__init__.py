@@ -1,0 +1,2 @@
+"""``crank-node demo``'s run: localnet, markets and makers, one or more nodes, random
+orders, progress and the reconciling summary."""

@@ -1,0 +1,231 @@
+"""Order intake: signed orders and cancels from outside, checked, then stored.
+
+The edge docs/ARCHITECTURE.md's step 1 describes: a maker's JSON is decoded (errors name
+the field), checked with :func:`market.validate_order` against the stored
+market, the database's clock (never the node's own: see :mod:`storage.clock`)
+and the maker's earlier orders, and, when the node has
+an RPC router, against the order's two token accounts on chain (mint, owner,
+not frozen). Only an order that passes everything is stored, as ``open``;
+OrderMonitor judges its funding from then on. Nothing refused is stored.
+
+Each method blocks (database, one RPC round trip) and is safe to call from
+several threads at once: the HTTP server runs them in its executor. Every
+refusal is a :class:`~market.errors.MarketError`, an
+:class:`~crank_node.node.intake_errors.IntakeError` or a storage error, each naming the
+field at fault where there is one (:func:`crank_node.node.intake_errors.refusal`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from loguru import logger
+from solders.pubkey import Pubkey
+from sqlalchemy.engine import Engine
+
+import market as domain
+import storage
+from actors.rpc.client import RpcClient
+from crank_node.node.http_limits import LogLimiter, clip
+from crank_node.node.intake_accounts import read_order_accounts
+from crank_node.node.intake_errors import IntakeClosed, OrderNotCancellable, OrderNotFound
+from storage.models import ORDER_STATUSES
+from storage.orders import MAX_STORED_NONCE
+
+__all__ = ["CLOSED_REASON", "DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "OrderIntake", "OrderListener"]
+
+CLOSED_REASON = "order intake is closed: the node is stopping"
+DEFAULT_LIST_LIMIT = 100
+MAX_LIST_LIMIT = 1_000
+_CANCELLABLE = ("open", "unfunded")
+OrderListener = Callable[[storage.StoredOrder], None]
+
+
+class OrderIntake:
+    """Checks and stores orders and cancels; :meth:`close` stops it taking any more.
+
+    ``rpc`` (None: no chain checks, for tools and tests without a cluster) reads
+    the token accounts; orders expire and cancels age by the database's clock, read
+    once per request (:meth:`now_s`), shifted by ``db_time_offset_s`` (tests move it;
+    the node leaves it at 0); ``account_check_timeout_s`` bounds the chain read.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        rpc: RpcClient | None,
+        db_time_offset_s: Callable[[], float] = lambda: 0.0,
+        account_check_timeout_s: float = 5.0,
+        listeners: Sequence[OrderListener] = (),
+    ) -> None:
+        self.engine = engine
+        self.listeners = tuple(listeners)
+        self.rpc = rpc
+        # Kept as an attribute so that tests can move the database's clock.
+        self.db_time_offset_s = db_time_offset_s
+        self.account_check_timeout_s = account_check_timeout_s
+        self._closed = threading.Event()
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    @property
+    def closed(self) -> bool:
+        return self._closed.is_set()
+
+    def close(self) -> None:
+        """Refuse every later request with :class:`IntakeClosed` (the stop-intake phase).
+        A request already past its check finishes; it is one short transaction."""
+        if not self._closed.is_set():
+            self._closed.set()
+            logger.bind(action="intake.closed").info("order intake closed: taking no more orders")
+
+    def _check_open(self) -> None:
+        if self._closed.is_set():
+            raise IntakeClosed(CLOSED_REASON)
+
+    # -- orders ----------------------------------------------------------------------------
+
+    def submit(self, payload: object) -> storage.StoredOrder:
+        """Check the signed order in ``payload`` (its JSON form) and store it as open."""
+        try:
+            stored = self._accept(payload)
+        except Exception as error:
+            _log_refusal(error)
+            raise
+        order = stored.order
+        logger.bind(
+            action="intake.order_accepted",
+            order_id=stored.order_id,
+            market_id=order.market_id,
+            maker=str(order.maker),
+        ).info(f"order {stored.order_id} accepted")
+        for listener in self.listeners:
+            try:
+                listener(stored)
+            except Exception as error:  # noqa: BLE001  (the order is stored whatever a listener does)
+                logger.bind(action="intake.listener_failed", order_id=stored.order_id).error(
+                    f"an order listener failed: {error!r}"
+                )
+        return stored
+
+    def _accept(self, payload: object) -> storage.StoredOrder:
+        self._check_open()
+        signed = domain.SignedOrder.from_json(payload)
+        order = signed.order
+        if order.nonce > MAX_STORED_NONCE:
+            raise domain.NumberOutOfRange("nonce", f"must be at most {MAX_STORED_NONCE}")
+        market = storage.get_market(self.engine, order.market_id)
+        markets = {} if market is None else {market.market_id: market}
+        market = domain.validate_order(
+            signed, markets=markets, now_s=self._now(), existing=self._client_order_id_taken
+        )
+        if self.rpc is not None:
+            accounts = read_order_accounts(self.rpc, order, self.account_check_timeout_s)
+            for field, account in accounts.items():
+                problem = domain.account_problem(market, order, account, field)
+                if problem is not None:
+                    raise problem
+        self._check_open()
+        return storage.store_order(self.engine, signed)
+
+    def _client_order_id_taken(self, maker: Pubkey, client_order_id: int) -> bool:
+        return storage.client_order_id_taken(self.engine, str(maker), client_order_id)
+
+    def cancel(self, order_id: str, payload: object) -> storage.StoredOrder:
+        """Cancel ``order_id`` with the maker's signed cancel in ``payload``.
+
+        Cancelling an order already cancelled answers it as it is (a replayed
+        cancel is harmless); one filled or expired is :class:`OrderNotCancellable`.
+        """
+        self._check_open()
+        signed = domain.SignedCancel.from_json(payload)
+        if signed.request.order_id != order_id:
+            raise domain.InvalidField(
+                "order_id", f"the cancel names order {signed.request.order_id}, not {order_id}"
+            )
+        stored = self.get(order_id)
+        domain.validate_cancel(signed, stored.order, now_s=self._now())
+        self._check_cancellable(stored)
+        if not storage.mark_order_cancelled(self.engine, order_id):
+            # It moved between the read and the write (filled, expired...): say to what.
+            stored = self.get(order_id)
+            self._check_cancellable(stored)
+        cancelled = self.get(order_id)
+        logger.bind(action="intake.order_cancelled", order_id=order_id).info(
+            f"order {order_id} cancelled by its maker"
+        )
+        return cancelled
+
+    @staticmethod
+    def _check_cancellable(stored: storage.StoredOrder) -> None:
+        if stored.status == "cancelled":
+            return
+        status = "filled" if stored.remaining_atoms == 0 else stored.status
+        if status not in _CANCELLABLE:
+            raise OrderNotCancellable("order_id", f"the order is {status}")
+
+    def get(self, order_id: str) -> storage.StoredOrder:
+        """The stored order ``order_id``; :class:`OrderNotFound` if there is none."""
+        self._check_open()
+        stored = storage.get_order(self.engine, order_id)
+        if stored is None:
+            raise OrderNotFound("order_id", f"no order {order_id!r}")
+        return stored
+
+    def list_orders(
+        self,
+        market_id: str,
+        statuses: Iterable[str] | None = None,
+        limit: int = DEFAULT_LIST_LIMIT,
+    ) -> list[storage.StoredOrder]:
+        """The market's orders in ``statuses`` (all by default), newest first."""
+        self._check_open()
+        self.market(market_id)
+        chosen = None if statuses is None else tuple(statuses)
+        for status in chosen or ():
+            if status not in ORDER_STATUSES:
+                raise domain.InvalidField("status", f"must be one of {', '.join(ORDER_STATUSES)}")
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise domain.NumberOutOfRange("limit", f"must be between 1 and {MAX_LIST_LIMIT}")
+        return storage.list_orders(self.engine, market_id, statuses=chosen, limit=limit)
+
+    # -- markets ------------------------------------------------------------------------------
+
+    def market(self, market_id: str) -> domain.Market:
+        """The stored market ``market_id``; :class:`~market.errors.UnknownMarket` if none."""
+        self._check_open()
+        market = storage.get_market(self.engine, market_id)
+        if market is None:
+            raise domain.UnknownMarket("market_id", f"no market {market_id!r}")
+        return market
+
+    def book(self, market_id: str) -> domain.Book:
+        """The market's book as stored: its open orders with what is left of them."""
+        return storage.load_book(self.engine, self.market(market_id))
+
+    def now_s(self) -> float:
+        """The database's clock, in seconds since the epoch: what orders expire by."""
+        return storage.read_db_now_s(self.engine, self.db_time_offset_s())
+
+    def _now(self) -> int:
+        return int(self.now_s())
+
+
+# One line per kind of refusal per interval: a flood of bad orders writes a line now
+# and then with a count, not one per order (and never the input whole).
+_REFUSAL_LOG = LogLimiter(interval_s=10.0)
+
+
+def _log_refusal(error: Exception) -> None:
+    field = getattr(error, "field", None)
+    shown_field = None if field is None else clip(str(field))
+    held = _REFUSAL_LOG.allow(f"{type(error).__name__}:{shown_field}", time.monotonic())
+    if held is None:
+        return
+    more = f" (and {held} more like it in the last interval)" if held else ""
+    logger.bind(action="intake.order_refused", field=shown_field, held_back=held).info(
+        f"order refused: {clip(str(error), 300)}{more}"
+    )

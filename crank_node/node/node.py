@@ -1,0 +1,382 @@
+"""The node: its supervision tree, built from the settings, and how it stops.
+
+    node (rest_for_one)
+    |-- locks         LockActor: leases, membership, fair share of the markets
+    |-- rpc           RpcRouter
+    |-- blockhash     BlockhashActor
+    `-- pipeline      one_for_one
+        |-- settlement  SettlementActor: pending settlements -> one landed transaction each
+        |-- match       MatchActor: the books of the held markets, fills under their leases
+        |-- monitor     OrderMonitor: new, cancelled, expired and (un)funded orders
+        `-- reclaim     MarkerReclaimActor: settlement markers' rent back, once safe
+
+The LockActor tells MatchActor and OrderMonitor which markets this node holds;
+OrderMonitor tells MatchActor about orders; MatchActor tells SettlementActor
+about fills, and SettlementActor tells MatchActor when it is full.
+
+The stop phases follow docs/ARCHITECTURE.md (see :meth:`Node.shutdown_phases`): stop
+taking orders, finish the matching round, drain in-flight settlements, stop
+blockhash and RPC, release every lease, close the database.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from loguru import logger
+from solders.keypair import Keypair
+from sqlalchemy.engine import Engine
+
+from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
+from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
+from actors.rpc import GetRouterState, RpcClient, RpcRouter
+from actors.settlement import GetSettlementState
+from crank_node.node.health_rules import SettlementProgress, judge_settlement_progress, judge_work
+from crank_node.node.intake import OrderIntake
+from crank_node.node.metrics import NodeMetrics
+from crank_node.node.pipeline import PipelineParts, pipeline_specs
+from crank_node.node.settings import CrankSettings
+from storage import (
+    LeaseStore,
+    check_integrity,
+    check_schema,
+    count_quarantined,
+    count_unauthorized_settlements,
+    open_engine,
+    read_transaction,
+)
+from storage.fair_share import MARKET_KEY_PREFIX, market_id
+from storage.markers import marker_totals
+from storage.work_view import read_work_view
+from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
+from supervision.shutdown import ShutdownPhase, thread_stacks
+
+__all__ = ["Node"]
+
+ASK_TIMEOUT_S = 2.0
+Probe = Callable[[], tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class Node:
+    """One crank node process: build with settings, :meth:`start`, then stop by phases."""
+
+    settings: CrankSettings
+    engine: Engine | None = None
+    runner: RootRunner | None = None
+    started_at: float = field(default_factory=time.time)
+    started_monotonic_s: float = field(default_factory=time.monotonic)
+    progress: SettlementProgress = field(default_factory=SettlementProgress)  # for /health
+    drain_report: dict[str, int] = field(default_factory=dict)
+    specs: dict[str, ChildSpec] = field(default_factory=dict)
+    metrics: NodeMetrics = field(default_factory=NodeMetrics)  # a registry per node
+    signers: tuple[Keypair, ...] = ()  # fee payers and settlement authorities it signs as
+    intake: OrderIntake | None = None  # set once the tree runs; closed first on stop
+    pipeline: PipelineParts | None = None
+    # Also told of each finished settlement (tests, the demo's progress).
+    settlement_listeners: tuple[Callable[[Any], None], ...] = ()
+
+    def start(self) -> None:
+        """Open and check the database, then start the tree. Raises CrankError
+        (schema outdated, database unavailable...) naming what to fix."""
+        # Only `crank-node db upgrade` creates a database (and its directory): a typo
+        # in the path must not start a node on a new, empty file somewhere else.
+        self.engine = open_engine(self.settings.db_url, create_directory=False)
+        check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
+        check_schema(self.engine)
+        engine = self.engine
+        router_config = self.settings.rpc_router_config()
+        lock_settings = self.settings.lock_settings()
+        self.specs = {
+            "locks": ChildSpec(id="locks", factory=lambda: self._lock_actor(engine, lock_settings),
+                               shutdown_timeout_s=10.0),
+            "rpc": ChildSpec(id="rpc", factory=lambda: RpcRouter(router_config)),
+        }  # fmt: skip
+        rpc_handle = self.specs["rpc"].handle
+        self.specs["blockhash"] = ChildSpec(
+            id="blockhash", factory=lambda: BlockhashActor(rpc_handle, BlockhashSettings())
+        )
+        self.pipeline = pipeline_specs(
+            self.settings, engine, self.signers, locks=self.specs["locks"].handle,
+            rpc=rpc_handle, blockhash=self.specs["blockhash"].handle,
+            listeners=(self.metrics.pipeline.settlement_finished, *self.settlement_listeners),
+        )  # fmt: skip
+        children = list(self.pipeline.specs)
+        self.specs["pipeline"] = ChildSpec.supervisor(
+            "pipeline", lambda: Supervisor(children, name="pipeline"), shutdown_timeout_s=30.0
+        )
+        order = [self.specs[key] for key in ("locks", "rpc", "blockhash", "pipeline")]
+        self.runner = RootRunner(
+            lambda: Supervisor(order, name="node", strategy=Strategy.REST_FOR_ONE)
+        )
+        self.runner.start()
+        self.intake = OrderIntake(
+            engine, rpc=RpcClient(rpc_handle), listeners=(self.metrics.pipeline.order_accepted,)
+        )
+        self.metrics.observe(self.status)
+        logger.bind(action="node.started", node_id=self.settings.instance_id).info(
+            f"node {self.settings.instance_id} started"
+        )
+
+    def _lock_actor(self, engine: Engine, lock_settings: Any) -> LockActor:
+        assert self.pipeline is not None  # built before the tree starts
+        listeners: tuple[MessageSink, ...] = (
+            self.metrics.lease_changes,
+            *self.pipeline.market_listeners,
+        )
+        return LockActor(engine, lock_settings, market_listeners=listeners)
+
+    # -- stopping --------------------------------------------------------------------
+
+    def shutdown_phases(self) -> list[ShutdownPhase]:
+        drain_s = self.settings.shutdown_timeout_s / 2
+        return [
+            ShutdownPhase("stop-intake", lambda _h: self._close_intake(), 1.0),
+            ShutdownPhase("finish-matching", lambda _h: self._finish_matching(), 10.0),
+            ShutdownPhase("drain-settlements", self._drain, drain_s),
+            ShutdownPhase("stop-blockhash", lambda _h: self._remove("blockhash"), 5.0),
+            ShutdownPhase("stop-rpc", lambda _h: self._remove("rpc"), 5.0),
+            ShutdownPhase("release-leases", lambda _h: self._release_leases(), 10.0, True),
+            ShutdownPhase("close-database", lambda _h: self._close(), 5.0, True),
+        ]
+
+    def _close_intake(self) -> None:
+        if self.intake is not None:
+            self.intake.close()
+
+    def _finish_matching(self) -> None:
+        """Stop OrderMonitor, let MatchActor finish what it was told, then stop it."""
+        if self.pipeline is not None and self._running():
+            self.pipeline.finish_matching(self.specs["pipeline"].handle)
+
+    def _drain(self, hurry: threading.Event) -> None:
+        """Let SettlementActor finish what it holds (cut short by ``hurry``), then stop
+        the pipeline: what is left is released for recovery."""
+        if self.pipeline is not None and self._running():
+            self.drain_report = self.pipeline.drain(hurry)
+        self._remove("pipeline")
+
+    def _running(self) -> bool:
+        runner = self.runner
+        return runner is not None and runner.handle is not None and not runner.wait(0)
+
+    def _remove(self, child_id: str) -> None:
+        runner = self.runner
+        if runner is not None and runner.handle is not None and not runner.wait(0):
+            runner.handle.ask(RemoveChild(child_id)).get(timeout=60)
+
+    def _release_leases(self) -> int:
+        """Stop the LockActor (it releases on stop) and the tree, then make sure no
+        lease names this node, whatever state the actors were in."""
+        self._remove("locks")
+        if self.runner is not None:
+            self.runner.stop(10)
+        if self.engine is None:
+            return 0
+        left_over = LeaseStore(self.engine, self.settings.instance_id).release_all()
+        logger.bind(action="node.leases_released", left_over=left_over).info(
+            f"no lease names {self.settings.instance_id} any more"
+        )
+        return left_over
+
+    def _close(self) -> None:
+        if self.engine is not None:
+            self.engine.dispose()
+
+    def emergency_stop(self) -> None:
+        """The tree gave up (or did not start): release leases, close the database.
+        A start that failed before the tree ran held no lease: nothing to release,
+        and nothing to alarm anyone about beyond the error that stopped it."""
+        if self.runner is None:
+            self._close()
+            return
+        logger.bind(action="node.emergency_stop").critical("emergency stop: releasing leases")
+        for step in (self._release_leases, self._close):
+            try:
+                step()
+            except Exception as error:  # noqa: BLE001  (each step is tried whatever happened)
+                logger.bind(action="node.emergency_step_failed").error(f"{step.__name__}: {error}")
+
+    # -- looking in ----------------------------------------------------------------------
+
+    def dump(self) -> None:
+        """SIGUSR1: the actor tree and every thread's stack, to the log."""
+        runner = self.runner
+        tree = describe_tree(runner.handle) if runner and runner.handle else {}
+        logger.bind(action="node.dump").warning(f"actor tree: {tree}\n{thread_stacks()}")
+
+    def health(self) -> tuple[str, dict[str, Any]]:
+        """(healthy | degraded | unhealthy, per component)."""
+        probes: dict[str, Probe] = {
+            "database": self._database,
+            "rpc": self._rpc,
+            "blockhash": self._blockhash,
+            "actors": self._actors,
+            "leases": self._leases,
+            "work": self._work,
+            "settlement": self._settlement_progress,
+            "clock": self._clock,
+            "authorization": self._authorization,
+        }
+        components = {name: _check(probe) for name, probe in probes.items()}
+        # The node cannot do its job without its database, the chain, its writes and
+        # markets, or a clock its peers agree with; anything else leaves it degraded.
+        vital = ("database", "rpc", "work", "clock")
+        if any(components[name]["status"] == "unhealthy" for name in vital):
+            return "unhealthy", components
+        statuses = {component["status"] for component in components.values()}
+        return ("degraded" if statuses - {"healthy"} else "healthy"), components
+
+    def _database(self) -> tuple[str, dict[str, Any]]:
+        assert self.engine is not None
+        started = time.perf_counter()
+        with read_transaction(self.engine, "node.health") as connection:
+            connection.exec_driver_sql("SELECT 1")
+        detail: dict[str, Any] = {"latency_ms": round((time.perf_counter() - started) * 1e3, 2)}
+        # Rows quarantined as untrusted: everything else works, but someone must look.
+        quarantined = self._quarantine()
+        detail["quarantined"] = quarantined["total"]
+        return ("degraded" if quarantined["total"] else "healthy"), detail
+
+    def _quarantine(self) -> dict[str, Any]:
+        assert self.engine is not None
+        by_kind = count_quarantined(self.engine)
+        return {"total": sum(by_kind.values()), "by_kind": by_kind}
+
+    def _ask(self, child_id: str, message: Any) -> Any:
+        return self.specs[child_id].handle.ask(message).get(timeout=ASK_TIMEOUT_S)
+
+    def _rpc(self) -> tuple[str, dict[str, Any]]:
+        state = self._ask("rpc", GetRouterState())
+        usable = [e.name for e in state.endpoints if e.breaker != "open"]
+        detail = {"endpoints": len(state.endpoints), "usable": len(usable)}
+        if not usable:
+            return "unhealthy", detail
+        return ("healthy" if len(usable) == len(state.endpoints) else "degraded"), detail
+
+    def _blockhash(self) -> tuple[str, dict[str, Any]]:
+        state = self._ask("blockhash", GetBlockhashState())
+        fresh = state.age_s is not None and state.age_s <= BlockhashSettings().max_age_s
+        return ("healthy" if fresh else "degraded"), {"age_s": state.age_s}
+
+    def _actors(self) -> tuple[str, dict[str, Any]]:
+        assert self.runner is not None and self.runner.handle is not None
+        tree = describe_tree(self.runner.handle, ASK_TIMEOUT_S)
+        children = tree.get("children", [])
+        states = [child["state"] for child in children]
+        restarts = sum(child["restart_count"] for child in children)
+        healthy = bool(states) and all(state == "running" for state in states)
+        return ("healthy" if healthy else "degraded"), {"children": states, "restarts": restarts}
+
+    def _clock(self) -> tuple[str, dict[str, Any]]:
+        """Unhealthy while this node's clock disagrees with its peers': it takes no work."""
+        state = self._ask("locks", GetClockState())
+        detail = {"reason": state.reason, "skews_s": dict(state.skews_s)}
+        return ("healthy" if state.agree else "unhealthy"), detail
+
+    def _authorization(self) -> tuple[str, dict[str, Any]]:
+        """Degraded while any settlement was refused as unauthorized (market.authorization):
+        someone wrote rows to the database that the makers did not sign."""
+        assert self.engine is not None
+        refused = count_unauthorized_settlements(self.engine)
+        if not refused:
+            return "healthy", {"refused": 0}
+        reason = f"{refused} settlements refused as unauthorized"
+        return "degraded", {"refused": refused, "reason": reason}
+
+    def _leases(self) -> tuple[str, dict[str, Any]]:
+        leases = self._ask("locks", GetHeldLeases())
+        return "healthy", {"held": len(leases)}
+
+    def _work(self) -> tuple[str, dict[str, Any]]:
+        """Writes and market coverage, by the database's clock (crank_node.node.health_rules)."""
+        assert self.engine is not None
+        view = read_work_view(self.engine, self.settings.instance_id)
+        held = sum(
+            lease.key.startswith(MARKET_KEY_PREFIX) for lease in self._ask("locks", GetHeldLeases())
+        )
+        lock = self.settings.lock_settings()
+        return judge_work(
+            uptime_s=time.monotonic() - self.started_monotonic_s,
+            lease_ttl_s=lock.lease_ttl_s,
+            membership_interval_s=lock.membership_interval_s,
+            heartbeat_age_s=view.heartbeat_age_s,
+            held_markets=held,
+            active_markets=view.active_markets,
+            unheld_markets=view.unheld_markets,
+        )
+
+    def _settlement_progress(self) -> tuple[str, dict[str, Any]]:
+        assert self.pipeline is not None
+        state = self.pipeline.settlement.handle.ask(GetSettlementState()).get(
+            timeout=ASK_TIMEOUT_S
+        )
+        return judge_settlement_progress(
+            self.progress,
+            now_s=time.monotonic(),
+            in_flight=state.in_flight,
+            finished=state.confirmed + state.failed,
+            claim_ttl_s=self.settings.settlement_claim_ttl_ms / 1000,
+        )
+
+    def status(self) -> dict[str, Any]:
+        """What ``GET /status`` serves and ``/metrics`` reads at each scrape. A part
+        whose actor does not answer holds ``{"error": ...}`` instead of failing the rest."""
+        runner = self.runner
+        tree = describe_tree(runner.handle, ASK_TIMEOUT_S) if runner and runner.handle else None
+        return {
+            "node_id": self.settings.instance_id,
+            "started_at": self.started_at,
+            "uptime_s": round(time.time() - self.started_at, 3),
+            "tree": tree,
+            # endpoints (breaker, latency, counts), backpressure, queued, highest slot
+            "rpc": _part(lambda: self._ask("rpc", GetRouterState()).to_json()),
+            "leases": _part(self._lease_status),
+            "blockhash": _part(lambda: asdict(self._ask("blockhash", GetBlockhashState()))),
+            "pipeline": (pipeline := _part(self._pipeline_status)),
+            "settlements_in_flight": pipeline.get("settlement", {}).get("in_flight"),
+            # settlement markers of every market in the database (not only this node's)
+            "markers": _part(self._marker_totals),
+            "quarantine": _part(self._quarantine),
+        }
+
+    def _marker_totals(self) -> dict[str, Any]:
+        if self.engine is None:
+            return {"error": "not started"}
+        return asdict(marker_totals(self.engine))
+
+    def _pipeline_status(self) -> dict[str, Any]:
+        if self.pipeline is None:
+            return {"error": "not started"}
+        return self.pipeline.status()
+
+    def _lease_status(self) -> dict[str, Any]:
+        held = [
+            {
+                "key": lease.key,
+                "market": market_id(lease.key) if lease.key.startswith(MARKET_KEY_PREFIX) else None,
+                "fencing_token": lease.fencing_token,
+                "expires_at": lease.expires_at.isoformat(),
+            }
+            for lease in self._ask("locks", GetHeldLeases())
+        ]
+        return {"held": held, **self.metrics.lease_changes.counts()}
+
+
+def _check(probe: Probe) -> dict[str, Any]:
+    try:
+        status, detail = probe()
+    except Exception as error:  # noqa: BLE001  (a failing probe is a finding, not a crash)
+        return {"status": "unhealthy", "error": repr(error)}
+    return {"status": status, **detail}
+
+
+def _part(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return read()
+    except Exception as error:  # noqa: BLE001  (an actor that does not answer is reported)
+        return {"error": repr(error)}

@@ -1,0 +1,573 @@
+"""The node's settings: one typed, validated object, and where each value came from.
+
+Layers, lowest precedence first: the defaults below, a TOML file
+(``--config PATH``, flat ``key = value`` lines named like the fields), the
+environment, command-line flags. Every field ``x`` is read from ``CRANK_X``
+and ``--x`` (underscores as dashes), except:
+
+* ``db_url``: also ``db_path`` in the file, ``CRANK_DB_PATH``, ``--db-path``
+  (an SQLite file). One layer giving both forms is an error.
+* ``rpc_urls``: ``CRANK_RPC_URLS`` (comma-separated) or ``CRANK_RPC_PRIMARY``,
+  ``_SECONDARY``, ``_TERTIARY`` (not both forms); ``--rpc-url``, repeated.
+
+An environment variable set to the empty string counts as unset. Relative
+paths are relative to the working directory. :func:`load_settings` reads
+nothing but the TOML file: no database is opened, no file created.
+
+Secrets: RPC URLs (API keys in userinfo, path or query) and database URLs
+(passwords) are masked wherever a value is shown (:func:`shown_value`) and
+left out of ``repr``. The wallet file is only read by :meth:`CrankSettings.load_wallet`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from urllib.parse import urlsplit
+
+from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from supervision.errors import CrankError
+from supervision.logs import LOG_LEVELS
+
+if TYPE_CHECKING:
+    from solders.keypair import Keypair
+
+    from actors.lock_actor import LockSettings
+    from actors.rpc.config import RpcRouterConfig
+    from actors.settlement import SettlementSettings
+    from crank_node.node.http_server import HttpLimits
+    from crank_node.node.intake_http import IntakeLimits
+    from market import PriorityFeePolicy
+
+__all__ = [
+    "DEFAULT_HTTP_ADDR",
+    "DEFAULT_INTAKE_ADDR",
+    "DEFAULT_RPC_URL",
+    "ConfigFileError",
+    "CrankSettings",
+    "InvalidSettings",
+    "Problem",
+    "SettingsError",
+    "env_names",
+    "flag_name",
+    "shown_value",
+]
+
+ENV_PREFIX = "CRANK_"
+ENV_RPC_URLS = "CRANK_RPC_URLS"
+ENV_RPC_ROLES = ("CRANK_RPC_PRIMARY", "CRANK_RPC_SECONDARY", "CRANK_RPC_TERTIARY")
+DEFAULT_RPC_URL = "http://127.0.0.1:8899"  # a local validator's (and localnet's) first port
+DEFAULT_HTTP_ADDR = "127.0.0.1:8787"  # the operator listener: /health, /status, /metrics
+DEFAULT_INTAKE_ADDR = "127.0.0.1:8786"  # the public intake listener: /orders...
+DEFAULT = "default"
+DB_PATH = "db_path"  # an input-only key: an SQLite file, stored as db_url
+_NOT_SHOWN: Any = object()  # a Problem about several values (a conflict) shows none
+
+_ID_HELP = "this node's id in locks and logs (default: HOSTNAME-PID)"
+_DB_HELP = "database URL (default: SQLite file var/crank.db in the working directory)"
+_RPC_HELP = f"Solana JSON-RPC endpoint URLs, in order (default: {DEFAULT_RPC_URL})"
+Fraction = Annotated[float, Field(gt=0.0, le=1.0)]
+# Upper bounds that no sane operator reaches and a typo or a unit mix-up (seconds
+# given as microseconds, an exponent) does: past them a duration overflows a timer
+# or means "never", a count exhausts memory, a fee costs real money.
+HOUR_MS = 3_600_000
+MINUTE_MS = 60_000
+MAX_PRIORITY_FEE_MICRO_LAMPORTS = 10**12  # also the largest value u64 maths never nears
+MAX_FEE_CAP_LAMPORTS = 1_000_000_000  # 1 SOL per settlement: beyond any sane cap
+
+
+def _ms(default: int, description: str, *, upper: int, lower: int | None = None) -> Any:
+    """A duration in milliseconds: positive (or at least ``lower``), at most ``upper``."""
+    if lower is None:
+        return Field(default, gt=0, le=upper, description=description)
+    return Field(default, ge=lower, le=upper, description=description)
+
+
+class SettingsError(CrankError):
+    """The node's configuration is not valid."""
+
+
+class ConfigFileError(SettingsError):
+    """The configuration file cannot be read."""
+
+
+class Problem(NamedTuple):
+    """One bad setting: its key, its value as it may be shown, where it came from, why."""
+
+    key: str
+    value: Any
+    source: str
+    reason: str
+
+    def __str__(self) -> str:
+        shown = "" if self.value is _NOT_SHOWN else f" = {self.value!r}"
+        return f"{self.key}{shown} (from {self.source}): {self.reason}"
+
+
+class InvalidSettings(SettingsError):
+    """The node's configuration is not valid."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  {problem}" for problem in problems)
+        super().__init__(f"invalid configuration:\n{lines}")
+
+
+def _default_instance_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _default_db_url() -> str:
+    from storage.urls import DEFAULT_DB_PATH, sqlite_url  # noqa: PLC0415  (SQLAlchemy is slow to import)
+
+    return sqlite_url(Path.cwd() / DEFAULT_DB_PATH)
+
+
+class CrankSettings(BaseSettings):
+    """Everything a node is told by its operator. Durations are in milliseconds."""
+
+    # Only the values load_settings passes in: it layers file, environment and
+    # flags itself, so it can record where each value came from.
+    model_config = SettingsConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+    # Secrets (API keys, passwords) stay out of repr: repr=False.
+    instance_id: str = Field(default_factory=_default_instance_id, description=_ID_HELP)
+    db_url: str = Field(default_factory=_default_db_url, repr=False, description=_DB_HELP)
+    rpc_urls: tuple[str, ...] = Field((DEFAULT_RPC_URL,), repr=False, description=_RPC_HELP)
+    wallet_path: Path | None = Field(None, description="keypair file (Solana CLI JSON format)")
+    polling_interval_ms: int = _ms(1000, "how often the order store is read", upper=MINUTE_MS)
+    max_concurrent_matches: int = Field(
+        4096, ge=1, le=1_000_000, description="settlements in flight at once"
+    )
+    shutdown_timeout_ms: int = _ms(30000, "deadline for a phased stop", upper=HOUR_MS)
+    # The RPC circuit breaker, under the names operators of cranks know: an endpoint
+    # that fails error_threshold times in a row is paused for pause_duration_ms, then
+    # half-opened with one probe (RpcRouterConfig's defaults: a unit test keeps them equal).
+    error_threshold: int = Field(
+        5, ge=1, le=10_000, description="consecutive RPC failures that pause an endpoint"
+    )
+    pause_duration_ms: int = _ms(
+        30000, "how long a failing RPC endpoint is paused before a probe", upper=HOUR_MS
+    )
+    trace: bool = Field(default=False, description="log every actor message (trace lines)")
+    # The operator listener off loopback: both needed (validated with http_addr, declared first so its check sees them).
+    operator_allow_remote: bool = Field(
+        default=False, description="let http_addr be other than loopback (needs a token file)"
+    )
+    operator_token_file: Path | None = Field(
+        default=None, description="file (mode 0600) holding the operator listener's bearer token"
+    )
+    http_addr: str = Field(
+        DEFAULT_HTTP_ADDR,
+        description="HOST:PORT of the operator listener: /health, /status, /metrics",
+    )
+    intake_addr: str = Field(
+        DEFAULT_INTAKE_ADDR, description="HOST:PORT of the public order intake listener"
+    )
+    # The intake listener's limits (crank_node/node/http_server.py, crank_node/node/intake_http.py).
+    http_header_timeout_ms: int = _ms(10000, "time to receive a request head", upper=MINUTE_MS)
+    http_body_timeout_ms: int = _ms(10000, "time to receive a request body", upper=MINUTE_MS)
+    http_idle_timeout_ms: int = _ms(
+        30000, "an idle keep-alive connection is closed after this", upper=10 * MINUTE_MS
+    )
+    # A signed order is under 2 KB; 16 KiB leaves room, and 1 MiB is far past any use.
+    http_max_body_bytes: int = Field(
+        16 * 1024, ge=1024, le=1024 * 1024, description="largest request body (413 above)"
+    )
+    http_max_connections: int = Field(
+        1024, ge=16, le=1_000_000,
+        description="intake connections held at once (also kept below the descriptor limit)",
+    )  # fmt: skip
+    rate_limit_client_per_s: float = Field(
+        50.0, gt=0, le=1_000_000, description="intake requests per second per client address"
+    )
+    rate_limit_client_burst: int = Field(
+        100, ge=1, le=1_000_000, description="requests a client address may send at once"
+    )
+    rate_limit_maker_per_s: float = Field(
+        10.0, gt=0, le=1_000_000, description="signed orders and cancels per second per maker"
+    )
+    rate_limit_maker_burst: int = Field(
+        20, ge=1, le=1_000_000, description="signed requests a maker may send at once"
+    )
+    log_level: str = Field("INFO", description=f"stderr log level: {', '.join(LOG_LEVELS)}")
+    log_json_path: Path | None = Field(default=None, description="JSON-lines log file (rotated)")
+    lease_ttl_ms: int = _ms(
+        15000, "lease lifetime; renewed at a third", lower=300, upper=10 * MINUTE_MS
+    )
+    membership_interval_ms: int = _ms(5000, "heartbeat and rebalance period", upper=5 * MINUTE_MS)
+    # Nodes on one SQLite file share one host clock, and NTP keeps hosts within
+    # milliseconds: 2 s is far above both and above the noise of the check (a
+    # heartbeat's write-to-commit delay, a pause), yet keeps order expiry within 2 s
+    # of the truth and below the default lease's renewal margin (a third of 15 s),
+    # so no live lease looks expired to a peer. Below 0.5 s a busy wait or a GC
+    # pause would read as skew; above a minute the check protects nothing.
+    clock_skew_max_ms: int = Field(
+        2000, ge=500, le=60_000, description="clock disagreement with peers that stops work"
+    )
+    # RpcRouterConfig's knobs, with its defaults (a unit test keeps them equal).
+    rpc_probe_interval_ms: int = _ms(30000, "health probe period", upper=HOUR_MS)
+    rpc_attempt_timeout_ms: int = _ms(5000, "timeout of one attempt", upper=5 * MINUTE_MS)
+    rpc_request_deadline_ms: int = _ms(15000, "default deadline of a request", upper=10 * MINUTE_MS)
+    rpc_max_attempts: int = Field(
+        10, ge=1, le=1000, description="attempts per request, retries included"
+    )
+    rpc_send_fanout: int = Field(2, ge=1, le=64, description="endpoints a transaction is sent to")
+    rpc_max_in_flight: int = Field(
+        1000, ge=1, le=1_000_000, description="requests in flight (backpressure)"
+    )
+    rpc_low_priority_threshold: Fraction = Field(0.80, description="load refusing low priority")
+    rpc_normal_priority_threshold: Fraction = Field(0.95, description="load refusing normal")
+
+    settlement_claim_ttl_ms: int = _ms(
+        30000, "a settlement claim's lifetime", lower=300, upper=10 * MINUTE_MS
+    )
+    priority_fee_micro_lamports: int = Field(
+        1000,
+        ge=0,
+        le=MAX_PRIORITY_FEE_MICRO_LAMPORTS,
+        description="compute-unit price; the floor when a percentile is set",
+    )
+    priority_fee_percentile: float | None = Field(
+        None, gt=0, le=100, description="pay this percentile of recent fees (unset: fixed price)"
+    )
+    priority_fee_cap_micro_lamports: int = Field(
+        1_000_000,
+        ge=0,
+        le=MAX_PRIORITY_FEE_MICRO_LAMPORTS,
+        description="the most a percentile fee may reach",
+    )
+    # The hard cap: what one settlement may cost in priority fees (price x compute-unit
+    # limit), whatever the price settings say. Paying more needs this raised on purpose.
+    priority_fee_max_lamports: int = Field(
+        100_000,
+        ge=0,
+        le=MAX_FEE_CAP_LAMPORTS,
+        description="the most priority fee one settlement may cost, in lamports",
+    )
+
+    _origins: dict[str, str] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings,)
+
+    @field_validator("instance_id")
+    @classmethod
+    def _check_instance_id(cls, value: str) -> str:
+        if not value or len(value) > 200 or any(c.isspace() or not c.isprintable() for c in value):
+            raise ValueError("must be 1 to 200 printable characters without spaces")
+        return value
+
+    @field_validator("db_url")
+    @classmethod
+    def _check_db_url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url  # noqa: PLC0415  (slow import)
+        from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+        from storage import StorageError  # noqa: PLC0415
+        from storage.urls import parse_database_url  # noqa: PLC0415
+
+        try:
+            make_url(value)
+        except ArgumentError:
+            # The value may hold a password: say nothing of it.
+            raise ValueError("cannot be parsed as a database URL") from None
+        try:
+            parse_database_url(value)
+        except StorageError as error:  # its messages hide the password
+            raise ValueError(str(error)) from None
+        return value
+
+    @field_validator("rpc_urls", mode="before")
+    @classmethod
+    def _split_rpc_urls(cls, value: Any) -> Any:
+        return _split_list(value) if isinstance(value, str) else value
+
+    @field_validator("rpc_urls")
+    @classmethod
+    def _check_rpc_urls(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value:
+            raise ValueError("give at least one RPC URL")
+        for index, url in enumerate(value):
+            reason = _rpc_url_problem(url)
+            if reason:
+                raise ValueError(f"entry {index + 1} ({_mask_rpc(url)}) {reason}")
+        if len(set(value)) != len(value):
+            raise ValueError("lists the same URL twice")
+        return value
+
+    @field_validator("wallet_path", "log_json_path", "operator_token_file", mode="before")
+    @classmethod
+    def _check_path(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must not be empty")
+        return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @field_validator("http_addr", "intake_addr")
+    @classmethod
+    def _check_http_addr(cls, value: str, info: ValidationInfo) -> str:
+        host, port = _split_host_port(value)
+        if info.field_name == "http_addr":
+            _check_operator_exposure(host, info.data)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_log_level(cls, value: str) -> str:
+        if value.upper() not in LOG_LEVELS:
+            raise ValueError(f"not a log level; use one of {', '.join(LOG_LEVELS)}")
+        return value.upper()
+
+    @field_validator("membership_interval_ms")
+    @classmethod
+    def _check_membership(cls, value: int, info: ValidationInfo) -> int:
+        ttl = info.data.get("lease_ttl_ms")
+        if ttl is not None and value >= ttl:
+            raise ValueError(f"must be below lease_ttl_ms ({ttl})")
+        return value
+
+    @field_validator("rpc_normal_priority_threshold")
+    @classmethod
+    def _check_normal_threshold(cls, value: float, info: ValidationInfo) -> float:
+        low = info.data.get("rpc_low_priority_threshold")
+        if low is not None and value < low:
+            raise ValueError(f"must be at least rpc_low_priority_threshold ({low})")
+        return value
+
+    @model_validator(mode="after")
+    def _check_fee_cap(self) -> CrankSettings:
+        from market import DEFAULT_COMPUTE_UNIT_LIMIT  # noqa: PLC0415  (solders is slow to import)
+
+        cap = self.priority_fee_max_lamports
+        prices = [("priority_fee_micro_lamports", self.priority_fee_micro_lamports)]
+        if self.priority_fee_percentile is not None:
+            prices.append(("priority_fee_cap_micro_lamports", self.priority_fee_cap_micro_lamports))
+        for key, price in prices:
+            lamports = price * DEFAULT_COMPUTE_UNIT_LIMIT // 1_000_000
+            if lamports > cap:
+                raise ValueError(
+                    f"{key} = {price} costs {lamports} lamports per settlement at "
+                    f"{DEFAULT_COMPUTE_UNIT_LIMIT} compute units, over priority_fee_max_lamports "
+                    f"({cap}); lower it, or raise priority_fee_max_lamports on purpose"
+                )
+        return self
+
+    # -- what the rest of the node builds from it ---------------------------------
+
+    @property
+    def origins(self) -> Mapping[str, str]:
+        """Each key's origin: ``default``, ``file PATH``, ``env NAME`` or ``flag --x``."""
+        return {key: self._origins.get(key, DEFAULT) for key in type(self).model_fields}
+
+    def http_host_port(self) -> tuple[str, int]:
+        """``http_addr`` as the (host, port) a server binds (IPv6 without brackets)."""
+        return _split_host_port(self.http_addr)
+
+    def intake_host_port(self) -> tuple[str, int]:
+        """``intake_addr`` as the (host, port) a server binds (IPv6 without brackets)."""
+        return _split_host_port(self.intake_addr)
+
+    def http_limits(self) -> HttpLimits:
+        """The intake listener's connection limits (before the descriptor budget)."""
+        from crank_node.node.http_server import HttpLimits  # noqa: PLC0415  (aiohttp is slow to import)
+
+        return HttpLimits(
+            header_timeout_s=self.http_header_timeout_ms / 1000,
+            body_timeout_s=self.http_body_timeout_ms / 1000,
+            idle_timeout_s=self.http_idle_timeout_ms / 1000,
+            max_body_bytes=self.http_max_body_bytes,
+            max_connections=self.http_max_connections,
+        )
+
+    def intake_limits(self) -> IntakeLimits:
+        """Intake's body limits and its per-client and per-maker token buckets."""
+        from crank_node.node.intake_http import IntakeLimits  # noqa: PLC0415  (aiohttp is slow to import)
+
+        return IntakeLimits(
+            max_body_bytes=self.http_max_body_bytes,
+            body_timeout_s=self.http_body_timeout_ms / 1000,
+            client_rate_per_s=self.rate_limit_client_per_s,
+            client_burst=self.rate_limit_client_burst,
+            maker_rate_per_s=self.rate_limit_maker_per_s,
+            maker_burst=self.rate_limit_maker_burst,
+        )
+
+    @property
+    def shutdown_timeout_s(self) -> float:
+        return self.shutdown_timeout_ms / 1000
+
+    def lock_settings(self) -> LockSettings:
+        """The LockActor's settings: this node's id, lease TTL and membership period."""
+        from actors.lock_actor import LockSettings  # noqa: PLC0415  (keeps `config` light)
+
+        return LockSettings(
+            node_id=self.instance_id,
+            lease_ttl_s=self.lease_ttl_ms / 1000,
+            membership_interval_s=self.membership_interval_ms / 1000,
+            clock_skew_max_s=self.clock_skew_max_ms / 1000,
+        )
+
+    def settlement_settings(self) -> SettlementSettings:
+        """The SettlementActor's settings: claim TTL, in-flight bound, priority fee policy."""
+        from actors.settlement import SettlementSettings  # noqa: PLC0415  (keeps `config` light)
+        from market import FixedPriorityFee, PercentilePriorityFee  # noqa: PLC0415
+
+        fee: PriorityFeePolicy = FixedPriorityFee(self.priority_fee_micro_lamports)
+        if self.priority_fee_percentile is not None:
+            fee = PercentilePriorityFee(
+                self.priority_fee_percentile,
+                cap_micro_lamports=self.priority_fee_cap_micro_lamports,
+                floor_micro_lamports=self.priority_fee_micro_lamports,
+            )
+        return SettlementSettings(
+            claim_ttl_s=self.settlement_claim_ttl_ms / 1000,
+            max_in_flight=self.max_concurrent_matches,
+            fee_policy=fee,
+        )
+
+    def rpc_router_config(self) -> RpcRouterConfig:
+        """The RpcRouter's configuration: one endpoint per URL, named by its masked URL."""
+        from actors.rpc.config import RpcEndpoint, RpcRouterConfig  # noqa: PLC0415
+
+        endpoints = tuple(
+            RpcEndpoint(url, name=name)
+            for url, name in zip(self.rpc_urls, _endpoint_names(self.rpc_urls), strict=True)
+        )
+        return RpcRouterConfig(
+            endpoints=endpoints,
+            failure_threshold=self.error_threshold,
+            breaker_reset_s=self.pause_duration_ms / 1000,
+            probe_interval_s=self.rpc_probe_interval_ms / 1000,
+            attempt_timeout_s=self.rpc_attempt_timeout_ms / 1000,
+            default_deadline_s=self.rpc_request_deadline_ms / 1000,
+            max_attempts=self.rpc_max_attempts,
+            send_fanout=self.rpc_send_fanout,
+            max_in_flight=self.rpc_max_in_flight,
+            low_threshold=self.rpc_low_priority_threshold,
+            normal_threshold=self.rpc_normal_priority_threshold,
+        )
+
+    def load_wallet(self) -> Keypair:
+        """The signing keypair from ``wallet_path`` (see :func:`crank_node.node.keypairs.load_keypair`)."""
+        from crank_node.node.keypairs import load_keypair  # noqa: PLC0415  (solders is slow to import)
+
+        if self.wallet_path is None:
+            reason = f"not set; the node signs with it: {_how_to_set('wallet_path')}"
+            raise InvalidSettings([Problem("wallet_path", _NOT_SHOWN, DEFAULT, reason)])
+        return load_keypair(self.wallet_path)
+
+    def shown(self) -> list[tuple[str, Any, str]]:
+        """Every key with its value as it may be shown (secrets masked) and its origin."""
+        origins = self.origins
+        return [(key, shown_value(key, getattr(self, key)), origins[key]) for key in origins]
+
+
+def env_names(key: str) -> tuple[str, ...]:
+    """The environment variables that set ``key``."""
+    if key == "rpc_urls":
+        return (ENV_RPC_URLS, *ENV_RPC_ROLES)
+    if key == "db_url":
+        return ("CRANK_DB_URL", "CRANK_DB_PATH")
+    return (ENV_PREFIX + key.upper(),)
+
+
+def flag_name(key: str) -> str:
+    """The command-line flag that sets ``key``."""
+    return "--rpc-url" if key == "rpc_urls" else "--" + key.replace("_", "-")
+
+
+# -- showing values -------------------------------------------------------------------
+
+
+def shown_value(key: str, value: Any) -> Any:
+    """``value`` as it may be printed or logged: secrets masked, paths as strings."""
+    if key == "rpc_urls" and isinstance(value, list | tuple):
+        return [_mask_rpc(str(url)) for url in value]
+    if key == "rpc_urls":
+        return _mask_rpc(str(value))
+    if key == "db_url":
+        return _mask_db_url(value)
+    return str(value) if isinstance(value, Path) else value
+
+
+def _mask_rpc(url: str) -> str:
+    from actors.rpc.redact import mask_url  # noqa: PLC0415  (importing actors starts slow)
+
+    return mask_url(url)
+
+
+def _mask_db_url(value: Any) -> str:
+    from sqlalchemy.engine import make_url  # noqa: PLC0415  (slow import)
+    from sqlalchemy.exc import ArgumentError  # noqa: PLC0415
+
+    try:
+        return make_url(str(value)).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<not shown: cannot be parsed, may hold a secret>"
+
+
+def _endpoint_names(urls: tuple[str, ...]) -> list[str]:
+    """Masked URLs; two that mask alike (keys in the path) get ``#1``, ``#2``."""
+    masked = [_mask_rpc(url) for url in urls]
+    return [f"{m} #{i + 1}" if masked.count(m) > 1 else m for i, m in enumerate(masked)]
+
+
+def _rpc_url_problem(url: str) -> str | None:
+    try:
+        parts = urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError:
+        return "is not a valid URL"
+    if parts.scheme not in ("http", "https"):
+        return "must be an http:// or https:// URL"
+    return None if host else "has no host"
+
+
+def _check_operator_exposure(host: str, data: Mapping[str, Any]) -> None:
+    """/status and /metrics off loopback only when asked for twice: the flag, and a
+    token file (whose permissions are checked when the node reads it at start)."""
+    from crank_node.node.http_server import is_loopback  # noqa: PLC0415  (aiohttp is slow to import)
+
+    if is_loopback(host):
+        return
+    if not data.get("operator_allow_remote"):
+        raise ValueError(
+            "is not loopback: the operator listener (/health, /status, /metrics) would "
+            "answer the network; set operator_allow_remote and operator_token_file to mean "
+            "it, or keep it on 127.0.0.1 (intake_addr is the listener for makers)"
+        )
+    if data.get("operator_token_file") is None:
+        raise ValueError(
+            "is not loopback: operator_token_file must name the file (mode 0600) holding "
+            "the bearer token the operator listener then requires"
+        )
+
+
+def _split_host_port(value: str) -> tuple[str, int]:
+    host, sep, port = value.strip().rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise ValueError("must be HOST:PORT with a port 0..65535 (e.g. 127.0.0.1:8787, [::1]:8787)")
+    return host, int(port)
+
+
+def _split_list(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def _how_to_set(key: str) -> str:
+    envs = " or ".join(env_names(key))
+    return f"give {flag_name(key)}, {envs}, or {key} in the config file"
