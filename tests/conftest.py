@@ -47,6 +47,21 @@ class Recorder:
             return list(self.events)
 
 
+# Test tiers by directory (the README's fast loop is `pytest tests/unit`): a test's
+# folder says what it needs, so no test can forget its marker.
+_TIERS = {"integration": ("integration",), "clients": ("integration", "e2e"), "e2e": ("integration", "e2e")}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test under tests/integration (and tests/clients, tests/e2e) as such,
+    so ``-m "not integration"`` is exactly the unit tier."""
+    for item in items:
+        parts = item.path.parts
+        tier = parts[parts.index("tests") + 1] if "tests" in parts else ""
+        for marker in _TIERS.get(tier, ()):
+            item.add_marker(marker)
+
+
 @pytest.fixture
 def recorder() -> Recorder:
     return Recorder()

@@ -1,8 +1,10 @@
 """Database fixtures shared by every integration test: a real SQLite file and a
 real PostgreSQL server.
 
-PostgreSQL tests read ``CRANK_TEST_PG_URL`` and skip, saying why, when it is
-unset or no server answers. Each test gets a schema of its own (a fresh
+PostgreSQL tests use ``CRANK_TEST_PG_URL``, or the conventional local server
+(``postgresql+psycopg://postgres@127.0.0.1:5432/test``) when it is unset, and
+skip, saying why, when no server answers there. So the README's test command
+tests both engines on a machine that has PostgreSQL. Each test gets a schema of its own (a fresh
 ``search_path``), dropped afterwards, so reruns and parallel runs never see
 each other's rows.
 """
@@ -23,11 +25,11 @@ from storage import open_engine, sqlite_url, upgrade
 PG_ENV = "CRANK_TEST_PG_URL"
 
 
+DEFAULT_PG_URL = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+
+
 def _pg_base_url() -> str:
-    url = os.environ.get(PG_ENV)
-    if not url:
-        pytest.skip(f"{PG_ENV} is not set: no PostgreSQL server to test against")
-    return url
+    return os.environ.get(PG_ENV) or DEFAULT_PG_URL
 
 
 def _libpq(url: str) -> str:
