@@ -41,7 +41,6 @@ nothing: MatchActor drops the whole market on the same announcement.
 
 from __future__ import annotations
 
-import base64
 import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -49,7 +48,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loguru import logger
-from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 
 import market as domain
@@ -57,6 +55,7 @@ import storage
 from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.poison import remember_failure
+from actors.rpc.accounts import decode_token_accounts
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
 from storage.chain_cache import upsert_account_snapshots
@@ -132,14 +131,7 @@ def judge_funding(
     orders: Iterable[storage.StoredOrder],
     accounts: dict[str, domain.TokenAccount | domain.MarketError],
 ) -> dict[str, domain.MarketError | None]:
-    """Each order's funding problem (None: funded), by order id.
-
-    ``accounts`` maps pay account addresses to the decoded account, or to why
-    it could not be read. Orders on the same pay account are judged in arrival
-    order (``orders`` in arrival order where several share a time); each one must be
-    covered on top of what the earlier *funded* ones on that account still owe (an
-    unfunded order is not in the book and owes nothing).
-    """
+    """:func:`market.judge_funding` of stored orders, by order id."""
     return _judge(market, [(stored.order_id, stored) for stored in orders], accounts)
 
 
@@ -148,62 +140,13 @@ def _judge(
     orders: Iterable[tuple[str, storage.StoredOrder]],
     accounts: dict[str, domain.TokenAccount | domain.MarketError],
 ) -> dict[str, domain.MarketError | None]:
-    """:func:`judge_funding` of (order id, order) pairs: the id is known already, and
-    ``StoredOrder.order_id`` hashes the terms at each call."""
-    verdicts: dict[str, domain.MarketError | None] = {}
-    committed: dict[tuple[str, str], int] = {}
-    # By time stored; within one tick of the database's clock, in the order given (a
-    # stable sort), which callers keep to arrival order: by id would be arbitrary.
-    for order_id, stored in sorted(orders, key=lambda pair: pair[1].created_at):
-        order = stored.order
-        account = accounts.get(str(order.pay_account))
-        if account is None:
-            continue  # not read in this batch
-        if isinstance(account, domain.MarketError):
-            verdicts[order_id] = account
-            continue
-        key = (str(order.maker), str(order.pay_account))
-        with working_on(InputKey("order", order_id, market.market_id)):
-            problem = domain.funding_problem(
-                market, order, account, stored.remaining_atoms, committed.get(key, 0)
-            )
-        verdicts[order_id] = problem
-        if problem is None:
-            owed = domain.owed_atoms(market, order, stored.remaining_atoms)
-            committed[key] = committed.get(key, 0) + owed
-    return verdicts
-
-
-def _decode_accounts(
-    keys: Sequence[str], result: Any
-) -> dict[str, domain.TokenAccount | domain.MarketError]:
-    """The ``value`` of a base64 getMultipleAccounts answer, decoded; raises ValueError
-    when the answer does not have its shape."""
-    value = result.get("value") if isinstance(result, dict) else None
-    if not isinstance(value, list) or len(value) != len(keys):
-        raise ValueError(f"getMultipleAccounts answered {result!r:.200}")
-    decoded: dict[str, domain.TokenAccount | domain.MarketError] = {}
-    for key, entry in zip(keys, value, strict=True):
-        decoded[key] = _decode_one(key, entry)
-    return decoded
-
-
-def _decode_one(key: str, entry: Any) -> domain.TokenAccount | domain.MarketError:
-    if entry is None:
-        return domain.InvalidTokenAccount("pay_account", "does not exist on chain")
-    data = entry.get("data") if isinstance(entry, dict) else None
-    if not (isinstance(data, list) and len(data) == 2 and data[1] == "base64"):
-        return domain.InvalidTokenAccount("pay_account", f"came back as {entry!r:.120}")
-    try:
-        raw = base64.b64decode(data[0], validate=True)
-        program_owner = Pubkey.from_string(entry["owner"])
-        return domain.decode_token_account(
-            Pubkey.from_string(key), raw, program_owner, "pay_account"
-        )
-    except domain.MarketError as problem:
-        return problem
-    except (ValueError, KeyError, TypeError):
-        return domain.InvalidTokenAccount("pay_account", "came back undecodable")
+    """The pure judgement of (order id, stored order) pairs: the id is known already,
+    and ``StoredOrder.order_id`` hashes the terms at each call."""
+    claims = [
+        domain.FundingClaim(order_id, stored.order, stored.remaining_atoms, stored.created_at)
+        for order_id, stored in orders
+    ]
+    return domain.judge_funding(market, claims, accounts)
 
 
 def _context_slot(outcome: RpcSuccess) -> int | None:
@@ -487,7 +430,7 @@ class OrderMonitor(CrankActor):
         try:
             if not isinstance(outcome, RpcSuccess):
                 raise ValueError(_describe(outcome))
-            accounts = _decode_accounts(fetched.keys, outcome.result)
+            accounts = decode_token_accounts(fetched.keys, outcome.result, "pay_account")
         except ValueError as error:
             self._failed_requests += 1
             self._log.bind(

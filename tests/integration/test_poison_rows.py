@@ -305,7 +305,7 @@ def test_an_order_that_fails_an_actor_twice_is_quarantined_and_never_fails_it_a_
 
     # Fault injection, like supervision.crashpoints: the one way to make a valid row a
     # poison pill without a bug in the code to find it with.
-    monkeypatch.setattr(domain, "funding_problem", tripped)
+    monkeypatch.setattr(domain.funding, "funding_problem", tripped)
     desk.crossing_pairs()
     node = Node(_settings(database_url, localnet), signers=(desk.wallet,),
                 settlement_listeners=(recorder.record,))  # fmt: skip
