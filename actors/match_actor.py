@@ -43,10 +43,8 @@ meets it again.
 
 from __future__ import annotations
 
-import enum
 import itertools
-from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,6 +53,7 @@ from sqlalchemy.engine import Engine
 
 import market as domain
 from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
+from actors.match_batch import BatchOutcome, MatchBatch, OrderQueue, out_of_play
 from actors.pipeline_messages import (
     OrderAdded,
     OrderRemoved,
@@ -62,7 +61,6 @@ from actors.pipeline_messages import (
     SettlementsPending,
 )
 from actors.poison import remember_failure
-from market.matching import combine
 from storage import (
     MARKET_KEY_PREFIX,
     IntegrityViolation,
@@ -90,9 +88,6 @@ __all__ = [
     "MatchState",
 ]
 
-# Orders per market remembered as written out of play (see _HeldMarket.gone); by the
-# time this many newer ones were written, OrderMonitor has long seen the oldest go.
-GONE_MEMORY = 100_000
 # Statuses after which an order can never trade again: an OrderAdded carrying
 # one is a stale snapshot and is ignored.
 _FINISHED_STATUSES = frozenset({"filled", "cancelled", "expired"})
@@ -170,77 +165,9 @@ class _HeldMarket:
     lease: Lease
     market: domain.Market | None = None
     book: domain.Book | None = None  # None until loaded, and after a conflict
-    queue: deque[StoredOrder] = field(default_factory=deque)
+    queue: OrderQueue[StoredOrder] = field(default_factory=OrderQueue)
     retry_delay_s: float = 0.0  # the last backoff delay; 0 after a success
     retry_pending: bool = False
-    # Orders this actor wrote out of play (filled to 0, expired), newest last: an
-    # OrderAdded for one of them is a snapshot read before that write (OrderMonitor
-    # polls on its own clock), not a new order. Matching it again would conflict
-    # and reload the whole book, once per such order. Bounded: see remember_gone.
-    gone: OrderedDict[str, None] = field(default_factory=OrderedDict)
-    # The ids of the orders in ``queue``: an order id is a hash of the order's terms,
-    # computed anew each time it is asked for, and a burst of OrderAdded messages
-    # queues many orders before they are matched.
-    queued_ids: set[str] = field(default_factory=set)
-
-    def enqueue(self, stored: StoredOrder) -> bool:
-        """Queue ``stored``; False if it is already waiting its turn."""
-        order_id = stored.order_id
-        if order_id in self.queued_ids:
-            return False
-        self.queue.append(stored)
-        self.queued_ids.add(order_id)
-        return True
-
-    def dequeue(self, count: int) -> None:
-        """Take the first ``count`` orders off the queue."""
-        for _ in range(count):
-            self.queued_ids.discard(self.queue.popleft().order_id)
-
-    def unqueue(self, order_id: str) -> None:
-        """Take ``order_id`` out of the queue, wherever it waits."""
-        if order_id in self.queued_ids:
-            self.queue = deque(queued for queued in self.queue if queued.order_id != order_id)
-            self.queued_ids.discard(order_id)
-
-    def remember_gone(self, order_ids: Iterable[str]) -> None:
-        for order_id in order_ids:
-            self.gone[order_id] = None
-        while len(self.gone) > GONE_MEMORY:
-            self.gone.popitem(last=False)
-
-
-class _Outcome(enum.Enum):
-    """What became of the orders at the head of a market's queue."""
-
-    DONE = "done"  # handled (matched and written, or ignored): next orders
-    RELOAD = "reload"  # handled, but the book must be reloaded first
-    RETRY = "retry"  # not handled: try them again later
-    DROPPED = "dropped"  # the market was dropped
-
-
-@dataclass
-class _Batch:
-    """Orders at the head of a market's queue, matched one after the other in memory."""
-
-    book: domain.Book
-    taken: int = 0  # orders of the queue's head handled, matched or ignored
-    matched: list[tuple[str, domain.MatchResult]] = field(default_factory=list)
-    fills: int = 0
-    out_of_play: set[str] = field(default_factory=set)  # filled to 0 or expired in it
-
-    @property
-    def order_ids(self) -> list[str]:
-        return [order_id for order_id, _result in self.matched]
-
-    def add(self, order_id: str, result: domain.MatchResult) -> None:
-        self.book = result.book
-        self.matched.append((order_id, result))
-        self.fills += len(result.fills)
-        self.out_of_play.update(_out_of_play(result.remaining_atoms, result.expired_order_ids))
-
-    def write(self) -> domain.Uncrossed:
-        return combine(self.book, (result for _order_id, result in self.matched))
 
 
 class MatchActor(CrankActor):
@@ -328,7 +255,7 @@ class MatchActor(CrankActor):
         if held is None:
             self._not_held("order_added", market, stored.order_id)
             return
-        if not held.enqueue(stored):
+        if not held.queue.enqueue(stored):
             return  # already waiting its turn
         self._undrained[market] = None
         if not self._drain_told:
@@ -348,7 +275,7 @@ class MatchActor(CrankActor):
         if held is None:
             self._not_held("order_removed", market, order_id)
             return
-        held.unqueue(order_id)
+        held.queue.unqueue(order_id)
         if held.book is not None and order_id in held.book:
             held.book = held.book.without(order_id)
         logger.bind(
@@ -426,14 +353,14 @@ class MatchActor(CrankActor):
             if not held.queue:
                 return
             taken, outcome = self._match_batch(market, held)
-            if outcome is _Outcome.RETRY:
+            if outcome is BatchOutcome.RETRY:
                 self._schedule_retry(market, held)
                 return
-            if outcome is _Outcome.DROPPED:
+            if outcome is BatchOutcome.DROPPED:
                 return
-            held.dequeue(taken)
+            held.queue.dequeue(taken)
             held.retry_delay_s = 0.0
-            if outcome is _Outcome.RELOAD:
+            if outcome is BatchOutcome.RELOAD:
                 held.book = None
 
     def _load(self, market: str, held: _HeldMarket) -> bool:
@@ -475,21 +402,21 @@ class MatchActor(CrankActor):
 
     def _write_uncrossed(self, market: str, lease: Lease, uncrossed: domain.Uncrossed) -> None:
         write = self._write(lease, uncrossed)
-        self._held[market].remember_gone(
-            _out_of_play(uncrossed.remaining_atoms, uncrossed.expired_order_ids)
+        self._held[market].queue.remember_gone(
+            out_of_play(uncrossed.remaining_atoms, uncrossed.expired_order_ids)
         )
         self._written(market, uncrossed.fills, write.fill_ids, recorded=write.recorded)
 
-    def _match_batch(self, market: str, held: _HeldMarket) -> tuple[int, _Outcome]:
+    def _match_batch(self, market: str, held: _HeldMarket) -> tuple[int, BatchOutcome]:
         """Match the orders at the head of the queue (see :data:`BATCH_ORDERS`) and write
         them in one transaction: how many were taken, and what became of them."""
         assert held.book is not None  # _advance loads it first
-        batch = _Batch(held.book)
+        batch = MatchBatch(held.book)
         try:
             now_s = self._now_s()
         except StorageError as error:
-            self._storage_failed(market, "clock_read", error, order_id=held.queue[0].order_id)
-            return 0, _Outcome.RETRY
+            self._storage_failed(market, "clock_read", error, order_id=held.queue.first().order_id)
+            return 0, BatchOutcome.RETRY
         for stored in itertools.islice(held.queue, BATCH_ORDERS):
             if batch.fills >= BATCH_FILLS:
                 break
@@ -498,18 +425,18 @@ class MatchActor(CrankActor):
             if result is not None:
                 batch.add(stored.order_id, result)
         if not batch.matched:
-            return batch.taken, _Outcome.DONE
+            return batch.taken, BatchOutcome.DONE
         return batch.taken, self._record(market, held, batch)
 
     def _match(
-        self, market: str, held: _HeldMarket, batch: _Batch, stored: StoredOrder, now_s: int
+        self, market: str, held: _HeldMarket, batch: MatchBatch, stored: StoredOrder, now_s: int
     ) -> domain.MatchResult | None:
         """``stored`` matched against the batch's book, or None if it is ignored."""
         order_id = stored.order_id
         if (
             order_id in batch.book
             or stored.status in _FINISHED_STATUSES
-            or order_id in held.gone
+            or held.queue.is_gone(order_id)
             or order_id in batch.out_of_play
         ):
             logger.bind(action="match.order_ignored", market_id=market, order_id=order_id).debug(
@@ -540,14 +467,14 @@ class MatchActor(CrankActor):
             self._storage_failed(market, "quarantine", error, order_id=stored.order_id)
             return False
 
-    def _record(self, market: str, held: _HeldMarket, batch: _Batch) -> _Outcome:
+    def _record(self, market: str, held: _HeldMarket, batch: MatchBatch) -> BatchOutcome:
         combined = batch.write()
         order_ids = batch.order_ids
         try:
             write = self._write(held.lease, combined)
         except LeaseLostError:
             self._lease_lost_in_write(market)
-            return _Outcome.DROPPED
+            return BatchOutcome.DROPPED
         except (StateConflict, IntegrityViolation) as error:
             logger.bind(
                 action="match.conflict", market_id=market, order_id=order_ids[0], orders=order_ids
@@ -555,12 +482,12 @@ class MatchActor(CrankActor):
                 f"the write for {len(order_ids)} orders from {order_ids[0]} conflicted "
                 f"({error}); reloading the book"
             )
-            return _Outcome.RELOAD
+            return BatchOutcome.RELOAD
         except StorageError as error:
             self._storage_failed(market, "write", error, order_id=order_ids[0])
-            return _Outcome.RETRY
+            return BatchOutcome.RETRY
         held.book = combined.book
-        held.remember_gone(_out_of_play(combined.remaining_atoms, combined.expired_order_ids))
+        held.queue.remember_gone(out_of_play(combined.remaining_atoms, combined.expired_order_ids))
         self._written(market, combined.fills, write.fill_ids, recorded=write.recorded)
         for order_id, result in batch.matched:
             logger.bind(
@@ -570,7 +497,7 @@ class MatchActor(CrankActor):
                 fills=len(result.fills),
                 rested=result.rested,
             ).debug(f"order {order_id}: {len(result.fills)} fills")
-        return _Outcome.DONE
+        return BatchOutcome.DONE
 
     def _write(self, lease: Lease, combined: domain.Uncrossed) -> MatchWrite:
         """The one fenced write of a batch, or of a loaded book's uncrossing."""
@@ -656,10 +583,3 @@ class MatchActor(CrankActor):
         logger.bind(action="match.not_held", market_id=market, order_id=order_id).debug(
             f"ignored {what} for {market}: not held here"
         )
-
-
-def _out_of_play(remaining_atoms: Mapping[str, int], expired_order_ids: Iterable[str]) -> list[str]:
-    """The orders a match write takes out of play: filled to 0, or expired."""
-    return [order_id for order_id, left in remaining_atoms.items() if left == 0] + list(
-        expired_order_ids
-    )
