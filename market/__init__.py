@@ -66,7 +66,7 @@ from market.errors import (
     WrongMarket,
     WrongSigner,
 )
-from market.fill import FILL_DOMAIN, Fill, fill_id
+from market.fill import FILL_DOMAIN, Fill, fill_id, net_balance_changes
 from market.funding import (
     account_problem,
     check_funding,
@@ -194,6 +194,7 @@ __all__ = [
     "marker_reclaim_instruction",
     "marker_seed",
     "match",
+    "net_balance_changes",
     "order_refusal",
     "owed_atoms",
     "pay_mint",

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from solders.hash import Hash
@@ -12,7 +14,12 @@ from market.fields import market_id_bytes, order_id_bytes
 from market.market import Market
 from market.order import Order, Side
 
-__all__ = ["FILL_DOMAIN", "Fill", "fill_id"]
+__all__ = [
+    "FILL_DOMAIN",
+    "Fill",
+    "fill_id",
+    "net_balance_changes",
+]
 
 FILL_DOMAIN = b"crank-node:fill:v1"
 _LAYOUT = struct.Struct("<18s32sQ32s32s")
@@ -102,3 +109,16 @@ class Fill:
             seller_pay_account=sell.pay_account,
             seller_receive_account=sell.receive_account,
         )
+
+
+def net_balance_changes(fills: Iterable[Fill]) -> dict[str, int]:
+    """Net atoms per token account (base58) that settling ``fills`` moves: the seller
+    pays base to the buyer, the buyer pays quote to the seller; negative is paid out.
+    Accounts whose movements cancel out are kept, with 0."""
+    changes: defaultdict[str, int] = defaultdict(int)
+    for fill in fills:
+        changes[str(fill.seller_pay_account)] -= fill.base_atoms
+        changes[str(fill.buyer_receive_account)] += fill.base_atoms
+        changes[str(fill.buyer_pay_account)] -= fill.quote_atoms
+        changes[str(fill.seller_receive_account)] += fill.quote_atoms
+    return dict(changes)

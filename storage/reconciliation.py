@@ -10,12 +10,12 @@ of it, exactly. A settled fill moves, by the market's delegate:
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Iterable
 
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+import market as domain
 from storage.engine import read_transaction
 from storage.fills import fill_from_row, fill_query
 from storage.models import Fill, Settlement, table_of
@@ -45,10 +45,4 @@ def expected_balance_changes(
         stmt = stmt.where(_FILLS.c.market_id == market_id)
     with read_transaction(engine, "storage.reconciliation") as connection:
         fills = [fill_from_row(row._mapping) for row in connection.execute(stmt)]
-    changes: defaultdict[str, int] = defaultdict(int)
-    for fill in fills:
-        changes[str(fill.seller_pay_account)] -= fill.base_atoms
-        changes[str(fill.buyer_receive_account)] += fill.base_atoms
-        changes[str(fill.buyer_pay_account)] -= fill.quote_atoms
-        changes[str(fill.seller_receive_account)] += fill.quote_atoms
-    return dict(changes)
+    return domain.net_balance_changes(fills)

@@ -26,6 +26,7 @@ from solders.pubkey import Pubkey
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
+import market as domain
 import storage
 from localnet.commitment import Commitment
 from localnet.errors import LocalnetError
@@ -330,7 +331,7 @@ def reconcile(
         unsettled, settled = _by_settlement_status(fills)
     else:
         counted = list(fills)
-        changes, unsettled, settled = _net_changes(counted), {}, len(counted)
+        changes, unsettled, settled = domain.net_balance_changes(counted), {}, len(counted)
     mismatches = []
     accounts = sorted(set(before) | set(after) | set(changes))
     for account in accounts:
@@ -339,17 +340,6 @@ def reconcile(
         if expected is None or actual is None or expected != actual:
             mismatches.append(BalanceMismatch(account, expected, actual))
     return Reconciliation(tuple(mismatches), len(accounts), settled, MappingProxyType(unsettled))
-
-
-def _net_changes(fills: Iterable[Fill]) -> dict[str, int]:
-    """What :func:`storage.expected_balance_changes` computes, for fills in hand."""
-    changes: defaultdict[str, int] = defaultdict(int)
-    for fill in fills:
-        changes[str(fill.seller_pay_account)] -= fill.base_atoms
-        changes[str(fill.buyer_receive_account)] += fill.base_atoms
-        changes[str(fill.buyer_pay_account)] -= fill.quote_atoms
-        changes[str(fill.seller_receive_account)] += fill.quote_atoms
-    return dict(changes)
 
 
 _SETTLEMENTS = table_of(Settlement)
