@@ -294,3 +294,51 @@ def _draft_as_actor(desk: Desk, claim: storage.Claim) -> storage.AttemptDraft:
 
 def _signature(text: str) -> Signature:
     return Signature.from_string(text)
+
+
+def test_one_url_over_two_backends_that_disagree_never_settles_twice(
+    desk: Desk, captured_logs: list[dict[str, Any]]
+) -> None:
+    """The same late landing, seen through ONE URL in front of two backends (a
+    load-balanced provider, where nothing can be steered): requests alternate between
+    an up-to-date backend and one LAG_SLOTS behind, so a height read from one and a
+    "no status" from the other meet in one decision. Answers from behind decide
+    nothing: the fill is settled once, with attempt 1, and the seller pays once."""
+    trade, localnet = desk.trade, desk.trade.localnet
+    urls = localnet.urls
+    balanced = Faults(backends=(Faults(drop_sends=True), Faults(lag_slots=LAG_SLOTS, drop_sends=True)))
+    localnet.set_faults(LAGGING, balanced)
+    before = trade.balances()
+    desk.start(height_url=urls[LAGGING], status_url=urls[LAGGING])
+    _poll(lambda: bool(desk.attempts()), "attempt 1 was never written")
+    (first,) = desk.attempts()
+    lvbh = first.last_valid_block_height
+    _advance_to_height(localnet, lvbh - 3)
+    _deliver(urls[UP_TO_DATE], first.raw_transaction)
+    localnet.advance_slots(1)
+    landed = localnet.ledger.landed(_signature(first.signature))
+    assert landed is not None and landed.err is None, "attempt 1 did not land late"
+    _advance_to_height(localnet, lvbh + 2)
+    # Through one URL the actor may read the height from either backend, so it may also
+    # just wait; give the old code's mistake (expiring attempt 1) its chance, bounded.
+    _settle_for(lambda: _expired(desk.recorder) or _deferred(captured_logs), 10.0)
+    if _expired(desk.recorder):  # the bug: deliver attempt 2 (its sends are dropped)
+        _poll(lambda: len(desk.attempts()) == 2, "attempt 2 was never written")
+        _deliver(urls[UP_TO_DATE], desk.attempts()[1].raw_transaction)
+        localnet.advance_slots(2)
+    localnet.advance_slots(LAG_SLOTS + 3)
+    desk.recorder.wait_for(
+        lambda events: any(isinstance(e, Finished) for e in events), timeout_s=60
+    )
+    assert settled_fill_ids(urls[UP_TO_DATE], trade.authority.pubkey()) == {
+        trade.fill.fill_id: 1
+    }, "the fill was settled more than once on chain"
+    assert trade.balances() == _expected_after(trade, before)
+
+
+def _settle_for(predicate: Callable[[], bool], timeout_s: float) -> None:
+    """Wait until ``predicate()`` holds or ``timeout_s`` passed, whichever is first."""
+    pause = threading.Event()  # never set
+    gives_up_at = time.monotonic() + timeout_s
+    while not predicate() and time.monotonic() < gives_up_at:
+        pause.wait(0.05)
