@@ -15,6 +15,7 @@ Per client address it can also:
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import threading
 from collections.abc import Sequence
@@ -107,7 +108,7 @@ class Forwarder:
     async def _listen(self) -> None:
         for route in self.routes:
             server = await asyncio.start_server(
-                lambda r, w, route=route: self._relay(route, r, w),
+                functools.partial(self._relay, route),
                 route.listen_host, route.listen_port, reuse_address=True,
             )  # fmt: skip
             self._servers.append(server)

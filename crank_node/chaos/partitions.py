@@ -70,6 +70,7 @@ def partition_findings(
     record: MonitorRecord,
     node_ids: Sequence[str],
     workdir: Path,
+    *,
     wall_at_zero_s: float,
     clock_offsets_s: Mapping[str, float],
 ) -> list[PartitionFinding]:
@@ -86,7 +87,8 @@ def partition_findings(
             for time, action in _log_events(workdir / f"{node}.jsonl")
         ]
         # A blocked call may only return at the heal: what it then logs counts too.
-        in_fault = [(t, a) for t, a in events if at_s <= t <= min(healed_s + AFTER_HEAL_S, at_s + 600)]
+        until_s = min(healed_s + AFTER_HEAL_S, at_s + 600)
+        in_fault = [(t, a) for t, a in events if at_s <= t <= until_s]
         lost = [t - at_s for t, a in in_fault if a in LOST_ACTIONS]
         refused = sum(
             1 for t, a in events if a == REFUSED_ACTION and at_s <= t <= healed_s + AFTER_HEAL_S
@@ -105,11 +107,10 @@ def partition_findings(
             span.first_seen_s - healed_s for span in record.leases
             if span.holder == node and span.live and span.first_seen_s >= healed_s
         ]  # fmt: skip
-        found.append(
-            PartitionFinding(
-                fault.kind.value, node, at_s, fault.planned.duration_s, len(held),
-                min(lost, default=None), max(lost, default=None), min(taken, default=None),
-                min(rejoined, default=None), refused,
-            )  # fmt: skip
-        )
+        finding = PartitionFinding(
+            fault.kind.value, node, at_s, fault.planned.duration_s, len(held),
+            min(lost, default=None), max(lost, default=None), min(taken, default=None),
+            min(rejoined, default=None), refused,
+        )  # fmt: skip
+        found.append(finding)
     return found

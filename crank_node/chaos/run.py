@@ -152,8 +152,9 @@ class ChaosRun:
         invariants = self._audit(engine, scenario, before, record, down)
         offsets = {nodes.ids[i - 1]: offset_seconds(o) for i, o in self.clock_offsets.items()}
         partitions = partition_findings(
-            scheduler.injected, record, nodes.ids, self.workdir, self.wall0, offsets
-        )
+            scheduler.injected, record, nodes.ids, self.workdir,
+            wall_at_zero_s=self.wall0, clock_offsets_s=offsets,
+        )  # fmt: skip
         return ChaosReport(
             self.shape, scheduler.injected, invariants, read_counts(engine), tally,
             trading_s, elapsed_s, takeovers(scheduler.injected, record, nodes.ids),
