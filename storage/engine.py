@@ -18,6 +18,15 @@ PostgreSQL (nodes on several hosts) through psycopg 3: ``lock_timeout`` plays
 a client that stopped mid-way (frozen, partitioned), so the row locks it held
 (a lease row read ``FOR SHARE`` by a fenced write) cannot block a takeover
 forever.
+
+A partition (packets dropped, no RST) is bounded on the client too: TCP
+keepalive probes an idle connection after 2 s, every 1 s, 3 times, and
+``tcp_user_timeout`` (5 s) ends a connection whose sent data (a query, a
+probe) stays unacknowledged that long. A blocked call on a blackholed
+connection thus raises within about 5 s instead of the kernel's ~15 minutes
+of retransmissions: below the default lease TTL (15 s), so the lock actor
+hears of it while it can still give its leases up. Neither helps when the
+peer acknowledges and never answers (a stuck proxy): only a client deadline does.
 """
 
 from __future__ import annotations
@@ -48,6 +57,8 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
+TCP_USER_TIMEOUT_MS = 5_000
+KEEPALIVE = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 3}
 # Execution option a connection carries to begin a deferred (read-only) transaction.
 READ_ONLY = "crank_read_only"
 
@@ -141,6 +152,8 @@ def _postgresql_engine(
         "connect_timeout": max(1, math.ceil(connect_timeout_s)),
         "options": options,
         "application_name": "crank-node",
+        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
+        **KEEPALIVE,
     }
     return create_engine(
         url.difference_update_query(["options"]),

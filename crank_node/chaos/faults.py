@@ -62,6 +62,13 @@ class FaultKind(enum.Enum):
     RPC_LATE_AND_LAG = "rpc_late_and_lag"
     RPC_BALANCER = "rpc_balancer"
     DB_LOCK = "db_lock"
+    # With nodes in network namespaces (--netns) only: see crank_node.chaos.netns.
+    NET_DB = "net_db"  # the node's packets to and from PostgreSQL vanish
+    NET_RPC = "net_rpc"  # ... to and from every RPC endpoint
+    NET_ALL = "net_all"  # ... both
+    NET_ENDPOINT = "net_endpoint"  # ... one RPC endpoint only
+    NET_DEGRADE = "net_degrade"  # latency and jitter on its database and RPC traffic
+    NET_HALF_OPEN = "net_half_open"  # its open database connections stop answering
 
     @property
     def lane(self) -> str:
@@ -69,6 +76,14 @@ class FaultKind(enum.Enum):
 
 
 NODE_KINDS = (FaultKind.NODE_KILL, FaultKind.NODE_STOP)
+NET_KINDS = (
+    FaultKind.NET_DB, FaultKind.NET_RPC, FaultKind.NET_ALL, FaultKind.NET_ENDPOINT,
+    FaultKind.NET_DEGRADE, FaultKind.NET_HALF_OPEN,
+)  # fmt: skip
+# A partition lasts from this many lease TTLs to that many: shorter and longer than one.
+NET_TTLS = (0.4, 2.5)
+NET_GAP_S = (1.0, 3.0)
+DEGRADE_LATENCY_MS = (100, 300)
 RPC_KINDS = (
     FaultKind.RPC_DOWN, FaultKind.RPC_429, FaultKind.RPC_LAG, FaultKind.RPC_DROP_SENDS,
     FaultKind.RPC_LATE_LANDING, FaultKind.RPC_PRUNED, FaultKind.RPC_LATE_AND_LAG,
@@ -99,6 +114,8 @@ class PlannedFault:
     late_landing_blocks: int = 0
     prune_history_slots: int = 0
     partner: int | None = None
+    endpoint: int | None = None  # net_endpoint's endpoint
+    jitter_ms: int = 0
 
     @property
     def endpoints(self) -> tuple[int, ...]:
@@ -156,6 +173,10 @@ class PlannedFault:
                     f"sends held to the last {self.late_landing_blocks} blocks; endpoint "
                     f"{self.partner} {self.lag_slots} slots behind"
                 )
+            case FaultKind.NET_ENDPOINT:
+                return f"endpoint {self.endpoint} blackholed"
+            case FaultKind.NET_DEGRADE:
+                return f"+{self.latency_ms} ms +/- {self.jitter_ms} ms each way"
             case FaultKind.RPC_BALANCER:
                 return (
                     f"one URL over {BALANCER_BACKENDS} backends (random): healthy, "
@@ -173,6 +194,7 @@ class PlannedFault:
             "target": self.target,
             "parameters": self.parameters(),
             **({} if self.partner is None else {"partner": self.partner}),
+            **({} if self.endpoint is None else {"endpoint": self.endpoint}),
         }
 
 
@@ -185,13 +207,17 @@ def plan_faults(
     takeover_s: float,
     kinds: Sequence[FaultKind] = tuple(FaultKind),
     slot_ms: int = 100,
+    network: bool = False,
+    ttl_s: float | None = None,
 ) -> tuple[PlannedFault, ...]:
     """The schedule of a run of ``duration_s`` seconds (module docstring), by start time.
 
     ``takeover_s`` is how long the other nodes need to take a dead node's markets
     over (lease TTL plus one membership interval): node faults last longer.
     ``kinds`` leaves some out (the database lock, say); ``slot_ms`` sets how long
-    the faults that must outlast a blockhash's validity last."""
+    the faults that must outlast a blockhash's validity last. ``network`` adds the
+    lane of network faults (nodes in namespaces), partitions lasting ``NET_TTLS``
+    times ``ttl_s`` (default: ``takeover_s``)."""
     if nodes < 1 or endpoints < 1 or duration_s <= 0 or takeover_s <= 0:
         raise ValueError("nodes and endpoints must be >= 1, durations > 0")
     # Seeded on purpose: a schedule must be reproducible, it guards no secret.
@@ -234,6 +260,18 @@ def plan_faults(
             partner=chosen[1] if needed == 2 else None,
         )  # fmt: skip
 
+    net_ttl_s = ttl_s or takeover_s
+
+    def net_fault(kind: FaultKind, start_s: float) -> PlannedFault | None:
+        duration = rng.uniform(*NET_TTLS) * net_ttl_s
+        node = rng.randint(1, nodes)
+        if kind is FaultKind.NET_DEGRADE:
+            latency = rng.randint(*DEGRADE_LATENCY_MS)
+            return PlannedFault(kind, start_s, duration, node, latency_ms=latency,
+                                jitter_ms=latency // 4)  # fmt: skip
+        endpoint = rng.randrange(endpoints) if kind is FaultKind.NET_ENDPOINT else None
+        return PlannedFault(kind, start_s, duration, node, endpoint=endpoint)
+
     rpc_kinds = tuple(
         kind for kind in RPC_KINDS
         if kind in kinds and (kind is not FaultKind.RPC_LATE_AND_LAG or endpoints >= 2 + spare)
@@ -243,6 +281,8 @@ def plan_faults(
         (rpc_kinds, RPC_GAP_S, rpc_fault, max(1, endpoints - 1)),
         ((FaultKind.DB_LOCK,), DB_GAP_S, db_fault, 1),
     ]
+    if network:
+        lanes.append((NET_KINDS, NET_GAP_S, net_fault, 1))
     for lane_kinds, gap_s, make, count in lanes:
         wanted = tuple(kind for kind in lane_kinds if kind in kinds)
         if wanted:

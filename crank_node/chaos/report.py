@@ -62,6 +62,7 @@ class ChaosReport:
     notes: list[str] = field(default_factory=list)
     expired_while_up: Sequence[str] = ()
     started_at_unix: float = 0.0
+    partitions: Sequence[Any] = ()  # crank_node.chaos.partitions.PartitionFinding (--netns)
 
     @property
     def ok(self) -> bool:
@@ -69,7 +70,12 @@ class ChaosReport:
 
     def fault_counts(self) -> dict[str, int]:
         applied = Counter(f.kind.value for f in self.injected if f.applied_at_s is not None)
-        return {kind.value: applied.get(kind.value, 0) for kind in FaultKind}
+        network = any(fault.kind.lane == "net" for fault in self.injected)
+        return {
+            kind.value: applied.get(kind.value, 0)
+            for kind in FaultKind
+            if network or kind.lane != "net"
+        }
 
     def markers(self) -> dict[str, Any] | None:
         """Invariant 1's marker counts (None if the markers were not checked)."""
@@ -113,13 +119,33 @@ class ChaosReport:
             "started_at_unix": round(self.started_at_unix, 3),
             "monitor_polls": self.monitor_polls,
             "notes": list(self.notes),
+            "partitions": [finding.to_json() for finding in self.partitions],
+            "worst_acted_after_db_cut_s": self.worst_acted_after_db_cut(),
         }
+
+    def worst_acted_after_db_cut(self) -> float | None:
+        """The latest a node cut from the database still declared a lease lost, from the
+        cut (the lease TTL is the bound: past it, another node may hold the lease)."""
+        times = [
+            f.last_lost_after_s for f in self.partitions
+            if f.kind in ("net_db", "net_all", "net_half_open") and f.last_lost_after_s is not None
+        ]  # fmt: skip
+        return None if not times else round(max(times), 3)
 
     # -- text ----------------------------------------------------------------------------
 
     def text(self) -> str:
         lines = [*self._run_lines(), *self._fault_lines(), *self._invariant_lines()]
         lines += [*self._takeover_lines(), *self._throughput_lines()]
+        if self.partitions:
+            worst = self.worst_acted_after_db_cut()
+            lines += ["", "Network faults (what the node did)"]
+            lines += [f"  {finding.line()}" for finding in self.partitions]
+            lines.append(
+                f"  worst time a node cut from the database kept its leases: "
+                f"{'-' if worst is None else f'{worst:.1f}s'} (lease TTL "
+                f"{self.shape.lease_ttl_ms / 1000:g}s)"
+            )
         lines += ["", "Notes", *(f"  - {note}" for note in self.notes)] if self.notes else []
         failed = [str(result.number) for result in self.invariants if not result.ok]
         verdict = (

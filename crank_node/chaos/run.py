@@ -9,12 +9,14 @@ takeovers are all in seconds from there.
 from __future__ import annotations
 
 import argparse
+import os
+import secrets
 import sys
 import time
 from pathlib import Path
 
 from solders.keypair import Keypair
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Engine, make_url
 
 from crank_node.chaos.audit import (
     audit,
@@ -31,7 +33,10 @@ from crank_node.chaos.monitor import POLL_S, LeaseMonitor, MonitorRecord
 from crank_node.chaos.report import ChaosReport, ChaosShape
 from crank_node.chaos.scheduler import FaultScheduler, InjectedFault
 from crank_node.chaos.takeover import expired_while_up, resume_findings, takeovers
-from crank_node.chaos.targets import ChaosTargets
+from crank_node.chaos.forwarder import Forwarder, Route
+from crank_node.chaos.netns import NamespaceHosts, NetLab, offset_seconds
+from crank_node.chaos.partitions import partition_findings
+from crank_node.chaos.targets import ChaosTargets, NetworkTargets
 from crank_node.demo.nodes import http_addrs
 from crank_node.demo.orders import OrderSubmitter, SubmissionTally
 from crank_node.demo.progress import (
@@ -61,6 +66,7 @@ POST_TIMEOUT_S = 5.0  # a frozen node must not hold the makers back for long
 MONITOR_SLACK_S = 0.5  # a lease's expiry vs when a poll saw it
 TICK_S = 1.0
 NODE_PREFIX = "chaos-node"
+NETNS_OPERATOR_PORT = 8080  # each node is a host of its own: fixed ports (intake: +1)
 
 
 class ChaosRun:
@@ -95,6 +101,10 @@ class ChaosRun:
         self.monitor: LeaseMonitor | None = None
         self.scheduler: FaultScheduler | None = None
         self.submitter: OrderSubmitter | None = None
+        self.lab: NetLab | None = None
+        self.forwarder: Forwarder | None = None
+        self.network: NetworkTargets | None = None
+        self.clock_offsets: dict[int, str] = dict(getattr(args, "clock_skew", None) or [])
         self.notes: list[str] = []
         self.meter = ProgressMeter()
         self.t0 = time.monotonic()
@@ -140,12 +150,17 @@ class ChaosRun:
         elapsed_s = self.clock()
         down = down_intervals(scheduler.injected, nodes.ids, stopped_at_s)
         invariants = self._audit(engine, scenario, before, record, down)
+        offsets = {nodes.ids[i - 1]: offset_seconds(o) for i, o in self.clock_offsets.items()}
+        partitions = partition_findings(
+            scheduler.injected, record, nodes.ids, self.workdir,
+            wall_at_zero_s=self.wall0, clock_offsets_s=offsets,
+        )  # fmt: skip
         return ChaosReport(
             self.shape, scheduler.injected, invariants, read_counts(engine), tally,
             trading_s, elapsed_s, takeovers(scheduler.injected, record, nodes.ids),
             resume_findings(scheduler.injected, nodes.ids, self.workdir, self.wall0),
             shares, fair, record.polls, self.notes + monitor_notes(record),
-            expired_while_up(record.leases, down), self.wall0,
+            expired_while_up(record.leases, down), self.wall0, partitions,
         )  # fmt: skip
 
     # -- the steps -----------------------------------------------------------------------
@@ -179,12 +194,24 @@ class ChaosRun:
             "settlement_claim_ttl_ms": args.lease_ttl_ms,
             "shutdown_timeout_ms": 20_000,
         }
+        db_url, rpc_urls = args.db_url, server.urls
+        hosts: NamespaceHosts | None = None
+        if getattr(args, "netns", False):
+            hosts, db_url, rpc_urls = self._open_network(server, overrides)
+            assert self.lab is not None
+            addrs = [
+                f"{self.lab.plan.address(node)}:{NETNS_OPERATOR_PORT}"
+                for node in range(1, self.shape.nodes + 1)
+            ]
+        else:
+            addrs = http_addrs("127.0.0.1:0", self.shape.nodes, processes=True)
         setup = NodeSetup(
-            self.db_path, server.urls, self.workdir / "wallet.json", self.workdir,
-            db_url=args.db_url, overrides=overrides,
+            self.db_path, rpc_urls, self.workdir / "wallet.json", self.workdir,
+            db_url=db_url, overrides=overrides,
         )  # fmt: skip
-        addrs = http_addrs("127.0.0.1:0", self.shape.nodes, processes=True)
-        self.nodes = nodes = NodeProcesses(setup, addrs, prefix=NODE_PREFIX, stderr_to_files=True)
+        self.nodes = nodes = NodeProcesses(
+            setup, addrs, prefix=NODE_PREFIX, stderr_to_files=True, hosts=hosts
+        )
         try:
             nodes.start(self.requests.stop)
         except OSError as error:
@@ -192,13 +219,47 @@ class ChaosRun:
         _say(f"  nodes: {', '.join(nodes.urls)}")
         return nodes
 
+    def _open_network(
+        self, server: LocalnetServer, overrides: dict[str, object]
+    ) -> tuple[NamespaceHosts, str, tuple[str, ...]]:
+        """Namespaces, the relay of PostgreSQL's and localnet's ports to the gateway, and
+        what the nodes are given instead: the URLs through the gateway, a token file for
+        their operator listeners (off loopback now)."""
+        url = make_url(self.db_url)
+        if url.get_backend_name() != "postgresql":
+            raise CrankError("--netns needs --db-url on PostgreSQL (nodes on several hosts)")
+        self.lab = lab = NetLab.create(self.shape.nodes).open()
+        gateway = lab.plan.gateway
+        db_port = int(url.port or 5432)
+        routes = [Route(gateway, db_port, url.host or "127.0.0.1", db_port)]
+        endpoint_ports: list[tuple[int, ...]] = []
+        rpc_urls = []
+        for rpc_url, pubsub_url in zip(server.urls, server.pubsub_urls, strict=True):
+            ports = tuple(
+                int(u.rsplit(":", 1)[1].split("/")[0]) for u in (rpc_url, pubsub_url) if u
+            )
+            endpoint_ports.append(ports)
+            routes += [Route(gateway, port, "127.0.0.1", port) for port in ports]
+            rpc_urls.append(rpc_url.replace("127.0.0.1", gateway))
+        self.forwarder = forwarder = Forwarder(routes, seed=self.seed).start()
+        self.network = NetworkTargets(lab, forwarder, db_port, tuple(endpoint_ports))
+        token = secrets.token_urlsafe(32)
+        token_file = self.workdir / "operator.token"
+        token_file.write_text(token)
+        os.chmod(token_file, 0o600)
+        overrides.update(operator_allow_remote=True, operator_token_file=str(token_file))
+        db_url = url.set(host=gateway).render_as_string(hide_password=False)
+        _say(f"  namespaces: gateway {gateway}, bridge {lab.plan.bridge}")
+        hosts = NamespaceHosts(lab, token, self.clock_offsets)
+        return hosts, db_url, tuple(rpc_urls)
+
     def _start_faults(self, nodes: NodeProcesses, server: LocalnetServer) -> FaultScheduler:
         plan = plan_faults(
             self.seed, duration_s=self.shape.duration_s, nodes=self.shape.nodes,
             endpoints=ENDPOINTS, takeover_s=self.shape.takeover_bound_s,
-            slot_ms=self.shape.slot_ms,
+            slot_ms=self.shape.slot_ms, network=self.network is not None, ttl_s=self.ttl_s,
         )  # fmt: skip
-        targets = ChaosTargets(nodes, server, self.db_url, self.clock)
+        targets = ChaosTargets(nodes, server, self.db_url, self.clock, self.network)
         self.scheduler = scheduler = FaultScheduler(plan, targets, self.clock)
         scheduler.on_applied(
             lambda fault: _say(
@@ -324,6 +385,10 @@ class ChaosRun:
                 _say(f"crank-node chaos: {problem}")
         if self.monitor is not None:
             self.monitor.stop()
+        if self.forwarder is not None:
+            self.forwarder.stop()
+        if self.lab is not None:
+            self.lab.close()
         if self.server is not None:
             self.server.stop()
         if self.engine is not None:

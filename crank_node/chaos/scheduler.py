@@ -56,6 +56,8 @@ class FaultTargets(Protocol):
 
     def lock_database(self, hold_s: float) -> DatabaseLockHandle: ...
 
+    def network_fault(self, fault: PlannedFault, *, on: bool) -> None: ...
+
 
 @dataclass
 class InjectedFault:
@@ -176,6 +178,8 @@ class FaultScheduler:
                     holder.go()
                     self._db_locks[index] = holder
                     return  # applied when the holder has the lock: see _heal
+                case kind if kind.lane == "net":
+                    targets.network_fault(planned, on=True)
                 case _:
                     for endpoint, faults in planned.endpoint_plan().items():
                         targets.set_endpoint_faults(endpoint, faults)
@@ -207,6 +211,8 @@ class FaultScheduler:
                     holder = self._db_locks.pop(index)
                     fault.problem = holder.end()
                     fault.applied_at_s = holder.locked_at_s
+                case kind if kind.lane == "net":
+                    targets.network_fault(planned, on=False)
                 case _:
                     for endpoint in planned.endpoints:
                         targets.clear_endpoint_faults(endpoint)

@@ -54,7 +54,9 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_WORKDIR = Path("var/chaos")
-LOGS = ("chaos.jsonl", "chaos-node-*.jsonl", "chaos-node-*.stderr", "monitor.json")
+LOGS = (
+    "chaos.jsonl", "chaos-node-*.jsonl", "chaos-node-*.stderr", "monitor.json", "operator.token",
+)  # fmt: skip
 
 
 def register(subparsers: Any) -> None:
@@ -107,8 +109,31 @@ def register(subparsers: Any) -> None:
         "--workdir", type=Path, default=DEFAULT_WORKDIR, metavar="DIR",
         help=f"database, wallet and logs (default: {DEFAULT_WORKDIR})",
     )  # fmt: skip
+    parser.add_argument(
+        "--netns", action="store_true",
+        help="run each node in a network namespace of its own (root; needs --db-url on "
+        "PostgreSQL) and add network faults: partitions from the database, from the RPC "
+        "endpoints, from both or from one endpoint (packets dropped), latency and jitter, "
+        "half-open database connections",
+    )  # fmt: skip
+    parser.add_argument(
+        "--clock-skew", type=_clock_skew, action="append", metavar="NODE=OFFSET",
+        help="run node NODE (from 1) with its wall clock OFFSET off (libfaketime), e.g. "
+        "1=+1h; repeatable",
+    )  # fmt: skip
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the report here")
     parser.set_defaults(handler=run)
+
+
+def _clock_skew(text: str) -> tuple[int, str]:
+    from crank_node.chaos.netns import offset_seconds  # noqa: PLC0415
+
+    node, _, offset = text.partition("=")
+    try:
+        offset_seconds(offset)
+        return int(node), offset
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--clock-skew {text!r}: {error}") from None
 
 
 def run(args: argparse.Namespace) -> int:

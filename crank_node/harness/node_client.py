@@ -65,9 +65,12 @@ def node_base_url(url: str | None, environ: Mapping[str, str] = os.environ) -> s
 class NodeClient:
     """JSON requests to one node; each returns the answer or raises a refusal."""
 
-    def __init__(self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> None:
+    def __init__(
+        self, base_url: str, timeout_s: float = DEFAULT_TIMEOUT_S, token: str | None = None
+    ) -> None:
         self.base_url = base_url
         self.timeout_s = timeout_s
+        self.token = token  # the operator listener's bearer token, when it is off loopback
 
     def get(self, path: str) -> NodeAnswer:
         return self.request("GET", path)
@@ -82,6 +85,8 @@ class NodeClient:
         request = urllib.request.Request(url, data=data, method=method)  # noqa: S310  (http(s) only: node_base_url)
         request.add_header("Content-Type", "application/json")
         request.add_header("Accept", "application/json")
+        if self.token is not None:
+            request.add_header("Authorization", f"Bearer {self.token}")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310  (as above)
                 return NodeAnswer(response.status, _json(url, response.read()))

@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import crank_node
 
@@ -29,7 +29,7 @@ from crank_node.node.settings import CrankSettings, flag_name
 from crank_node.node.settings_layers import load_settings
 from supervision.errors import CrankError
 
-__all__ = ["DEFAULT_PREFIX", "NodeProcesses", "NodeSetup", "child_environment", "node_id"]
+__all__ = ["DEFAULT_PREFIX", "HostPlacement", "NodeProcesses", "NodeSetup", "child_environment", "node_id"]
 
 READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.2
@@ -121,10 +121,27 @@ class NodeSetup:
         }
         arguments = []
         for key, value in flags.items():
+            if isinstance(value, bool):  # a switch: named when on
+                arguments += [flag_name(key)] if value else []
+                continue
             values = value if isinstance(value, list) else [value]
             name = "--db-path" if key == "db_path" else flag_name(key)
             arguments += [part for item in values for part in (name, str(item))]
         return arguments
+
+
+class HostPlacement(Protocol):
+    """Where each node process runs when it is a host of its own (a network namespace:
+    :mod:`crank_node.chaos.netns`): the command that enters it, the extra flags (its
+    operator listener off loopback needs a token file) and environment (a skewed clock)."""
+
+    operator_token: str | None
+
+    def command_prefix(self, node: int) -> list[str]: ...
+
+    def flags(self, node: int) -> list[str]: ...
+
+    def environment(self, node: int) -> Mapping[str, str]: ...
 
 
 class NodeProcesses:
@@ -139,12 +156,19 @@ class NodeProcesses:
         *,
         prefix: str = DEFAULT_PREFIX,
         stderr_to_files: bool = False,
+        hosts: HostPlacement | None = None,
     ) -> None:
         self._setup = setup
         self._addrs = tuple(addrs)
+        self._hosts = hosts
         # Each node's public intake listener, on a port free now (its operator
-        # listener is at ``addrs``, where /health and /status are).
-        self._intake_addrs = tuple(f"127.0.0.1:{_free_port()}" for _ in self._addrs)
+        # listener is at ``addrs``, where /health and /status are). In a namespace
+        # of its own a node has every port to itself: intake is the next one.
+        self._intake_addrs = tuple(
+            f"{addr.rsplit(':', 1)[0]}:{int(addr.rsplit(':', 1)[1]) + 1}"
+            if hosts else f"127.0.0.1:{_free_port()}"
+            for addr in self._addrs
+        )  # fmt: skip
         self._prefix = prefix
         self._stderr_to_files = stderr_to_files
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -168,8 +192,14 @@ class NodeProcesses:
         Raises CrankError if one exits or does not answer in time."""
         for index in range(1, len(self._addrs) + 1):
             self.processes.append(self._spawn(index))
+        token = self._hosts.operator_token if self._hosts else None
         for process, url in zip(self.processes, self.urls, strict=True):
-            _wait_until_healthy(process, url, stop)
+            _wait_until_healthy(process, url, stop, token)
+
+    @property
+    def operator_token(self) -> str | None:
+        """The bearer token of the operator listeners (set when they are off loopback)."""
+        return self._hosts.operator_token if self._hosts else None
 
     def _spawn(self, index: int) -> subprocess.Popen[bytes]:
         instance_id, addr = self.ids[index - 1], self._addrs[index - 1]
@@ -178,6 +208,10 @@ class NodeProcesses:
             sys.executable, "-m", "crank_node", "run",
             *self._setup.arguments(instance_id, addr, intake_addr),
         ]  # fmt: skip
+        env = child_environment()
+        if self._hosts is not None:
+            command = [*self._hosts.command_prefix(index), *command, *self._hosts.flags(index)]
+            env.update(self._hosts.environment(index))
         stderr: IO[bytes] | None = None
         if self._stderr_to_files:
             stderr = (self._setup.workdir / f"{instance_id}.stderr").open("ab")
@@ -187,7 +221,7 @@ class NodeProcesses:
                 stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL,
                 stderr=stderr,
-                env=child_environment(),
+                env=env,
                 start_new_session=True,
             )
         finally:
@@ -262,8 +296,10 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], url: str, stop: threading.Event) -> None:
-    client = NodeClient(url, timeout_s=2.0)
+def _wait_until_healthy(
+    process: subprocess.Popen[bytes], url: str, stop: threading.Event, token: str | None = None
+) -> None:
+    client = NodeClient(url, timeout_s=2.0, token=token)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline and not stop.is_set():
         if process.poll() is not None:

@@ -42,7 +42,7 @@ def test_the_same_seed_gives_the_same_schedule_and_another_seed_another() -> Non
 def test_a_45_second_run_has_every_kind_of_fault_within_its_time(seed: int) -> None:
     """Every kind comes at least once, after the warm-up, and ends before the orders stop."""
     plan = plan_faults(seed, **SHAPE)
-    assert {fault.kind for fault in plan} == set(FaultKind)
+    assert {fault.kind for fault in plan} == {kind for kind in FaultKind if kind.lane != "net"}
     assert all(fault.start_s >= WARMUP_S for fault in plan)
     assert all(fault.end_s <= SHAPE["duration_s"] - END_MARGIN_S for fault in plan)
     assert [fault.start_s for fault in plan] == sorted(fault.start_s for fault in plan)

@@ -1,0 +1,116 @@
+"""What a node did in each network fault (--netns), measured from its log and the
+lease monitor: when it declared its leases lost (it stopped acting on them) after
+the fault began, when another node held them, and when it held a lease again
+after the heal (rejoined without a restart).
+
+The worst "acted after partition" time is the latest lease-lost line of a node cut
+from the database, counted from the cut; the lease TTL is the bound it must keep.
+A node whose clock is skewed (libfaketime) logs skewed times: its offset is
+subtracted.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from crank_node.chaos.monitor import MonitorRecord
+from crank_node.chaos.scheduler import InjectedFault
+from crank_node.chaos.takeover import LOST_ACTIONS, REFUSED_ACTION, _log_events
+
+__all__ = ["PartitionFinding", "partition_findings"]
+
+AFTER_HEAL_S = 30.0
+
+
+@dataclass(frozen=True)
+class PartitionFinding:
+    kind: str
+    node: str
+    at_s: float
+    duration_s: float
+    markets_held: int
+    first_lost_after_s: float | None
+    last_lost_after_s: float | None
+    taken_over_after_s: float | None
+    rejoined_after_heal_s: float | None
+    refused_writes: int
+
+    def to_json(self) -> dict[str, Any]:
+        def r(value: float | None) -> float | None:
+            return None if value is None else round(value, 3)
+
+        return {
+            "kind": self.kind, "node": self.node, "at_s": r(self.at_s),
+            "duration_s": r(self.duration_s), "markets_held": self.markets_held,
+            "first_lost_after_s": r(self.first_lost_after_s),
+            "last_lost_after_s": r(self.last_lost_after_s),
+            "taken_over_after_s": r(self.taken_over_after_s),
+            "rejoined_after_heal_s": r(self.rejoined_after_heal_s),
+            "refused_writes": self.refused_writes,
+        }  # fmt: skip
+
+    def line(self) -> str:
+        def s(value: float | None) -> str:
+            return "-" if value is None else f"{value:.1f}s"
+
+        return (
+            f"{self.kind} {self.node} at +{self.at_s:.1f}s for {self.duration_s:.1f}s: held "
+            f"{self.markets_held} markets; leases lost after {s(self.first_lost_after_s)}.."
+            f"{s(self.last_lost_after_s)}; taken over after {s(self.taken_over_after_s)}; "
+            f"rejoined {s(self.rejoined_after_heal_s)} after heal; "
+            f"{self.refused_writes} fenced writes refused"
+        )
+
+
+def partition_findings(
+    injected: Sequence[InjectedFault],
+    record: MonitorRecord,
+    node_ids: Sequence[str],
+    workdir: Path,
+    *,
+    wall_at_zero_s: float,
+    clock_offsets_s: Mapping[str, float],
+) -> list[PartitionFinding]:
+    found = []
+    for fault in injected:
+        if fault.kind.lane != "net" or fault.applied_at_s is None:
+            continue
+        node = node_ids[fault.planned.target - 1]
+        at_s = fault.applied_at_s
+        healed_s = fault.healed_at_s if fault.healed_at_s is not None else float("inf")
+        offset = clock_offsets_s.get(node, 0.0)
+        events = [
+            (time - offset - wall_at_zero_s, action)
+            for time, action in _log_events(workdir / f"{node}.jsonl")
+        ]
+        # A blocked call may only return at the heal: what it then logs counts too.
+        until_s = min(healed_s + AFTER_HEAL_S, at_s + 600)
+        in_fault = [(t, a) for t, a in events if at_s <= t <= until_s]
+        lost = [t - at_s for t, a in in_fault if a in LOST_ACTIONS]
+        refused = sum(
+            1 for t, a in events if a == REFUSED_ACTION and at_s <= t <= healed_s + AFTER_HEAL_S
+        )
+        held = {
+            span.key for span in record.leases
+            if span.holder == node and span.live and span.key.startswith("market:")
+            and span.first_seen_s <= at_s <= span.last_seen_s + 0.5
+        }  # fmt: skip
+        taken = [
+            span.first_seen_s - at_s for span in record.leases
+            if span.key in held and span.holder != node and span.live
+            and span.first_seen_s >= at_s
+        ]  # fmt: skip
+        rejoined = [
+            span.first_seen_s - healed_s for span in record.leases
+            if span.holder == node and span.live and span.first_seen_s >= healed_s
+        ]  # fmt: skip
+        finding = PartitionFinding(
+            fault.kind.value, node, at_s, fault.planned.duration_s, len(held),
+            min(lost, default=None), max(lost, default=None), min(taken, default=None),
+            min(rejoined, default=None), refused,
+        )  # fmt: skip
+        found.append(finding)
+    return found
