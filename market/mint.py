@@ -62,18 +62,30 @@ _INITIALIZED_OFFSET = 45
 _DEFAULT_ACCOUNT_STATE = 6
 _FROZEN = 2
 
-TOKEN_PROGRAMS: dict[Pubkey, str] = {TOKEN_PROGRAM_ID: "spl-token", TOKEN_2022_PROGRAM_ID: "token-2022"}
+TOKEN_PROGRAMS: dict[Pubkey, str] = {
+    TOKEN_PROGRAM_ID: "spl-token",
+    TOKEN_2022_PROGRAM_ID: "token-2022",
+}
 
 REFUSED_EXTENSIONS: dict[int, tuple[str, str]] = {
-    1: ("TransferFeeConfig", "every transfer withholds a fee, so the receiver gets less than the matched amount"),
-    4: ("ConfidentialTransferMint", "balances can move to encrypted amounts that TransferChecked does not move"),
+    1: (
+        "TransferFeeConfig",
+        "every transfer withholds a fee, so the receiver gets less than the matched amount",
+    ),
+    4: (
+        "ConfidentialTransferMint",
+        "balances can move to encrypted amounts that TransferChecked does not move",
+    ),
     9: ("NonTransferable", "its tokens cannot be transferred"),
     12: ("PermanentDelegate", "another authority can move any maker's tokens at any time"),
-    14: ("TransferHook", "a program of the mint's choice runs on every transfer and needs accounts a settlement does not pass"),
-    16: ("ConfidentialTransferFeeConfig", "confidential transfers with fees: see ConfidentialTransferMint and TransferFeeConfig"),
+    14: (
+        "TransferHook",
+        "a program of the mint's choice runs on every transfer, needing accounts we do not pass",
+    ),
+    16: ("ConfidentialTransferFeeConfig", "confidential transfers with fees (see the two above)"),
     24: ("ConfidentialMintBurn", "supply can be minted and burned as encrypted amounts"),
     26: ("Pausable", "the pause authority can stop every transfer"),
-}  # fmt: skip
+}
 ALLOWED_EXTENSIONS: dict[int, str] = {
     3: "MintCloseAuthority", 6: "DefaultAccountState", 10: "InterestBearingConfig",
     18: "MetadataPointer", 19: "TokenMetadata", 20: "GroupPointer", 21: "TokenGroup",
