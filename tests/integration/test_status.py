@@ -271,7 +271,7 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
 
     missing = verify()
     (root / "opt/crank-node/bin").mkdir(parents=True)
-    (root / "opt/crank-node/bin/crank-node").symlink_to(LAUNCHER_PATH)
+    shutil.copy2(LAUNCHER_PATH, root / "opt/crank-node/bin/crank-node")  # executable
     result = verify()
 
     about_the_unit = [
