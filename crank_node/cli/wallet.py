@@ -98,9 +98,7 @@ def handle_show(args: argparse.Namespace) -> int:
 
 
 def handle_airdrop(args: argparse.Namespace) -> int:
-    from solana.rpc.api import Client  # noqa: PLC0415
-
-    from crank_node.cli.chain import RPC_TIMEOUT_S, lamports_of  # noqa: PLC0415
+    from crank_node.cli.chain import airdrop, lamports_of  # noqa: PLC0415
 
     lamports = round(args.sol * LAMPORTS_PER_SOL)
     if not 0 < lamports <= 100 * LAMPORTS_PER_SOL:
@@ -108,15 +106,9 @@ def handle_airdrop(args: argparse.Namespace) -> int:
     try:
         keypair = _load(args.path)
         before = lamports_of(args.rpc_url, keypair.pubkey())
-        signature = (
-            Client(args.rpc_url, timeout=RPC_TIMEOUT_S)
-            .request_airdrop(keypair.pubkey(), lamports)
-            .value
-        )
+        signature = airdrop(args.rpc_url, keypair.pubkey(), lamports)
     except CrankError as error:
         return _fail(args, str(error))
-    except Exception as error:  # noqa: BLE001  (a faucet refusal comes in many shapes)
-        return _fail(args, f"requestAirdrop at {args.rpc_url} failed: {error}")
     print(f"airdrop of {lamports} lamports requested: {signature}")
     print(f"balance before: {before} lamports; check with: crank-node wallet show {args.path} "
           f"--rpc-url {args.rpc_url}")  # fmt: skip
