@@ -63,6 +63,10 @@ class JsonFields:
             raise BadBase58(key, "must be a base58 public key (32 bytes)") from None
         return _canonical(key, text, parsed)
 
+    def optional_pubkey(self, key: str, default: Pubkey) -> Pubkey:
+        """:meth:`pubkey`, or ``default`` when the field is absent."""
+        return self.pubkey(key) if key in self._document else default
+
     def signature(self, key: str) -> Signature:
         text = self.text(key)
         try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from solders.pubkey import Pubkey
+from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from market.errors import InvalidMarket, InvalidSize
 from market.fields import check_market_id, check_pubkey, check_u8, check_u64
@@ -18,7 +19,10 @@ MAX_DECIMALS = 19
 _JSON_FIELDS = (
     "market_id", "base_mint", "base_decimals", "quote_mint", "quote_decimals",
     "lot_size_atoms", "tick_size_atoms", "settlement_authority", "fee_payer",
+    "base_token_program", "quote_token_program",
 )  # fmt: skip
+# The programs a market's mints may belong to; each leg is a TransferChecked of its mint's.
+TOKEN_PROGRAM_IDS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,10 @@ class Market:
 
     ``settlement_authority`` is the delegate every maker approves on the account
     they pay from; it signs both legs of every settlement. ``fee_payer`` pays the
-    settlement transactions' fees (it may be the same key).
+    settlement transactions' fees (it may be the same key). ``base_token_program``
+    and ``quote_token_program`` are the programs that keep each mint (SPL Token or
+    Token-2022, checked on chain by ``crank-node market create``); each settlement
+    leg is a ``TransferChecked`` of that program.
 
     Raises :class:`~market.errors.InvalidMarket` (or another
     :class:`~market.errors.InvalidField`) naming the field on bad values.
@@ -50,6 +57,8 @@ class Market:
     tick_size_atoms: int
     settlement_authority: Pubkey
     fee_payer: Pubkey
+    base_token_program: Pubkey = TOKEN_PROGRAM_ID
+    quote_token_program: Pubkey = TOKEN_PROGRAM_ID
 
     def __post_init__(self) -> None:
         check_market_id("market_id", self.market_id)
@@ -61,6 +70,9 @@ class Market:
         for field in ("lot_size_atoms", "tick_size_atoms"):
             if check_u64(field, getattr(self, field)) == 0:
                 raise InvalidMarket(field, "must be positive")
+        for field in ("base_token_program", "quote_token_program"):
+            if getattr(self, field) not in TOKEN_PROGRAM_IDS:
+                raise InvalidMarket(field, "must be the SPL Token or the Token-2022 program")
         if self.base_mint == self.quote_mint:
             raise InvalidMarket("quote_mint", "must differ from base_mint")
 
@@ -76,6 +88,8 @@ class Market:
             "tick_size_atoms": self.tick_size_atoms,
             "settlement_authority": str(self.settlement_authority),
             "fee_payer": str(self.fee_payer),
+            "base_token_program": str(self.base_token_program),
+            "quote_token_program": str(self.quote_token_program),
         }
 
     @classmethod
@@ -92,6 +106,9 @@ class Market:
             tick_size_atoms=fields.u64("tick_size_atoms"),
             settlement_authority=fields.pubkey("settlement_authority"),
             fee_payer=fields.pubkey("fee_payer"),
+            # Optional: markets written before Token-2022 support are SPL Token's.
+            base_token_program=fields.optional_pubkey("base_token_program", TOKEN_PROGRAM_ID),
+            quote_token_program=fields.optional_pubkey("quote_token_program", TOKEN_PROGRAM_ID),
         )
 
     def quote_atoms(self, price_atoms: int, base_atoms: int) -> int:

@@ -10,7 +10,7 @@ Instructions, in order:
    It can be created once, so a second attempt that lands fails here
    (``AccountAlreadyInUse``) and moves nothing: the chain itself refuses a
    second settlement of the fill;
-4. SPL Token ``TransferChecked``: base, seller's pay account -> buyer's receive
+4. SPL Token (or Token-2022, the mint's program) ``TransferChecked``: base, seller's pay account -> buyer's receive
    account, signed by the market's settlement authority (the seller's delegate);
 5. SPL Token ``TransferChecked``: quote, buyer's pay account -> seller's
    receive account, signed by the settlement authority (the buyer's delegate);
@@ -52,7 +52,6 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.transaction import VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
-from spl.token.constants import TOKEN_PROGRAM_ID
 
 from market.errors import NumberOutOfRange, WrongMarket, WrongSigner
 from market.fields import check_u64
@@ -143,10 +142,12 @@ def settlement_instructions(
         set_compute_unit_limit(compute_unit_limit),
         set_compute_unit_price(compute_unit_price_micro_lamports),
         *create,
-        _leg(source=fill.seller_pay_account, mint=market.base_mint,
+        _leg(program=market.base_token_program,
+             source=fill.seller_pay_account, mint=market.base_mint,
              dest=fill.buyer_receive_account, delegate=authority,
              amount=fill.base_atoms, decimals=market.base_decimals),
-        _leg(source=fill.buyer_pay_account, mint=market.quote_mint,
+        _leg(program=market.quote_token_program,
+             source=fill.buyer_pay_account, mint=market.quote_mint,
              dest=fill.seller_receive_account, delegate=authority,
              amount=fill.quote_atoms, decimals=market.quote_decimals),
         Instruction(
@@ -209,10 +210,18 @@ def _public_key(keypair: Keypair) -> Pubkey:
 
 
 def _leg(
-    *, source: Pubkey, mint: Pubkey, dest: Pubkey, delegate: Pubkey, amount: int, decimals: int
+    *,
+    program: Pubkey,
+    source: Pubkey,
+    mint: Pubkey,
+    dest: Pubkey,
+    delegate: Pubkey,
+    amount: int,
+    decimals: int,
 ) -> Instruction:
     """SPL Token ``TransferChecked`` by the delegate, as spl-token's ``transfer_checked``
-    builds it (tests/unit/market checks the two give the same instruction)."""
+    builds it (tests/unit/market checks the two give the same instruction), under the
+    mint's ``program`` (SPL Token or Token-2022: same instruction, same layout)."""
     data = _TRANSFER_CHECKED.pack(_TRANSFER_CHECKED_TAG, amount, decimals)
     accounts = [
         AccountMeta(source, is_signer=False, is_writable=True),
@@ -220,7 +229,7 @@ def _leg(
         AccountMeta(dest, is_signer=False, is_writable=True),
         AccountMeta(delegate, is_signer=True, is_writable=False),
     ]
-    return Instruction(TOKEN_PROGRAM_ID, data, accounts)
+    return Instruction(program, data, accounts)
 
 
 def _check_signer(field: str, public_key: Pubkey, expected: Pubkey) -> None:

@@ -12,8 +12,11 @@ The SPL Token program's ``Account`` is 165 bytes (little-endian, packed)::
        121     8  delegated_amount   u64
        129    36  close_authority    COption<Pubkey>
 
-Only the classic SPL Token program is accepted: settlements are built for it
-(Token-2022 accounts are longer and their transfers may take hooks and fees).
+The classic SPL Token program and Token-2022 are accepted. A Token-2022 account
+has the same 165 bytes first, then (when it has extensions) an AccountType byte
+(2, account) and the extensions, which are not read here: the mints whose
+extensions change what a transfer moves are refused at ``market create``
+(:mod:`market.mint`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 from solders.pubkey import Pubkey
-from spl.token.constants import TOKEN_PROGRAM_ID
+from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
 from market.errors import InvalidTokenAccount
 
@@ -32,6 +35,8 @@ __all__ = ["TOKEN_ACCOUNT_SIZE", "AccountState", "TokenAccount", "decode_token_a
 TOKEN_ACCOUNT_SIZE = 165
 _LAYOUT = struct.Struct("<32s32sQI32sBIQQI32s")
 assert _LAYOUT.size == TOKEN_ACCOUNT_SIZE
+_TOKEN_PROGRAMS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
+_ACCOUNT_TYPE_ACCOUNT = 2  # Token-2022's AccountType byte after the base state
 
 
 class AccountState(IntEnum):
@@ -68,17 +73,20 @@ def decode_token_account(
     """Decode the data of the account at ``address``.
 
     ``program_owner`` is the owner the RPC reports for the account (the program
-    that keeps it); anything but the SPL Token program is refused. ``field``
+    that keeps it); anything but SPL Token or Token-2022 is refused. ``field``
     names the account in errors (``pay_account``, ``receive_account``...).
     Raises :class:`~market.errors.InvalidTokenAccount` for anything that is not
     an initialized token account.
     """
-    if program_owner != TOKEN_PROGRAM_ID:
-        raise InvalidTokenAccount(field, f"is kept by {program_owner}, not the SPL Token program")
-    if len(data) != TOKEN_ACCOUNT_SIZE:
+    if program_owner not in _TOKEN_PROGRAMS:
+        raise InvalidTokenAccount(field, f"is kept by {program_owner}, not a token program")
+    extended = program_owner == TOKEN_2022_PROGRAM_ID and len(data) > TOKEN_ACCOUNT_SIZE
+    if extended and data[TOKEN_ACCOUNT_SIZE] != _ACCOUNT_TYPE_ACCOUNT:
+        raise InvalidTokenAccount(field, "is a Token-2022 account of another type (a mint?)")
+    if len(data) != TOKEN_ACCOUNT_SIZE and not extended:
         raise InvalidTokenAccount(field, f"has {len(data)} bytes, a token account has 165")
     (mint, owner, amount, delegate_tag, delegate, state, native_tag, native, delegated,
-     close_tag, close) = _LAYOUT.unpack(data)  # fmt: skip
+     close_tag, close) = _LAYOUT.unpack_from(data)  # fmt: skip
     return TokenAccount(
         address=address,
         mint=Pubkey.from_bytes(mint),

@@ -34,6 +34,8 @@ def insert_market(engine: Engine, market: domain.Market, *, status: str = "activ
         "tick_size_atoms": market.tick_size_atoms,
         "settlement_authority": str(market.settlement_authority),
         "fee_payer": str(market.fee_payer),
+        "base_token_program": str(market.base_token_program),
+        "quote_token_program": str(market.quote_token_program),
         "status": status,
     }
     try:
@@ -82,4 +84,6 @@ def market_from_row(row: Any) -> domain.Market:
         tick_size_atoms=row["tick_size_atoms"],
         settlement_authority=Pubkey.from_string(row["settlement_authority"]),
         fee_payer=Pubkey.from_string(row["fee_payer"]),
+        base_token_program=Pubkey.from_string(row["base_token_program"]),
+        quote_token_program=Pubkey.from_string(row["quote_token_program"]),
     )

@@ -40,6 +40,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("crank_node.cli.status", "print a running node's status (GET /status) as tables"),
     "order": ("crank_node.cli.order", "submit, cancel, show and list orders on a running node"),
     "market": ("crank_node.cli.market", "create and list markets in the node database"),
+    "wallet": ("crank_node.cli.wallet", "create a node wallet (0600), show its key and balance"),
+    "maker": ("crank_node.cli.maker", "approve the settlement authority as delegate, check it"),
     "quarantine": ("crank_node.cli.quarantine", "list, show and release rows quarantined as untrusted"),
 }
 

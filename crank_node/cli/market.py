@@ -3,7 +3,18 @@
     crank-node market create --base-mint KEY --quote-mint KEY --base-decimals N
                              --quote-decimals N --lot-size-atoms N --tick-size-atoms N
                              --settlement-authority KEY --fee-payer KEY [--id MARKET_ID]
+                             [--base-token-program P] [--quote-token-program P] [--rpc-url URL]
     crank-node market list [--json]
+
+Before anything is stored, create reads each mint on chain (``getAccountInfo`` at
+``confirmed`` on --rpc-url, else the first configured RPC URL) and refuses, with
+the reason, a mint that does not exist, is not a mint of the token program named
+(``spl-token``, ``token-2022`` or the program id; left out: whichever keeps it),
+has other decimals than given, or is a Token-2022 mint with an extension that
+changes what a transfer moves (transfer fee, transfer hook, non-transferable,
+confidential transfers, default-frozen accounts, permanent delegate, pausable:
+``market/mint.py`` says why each). The market stores each mint's program;
+settlement legs are TransferChecked of that program.
 
 Prices are quote atoms per lot and must be multiples of the tick size; sizes
 are base atoms and must be multiples of the lot size. --id defaults to the
@@ -23,14 +34,18 @@ import argparse
 import json
 import sys
 from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from solders.pubkey import Pubkey
+from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from sqlalchemy.engine import Engine
 
 from crank_node.cli.status import format_table
 from crank_node.node.settings import DB_PATH
-from market import Market, MarketError
+from market import InvalidMarket, Market, MarketError
+from market.mint import decode_mint, mint_refusal
 from storage import (
     DuplicateEntry,
     check_schema,
@@ -73,6 +88,15 @@ def register(subparsers: Any) -> None:
             "--" + name.replace("_", "-"), required=True, type=kind, metavar=metavar
         )
     create.add_argument("--id", dest="market_id", help="the market id (default: from the mints)")
+    for side in ("base", "quote"):
+        create.add_argument(
+            f"--{side}-token-program", metavar="PROGRAM",
+            help="spl-token, token-2022 or a program id (default: the mint's owner on chain)",
+        )  # fmt: skip
+    create.add_argument(
+        "--rpc-url", dest="rpc_urls", action="append", metavar="URL",
+        help="where to check the mints (default: the configured RPC URLs' first)",
+    )  # fmt: skip
     create.add_argument("--json", action="store_true", help="print the market as JSON")
     create.set_defaults(handler=handle_create)
     listing = actions.add_parser("list", parents=[common], help="list every market")
@@ -85,12 +109,20 @@ def handle_create(args: argparse.Namespace) -> int:
     document["market_id"] = args.market_id or f"{args.base_mint[:8]}-{args.quote_mint[:8]}"
     try:
         market = Market.from_json(document)
+        programs = {side: _program(f"{side}_token_program", getattr(args, f"{side}_token_program"))
+                    for side in ("base", "quote")}  # fmt: skip
     except MarketError as error:
         return _fail(args, _with_flag(error.field, error.reason))
 
     def create(engine: Engine) -> int:
-        insert_market(engine, market)
-        print(json.dumps(market.to_json(), indent=2) if args.json else _created(market))
+        try:
+            checked = _checked_on_chain(_rpc_url(args), market, programs)
+        except MarketError as error:
+            return _fail(args, _with_flag(error.field, error.reason))
+        except CrankError as error:
+            return _fail(args, f"cannot check the mints on chain: {error}")
+        insert_market(engine, checked)
+        print(json.dumps(checked.to_json(), indent=2) if args.json else _created(checked))
         return EXIT_OK
 
     return _with_engine(args, create)
@@ -134,6 +166,51 @@ def _with_engine(args: argparse.Namespace, action: Callable[[Engine], int]) -> i
         return _fail(args, str(error))
     finally:
         engine.dispose()
+
+
+_PROGRAM_NAMES = {"spl-token": TOKEN_PROGRAM_ID, "token-2022": TOKEN_2022_PROGRAM_ID}
+
+
+def _program(field: str, text: str | None) -> Pubkey | None:
+    if text is None:
+        return None
+    if text in _PROGRAM_NAMES:
+        return _PROGRAM_NAMES[text]
+    try:
+        program = Pubkey.from_string(text)
+    except ValueError:
+        raise InvalidMarket(field, "must be spl-token, token-2022 or a program id") from None
+    if program not in _PROGRAM_NAMES.values():
+        raise InvalidMarket(field, f"{text} is not the SPL Token or the Token-2022 program")
+    return program
+
+
+def _rpc_url(args: argparse.Namespace) -> str:
+    from crank_node.cli.config import settings_from_args  # noqa: PLC0415  (pydantic only here)
+
+    return settings_from_args(args).rpc_urls[0]
+
+
+def _checked_on_chain(url: str, market: Market, programs: dict[str, Pubkey | None]) -> Market:
+    """``market`` with each mint's program as the chain says; raises InvalidMarket naming
+    the field when a mint is missing, of another program or decimals, or refused."""
+    from crank_node.cli.chain import fetch_account  # noqa: PLC0415  (solana-py only here)
+
+    found: dict[str, Pubkey] = {}
+    for side in ("base", "quote"):
+        field = f"{side}_mint"
+        address: Pubkey = getattr(market, field)
+        account = fetch_account(url, address)
+        if account is None:
+            raise InvalidMarket(field, f"{address} does not exist on chain (at {url}, confirmed)")
+        mint = decode_mint(field, address, account[0], account[1])
+        refusal = mint_refusal(
+            field, mint, decimals=getattr(market, f"{side}_decimals"), token_program=programs[side]
+        )
+        if refusal is not None:
+            raise refusal
+        found[side] = mint.token_program
+    return replace(market, base_token_program=found["base"], quote_token_program=found["quote"])
 
 
 def _created(market: Market) -> str:

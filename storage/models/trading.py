@@ -20,6 +20,7 @@ __all__ = [
 ]
 
 PUBKEY = String(44)  # base58 of 32 bytes
+TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"  # the SPL Token program
 SIGNATURE = String(88)  # base58 of 64 bytes
 
 MARKET_STATUSES = ("active", "paused", "closed")
@@ -47,6 +48,9 @@ class Market(Timestamped, Base):
     lot_size_atoms: Mapped[int | None] = mapped_column(U64())
     tick_size_atoms: Mapped[int | None] = mapped_column(U64())
     fee_payer: Mapped[str | None] = mapped_column(PUBKEY)
+    # Revision 0007: the program that keeps each mint (SPL Token or Token-2022).
+    base_token_program: Mapped[str] = mapped_column(PUBKEY, server_default=TOKEN_PROGRAM_ID)
+    quote_token_program: Mapped[str] = mapped_column(PUBKEY, server_default=TOKEN_PROGRAM_ID)
 
 
 class Order(Timestamped, Base):

@@ -240,30 +240,43 @@ def test_health_goes_503_when_every_rpc_endpoint_is_down_and_200_when_they_retur
     assert back["components"]["rpc"]["usable"] >= 1
 
 
-def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    """deploy/crank-node.service is a valid unit: systemd-analyze verify exits 0 and
-    warns about none of its lines (an unknown or misspelt key is only a warning).
+LAUNCHER_PATH = ROOT / "bin" / "crank-node"
 
-    What is verified is a copy whose ExecStart is /bin/true: verify checks that the
-    command exists and is executable, and /usr/local/bin/crank-node is not installed
-    where the tests run. --man=no: the unit's Documentation= is not a man page to look up.
+
+def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
+    """deploy/crank-node.service is a valid unit with the command where the runbook
+    installs it: systemd-analyze verify exits 0 and warns about none of its lines (an
+    unknown or misspelt key is only a warning), and fails when that command is missing.
+
+    Verified under --root: a directory holding the system's units, the unit in
+    etc/systemd/system, and opt/crank-node/bin/crank-node (docs/OPERATIONS.md's venv)
+    a copy of this repository's launcher (verify resolves paths inside the root). --man=no: Documentation= is no man page.
     """
     analyze = shutil.which("systemd-analyze")
-    if analyze is None:
+    if analyze is None or not Path("/usr/lib/systemd/system").is_dir():
         pytest.skip("systemd-analyze is not installed here: the unit cannot be verified")
     unit = (ROOT / "deploy" / "crank-node.service").read_text()
-    assert "\nExecStart=/usr/local/bin/crank-node run\n" in unit
-    copy = tmp_path / "crank-node.service"
-    copy.write_text(unit.replace("ExecStart=/usr/local/bin/crank-node run", "ExecStart=/bin/true"))
-    result = subprocess.run(
-        [analyze, "verify", "--man=no", str(copy)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    assert "\nExecStart=/opt/crank-node/bin/crank-node run " in unit
+    assert "\nEnvironment=" not in unit, "the environment file chooses the settings"
+    root = tmp_path / "root"
+    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
+    (root / "etc/systemd/system").mkdir(parents=True)
+    (root / "etc/systemd/system/crank-node.service").write_text(unit)
+
+    def verify() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [analyze, "verify", "--man=no", f"--root={root}", "crank-node.service"],
+            capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+
+    missing = verify()
+    (root / "opt/crank-node/bin").mkdir(parents=True)
+    shutil.copy2(LAUNCHER_PATH, root / "opt/crank-node/bin/crank-node")  # executable
+    result = verify()
+
     about_the_unit = [
         line for line in (result.stdout + result.stderr).splitlines() if "crank-node" in line
     ]
+    assert missing.returncode != 0 and "/opt/crank-node/bin/crank-node" in missing.stderr
     assert result.returncode == 0, result.stderr
     assert about_the_unit == []

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,13 +15,27 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import storage
+from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.intake.conftest import CliResult, run_cli
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[3]
 LAUNCHER = ROOT / "bin" / "crank-node"
-BASE_MINT, QUOTE_MINT = str(Keypair().pubkey()), str(Keypair().pubkey())
+BASE_KEY, QUOTE_KEY = Keypair(), Keypair()
+BASE_MINT, QUOTE_MINT = str(BASE_KEY.pubkey()), str(QUOTE_KEY.pubkey())
+_RPC_URL: list[str] = []  # the module's localnet, where the two mints exist
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _mints_on_chain() -> Iterator[None]:
+    """market create checks the mints on chain: a localnet holding both."""
+    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)) as server:
+        server.fixtures.create_mint(9, mint=BASE_KEY)
+        server.fixtures.create_mint(6, mint=QUOTE_KEY)
+        server.advance_slots(server.config.confirmation_depth_slots + 1)
+        _RPC_URL[:] = [server.url]
+        yield
 AUTHORITY, FEE_PAYER = str(Keypair().pubkey()), str(Keypair().pubkey())
 
 
@@ -43,7 +58,7 @@ def create_argv(database_url: str, **changes: str) -> list[str]:
     argv = ["market", "create", "--db-url", database_url]
     for key, value in flags.items():
         argv += [f"--{key}", value]
-    return argv
+    return [*argv, "--rpc-url", _RPC_URL[0]]
 
 
 def market(capsys: pytest.CaptureFixture[str], *argv: str) -> CliResult:
@@ -76,7 +91,7 @@ def test_create_without_an_id_names_the_market_after_its_mints(
 ) -> None:
     """--id left out: the id is the first 8 characters of each mint."""
     argv = create_argv(database_url)
-    argv = argv[: argv.index("--id")]
+    argv = [*argv[: argv.index("--id")], "--rpc-url", _RPC_URL[0]]
 
     assert market(capsys, *argv).code == 0
     assert [m.market_id for m in storage.list_markets(engine)] == [
@@ -116,12 +131,12 @@ def test_create_of_an_id_already_taken_exits_1_naming_market_id(
     """A second market with the same id is refused naming market_id; the first stays."""
     assert market(capsys, *create_argv(database_url)).code == 0
 
-    again = market(capsys, *create_argv(database_url, base_decimals="6"))
+    again = market(capsys, *create_argv(database_url, lot_size_atoms="1000"))
 
     assert again.code == 1
     assert again.error_line().startswith("crank-node market create: error: market_id (--id):")
     (stored,) = storage.list_markets(engine)
-    assert stored.base_decimals == 9
+    assert stored.lot_size_atoms == 10**8
 
 
 def test_a_database_without_the_schema_says_to_run_db_upgrade(

@@ -45,9 +45,11 @@ def test_absent_options_decode_as_none() -> None:
         (token_account_data(BASE_MINT, OWNER, 5, state=0), None, "not initialized"),
         (token_account_data(BASE_MINT, OWNER, 5, state=3), None, "unknown state 3"),
         (b"\0" * 64 + b"\0" * 8 + b"\2\0\0\0" + b"\0" * 89, None, "option tag of 2"),
-        (token_account_data(BASE_MINT, OWNER, 5), TOKEN_2022_PROGRAM_ID, "not the SPL Token"),
+        (token_account_data(BASE_MINT, OWNER, 5), BASE_MINT, "not a token program"),
+        (token_account_data(BASE_MINT, OWNER, 5) + b"\1", TOKEN_2022_PROGRAM_ID, "another type"),
     ],
-    ids=["short", "long", "uninitialized", "bad-state", "bad-option-tag", "token-2022"],
+    ids=["short", "long", "uninitialized", "bad-state", "bad-option-tag", "other-program",
+         "token-2022-mint"],
 )
 def test_data_that_is_not_a_token_account_is_refused_naming_the_field(
     data: bytes, program: Pubkey | None, reason: str
@@ -61,3 +63,14 @@ def test_data_that_is_not_a_token_account_is_refused_naming_the_field(
             decode_token_account(ADDRESS, data, program, field="receive_account")
     assert refused.value.field == "receive_account"
     assert reason in str(refused.value)
+
+
+def test_a_token_2022_account_with_extensions_decodes_like_a_classic_one() -> None:
+    """A Token-2022 account is the classic 165 bytes, then AccountType 2 and its
+    extensions (here ImmutableOwner, as every Token-2022 associated account has):
+    it decodes to the same mint, owner and amount."""
+    data = token_account_data(BASE_MINT, OWNER, 5) + b"\2\7\0\0\0"
+
+    account = decode_token_account(ADDRESS, data, TOKEN_2022_PROGRAM_ID)
+
+    assert (account.mint, account.owner, account.amount) == (BASE_MINT, OWNER, 5)
