@@ -384,6 +384,8 @@ class SettlementActor(CrankActor):
         if answer.block_height is not None:
             self._see_height(answer.block_height)
         works = [w for w in self._claims if w.needs_attempt and self._claims.held(w)]
+        # A market's first attempts wait for its first recent-fees answer (or failure).
+        works = [w for w in works if not self._fees.of(w.market.market_id).fees_pending]
         self._simulate(works, answer)
         for start in range(0, len(works), ATTEMPT_BATCH):
             self._attempt_batch(works[start : start + ATTEMPT_BATCH], answer)
@@ -849,10 +851,11 @@ class SettlementActor(CrankActor):
         said the settlement is hopeless, in which case it fails now (nothing can land)."""
         self.counters.expired_attempts += len(decision.signatures)
         spent = decision.out_of_compute
-        if spent:
-            self._fees.out_of_compute(work.market.market_id)
+        fees = [fee_of(work, signature) for signature in spent]
+        for fee in fees:
+            if fee is not None:
+                self._fees.out_of_compute(work.market.market_id, fee.compute_unit_limit)
         if decision.signatures or spent:
-            fees = [fee_of(work, signature) for signature in spent]
             self._tell_listeners(AttemptsExpired(
                 work.id, decision.signatures, spent,
                 sum(fee.lamports for fee in fees if fee is not None), work.market.market_id,
@@ -900,7 +903,8 @@ class SettlementActor(CrankActor):
         for market_id, market_fills in fills.items():
             if only_new and market_id in self._fees.markets:
                 continue
-            self._fees.of(market_id)
+            fees = self._fees.of(market_id)
+            fees.fees_pending = fees.fees_pending or only_new  # cleared by the answer
             accounts = writable_token_accounts(market_fills)
             self._rpc.call(
                 "getRecentPrioritizationFees", [accounts],
@@ -911,6 +915,7 @@ class SettlementActor(CrankActor):
     def _on_fee_answer(self, answer: _Fees | _Simulated) -> None:
         if isinstance(answer, _Fees):
             self._fees.recent_fees_answered(answer.market_id, answer.accounts, answer.outcome)
+            self._request_blockhash()
         else:
             self._fees.simulation_answered(answer.market_id, answer.outcome)
 

@@ -67,8 +67,12 @@ class MarketFees:
     compute_unit_limit: int | None = None  # from simulation; None: the default is used
     units_simulated: int | None = None
     simulating: bool = False
+    fees_pending: bool = False  # the first recent-fees question is not answered yet
     simulations: int = 0
     cap_bound: int = 0  # attempts whose price the hard cap lowered
+    # Raised after an attempt ran out of units: never ask for less again (a
+    # simulation that underestimates cannot loop).
+    least_limit: int = 0
 
 
 @dataclass(frozen=True)
@@ -104,7 +108,8 @@ class FeeDesk:
         return self.markets.setdefault(market_id, MarketFees())
 
     def limit_for(self, market_id: str) -> int:
-        return self.of(market_id).compute_unit_limit or self.default_limit
+        fees = self.of(market_id)
+        return max(fees.compute_unit_limit or self.default_limit, fees.least_limit)
 
     def price_for(self, market_id: str, limit: int) -> int:
         """The price of the market's next attempt at ``limit`` units, capped."""
@@ -134,6 +139,7 @@ class FeeDesk:
     # -- recent fees ---------------------------------------------------------------------
 
     def recent_fees_answered(self, market_id: str, accounts: int, outcome: RpcOutcome) -> None:
+        self.of(market_id).fees_pending = False
         result = outcome.result if isinstance(outcome, RpcSuccess) else None
         if not isinstance(result, list):
             logger.bind(action="settlement.fees_failed", market_id=market_id).info(
@@ -176,15 +182,20 @@ class FeeDesk:
             units_consumed=units, compute_unit_limit=limit,
         ).info(f"market {market_id}: a settlement uses {units} units; limit {limit}")  # fmt: skip
 
-    def out_of_compute(self, market_id: str) -> None:
-        """An attempt ran out of units: forget the limit (the default until simulated again)."""
+    def out_of_compute(self, market_id: str, failed_limit: int) -> None:
+        """An attempt ran out of units at ``failed_limit``: ask for at least twice that
+        from now on, and simulate again (unless the limit known now is already above
+        it: the attempt was made before the simulation answered)."""
         fees = self.of(market_id)
         logger.bind(action="settlement.out_of_compute", market_id=market_id,
-                    compute_unit_limit=fees.compute_unit_limit).warning(
-            f"an attempt of {market_id} ran out of compute units at limit "
-            f"{fees.compute_unit_limit or self.default_limit}; simulating again"
+                    compute_unit_limit=failed_limit).warning(
+            f"an attempt of {market_id} ran out of compute units at limit {failed_limit}"
         )  # fmt: skip
-        fees.compute_unit_limit = None
+        fees.least_limit = max(
+            fees.least_limit, min(2 * failed_limit, domain.MAX_COMPUTE_UNIT_LIMIT)
+        )
+        if (fees.compute_unit_limit or 0) <= failed_limit:
+            fees.compute_unit_limit = None
 
 
 def writable_token_accounts(fills: Iterable[domain.Fill]) -> list[str]:

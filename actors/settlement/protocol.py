@@ -189,7 +189,7 @@ class Expire:
     """These unresolved attempts are provably dead: mark them expired, then make a
     new attempt (``signatures`` may be empty when there was no attempt at all).
     ``out_of_compute``: those of them that landed failed for want of compute units
-    (marked failed, not expired; the compute-unit limit is simulated again)."""
+    (recorded expired: dead; the compute-unit limit is simulated again)."""
 
     signatures: tuple[str, ...]
     out_of_compute: tuple[str, ...] = ()
@@ -319,10 +319,13 @@ def marker_refused(err: Any) -> bool:
 
 def out_of_compute(err: Any) -> bool:
     """Whether ``err`` says the transaction ran out of compute units
-    (``{"InstructionError": [i, "ComputationalBudgetExceeded"]}``)."""
+    (``{"InstructionError": [i, "ComputationalBudgetExceeded"]}``, or
+    ``ProgramFailedToComplete``, which is how a BPF program's exhausted meter shows)."""
     detail = err.get("InstructionError") if isinstance(err, dict) else None
+    # A BPF program (SPL Token) that exhausts its meter fails ProgramFailedToComplete
+    # ("exceeded CUs meter"); a builtin fails ComputationalBudgetExceeded.
     return isinstance(detail, list) and len(detail) == 2 and (
-        detail[1] == "ComputationalBudgetExceeded"
+        detail[1] in ("ComputationalBudgetExceeded", "ProgramFailedToComplete")
     )
 
 

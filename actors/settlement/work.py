@@ -183,12 +183,12 @@ def finish_decision(
     except expiring several attempts, which is safe to repeat).
     """
     if isinstance(decision, Expire):
-        for signature in decision.out_of_compute:  # landed failed: dead, nothing moved
-            storage.mark_attempt(queue, work.claim, signature, "failed")
-        work.mark(decision.out_of_compute, "failed")
-        for signature in decision.signatures:
+        # Landed failed out of compute units: dead, nothing moved. Recorded "expired"
+        # (dead, a new attempt follows), the state storage requires of every earlier
+        # attempt before a new one; the AttemptsExpired event says why.
+        for signature in decision.signatures + decision.out_of_compute:
             storage.mark_attempt(queue, work.claim, signature, "expired")
-        work.mark(decision.signatures, "expired")
+        work.mark(decision.signatures + decision.out_of_compute, "expired")
         if decision.signatures:
             logger.bind(
                 action="settlement.attempts_expired",
