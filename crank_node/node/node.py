@@ -29,6 +29,7 @@ from typing import Any
 
 from loguru import logger
 from solders.keypair import Keypair
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
@@ -46,12 +47,12 @@ from storage import (
     check_schema,
     count_quarantined,
     count_unauthorized_settlements,
-    list_markets,
     open_engine,
     read_transaction,
 )
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.markers import marker_totals
+from storage.models import Market
 from storage.work_view import read_work_view
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
@@ -305,10 +306,13 @@ class Node:
         """Lamports of each fee payer this node signs as (None: the chain did not say)."""
         assert self.engine is not None
         mine = {str(keypair.pubkey()) for keypair in self.signers}
-        payers = sorted(
-            {str(m.fee_payer) for m in list_markets(self.engine, statuses=("active", "paused"))}
-            & mine
-        )
+        # The column alone: a legacy market row (no fee payer) must not fail the probe.
+        markets = Market.__table__
+        with read_transaction(self.engine, "node.fee_payers") as connection:
+            stored = connection.execute(
+                select(markets.c.fee_payer).where(markets.c.status.in_(("active", "paused")))
+            ).scalars()
+            payers = sorted({str(payer) for payer in stored if payer} & mine)
         client = RpcClient(self.specs["rpc"].handle)
         futures = {
             payer: client.request(
