@@ -91,7 +91,19 @@ from market.marker import (
 from market.market import Market
 from market.matching import MatchResult, Uncrossed, crosses, match, uncross
 from market.order import ORDER_DOMAIN, ORDER_ENCODING_SIZE, Order, Side, decode_order
-from market.priority_fee import FixedPriorityFee, PercentilePriorityFee, PriorityFeePolicy
+from market.priority_fee import (
+    LAMPORTS_PER_SIGNATURE,
+    MAX_COMPUTE_UNIT_LIMIT,
+    CappedPrice,
+    FixedPriorityFee,
+    PercentilePriorityFee,
+    PriorityFeePolicy,
+    cap_price,
+    compute_unit_limit_for,
+    priority_fee_lamports,
+    transaction_fee,
+    TransactionFee,
+)
 from market.settlement import (
     DEFAULT_COMPUTE_UNIT_LIMIT,
     MEMO_PREFIX,
@@ -156,6 +168,14 @@ __all__ = [
     "PercentilePriorityFee",
     "PriceLevel",
     "PriorityFeePolicy",
+    "LAMPORTS_PER_SIGNATURE",
+    "MAX_COMPUTE_UNIT_LIMIT",
+    "CappedPrice",
+    "TransactionFee",
+    "cap_price",
+    "compute_unit_limit_for",
+    "priority_fee_lamports",
+    "transaction_fee",
     "RestingOrder",
     "SettlementEvidence",
     "SettlementTransaction",

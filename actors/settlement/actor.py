@@ -22,8 +22,20 @@ The protocol is docs/ARCHITECTURE.md's "Exactly once"; its decisions are the pur
   settlement with its marker create (``_draft``: ``market.build_settlement_transaction``),
   writes the attempt ahead (signature, raw bytes, ``last_valid_block_height``,
   ``marker_address``), and only then sends it through the RpcRouter at
-  critical priority, preflight skipped: a transaction the program refuses then
-  lands *failed*, which proves it can never land later, instead of leaving a doubt.
+  critical priority. Its price and compute-unit limit are the market's
+  (actors/settlement/fees.py: recent fees of the accounts it writes, a limit
+  from simulation, the hard per-settlement cap).
+* **Preflight** (``preflight``, default ``first_send``): the first send of an
+  attempt is simulated by the RPC node, resends are not. The first send is where
+  a hopeless settlement (a leg refused: funds gone, delegate revoked) is caught
+  before it costs a fee; resends skip it because they only repeat bytes already
+  judged, a lagging node's preflight would refuse them falsely
+  (``BlockhashNotFound``), and a landed one would be refused ``AlreadyProcessed``.
+  A refused send is not on chain, and the same bytes may have reached another
+  endpoint: it proves nothing about the attempt. A hopeless refusal only stops
+  the resends; the settlement is failed (as a landed-failed one) once the
+  protocol finds every attempt dead, and if the attempt lands after all, the
+  chain's answer wins.
 * **Watch.** Every ``status_interval_s`` it learns the confirmed block height
   *and the slot it was read at* (BlockhashActor, ``getEpochInfo``), then asks
   ``getSignatureStatuses`` (history searched, 256 per request) about every live
@@ -51,7 +63,7 @@ released, so a restarted actor (or another node) recovers it at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from loguru import logger
@@ -64,11 +76,18 @@ from actors.blockhash import ExpiryVerdict, FreshBlockhash, GetBlockhash, IsExpi
 from actors.lock_actor import MessageSink
 from actors.pipeline_messages import SettlementBacklog, SettlementsPending
 from actors.poison import remember_failure
-from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
+from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
 from actors.settlement.authorize import Refused, check_before_signing, fail_refused
 from actors.settlement.claimed import ClaimedSettlements
+from actors.settlement.fees import (
+    Doomed,
+    FeeDesk,
+    preflight_doom,
+    simulation_params,
+    writable_token_accounts,
+)
 from actors.settlement.messages import (
     Drain,
     GetSettlementState,
@@ -97,6 +116,7 @@ from actors.settlement.work import (
     SettlementWork,
     confirmed,
     draft_attempt,
+    fee_of,
     finish_decision,
 )
 from supervision import Clock, CrankActor, InputKey, working_on
@@ -149,10 +169,20 @@ class _MarkerHistory:
 class _Sent:
     signature: str
     outcome: RpcOutcome
+    settlement_id: str = ""
+    preflight: bool = False
 
 
 @dataclass(frozen=True)
 class _Fees:
+    market_id: str
+    accounts: int
+    outcome: RpcOutcome
+
+
+@dataclass(frozen=True)
+class _Simulated:
+    market_id: str
     outcome: RpcOutcome
 
 
@@ -165,6 +195,7 @@ class _Counters:
     resends: int = 0
     claims_lost: int = 0
     refused: int = 0  # settlements the makers' signatures do not authorize (never signed)
+    preflight_refused: int = 0  # sends refused at preflight as hopeless
 
 
 @dataclass
@@ -212,7 +243,15 @@ class SettlementActor(CrankActor):
         self._height: ObservedHeight | None = None  # the highest, with its slot
         self._finding: set[str] = set()  # settlements whose marker history is asked
         self._behind_logged: set[str] = set()
-        self._recent_fees: list[int] = []
+        settings = self.settings
+        self._fees = FeeDesk(
+            settings.fee_policy, default_limit=settings.compute_unit_limit,
+            max_priority_fee_lamports=settings.max_priority_fee_lamports,
+            margin_percent=settings.compute_unit_margin_percent,
+            margin_units=settings.compute_unit_margin_units,
+            simulate=settings.simulate_compute_units,
+        )  # fmt: skip
+        self._doomed: dict[str, Doomed] = {}  # settlements refused at preflight as hopeless
         self._blockhash_pending = False
         self._status_round: _StatusRound | None = None
         self._claim_soon = False
@@ -255,10 +294,10 @@ class SettlementActor(CrankActor):
                 self._on_marker_history(message)
             case _Blockhash(answer):
                 self._on_blockhash(answer)
-            case _Sent(signature, outcome):
-                self._on_sent(signature, outcome)
-            case _Fees(outcome):
-                self._on_fees(outcome)
+            case _Sent():
+                self._on_sent(message)
+            case _Fees() | _Simulated():
+                self._on_fee_answer(message)
             case Drain():
                 self._start_drain(message)
             case GetSettlementState():
@@ -300,6 +339,7 @@ class SettlementActor(CrankActor):
             return
         if claimed:
             self._update_backlog()
+            self._ask_fees(only_new=True)
             self._request_blockhash()
         if claimed == wanted:
             self._soon()  # more may be waiting
@@ -343,17 +383,17 @@ class SettlementActor(CrankActor):
             return
         if answer.block_height is not None:
             self._see_height(answer.block_height)
-        price = self.settings.fee_policy.micro_lamports_per_unit(self._recent_fees)
         works = [w for w in self._claims if w.needs_attempt and self._claims.held(w)]
+        # A market's first attempts wait for its first recent-fees answer (or failure).
+        works = [w for w in works if not self._fees.of(w.market.market_id).fees_pending]
+        self._simulate(works, answer)
         for start in range(0, len(works), ATTEMPT_BATCH):
-            self._attempt_batch(works[start : start + ATTEMPT_BATCH], answer, price)
+            self._attempt_batch(works[start : start + ATTEMPT_BATCH], answer)
 
-    def _attempt_batch(
-        self, works: list[SettlementWork], fresh: FreshBlockhash, price: int
-    ) -> None:
+    def _attempt_batch(self, works: list[SettlementWork], fresh: FreshBlockhash) -> None:
         """Sign each, write them all ahead in one transaction, then send those written."""
         works = self._authorized(works)
-        drafts = [self._draft(work, fresh, price) for work in works]
+        drafts = [self._draft(work, fresh) for work in works]
         if not drafts:
             return
         try:
@@ -430,36 +470,84 @@ class SettlementActor(CrankActor):
         work.attempts = list(stored)
         work.needs_check = bool(stored)
 
-    def _draft(
-        self, work: SettlementWork, fresh: FreshBlockhash, price: int
-    ) -> storage.AttemptDraft:
+    def _draft(self, work: SettlementWork, fresh: FreshBlockhash) -> storage.AttemptDraft:
+        market_id = work.market.market_id
+        limit = self._fees.limit_for(market_id)
+        price = self._fees.price_for(market_id, limit)
         with working_on(work.input_key):
-            return draft_attempt(
-                work, self._claims.signers, fresh, price, self.settings.compute_unit_limit
-            )
+            return draft_attempt(work, self._claims.signers, fresh, price, limit)
+
+    def _simulate(self, works: list[SettlementWork], fresh: FreshBlockhash) -> None:
+        """Simulate one settlement of each market whose limit is not known yet (a real
+        claimed fill, so the programs run the paths a settlement runs; limit 1.4M and
+        price 0 so neither the limit nor the fee payer's balance for a high price can
+        make the simulation fail). Attempts meanwhile use the default limit."""
+        seen: set[str] = set()
+        for work in works:
+            market_id = work.market.market_id
+            if market_id in seen or not self._fees.wants_simulation(market_id):
+                continue
+            seen.add(market_id)
+            try:
+                with working_on(work.input_key):
+                    draft = draft_attempt(
+                        work, self._claims.signers, fresh, 0, domain.MAX_COMPUTE_UNIT_LIMIT
+                    )
+            except domain.MarketError as error:
+                logger.bind(action="settlement.simulation_unbuilt", market_id=market_id).info(
+                    f"no settlement of {market_id} to simulate: {error}"
+                )
+                continue
+            self._fees.of(market_id).simulating = True
+            self._rpc.call(
+                "simulateTransaction", simulation_params(draft.raw_transaction),
+                reply_to_actor(self, _simulated_of(market_id)),
+                priority=Priority.NORMAL, deadline_s=self.settings.request_deadline_s,
+            )  # fmt: skip
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
+        mode = self.settings.preflight
+        preflight = mode == "always" or (mode == "first_send" and signature not in work.sent_at_s)
         work.sent_at_s[signature] = self.clock.monotonic()
+        settlement_id = work.id
         self._rpc.call(
             "sendTransaction",
-            send_transaction_params(raw, skip_preflight=True),
-            reply_to_actor(self, lambda outcome: _Sent(signature, outcome)),
+            send_transaction_params(raw, skip_preflight=not preflight),
+            reply_to_actor(
+                self, lambda outcome: _Sent(signature, outcome, settlement_id, preflight)
+            ),
             priority=Priority.CRITICAL,
             deadline_s=self.settings.request_deadline_s,
         )
 
-    def _on_sent(self, signature: str, outcome: RpcOutcome) -> None:
-        if not isinstance(outcome, RpcSuccess):
-            logger.bind(action="settlement.send_failed", signature=signature).info(
-                f"sending {signature} failed; it is resent while valid: {outcome}"
-            )
+    def _on_sent(self, sent: _Sent) -> None:
+        signature, outcome = sent.signature, sent.outcome
+        if isinstance(outcome, RpcSuccess):
+            return
+        work = self._claims.works.get(sent.settlement_id)
+        has_marker = work is not None and any(
+            a.signature == signature and a.marker_address for a in work.attempts
+        )
+        doom = preflight_doom(outcome, has_marker=has_marker) if sent.preflight else None
+        if doom is not None and work is not None:
+            self.counters.preflight_refused += 1
+            self._doomed[work.id] = doom
+            logger.bind(action="settlement.preflight_refused", settlement_id=work.id,
+                        signature=signature, leg=doom.leg).warning(
+                f"settlement {work.id}: {doom.reason}; not resent, failed once every "
+                "attempt is provably dead (unless it lands after all)"
+            )  # fmt: skip
+            return
+        logger.bind(action="settlement.send_failed", signature=signature).info(
+            f"sending {signature} failed; it is resent while valid: {outcome}"
+        )
 
     def _resend_due(self) -> None:
         now_s = self.clock.monotonic()
         due_after_s = self.settings.resend_interval_s * 0.9
         for work in self._claims:
-            if not self._claims.held(work) or work.needs_check:
+            if not self._claims.held(work) or work.needs_check or work.id in self._doomed:
                 continue
             for signature in work.live_signatures(self._block_height):
                 if now_s - work.sent_at_s.get(signature, -1e18) >= due_after_s:
@@ -747,10 +835,7 @@ class SettlementActor(CrankActor):
             work.needs_check = True
             return
         if isinstance(decision, Expire):
-            self.counters.expired_attempts += len(decision.signatures)
-            if decision.signatures:
-                self._tell_listeners(AttemptsExpired(work.id, decision.signatures))
-            self._request_blockhash()
+            self._expired(work, decision)
             return
         assert finished is not None  # Landed and LandedFailed finish the settlement
         if isinstance(decision, LandedFailed):
@@ -761,24 +846,78 @@ class SettlementActor(CrankActor):
         self._tell_listeners(finished)
         self._forget(work)
 
+    def _expired(self, work: SettlementWork, decision: Expire) -> None:
+        """Every attempt is dead: a new attempt follows, unless a preflight refusal
+        said the settlement is hopeless, in which case it fails now (nothing can land)."""
+        self.counters.expired_attempts += len(decision.signatures)
+        spent = decision.out_of_compute
+        fees = [fee_of(work, signature) for signature in spent]
+        for fee in fees:
+            if fee is not None:
+                self._fees.out_of_compute(work.market.market_id, fee.compute_unit_limit)
+        if decision.signatures or spent:
+            self._tell_listeners(AttemptsExpired(
+                work.id, decision.signatures, spent,
+                sum(fee.lamports for fee in fees if fee is not None), work.market.market_id,
+            ))  # fmt: skip
+        doom = self._doomed.pop(work.id, None)
+        if doom is None:
+            self._request_blockhash()
+            return
+        try:
+            storage.fail_settlement(self._claims.queue(), work.claim, doom.reason)
+        except storage.ClaimLost:
+            self._lost(work)
+            return
+        except storage.StorageError as error:
+            self._doomed[work.id] = doom
+            logger.bind(action="settlement.write_failed", settlement_id=work.id).warning(
+                f"recording {work.id} failed at preflight failed, will retry: {error}"
+            )
+            work.needs_check = True
+            return
+        logger.bind(action="settlement.failed_at_preflight", settlement_id=work.id).warning(
+            f"settlement {work.id} failed: {doom.reason}; every attempt is provably dead"
+        )
+        finished = Finished(work.id, work.fill, "failed", None, None, doom.reason, doom.leg)
+        self.counters.failed += 1
+        finished.mark_orders(self._engine)
+        self._tell_listeners(finished)
+        self._forget(work)
+
     def _tell_listeners(self, event: Finished | AttemptsExpired | Refused) -> None:
         for listener in self._listeners:
             listener(event)
 
     # -- fees, backpressure, drain, state -----------------------------------------------------
 
-    def _ask_fees(self) -> None:
-        self._rpc.call(
-            "getRecentPrioritizationFees", [], reply_to_actor(self, _Fees), priority=Priority.LOW
-        )
+    def _ask_fees(self, only_new: bool = False) -> None:
+        """Ask the recent prioritization fees of each market with claimed settlements,
+        naming the token accounts they write (at low priority: a late answer only
+        keeps the last price). ``only_new``: just the markets never asked yet."""
+        if not isinstance(self.settings.fee_policy, domain.PercentilePriorityFee):
+            return
+        fills: dict[str, list[domain.Fill]] = {}
+        for work in self._claims:
+            fills.setdefault(work.market.market_id, []).append(work.fill)
+        for market_id, market_fills in fills.items():
+            if only_new and market_id in self._fees.markets:
+                continue
+            fees = self._fees.of(market_id)
+            fees.fees_pending = fees.fees_pending or only_new  # cleared by the answer
+            accounts = writable_token_accounts(market_fills)
+            self._rpc.call(
+                "getRecentPrioritizationFees", [accounts],
+                reply_to_actor(self, _fees_of(market_id, len(accounts))),
+                priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
+            )  # fmt: skip
 
-    def _on_fees(self, outcome: RpcOutcome) -> None:
-        if isinstance(outcome, RpcSuccess) and isinstance(outcome.result, list):
-            self._recent_fees = [
-                int(entry["prioritizationFee"])
-                for entry in outcome.result
-                if isinstance(entry, dict) and isinstance(entry.get("prioritizationFee"), int)
-            ]
+    def _on_fee_answer(self, answer: _Fees | _Simulated) -> None:
+        if isinstance(answer, _Fees):
+            self._fees.recent_fees_answered(answer.market_id, answer.accounts, answer.outcome)
+            self._request_blockhash()
+        else:
+            self._fees.simulation_answered(answer.market_id, answer.outcome)
 
     def _update_backlog(self) -> None:
         in_flight = len(self._claims)
@@ -816,6 +955,9 @@ class SettlementActor(CrankActor):
             resends=counters.resends,
             claims_lost=counters.claims_lost,
             refused=counters.refused,
+            fee_cap_bound=self._fees.cap_bound,
+            preflight_refused=counters.preflight_refused,
+            fees={market_id: asdict(fees) for market_id, fees in self._fees.markets.items()},
             block_height=self._block_height,
             draining=self._drain is not None,
             full=self._full,
@@ -828,3 +970,11 @@ def _statuses_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Statuses]:
 
 def _markers_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Markers]:
     return lambda outcome: _Markers(chunk, outcome)
+
+
+def _simulated_of(market_id: str) -> Callable[[RpcOutcome], _Simulated]:
+    return lambda outcome: _Simulated(market_id, outcome)
+
+
+def _fees_of(market_id: str, accounts: int) -> Callable[[RpcOutcome], _Fees]:
+    return lambda outcome: _Fees(market_id, accounts, outcome)

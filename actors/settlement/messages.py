@@ -6,13 +6,23 @@ Its own timer ticks and I/O replies are private to actors/settlement/actor.py.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from solders.keypair import Keypair
 
 from market import FixedPriorityFee, PriorityFeePolicy
 
-__all__ = ["Drain", "GetSettlementState", "SettlementSettings", "SettlementState", "signer_map"]
+PREFLIGHT_MODES = ("first_send", "always", "never")
+
+__all__ = [
+    "PREFLIGHT_MODES",
+    "Drain",
+    "GetSettlementState",
+    "SettlementSettings",
+    "SettlementState",
+    "signer_map",
+]
 
 
 @dataclass(frozen=True)
@@ -34,8 +44,16 @@ class SettlementSettings:
     fee_refresh_s: float = 10.0  # getRecentPrioritizationFees, for percentile fees
     # A frozen, immutable policy: one shared default instance is safe.
     fee_policy: PriorityFeePolicy = FixedPriorityFee(1_000)  # noqa: RUF009
-    compute_unit_limit: int = 40_000
+    compute_unit_limit: int = 40_000  # the default, until simulation says better
     request_deadline_s: float = 5.0
+    # The most priority fee one attempt may cost (limit x price), whatever the policy
+    # and the recent fees say; None: no cap.
+    max_priority_fee_lamports: int | None = None
+    simulate_compute_units: bool = True  # the limit from simulateTransaction, per market
+    compute_unit_margin_percent: int = 20
+    compute_unit_margin_units: int = 1_000
+    # first_send: preflight on an attempt's first send only; always; never.
+    preflight: str = "first_send"
 
     def __post_init__(self) -> None:
         for name in (
@@ -49,6 +67,16 @@ class SettlementSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        for name in ("compute_unit_margin_percent", "compute_unit_margin_units"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+        cap = self.max_priority_fee_lamports
+        if cap is not None and (not isinstance(cap, int) or cap < 0):
+            raise ValueError(f"max_priority_fee_lamports must be an integer >= 0, got {cap!r}")
+        if self.preflight not in PREFLIGHT_MODES:
+            raise ValueError(f"preflight must be one of {', '.join(PREFLIGHT_MODES)}, "
+                             f"got {self.preflight!r}")
 
 
 @dataclass(frozen=True)
@@ -71,6 +99,10 @@ class SettlementState:
     draining: bool
     full: bool
     refused: int = 0  # settlements refused as unauthorized (market.authorization), unsigned
+    fee_cap_bound: int = 0  # attempts whose price the hard per-settlement cap lowered
+    preflight_refused: int = 0  # sends refused at preflight as hopeless
+    # Per market: price chosen, compute-unit limit, units simulated (fees.MarketFees).
+    fees: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

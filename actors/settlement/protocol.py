@@ -35,6 +35,11 @@ SettlementActor asks the chain about a settlement's attempts and calls
   searched, from a view ``>= height.slot``.
 * A new attempt is made only when every earlier attempt is dead (or there is
   none); until then the live ones are resent, byte for byte.
+* **Out of compute units.** An attempt that landed failed with
+  ``ComputationalBudgetExceeded`` moved nothing and can never land again (its
+  signature is spent): it is dead, not a failed settlement. It counts as dead
+  like an expired one (:class:`Expire` lists it in ``out_of_compute``), so a new
+  attempt, with a limit simulated again, follows once every other attempt is dead.
 * Recovery (a claim with recorded attempts) decides only once the marker was
   read (when any attempt carries one) and every signature was asked about.
 """
@@ -63,6 +68,7 @@ __all__ = [
     "failed_leg",
     "judge_marker_history",
     "marker_refused",
+    "out_of_compute",
     "parse_signature_statuses",
 ]
 
@@ -181,9 +187,12 @@ class Squatted:
 @dataclass(frozen=True)
 class Expire:
     """These unresolved attempts are provably dead: mark them expired, then make a
-    new attempt (``signatures`` may be empty when there was no attempt at all)."""
+    new attempt (``signatures`` may be empty when there was no attempt at all).
+    ``out_of_compute``: those of them that landed failed for want of compute units
+    (recorded expired: dead; the compute-unit limit is simulated again)."""
 
     signatures: tuple[str, ...]
+    out_of_compute: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,9 +223,13 @@ def decide(
     """
     refused: tuple[str, SignatureStatus] | None = None
     failed: tuple[AttemptView, SignatureStatus] | None = None
+    spent: list[str] = []  # landed failed out of compute units: dead
     for attempt in attempts:
         status = statuses.get(attempt.signature)
         if not isinstance(status, SignatureStatus) or not status.landed:
+            continue
+        if status.err is not None and out_of_compute(status.err):
+            spent.append(attempt.signature)
             continue
         if status.err is None:
             return Landed(attempt.signature, status.slot)
@@ -231,7 +244,7 @@ def decide(
     if failed is not None:
         attempt, status = failed
         return LandedFailed(attempt.signature, status.slot, status.err, attempt.has_marker)
-    return _dead_or_waiting(attempts, statuses, height, marker)
+    return _dead_or_waiting(attempts, statuses, height, marker, tuple(spent))
 
 
 def _dead_or_waiting(
@@ -239,8 +252,9 @@ def _dead_or_waiting(
     statuses: Mapping[str, StatusAnswer],
     height: ObservedHeight | None,
     marker: MarkerRead | None,
+    spent: tuple[str, ...] = (),
 ) -> Expire | Wait:
-    live = [attempt for attempt in attempts if attempt.state in UNRESOLVED]
+    live = [a for a in attempts if a.state in UNRESOLVED and a.signature not in spent]
     dead: list[str] = []
     alive: list[str] = []
     reasons: list[str] = []
@@ -255,7 +269,10 @@ def _dead_or_waiting(
         behind = behind or verdict.startswith("from behind")
     if alive:
         return Wait(tuple(alive), reasons[0], behind)
-    return Expire(tuple(dead))
+    unresolved_spent = tuple(
+        a.signature for a in attempts if a.signature in spent and a.state in UNRESOLVED
+    )
+    return Expire(tuple(dead), unresolved_spent)
 
 
 def _attempt_dead(
@@ -297,6 +314,18 @@ def marker_refused(err: Any) -> bool:
         and len(detail) == 2
         and detail[0] == MARKER_INDEX
         and detail[1] == ACCOUNT_ALREADY_IN_USE
+    )
+
+
+def out_of_compute(err: Any) -> bool:
+    """Whether ``err`` says the transaction ran out of compute units
+    (``{"InstructionError": [i, "ComputationalBudgetExceeded"]}``, or
+    ``ProgramFailedToComplete``, which is how a BPF program's exhausted meter shows)."""
+    detail = err.get("InstructionError") if isinstance(err, dict) else None
+    # A BPF program (SPL Token) that exhausts its meter fails ProgramFailedToComplete
+    # ("exceeded CUs meter"); a builtin fails ComputationalBudgetExceeded.
+    return isinstance(detail, list) and len(detail) == 2 and (
+        detail[1] in ("ComputationalBudgetExceeded", "ProgramFailedToComplete")
     )
 
 

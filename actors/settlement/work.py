@@ -33,6 +33,7 @@ __all__ = [
     "SettlementWork",
     "confirmed",
     "draft_attempt",
+    "fee_of",
     "finish_decision",
 ]
 
@@ -135,6 +136,7 @@ class Finished:
     leg: str | None = None  # which leg was refused, for a failure
     # Since the fill was written (its settlement's created_at, by this host's clock).
     fill_age_s: float | None = None
+    fee: domain.TransactionFee | None = None  # what the landed attempt paid (None: unknown)
 
     def mark_orders(self, engine: Engine) -> None:
         """A failed settlement: the order whose pay account refused is set aside as
@@ -158,10 +160,15 @@ class Finished:
 
 @dataclass(frozen=True)
 class AttemptsExpired:
-    """Attempts of a settlement found provably dead (a new attempt follows)."""
+    """Attempts of a settlement found provably dead (a new attempt follows).
+    ``out_of_compute``: those that landed failed out of compute units, which paid
+    ``fee_lamports`` between them (market ``market_id``)."""
 
     settlement_id: str
     signatures: tuple[str, ...]
+    out_of_compute: tuple[str, ...] = ()
+    fee_lamports: int = 0
+    market_id: str = ""
 
 
 def finish_decision(
@@ -176,9 +183,12 @@ def finish_decision(
     except expiring several attempts, which is safe to repeat).
     """
     if isinstance(decision, Expire):
-        for signature in decision.signatures:
+        # Landed failed out of compute units: dead, nothing moved. Recorded "expired"
+        # (dead, a new attempt follows), the state storage requires of every earlier
+        # attempt before a new one; the AttemptsExpired event says why.
+        for signature in decision.signatures + decision.out_of_compute:
             storage.mark_attempt(queue, work.claim, signature, "expired")
-        work.mark(decision.signatures, "expired")
+        work.mark(decision.signatures + decision.out_of_compute, "expired")
         if decision.signatures:
             logger.bind(
                 action="settlement.attempts_expired",
@@ -203,7 +213,7 @@ def finish_decision(
         leg = failed_leg(decision.err, has_marker=decision.has_marker)
         return Finished(
             work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg,
-            _age_s(work.claim),
+            _age_s(work.claim), fee_of(work, decision.signature),
         )  # fmt: skip
     return None
 
@@ -214,8 +224,19 @@ def confirmed(work: SettlementWork, decision: Landed) -> Finished:
     work.mark((decision.signature,), "confirmed")
     return Finished(
         work.id, work.fill, "confirmed", decision.signature, decision.slot,
-        fill_age_s=_age_s(work.claim),
+        fill_age_s=_age_s(work.claim), fee=fee_of(work, decision.signature),
     )  # fmt: skip
+
+
+def fee_of(work: SettlementWork, signature: str) -> domain.TransactionFee | None:
+    """What attempt ``signature`` of ``work`` paid when it landed, read from its bytes."""
+    try:
+        return domain.transaction_fee(work.raw(signature))
+    except (StopIteration, ValueError) as error:
+        logger.bind(action="settlement.fee_unknown", settlement_id=work.id).info(
+            f"the fee of {signature} could not be read from its bytes: {error!r}"
+        )
+        return None
 
 
 def _age_s(claim: storage.Claim) -> float | None:

@@ -97,6 +97,20 @@ class PipelineMetrics:
         )
         for outcome in SETTLEMENT_OUTCOMES:
             self.settlements.labels(outcome)  # each outcome shows from the first scrape, at 0
+        self.fee_lamports = Counter(
+            "crank_settlement_fee_lamports",
+            "Lamports paid in fees by the settlement attempts that landed (confirmed, failed, "
+            "out of compute units), by market and part (base: signatures; priority).",
+            ["market", "part"],
+            registry=registry,
+        )
+        self.compute_units_requested = Counter(
+            "crank_settlement_compute_units_requested",
+            "Compute-unit limits of the settlements that landed (what the priority fee paid "
+            "for), by market.",
+            ["market"],
+            registry=registry,
+        )
         self.fill_to_confirmed = Histogram(
             "crank_fill_to_confirmed_seconds",
             "Time from a fill being written to its settlement's confirmation.",
@@ -113,9 +127,18 @@ class PipelineMetrics:
         outcome = getattr(event, "outcome", None)
         if outcome is None:
             self.settlements.labels("expired").inc(len(getattr(event, "signatures", ())))
+            spent = getattr(event, "fee_lamports", 0)
+            if spent:  # attempts that landed out of compute units paid their fee
+                self.fee_lamports.labels(getattr(event, "market_id", ""), "total").inc(spent)
             return
         self.settlements.labels(outcome).inc()
         self.fills.inc()
+        fee = getattr(event, "fee", None)
+        if fee is not None:
+            market = str(event.fill.market_id)
+            self.fee_lamports.labels(market, "base").inc(fee.base_lamports)
+            self.fee_lamports.labels(market, "priority").inc(fee.priority_lamports)
+            self.compute_units_requested.labels(market).inc(fee.compute_unit_limit)
         age_s = getattr(event, "fill_age_s", None)
         if outcome == "confirmed" and age_s is not None:
             self.fill_to_confirmed.observe(age_s)
@@ -155,6 +178,58 @@ class StatusCollector(Collector):
             yield from marker_metrics(status["markers"])
         if _answered(status.get("quarantine")):
             yield from quarantine_metrics(status["quarantine"])
+        if _answered(status.get("fee_payers")):
+            yield from fee_payer_metrics(status["fee_payers"])
+        settlement = (status.get("pipeline") or {}).get("settlement")
+        if settlement is not None and _answered(settlement):
+            yield from settlement_fee_metrics(settlement)
+
+
+def fee_payer_metrics(fee_payers: Mapping[str, Any]) -> Iterator[Metric]:
+    """Each fee payer's SOL, read at the scrape (no sample when the chain did not say)."""
+    balance = GaugeMetricFamily(
+        "crank_fee_payer_lamports", "Lamports held by each fee payer.", labels=["fee_payer"]
+    )
+    for payer, lamports in sorted(fee_payers.get("lamports", {}).items()):
+        if lamports is not None:
+            balance.add_metric([payer], float(lamports))
+    yield balance
+
+
+def settlement_fee_metrics(settlement: Mapping[str, Any]) -> Iterator[Metric]:
+    """From SettlementState: per market, the priority price chosen, the compute-unit
+    limit asked and the units a simulation used; the hard cap's bindings."""
+    price = GaugeMetricFamily(
+        "crank_priority_price_micro_lamports",
+        "Compute-unit price of each market's last attempt (after the hard cap).",
+        labels=["market"],
+    )
+    limit = GaugeMetricFamily(
+        "crank_compute_unit_limit", "Compute-unit limit each market's attempts ask for.",
+        labels=["market"],
+    )  # fmt: skip
+    used = GaugeMetricFamily(
+        "crank_compute_units_used",
+        "Compute units a simulated settlement of each market used.",
+        labels=["market"],
+    )
+    for market, fees in sorted(settlement.get("fees", {}).items()):
+        if fees.get("price_micro_lamports") is not None:
+            price.add_metric([market], float(fees["price_micro_lamports"]))
+        if fees.get("compute_unit_limit") is not None:
+            limit.add_metric([market], float(fees["compute_unit_limit"]))
+        if fees.get("units_simulated") is not None:
+            used.add_metric([market], float(fees["units_simulated"]))
+    bound = CounterMetricFamily(
+        "crank_priority_fee_cap_bound",
+        "Attempts whose price the hard per-settlement cap (priority_fee_max_lamports) lowered.",
+    )
+    bound.add_metric([], float(settlement.get("fee_cap_bound", 0)))
+    refused = CounterMetricFamily(
+        "crank_preflight_refused", "Settlement sends refused at preflight as hopeless."
+    )
+    refused.add_metric([], float(settlement.get("preflight_refused", 0)))
+    yield from (price, limit, used, bound, refused)
 
 
 def quarantine_metrics(quarantine: Mapping[str, Any]) -> Iterator[Metric]:

@@ -29,11 +29,12 @@ from typing import Any
 
 from loguru import logger
 from solders.keypair import Keypair
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
 from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
-from actors.rpc import GetRouterState, RpcClient, RpcRouter
+from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
 from actors.settlement import GetSettlementState
 from crank_node.node.health_rules import SettlementProgress, judge_settlement_progress, judge_work
 from crank_node.node.intake import OrderIntake
@@ -51,11 +52,12 @@ from storage import (
 )
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.markers import marker_totals
+from storage.models import Market
 from storage.work_view import read_work_view
 from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
 from supervision.shutdown import ShutdownPhase, thread_stacks
 
-__all__ = ["Node"]
+__all__ = ["Node", "judge_fee_payers"]
 
 ASK_TIMEOUT_S = 2.0
 Probe = Callable[[], tuple[str, dict[str, Any]]]
@@ -221,11 +223,13 @@ class Node:
             "settlement": self._settlement_progress,
             "clock": self._clock,
             "authorization": self._authorization,
+            "fee_payer": self._fee_payer,
         }
         components = {name: _check(probe) for name, probe in probes.items()}
         # The node cannot do its job without its database, the chain, its writes and
-        # markets, or a clock its peers agree with; anything else leaves it degraded.
-        vital = ("database", "rpc", "work", "clock")
+        # markets, a clock its peers agree with, or the SOL to pay for settlements;
+        # anything else leaves it degraded.
+        vital = ("database", "rpc", "work", "clock", "fee_payer")
         if any(components[name]["status"] == "unhealthy" for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
@@ -288,6 +292,42 @@ class Node:
         reason = f"{refused} settlements refused as unauthorized"
         return "degraded", {"refused": refused, "reason": reason}
 
+    def _fee_payer(self) -> tuple[str, dict[str, Any]]:
+        """Each fee payer's SOL (of the markets this node signs for): unhealthy below what
+        the next ``fee_payer_min_settlements`` settlements can cost, degraded below
+        ``fee_payer_floor_lamports``."""
+        return judge_fee_payers(
+            self._fee_payer_balances(),
+            floor_lamports=self.settings.fee_payer_floor_lamports,
+            min_lamports=self.settings.fee_payer_min_lamports,
+        )
+
+    def _fee_payer_balances(self) -> dict[str, int | None]:
+        """Lamports of each fee payer this node signs as (None: the chain did not say)."""
+        assert self.engine is not None
+        mine = {str(keypair.pubkey()) for keypair in self.signers}
+        # The column alone: a legacy market row (no fee payer) must not fail the probe.
+        markets = Market.__table__
+        with read_transaction(self.engine, "node.fee_payers") as connection:
+            stored = connection.execute(
+                select(markets.c.fee_payer).where(markets.c.status.in_(("active", "paused")))
+            ).scalars()
+            payers = sorted({str(payer) for payer in stored if payer} & mine)
+        client = RpcClient(self.specs["rpc"].handle)
+        futures = {
+            payer: client.request(
+                "getBalance", [payer, {"commitment": "confirmed"}], deadline_s=ASK_TIMEOUT_S
+            )
+            for payer in payers
+        }
+        balances: dict[str, int | None] = {}
+        for payer, future in futures.items():
+            outcome = future.get(timeout=ASK_TIMEOUT_S + 1)
+            value = outcome.result.get("value") if isinstance(outcome, RpcSuccess) and isinstance(
+                outcome.result, dict) else None  # fmt: skip
+            balances[payer] = value if type(value) is int else None
+        return balances
+
     def _leases(self) -> tuple[str, dict[str, Any]]:
         leases = self._ask("locks", GetHeldLeases())
         return "healthy", {"held": len(leases)}
@@ -342,6 +382,7 @@ class Node:
             # settlement markers of every market in the database (not only this node's)
             "markers": _part(self._marker_totals),
             "quarantine": _part(self._quarantine),
+            "fee_payers": _part(lambda: {"lamports": self._fee_payer_balances()}),
         }
 
     def _marker_totals(self) -> dict[str, Any]:
@@ -365,6 +406,27 @@ class Node:
             for lease in self._ask("locks", GetHeldLeases())
         ]
         return {"held": held, **self.metrics.lease_changes.counts()}
+
+
+def judge_fee_payers(
+    balances: dict[str, int | None], *, floor_lamports: int, min_lamports: int
+) -> tuple[str, dict[str, Any]]:
+    """unhealthy when a fee payer holds less than ``min_lamports`` (it cannot pay the
+    next settlements), degraded below ``floor_lamports`` or when a balance is unknown."""
+    detail: dict[str, Any] = {
+        "lamports": balances, "floor_lamports": floor_lamports, "min_lamports": min_lamports,
+    }  # fmt: skip
+    short = sorted(p for p, lamports in balances.items() if lamports is not None
+                   and lamports < min_lamports)  # fmt: skip
+    if short:
+        detail["reason"] = f"fee payer {', '.join(short)} cannot pay the next settlements"
+        return "unhealthy", detail
+    low = sorted(p for p, lamports in balances.items() if lamports is None
+                 or lamports < floor_lamports)  # fmt: skip
+    if low:
+        detail["reason"] = f"fee payer {', '.join(low)} below the floor (or unknown): fund it"
+        return "degraded", detail
+    return "healthy", detail
 
 
 def _check(probe: Probe) -> dict[str, Any]:

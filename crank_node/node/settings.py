@@ -25,7 +25,7 @@ import os
 import socket
 from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NamedTuple
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NamedTuple
 from urllib.parse import urlsplit
 
 from pydantic import Field, PrivateAttr, ValidationInfo, field_validator, model_validator
@@ -79,6 +79,7 @@ HOUR_MS = 3_600_000
 MINUTE_MS = 60_000
 MAX_PRIORITY_FEE_MICRO_LAMPORTS = 10**12  # also the largest value u64 maths never nears
 MAX_FEE_CAP_LAMPORTS = 1_000_000_000  # 1 SOL per settlement: beyond any sane cap
+MAX_FEE_PAYER_FLOOR_LAMPORTS = 10**15  # a million SOL: any floor above is a typo
 
 
 def _ms(default: int, description: str, *, upper: int, lower: int | None = None) -> Any:
@@ -251,6 +252,38 @@ class CrankSettings(BaseSettings):
         description="the most priority fee one settlement may cost, in lamports",
     )
 
+    # Percentile fees are asked per market, with the token accounts its settlements
+    # write, at this period (low priority: a late answer keeps the last price).
+    priority_fee_refresh_ms: int = _ms(10000, "recent-fee refresh period", upper=10 * MINUTE_MS)
+    # The compute-unit limit: simulated once per market (and after an attempt ran out),
+    # plus the larger of the two margins (market.compute_unit_limit_for says why);
+    # compute_unit_limit until known, or always when simulation is off.
+    compute_unit_limit: int = Field(
+        40_000, ge=1_000, le=1_400_000, description="compute units asked until simulated"
+    )
+    compute_unit_simulate: bool = Field(True, description="the limit from simulateTransaction")
+    compute_unit_margin_percent: int = Field(
+        20, ge=0, le=200, description="margin over the simulated units, in percent"
+    )
+    compute_unit_margin_units: int = Field(
+        1000, ge=0, le=200_000, description="margin over the simulated units, at least"
+    )
+    # first_send: preflight on an attempt's first send, not on its resends
+    # (actors/settlement/actor.py says why); always; never.
+    settlement_preflight: Literal["first_send", "always", "never"] = Field(
+        "first_send", description="when sendTransaction runs preflight"
+    )
+    # The fee payer's SOL: /health degraded below the floor, unhealthy below what the
+    # next fee_payer_min_settlements settlements need (signatures, the hard priority
+    # cap and the marker's rent each); a floor below that minimum adds nothing.
+    fee_payer_floor_lamports: int = Field(
+        100_000_000, ge=0, le=MAX_FEE_PAYER_FLOOR_LAMPORTS,
+        description="fee payer balance below which /health is degraded",
+    )  # fmt: skip
+    fee_payer_min_settlements: int = Field(
+        10, ge=1, le=1_000_000, description="settlements the fee payer must afford, else unhealthy"
+    )
+
     _origins: dict[str, str] = PrivateAttr(default_factory=dict)
 
     @classmethod
@@ -349,21 +382,31 @@ class CrankSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_fee_cap(self) -> CrankSettings:
-        from market import DEFAULT_COMPUTE_UNIT_LIMIT  # noqa: PLC0415  (solders is slow to import)
-
+        # The price must fit the cap at the default limit (used until a simulation is
+        # answered); at run time the cap also binds whatever the recent fees say.
+        limit = self.compute_unit_limit
         cap = self.priority_fee_max_lamports
         prices = [("priority_fee_micro_lamports", self.priority_fee_micro_lamports)]
         if self.priority_fee_percentile is not None:
             prices.append(("priority_fee_cap_micro_lamports", self.priority_fee_cap_micro_lamports))
         for key, price in prices:
-            lamports = price * DEFAULT_COMPUTE_UNIT_LIMIT // 1_000_000
+            lamports = price * limit // 1_000_000
             if lamports > cap:
                 raise ValueError(
                     f"{key} = {price} costs {lamports} lamports per settlement at "
-                    f"{DEFAULT_COMPUTE_UNIT_LIMIT} compute units, over priority_fee_max_lamports "
+                    f"{limit} compute units, over priority_fee_max_lamports "
                     f"({cap}); lower it, or raise priority_fee_max_lamports on purpose"
                 )
         return self
+
+    @property
+    def fee_payer_min_lamports(self) -> int:
+        """What the next ``fee_payer_min_settlements`` settlements can cost at most:
+        two signatures, the hard priority cap and the marker's rent each."""
+        from market import LAMPORTS_PER_SIGNATURE, MARKER_RENT_LAMPORTS  # noqa: PLC0415
+
+        each = 2 * LAMPORTS_PER_SIGNATURE + self.priority_fee_max_lamports + MARKER_RENT_LAMPORTS
+        return self.fee_payer_min_settlements * each
 
     # -- what the rest of the node builds from it ---------------------------------
 
@@ -436,6 +479,13 @@ class CrankSettings(BaseSettings):
             claim_ttl_s=self.settlement_claim_ttl_ms / 1000,
             max_in_flight=self.max_concurrent_matches,
             fee_policy=fee,
+            fee_refresh_s=self.priority_fee_refresh_ms / 1000,
+            compute_unit_limit=self.compute_unit_limit,
+            max_priority_fee_lamports=self.priority_fee_max_lamports,
+            simulate_compute_units=self.compute_unit_simulate,
+            compute_unit_margin_percent=self.compute_unit_margin_percent,
+            compute_unit_margin_units=self.compute_unit_margin_units,
+            preflight=self.settlement_preflight,
         )
 
     def rpc_router_config(self) -> RpcRouterConfig:
