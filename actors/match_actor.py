@@ -81,6 +81,7 @@ from storage import LeaseLost as LeaseLostError
 from storage.fills import MatchWrite
 from supervision import Clock, CrankActor, InputKey, SelfAddress, SendResult, working_on
 from supervision.crashpoints import crash_point
+from supervision.tracing import continued, log_step
 
 __all__ = [
     "GetMatchState",
@@ -561,7 +562,10 @@ class MatchActor(CrankActor):
             return _Outcome.RETRY
         held.book = combined.book
         held.remember_gone(_out_of_play(combined.remaining_atoms, combined.expired_order_ids))
-        self._written(market, combined.fills, write.fill_ids, recorded=write.recorded)
+        traces = {stored.order_id: stored.trace_id for stored in held.queue}
+        self._written(
+            market, combined.fills, write.fill_ids, recorded=write.recorded, traces=traces
+        )
         for order_id, result in batch.matched:
             logger.bind(
                 action="match.matched",
@@ -590,6 +594,7 @@ class MatchActor(CrankActor):
         fill_ids: tuple[str, ...],
         *,
         recorded: bool,
+        traces: Mapping[str, str | None] | None = None,
     ) -> None:
         if recorded:
             self._fills_written += len(fills)
@@ -598,6 +603,11 @@ class MatchActor(CrankActor):
         if fill_ids and self._sink is not None:
             # Also after a replay (recorded=False): the settlements exist either way.
             self._sink.tell(SettlementsPending(market, fill_ids))
+        if recorded:
+            for fill, fill_id in zip(fills, fill_ids, strict=False):
+                # The taker's stored trace goes on (the fill row has it too: storage.fills).
+                with continued((traces or {}).get(fill.taker_order_id)):
+                    _log_fill(fill, fill_id)
         if fills:
             logger.bind(
                 action="match.fills_written",
@@ -662,4 +672,23 @@ def _out_of_play(remaining_atoms: Mapping[str, int], expired_order_ids: Iterable
     """The orders a match write takes out of play: filled to 0, or expired."""
     return [order_id for order_id, left in remaining_atoms.items() if left == 0] + list(
         expired_order_ids
+    )
+
+
+def _log_fill(fill: domain.Fill, fill_id: str) -> None:
+    """The always-on line of one fill's step in both orders' journeys: matched with
+    which order, at what price, written (its settlement is pending, same id)."""
+    log_step(
+        "match.fill_written",
+        f"fill {fill_id}: {fill.taker_order_id} took {fill.maker_order_id} "
+        f"at {fill.price_atoms} for {fill.base_atoms} base atoms",
+        orders=(fill.maker_order_id, fill.taker_order_id),
+        fills=(fill_id,),
+        settlements=(fill_id,),
+        market_id=fill.market_id,
+        maker_order_id=fill.maker_order_id,
+        taker_order_id=fill.taker_order_id,
+        price_atoms=fill.price_atoms,
+        base_atoms=fill.base_atoms,
+        quote_atoms=fill.quote_atoms,
     )

@@ -64,8 +64,8 @@ from actors.blockhash import ExpiryVerdict, FreshBlockhash, GetBlockhash, IsExpi
 from actors.lock_actor import MessageSink
 from actors.pipeline_messages import SettlementBacklog, SettlementsPending
 from actors.poison import remember_failure
-from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
+from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
 from actors.settlement.authorize import Refused, check_before_signing, fail_refused
 from actors.settlement.claimed import ClaimedSettlements
@@ -101,6 +101,7 @@ from actors.settlement.work import (
 )
 from supervision import Clock, CrankActor, InputKey, working_on
 from supervision.crashpoints import crash_point
+from supervision.tracing import log_step
 
 __all__ = ["SettlementActor"]
 
@@ -131,6 +132,9 @@ class _Statuses:
     signatures: tuple[str, ...]
     outcome: RpcOutcome
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"signature": self.signatures}
+
 
 @dataclass(frozen=True)
 class _Markers:
@@ -144,11 +148,17 @@ class _MarkerHistory:
     find: FindLanding
     outcome: RpcOutcome
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"settlement": (self.settlement_id,)}
+
 
 @dataclass(frozen=True)
 class _Sent:
     signature: str
     outcome: RpcOutcome
+
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"signature": (self.signature,)}
 
 
 @dataclass(frozen=True)
@@ -440,6 +450,16 @@ class SettlementActor(CrankActor):
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
+        log_step(
+            "settlement.sent",
+            f"settlement {work.id}: {'resent' if signature in work.sent_at_s else 'sent'} "
+            f"{signature}",
+            settlements=(work.id,),
+            signatures=(signature,),
+            settlement_id=work.id,
+            signature=signature,
+            resend=signature in work.sent_at_s,
+        )
         work.sent_at_s[signature] = self.clock.monotonic()
         self._rpc.call(
             "sendTransaction",
