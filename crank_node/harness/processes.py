@@ -121,6 +121,9 @@ class NodeSetup:
         }
         arguments = []
         for key, value in flags.items():
+            if isinstance(value, bool):  # a switch (--trace): given or not, no value
+                arguments += [flag_name(key)] if value else []
+                continue
             values = value if isinstance(value, list) else [value]
             name = "--db-path" if key == "db_path" else flag_name(key)
             arguments += [part for item in values for part in (name, str(item))]

@@ -1,0 +1,110 @@
+"""`crank-node trace --order` after a two-node demo: one order's whole journey, from
+acceptance to confirmation, across both nodes' JSON logs, in order, and nothing of
+another order; the trace id stored with each order goes on in its fills, settlements
+and attempts (revision 0007)."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+
+ROOT = Path(__file__).resolve().parents[2]
+LAUNCHER = ROOT / "bin" / "crank-node"
+STEPS = ("accepted:", "judged funded", "matched and written", "claimed:",
+         "signed and written ahead", "sent:", "landed and confirmed")  # fmt: skip
+
+
+def _run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
+    return subprocess.run(
+        [sys.executable, str(LAUNCHER), *args], cwd=cwd, capture_output=True, text=True,
+        timeout=300, env=env, check=False,
+    )  # fmt: skip
+
+
+def _demo(tmp_path: Path, *extra: str) -> tuple[Path, list[str]]:
+    result = _run(tmp_path, "demo", "--nodes", "2", "--duration", "5", "--slot-ms", "100",
+                  "--workdir", "work", *extra)  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    work = tmp_path / "work"
+    logs = sorted(str(path) for path in work.glob("demo-node-*.jsonl"))
+    assert len(logs) == 2
+    return work, logs
+
+
+def _taker_orders(work: Path, count: int) -> tuple[list[str], set[str]]:
+    with sqlite3.connect(work / "crank.db") as db:
+        takers = [row[0] for row in db.execute("SELECT taker_order_id FROM fills ORDER BY sequence")]
+        everyone = {row[0] for row in db.execute("SELECT id FROM orders")}
+    step = max(1, len(takers) // count)
+    return takers[::step][:count], everyone
+
+
+def _journey(tmp_path: Path, order_id: str, logs: list[str]) -> str:
+    args = ["trace", "--order", order_id]
+    for log in logs:
+        args += ["--log", log]
+    result = _run(tmp_path, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def _counterparties(work: Path, order_id: str) -> set[str]:
+    with sqlite3.connect(work / "crank.db") as db:
+        rows = db.execute(
+            "SELECT maker_order_id, taker_order_id FROM fills WHERE ? IN (maker_order_id, "
+            "taker_order_id)", (order_id,),
+        ).fetchall()  # fmt: skip
+    return {order for row in rows for order in row}
+
+
+def _check_in_order(output: str, steps: tuple[str, ...]) -> None:
+    positions = []
+    for step in steps:
+        assert step in output, f"{step!r} missing:\n{output}"
+        positions.append(output.index(step))
+    assert positions == sorted(positions), output
+
+
+def test_a_traced_two_node_run_shows_each_sampled_orders_journey_in_order(tmp_path: Path) -> None:
+    """With --trace on two node processes: for sampled taker orders the journey has every
+    step from acceptance to confirmation in order, with trace lines, ends confirmed, and
+    names no order but the order and its counterparties; the order's trace id is stored
+    on its fill, settlement and attempt rows."""
+    work, logs = _demo(tmp_path, "--trace")
+    sample, everyone = _taker_orders(work, 5)
+    assert sample
+    for order_id in sample:
+        output = _journey(tmp_path, order_id, logs)
+        _check_in_order(output, STEPS)
+        assert "send: " in output and "receive: " in output  # trace lines, keyed by ids
+        assert "every fill confirmed" in output or "fills confirmed" in output, output
+        strangers = everyone - _counterparties(work, order_id) - {order_id}
+        assert not [other for other in strangers if other in output], output
+    with sqlite3.connect(work / "crank.db") as db:
+        broken = db.execute(
+            "SELECT count(*) FROM fills f JOIN orders o ON o.id = f.taker_order_id "
+            "JOIN settlements s ON s.fill_id = f.id "
+            "JOIN settlement_attempts a ON a.settlement_id = s.id "
+            "WHERE o.trace_id IS NULL OR f.trace_id IS NOT o.trace_id "
+            "OR s.trace_id IS NOT f.trace_id OR a.trace_id IS NOT s.trace_id"
+        ).fetchone()[0]
+    assert broken == 0
+
+
+def test_with_tracing_off_the_journey_still_shows_the_always_on_steps(tmp_path: Path) -> None:
+    """Without --trace: no trace lines, but accepted, funded, matched, claimed, written
+    ahead, sent and confirmed are all there, in order."""
+    work, logs = _demo(tmp_path)
+    sample, _ = _taker_orders(work, 3)
+    for order_id in sample:
+        output = _journey(tmp_path, order_id, logs)
+        _check_in_order(output, STEPS)
+        assert "send: " not in output
