@@ -17,8 +17,12 @@ def test_an_order_stuck_on_funding_says_what_it_waits_for() -> None:
     """Accepted, then judged unfunded: the state says "waiting for funding" and why."""
     lines = [
         _line(1.0, "intake.order_accepted", order_id="A", size_atoms=5, price_atoms=1),
-        _line(1.5, "order_monitor.order_unfunded", order_id="A",
-              problem="delegated amount 0 < 5,000,000 owed"),  # fmt: skip
+        _line(
+            1.5,
+            "order_monitor.order_unfunded",
+            order_id="A",
+            problem="delegated amount 0 < 5,000,000 owed",
+        ),
         _line(1.6, "intake.order_accepted", order_id="B", size_atoms=5, price_atoms=1),
     ]
     output = format_journey(follow(lines, JourneyQuery(order="A")))
@@ -32,14 +36,36 @@ def test_a_fill_journey_keeps_its_orders_acceptance_but_not_their_other_fills() 
     lines = [
         _line(1.0, "intake.order_accepted", order_id="M"),
         _line(2.0, "intake.order_accepted", order_id="T"),
-        _line(3.0, "match.fill_written", order_ids=["M", "T"], fill_ids=["F"],
-              maker_order_id="M", taker_order_id="T"),  # fmt: skip
-        _line(3.1, "match.fill_written", order_ids=["M", "U"], fill_ids=["G"],
-              maker_order_id="M", taker_order_id="U"),  # fmt: skip
-        _line(4.0, "storage.attempts_recorded", settlement_ids=["G", "F"],
-              signatures=["sigG", "sigF"], attempt_numbers=[1, 1]),  # fmt: skip
-        _line(5.0, "storage.settlements_confirmed", settlement_ids=["F"], signatures=["sigF"],
-              slots=[9]),  # fmt: skip
+        _line(
+            3.0,
+            "match.fill_written",
+            order_ids=["M", "T"],
+            fill_ids=["F"],
+            maker_order_id="M",
+            taker_order_id="T",
+        ),
+        _line(
+            3.1,
+            "match.fill_written",
+            order_ids=["M", "U"],
+            fill_ids=["G"],
+            maker_order_id="M",
+            taker_order_id="U",
+        ),
+        _line(
+            4.0,
+            "storage.attempts_recorded",
+            settlement_ids=["G", "F"],
+            signatures=["sigG", "sigF"],
+            attempt_numbers=[1, 1],
+        ),
+        _line(
+            5.0,
+            "storage.settlements_confirmed",
+            settlement_ids=["F"],
+            signatures=["sigF"],
+            slots=[9],
+        ),
     ]
     entries = follow(lines, JourneyQuery(fill="F"))
     output = format_journey(entries)
