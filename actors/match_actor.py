@@ -44,7 +44,7 @@ meets it again.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +79,7 @@ from storage import LeaseLost as LeaseLostError
 from storage.fills import MatchWrite
 from supervision import Clock, CrankActor, InputKey, SelfAddress, SendResult, working_on
 from supervision.crashpoints import crash_point
+from supervision.tracing import continued, log_step
 
 __all__ = [
     "GetMatchState",
@@ -488,7 +489,10 @@ class MatchActor(CrankActor):
             return BatchOutcome.RETRY
         held.book = combined.book
         held.queue.remember_gone(out_of_play(combined.remaining_atoms, combined.expired_order_ids))
-        self._written(market, combined.fills, write.fill_ids, recorded=write.recorded)
+        traces = {stored.order_id: stored.trace_id for stored in held.queue}
+        self._written(
+            market, combined.fills, write.fill_ids, recorded=write.recorded, traces=traces
+        )
         for order_id, result in batch.matched:
             logger.bind(
                 action="match.matched",
@@ -517,6 +521,7 @@ class MatchActor(CrankActor):
         fill_ids: tuple[str, ...],
         *,
         recorded: bool,
+        traces: Mapping[str, str | None] | None = None,
     ) -> None:
         if recorded:
             self._fills_written += len(fills)
@@ -525,6 +530,11 @@ class MatchActor(CrankActor):
         if fill_ids and self._sink is not None:
             # Also after a replay (recorded=False): the settlements exist either way.
             self._sink.tell(SettlementsPending(market, fill_ids))
+        if recorded:
+            for fill, fill_id in zip(fills, fill_ids, strict=False):
+                # The taker's stored trace goes on (the fill row has it too: storage.fills).
+                with continued((traces or {}).get(fill.taker_order_id)):
+                    _log_fill(fill, fill_id)
         if fills:
             logger.bind(
                 action="match.fills_written",
@@ -583,3 +593,22 @@ class MatchActor(CrankActor):
         logger.bind(action="match.not_held", market_id=market, order_id=order_id).debug(
             f"ignored {what} for {market}: not held here"
         )
+
+
+def _log_fill(fill: domain.Fill, fill_id: str) -> None:
+    """The always-on line of one fill's step in both orders' journeys: matched with
+    which order, at what price, written (its settlement is pending, same id)."""
+    log_step(
+        "match.fill_written",
+        f"fill {fill_id}: {fill.taker_order_id} took {fill.maker_order_id} "
+        f"at {fill.price_atoms} for {fill.base_atoms} base atoms",
+        orders=(fill.maker_order_id, fill.taker_order_id),
+        fills=(fill_id,),
+        settlements=(fill_id,),
+        market_id=fill.market_id,
+        maker_order_id=fill.maker_order_id,
+        taker_order_id=fill.taker_order_id,
+        price_atoms=fill.price_atoms,
+        base_atoms=fill.base_atoms,
+        quote_atoms=fill.quote_atoms,
+    )

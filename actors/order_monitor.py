@@ -67,6 +67,7 @@ from storage.orders import (
     standings_in,
 )
 from supervision import Clock, CrankActor, InputKey, SelfAddress, working_on
+from supervision.tracing import continued, log_step
 
 __all__ = [
     "MAX_ACCOUNTS_PER_REQUEST",
@@ -179,6 +180,8 @@ class _MarketView:
     earliest_expiry_s: float = math.inf
     verdicts: dict[str, domain.MarketError | None] = field(default_factory=dict)
     told: set[str] = field(default_factory=set)
+    # The problem last logged for each unfunded order: logged again only when it changes.
+    unfunded_logged: dict[str, str] = field(default_factory=dict)
     round_id: int = 0
     pending_batches: int = 0
 
@@ -389,6 +392,7 @@ class OrderMonitor(CrankActor):
 
     def _forget(self, view: _MarketView, order_id: str, reason: str) -> None:
         view.untrack(order_id)
+        view.unfunded_logged.pop(order_id, None)
         self._log.bind(action="order_monitor.order_left", order_id=order_id, reason=reason).debug(
             f"order {order_id} left play: {reason}"
         )
@@ -497,7 +501,17 @@ class OrderMonitor(CrankActor):
             view.orders[order_id] = stored
         if order_id not in view.told:
             view.told.add(order_id)
-            self._sink.tell(OrderAdded(stored))
+            view.unfunded_logged.pop(order_id, None)
+            # The hop through the database keeps the chain: the order's own trace goes on.
+            with continued(stored.trace_id):
+                log_step(
+                    "order_monitor.order_funded",
+                    f"order {order_id} funded: in play",
+                    orders=(order_id,),
+                    order_id=order_id,
+                    market_id=view.market.market_id,
+                )
+                self._sink.tell(OrderAdded(stored))
 
     def _unfunded(
         self,
@@ -511,9 +525,17 @@ class OrderMonitor(CrankActor):
                 self._engine, order_id, lease=view.lease, clock_offset_s=self._offset()
             )
             view.orders[order_id] = dataclasses.replace(stored, status="unfunded")
-            self._log.bind(
-                action="order_monitor.order_unfunded", order_id=order_id, problem=str(problem)
-            ).info(f"order {order_id} unfunded: {problem}")
+        if view.unfunded_logged.get(order_id) != str(problem):
+            # Once per problem (and again after it was funded): a journey says why it waits.
+            view.unfunded_logged[order_id] = str(problem)
+            with continued(stored.trace_id):
+                log_step(
+                    "order_monitor.order_unfunded",
+                    f"order {order_id} unfunded: {problem}",
+                    orders=(order_id,),
+                    order_id=order_id,
+                    problem=str(problem),
+                )
         if order_id in view.told:
             view.told.discard(order_id)
             self._sink.tell(OrderRemoved(view.market.market_id, order_id, f"unfunded: {problem}"))

@@ -1,7 +1,8 @@
 """Messages between the pipeline actors: OrderMonitor -> MatchActor -> SettlementActor.
 
 One module so that each actor imports the others' messages without importing
-the actors themselves. All are immutable; order ids, fill ids and market ids
+the actors themselves. All are immutable, and each says which domain ids it carries
+(``trace_keys``, for the trace lines: supervision.tracing); order ids, fill ids and market ids
 are the strings ``market/`` and ``storage/`` use.
 """
 
@@ -26,6 +27,9 @@ class OrderAdded:
 
     order: StoredOrder
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"order": (self.order.order_id,)}
+
 
 @dataclass(frozen=True)
 class OrderRemoved:
@@ -36,6 +40,9 @@ class OrderRemoved:
     order_id: str
     reason: str
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"order": (self.order_id,)}
+
 
 @dataclass(frozen=True)
 class SettlementsPending:
@@ -44,6 +51,10 @@ class SettlementsPending:
 
     market_id: str
     fill_ids: tuple[str, ...]
+
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        # A settlement's id is its fill's id.
+        return {"fill": self.fill_ids, "settlement": self.fill_ids}
 
 
 @dataclass(frozen=True)

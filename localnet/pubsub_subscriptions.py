@@ -24,7 +24,7 @@ from solders.system_program import ID as SYSTEM_PROGRAM_ID
 
 from localnet.commitment import Commitment
 from localnet.rpc_accounts import DataFilter, matches_filters, parse_filters
-from localnet.rpc_context import RpcContext, account_view, response_context
+from localnet.rpc_context import RpcContext, account_view
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Config, Params, parse_pubkey
 from localnet.rpc_tokens import JSON_PARSED, account_json

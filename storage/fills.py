@@ -194,9 +194,22 @@ _FILL_COLUMNS = (
     "id", "market_id", "maker_order_id", "taker_order_id", "price_atoms", "base_atoms",
     "quote_atoms", "fencing_token", "sequence",
 )  # fmt: skip
-_INSERT_FILLS = _fenced_insert(_FILLS, _FILL_COLUMNS, _TIMESTAMPS)
+# Revision 0007: a fill continues its taker's trace (the order whose arrival made it; the
+# maker's trace is the link, through maker_order_id), and its settlement the fill's: read
+# in the insert itself, so the chain does not depend on which thread wrote it.
+_TAKER_TRACE = (
+    select(_ORDERS.c.trace_id)
+    .where(_ORDERS.c.id == bindparam("v_taker_order_id"))
+    .scalar_subquery()
+)
+_FILL_TRACE = (
+    select(_FILLS.c.trace_id).where(_FILLS.c.id == bindparam("v_fill_id")).scalar_subquery()
+)
+_INSERT_FILLS = _fenced_insert(
+    _FILLS, _FILL_COLUMNS, {**_TIMESTAMPS, "trace_id": _TAKER_TRACE}
+)
 _INSERT_SETTLEMENTS = _fenced_insert(
-    _SETTLEMENTS, ("id", "fill_id", "market_id", "status"), _TIMESTAMPS
+    _SETTLEMENTS, ("id", "fill_id", "market_id", "status"), {**_TIMESTAMPS, "trace_id": _FILL_TRACE}
 )
 _SET_REMAINING = (
     update(_ORDERS)

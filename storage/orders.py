@@ -32,6 +32,7 @@ from storage.fencing import fenced_update
 from storage.leases import Lease
 from storage.models import Order, table_of
 from storage.quarantine import entry_of, quarantine_malformed, read_u64, tolerant_columns
+from supervision.tracing import current_trace_id
 
 __all__ = [
     "ORDER_TRANSITIONS",
@@ -93,6 +94,8 @@ class StoredOrder:
     remaining_atoms: int
     status: str
     created_at: datetime
+    # Revision 0007: the trace under which intake accepted it (None before, or untraced).
+    trace_id: str | None = None
 
     @property
     def order(self) -> domain.Order:
@@ -130,6 +133,8 @@ def _order_values(signed: domain.SignedOrder, status: str) -> dict[str, Any]:
         "expires_at": _expires_at(order.expiry_s),
         "signature": str(signed.signature),
         "status": status,
+        # Revision 0007: the trace under which the order was accepted.
+        "trace_id": current_trace_id(),
     }
 
 
@@ -247,7 +252,9 @@ def _decode_order(row: Any) -> StoredOrder:
         )  # fmt: skip
     signed = domain.SignedOrder(order, Signature.from_string(row["signature"]))
     remaining = read_u64(row, "remaining_atoms")
-    return StoredOrder(signed, remaining, row["status"], row["created_at"])
+    return StoredOrder(
+        signed, remaining, row["status"], row["created_at"], _text(row, "trace_id")
+    )
 
 
 def decode_orders(

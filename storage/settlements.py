@@ -30,10 +30,10 @@ from sqlalchemy.engine import Connection, Engine
 
 from storage.claims import Claim, ClaimedWriter, ClaimQueue, held_condition
 from storage.clock import db_now, read_db_now
-from storage.quarantine import QuarantineEntry, quarantine_rows
 from storage.engine import read_transaction
 from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow, StateConflict
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
+from storage.quarantine import QuarantineEntry, quarantine_rows
 from storage.translate import translated
 
 __all__ = [
@@ -45,11 +45,11 @@ __all__ = [
     "attempts_by_settlement",
     "confirm_settlement",
     "confirm_settlement_unknown",
-    "quarantine_settlement",
     "fail_settlement",
     "get_settlement",
     "list_attempts",
     "mark_attempt",
+    "quarantine_settlement",
     "record_attempt",
     "settlements_to_recover",
 ]
@@ -70,7 +70,15 @@ _CONFIRM = (
         claimed_by=None, claim_expires_at=None, updated_at=db_now(),
     )
 )  # fmt: skip
-_INSERT_ATTEMPT = insert(_ATTEMPTS).values(created_at=db_now(), updated_at=db_now())
+# Revision 0007: an attempt continues its settlement's trace, read in the insert itself,
+# so any node that holds the claim (after a takeover too) writes the same trace id.
+_INSERT_ATTEMPT = insert(_ATTEMPTS).values(
+    created_at=db_now(),
+    updated_at=db_now(),
+    trace_id=select(_SETTLEMENTS.c.trace_id)
+    .where(_SETTLEMENTS.c.id == bindparam("trace_of_settlement"))
+    .scalar_subquery(),
+)
 _INSERT_HISTORY = insert(_HISTORY).values(created_at=db_now(), updated_at=db_now())
 _MOVE_ATTEMPT = (
     update(_ATTEMPTS)
@@ -339,6 +347,7 @@ def attempt_params(record: AttemptRecord) -> dict[str, Any]:
         "claim_token": record.claim_token,
         "state": record.state,
         "marker_address": record.marker_address,
+        "trace_of_settlement": record.settlement_id,
     }
 
 

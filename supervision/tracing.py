@@ -33,13 +33,19 @@ from typing import Any, NamedTuple
 from loguru import logger
 
 __all__ = [
+    "MAX_IDS_PER_LINE",
     "TRACE_ENV_VAR",
     "Delivery",
+    "bounded_ids",
+    "continued",
     "current_actor_name",
     "current_trace_id",
+    "domain_keys",
     "flush_traces",
+    "journey_fields",
     "log_receive",
     "log_send",
+    "log_step",
     "new_trace_id",
     "set_tracing",
     "trace",
@@ -227,6 +233,7 @@ def log_send(delivery: Delivery, receiver: str, result: str, sent_at: float) -> 
             receiver,
             type(delivery.message).__name__,
             result,
+            delivery.message,
         )
     )
 
@@ -253,6 +260,7 @@ def log_receive(  # noqa: PLR0917  (hot path: positional on purpose)
             outcome,
             mailbox_ms,
             (finished_ns - dequeued_ns) / 1e6,
+            delivery.message,
         )
     )
 
@@ -281,4 +289,89 @@ def _write(event: tuple[Any, ...]) -> None:
             outcome=outcome, mailbox_ms=round(mailbox_ms, 3), handler_ms=round(handler_ms, 3)
         )
         text += f" mailbox_ms={mailbox_ms:.3f} handler_ms={handler_ms:.3f} outcome={outcome}"
+    # Domain keys are read here, on the tracer thread, not on the send path:
+    # messages are immutable, so reading them later is safe.
+    for name, value in journey_fields(domain_keys(event[-1])).items():
+        fields[name] = value
+        text += f" {name}={','.join(value) if isinstance(value, list) else value}"
     logger.bind(**fields).info(text)
+
+
+# -- domain keys -----------------------------------------------------------------
+#
+# A message that carries orders, fills, settlements or signatures says which
+# with a ``trace_keys()`` method returning ``{"order": ids, "fill": ids, ...}``;
+# its trace lines then carry ``order_ids=... order_count=...`` (and so on), so
+# a journey can be found from any of them (``crank-node trace --order``).
+
+DOMAIN_KINDS = ("order", "fill", "settlement", "signature")
+MAX_IDS_PER_LINE = 32
+"""At most this many ids of one kind on one line; ``<kind>_count`` says how many
+there were, so a batch of thousands keeps its lines short."""
+
+
+def domain_keys(message: Any) -> dict[str, tuple[str, ...]]:
+    """The domain ids ``message`` carries, by kind ({} when it says none)."""
+    keys = getattr(message, "trace_keys", None)
+    if keys is None or not callable(keys):
+        return {}
+    try:
+        found = keys()
+    except Exception:  # noqa: BLE001  (a message's keys must never break tracing)
+        return {}
+    return {kind: tuple(found[kind]) for kind in DOMAIN_KINDS if found.get(kind)}
+
+
+def bounded_ids(ids: Any) -> list[str]:
+    """The first :data:`MAX_IDS_PER_LINE` of ``ids``, as strings."""
+    return [str(value) for _, value in zip(range(MAX_IDS_PER_LINE), ids, strict=False)]
+
+
+def journey_fields(keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+    """``{"order_ids": [...first 32], "order_count": n, ...}`` for each kind given."""
+    fields: dict[str, Any] = {}
+    for kind in DOMAIN_KINDS:
+        ids = keys.get(kind)
+        if ids:
+            fields[f"{kind}_ids"] = bounded_ids(ids)
+            fields[f"{kind}_count"] = len(ids)
+    return fields
+
+
+# -- journey steps ---------------------------------------------------------------
+#
+# The always-on lines of an order's journey (accepted, funded, fill written,
+# claimed, attempt recorded, sent, expired, confirmed) go through log_step, so
+# each carries the same keys as trace lines do and the current trace id, with
+# tracing on or off: ``crank-node trace --order`` reads them back.
+
+
+def log_step(
+    action: str,
+    text: str,
+    *,
+    orders: tuple[str, ...] | list[str] = (),
+    fills: tuple[str, ...] | list[str] = (),
+    settlements: tuple[str, ...] | list[str] = (),
+    signatures: tuple[str, ...] | list[str] = (),
+    **context: Any,
+) -> None:
+    """One INFO line for a step of a journey, keyed by its domain ids."""
+    keys = {
+        "order": tuple(orders), "fill": tuple(fills),
+        "settlement": tuple(settlements), "signature": tuple(signatures),
+    }  # fmt: skip
+    logger.bind(
+        action=action, trace_id=current_trace_id(), **journey_fields(keys), **context
+    ).opt(depth=1).info(text)
+
+
+@contextmanager
+def continued(trace_id: str | None) -> Iterator[str | None]:
+    """Run a block as part of the stored trace ``trace_id`` (one read back from the
+    database: the hop through it keeps the chain); with None, in the current one."""
+    if trace_id is None:
+        yield current_trace_id()
+        return
+    with trace(trace_id) as continued_id:
+        yield continued_id

@@ -121,6 +121,7 @@ from actors.settlement.work import (
 )
 from supervision import Clock, CrankActor, InputKey, working_on
 from supervision.crashpoints import crash_point
+from supervision.tracing import log_step
 
 __all__ = ["SettlementActor"]
 
@@ -151,6 +152,9 @@ class _Statuses:
     signatures: tuple[str, ...]
     outcome: RpcOutcome
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"signature": self.signatures}
+
 
 @dataclass(frozen=True)
 class _Markers:
@@ -164,6 +168,9 @@ class _MarkerHistory:
     find: FindLanding
     outcome: RpcOutcome
 
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"settlement": (self.settlement_id,)}
+
 
 @dataclass(frozen=True)
 class _Sent:
@@ -171,6 +178,9 @@ class _Sent:
     outcome: RpcOutcome
     settlement_id: str = ""
     preflight: bool = False
+
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"signature": (self.signature,)}
 
 
 @dataclass(frozen=True)
@@ -507,6 +517,16 @@ class SettlementActor(CrankActor):
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
+        log_step(
+            "settlement.sent",
+            f"settlement {work.id}: {'resent' if signature in work.sent_at_s else 'sent'} "
+            f"{signature}",
+            settlements=(work.id,),
+            signatures=(signature,),
+            settlement_id=work.id,
+            signature=signature,
+            resend=signature in work.sent_at_s,
+        )
         mode = self.settings.preflight
         preflight = mode == "always" or (mode == "first_send" and signature not in work.sent_at_s)
         work.sent_at_s[signature] = self.clock.monotonic()

@@ -28,6 +28,7 @@ from actors.settlement.work import SettlementWork
 from storage import MalformedRow, QuarantineEntry, entry_of, quarantine_malformed
 from storage.fills import existing_fill_ids
 from supervision import Clock, InputKey, working_on
+from supervision.tracing import log_step
 
 __all__ = ["ClaimedSettlements"]
 
@@ -103,6 +104,18 @@ class ClaimedSettlements:
             return
         work = SettlementWork(claim, taken_at_s + self._trusted_s(), fill, market, attempts)
         self.works[settlement_id] = work
+        log_step(
+            "settlement.claimed",
+            f"settlement {settlement_id} claimed by {claim.claimed_by} "
+            f"(claim token {claim.claim_token})",
+            settlements=(settlement_id,),
+            fills=(fill.fill_id,),
+            orders=(fill.maker_order_id, fill.taker_order_id),
+            settlement_id=settlement_id,
+            claimer=claim.claimed_by,
+            claim_token=claim.claim_token,
+            recorded_attempts=len(attempts),
+        )
         for attempt in work.attempts:
             self._by_signature[attempt.signature] = settlement_id
         if work.attempts:

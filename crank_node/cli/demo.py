@@ -98,6 +98,11 @@ def register(subparsers: Any) -> None:
         help=f"database, wallet and logs (default: {DEFAULT_WORKDIR})",
     )
     parser.add_argument(
+        "--trace",
+        action="store_true",
+        help="nodes write a trace line per actor message (crank-node trace reads them)",
+    )
+    parser.add_argument(
         "--summary-json", type=Path, metavar="PATH", help="also write the summary here as JSON"
     )
     parser.add_argument(
@@ -126,6 +131,10 @@ def run(args: argparse.Namespace) -> int:
             workdir = fresh_workdir(args.workdir)
             # The node's INFO lines go to the log file: the terminal shows progress and warnings.
             configure_logging(level="WARNING", json_path=workdir / "demo.jsonl", file_level="INFO")
+            if args.trace:
+                from supervision import set_tracing  # noqa: PLC0415
+
+                set_tracing(True)
             seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
             demo = Demo(args, workdir, seed, new_wallet(workdir / "wallet.json"), requests)
             summary = demo.run()

@@ -126,7 +126,10 @@ class Demo:
 
     def _start_nodes(self, server: LocalnetServer) -> DemoNodes:
         db_path = self.workdir / "crank.db"
-        setup = NodeSetup(db_path, server.urls, self.workdir / "wallet.json", self.workdir)
+        overrides = {"trace": True} if getattr(self.args, "trace", False) else None
+        setup = NodeSetup(
+            db_path, server.urls, self.workdir / "wallet.json", self.workdir, overrides=overrides
+        )
         addrs = http_addrs(self.args.http_addr, self.shape.nodes, processes=self.shape.nodes > 1)
         nodes: DemoNodes = (
             InProcessNode(setup, addrs[0], self.wallet)

@@ -121,7 +121,7 @@ class NodeSetup:
         }
         arguments = []
         for key, value in flags.items():
-            if isinstance(value, bool):  # a switch: named when on
+            if isinstance(value, bool):  # a switch (--trace): named when on, no value
                 arguments += [flag_name(key)] if value else []
                 continue
             values = value if isinstance(value, list) else [value]

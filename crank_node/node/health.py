@@ -6,7 +6,10 @@ and their monitoring:
 * ``GET /health``: healthy or degraded (200), unhealthy (503), per component;
 * ``GET /status``: :meth:`Node.status` as JSON (``crank-node status`` prints it);
 * ``GET /metrics``: Prometheus text from the node's own registry (crank_node/node/metrics.py),
-  and the listeners' own counters (refused connections, timeouts, 429s...).
+  and the listeners' own counters (refused connections, timeouts, 429s...);
+* ``GET /orders/{id}/journey``: one order's journey from the database
+  (:func:`storage.journeys.order_journey`): fills, settlements, claims, attempts,
+  trace ids and links, and the state now; 404 for an unknown order.
 
 On an address other than loopback it needs ``operator_allow_remote`` and a
 bearer token (``operator_token_file``), checked on every request.
@@ -44,6 +47,8 @@ from crank_node.node.http_server import (
 from crank_node.node.intake import OrderIntake
 from crank_node.node.intake_http import IntakeLimits, intake_app
 from crank_node.node.node import Node
+from storage.errors import StorageError
+from storage.journeys import order_journey
 
 if TYPE_CHECKING:
     from crank_node.node.settings import CrankSettings
@@ -86,6 +91,7 @@ class HealthServer:
         operator.router.add_get("/health", self._health)
         operator.router.add_get("/status", self._status)
         operator.router.add_get("/metrics", self._metrics)
+        operator.router.add_get("/orders/{order_id}/journey", self._journey)
         self.operator = Listener("operator", operator, host, port, operator_limits)
         events = ListenerEvents("intake", self.limits.log_interval_s)
         app = intake_app(self._intake, self.intake_limits, events)
@@ -165,6 +171,22 @@ class HealthServer:
     async def _status(self, _request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()
         return web.json_response(await loop.run_in_executor(None, self.node.status))
+
+    async def _journey(self, request: web.Request) -> web.Response:
+        order_id = request.match_info["order_id"]
+        engine = self.node.engine
+        if engine is None:
+            return web.json_response({"error": "the node has no database open"}, status=503)
+        if not 32 <= len(order_id) <= 88 or not order_id.isalnum():
+            return web.json_response({"error": "order_id: not an order id"}, status=400)
+        loop = asyncio.get_running_loop()
+        try:
+            journey = await loop.run_in_executor(None, order_journey, engine, order_id)
+        except StorageError as error:
+            return web.json_response({"error": f"database: {error}"}, status=503)
+        if journey is None:
+            return web.json_response({"error": "order_id: no such order"}, status=404)
+        return web.json_response(journey)
 
     async def _metrics(self, _request: web.Request) -> web.Response:
         loop = asyncio.get_running_loop()

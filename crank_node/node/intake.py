@@ -33,6 +33,7 @@ from crank_node.node.intake_accounts import read_order_accounts
 from crank_node.node.intake_errors import IntakeClosed, OrderNotCancellable, OrderNotFound
 from storage.models import ORDER_STATUSES
 from storage.orders import MAX_STORED_NONCE
+from supervision.tracing import current_trace_id, log_step, trace
 
 __all__ = ["CLOSED_REASON", "DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "OrderIntake", "OrderListener"]
 
@@ -90,18 +91,26 @@ class OrderIntake:
 
     def submit(self, payload: object) -> storage.StoredOrder:
         """Check the signed order in ``payload`` (its JSON form) and store it as open."""
-        try:
-            stored = self._accept(payload)
-        except Exception as error:
-            _log_refusal(error)
-            raise
-        order = stored.order
-        logger.bind(
-            action="intake.order_accepted",
-            order_id=stored.order_id,
-            market_id=order.market_id,
-            maker=str(order.maker),
-        ).info(f"order {stored.order_id} accepted")
+        # The order's journey starts here: its trace id is stored with it (revision 0007).
+        with trace(current_trace_id()):
+            try:
+                stored = self._accept(payload)
+            except Exception as error:
+                _log_refusal(error)
+                raise
+            order = stored.order
+            log_step(
+                "intake.order_accepted",
+                f"order {stored.order_id} accepted",
+                orders=(stored.order_id,),
+                order_id=stored.order_id,
+                market_id=order.market_id,
+                maker=str(order.maker),
+                side=order.side.value,
+                price_atoms=order.price_atoms,
+                size_atoms=order.size_atoms,
+                status=stored.status,
+            )
         for listener in self.listeners:
             try:
                 listener(stored)

@@ -49,6 +49,8 @@ class Settlement(Claimable, Timestamped, Base):
     status: Mapped[str] = mapped_column(String(16), default="pending", server_default="pending")
     confirmed_signature: Mapped[str | None] = mapped_column(SIGNATURE)
     last_error: Mapped[str | None] = mapped_column(Text)
+    # Revision 0007: the fill's trace, continued by whichever node claims it.
+    trace_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class SettlementAttempt(Timestamped, Base):
@@ -74,6 +76,8 @@ class SettlementAttempt(Timestamped, Base):
     # Revision 0005: the marker account this attempt creates (market/marker.py);
     # null for attempts written before, which create none.
     marker_address: Mapped[str | None] = mapped_column(PUBKEY)
+    # Revision 0007: the settlement's trace, copied when the attempt is written.
+    trace_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class SettlementMarker(Timestamped, Base):

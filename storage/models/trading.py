@@ -93,6 +93,8 @@ class Order(Timestamped, Base):
     # database's clock (SQLite's has milliseconds), so time priority does not fall
     # back to the order id. One past the highest, set by storage.store_order.
     arrival: Mapped[int | None] = mapped_column(BigInteger)
+    # Revision 0007: the trace under which intake accepted the order.
+    trace_id: Mapped[str | None] = mapped_column(String(64))
 
 
 class Fill(Timestamped, Base):
@@ -118,3 +120,5 @@ class Fill(Timestamped, Base):
     fencing_token: Mapped[int] = mapped_column(BigInteger)
     # Revision 0003 (nullable for older rows): the market's fill sequence number.
     sequence: Mapped[int | None] = mapped_column(BigInteger)
+    # Revision 0007: the trace of the matching that wrote the fill.
+    trace_id: Mapped[str | None] = mapped_column(String(64))

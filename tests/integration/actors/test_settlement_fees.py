@@ -23,7 +23,7 @@ from spl.token.instructions import transfer_checked
 from spl.token.models import TransferCheckedParams
 
 import market as domain
-from actors.settlement import AttemptsExpired, SettlementSettings
+from actors.settlement import AttemptsExpired
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.faults import Faults
 from tests.integration.actors.test_settlement_actor import (
