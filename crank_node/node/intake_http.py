@@ -128,9 +128,15 @@ def error_status(error: BaseException) -> int:
     return 500
 
 
+# Intake's own limits, ahead of intake_errors' table (they subclass MalformedJson).
+_LIMIT_CODES = ((BodyTooLarge, "body_too_large"), (BodyTimeout, "timeout"),
+                (RateLimited, "rate_limited"))  # fmt: skip
+
+
 def error_response(error: BaseException) -> web.Response:
-    field, reason, kind = refusal(error)
-    response = json_error(error_status(error), field, reason, kind)
+    field, reason, kind, code = refusal(error)
+    code = next((name for cls, name in _LIMIT_CODES if isinstance(error, cls)), code)
+    response = json_error(error_status(error), field, reason, kind, code=code)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(retry_after_s(error.wait_s))
     if isinstance(error, BodyTooLarge | BodyTimeout):
@@ -310,7 +316,7 @@ class _IntakeRoutes:
             raise BodyTooLarge("body", f"must be at most {limits.max_body_bytes} bytes") from None
         except ConnectionError:
             raise ClientGone() from None
-        return strict_json(raw)
+        return refuse_unsafe_integers(strict_json(raw))
 
 
 def strict_json(raw: bytes) -> object:
@@ -391,15 +397,45 @@ def _log_failure(error: Exception, events: ListenerEvents) -> None:
         )  # fmt: skip
 
 
+# The largest integer every JSON reader keeps exactly (an IEEE double's 53-bit mantissa).
+MAX_SAFE_JSON_INTEGER = 2**53
+
+
+def refuse_unsafe_integers(document: object) -> object:
+    """``document`` itself, unless a top-level value is a JSON number above 2^53: that is
+    400 naming its key and saying to send a decimal string, because the maker's own
+    JSON library may already have rounded it (and signed the rounded value)."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            unsafe = isinstance(value, int) and not isinstance(value, bool)
+            if unsafe and abs(value) > MAX_SAFE_JSON_INTEGER:
+                raise domain.NumberOutOfRange(
+                    clip(str(key)),
+                    f"is a JSON number above 2^53 ({MAX_SAFE_JSON_INTEGER}), which many "
+                    'JSON readers round; send it as a decimal string, e.g. "'
+                    f'{clip(str(value), 24)}"',
+                )
+    return document
+
+
+def u64_text(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every integer value as a decimal string (u64s are answered as
+    strings: a JavaScript client would round a number above 2^53)."""
+    return {
+        key: str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for key, value in document.items()
+    }
+
+
 def order_json(stored: storage.StoredOrder) -> dict[str, Any]:
     """A stored order as the routes answer it: its signed JSON form, its id, what is
-    left of it, its status and when it was stored (ISO 8601)."""
+    left of it, its status and when it was stored (ISO 8601); u64s as decimal strings."""
     return {
         "order_id": stored.order_id,
         "status": stored.status,
-        "remaining_atoms": stored.remaining_atoms,
+        "remaining_atoms": str(stored.remaining_atoms),
         "created_at": stored.created_at.isoformat(),
-        **stored.signed.to_json(),
+        **u64_text(stored.signed.to_json()),
     }
 
 
@@ -409,7 +445,7 @@ def book_json(book: domain.Book) -> dict[str, Any]:
         "market_id": book.market.market_id,
         **{
             name: [
-                {"price_atoms": level.price_atoms, "size_atoms": level.size_atoms,
+                {"price_atoms": str(level.price_atoms), "size_atoms": str(level.size_atoms),
                  "order_count": level.order_count}
                 for level in book.levels(side)
             ]
