@@ -5,8 +5,14 @@
 * ``GET /orders/{order_id}``: one order; 200.
 * ``GET /orders?market_id=M[&status=S,...][&limit=N]``: a market's orders, newest first.
 * ``GET /markets/{market_id}/book``: the market's depth, best price first.
+* ``POST /orders/cancel-all``: the maker's signed cancel-all of one market; 200 with the ids.
+* ``GET /orders/{order_id}/fills``: the order's fills with their settlement states.
+* ``GET /fills?maker=PUBKEY[&since=CURSOR][&limit=N]``: a maker's fills, paged by a cursor.
+* ``GET /openapi.json``: all of this as OpenAPI 3.1 (docs/openapi.json; docs/API.md).
 
-JSON in, JSON out. A refusal is ``{"error": {"field", "reason", "type"}}``
+u64s are read as JSON integers up to 2^53 or decimal strings, and answered as strings.
+
+JSON in, JSON out. A refusal is ``{"error": {"field", "reason", "type", "code"}}``
 with: 400 malformed JSON or a field that cannot be read; 422 an order or
 cancel that reads well but is not valid (price, size, expiry, signature,
 token accounts); 404 an unknown order or market; 409 a duplicate, an order
@@ -46,12 +52,16 @@ from crank_node.node.http_limits import KeyedBuckets, LogLimiter, clip, retry_af
 from crank_node.node.http_server import ListenerEvents, json_error
 from crank_node.node.intake import CLOSED_REASON, DEFAULT_LIST_LIMIT, OrderIntake
 from crank_node.node.intake_errors import (
+    BadCursor,
     IntakeClosed,
     IntakeUnavailable,
     OrderNotCancellable,
     OrderNotFound,
     refusal,
 )
+from crank_node.node.intake_fills import advance_cursor, decode_cursor, encode_cursor, fill_json
+from crank_node.node.intake_openapi import openapi_document
+from market.cancel_all import SignedCancelAll
 
 __all__ = [
     "BodyTooLarge",
@@ -108,6 +118,7 @@ _STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (RateLimited, 429),
     (domain.MalformedJson, 400),
     (domain.InvalidField, 400),
+    (BadCursor, 400),
     (domain.UnknownMarket, 404),
     (OrderNotFound, 404),
     (domain.DuplicateClientOrderId, 409),
@@ -168,9 +179,17 @@ def add_intake_routes(
     routes = _IntakeRoutes(intake, guard or _Guard(IntakeLimits(), None, time.monotonic))
     app.router.add_post("/orders", routes.submit)
     app.router.add_get("/orders", routes.list_orders)
+    app.router.add_post("/orders/cancel-all", routes.cancel_all)
     app.router.add_post("/orders/{order_id}/cancel", routes.cancel)
     app.router.add_get("/orders/{order_id}", routes.get)
+    app.router.add_get("/orders/{order_id}/fills", routes.order_fills)
+    app.router.add_get("/fills", routes.maker_fills)
     app.router.add_get("/markets/{market_id}/book", routes.book)
+    app.router.add_get("/openapi.json", _openapi)
+
+
+async def _openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
 
 
 class _Guard:
@@ -227,13 +246,13 @@ class _IntakeRoutes:
         self._intake = intake
         self._guard = guard
 
-    async def submit(self, request: web.Request) -> web.Response:
+    async def submit(self, request: web.Request) -> web.StreamResponse:
         def submit(intake: OrderIntake, payload: object) -> dict[str, Any]:
             return order_json(intake.submit(payload))
 
         return await self._answer(request, submit, status=201, signed=_order_maker)
 
-    async def cancel(self, request: web.Request) -> web.Response:
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]
 
         def cancel(intake: OrderIntake, payload: object) -> dict[str, Any]:
@@ -241,11 +260,42 @@ class _IntakeRoutes:
 
         return await self._answer(request, cancel, signed=_cancel_maker)
 
-    async def get(self, request: web.Request) -> web.Response:
+    async def cancel_all(self, request: web.Request) -> web.StreamResponse:
+        def cancel_all(intake: OrderIntake, payload: object) -> dict[str, Any]:
+            signed, cancelled = intake.cancel_all(payload)
+            return {"market_id": signed.request.market_id, "maker": str(signed.request.maker),
+                    "cancelled": list(cancelled)}  # fmt: skip
+
+        return await self._answer(request, cancel_all, signed=_cancel_all_maker)
+
+    async def order_fills(self, request: web.Request) -> web.StreamResponse:
+        order_id = request.match_info["order_id"]
+
+        def fills(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            return {"order_id": order_id,
+                    "fills": [fill_json(fill) for fill in intake.order_fills(order_id)]}  # fmt: skip
+
+        return await self._answer(request, fills)
+
+    async def maker_fills(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+
+        def fills(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            maker = query.get("maker")
+            if not maker:
+                raise domain.MissingField("maker", "the query parameter is required")
+            seen = decode_cursor(query.get("since"))
+            found = intake.maker_fills(maker, seen, _limit(query.get("limit")))
+            return {"maker": maker, "fills": [fill_json(fill) for fill in found],
+                    "cursor": encode_cursor(advance_cursor(seen, found))}  # fmt: skip
+
+        return await self._answer(request, fills)
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]
         return await self._answer(request, lambda intake, _: order_json(intake.get(order_id)))
 
-    async def list_orders(self, request: web.Request) -> web.Response:
+    async def list_orders(self, request: web.Request) -> web.StreamResponse:
         query = request.query
 
         def listed(intake: OrderIntake, _payload: object) -> dict[str, Any]:
@@ -259,7 +309,7 @@ class _IntakeRoutes:
 
         return await self._answer(request, listed)
 
-    async def book(self, request: web.Request) -> web.Response:
+    async def book(self, request: web.Request) -> web.StreamResponse:
         market_id = request.match_info["market_id"]
         return await self._answer(request, lambda intake, _: book_json(intake.book(market_id)))
 
@@ -361,6 +411,15 @@ def _order_maker(payload: object) -> str | None:
     except domain.MarketError:
         return None
     return str(signed.order.maker) if signed.is_signed_by_maker() else None
+
+
+def _cancel_all_maker(payload: object) -> str | None:
+    try:
+        signed = SignedCancelAll.from_json(payload)
+        signed.verify()
+    except domain.MarketError:
+        return None
+    return str(signed.request.maker)
 
 
 def _cancel_maker(payload: object) -> str | None:
