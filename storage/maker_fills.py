@@ -17,13 +17,25 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import ColumnElement, and_, or_, select, true, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql import type_coerce
+from sqlalchemy.types import NullType
 
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
 from storage.models import Fill, Order, Settlement, table_of
 from storage.quarantine import read_u64, tolerant_columns
 
-__all__ = ["MakerFill", "cancel_open_orders", "fills_of_maker", "fills_of_order"]
+__all__ = [
+    "MakerFill",
+    "MakerOrderState",
+    "cancel_open_orders",
+    "fills_by_id",
+    "fills_of_maker",
+    "fills_of_market",
+    "fills_of_order",
+    "orders_of_maker",
+    "unsettled_fills",
+]
 
 _FILLS = table_of(Fill)
 _ORDERS = table_of(Order)
@@ -132,6 +144,78 @@ def fills_of_maker(
     with read_transaction(engine, "storage.maker_fills") as connection:
         rows = [row._mapping for row in connection.execute(stmt)]
     return [_maker_fill(row, row["resting_maker"] == maker) for row in rows]
+
+
+def fills_of_market(engine: Engine, market_id: str, after: int, limit: int) -> list[MakerFill]:
+    """At most ``limit`` fills of ``market_id`` past sequence ``after`` (-1: all), from
+    the resting order's side, in sequence order."""
+    stmt = (
+        _query()
+        .where(_FILLS.c.market_id == market_id, _FILLS.c.sequence > after)
+        .order_by(_FILLS.c.sequence)
+        .limit(limit)
+    )
+    with read_transaction(engine, "storage.market_fills") as connection:
+        return [_maker_fill(row._mapping, True) for row in connection.execute(stmt)]
+
+
+def fills_by_id(engine: Engine, fill_ids: Sequence[str], maker: str | None) -> list[MakerFill]:
+    """The fills among ``fill_ids``, seen from ``maker``'s order (the resting one if None)."""
+    if not fill_ids:
+        return []
+    stmt = _query().where(_FILLS.c.id.in_(tuple(fill_ids))).order_by(_FILLS.c.sequence)
+    with read_transaction(engine, "storage.fills_by_id") as connection:
+        rows = [row._mapping for row in connection.execute(stmt)]
+    return [_maker_fill(row, maker is None or row["resting_maker"] == maker) for row in rows]
+
+
+def unsettled_fills(
+    engine: Engine, *, market_id: str | None = None, maker: str | None = None, limit: int = 1_000
+) -> list[str]:
+    """Ids of fills whose settlement is not final yet (pending or sent), of a market or
+    of a maker: what a resumed stream keeps watching."""
+    stmt = select(_FILLS.c.id).select_from(
+        _FILLS.join(_SETTLEMENTS, _SETTLEMENTS.c.fill_id == _FILLS.c.id)
+        .join(_MAKER_ORDER, _MAKER_ORDER.c.id == _FILLS.c.maker_order_id)
+        .join(_TAKER_ORDER, _TAKER_ORDER.c.id == _FILLS.c.taker_order_id)
+    ).where(_SETTLEMENTS.c.status.in_(("pending", "submitted")))
+    if market_id is not None:
+        stmt = stmt.where(_FILLS.c.market_id == market_id)
+    if maker is not None:
+        stmt = stmt.where(or_(_MAKER_ORDER.c.maker == maker, _TAKER_ORDER.c.maker == maker))
+    with read_transaction(engine, "storage.unsettled_fills") as connection:
+        return list(connection.execute(stmt.limit(limit)).scalars())
+
+
+@dataclass(frozen=True)
+class MakerOrderState:
+    """What a maker's stream says of one of its orders."""
+
+    order_id: str
+    market_id: str
+    status: str
+    remaining_atoms: int
+
+
+def orders_of_maker(
+    engine: Engine, maker: str, also: Sequence[str] = (), limit: int = 1_000
+) -> list[MakerOrderState]:
+    """The maker's open and unfunded orders, and the orders ``also`` whatever their status."""
+    stmt = select(
+        _ORDERS.c.id, _ORDERS.c.market_id, _ORDERS.c.status,
+        type_coerce(_ORDERS.c.remaining_atoms, NullType()).label("remaining_atoms"),
+    ).where(
+        _ORDERS.c.maker == maker,
+        or_(_ORDERS.c.status.in_(("open", "unfunded")), _ORDERS.c.id.in_(tuple(also))),
+    ).limit(limit)  # fmt: skip
+    with read_transaction(engine, "storage.maker_orders") as connection:
+        rows: list[Any] = [row._mapping for row in connection.execute(stmt)]
+    return [
+        MakerOrderState(
+            row["id"], row["market_id"], row["status"], read_u64(row, "remaining_atoms")
+        )
+        for row in rows
+    ]
 
 
 def cancel_open_orders(

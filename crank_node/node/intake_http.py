@@ -61,6 +61,7 @@ from crank_node.node.intake_errors import (
 )
 from crank_node.node.intake_fills import advance_cursor, decode_cursor, encode_cursor, fill_json
 from crank_node.node.intake_openapi import openapi_document
+from crank_node.node.intake_stream import StreamLimits, StreamState, serve_stream, stream_topic
 from market.cancel_all import SignedCancelAll
 
 __all__ = [
@@ -109,6 +110,7 @@ class IntakeLimits:
     maker_rate_per_s: float = 10.0
     maker_burst: int = 20
     log_interval_s: float = 10.0
+    stream: StreamLimits = StreamLimits()
 
 
 # Most specific first: the first class an error is an instance of decides.
@@ -168,6 +170,11 @@ def intake_app(
     guard = _Guard(limits, events, now_s)
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[guard.middleware])
     add_intake_routes(app, intake, guard)
+
+    async def end_streams(_app: web.Application) -> None:
+        guard.stopping = True  # each stream ends within a poll interval
+
+    app.on_shutdown.append(end_streams)
     return app
 
 
@@ -185,6 +192,7 @@ def add_intake_routes(
     app.router.add_get("/orders/{order_id}/fills", routes.order_fills)
     app.router.add_get("/fills", routes.maker_fills)
     app.router.add_get("/markets/{market_id}/book", routes.book)
+    app.router.add_get("/stream", routes.stream)
     app.router.add_get("/openapi.json", _openapi)
 
 
@@ -200,6 +208,8 @@ class _Guard:
         self, limits: IntakeLimits, events: ListenerEvents | None, now_s: Callable[[], float]
     ) -> None:
         self.limits = limits
+        self.stream = limits.stream
+        self.stopping = False  # the listener is stopping: live streams end
         self.events = events or ListenerEvents("intake", limits.log_interval_s)
         self.now_s = now_s
         self.clients = KeyedBuckets(limits.client_rate_per_s, limits.client_burst)
@@ -290,6 +300,26 @@ class _IntakeRoutes:
                     "cursor": encode_cursor(advance_cursor(seen, found))}  # fmt: skip
 
         return await self._answer(request, fills)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """``GET /stream?market_id=M`` or ``?maker=PK``, from ``since`` or ``Last-Event-ID``
+        (:mod:`crank_node.node.intake_stream`)."""
+        query = request.query
+        since = query.get("since") or request.headers.get("Last-Event-ID")
+        opened: list[StreamState] = []
+
+        def open_stream(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            topic = stream_topic(intake, query.get("market_id"), query.get("maker"))
+            opened.append(StreamState(topic, decode_cursor(since), self._guard.stream.page_fills))
+            return {}
+
+        refused = await self._answer(request, open_stream)
+        intake = self._intake()
+        if not opened or intake is None:
+            return refused
+        guard = self._guard
+        return await serve_stream(request, intake, opened[0], guard.stream, guard.events,
+                                  stopping=lambda: guard.stopping)  # fmt: skip
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]

@@ -209,6 +209,27 @@ def _paths() -> Schema:
                     "responses": {**_ok(200, "Book", "price levels per side"),
                                   **_errors(404)}},
         },
+        "/stream": {
+            "get": {"operationId": "stream",
+                    "summary": "Server-Sent Events of a market (fill, book, settlement) or of "
+                               "a maker (fill, settlement, order); resumable",
+                    "description": "Give exactly one of market_id and maker. Each fill event's "
+                                   "id is a cursor; reconnect with it as since or Last-Event-ID. "
+                                   "A client that falls behind gets a last 'dropped' event "
+                                   "{reason} and is disconnected. Events: docs/API.md.",
+                    "parameters": [
+                        _param("market_id", "query", _MARKET_ID, False, "a market's stream"),
+                        _param("maker", "query", _BASE58_32, False, "a maker's stream"),
+                        _param("since", "query", {"type": "string"}, False,
+                               "the last event id seen"),
+                        _param("Last-Event-ID", "header", {"type": "string"}, False,
+                               "as since (what SSE clients send on reconnect)")],
+                    "responses": {"200": {"description": "text/event-stream until the client "
+                                                         "leaves, falls behind or the node stops",
+                                          "content": {"text/event-stream": {
+                                              "schema": {"type": "string"}}}},
+                                  **_errors(404)}},
+        },
         "/openapi.json": {
             "get": {"operationId": "getOpenApi", "summary": "This document",
                     "responses": {"200": {"description": "OpenAPI 3.1",
