@@ -1,8 +1,9 @@
 """Reading the JSON forms of domain objects, each error naming the field.
 
 JSON forms are for people and HTTP, never for signing: keys are the Python
-attribute names, pubkeys and signatures are base58 strings, integers are JSON
-integers (never strings, never floats). A document with a missing field, an
+attribute names, pubkeys and signatures are base58 strings, u64 integers are JSON
+integers or decimal strings (``"18446744073709551615"``: JavaScript numbers lose
+precision past 2^53, see docs/API.md), never floats. A document with a missing field, an
 unknown field, a value of the wrong type, bad base58 or an out-of-range number
 is refused with the matching :class:`~market.errors.MalformedJson` subclass,
 whose ``field`` is the key.
@@ -10,6 +11,7 @@ whose ``field`` is the key.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from typing import TypeVar
 
@@ -23,6 +25,8 @@ __all__ = ["JsonDict", "JsonFields"]
 
 JsonDict = dict[str, str | int]
 _Key = TypeVar("_Key", Pubkey, Signature)
+# re.ASCII: \d would take other scripts' digits; int() takes " 5" and "1_0".
+_DECIMAL = re.compile(r"0|[1-9][0-9]{0,19}", re.ASCII)
 
 
 class JsonFields:
@@ -50,9 +54,20 @@ class JsonFields:
         return value
 
     def u64(self, key: str) -> int:
+        """A u64 as a JSON integer or a decimal string of ASCII digits (no sign, no
+        spaces, no leading zeros but ``"0"``)."""
         value = self.raw(key)
+        if isinstance(value, str):
+            if not _DECIMAL.fullmatch(value):
+                raise WrongFieldType(
+                    key, "must be an integer or a string of decimal digits (no sign, no "
+                    "leading zeros, at most 20 digits)",
+                )  # fmt: skip
+            return check_u64(key, int(value))
         if isinstance(value, bool) or not isinstance(value, int):
-            raise WrongFieldType(key, f"must be an integer, got {_json_type(value)}")
+            raise WrongFieldType(
+                key, f"must be an integer or a decimal string, got {_json_type(value)}"
+            )
         return check_u64(key, value)
 
     def pubkey(self, key: str) -> Pubkey:

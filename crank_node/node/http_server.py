@@ -56,6 +56,7 @@ from supervision.errors import CrankError
 
 __all__ = [
     "DESCRIPTOR_RESERVE",
+    "STATUS_CODES",
     "ConnectionGate",
     "GuardedHandler",
     "HttpLimits",
@@ -64,6 +65,7 @@ __all__ = [
     "OperatorTokenError",
     "bearer_middleware",
     "descriptor_budget",
+    "error_body",
     "is_loopback",
     "json_error",
     "read_token_file",
@@ -91,17 +93,41 @@ class HttpLimits:
     log_interval_s: float = LOG_INTERVAL_S
 
 
+# The machine-readable ``code`` of an error answered without a more precise one
+# (docs/API.md, "Errors"): stable, snake_case, one per kind of refusal.
+STATUS_CODES = {
+    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
+    408: "timeout", 413: "body_too_large", 429: "rate_limited", 431: "headers_too_large",
+    500: "internal", 503: "unavailable",
+}  # fmt: skip
+
+
+def error_body(
+    status: int, field: str | None, reason: str, kind: str, code: str | None = None
+) -> dict[str, Any]:
+    """``{"error": {field, reason, type, code}}``: ``code`` is stable for machines,
+    ``type`` names the error's class, ``reason`` is for people."""
+    code = code or STATUS_CODES.get(status, "bad_request" if status < 500 else "internal")
+    return {"error": {"field": field, "reason": reason, "type": kind, "code": code}}
+
+
 def json_error(
-    status: int, field: str | None, reason: str, kind: str, headers: Mapping[str, str] | None = None
+    status: int,
+    field: str | None,
+    reason: str,
+    kind: str,
+    headers: Mapping[str, str] | None = None,
+    *,
+    code: str | None = None,
 ) -> web.Response:
-    """The error shape every answer of ours uses: ``{"error": {field, reason, type}}``."""
-    body = {"error": {"field": field, "reason": reason, "type": kind}}
+    """The error shape every answer of ours uses (:func:`error_body`)."""
+    body = error_body(status, field, reason, kind, code)
     return web.json_response(body, status=status, headers=headers)
 
 
 def _raw_answer(status: int, phrase: str, field: str | None, reason: str, kind: str) -> bytes:
     """A whole HTTP/1.1 answer with the JSON error, written straight to a transport."""
-    body = json.dumps({"error": {"field": field, "reason": reason, "type": kind}}).encode()
+    body = json.dumps(error_body(status, field, reason, kind)).encode()
     head = (
         f"HTTP/1.1 {status} {phrase}\r\nContent-Type: application/json; charset=utf-8\r\n"
         f"Content-Length: {len(body)}\r\nConnection: close\r\n"

@@ -20,6 +20,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
 
 from loguru import logger
 from solders.pubkey import Pubkey
@@ -31,6 +32,8 @@ from actors.rpc.client import RpcClient
 from crank_node.node.http_limits import LogLimiter, clip
 from crank_node.node.intake_accounts import read_order_accounts
 from crank_node.node.intake_errors import IntakeClosed, OrderNotCancellable, OrderNotFound
+from market.cancel_all import SignedCancelAll
+from storage.maker_fills import MakerFill, cancel_open_orders, fills_of_maker, fills_of_order
 from storage.models import ORDER_STATUSES
 from storage.orders import MAX_STORED_NONCE
 from supervision.tracing import current_trace_id, log_step, trace
@@ -38,6 +41,9 @@ from supervision.tracing import current_trace_id, log_step, trace
 __all__ = ["CLOSED_REASON", "DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "OrderIntake", "OrderListener"]
 
 CLOSED_REASON = "order intake is closed: the node is stopping"
+# market.validate_cancel's window, which a cancel-all shares.
+CANCEL_MAX_AGE_S = 300
+CANCEL_MAX_SKEW_S = 30
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1_000
 _CANCELLABLE = ("open", "unfunded")
@@ -200,6 +206,48 @@ class OrderIntake:
         if not 1 <= limit <= MAX_LIST_LIMIT:
             raise domain.NumberOutOfRange("limit", f"must be between 1 and {MAX_LIST_LIMIT}")
         return storage.list_orders(self.engine, market_id, statuses=chosen, limit=limit)
+
+    def cancel_all(self, payload: object) -> tuple[SignedCancelAll, Sequence[str]]:
+        """Cancel every open (or unfunded) order the signing maker has in the market,
+        stored at or before the request's ``timestamp_s``; the request and the ids."""
+        self._check_open()
+        signed = SignedCancelAll.from_json(payload)
+        request = signed.request
+        self.market(request.market_id)
+        signed.verify()
+        now_s = self._now()
+        if not now_s - CANCEL_MAX_AGE_S <= request.timestamp_s <= now_s + CANCEL_MAX_SKEW_S:
+            raise domain.CancelExpired(
+                "timestamp_s",
+                f"{request.timestamp_s} is not within {CANCEL_MAX_AGE_S}s before or "
+                f"{CANCEL_MAX_SKEW_S}s after now ({now_s})",
+            )
+        stored_by = datetime.fromtimestamp(request.timestamp_s, UTC)
+        maker = str(request.maker)
+        cancelled = cancel_open_orders(self.engine, request.market_id, maker, stored_by)
+        logger.bind(
+            action="intake.orders_cancelled_all", market_id=request.market_id,
+            maker=str(request.maker), count=len(cancelled),
+        ).info(f"{len(cancelled)} orders cancelled by their maker (cancel-all)")  # fmt: skip
+        return signed, cancelled
+
+    # -- fills ------------------------------------------------------------------------------
+
+    def order_fills(self, order_id: str) -> list[MakerFill]:
+        """The fills of ``order_id``; :class:`OrderNotFound` if there is no such order."""
+        self.get(order_id)
+        return fills_of_order(self.engine, order_id)
+
+    def maker_fills(self, maker: str, after: dict[str, int], limit: int) -> list[MakerFill]:
+        """The maker's fills past the cursor ``after`` (see :mod:`storage.maker_fills`)."""
+        self._check_open()
+        try:
+            Pubkey.from_string(maker)
+        except ValueError:
+            raise domain.BadBase58("maker", "must be a base58 public key (32 bytes)") from None
+        if not 1 <= limit <= MAX_LIST_LIMIT:
+            raise domain.NumberOutOfRange("limit", f"must be between 1 and {MAX_LIST_LIMIT}")
+        return fills_of_maker(self.engine, maker, after, limit)
 
     # -- markets ------------------------------------------------------------------------------
 

@@ -5,8 +5,14 @@
 * ``GET /orders/{order_id}``: one order; 200.
 * ``GET /orders?market_id=M[&status=S,...][&limit=N]``: a market's orders, newest first.
 * ``GET /markets/{market_id}/book``: the market's depth, best price first.
+* ``POST /orders/cancel-all``: the maker's signed cancel-all of one market; 200 with the ids.
+* ``GET /orders/{order_id}/fills``: the order's fills with their settlement states.
+* ``GET /fills?maker=PUBKEY[&since=CURSOR][&limit=N]``: a maker's fills, paged by a cursor.
+* ``GET /openapi.json``: all of this as OpenAPI 3.1 (docs/openapi.json; docs/API.md).
 
-JSON in, JSON out. A refusal is ``{"error": {"field", "reason", "type"}}``
+u64s are read as JSON integers up to 2^53 or decimal strings, and answered as strings.
+
+JSON in, JSON out. A refusal is ``{"error": {"field", "reason", "type", "code"}}``
 with: 400 malformed JSON or a field that cannot be read; 422 an order or
 cancel that reads well but is not valid (price, size, expiry, signature,
 token accounts); 404 an unknown order or market; 409 a duplicate, an order
@@ -46,12 +52,17 @@ from crank_node.node.http_limits import KeyedBuckets, LogLimiter, clip, retry_af
 from crank_node.node.http_server import ListenerEvents, json_error
 from crank_node.node.intake import CLOSED_REASON, DEFAULT_LIST_LIMIT, OrderIntake
 from crank_node.node.intake_errors import (
+    BadCursor,
     IntakeClosed,
     IntakeUnavailable,
     OrderNotCancellable,
     OrderNotFound,
     refusal,
 )
+from crank_node.node.intake_fills import advance_cursor, decode_cursor, encode_cursor, fill_json
+from crank_node.node.intake_openapi import openapi_document
+from crank_node.node.intake_stream import StreamLimits, StreamState, serve_stream, stream_topic
+from market.cancel_all import SignedCancelAll
 
 __all__ = [
     "BodyTooLarge",
@@ -99,6 +110,7 @@ class IntakeLimits:
     maker_rate_per_s: float = 10.0
     maker_burst: int = 20
     log_interval_s: float = 10.0
+    stream: StreamLimits = StreamLimits()
 
 
 # Most specific first: the first class an error is an instance of decides.
@@ -108,6 +120,7 @@ _STATUSES: tuple[tuple[type[BaseException], int], ...] = (
     (RateLimited, 429),
     (domain.MalformedJson, 400),
     (domain.InvalidField, 400),
+    (BadCursor, 400),
     (domain.UnknownMarket, 404),
     (OrderNotFound, 404),
     (domain.DuplicateClientOrderId, 409),
@@ -128,9 +141,15 @@ def error_status(error: BaseException) -> int:
     return 500
 
 
+# Intake's own limits, ahead of intake_errors' table (they subclass MalformedJson).
+_LIMIT_CODES = ((BodyTooLarge, "body_too_large"), (BodyTimeout, "timeout"),
+                (RateLimited, "rate_limited"))  # fmt: skip
+
+
 def error_response(error: BaseException) -> web.Response:
-    field, reason, kind = refusal(error)
-    response = json_error(error_status(error), field, reason, kind)
+    field, reason, kind, code = refusal(error)
+    code = next((name for cls, name in _LIMIT_CODES if isinstance(error, cls)), code)
+    response = json_error(error_status(error), field, reason, kind, code=code)
     if isinstance(error, RateLimited):
         response.headers["Retry-After"] = str(retry_after_s(error.wait_s))
     if isinstance(error, BodyTooLarge | BodyTimeout):
@@ -151,6 +170,11 @@ def intake_app(
     guard = _Guard(limits, events, now_s)
     app = web.Application(client_max_size=limits.max_body_bytes, middlewares=[guard.middleware])
     add_intake_routes(app, intake, guard)
+
+    async def end_streams(_app: web.Application) -> None:
+        guard.stopping = True  # each stream ends within a poll interval
+
+    app.on_shutdown.append(end_streams)
     return app
 
 
@@ -162,9 +186,18 @@ def add_intake_routes(
     routes = _IntakeRoutes(intake, guard or _Guard(IntakeLimits(), None, time.monotonic))
     app.router.add_post("/orders", routes.submit)
     app.router.add_get("/orders", routes.list_orders)
+    app.router.add_post("/orders/cancel-all", routes.cancel_all)
     app.router.add_post("/orders/{order_id}/cancel", routes.cancel)
     app.router.add_get("/orders/{order_id}", routes.get)
+    app.router.add_get("/orders/{order_id}/fills", routes.order_fills)
+    app.router.add_get("/fills", routes.maker_fills)
     app.router.add_get("/markets/{market_id}/book", routes.book)
+    app.router.add_get("/stream", routes.stream)
+    app.router.add_get("/openapi.json", _openapi)
+
+
+async def _openapi(_request: web.Request) -> web.Response:
+    return web.json_response(openapi_document())
 
 
 class _Guard:
@@ -175,6 +208,8 @@ class _Guard:
         self, limits: IntakeLimits, events: ListenerEvents | None, now_s: Callable[[], float]
     ) -> None:
         self.limits = limits
+        self.stream = limits.stream
+        self.stopping = False  # the listener is stopping: live streams end
         self.events = events or ListenerEvents("intake", limits.log_interval_s)
         self.now_s = now_s
         self.clients = KeyedBuckets(limits.client_rate_per_s, limits.client_burst)
@@ -221,13 +256,13 @@ class _IntakeRoutes:
         self._intake = intake
         self._guard = guard
 
-    async def submit(self, request: web.Request) -> web.Response:
+    async def submit(self, request: web.Request) -> web.StreamResponse:
         def submit(intake: OrderIntake, payload: object) -> dict[str, Any]:
             return order_json(intake.submit(payload))
 
         return await self._answer(request, submit, status=201, signed=_order_maker)
 
-    async def cancel(self, request: web.Request) -> web.Response:
+    async def cancel(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]
 
         def cancel(intake: OrderIntake, payload: object) -> dict[str, Any]:
@@ -235,11 +270,62 @@ class _IntakeRoutes:
 
         return await self._answer(request, cancel, signed=_cancel_maker)
 
-    async def get(self, request: web.Request) -> web.Response:
+    async def cancel_all(self, request: web.Request) -> web.StreamResponse:
+        def cancel_all(intake: OrderIntake, payload: object) -> dict[str, Any]:
+            signed, cancelled = intake.cancel_all(payload)
+            return {"market_id": signed.request.market_id, "maker": str(signed.request.maker),
+                    "cancelled": list(cancelled)}  # fmt: skip
+
+        return await self._answer(request, cancel_all, signed=_cancel_all_maker)
+
+    async def order_fills(self, request: web.Request) -> web.StreamResponse:
+        order_id = request.match_info["order_id"]
+
+        def fills(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            return {"order_id": order_id,
+                    "fills": [fill_json(fill) for fill in intake.order_fills(order_id)]}  # fmt: skip
+
+        return await self._answer(request, fills)
+
+    async def maker_fills(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+
+        def fills(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            maker = query.get("maker")
+            if not maker:
+                raise domain.MissingField("maker", "the query parameter is required")
+            seen = decode_cursor(query.get("since"))
+            found = intake.maker_fills(maker, seen, _limit(query.get("limit")))
+            return {"maker": maker, "fills": [fill_json(fill) for fill in found],
+                    "cursor": encode_cursor(advance_cursor(seen, found))}  # fmt: skip
+
+        return await self._answer(request, fills)
+
+    async def stream(self, request: web.Request) -> web.StreamResponse:
+        """``GET /stream?market_id=M`` or ``?maker=PK``, from ``since`` or ``Last-Event-ID``
+        (:mod:`crank_node.node.intake_stream`)."""
+        query = request.query
+        since = query.get("since") or request.headers.get("Last-Event-ID")
+        opened: list[StreamState] = []
+
+        def open_stream(intake: OrderIntake, _payload: object) -> dict[str, Any]:
+            topic = stream_topic(intake, query.get("market_id"), query.get("maker"))
+            opened.append(StreamState(topic, decode_cursor(since), self._guard.stream.page_fills))
+            return {}
+
+        refused = await self._answer(request, open_stream)
+        intake = self._intake()
+        if not opened or intake is None:
+            return refused
+        guard = self._guard
+        return await serve_stream(request, intake, opened[0], guard.stream, guard.events,
+                                  stopping=lambda: guard.stopping)  # fmt: skip
+
+    async def get(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]
         return await self._answer(request, lambda intake, _: order_json(intake.get(order_id)))
 
-    async def list_orders(self, request: web.Request) -> web.Response:
+    async def list_orders(self, request: web.Request) -> web.StreamResponse:
         query = request.query
 
         def listed(intake: OrderIntake, _payload: object) -> dict[str, Any]:
@@ -253,7 +339,7 @@ class _IntakeRoutes:
 
         return await self._answer(request, listed)
 
-    async def book(self, request: web.Request) -> web.Response:
+    async def book(self, request: web.Request) -> web.StreamResponse:
         market_id = request.match_info["market_id"]
         return await self._answer(request, lambda intake, _: book_json(intake.book(market_id)))
 
@@ -310,7 +396,7 @@ class _IntakeRoutes:
             raise BodyTooLarge("body", f"must be at most {limits.max_body_bytes} bytes") from None
         except ConnectionError:
             raise ClientGone() from None
-        return strict_json(raw)
+        return refuse_unsafe_integers(strict_json(raw))
 
 
 def strict_json(raw: bytes) -> object:
@@ -357,6 +443,15 @@ def _order_maker(payload: object) -> str | None:
     return str(signed.order.maker) if signed.is_signed_by_maker() else None
 
 
+def _cancel_all_maker(payload: object) -> str | None:
+    try:
+        signed = SignedCancelAll.from_json(payload)
+        signed.verify()
+    except domain.MarketError:
+        return None
+    return str(signed.request.maker)
+
+
 def _cancel_maker(payload: object) -> str | None:
     try:
         signed = domain.SignedCancel.from_json(payload)
@@ -391,15 +486,45 @@ def _log_failure(error: Exception, events: ListenerEvents) -> None:
         )  # fmt: skip
 
 
+# The largest integer every JSON reader keeps exactly (an IEEE double's 53-bit mantissa).
+MAX_SAFE_JSON_INTEGER = 2**53
+
+
+def refuse_unsafe_integers(document: object) -> object:
+    """``document`` itself, unless a top-level value is a JSON number above 2^53: that is
+    400 naming its key and saying to send a decimal string, because the maker's own
+    JSON library may already have rounded it (and signed the rounded value)."""
+    if isinstance(document, dict):
+        for key, value in document.items():
+            unsafe = isinstance(value, int) and not isinstance(value, bool)
+            if unsafe and abs(value) > MAX_SAFE_JSON_INTEGER:
+                raise domain.NumberOutOfRange(
+                    clip(str(key)),
+                    f"is a JSON number above 2^53 ({MAX_SAFE_JSON_INTEGER}), which many "
+                    'JSON readers round; send it as a decimal string, e.g. "'
+                    f'{clip(str(value), 24)}"',
+                )
+    return document
+
+
+def u64_text(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` with every integer value as a decimal string (u64s are answered as
+    strings: a JavaScript client would round a number above 2^53)."""
+    return {
+        key: str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+        for key, value in document.items()
+    }
+
+
 def order_json(stored: storage.StoredOrder) -> dict[str, Any]:
     """A stored order as the routes answer it: its signed JSON form, its id, what is
-    left of it, its status and when it was stored (ISO 8601)."""
+    left of it, its status and when it was stored (ISO 8601); u64s as decimal strings."""
     return {
         "order_id": stored.order_id,
         "status": stored.status,
-        "remaining_atoms": stored.remaining_atoms,
+        "remaining_atoms": str(stored.remaining_atoms),
         "created_at": stored.created_at.isoformat(),
-        **stored.signed.to_json(),
+        **u64_text(stored.signed.to_json()),
     }
 
 
@@ -409,7 +534,7 @@ def book_json(book: domain.Book) -> dict[str, Any]:
         "market_id": book.market.market_id,
         **{
             name: [
-                {"price_atoms": level.price_atoms, "size_atoms": level.size_atoms,
+                {"price_atoms": str(level.price_atoms), "size_atoms": str(level.size_atoms),
                  "order_count": level.order_count}
                 for level in book.levels(side)
             ]

@@ -14,7 +14,9 @@ import storage
 from actors.rpc import RpcClient
 from actors.rpc.classify import ErrorKind
 from actors.rpc.messages import RpcFailure
+from crank_node.node.http_server import STATUS_CODES
 from crank_node.node.intake import OrderIntake
+from crank_node.node.intake_errors import ERROR_CODES
 from market import CancelRequest, SignedCancel, SignedOrder, sign_cancel
 from storage.models import Order as OrderRow
 from tests.integration.intake.conftest import (
@@ -38,6 +40,7 @@ def assert_refused(answer: tuple[int, Any], status: int, field: str | None, kind
     assert body["error"]["field"] == field
     assert body["error"]["type"] == kind
     assert body["error"]["reason"]
+    assert body["error"]["code"] in ERROR_CODES + tuple(STATUS_CODES.values()), body
     assert "Traceback" not in body["error"]["reason"]
 
 
@@ -53,8 +56,9 @@ def test_a_valid_signed_order_is_stored_open_and_answered_201(desk: Desk) -> Non
 
     assert code == 201, body
     assert body["order_id"] == signed.order_id
-    assert (body["status"], body["remaining_atoms"]) == ("open", SIZE_ATOMS)
-    assert {key: body[key] for key in signed.to_json()} == signed.to_json()
+    assert (body["status"], body["remaining_atoms"]) == ("open", str(SIZE_ATOMS))
+    assert SignedOrder.from_json({key: body[key] for key in signed.to_json()}) == signed
+    assert body["price_atoms"] == str(signed.order.price_atoms)  # u64s answered as strings
     stored = storage.get_order(desk.engine, signed.order_id)
     assert stored is not None and stored.signed == signed
 
@@ -156,8 +160,8 @@ def _setting(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     [
         pytest.param(_without("nonce"), "nonce", "MissingField", id="missing_field"),
         pytest.param(_setting("colour", "red"), "colour", "UnknownField", id="unknown_field"),
-        pytest.param(_setting("price_atoms", "10"), "price_atoms", "WrongFieldType",
-                     id="price_as_a_string"),
+        pytest.param(_setting("price_atoms", "1e4"), "price_atoms", "WrongFieldType",
+                     id="price_as_a_non_decimal_string"),
         pytest.param(_setting("size_atoms", 1.5), "size_atoms", "WrongFieldType",
                      id="size_as_a_float"),
         pytest.param(_setting("price_atoms", -1), "price_atoms", "NumberOutOfRange",
@@ -297,8 +301,10 @@ def test_the_book_shows_open_orders_as_price_levels_best_first(desk: Desk) -> No
     assert book == {
         "market_id": MARKET_ID,
         "bids": [
-            {"price_atoms": PRICE_ATOMS + TICK_ATOMS, "size_atoms": SIZE_ATOMS, "order_count": 1},
-            {"price_atoms": PRICE_ATOMS, "size_atoms": 2 * SIZE_ATOMS, "order_count": 2},
+            {"price_atoms": str(PRICE_ATOMS + TICK_ATOMS), "size_atoms": str(SIZE_ATOMS),
+             "order_count": 1},
+            {"price_atoms": str(PRICE_ATOMS), "size_atoms": str(2 * SIZE_ATOMS),
+             "order_count": 2},
         ],
         "asks": [],
     }
@@ -433,6 +439,7 @@ def test_a_bug_in_intake_is_a_500_with_a_json_error_and_no_details(
             "field": None,
             "reason": "the node failed to handle the request",
             "type": "InternalError",
+            "code": "internal",
         }
     }
     failures = [r for r in captured_logs if r["extra"].get("action") == "intake.http_failed"]

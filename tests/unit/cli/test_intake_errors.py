@@ -52,15 +52,15 @@ def test_a_refusal_names_the_field_the_reason_and_the_type() -> None:
     """Domain and intake errors give their field and reason; a duplicate says what is
     taken; a storage failure says only its kind; anything else says nothing of itself."""
     assert refusal(domain.InvalidPrice("price_atoms", "too low")) == Refusal(
-        "price_atoms", "too low", "InvalidPrice"
+        "price_atoms", "too low", "InvalidPrice", "invalid_price"
     )
     assert refusal(DuplicateEntry("nonce", 7)) == Refusal(
-        "nonce", "the maker already used this nonce (7)", "DuplicateEntry"
+        "nonce", "the maker already used this nonce (7)", "DuplicateEntry", "duplicate"
     )
     assert refusal(DatabaseBusy("database locked at /var/lib/x.db")).field is None
     assert "/var/lib" not in refusal(DatabaseBusy("database locked at /var/lib/x.db")).reason
     assert refusal(KeyError("secret")) == Refusal(
-        None, "the node failed to handle the request", "InternalError"
+        None, "the node failed to handle the request", "InternalError", "internal"
     )
 
 

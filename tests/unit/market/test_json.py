@@ -63,7 +63,13 @@ def _order_document(**changes: object) -> dict[str, object]:
     [
         ({"price_atoms": -5}, NumberOutOfRange, "price_atoms"),
         ({"size_atoms": 2**64}, NumberOutOfRange, "size_atoms"),
-        ({"nonce": "1"}, WrongFieldType, "nonce"),
+        ({"nonce": "01"}, WrongFieldType, "nonce"),
+        ({"nonce": " 1"}, WrongFieldType, "nonce"),
+        ({"nonce": "1_000"}, WrongFieldType, "nonce"),
+        ({"nonce": "-1"}, WrongFieldType, "nonce"),
+        ({"nonce": "\u0665"}, WrongFieldType, "nonce"),
+        ({"nonce": "1e3"}, WrongFieldType, "nonce"),
+        ({"size_atoms": str(2**64)}, NumberOutOfRange, "size_atoms"),
         ({"expiry_s": 1.5}, WrongFieldType, "expiry_s"),
         ({"client_order_id": True}, WrongFieldType, "client_order_id"),
         ({"maker": 12}, WrongFieldType, "maker"),
@@ -129,3 +135,14 @@ def test_a_market_document_with_a_zero_lot_is_refused_by_name() -> None:
     with pytest.raises(InvalidField) as refused:
         Market.from_json(document)
     assert refused.value.field == "lot_size_atoms"
+
+
+@pytest.mark.parametrize("value", [0, 1, 2**53 + 1, 2**64 - 1])
+def test_a_u64_is_read_from_a_json_integer_or_its_decimal_string_alike(value: int) -> None:
+    """``"9007199254740993"`` and ``9007199254740993`` are the same nonce (docs/API.md:
+    JavaScript clients send u64s as strings)."""
+    as_number = SignedOrder.from_json(_order_document(nonce=value, size_atoms=value))
+    as_string = SignedOrder.from_json(_order_document(nonce=str(value), size_atoms=str(value)))
+
+    assert as_number == as_string
+    assert as_string.order.nonce == value
