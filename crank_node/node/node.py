@@ -40,8 +40,9 @@ from crank_node.node.health_rules import SettlementProgress, judge_settlement_pr
 from crank_node.node.intake import OrderIntake
 from crank_node.node.metrics import NodeMetrics
 from crank_node.node.pipeline import PipelineParts, pipeline_specs
-from crank_node.node.settings import CrankSettings
+from crank_node.node.settings import CrankSettings, shown_value
 from storage import (
+    DatabaseUnavailable,
     LeaseStore,
     check_integrity,
     check_schema,
@@ -88,8 +89,13 @@ class Node:
         # Only `crank-node db upgrade` creates a database (and its directory): a typo
         # in the path must not start a node on a new, empty file somewhere else.
         self.engine = open_engine(self.settings.db_url, create_directory=False)
-        check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
-        check_schema(self.engine)
+        try:
+            check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
+            check_schema(self.engine)
+        except DatabaseUnavailable as error:
+            # The driver's words ("unable to open database file") do not say which.
+            where = shown_value("db_url", self.settings.db_url)
+            raise DatabaseUnavailable(f"{error} (database: {where})") from error
         engine = self.engine
         router_config = self.settings.rpc_router_config()
         lock_settings = self.settings.lock_settings()

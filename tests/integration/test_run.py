@@ -135,3 +135,30 @@ def test_run_refuses_a_database_path_in_a_missing_directory_and_creates_nothing(
     assert not missing.exists()
     # Nothing ran, so nothing held a lease: no CRITICAL "emergency stop" to alarm anyone.
     assert not any("emergency stop" in line for line in node.lines), "".join(node.lines)
+
+
+def test_run_on_a_read_only_location_names_the_database(
+    tmp_path: Path, localnet: LocalnetServer, wallet: Path
+) -> None:
+    """An SQLite file the node cannot open (a read-only mount) exits 1 with a message
+    that names the database, not only SQLite's "unable to open database file"."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a read-only tmpfs needs root")
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
+    try:
+        node = NodeProcess(
+            "--wallet-path", str(wallet), "--db-path", str(mount / "crank.db"),
+            "--rpc-url", localnet.url, "--http-addr", f"127.0.0.1:{free_port()}",
+        )  # fmt: skip
+        assert node.wait() == 1
+        assert any(str(mount / "crank.db") in line for line in node.lines), "".join(node.lines)
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
