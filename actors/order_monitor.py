@@ -104,6 +104,7 @@ class MonitorState:
     answered_requests: int  # of those, answered and handled
     failed_requests: int  # of those, failed, refused or unreadable
     orders_decoded: int  # orders read in full and rebuilt, each once when first seen
+    failed_polls_in_a_row: int = 0  # polls whose database read failed, since the last that worked
 
 
 @dataclass(frozen=True)
@@ -237,6 +238,7 @@ class OrderMonitor(CrankActor):
         self._views: dict[str, _MarketView] = {}
         self._rounds = 0  # funding rounds started, across markets: ids never repeat
         self._polls = 0
+        self._failed_polls_in_a_row = 0
         self._last_poll_at_s: float | None = None
         self._account_requests = 0
         self._answered_requests = 0
@@ -326,10 +328,12 @@ class OrderMonitor(CrankActor):
             self._drop(market_id, "a fenced write found the lease lost")
             return
         except storage.StorageError as error:
+            self._failed_polls_in_a_row += 1
             self._log.bind(action="order_monitor.poll_failed", market_id=market_id).warning(
                 f"poll of {market_id} failed, retrying next poll: {error}"
             )
             return
+        self._failed_polls_in_a_row = 0
         self._fetch_accounts(view)
 
     def _refresh_orders(self, view: _MarketView) -> int:
@@ -555,6 +559,7 @@ class OrderMonitor(CrankActor):
             unchecked=tracked - len(verdicts),
             told=sum(len(view.told) for view in views),
             polls=self._polls,
+            failed_polls_in_a_row=self._failed_polls_in_a_row,
             last_poll_at_s=self._last_poll_at_s,
             account_requests=self._account_requests,
             answered_requests=self._answered_requests,

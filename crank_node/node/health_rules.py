@@ -11,12 +11,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["SettlementProgress", "judge_settlement_progress", "judge_work"]
+__all__ = ["SettlementProgress", "judge_polls", "judge_settlement_progress", "judge_work"]
 
 # A heartbeat older than this many membership intervals (and at least one lease
 # TTL) means this node's writes are failing: a full disk, a lost connection, a
 # write lock held elsewhere.
 STALE_HEARTBEAT_INTERVALS = 3
+# Order polls whose database read failed one after the other: a few are a blip (a
+# busy lock, a restart of the server); this many mean the node cannot see orders.
+DEGRADED_POLL_FAILURES = 3
+UNHEALTHY_POLL_FAILURES = 10
 # Settlements in flight with none finished for this long (and at least twice the
 # claim TTL, so a takeover's wait is not mistaken for a stall) is a stall.
 MIN_SETTLEMENT_STALL_S = 60.0
@@ -94,4 +98,15 @@ def judge_settlement_progress(
             f"(bound {bound_s:.0f} s)"
         )
         return "degraded", detail
+    return "healthy", detail
+
+
+def judge_polls(failed_polls_in_a_row: int) -> tuple[str, dict[str, Any]]:
+    """Degraded after a few order polls failed in a row, unhealthy after many: the
+    node can no longer see new orders or cancels."""
+    detail: dict[str, Any] = {"failed_polls_in_a_row": failed_polls_in_a_row}
+    if failed_polls_in_a_row >= DEGRADED_POLL_FAILURES:
+        detail["reason"] = f"the last {failed_polls_in_a_row} order polls failed"
+        bad = failed_polls_in_a_row >= UNHEALTHY_POLL_FAILURES
+        return ("unhealthy" if bad else "degraded"), detail
     return "healthy", detail

@@ -34,9 +34,15 @@ from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
 from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
+from actors.order_monitor import GetMonitorState
 from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
 from actors.settlement import GetSettlementState
-from crank_node.node.health_rules import SettlementProgress, judge_settlement_progress, judge_work
+from crank_node.node.health_rules import (
+    SettlementProgress,
+    judge_polls,
+    judge_settlement_progress,
+    judge_work,
+)
 from crank_node.node.intake import OrderIntake
 from crank_node.node.metrics import NodeMetrics
 from crank_node.node.pipeline import PipelineParts, pipeline_specs
@@ -227,6 +233,7 @@ class Node:
             "leases": self._leases,
             "work": self._work,
             "settlement": self._settlement_progress,
+            "polls": self._polls,
             "clock": self._clock,
             "authorization": self._authorization,
             "fee_payer": self._fee_payer,
@@ -235,7 +242,7 @@ class Node:
         # The node cannot do its job without its database, the chain, its writes and
         # markets, a clock its peers agree with, or the SOL to pay for settlements;
         # anything else leaves it degraded.
-        vital = ("database", "rpc", "work", "clock", "fee_payer")
+        vital = ("database", "rpc", "work", "clock", "fee_payer", "polls")
         if any(components[name]["status"] == "unhealthy" for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
@@ -355,6 +362,12 @@ class Node:
             active_markets=view.active_markets,
             unheld_markets=view.unheld_markets,
         )
+
+    def _polls(self) -> tuple[str, dict[str, Any]]:
+        """Order polls that keep failing: the node cannot see new orders or cancels."""
+        assert self.pipeline is not None
+        state = self.pipeline.monitor.handle.ask(GetMonitorState()).get(timeout=ASK_TIMEOUT_S)
+        return judge_polls(state.failed_polls_in_a_row)
 
     def _settlement_progress(self) -> tuple[str, dict[str, Any]]:
         assert self.pipeline is not None

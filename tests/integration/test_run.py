@@ -56,7 +56,7 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
             health = json.loads(response.read())
         assert set(health["components"]) == {
             "database", "rpc", "blockhash", "actors", "leases", "work", "settlement", "clock",
-            "authorization",
+            "authorization", "fee_payer", "polls",
         }  # fmt: skip
         assert health["components"]["authorization"] == {"status": "healthy", "refused": 0}
         assert health["components"]["rpc"]["usable"] == 2

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-from crank_node.node.health_rules import SettlementProgress, judge_settlement_progress, judge_work
+from crank_node.node.health_rules import (
+    SettlementProgress,
+    judge_polls,
+    judge_settlement_progress,
+    judge_work,
+)
 
 BASE = {"lease_ttl_s": 3.0, "membership_interval_s": 1.0}
 
@@ -42,3 +47,12 @@ def test_settlements_that_stop_finishing_degrade_after_the_bound() -> None:
     assert judge_settlement_progress(progress, now_s=62, finished=11, **kwargs)[0] == "healthy"
     idle = judge_settlement_progress(progress, now_s=500, finished=11, in_flight=0, claim_ttl_s=30)
     assert idle[0] == "healthy"
+
+
+def test_order_polls_failing_in_a_row_degrade_then_make_the_node_unhealthy() -> None:
+    """A blip is healthy; 3 failed polls in a row degrade; 10 mean the node cannot see
+    orders: unhealthy."""
+    assert judge_polls(2)[0] == "healthy"
+    status, detail = judge_polls(3)
+    assert status == "degraded" and "the last 3 order polls failed" in detail["reason"]
+    assert judge_polls(10)[0] == "unhealthy"
