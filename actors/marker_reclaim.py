@@ -52,8 +52,6 @@ from sqlalchemy.engine import Engine
 import storage
 from actors.blockhash import FreshBlockhash, GetBlockhash, Unavailable
 from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
-from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
-from actors.rpc.messages import Priority, RpcOutcome, RpcSuccess
 from actors.marker_reclaim_messages import (
     GetReclaimState,
     ReclaimSettings,
@@ -61,6 +59,8 @@ from actors.marker_reclaim_messages import (
     RoundEnded,
     RunRound,
 )
+from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
+from actors.rpc.messages import Priority, RpcOutcome, RpcSuccess
 from market.marker_reclaim import (
     Close,
     FinalizedView,

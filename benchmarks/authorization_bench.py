@@ -22,11 +22,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from solders.keypair import Keypair  # noqa: E402  (after the path set-up)
-from solders.pubkey import Pubkey  # noqa: E402
+from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 
-import market as domain  # noqa: E402
-import storage  # noqa: E402
+import market as domain
+import storage
 
 NOW_S = 1_700_000_000
 

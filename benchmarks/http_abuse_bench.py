@@ -36,12 +36,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from solders.keypair import Keypair  # noqa: E402
+from solders.keypair import Keypair
 
-import storage  # noqa: E402
-from crank_node.node.health import HealthServer  # noqa: E402
-from crank_node.node.intake import OrderIntake  # noqa: E402
-from market import Market, Order, Side, sign_order  # noqa: E402
+import storage
+from crank_node.node.health import HealthServer
+from crank_node.node.intake import OrderIntake
+from market import Market, Order, Side, sign_order
 
 LOT, TICK = 10**6, 1_000
 MARKET_ID = "BENCH"

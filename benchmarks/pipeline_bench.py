@@ -139,10 +139,10 @@ from benchmarks.localnet_bench import (
     settlement,
     wait_confirmed,
 )
+from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from market import Fill, Market, Order, Side, SignedOrder, build_settlement_transaction, sign_order
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow

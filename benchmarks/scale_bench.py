@@ -62,9 +62,9 @@ from crank_node.demo.nodes import http_addrs
 from crank_node.demo.progress import market_holders, read_counts
 from crank_node.harness.node_client import NodeClient, NodeRefused, NodeUnreachable
 from crank_node.harness.processes import NodeProcesses, NodeSetup
+from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from crank_node.harness.skeleton import new_wallet
 from localnet import LocalnetConfig, LocalnetServer
-from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from storage.models import Settlement, table_of
 from supervision.logs import configure_logging
 

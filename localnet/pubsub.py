@@ -21,11 +21,11 @@ from typing import Any
 from aiohttp import WSMsgType, web
 from loguru import logger
 
+from localnet.pubsub_subscriptions import SUBSCRIBE_METHODS, UNSUBSCRIBE_METHODS, Subscription
 from localnet.rpc_context import RpcContext
 from localnet.rpc_dispatch import error_response
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Params
-from localnet.pubsub_subscriptions import SUBSCRIBE_METHODS, UNSUBSCRIBE_METHODS, Subscription
 
 __all__ = ["PubSub"]
 

@@ -65,8 +65,10 @@ def get_supply(context: RpcContext, params: Params) -> JsonAnswer:
     config = params.config(0)
     slot = config.context_slot(context.tip, config.commitment())
     total = context.ledger.config.faucet_lamports
-    value = {"total": total, "circulating": total, "nonCirculating": 0}
-    value["nonCirculatingAccounts"] = []  # none, whether or not the list was excluded
+    # No non-circulating accounts, whether or not the list was excluded.
+    value: dict[str, Any] = {
+        "total": total, "circulating": total, "nonCirculating": 0, "nonCirculatingAccounts": []
+    }  # fmt: skip
     return _with_context(slot, value)
 
 
@@ -98,7 +100,7 @@ def get_recent_performance_samples(context: RpcContext, params: Params) -> JsonA
         raise RpcError.invalid_params(f"Invalid limit; max {MAX_PERFORMANCE_SAMPLES}")
     ledger = context.ledger
     period_s = max(1, round(SAMPLE_SLOTS * max(ledger.config.slot_ms, 1) / 1000))
-    samples = []
+    samples: list[dict[str, int]] = []
     end = context.tip.processed_slot
     while len(samples) < limit and end - SAMPLE_SLOTS >= ledger.config.genesis_slot:
         start = end - SAMPLE_SLOTS
@@ -115,11 +117,12 @@ def message_fee(message: Any) -> int:
     """The fee a bank charges for ``message``: 5000 lamports per signature plus the
     prioritization fee (compute-unit price x limit, rounded up to a lamport)."""
     keys = list(message.account_keys)
-    fee = LAMPORTS_PER_SIGNATURE * message.header.num_required_signatures
-    price = compute_unit_price(message, keys)
+    fee = LAMPORTS_PER_SIGNATURE * int(message.header.num_required_signatures)
+    price = int(compute_unit_price(message, keys))
     if not price:
         return fee
-    return fee + math.ceil(price * _compute_unit_limit(message, keys) / _MICRO_LAMPORTS_PER_LAMPORT)
+    limit = int(_compute_unit_limit(message, keys))
+    return fee + math.ceil(price * limit / _MICRO_LAMPORTS_PER_LAMPORT)
 
 
 def _compute_unit_limit(message: Any, keys: list[Pubkey]) -> int:

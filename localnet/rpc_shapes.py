@@ -19,7 +19,7 @@ __all__ = ["JsonAnswer", "node_meta", "node_result"]
 
 # Fields Agave omits (``OptionSerializer::Skip``/``None``) rather than sending as null.
 _SKIPPED_WHEN_ABSENT: Final = ("returnData", "costUnits", "computeUnitsConsumed")
-_NO_LOADED_ADDRESSES: Final = {"writable": [], "readonly": []}
+_NO_LOADED_ADDRESSES: Final[dict[str, list[str]]] = {"writable": [], "readonly": []}
 
 
 class JsonAnswer:

@@ -56,8 +56,8 @@ from spl.memo.constants import MEMO_PROGRAM_ID
 from market.errors import NumberOutOfRange, WrongMarket, WrongSigner
 from market.fields import check_u64
 from market.fill import Fill
-from market.market import Market
 from market.marker import Marker, marker_address, marker_create_instruction, marker_seed
+from market.market import Market
 
 __all__ = [
     "DEFAULT_COMPUTE_UNIT_LIMIT",

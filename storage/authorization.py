@@ -21,6 +21,7 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from sqlalchemy import bindparam, func, select
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import BindParameter
 
 import market as domain
 from storage.engine import read_transaction, write_transaction
@@ -40,7 +41,7 @@ __all__ = [
 UNAUTHORIZED_PREFIX = "unauthorized: "
 _FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settlement)
 _IDS_PER_QUERY = 500
-_IDS = bindparam("ids", expanding=True)
+_IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 # Built once (building a statement and its cache key per call showed in a profile).
 _FILL_ROWS = select(
     _FILLS.c.id, _FILLS.c.market_id, _FILLS.c.maker_order_id, _FILLS.c.taker_order_id,
@@ -133,7 +134,7 @@ def _orders(
     unreadable: dict[str, str] = {}
     for chunk in _chunks(order_ids):
         for row in connection.execute(_ORDER_ROWS, {"ids": chunk}):
-            rebuilt = signed_order_of_row(row._mapping)
+            rebuilt = signed_order_of_row(dict(row._mapping))
             if isinstance(rebuilt, str):
                 unreadable[row.id] = rebuilt
             else:

@@ -64,7 +64,7 @@ def upsert_account_snapshots(
         for account in snapshots
     ]
     with write_transaction(engine, "storage.account_snapshot") as connection:
-        _quarantine_malformed(connection, [row["token_account"] for row in rows])
+        _quarantine_malformed(connection, [str(row["token_account"]) for row in rows])
         connection.execute(_upsert(connection.dialect.name), rows)
 
 
@@ -75,7 +75,7 @@ def _quarantine_malformed(connection: Connection, token_accounts: Sequence[str])
     for row in connection.execute(stmt):
         problem = snapshot_problem(row._mapping)
         if problem is not None:
-            entries.append(QuarantineEntry("cache", row.token_account, problem, row._mapping))
+            entries.append(QuarantineEntry("cache", row.token_account, problem, dict(row._mapping)))
     if entries:
         quarantine_rows(connection, entries)
         bad = [entry.row_id for entry in entries]

@@ -39,7 +39,7 @@ def check_integrity(engine: Engine, *, timeout_s: float = DEFAULT_INTEGRITY_TIME
         raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _PROGRESS_EVERY)
         try:
             rows = raw.execute(f"PRAGMA quick_check({_MAX_FINDINGS})").fetchall()
-        except Exception as error:  # noqa: BLE001 - interrupted, or the file is not a database
+        except Exception as error:
             if "interrupt" in str(error).lower():
                 logger.bind(action="storage.integrity_unfinished", timeout_s=timeout_s).warning(
                     f"the integrity check did not finish within {timeout_s} s; starting anyway"

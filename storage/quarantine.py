@@ -57,9 +57,9 @@ from storage.models import (
 from storage.types import U64, U64_MAX
 
 __all__ = [
+    "FAILURES_BEFORE_QUARANTINE",
     "MAX_RAW_CHARS",
     "MAX_REASON_CHARS",
-    "FAILURES_BEFORE_QUARANTINE",
     "QuarantineEntry",
     "QuarantinedRecord",
     "count_quarantined",

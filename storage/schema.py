@@ -16,11 +16,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from loguru import logger
+from sqlalchemy import inspect
 from sqlalchemy.engine import Connection, Engine
 
 from storage.engine import read_transaction, write_transaction
-from sqlalchemy import inspect
-
 from storage.errors import NotACrankDatabase, SchemaOutdated, SchemaTooNew, StorageError
 
 __all__ = [

@@ -28,7 +28,6 @@ from supervision.supervisor import (
 )
 from supervision.tracing import current_trace_id, new_trace_id, set_tracing, trace
 
-
 __all__ = [
     "DEAD_LETTERS",
     "EXIT_DEADLINE",
@@ -61,8 +60,8 @@ __all__ = [
     "RestartType",
     "RootRunner",
     "SelfAddress",
-    "ShutdownExit",
     "SendResult",
+    "ShutdownExit",
     "StartFailed",
     "Strategy",
     "SupervisionEvent",

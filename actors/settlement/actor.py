@@ -797,10 +797,11 @@ class SettlementActor(CrankActor):
     def _confirm_batch(self, landed: list[tuple[SettlementWork, Landed]]) -> None:
         """Record landed attempts confirmed, in one transaction."""
         crash_point("attempt_landed")
-        confirmations = [
-            storage.Confirmation(work.claim, decision.signature, decision.slot)
-            for work, decision in landed
-        ]
+        confirmations = []
+        for work, decision in landed:
+            # Only landings with a known signature come here (_decide_all routes the rest).
+            assert decision.signature is not None and decision.slot is not None
+            confirmations.append(storage.Confirmation(work.claim, decision.signature, decision.slot))
         try:
             results = storage.confirm_settlements(self._claims.queue(), confirmations)
         except storage.StorageError as error:

@@ -202,6 +202,7 @@ def finish_decision(
         return Finished(work.id, work.fill, "confirmed", None, None, note,
                         fill_age_s=_age_s(work.claim))  # fmt: skip
     if isinstance(decision, Landed):
+        assert decision.signature is not None and decision.slot is not None  # handled above
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
         return confirmed(work, decision)
     if isinstance(decision, LandedFailed):

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from crank_node.chaos.marker_checks import MarkerAccounting
-from localnet.audit import ChainSettlements
 from crank_node.harness.scenario import reconcile
+from localnet.audit import ChainSettlements
 from market import Fill
 
 __all__ = [

@@ -186,7 +186,7 @@ def netns_unavailable() -> str | None:
     for tool in ("ip", "iptables"):
         if shutil.which(tool) is None:
             return f"`{tool}` is not installed (apt-get install iproute2 iptables)"
-    probe = subprocess.run(  # noqa: S603
+    probe = subprocess.run(
         ["ip", "netns", "list"],  # noqa: S607  (found on the PATH: iproute2)
         capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
     )  # fmt: skip

@@ -27,15 +27,15 @@ from crank_node.chaos.audit import (
 )
 from crank_node.chaos.checks import InvariantResult
 from crank_node.chaos.faults import plan_faults
+from crank_node.chaos.forwarder import Forwarder, Route
 from crank_node.chaos.lease_checks import NodeDown
 from crank_node.chaos.marker_checks import MarkerAccounting, account_for_markers
 from crank_node.chaos.monitor import POLL_S, LeaseMonitor, MonitorRecord
+from crank_node.chaos.netns import NamespaceHosts, NetLab, offset_seconds
+from crank_node.chaos.partitions import partition_findings
 from crank_node.chaos.report import ChaosReport, ChaosShape
 from crank_node.chaos.scheduler import FaultScheduler, InjectedFault
 from crank_node.chaos.takeover import expired_while_up, resume_findings, takeovers
-from crank_node.chaos.forwarder import Forwarder, Route
-from crank_node.chaos.netns import NamespaceHosts, NetLab, offset_seconds
-from crank_node.chaos.partitions import partition_findings
 from crank_node.chaos.targets import ChaosTargets, NetworkTargets
 from crank_node.demo.nodes import http_addrs
 from crank_node.demo.orders import OrderSubmitter, SubmissionTally
@@ -47,12 +47,12 @@ from crank_node.demo.progress import (
     read_counts,
 )
 from crank_node.demo.summary import write_json
+from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.processes import NodeProcesses, NodeSetup
+from crank_node.harness.scenario import Scenario, build_scenario
 from crank_node.harness.skeleton import StopRequests
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.audit import existing_accounts, scan_settlements
-from crank_node.harness.order_flow import OrderFlow
-from crank_node.harness.scenario import Scenario, build_scenario
 from storage import StorageError, fair_share, open_engine, sqlite_url, upgrade
 from supervision.errors import CrankError
 

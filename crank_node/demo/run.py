@@ -30,10 +30,10 @@ from crank_node.demo.progress import (
     read_counts,
 )
 from crank_node.demo.summary import DemoSummary, RunShape, problems_of
-from crank_node.harness.skeleton import StopRequests
-from localnet import LocalnetConfig, LocalnetServer
 from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.scenario import Scenario, build_scenario, reconcile
+from crank_node.harness.skeleton import StopRequests
+from localnet import LocalnetConfig, LocalnetServer
 from storage import fair_share, open_engine, sqlite_url, upgrade
 from supervision.errors import CrankError
 

@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 
 import crank_node
-
 from crank_node.harness.node_client import NodeClient, NodeRefused, NodeUnreachable
 from crank_node.node.settings import CrankSettings, flag_name
 from crank_node.node.settings_layers import load_settings

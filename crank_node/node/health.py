@@ -86,7 +86,7 @@ class HealthServer:
             max_body_bytes=self.limits.max_body_bytes, body_timeout_s=self.limits.body_timeout_s
         )
         operator_limits = replace(self.limits, max_connections=OPERATOR_MAX_CONNECTIONS)
-        middlewares = [] if operator_token is None else [bearer_middleware(operator_token)]
+        middlewares: list[Any] = [] if operator_token is None else [bearer_middleware(operator_token)]
         operator = web.Application(middlewares=middlewares)
         operator.router.add_get("/health", self._health)
         operator.router.add_get("/status", self._status)

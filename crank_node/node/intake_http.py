@@ -95,7 +95,7 @@ class RateLimited(domain.InvalidField):
         self.wait_s = wait_s
 
 
-class ClientGone(Exception):  # noqa: N818  (an event, not an error of ours)
+class ClientGone(Exception):
     """the client closed the connection before its body arrived."""
 
 

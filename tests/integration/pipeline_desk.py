@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
 import storage
-from localnet import LocalnetServer
 from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.scenario import Scenario, build_scenario
+from localnet import LocalnetServer
 from market import Order, Side, sign_order
 from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order as OrderRow

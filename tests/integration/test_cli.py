@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from crank_node.cli.main import COMMANDS
 from crank_node import __version__
+from crank_node.cli.main import COMMANDS
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"

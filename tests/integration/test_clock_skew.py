@@ -34,8 +34,8 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 import storage
-from localnet import LocalnetConfig, LocalnetServer
 from crank_node.harness.scenario import Scenario, build_scenario
+from localnet import LocalnetConfig, LocalnetServer
 from market import Order, Side, SignedOrder, sign_order
 from storage import open_engine, read_db_now, sqlite_url, upgrade
 from storage.models import Fill as FillRow

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from localnet import LocalnetConfig, LocalnetServer
 from crank_node.harness.scenario import reconcile
+from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
 from tests.integration.pipeline_desk import Desk
 

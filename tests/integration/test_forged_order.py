@@ -24,10 +24,10 @@ from sqlalchemy.engine import Engine
 
 import storage
 from actors.settlement import Finished
+from crank_node.harness.scenario import Scenario, build_scenario
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from crank_node.harness.scenario import Scenario, build_scenario
 from market import Order, Side, SignedOrder, sign_order
 from storage.models import Fill, table_of
 from storage.models import Order as OrderRow

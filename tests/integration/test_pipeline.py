@@ -24,11 +24,11 @@ from sqlalchemy.engine import Engine
 
 import storage
 from actors.settlement import Finished
+from crank_node.harness.order_flow import OrderFlow
+from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from crank_node.harness.order_flow import OrderFlow
-from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from storage.models import Fill, Order, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder

@@ -26,12 +26,12 @@ from sqlalchemy.engine import Connection, Engine
 import market as domain
 import storage
 from actors.settlement import Finished
+from crank_node.harness.scenario import Scenario, build_scenario
 from crank_node.node.health import HealthServer
 from crank_node.node.metrics import flatten_tree
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from crank_node.harness.scenario import Scenario, build_scenario
 from storage.models import Fill, Order, OrderStateCache, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder

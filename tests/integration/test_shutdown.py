@@ -20,9 +20,9 @@ from pathlib import Path
 import pytest
 
 import storage
+from crank_node.harness.scenario import reconcile
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.faults import Faults
-from crank_node.harness.scenario import reconcile
 from tests.integration.chain_audit import settled_fill_ids
 from tests.integration.pipeline_desk import Desk, crossing_pairs_left, unsettled
 

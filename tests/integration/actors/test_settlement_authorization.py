@@ -25,7 +25,7 @@ from market import sign_order
 from storage.models import Fill, Order, Settlement, table_of
 from tests.conftest import Recorder
 from tests.integration.actors.test_settlement_actor import Settler
-from tests.integration.actors.test_settlement_actor import localnet as localnet  # noqa: F401  (fixture)
+from tests.integration.actors.test_settlement_actor import localnet as localnet
 from tests.integration.market.conftest import LOT_ATOMS, make_trade
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
@@ -34,7 +34,7 @@ _FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settle
 
 
 @pytest.fixture
-def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterator[Settler]:  # noqa: F811
+def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterator[Settler]:
     """A trade's market and both signed orders stored, nothing matched yet."""
     trade = make_trade(localnet)
     storage.insert_market(engine, trade.market)
@@ -73,7 +73,7 @@ def _assert_refused_unsigned(settler: Settler, settlement_id: str, before: dict[
     assert record is not None
     assert settler.trade.balances() == before, "tokens moved"
     assert storage.list_attempts(settler.engine, settlement_id) == [], "a transaction was signed"
-    assert getattr(outcome, "outcome") == "unauthorized"
+    assert outcome.outcome == "unauthorized"
     assert record.status == "failed"
     assert record.last_error is not None and record.last_error.startswith("unauthorized: ")
     assert settler.state().refused == 1
@@ -118,7 +118,7 @@ def test_a_forged_fill_row_at_a_thousand_times_the_price_is_never_signed(
 
 
 def test_an_order_edited_after_matching_is_never_signed(
-    desk: Settler, engine: Engine, localnet: LocalnetServer  # noqa: F811
+    desk: Settler, engine: Engine, localnet: LocalnetServer
 ) -> None:
     """A real fill, then the buy order's row edited to receive the base tokens in the
     attacker's account: the order's stored terms no longer hash to its id (and the

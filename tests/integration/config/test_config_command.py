@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from crank_node.cli import config as config_command
 from solders.keypair import Keypair
+
+from crank_node.cli import config as config_command
 
 ROOT = Path(__file__).resolve().parents[3]
 LAUNCHER = ROOT / "bin" / "crank-node"

@@ -186,7 +186,7 @@ def test_a_wallet_path_that_is_a_fifo_or_a_device_is_refused_without_hanging(
     def load() -> None:
         try:
             load_keypair(path)
-        except BaseException as error:  # noqa: BLE001 - handed to the test thread
+        except BaseException as error:
             outcome.append(error)
         else:
             outcome.append(None)

@@ -224,7 +224,7 @@ def test_a_non_loopback_operator_listener_without_a_token_is_refused(
     """HealthServer itself refuses to put /status and /metrics on 0.0.0.0 without a
     bearer token (defence in depth behind the settings' check)."""
     with pytest.raises(OperatorTokenError, match="needs a bearer token"):
-        HealthServer(StandInNode(intake), "0.0.0.0", 0)  # type: ignore[arg-type]  # noqa: S104
+        HealthServer(StandInNode(intake), "0.0.0.0", 0)  # type: ignore[arg-type]
 
 
 def test_with_a_token_every_operator_route_needs_it_compared_exactly(
@@ -286,7 +286,7 @@ def test_asyncio_errors_on_a_listener_loop_are_one_line_per_interval_without_tra
     context = {"message": "socket.accept() out of system resource",
                "exception": OSError(24, "Too many open files")}  # fmt: skip
     for _ in range(500):
-        listener._loop_exception(None, context)  # noqa: SLF001  (the loop's handler itself)
+        listener._loop_exception(None, context)
 
     assert server.stats()["intake"]["loop_errors"] == 500
     lines = [r for r in captured_logs if r["extra"].get("action") == "http.loop_error"]

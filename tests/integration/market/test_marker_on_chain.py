@@ -80,7 +80,7 @@ def test_a_second_attempt_with_another_blockhash_lands_failed_at_the_marker_and_
     marker = marker_for(trade.authority, trade.fill.fill_id)
     account = ledger.account(marker.address, ledger.slot)
     assert account is not None and account.lamports == MARKER_RENT_LAMPORTS
-    assert len(account.data) == 0 and MARKER_RENT_LAMPORTS == ledger.minimum_balance_for_rent_exemption(0)
+    assert len(account.data) == 0 and ledger.minimum_balance_for_rent_exemption(0) == MARKER_RENT_LAMPORTS
 
 
 def _public_seed(fill_id: str) -> str:

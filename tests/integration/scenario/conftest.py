@@ -11,8 +11,8 @@ from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from localnet import LocalnetConfig, LocalnetServer
 from crank_node.harness.scenario import DEFAULT_LOT_SIZE_ATOMS, DEFAULT_TICK_SIZE_ATOMS, Scenario
+from localnet import LocalnetConfig, LocalnetServer
 from market import Market
 
 NOW_S = 1_700_000_000

@@ -12,9 +12,9 @@ from hypothesis import strategies as st
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from localnet import LocalnetServer
 from crank_node.harness.order_flow import OrderFlow, order_terms
 from crank_node.harness.scenario import DEFAULT_LOT_SIZE_ATOMS, Scenario, build_scenario
+from localnet import LocalnetServer
 from market import (
     Book,
     Fill,

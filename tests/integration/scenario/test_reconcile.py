@@ -17,9 +17,9 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import storage
-from localnet import LocalnetServer
 from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.scenario import BalanceMismatch, Scenario, build_scenario, reconcile
+from localnet import LocalnetServer
 from market import Book, Fill, build_settlement_transaction, match
 
 from .conftest import BASE_ATOMS, QUOTE_ATOMS, rpc

@@ -10,13 +10,13 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import storage
-from localnet import LocalnetServer
 from crank_node.harness.scenario import (
     DEFAULT_FEE_PAYER_LAMPORTS,
     Scenario,
     ScenarioError,
     build_scenario,
 )
+from localnet import LocalnetServer
 from market import AccountState, decode_token_account
 
 from .conftest import BASE_ATOMS, QUOTE_ATOMS, SEED, offline_scenario, rpc

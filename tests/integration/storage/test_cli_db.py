@@ -6,8 +6,8 @@ import argparse
 from pathlib import Path
 
 import pytest
-from crank_node.cli import db as db_command
 
+from crank_node.cli import db as db_command
 from storage import head_revision, history
 
 pytestmark = pytest.mark.integration

@@ -127,7 +127,7 @@ def run_in_otp(scenarios: list[Scenario], tmp_path: Path) -> dict[tuple[int, int
     terms = tmp_path / "scenarios.terms"
     terms.write_text("".join(map(erlang_scenario, scenarios)), encoding="utf-8")
     # Bounded: the whole reference run takes well under a second of CPU.
-    result = subprocess.run(  # noqa: S603  (a fixed escript on a file this test wrote)
+    result = subprocess.run(
         [shutil.which("escript") or "escript", str(ESCRIPT), str(terms)],
         capture_output=True,
         text=True,

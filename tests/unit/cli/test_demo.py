@@ -13,8 +13,8 @@ from crank_node.demo.nodes import NodeSetup, http_addrs
 from crank_node.demo.orders import SubmissionTally
 from crank_node.demo.progress import DemoCounts, ProgressMeter, percentile
 from crank_node.demo.summary import DemoSummary, RunShape, problems_of
-from crank_node.harness.skeleton import StopRequests
 from crank_node.harness.scenario import BalanceMismatch, Reconciliation
+from crank_node.harness.skeleton import StopRequests
 
 SHAPE = RunShape(nodes=1, markets=2, makers=4, seed=7, rate_per_s=50.0, slot_ms=400, workdir="w")
 GOOD = Reconciliation(mismatches=(), accounts_checked=16, settled_fill_count=3,

@@ -73,7 +73,7 @@ def test_the_log_limiter_keeps_a_bounded_number_of_keys() -> None:
     limiter = LogLimiter(interval_s=10.0, max_keys=3)
     for index in range(50):
         limiter.allow(f"k{index}", 0.0)
-    assert len(limiter._last) == 3  # noqa: SLF001  (the bound is the point of the test)
+    assert len(limiter._last) == 3
 
 
 def test_clip_keeps_short_text_and_cuts_long_text_with_a_marker() -> None:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from crank_node.cli import status as status_command
 
+from crank_node.cli import status as status_command
 from crank_node.cli.main import build_parser
 from crank_node.cli.status import format_status, format_table, status_url
 from crank_node.node.settings import DEFAULT_HTTP_ADDR

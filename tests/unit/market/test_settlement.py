@@ -11,7 +11,7 @@ from solders.compute_budget import set_compute_unit_limit, set_compute_unit_pric
 from solders.hash import Hash
 from solders.instruction import AccountMeta, Instruction
 from solders.keypair import Keypair
-from solders.system_program import ID as SYSTEM_PROGRAM_ID  # noqa: I001
+from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.transaction import Transaction, VersionedTransaction
 from spl.memo.constants import MEMO_PROGRAM_ID
 from spl.token.constants import TOKEN_PROGRAM_ID
