@@ -24,6 +24,7 @@ from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
+from storage import get_settlement
 from supervision.shutdown import ShutdownCoordinator
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -89,15 +90,13 @@ def test_orders_signed_in_typescript_fill_and_settle_seen_through_the_stream(
             server.stop()
             ShutdownCoordinator(node.shutdown_phases(), deadline_s=60).run()
 
-    print(finished.stdout)  # the report quotes it  # noqa: T201
+    print(finished.stdout)  # the report quotes it
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-3000:]
     steps = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
     settled = steps[-1]
     assert settled["step"] == "settled" and settled["signature"], steps
     submitted = [step for step in steps if step["step"] == "submitted"]
     assert [step["nonce"] for step in submitted] == [str(2**53 + 1), str(2**53 + 2)]
-    from storage import get_settlement  # noqa: PLC0415
-
     record = get_settlement(engine, settled["fill_id"])
     assert record is not None and record.status == "confirmed", record
     assert elapsed_s < RUN_TIMEOUT_S
