@@ -40,7 +40,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -76,6 +76,7 @@ __all__ = [
 
 IntakeSource = Callable[[], OrderIntake | None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_BASE58 = "[1-9A-HJ-NP-Za-km-z]+"
 _DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() also takes ' 5', '1_000', '٥'
 
 
@@ -110,7 +111,7 @@ class IntakeLimits:
     maker_rate_per_s: float = 10.0
     maker_burst: int = 20
     log_interval_s: float = 10.0
-    stream: StreamLimits = StreamLimits()
+    stream: StreamLimits = field(default_factory=StreamLimits)
 
 
 # Most specific first: the first class an error is an instance of decides.
@@ -187,9 +188,10 @@ def add_intake_routes(
     app.router.add_post("/orders", routes.submit)
     app.router.add_get("/orders", routes.list_orders)
     app.router.add_post("/orders/cancel-all", routes.cancel_all)
-    app.router.add_post("/orders/{order_id}/cancel", routes.cancel)
-    app.router.add_get("/orders/{order_id}", routes.get)
-    app.router.add_get("/orders/{order_id}/fills", routes.order_fills)
+    # An order id is base58: the pattern keeps /orders/cancel-all from also being an order.
+    app.router.add_post(f"/orders/{{order_id:{_BASE58}}}/cancel", routes.cancel)
+    app.router.add_get(f"/orders/{{order_id:{_BASE58}}}", routes.get)
+    app.router.add_get(f"/orders/{{order_id:{_BASE58}}}/fills", routes.order_fills)
     app.router.add_get("/fills", routes.maker_fills)
     app.router.add_get("/markets/{market_id}/book", routes.book)
     app.router.add_get("/stream", routes.stream)
@@ -235,7 +237,8 @@ class _Guard:
         except web.HTTPException as error:  # aiohttp's own 404/405: the same JSON shape
             if error.status < 400:
                 raise
-            return json_error(error.status, "path", error.reason, type(error).__name__)
+            allow = {"Allow": error.headers["Allow"]} if "Allow" in error.headers else None
+            return json_error(error.status, "path", error.reason, type(error).__name__, allow)
 
     def charge_maker(self, maker: str) -> None:
         wait_s = self.makers.take(maker, self.now_s())
@@ -282,8 +285,8 @@ class _IntakeRoutes:
         order_id = request.match_info["order_id"]
 
         def fills(intake: OrderIntake, _payload: object) -> dict[str, Any]:
-            return {"order_id": order_id,
-                    "fills": [fill_json(fill) for fill in intake.order_fills(order_id)]}  # fmt: skip
+            found = intake.order_fills(order_id)
+            return {"order_id": order_id, "fills": [fill_json(fill) for fill in found]}
 
         return await self._answer(request, fills)
 
@@ -333,7 +336,9 @@ class _IntakeRoutes:
             if not market_id:
                 raise domain.MissingField("market_id", "the query parameter is required")
             statuses = query.get("status")
-            chosen = [s for s in statuses.split(",") if s] if statuses else None
+            chosen = None if statuses is None else statuses.split(",")
+            if chosen is not None and "" in chosen:
+                raise domain.InvalidField("status", "must be statuses separated by commas")
             orders = intake.list_orders(market_id, chosen, _limit(query.get("limit")))
             return {"market_id": market_id, "orders": [order_json(order) for order in orders]}
 
@@ -491,19 +496,24 @@ MAX_SAFE_JSON_INTEGER = 2**53
 
 
 def refuse_unsafe_integers(document: object) -> object:
-    """``document`` itself, unless a top-level value is a JSON number above 2^53: that is
-    400 naming its key and saying to send a decimal string, because the maker's own
-    JSON library may already have rounded it (and signed the rounded value)."""
-    if isinstance(document, dict):
-        for key, value in document.items():
-            unsafe = isinstance(value, int) and not isinstance(value, bool)
-            if unsafe and abs(value) > MAX_SAFE_JSON_INTEGER:
-                raise domain.NumberOutOfRange(
-                    clip(str(key)),
-                    f"is a JSON number above 2^53 ({MAX_SAFE_JSON_INTEGER}), which many "
-                    'JSON readers round; send it as a decimal string, e.g. "'
-                    f'{clip(str(value), 24)}"',
-                )
+    """``document`` with its top-level JSON numbers checked: one above 2^53 is 400 naming
+    its key and saying to send a decimal string (the maker's own JSON library may already
+    have rounded it, and signed the rounded value); an integral one written as ``797.0``
+    or ``1e3`` is that integer (JSON, and JSON Schema's ``integer``, make no difference)."""
+    if not isinstance(document, dict):
+        return document
+    for key, value in document.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if abs(value) > MAX_SAFE_JSON_INTEGER:
+            shown = str(value) if isinstance(value, int) else "..."
+            raise domain.NumberOutOfRange(
+                clip(str(key)),
+                f"is a JSON number above 2^53 ({MAX_SAFE_JSON_INTEGER}), which many "
+                f'JSON readers round; send it as a decimal string, e.g. "{clip(shown, 24)}"',
+            )
+        if isinstance(value, float) and value.is_integer():
+            document[key] = int(value)
     return document
 
 

@@ -148,8 +148,9 @@ def _param(name: str, where: str, schema: Schema, required: bool, text: str) -> 
 
 
 _ORDER_ID = _param("order_id", "path", _BASE58_32, True, "base58 SHA-256 of the order's bytes")
-_LIMIT = _param("limit", "query", {"type": "string", "pattern": "^[0-9]{1,9}$"}, False,
+_LIMIT = _param("limit", "query", {"type": "integer", "minimum": 1, "maximum": 1000}, False,
                 "1 to 1000; 100 by default")  # fmt: skip
+_STATUS_LIST = "^({0})(,({0}))*$".format("|".join(_ORDER_STATUSES))
 
 
 def _paths() -> Schema:
@@ -162,7 +163,8 @@ def _paths() -> Schema:
             "get": {"operationId": "listOrders", "summary": "A market's orders, newest first",
                     "parameters": [
                         _param("market_id", "query", _MARKET_ID, True, "the market"),
-                        _param("status", "query", {"type": "string"}, False,
+                        _param("status", "query", {"type": "string", "pattern": _STATUS_LIST},
+                               False,
                                "comma-separated statuses: " + ", ".join(_ORDER_STATUSES)),
                         _LIMIT],
                     "responses": {**_ok(200, "OrderList", "the orders"), **_errors(404)}},
