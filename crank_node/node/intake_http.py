@@ -40,6 +40,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,7 +62,13 @@ from crank_node.node.intake_errors import (
 )
 from crank_node.node.intake_fills import advance_cursor, decode_cursor, encode_cursor, fill_json
 from crank_node.node.intake_openapi import openapi_document
-from crank_node.node.intake_stream import StreamLimits, StreamState, serve_stream, stream_topic
+from crank_node.node.intake_stream import (
+    SharedBooks,
+    StreamLimits,
+    StreamState,
+    serve_stream,
+    stream_topic,
+)
 from market.cancel_all import SignedCancelAll
 
 __all__ = [
@@ -175,7 +182,11 @@ def intake_app(
     async def end_streams(_app: web.Application) -> None:
         guard.stopping = True  # each stream ends within a poll interval
 
+    async def join_stream_threads(_app: web.Application) -> None:
+        guard.stream_pool.shutdown(wait=True, cancel_futures=True)
+
     app.on_shutdown.append(end_streams)
+    app.on_cleanup.append(join_stream_threads)
     return app
 
 
@@ -212,6 +223,12 @@ class _Guard:
         self.limits = limits
         self.stream = limits.stream
         self.stopping = False  # the listener is stopping: live streams end
+        self.open_streams = 0  # only the listener's loop thread changes it
+        # Half a poll interval: every stream of a market in one round shares one read.
+        self.books = SharedBooks(limits.stream.poll_interval_s / 2)
+        self.stream_pool = ThreadPoolExecutor(
+            max_workers=limits.stream.poll_threads, thread_name_prefix="intake-stream"
+        )
         self.events = events or ListenerEvents("intake", limits.log_interval_s)
         self.now_s = now_s
         self.clients = KeyedBuckets(limits.client_rate_per_s, limits.client_burst)
@@ -313,16 +330,28 @@ class _IntakeRoutes:
 
         def open_stream(intake: OrderIntake, _payload: object) -> dict[str, Any]:
             topic = stream_topic(intake, query.get("market_id"), query.get("maker"))
-            opened.append(StreamState(topic, decode_cursor(since), self._guard.stream.page_fills))
+            guard = self._guard
+            opened.append(StreamState(topic, decode_cursor(since), guard.stream.page_fills,
+                                      guard.books))  # fmt: skip
             return {}
 
+        guard = self._guard
+        if guard.open_streams >= guard.stream.max_streams:
+            guard.events.count("streams_refused")
+            return error_response(IntakeUnavailable(
+                "stream", f"{guard.stream.max_streams} live streams are open; retry later"
+            ))  # fmt: skip
         refused = await self._answer(request, open_stream)
         intake = self._intake()
         if not opened or intake is None:
             return refused
-        guard = self._guard
-        return await serve_stream(request, intake, opened[0], guard.stream, guard.events,
-                                  stopping=lambda: guard.stopping)  # fmt: skip
+        guard.open_streams += 1
+        try:
+            return await serve_stream(request, intake, opened[0], guard.stream, guard.events,
+                                      stopping=lambda: guard.stopping,
+                                      executor=guard.stream_pool)  # fmt: skip
+        finally:
+            guard.open_streams -= 1
 
     async def get(self, request: web.Request) -> web.StreamResponse:
         order_id = request.match_info["order_id"]

@@ -32,7 +32,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -55,6 +58,7 @@ from storage.maker_fills import (
 
 __all__ = [
     "ClientBuffer",
+    "SharedBooks",
     "StreamEvent",
     "StreamLimits",
     "StreamState",
@@ -69,11 +73,17 @@ _LIVE_ORDER = ("open", "unfunded")
 
 @dataclass(frozen=True)
 class StreamLimits:
+    """Per client: a poll every ``poll_interval_s``, ``buffer_events`` buffered. For the
+    node: at most ``max_streams`` at once (503 past it), all polling on ``poll_threads``
+    threads of their own, so streams never take the threads that answer orders."""
+
     poll_interval_s: float = 0.5
     buffer_events: int = 256
     heartbeat_s: float = 15.0
     page_fills: int = 200
     drop_write_timeout_s: float = 1.0
+    max_streams: int = 256
+    poll_threads: int = 2
 
 
 class StreamEvent(NamedTuple):
@@ -119,8 +129,11 @@ class StreamState:
     """What one client has been told; :meth:`poll` (blocking: the database) gives what
     is new since."""
 
-    def __init__(self, topic: Topic, seen: dict[str, int], page_fills: int) -> None:
+    def __init__(
+        self, topic: Topic, seen: dict[str, int], page_fills: int, books: SharedBooks
+    ) -> None:
         self.topic = topic
+        self.books = books
         self.seen = dict(seen)
         self.page_fills = page_fills
         self.watching: dict[str, str] = {}  # fill id -> settlement state told
@@ -140,7 +153,7 @@ class StreamState:
         events += self._new_fills(intake)
         events += self._settlement_changes(intake)
         if self.topic.market_id is not None:
-            book = _book(intake, self.topic.market_id)
+            book = self.books.get(intake, self.topic.market_id)
             if book != self.book:
                 self.book = book
                 events.append(StreamEvent("book", book))
@@ -197,10 +210,25 @@ class StreamState:
         return events
 
 
-def _book(intake: OrderIntake, market_id: str) -> dict[str, Any]:
-    from crank_node.node.intake_http import book_json  # noqa: PLC0415  (intake_http imports this)
+class SharedBooks:
+    """Each market's depth, read at most once per ``max_age_s`` whatever the number of
+    streams of it (the book is the heavy read: every open order of the market)."""
 
-    return book_json(intake.book(market_id))
+    def __init__(self, max_age_s: float, now_s: Callable[[], float] = time.monotonic) -> None:
+        self.max_age_s = max_age_s
+        self.now_s = now_s
+        self._lock = threading.Lock()
+        self._books: dict[str, tuple[float, dict[str, Any]]] = {}
+
+    def get(self, intake: OrderIntake, market_id: str) -> dict[str, Any]:
+        from crank_node.node.intake_http import book_json  # noqa: PLC0415  (it imports us)
+
+        with self._lock:  # one reader at a time: the others wait for its answer
+            read_at, book = self._books.get(market_id, (float("-inf"), {}))
+            if self.now_s() - read_at >= self.max_age_s:
+                book = book_json(intake.book(market_id))
+                self._books[market_id] = (self.now_s(), book)
+            return book
 
 
 def stream_topic(intake: OrderIntake, market_id: str | None, maker: str | None) -> Topic:
@@ -225,6 +253,7 @@ async def serve_stream(
     events: ListenerEvents,
     *,
     stopping: Callable[[], bool] = lambda: False,
+    executor: Executor | None = None,
 ) -> web.StreamResponse:
     """Stream ``state``'s events to the client until it leaves, falls behind, intake
     closes or the listener stops (``stopping()``)."""
@@ -240,7 +269,7 @@ async def serve_stream(
     events.count("streams_opened")
     try:
         while not (writer.done() or intake.closed or stopping() or _client_gone(request)):
-            polled = await loop.run_in_executor(None, state.poll, intake)
+            polled = await loop.run_in_executor(executor, state.poll, intake)
             quiet_s = 0.0 if polled else quiet_s + limits.poll_interval_s
             if quiet_s >= limits.heartbeat_s:
                 quiet_s, polled = 0.0, [StreamEvent("heartbeat", {})]

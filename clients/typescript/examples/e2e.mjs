@@ -26,31 +26,12 @@ async function order(trader, side, nonce) {
 }
 
 async function followUntilSettled(maker, deadlineMs) {
-  const controller = new AbortController();
-  const timer = setTimeout(() => controller.abort(), deadlineMs);
-  try {
-    const answer = await fetch(`${config.url}/stream?maker=${maker}`, { signal: controller.signal });
-    const decoder = new TextDecoder();
-    let pending = "";
-    for await (const chunk of answer.body) {
-      pending += decoder.decode(chunk, { stream: true });
-      let end;
-      while ((end = pending.indexOf("\n\n")) >= 0) {
-        const frame = pending.slice(0, end);
-        pending = pending.slice(end + 2);
-        const fields = Object.fromEntries(frame.split("\n").map((l) => [l.slice(0, l.indexOf(": ")), l.slice(l.indexOf(": ") + 2)]));
-        if (fields.event === "heartbeat") continue;
-        const data = JSON.parse(fields.data);
-        say("event", { event: fields.event, id: fields.id ?? null, data });
-        const settlement = data.settlement;
-        if (settlement && settlement.state === "confirmed") return data;
-      }
-    }
-    throw new Error("the stream ended before the fill settled");
-  } finally {
-    clearTimeout(timer);
-    controller.abort();
+  const signal = AbortSignal.timeout(deadlineMs);
+  for await (const { event, id, data } of client.stream({ maker }, { signal })) {
+    say("event", { event, id, data });
+    if (data?.settlement?.state === "confirmed") return data;
   }
+  throw new Error("the stream ended before the fill settled");
 }
 
 const sell = await order(config.seller, "sell", 1);

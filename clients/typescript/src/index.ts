@@ -257,4 +257,49 @@ export class CrankClient {
     const query = new URLSearchParams({ maker, ...(since ? { since } : {}) });
     return this.call("GET", `/fills?${query}`);
   }
+
+  /**
+   * The live stream (`GET /stream`) of a market (`{ market_id }`) or a maker
+   * (`{ maker }`), from `since` (the last event id seen), as parsed events. Heartbeats
+   * are skipped; it ends when the node drops the connection (a `dropped` event says
+   * why) or `signal` aborts. Reconnect with the last `id` to miss nothing.
+   */
+  async *stream(
+    topic: { market_id: string } | { maker: string },
+    options: { since?: string; signal?: AbortSignal } = {},
+  ): AsyncGenerator<StreamEvent> {
+    const query = new URLSearchParams({ ...topic, ...(options.since ? { since: options.since } : {}) });
+    const answer = await fetch(`${this.baseUrl}/stream?${query}`, { signal: options.signal });
+    if (!answer.ok || answer.body === null) {
+      const error = ((await answer.json()) as any).error ?? {};
+      throw new CrankApiError(answer.status, error.code, error.field ?? null, error.reason);
+    }
+    const decoder = new TextDecoder();
+    let pending = "";
+    for await (const chunk of answer.body as unknown as AsyncIterable<Uint8Array>) {
+      pending += decoder.decode(chunk, { stream: true });
+      let end: number;
+      while ((end = pending.indexOf("\n\n")) >= 0) {
+        const event = parseEvent(pending.slice(0, end));
+        pending = pending.slice(end + 2);
+        if (event.event !== "heartbeat") yield event;
+      }
+    }
+  }
+}
+
+/** One Server-Sent Event of `GET /stream`: `fill`, `settlement`, `book`, `order`, `dropped`. */
+export interface StreamEvent {
+  event: string;
+  id: string | null;
+  data: any;
+}
+
+function parseEvent(frame: string): StreamEvent {
+  const fields: Record<string, string> = {};
+  for (const line of frame.split("\n")) {
+    const colon = line.indexOf(": ");
+    if (colon > 0) fields[line.slice(0, colon)] = line.slice(colon + 2);
+  }
+  return { event: fields.event ?? "message", id: fields.id ?? null, data: JSON.parse(fields.data ?? "null") };
 }
