@@ -24,9 +24,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from market.errors import BadSignature, InvalidField, WrongSigner
+from market.errors import BadSignature
 from market.fields import check_pubkey, check_u64, order_id_bytes
 from market.json_fields import JsonDict, JsonFields
+from market.maker_signature import check_signature, sign_as_maker
 
 __all__ = ["CANCEL_DOMAIN", "CancelRequest", "SignedCancel", "sign_cancel"]
 
@@ -81,10 +82,7 @@ class SignedCancel:
     signature: Signature
 
     def __post_init__(self) -> None:
-        if not isinstance(self.signature, Signature):
-            raise InvalidField(
-                "signature", f"must be a Signature, got {type(self.signature).__name__}"
-            )
+        check_signature(self.signature)
 
     def to_json(self) -> JsonDict:
         """The request's JSON form with one more key, ``signature`` (base58)."""
@@ -107,8 +105,5 @@ class SignedCancel:
 
 def sign_cancel(request: CancelRequest, maker: Keypair) -> SignedCancel:
     """``request`` signed by ``maker``, whose public key must be ``request.maker``."""
-    if maker.pubkey() != request.maker:
-        raise WrongSigner(
-            "maker", f"the keypair is {maker.pubkey()}, the request's maker is {request.maker}"
-        )
-    return SignedCancel(request, maker.sign_message(request.encode()))
+    signature = sign_as_maker(maker, request.maker, request.encode(), "the request's")
+    return SignedCancel(request, signature)

@@ -24,9 +24,10 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from market.errors import BadSignature, InvalidField, WrongSigner
+from market.errors import BadSignature
 from market.fields import check_market_id, check_pubkey, check_u64, market_id_bytes
 from market.json_fields import JsonDict, JsonFields
+from market.maker_signature import check_signature, sign_as_maker
 
 __all__ = ["CANCEL_ALL_DOMAIN", "CancelAllRequest", "SignedCancelAll", "sign_cancel_all"]
 
@@ -74,10 +75,7 @@ class SignedCancelAll:
     signature: Signature
 
     def __post_init__(self) -> None:
-        if not isinstance(self.signature, Signature):
-            raise InvalidField(
-                "signature", f"must be a Signature, got {type(self.signature).__name__}"
-            )
+        check_signature(self.signature)
 
     def to_json(self) -> JsonDict:
         return {**self.request.to_json(), "signature": str(self.signature)}
@@ -96,8 +94,5 @@ class SignedCancelAll:
 
 def sign_cancel_all(request: CancelAllRequest, maker: Keypair) -> SignedCancelAll:
     """``request`` signed by ``maker``, whose public key must be ``request.maker``."""
-    if maker.pubkey() != request.maker:
-        raise WrongSigner(
-            "maker", f"the keypair is {maker.pubkey()}, the request's maker is {request.maker}"
-        )
-    return SignedCancelAll(request, maker.sign_message(request.encode()))
+    signature = sign_as_maker(maker, request.maker, request.encode(), "the request's")
+    return SignedCancelAll(request, signature)

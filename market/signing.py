@@ -7,8 +7,9 @@ from dataclasses import dataclass
 from solders.keypair import Keypair
 from solders.signature import Signature
 
-from market.errors import BadSignature, InvalidField, WrongSigner
+from market.errors import BadSignature, InvalidField
 from market.json_fields import JsonDict, JsonFields
+from market.maker_signature import check_signature, sign_as_maker
 from market.order import ORDER_JSON_FIELDS, Order
 
 __all__ = ["SignedOrder", "sign_order"]
@@ -28,10 +29,7 @@ class SignedOrder:
     def __post_init__(self) -> None:
         if not isinstance(self.order, Order):
             raise InvalidField("order", f"must be an Order, got {type(self.order).__name__}")
-        if not isinstance(self.signature, Signature):
-            raise InvalidField(
-                "signature", f"must be a Signature, got {type(self.signature).__name__}"
-            )
+        check_signature(self.signature)
 
     @property
     def order_id(self) -> str:
@@ -60,8 +58,4 @@ class SignedOrder:
 
 def sign_order(order: Order, maker: Keypair) -> SignedOrder:
     """``order`` signed by ``maker``, whose public key must be ``order.maker``."""
-    if maker.pubkey() != order.maker:
-        raise WrongSigner(
-            "maker", f"the keypair is {maker.pubkey()}, the order's maker is {order.maker}"
-        )
-    return SignedOrder(order, maker.sign_message(order.encode()))
+    return SignedOrder(order, sign_as_maker(maker, order.maker, order.encode(), "the order's"))
