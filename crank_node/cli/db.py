@@ -13,39 +13,28 @@ created).
 from __future__ import annotations
 
 import argparse
-import os
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from crank_node.cli.database import database_options, with_database
 from storage import (
-    StorageError,
     current_revision,
     downgrade,
     head_revision,
     history,
-    open_engine,
-    resolve_database_url,
     upgrade,
 )
-from storage.urls import parse_database_url
 
 __all__ = ["register"]
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 
 
 def register(subparsers: Any) -> None:
     """Add the ``db`` command group to ``crank-node``'s subparsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    target = common.add_mutually_exclusive_group()
-    target.add_argument(
-        "--db-url", help="database URL (sqlite:///PATH or postgresql+psycopg://...)"
-    )
-    target.add_argument("--db-path", help="SQLite database file")
+    common = database_options()
     parser = subparsers.add_parser(
         "db",
         help="database schema migrations",
@@ -73,29 +62,8 @@ def register(subparsers: Any) -> None:
     )
 
 
-def _database_url(args: argparse.Namespace) -> str:
-    return resolve_database_url(args.db_url, args.db_path, os.environ)
-
-
 def _with_engine(args: argparse.Namespace, action: Callable[[Engine], int]) -> int:
-    """Open the database, run ``action``, and turn storage errors into a message and exit 1."""
-    try:
-        url = _database_url(args)
-        engine = open_engine(url)
-    except StorageError as error:
-        return _fail(error)
-    try:
-        return action(engine)
-    except StorageError as error:
-        return _fail(error, parse_database_url(url).render_as_string(hide_password=True))
-    finally:
-        engine.dispose()
-
-
-def _fail(error: StorageError, where: str | None = None) -> int:
-    suffix = f" (database: {where})" if where else ""
-    print(f"crank-node db: error: {error}{suffix}", file=sys.stderr)
-    return EXIT_FAILED
+    return with_database("db", args, action)
 
 
 def handle_upgrade(args: argparse.Namespace) -> int:

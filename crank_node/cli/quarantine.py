@@ -20,41 +20,29 @@ from __future__ import annotations
 import argparse
 import getpass
 import json
-import os
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
 
+from crank_node.cli.database import database_options, fail, with_database
 from storage import (
     QuarantinedRecord,
-    StorageError,
-    check_schema,
     get_quarantined,
     list_quarantined,
-    open_engine,
     release_quarantined,
-    resolve_database_url,
 )
-from storage.urls import parse_database_url
 
 __all__ = ["register"]
 
 EXIT_OK = 0
-EXIT_FAILED = 1
 _REASON_WIDTH = 60
 
 
 def register(subparsers: Any) -> None:
     """Add the ``quarantine`` command group to ``crank-node``'s subparsers."""
-    common = argparse.ArgumentParser(add_help=False)
-    target = common.add_mutually_exclusive_group()
-    target.add_argument(
-        "--db-url", help="database URL (sqlite:///PATH or postgresql+psycopg://...)"
-    )
-    target.add_argument("--db-path", help="SQLite database file")
+    common = database_options()
     parser = subparsers.add_parser(
         "quarantine",
         help="list, show and release rows quarantined as untrusted",
@@ -84,26 +72,11 @@ def _record_id(text: str) -> int:
 
 
 def _with_engine(args: argparse.Namespace, action: Callable[[Engine], int]) -> int:
-    """Open and check the database, run ``action``; storage errors become one line
-    naming the database, and exit 1."""
-    try:
-        url = resolve_database_url(args.db_url, args.db_path, os.environ)
-        where = parse_database_url(url).render_as_string(hide_password=True)
-        engine = open_engine(url)
-    except StorageError as error:
-        return _fail(str(error))
-    try:
-        check_schema(engine)
-        return action(engine)
-    except StorageError as error:
-        return _fail(f"{error} (database: {where})")
-    finally:
-        engine.dispose()
+    return with_database("quarantine", args, action, check=True)
 
 
 def _fail(message: str) -> int:
-    print(f"crank-node quarantine: error: {message}", file=sys.stderr)
-    return EXIT_FAILED
+    return fail("quarantine", message)
 
 
 def _short(text: str, width: int) -> str:
