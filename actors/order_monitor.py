@@ -7,6 +7,10 @@ against the previous poll:
 
 * an order that left (cancelled, filled, expired elsewhere) and had been told
   to the match sink is told :class:`OrderRemoved`, with its status as reason;
+  one that left as cancelled has the signed cancel stored with it checked
+  (:func:`market.stored_cancel_refusal`): if it does not hold, its maker did not
+  cancel it, and it is quarantined (reason ``quarantined``). On gaining a market
+  its unexpired cancelled orders are checked the same way, 256 per poll;
 * an order past its expiry (by the database's clock, read in the poll's own
   transaction: :mod:`storage.clock`; never this host's clock) is marked
   expired, fenced by the market's lease, and removed the same way;
@@ -58,6 +62,7 @@ from actors.poison import remember_failure
 from actors.rpc.accounts import decode_token_accounts
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcRefused, RpcSuccess
+from storage.authorization import cancelled_unexpired, refused_cancels
 from storage.chain_cache import upsert_account_snapshots
 from storage.orders import (
     OrderStanding,
@@ -80,6 +85,8 @@ __all__ = [
 
 MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
 _IN_PLAY = ("open", "unfunded")
+# Cancelled orders whose stored cancel is checked per poll after gaining a market.
+_AUDIT_BATCH = 256
 
 
 # -- messages ------------------------------------------------------------------------------
@@ -185,6 +192,9 @@ class _MarketView:
     unfunded_logged: dict[str, str] = field(default_factory=dict)
     round_id: int = 0
     pending_batches: int = 0
+    # The cancelled orders of the market still unexpired when it was gained are checked
+    # too, a batch per poll, by id after this one (None once all were).
+    cancel_audit_after: str | None = ""
 
     def track(self, order_id: str, stored: storage.StoredOrder) -> None:
         """Index an order seen for the first time (the caller puts it in ``orders``)."""
@@ -342,19 +352,36 @@ class OrderMonitor(CrankActor):
         known = view.orders
         malformed: list[storage.MalformedRow] = []
         with storage.read_transaction(self._engine, "order_monitor.poll") as connection:
-            now_s = int(storage.read_db_now(connection, self._offset()).timestamp())
+            now = storage.read_db_now(connection, self._offset())
             standings = standings_in(connection, market_id, statuses=_IN_PLAY)
             new = [i for i in standings if i not in known]
             arrived = orders_by_id(connection, new, malformed=malformed)
             left = [order_id for order_id in known if order_id not in standings]
             reasons = departure_reasons(connection, left) if left else {}
+            cancelled = [i for i in left if reasons[i] == "cancelled"]
+            to_check = list(orders_by_id(connection, cancelled, malformed=malformed).values())
+            audit_after = view.cancel_audit_after
+            if audit_after is not None:
+                audited, bad, audit_after = cancelled_unexpired(
+                    connection, market_id, after_id=audit_after, now=now, limit=_AUDIT_BATCH
+                )
+                to_check += audited
+                malformed += bad
         if malformed:  # left out of ``arrived``: _current skips them
             quarantine_orders(self._engine, malformed)
+        for stored, refusal in refused_cancels(self._engine, market_id, to_check):
+            reasons[stored.order_id] = "quarantined"
+            self._log.bind(
+                action="order_monitor.cancel_unauthorized",
+                market_id=market_id,
+                order_id=stored.order_id,
+            ).error(f"order {stored.order_id} reads cancelled, but not by its maker: {refusal}")
+        view.cancel_audit_after = audit_after
         self._orders_decoded += len(arrived)
         for order_id in left:
             self._forget(view, order_id, reasons[order_id])
         view.orders = self._current(view, standings, arrived)
-        return now_s
+        return int(now.timestamp())
 
     def _current(
         self,

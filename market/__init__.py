@@ -35,6 +35,7 @@ from market.authorization import (
 )
 from market.book import Book, PriceLevel, RestingOrder
 from market.cancel import CANCEL_DOMAIN, CancelRequest, SignedCancel, sign_cancel
+from market.cancel_record import cancel_record, parse_cancel_record, stored_cancel_refusal
 from market.errors import (
     AccountFrozen,
     BadBase58,
@@ -195,6 +196,7 @@ __all__ = [
     "account_problem",
     "authorize_settlement",
     "build_settlement_transaction",
+    "cancel_record",
     "cancel_refusal",
     "cap_price",
     "check_funding",
@@ -215,6 +217,7 @@ __all__ = [
     "net_balance_changes",
     "order_refusal",
     "owed_atoms",
+    "parse_cancel_record",
     "pay_mint",
     "priority_fee_lamports",
     "receive_mint",
@@ -224,6 +227,7 @@ __all__ = [
     "settlement_refusal",
     "sign_cancel",
     "sign_order",
+    "stored_cancel_refusal",
     "transaction_fee",
     "uncross",
     "validate_cancel",

@@ -28,9 +28,9 @@ recovery too), from the stored rows alone (:func:`settlement_refusal`):
 
 Checked when a book is loaded and before an order from the database is
 matched (:func:`order_refusal`): 2 without the fill's time, and the order's
-numbers fit its market. Cancels read from the database (:func:`cancel_refusal`):
-the maker's signature over the cancel and its freshness against the time it
-was stored (the database's clock).
+numbers fit its market. Cancels read from the database (:func:`cancel_refusal`,
+:mod:`market.cancel_record`): the maker's signature over the cancel and its
+freshness against the time it was stored (the database's clock).
 
 Pure and fast (microseconds): signatures are the only costly part (~50 us
 each), and an order is immutable (its id is the hash of its terms), so a

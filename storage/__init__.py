@@ -83,8 +83,8 @@ from storage.quarantine import (
     quarantine_malformed,
     quarantine_rows,
     record_input_failures,
-    release_quarantined,
 )
+from storage.quarantine_release import release_quarantined
 from storage.queues import (
     OPERATION_CLAIM_SET,
     complete_operation,

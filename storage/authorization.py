@@ -17,22 +17,27 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from loguru import logger
 from solders.pubkey import Pubkey
 from solders.signature import Signature
-from sqlalchemy import bindparam, func, select
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import BindParameter
 
 import market as domain
+from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
+from storage.errors import MalformedRow
 from storage.models import Fill, Order, Settlement, table_of
-from storage.orders import StoredOrder
-from storage.quarantine import QuarantineEntry, quarantine_rows
+from storage.orders import StoredOrder, decode_orders
+from storage.quarantine import QuarantineEntry, quarantine_rows, tolerant_columns
 
 __all__ = [
     "UNAUTHORIZED_PREFIX",
     "authorized_orders",
+    "cancelled_unexpired",
     "count_unauthorized_settlements",
+    "refused_cancels",
     "settlement_evidence",
     "signed_order_of_row",
 ]
@@ -48,6 +53,7 @@ _FILL_ROWS = select(
     _FILLS.c.price_atoms, _FILLS.c.base_atoms, _FILLS.c.quote_atoms, _FILLS.c.created_at,
 ).where(_FILLS.c.id.in_(_IDS))  # fmt: skip
 _ORDER_ROWS = select(_ORDERS).where(_ORDERS.c.id.in_(_IDS))
+_ALL_ORDER_ROWS = select(*tolerant_columns(_ORDERS))
 _FILLED_AS = tuple(
     select(column, _FILLS.c.base_atoms).where(column.in_(_IDS))
     for column in (_FILLS.c.maker_order_id, _FILLS.c.taker_order_id)
@@ -159,23 +165,103 @@ def authorized_orders(
     """``orders`` that may rest in ``market``'s book (:func:`market.order_refusal`), in
     their order; the others are quarantined (kind ``order``, with the reason and the
     row's values) in one write, so that they never rest and the hot path stops
-    meeting them. Raises StorageError if that write fails (then none is trusted)."""
+    meeting them. Raises StorageError if that write fails (then none is trusted).
+
+    An order in play that carries a stored cancel was cancelled and then reopened by
+    a write that was not intake's: if its maker's cancel holds it is cancelled again
+    (its maker withdrew it), and if it does not the order is quarantined."""
     trusted: list[StoredOrder] = []
     refused: list[QuarantineEntry] = []
+    recancelled: list[str] = []
     for stored in orders:
         refusal = domain.order_refusal(stored.order_id, stored.signed, market)
+        if refusal is None and stored.cancel_signed is not None:
+            refusal = _stored_cancel_refusal(stored)
+            if refusal is None:
+                recancelled.append(stored.order_id)
+                continue
+            refusal = domain.Unauthorized(
+                refusal.field, f"in play with a stored cancel that does not hold: {refusal.reason}"
+            )
         if refusal is None:
             trusted.append(stored)
         else:
-            raw = {**stored.signed.to_json(), "id": stored.order_id,
-                   "remaining_atoms": stored.remaining_atoms, "status": stored.status}  # fmt: skip
-            refused.append(
-                QuarantineEntry("order", stored.order_id, str(refusal), raw, market.market_id)
-            )
-    if refused:
+            refused.append(_quarantine_entry(stored, refusal, market.market_id))
+    if refused or recancelled:
         with write_transaction(engine, "storage.orders_unauthorized") as connection:
             quarantine_rows(connection, refused)
+            _cancel_again(connection, recancelled)
     return trusted
+
+
+def refused_cancels(
+    engine: Engine, market_id: str, cancelled: Sequence[StoredOrder]
+) -> list[tuple[StoredOrder, domain.Unauthorized]]:
+    """Of ``cancelled`` (orders read as ``cancelled``), those whose stored cancel does
+    not show their maker cancelled them (:func:`market.cancel_record.stored_cancel_refusal`),
+    with why: quarantined in one write (the operator decides: releasing puts the order
+    back in play). Raises StorageError if that write fails."""
+    refused = [(stored, _stored_cancel_refusal(stored)) for stored in cancelled]
+    found = [(stored, refusal) for stored, refusal in refused if refusal is not None]
+    if found:
+        entries = [_quarantine_entry(stored, refusal, market_id) for stored, refusal in found]
+        with write_transaction(engine, "storage.cancels_unauthorized") as connection:
+            quarantine_rows(connection, entries)
+    return found
+
+
+def cancelled_unexpired(
+    connection: Connection, market_id: str, *, after_id: str, now: datetime, limit: int
+) -> tuple[list[StoredOrder], list[MalformedRow], str | None]:
+    """Up to ``limit`` orders of ``market_id`` read as cancelled that had not expired
+    at ``now``, by id after ``after_id``: those whose cancel is worth checking (an
+    expired one is out of play either way). Also the rows that did not decode, and
+    the last id read (None once there are no more)."""
+    columns = _ORDERS.c
+    stmt = (
+        _ALL_ORDER_ROWS.where(
+            columns.market_id == market_id,
+            columns.status == "cancelled",
+            columns.id > after_id,
+            (columns.expires_at.is_(None)) | (columns.expires_at > now),
+        )
+        .order_by(columns.id)
+        .limit(limit)
+    )
+    rows = connection.execute(stmt).all()
+    malformed: list[MalformedRow] = []
+    decoded = decode_orders(rows, malformed)
+    last = rows[-1].id if len(rows) == limit else None
+    return decoded, malformed, last
+
+
+def _stored_cancel_refusal(stored: StoredOrder) -> domain.Unauthorized | None:
+    return domain.stored_cancel_refusal(
+        stored.order_id, stored.order, stored.cancel_signed,
+        cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,
+    )  # fmt: skip
+
+
+def _quarantine_entry(
+    stored: StoredOrder, refusal: domain.Unauthorized, market_id: str
+) -> QuarantineEntry:
+    raw = {**stored.signed.to_json(), "id": stored.order_id,
+           "remaining_atoms": stored.remaining_atoms, "status": stored.status,
+           "cancel_signed": stored.cancel_signed}  # fmt: skip
+    return QuarantineEntry("order", stored.order_id, str(refusal), raw, market_id)
+
+
+def _cancel_again(connection: Connection, order_ids: Sequence[str]) -> None:
+    for order_id in order_ids:
+        connection.execute(
+            update(_ORDERS)
+            .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(("open", "unfunded")))
+            .values(status="cancelled", updated_at=db_now())
+        )
+        logger.bind(action="storage.order_recancelled", order_id=order_id).error(
+            f"order {order_id} was in play though its maker's signed cancel is stored with "
+            "it (reopened by a write that was not intake's): cancelled again"
+        )
 
 
 def count_unauthorized_settlements(engine: Engine) -> int:

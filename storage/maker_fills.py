@@ -219,10 +219,12 @@ def orders_of_maker(
 
 
 def cancel_open_orders(
-    engine: Engine, market_id: str, maker: str, stored_by: datetime
+    engine: Engine, market_id: str, maker: str, stored_by: datetime, record: str
 ) -> Sequence[str]:
     """Cancel every ``open`` or ``unfunded`` order of ``maker`` in ``market_id`` stored
-    at or before ``stored_by``, in one transaction; the ids cancelled, sorted."""
+    at or before ``stored_by``, in one transaction, storing the signed cancel-all
+    ``record`` (:func:`market.cancel_record.cancel_record`) with each; the ids
+    cancelled, sorted."""
     chosen = and_(
         _ORDERS.c.market_id == market_id,
         _ORDERS.c.maker == maker,
@@ -237,8 +239,11 @@ def cancel_open_orders(
             connection.execute(
                 update(_ORDERS)
                 .where(chosen, _ORDERS.c.id.in_(ids))
-                .values(status="cancelled", updated_at=db_now())
-            )
+                .values(
+                    status="cancelled", updated_at=db_now(), cancel_signed=record,
+                    cancelled_at=db_now(),
+                )
+            )  # fmt: skip
     logger.bind(
         action="storage.orders_cancelled_all", market_id=market_id, maker=maker, count=len(ids)
     ).debug("open orders of a maker cancelled")

@@ -96,6 +96,10 @@ class StoredOrder:
     created_at: datetime
     # Revision 0007: the trace under which intake accepted it (None before, or untraced).
     trace_id: str | None = None
+    # Revision 0009: the maker's signed cancel stored with it (market.cancel_record) and
+    # the database's time of that write; None unless intake cancelled it.
+    cancel_signed: str | None = None
+    cancelled_at: datetime | None = None
 
     @property
     def order(self) -> domain.Order:
@@ -252,9 +256,11 @@ def _decode_order(row: Any) -> StoredOrder:
         )  # fmt: skip
     signed = domain.SignedOrder(order, Signature.from_string(row["signature"]))
     remaining = read_u64(row, "remaining_atoms")
+    cancelled_at = row.get("cancelled_at")
     return StoredOrder(
-        signed, remaining, row["status"], row["created_at"], _text(row, "trace_id")
-    )
+        signed, remaining, row["status"], row["created_at"], _text(row, "trace_id"),
+        _text(row, "cancel_signed"), cancelled_at if isinstance(cancelled_at, datetime) else None,
+    )  # fmt: skip
 
 
 def decode_orders(
@@ -452,9 +458,22 @@ def _apply(connection: Connection, stmt: Any, lease: Lease | None, clock_offset_
     return bool(fenced_update(connection, lease, stmt, clock_offset_s))
 
 
-def mark_order_cancelled(engine: Engine, order_id: str) -> bool:
-    """Cancel an open or unfunded order (intake, after checking the maker's signed cancel)."""
-    return set_order_status(engine, order_id, "cancelled")
+def mark_order_cancelled(engine: Engine, order_id: str, record: str) -> bool:
+    """Cancel an open or unfunded order (intake, after checking the maker's signed
+    cancel), storing ``record`` (:func:`market.cancel_record.cancel_record`) with it and
+    the database's time, so that any node reading it cancelled can check the cancel."""
+    stmt = (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(ORDER_TRANSITIONS["cancelled"]))
+        .values(
+            status="cancelled", updated_at=db_now(), cancel_signed=record, cancelled_at=db_now()
+        )
+    )
+    with write_transaction(engine, "storage.order_cancel") as connection:
+        changed = bool(connection.execute(stmt).rowcount)
+    logger.bind(action="storage.order_status_set", order_id=order_id, status="cancelled",
+                changed=changed).debug("order status set")  # fmt: skip
+    return changed
 
 
 def mark_order_expired(

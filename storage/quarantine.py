@@ -9,10 +9,8 @@ values, and sets the row's own status to ``quarantined`` where the table has one
 (``orders``, ``settlements``), so the queries of the hot path (open orders,
 pending settlements) no longer see it. Everything else goes on.
 
-An operator lists, reads and releases them (``crank-node quarantine``);
-releasing sets the row back to what the hot path picks up again (an order to
-``unfunded``, so it is checked afresh before it rests; a settlement to
-``pending``, so recovery asks the chain first) and keeps the record.
+An operator lists, reads and releases them (``crank-node quarantine``;
+releasing is :mod:`storage.quarantine_release`).
 
 Two ways in:
 
@@ -37,7 +35,7 @@ from decimal import Decimal
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import ColumnElement, Table, delete, func, insert, select, type_coerce, update
+from sqlalchemy import ColumnElement, Table, func, insert, select, type_coerce, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.types import NullType
 
@@ -70,7 +68,6 @@ __all__ = [
     "quarantine_rows",
     "read_u64",
     "record_input_failures",
-    "release_quarantined",
     "tolerant_columns",
 ]
 
@@ -88,7 +85,7 @@ _ROW_TABLES: dict[str, tuple[Table, str]] = {
 # An actor that failed this many times on one input row has it quarantined.
 FAILURES_BEFORE_QUARANTINE = 2
 # The row's own status is set too, where its table has one.
-_STATUS_TABLES = {"order": (_ORDERS, "unfunded"), "settlement": (_SETTLEMENTS, "pending")}
+_STATUS_TABLES = {"order": _ORDERS, "settlement": _SETTLEMENTS}
 # Bounds, so that a huge poisoned value cannot flood the table or a log line.
 MAX_RAW_CHARS = 16_384
 MAX_REASON_CHARS = 1_024
@@ -167,9 +164,8 @@ def quarantine_rows(connection: Connection, entries: Iterable[QuarantineEntry]) 
                 .where(_QUARANTINE.c.id == existing.id)
                 .values(updated_at=db_now(), released_by=None, **values)
             )
-        target = _STATUS_TABLES.get(entry.kind)
-        if target is not None:
-            table = target[0]
+        table = _STATUS_TABLES.get(entry.kind)
+        if table is not None:
             connection.execute(
                 update(table).where(table.c.id == entry.row_id).values(status="quarantined")
             )
@@ -330,36 +326,3 @@ def get_quarantined(engine: Engine, record_id: int) -> QuarantinedRecord | None:
     with read_transaction(engine, "storage.quarantine_get") as connection:
         row = connection.execute(select(_QUARANTINE).where(_QUARANTINE.c.id == record_id)).first()
     return None if row is None else _record(row)
-
-
-def release_quarantined(engine: Engine, record_id: int, *, released_by: str) -> bool:
-    """Release record ``record_id``: its row goes back to the hot path (module
-    docstring). False if there is no such record still quarantined."""
-    with write_transaction(engine, "storage.quarantine_release") as connection:
-        row = connection.execute(
-            select(_QUARANTINE.c.kind, _QUARANTINE.c.row_id).where(
-                _QUARANTINE.c.id == record_id, _QUARANTINE.c.status == "quarantined"
-            )
-        ).first()
-        if row is None:
-            return False
-        connection.execute(
-            update(_QUARANTINE)
-            .where(_QUARANTINE.c.id == record_id)
-            .values(status="released", released_by=released_by[:128], updated_at=db_now())
-        )
-        connection.execute(
-            delete(_FAILURES).where(_FAILURES.c.kind == row.kind, _FAILURES.c.row_id == row.row_id)
-        )
-        target = _STATUS_TABLES.get(row.kind)
-        if target is not None:
-            table, back_to = target
-            connection.execute(
-                update(table)
-                .where(table.c.id == row.row_id, table.c.status == "quarantined")
-                .values(status=back_to)
-            )
-    logger.bind(action="storage.quarantine_released", record_id=record_id).warning(
-        f"quarantine record {record_id} ({row.kind} {row.row_id[:64]}) released by {released_by}"
-    )
-    return True

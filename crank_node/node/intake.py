@@ -33,6 +33,7 @@ from crank_node.node.http_limits import LogLimiter, clip
 from crank_node.node.intake_accounts import read_order_accounts
 from crank_node.node.intake_errors import IntakeClosed, OrderNotCancellable, OrderNotFound
 from market.cancel_all import SignedCancelAll
+from market.cancel_record import CANCEL_MAX_AGE_S, CANCEL_MAX_SKEW_S, cancel_record
 from storage.maker_fills import MakerFill, cancel_open_orders, fills_of_maker, fills_of_order
 from storage.models import ORDER_STATUSES
 from storage.orders import MAX_STORED_NONCE
@@ -41,9 +42,6 @@ from supervision.tracing import current_trace_id, log_step, trace
 __all__ = ["CLOSED_REASON", "DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "OrderIntake", "OrderListener"]
 
 CLOSED_REASON = "order intake is closed: the node is stopping"
-# market.validate_cancel's window, which a cancel-all shares.
-CANCEL_MAX_AGE_S = 300
-CANCEL_MAX_SKEW_S = 30
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1_000
 _CANCELLABLE = ("open", "unfunded")
@@ -162,9 +160,12 @@ class OrderIntake:
                 "order_id", f"the cancel names order {signed.request.order_id}, not {order_id}"
             )
         stored = self.get(order_id)
-        domain.validate_cancel(signed, stored.order, now_s=self._now())
+        domain.validate_cancel(
+            signed, stored.order, now_s=self._now(),
+            max_age_s=CANCEL_MAX_AGE_S, max_skew_s=CANCEL_MAX_SKEW_S,
+        )  # fmt: skip
         self._check_cancellable(stored)
-        if not storage.mark_order_cancelled(self.engine, order_id):
+        if not storage.mark_order_cancelled(self.engine, order_id, cancel_record(signed)):
             # It moved between the read and the write (filled, expired...): say to what.
             stored = self.get(order_id)
             self._check_cancellable(stored)
@@ -224,7 +225,9 @@ class OrderIntake:
             )
         stored_by = datetime.fromtimestamp(request.timestamp_s, UTC)
         maker = str(request.maker)
-        cancelled = cancel_open_orders(self.engine, request.market_id, maker, stored_by)
+        cancelled = cancel_open_orders(
+            self.engine, request.market_id, maker, stored_by, cancel_record(signed)
+        )
         logger.bind(
             action="intake.orders_cancelled_all", market_id=request.market_id,
             maker=str(request.maker), count=len(cancelled),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String
+from sqlalchemy import BigInteger, CheckConstraint, ForeignKey, Index, SmallInteger, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.models.base import Base, Timestamped, in_values
@@ -95,6 +95,10 @@ class Order(Timestamped, Base):
     arrival: Mapped[int | None] = mapped_column(BigInteger)
     # Revision 0007: the trace under which intake accepted the order.
     trace_id: Mapped[str | None] = mapped_column(String(64))
+    # Revision 0009: the maker's signed request that cancelled it (market.cancel_record)
+    # and the database's time of that write, so any node can check a cancel it reads.
+    cancel_signed: Mapped[str | None] = mapped_column(Text())
+    cancelled_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class Fill(Timestamped, Base):

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 from solders.keypair import Keypair
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Engine
 
 import market as domain
@@ -46,10 +46,13 @@ from storage import (
     read_transaction,
     record_match,
     store_order,
+    write_transaction,
 )
 from storage.models import Fill, Settlement
+from storage.models import Order as OrderRow
 from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
+from tests.signed_cancels import UNCHECKED, maker_cancel
 from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
@@ -274,12 +277,44 @@ def test_a_removed_order_leaves_the_book_and_no_longer_fills(world: World, node:
     """After OrderRemoved the sell is out of the book: a crossing buy rests instead of filling."""
     sell = world.order(SELL, 100, 2)
     node.tell(OrderAdded(sell))
-    assert mark_order_cancelled(world.engine, sell.order_id)
+    assert mark_order_cancelled(world.engine, sell.order_id, UNCHECKED)
     node.tell(OrderRemoved(MARKET_ID, sell.order_id, "cancelled"))
     node.tell(OrderAdded(world.order(BUY, 100, 2)))
     state = node.state()
     assert (state.markets[0].bids, state.markets[0].asks, state.fills_written) == (1, 0, 0)
     assert _count(world.engine, Fill) == 0
+
+
+def _reopen(engine: Engine, order_id: str) -> StoredOrder:
+    """An attacker's write: a cancelled order set back to open (its record left as is)."""
+    with write_transaction(engine, "test.reopen") as connection:
+        connection.execute(update(OrderRow).where(OrderRow.id == order_id).values(status="open"))
+    reopened = get_order(engine, order_id)
+    assert reopened is not None
+    return reopened
+
+
+@pytest.mark.parametrize("record", ["maker's", "forged"])
+def test_an_order_reopened_after_its_makers_cancel_never_fills(
+    world: World, node: Node, record: str
+) -> None:
+    """Issue 14: an order its maker cancelled, set back to open in the database, is not
+    matched: with the maker's signed cancel stored it is cancelled again; with a record
+    that does not hold (not its maker's) it is quarantined. The crossing buy rests."""
+    maker = Keypair()
+    sell = world.order(SELL, 100, 2, maker=maker)
+    signer = maker if record == "maker's" else Keypair()
+    assert mark_order_cancelled(
+        world.engine, sell.order_id, maker_cancel(sell.order_id, signer, world.db_now_s())
+    )
+    node.tell(OrderAdded(_reopen(world.engine, sell.order_id)))
+    buy = world.order(BUY, 100, 2)
+    node.tell(OrderAdded(buy))
+    state = node.state()
+    assert (state.markets[0].bids, state.markets[0].asks, state.fills_written) == (1, 0, 0)
+    assert _count(world.engine, Fill) == 0
+    expected = "cancelled" if record == "maker's" else "quarantined"
+    assert world.stored(sell) == (2 * LOT, expected)
 
 
 def test_a_resting_order_expired_by_the_database_clock_is_expired_not_filled(
@@ -366,7 +401,7 @@ def test_a_write_that_conflicts_reloads_the_book_from_the_database(
     refused (StateConflict), the book is reloaded and the buy rests there, unfilled."""
     sell = world.order(SELL, 100, 2)
     node.tell(OrderAdded(sell))
-    assert mark_order_cancelled(world.engine, sell.order_id)
+    assert mark_order_cancelled(world.engine, sell.order_id, UNCHECKED)
     buy = world.order(BUY, 100, 2)
     node.tell(OrderAdded(buy))
 
@@ -631,7 +666,7 @@ def test_a_conflict_in_a_batch_reloads_the_book_which_matches_the_batch_in_arriv
     gone = world.order(SELL, 100, 1)
     node.tell(OrderAdded(gone))
     assert node.state().markets[0].asks == 1
-    assert mark_order_cancelled(world.engine, gone.order_id)
+    assert mark_order_cancelled(world.engine, gone.order_id, UNCHECKED)
     first, sell, second = (
         world.order(BUY, 100, 1),
         world.order(SELL, 100, 1),

@@ -18,7 +18,7 @@ import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
 import storage
@@ -31,9 +31,11 @@ from actors.rpc.messages import RpcFailure, RpcRequest
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.fixtures import MintFixture
 from market import Market, Order, Side, sign_order
+from storage.models import Order as OrderRow
 from storage.models import OrderStateCache
 from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
+from tests.signed_cancels import maker_cancel
 
 pytestmark = pytest.mark.integration
 
@@ -321,17 +323,86 @@ def test_a_makers_orders_on_one_account_must_be_covered_together(desk: Desk) -> 
 
 
 def test_a_cancelled_order_is_told_order_removed_on_the_next_poll(desk: Desk) -> None:
-    """An order cancelled in the database after it was told leaves on the next poll with
-    OrderRemoved(reason="cancelled"), and the monitor stops tracking it."""
-    order = desk.sell(desk.maker())
+    """An order cancelled by its maker (the signed cancel stored with it, as intake does)
+    after it was told leaves on the next poll with OrderRemoved(reason="cancelled"), and
+    the monitor stops tracking it; nothing is quarantined."""
+    maker = desk.maker()
+    order = desk.sell(maker)
     desk.hold_market()
     desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
 
-    assert storage.mark_order_cancelled(desk.engine, order.order_id)
+    record = maker_cancel(order.order_id, maker, desk.db_now_s())
+    assert storage.mark_order_cancelled(desk.engine, order.order_id, record)
     state = desk.poll()
 
     assert desk.removed() == [OrderRemoved("BASE-QUOTE", order.order_id, "cancelled")]
     assert (state.orders_tracked, state.told) == (0, 0)
+    assert desk.status(order) == "cancelled"
+    assert storage.list_quarantined(desk.engine) == []
+
+
+def _forge_cancel(engine: Engine, order_id: str, record: str | None) -> None:
+    """What an attacker with the database's credentials writes: status and record."""
+    with storage.write_transaction(engine, "test.forge_cancel") as connection:
+        connection.execute(
+            update(OrderRow)
+            .where(OrderRow.id == order_id)
+            .values(status="cancelled", cancel_signed=record, cancelled_at=storage.db_now())
+        )
+
+
+@pytest.mark.parametrize(
+    "forgery", ["no record", "signed by another key", "another order's cancel", "stale"]
+)
+def test_a_cancel_its_maker_did_not_sign_quarantines_the_order(desk: Desk, forgery: str) -> None:
+    """Issue 14: a cancel read from the database is verified like an order. An order
+    set to cancelled by a write that is not its maker's signed cancel (none stored; one
+    signed by another key; the maker's cancel of another order; one signed an hour
+    before it was stored) is quarantined with the reason, told removed as quarantined,
+    and listed for the operator, not taken as its maker's wish."""
+    maker = desk.maker()
+    order = desk.sell(maker)
+    other = desk.sell(maker, nonce=2)
+    desk.hold_market()
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+    now_s = desk.db_now_s()
+    record = {
+        "no record": None,
+        "signed by another key": maker_cancel(order.order_id, Keypair(), now_s),
+        "another order's cancel": maker_cancel(other.order_id, maker, now_s),
+        "stale": maker_cancel(order.order_id, maker, now_s - 3600),
+    }[forgery]
+
+    _forge_cancel(desk.engine, order.order_id, record)
+    desk.poll()
+
+    assert OrderRemoved("BASE-QUOTE", order.order_id, "quarantined") in desk.removed()
+    assert desk.status(order) == "quarantined"
+    (entry,) = storage.list_quarantined(desk.engine)
+    assert (entry.kind, entry.row_id) == ("order", order.order_id)
+    assert "cancel" in entry.reason
+    assert desk.status(other) == "open"
+
+
+def test_cancels_stored_before_the_market_was_gained_are_checked_too(desk: Desk) -> None:
+    """A forged cancel written while no node watched the market is found when a node
+    gains it: its unexpired cancelled orders are checked (a batch per poll). A real
+    cancel is left alone, and so is a forged one of an order that has expired anyway."""
+    maker = desk.maker()
+    forged, real = desk.sell(maker), desk.sell(maker, nonce=2)
+    expired = desk.sell(maker, nonce=3, expiry_s=desk.db_now_s() - 10)
+    _forge_cancel(desk.engine, forged.order_id, None)
+    _forge_cancel(desk.engine, expired.order_id, None)
+    record = maker_cancel(real.order_id, maker, desk.db_now_s())
+    assert storage.mark_order_cancelled(desk.engine, real.order_id, record)
+
+    desk.hold_market()
+    desk.wait_state(lambda s: s.polls >= 1)
+
+    assert [desk.status(o) for o in (forged, real, expired)] == [
+        "quarantined", "cancelled", "cancelled"
+    ]  # fmt: skip
+    assert [e.row_id for e in storage.list_quarantined(desk.engine)] == [forged.order_id]
 
 
 def test_orders_past_their_expiry_are_marked_expired_and_removed(desk: Desk) -> None:

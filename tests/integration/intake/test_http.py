@@ -27,6 +27,7 @@ from tests.integration.intake.conftest import (
     TICK_ATOMS,
     Desk,
 )
+from tests.signed_cancels import UNCHECKED, assert_cancel_holds
 
 pytestmark = pytest.mark.integration
 
@@ -319,7 +320,7 @@ def test_list_orders_filters_by_market_and_status_newest_first(desk: Desk) -> No
         signed = desk.signed(nonce=nonce, client_order_id=nonce, size_atoms=nonce * LOT_ATOMS)
         assert desk.post("/orders", signed.to_json())[0] == 201
         ids.append(signed.order_id)
-    assert storage.mark_order_cancelled(desk.engine, ids[0])
+    assert storage.mark_order_cancelled(desk.engine, ids[0], UNCHECKED)
 
     _, everything = desk.get(f"/orders?market_id={MARKET_ID}")
     _, open_only = desk.get(f"/orders?market_id={MARKET_ID}&status=open")
@@ -364,6 +365,7 @@ def test_the_maker_cancels_an_open_order_and_it_leaves_the_book(desk: Desk) -> N
     assert desk.get(f"/markets/{MARKET_ID}/book")[1]["bids"] == []
     again = desk.post(f"/orders/{signed.order_id}/cancel", _cancel(desk, signed.order_id).to_json())
     assert again == (200, body)
+    assert_cancel_holds(desk.engine, signed.order_id)  # any node reading it can check it
 
 
 def test_cancel_refusals_name_the_field_and_change_nothing(desk: Desk) -> None:

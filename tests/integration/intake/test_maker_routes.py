@@ -12,6 +12,7 @@ from solders.keypair import Keypair
 
 from market.cancel_all import CancelAllRequest, sign_cancel_all
 from tests.integration.intake.conftest import MARKET_ID, Desk
+from tests.signed_cancels import assert_cancel_holds
 
 pytestmark = pytest.mark.integration
 
@@ -73,3 +74,5 @@ def test_cancel_all_signed_by_the_maker_cancels_its_open_orders_in_the_market(
     assert code == 200, body
     assert body["cancelled"] == sorted(order.order_id for order in orders)
     assert {desk.get(f"/orders/{o.order_id}")[1]["status"] for o in orders} == {"cancelled"}
+    for order in orders:  # the signed cancel-all is stored with each, and holds
+        assert_cancel_holds(desk.engine, order.order_id)

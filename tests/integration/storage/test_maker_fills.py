@@ -18,6 +18,7 @@ from tests.integration.storage.test_pipeline_repositories import (  # the shared
     _record,
     matched,
 )
+from tests.signed_cancels import UNCHECKED
 
 pytestmark = pytest.mark.integration
 __all__ = ["matched"]  # the fixture, imported to be found by pytest
@@ -79,10 +80,10 @@ def test_cancel_all_cancels_the_makers_open_orders_stored_by_the_time_only(
     cancelled; a later cutoff in the past cancels nothing."""
     alice = matched.alice.order.maker
     past = datetime(2000, 1, 1, tzinfo=UTC)
-    assert cancel_open_orders(engine, matched.market.market_id, str(alice), past) == []
+    assert cancel_open_orders(engine, matched.market.market_id, str(alice), past, UNCHECKED) == []
 
     now = datetime.now(UTC).replace(year=datetime.now(UTC).year + 1)
-    cancelled = cancel_open_orders(engine, matched.market.market_id, str(alice), now)
+    cancelled = cancel_open_orders(engine, matched.market.market_id, str(alice), now, UNCHECKED)
 
     assert cancelled == [matched.alice.order_id]
     stored = get_order(engine, matched.alice.order_id)

@@ -40,6 +40,7 @@ from storage import (
 from storage.clock import db_now
 from storage.fencing import lease_params
 from storage.models import Base, Fill, Order, Settlement
+from tests.signed_cancels import UNCHECKED
 from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
@@ -271,7 +272,7 @@ def test_a_conflict_on_a_later_order_names_it_and_rolls_the_whole_write_back(des
     sells = [desk.order(SELL, 100, 1) for _ in range(2)]
     buys = [desk.order(BUY, 100, 1) for _ in range(2)]
     combined = desk.match(*sells, *buys)
-    assert mark_order_cancelled(desk.engine, sells[1].order_id)
+    assert mark_order_cancelled(desk.engine, sells[1].order_id, UNCHECKED)
     with pytest.raises(StateConflict, match=sells[1].order_id):
         desk.write(combined)
     assert (_count(desk.engine, Fill), _count(desk.engine, Settlement)) == (0, 0)

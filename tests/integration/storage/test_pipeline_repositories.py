@@ -62,6 +62,7 @@ from storage import (
     upgrade,
 )
 from storage.models import Base, Fill, Order, Settlement, SettlementAttempt, TransactionHistory
+from tests.signed_cancels import UNCHECKED
 from tests.unit.market.factories import make_market
 
 pytestmark = pytest.mark.integration
@@ -272,7 +273,7 @@ def test_open_orders_are_listed_in_arrival_order_and_load_into_a_book(engine: En
     for signed in orders:
         store_order(engine, signed)
     assert mark_order_unfunded(engine, orders[2].order_id)
-    assert mark_order_cancelled(engine, orders[3].order_id)
+    assert mark_order_cancelled(engine, orders[3].order_id, UNCHECKED)
     listed = list_open_orders(engine, market.market_id)
     assert [stored.order_id for stored in listed] == [orders[0].order_id, orders[1].order_id]
     book = load_book(engine, market)
@@ -371,11 +372,11 @@ def test_order_statuses_move_only_along_the_allowed_edges(engine: Engine) -> Non
     assert mark_order_unfunded(engine, first.order_id)
     assert not mark_order_unfunded(engine, first.order_id)
     assert mark_order_funded(engine, first.order_id)
-    assert mark_order_cancelled(engine, first.order_id)
+    assert mark_order_cancelled(engine, first.order_id, UNCHECKED)
     assert not mark_order_funded(engine, first.order_id)
     assert not mark_order_expired(engine, first.order_id)
     assert mark_order_expired(engine, second.order_id)
-    assert not mark_order_cancelled(engine, "11111111111111111111111111111111")
+    assert not mark_order_cancelled(engine, "11111111111111111111111111111111", UNCHECKED)
     statuses = [get_order(engine, signed.order_id) for signed in (first, second)]
     assert [stored.status for stored in statuses if stored] == ["cancelled", "expired"]
 
@@ -481,7 +482,7 @@ def test_a_match_against_an_order_cancelled_meanwhile_is_rolled_back(
 ) -> None:
     """If a cancel reached the database first, the write raises StateConflict naming the order
     and writes nothing: the cancel wins."""
-    assert mark_order_cancelled(engine, matched.bob.order_id)
+    assert mark_order_cancelled(engine, matched.bob.order_id, UNCHECKED)
     with pytest.raises(StateConflict, match=matched.bob.order_id):
         record_match_result(engine, matched.lease, matched.result)
     assert (_count(engine, Fill), _count(engine, Settlement)) == (0, 0)
@@ -712,7 +713,7 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
     engine: Engine,
 ) -> None:
     """Down to 0002 the new columns and unique indexes are gone; up again they are back."""
-    assert current_revision(engine) == head_revision() == "0008"
+    assert current_revision(engine) == head_revision() == "0009"
     downgrade(engine, "0003")
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)
@@ -723,6 +724,6 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
         order_indexes = {index["name"] for index in inspect(connection).get_indexes("orders")}
     assert "ix_orders_maker_client_order_id" not in order_indexes
     upgrade(engine)
-    assert current_revision(engine) == "0008"
+    assert current_revision(engine) == "0009"
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)
