@@ -35,6 +35,7 @@ from storage.quarantine import QuarantineEntry, quarantine_rows, tolerant_column
 __all__ = [
     "UNAUTHORIZED_PREFIX",
     "authorized_orders",
+    "cancel_refusal_of",
     "cancelled_unexpired",
     "count_unauthorized_settlements",
     "refused_cancels",
@@ -176,7 +177,7 @@ def authorized_orders(
     for stored in orders:
         refusal = domain.order_refusal(stored.order_id, stored.signed, market)
         if refusal is None and stored.cancel_signed is not None:
-            refusal = _stored_cancel_refusal(stored)
+            refusal = cancel_refusal_of(stored)
             if refusal is None:
                 recancelled.append(stored.order_id)
                 continue
@@ -201,7 +202,7 @@ def refused_cancels(
     not show their maker cancelled them (:func:`market.cancel_record.stored_cancel_refusal`),
     with why: quarantined in one write (the operator decides: releasing puts the order
     back in play). Raises StorageError if that write fails."""
-    refused = [(stored, _stored_cancel_refusal(stored)) for stored in cancelled]
+    refused = [(stored, cancel_refusal_of(stored)) for stored in cancelled]
     found = [(stored, refusal) for stored, refusal in refused if refusal is not None]
     if found:
         entries = [_quarantine_entry(stored, refusal, market_id) for stored, refusal in found]
@@ -235,7 +236,8 @@ def cancelled_unexpired(
     return decoded, malformed, last
 
 
-def _stored_cancel_refusal(stored: StoredOrder) -> domain.Unauthorized | None:
+def cancel_refusal_of(stored: StoredOrder) -> domain.Unauthorized | None:
+    """:func:`market.stored_cancel_refusal` of the cancel stored with ``stored``."""
     return domain.stored_cancel_refusal(
         stored.order_id, stored.order, stored.cancel_signed,
         cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,

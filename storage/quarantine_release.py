@@ -19,7 +19,7 @@ from loguru import logger
 from sqlalchemy import delete, select, update
 from sqlalchemy.engine import Connection, Engine
 
-import market as domain
+from storage.authorization import cancel_refusal_of
 from storage.clock import db_now
 from storage.engine import write_transaction
 from storage.errors import MalformedRow
@@ -87,13 +87,8 @@ def _order_released_values(row: Any) -> dict[str, Any]:
         stored = order_from_row(row)
     except MalformedRow:
         return {"status": "unfunded"}
-    if stored.cancel_signed is not None:
-        refusal = domain.stored_cancel_refusal(
-            stored.order_id, stored.order, stored.cancel_signed,
-            cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,
-        )  # fmt: skip
-        if refusal is None:
-            return {"status": "cancelled"}
+    if stored.cancel_signed is not None and cancel_refusal_of(stored) is None:
+        return {"status": "cancelled"}
     if stored.remaining_atoms == 0:
         return {"status": "filled", "cancel_signed": None, "cancelled_at": None}
     return {"status": "unfunded", "cancel_signed": None, "cancelled_at": None}

@@ -13,7 +13,8 @@ from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
 import storage
-from market import CancelRequest, cancel_record, sign_cancel, stored_cancel_refusal
+from market import CancelRequest, cancel_record, sign_cancel
+from storage.authorization import cancel_refusal_of
 
 __all__ = ["UNCHECKED", "assert_cancel_holds", "maker_cancel"]
 
@@ -30,8 +31,5 @@ def assert_cancel_holds(engine: Engine, order_id: str) -> None:
     stored = storage.get_order(engine, order_id)
     assert stored is not None and stored.status == "cancelled"
     assert stored.cancel_signed is not None
-    refusal = stored_cancel_refusal(
-        order_id, stored.order, stored.cancel_signed,
-        cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,
-    )  # fmt: skip
+    refusal = cancel_refusal_of(stored)
     assert refusal is None, refusal

@@ -11,7 +11,7 @@ from sqlalchemy.engine import Engine
 
 import market as domain
 import storage
-from storage.authorization import authorized_orders
+from storage.authorization import authorized_orders, cancel_refusal_of
 from storage.models import Order as OrderRow
 from tests.signed_cancels import maker_cancel
 from tests.unit.market.factories import make_market
@@ -65,10 +65,7 @@ def test_a_cancel_is_stored_with_the_order_at_the_databases_time(
     assert (stored.status, stored.cancel_signed) == ("cancelled", record)
     assert stored.cancelled_at is not None
     assert abs(stored.cancelled_at.timestamp() - _now_s(engine)) < 60
-    assert domain.stored_cancel_refusal(
-        order.order_id, order.order, record,
-        cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,
-    ) is None  # fmt: skip
+    assert cancel_refusal_of(stored) is None
 
 
 def test_an_order_reopened_after_its_makers_cancel_is_cancelled_again_not_trusted(
