@@ -235,3 +235,17 @@ def test_a_program_is_named_by_its_short_name_or_its_address() -> None:
     assert token_program_name(TOKEN_PROGRAM_ID) == "spl-token"
     assert token_program_name(TOKEN_2022_PROGRAM_ID) == "token-2022"
     assert token_program_name(AUTHORITY) == str(AUTHORITY)
+
+
+@pytest.mark.parametrize("owner_byte_13", [0, 1])
+def test_a_token_2022_token_account_is_refused_as_a_token_account(owner_byte_13: int) -> None:
+    """A Token-2022 associated token account (165-byte base, AccountType 2, ImmutableOwner)
+    is named a token account whatever its owner's bytes: byte 45, the mint's initialized
+    flag, falls inside the account's owner key and says nothing here."""
+    owner = bytearray(b"\x05" * 32)
+    owner[13] = owner_byte_13
+    account = bytes(AUTHORITY) + bytes(owner) + struct.pack("<Q", 7) + bytes(36) + b"\x01"
+    data = account.ljust(165, b"\x00") + b"\x02" + tlv(7, b"")
+    assert data[45] == owner_byte_13
+    with pytest.raises(InvalidMarket, match=f"{ADDRESS} is a token account, not a mint"):
+        decoded(data)
