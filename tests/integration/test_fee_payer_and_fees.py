@@ -26,6 +26,7 @@ from solders.transaction import VersionedTransaction
 import market as domain
 from crank_node.cli.chain import airdrop
 from localnet import LocalnetConfig, LocalnetServer
+from localnet.fixtures import MintFixture
 from tests.integration.intake.conftest import run_cli
 from tests.integration.node_process import NodeProcess, free_port, make_wallet
 from tests.integration.test_status import RunningNode
@@ -54,6 +55,7 @@ class Desk:
     node_key: Pubkey
     makers: dict[str, Keypair]
     accounts: dict[tuple[str, str], Pubkey]
+    mints: dict[str, MintFixture]
     intake_url: str = ""
 
     def start(self, *flags: str) -> RunningNode:
@@ -117,7 +119,7 @@ def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str],
             "--settlement-authority", str(node_key), "--fee-payer", str(node_key),
         )  # fmt: skip
         assert created.code == 0, created.err
-        yield Desk(localnet, tmp_path, node_key, makers, accounts)
+        yield Desk(localnet, tmp_path, node_key, makers, accounts, {"base": base, "quote": quote})
 
 
 @pytest.fixture
@@ -207,9 +209,12 @@ def _submit(desk: Desk, capsys: pytest.CaptureFixture[str], round_: int) -> None
         assert result.code == 0, result.err
 
 
-def _settlements_on_chain(desk: Desk) -> list[tuple[VersionedTransaction, dict[str, Any]]]:
+def _settlements_on_chain(
+    desk: Desk, landed_failed: bool = False
+) -> list[tuple[VersionedTransaction, dict[str, Any]]]:
     """The transactions the node's wallet paid for that wrote the seller's base account
-    (getTransaction, base64), oldest first, found independently of the node."""
+    (getTransaction, base64), oldest first, found independently of the node; those that
+    landed failed only when ``landed_failed``."""
     signatures = desk.rpc("getSignaturesForAddress", str(desk.accounts[("seller", "base")]),
                           {"commitment": "confirmed"})  # fmt: skip
     paid_by_node = []
@@ -217,8 +222,8 @@ def _settlements_on_chain(desk: Desk) -> list[tuple[VersionedTransaction, dict[s
         found = desk.rpc("getTransaction", entry["signature"], {
             "encoding": "base64", "commitment": "confirmed", "maxSupportedTransactionVersion": 0})  # fmt: skip
         transaction = VersionedTransaction.from_bytes(base64.b64decode(found["transaction"][0]))
-        if transaction.message.account_keys[0] == desk.node_key:
-            assert found["meta"]["err"] is None
+        failed = found["meta"]["err"] is not None
+        if transaction.message.account_keys[0] == desk.node_key and failed <= landed_failed:
             paid_by_node.append((transaction, found["meta"]))
     return paid_by_node
 
@@ -321,6 +326,43 @@ def test_the_hard_cap_binding_at_the_simulated_limit_is_counted_in_metrics(
     samples = _samples(node.get("/metrics")[1].decode())
     assert _value(samples, "crank_priority_fee_cap_bound_total") == 1
     assert _value(samples, "crank_priority_price_micro_lamports", market="FEE-USD") == price
+
+
+def test_a_simulated_limit_that_proves_too_low_is_simulated_again(
+    desk: Desk, running: list[RunningNode], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """With no margin, the limit is exactly what the first fill's simulation used. The
+    makers approved exactly two fills, so the second fill's legs use up the delegations,
+    which costs the token program one more unit per leg: its attempt at the cached limit
+    lands failed out of compute units. That attempt is dead, not a failed settlement:
+    the market is simulated again (the second simulation sees the extra units), the next
+    attempt asks for at least twice the failed limit, and the fill is confirmed."""
+    quote_atoms = PRICE * SIZE // LOT
+    for maker, leg, amount in (("seller", "base", 2 * SIZE), ("buyer", "quote", 2 * quote_atoms)):
+        desk.localnet.fixtures.approve_delegate(
+            desk.accounts[(maker, leg)], desk.makers[maker], desk.node_key, amount, desk.mints[leg]
+        )
+    node, _ = _two_settlements(desk, capsys, running, "--compute-unit-margin-percent", "0",
+                               "--compute-unit-margin-units", "0")  # fmt: skip
+
+    paid = _settlements_on_chain(desk, landed_failed=True)
+    budgets = [_compute_budget(transaction)[0] for transaction, _ in paid]
+    errors = [meta["err"] for _, meta in paid]
+    assert len(paid) == 3, errors
+    (_, spent_meta), (_, last_meta) = paid[1:]
+    assert errors[0] is None and errors[2] is None
+    assert "ComputationalBudgetExceeded" in json.dumps(errors[1]) or "ProgramFailedToComplete" \
+        in json.dumps(errors[1]), errors[1]  # fmt: skip
+    used_first = budgets[1]  # the cached limit: what the first simulation said, no margin
+    assert spent_meta["computeUnitsConsumed"] == used_first
+    assert last_meta["computeUnitsConsumed"] > used_first
+    assert budgets[2] >= 2 * used_first
+    fees = node.get_json("/status")["pipeline"]["settlement"]["fees"]["FEE-USD"]
+    assert fees["simulations"] == 2
+    assert fees["units_simulated"] == last_meta["computeUnitsConsumed"]
+    assert fees["least_limit"] == 2 * used_first
+    print(f"\nlimits asked {budgets}; used {[m['computeUnitsConsumed'] for _, m in paid]}; "
+          f"errors {errors}")  # fmt: skip
 
 
 def _samples(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
