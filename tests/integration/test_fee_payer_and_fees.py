@@ -21,10 +21,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
+from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 import market as domain
-from crank_node.cli.chain import airdrop
+from crank_node.cli.chain import airdrop, send_and_confirm
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.fixtures import MintFixture
 from tests.integration.intake.conftest import run_cli
@@ -161,7 +162,8 @@ def test_health_follows_the_fee_payers_sol_from_empty_to_funded(
 ) -> None:
     """An empty wallet cannot pay the next settlement: /health 503, fee_payer unhealthy
     naming the wallet. Funded above that minimum but below the floor: degraded (200)
-    naming it. Funded above the floor: healthy."""
+    naming it. Funded above the floor: healthy. Spent down below the minimum (a transfer
+    the wallet signs): unhealthy again."""
     node = desk.start()
     running.append(node)
     payer = str(desk.node_key)
@@ -189,6 +191,15 @@ def test_health_follows_the_fee_payers_sol_from_empty_to_funded(
         payer: FLOOR_LAMPORTS + MIN_LAMPORTS + 1
     }
     assert "reason" not in funded["components"]["fee_payer"]
+
+    # The wallet spends its SOL elsewhere, down to one lamport short of the minimum.
+    held = FLOOR_LAMPORTS + MIN_LAMPORTS + 1
+    wallet = Keypair.from_bytes(bytes(json.loads((desk.tmp_path / "wallet.json").read_text())))
+    away = transfer(TransferParams(from_pubkey=desk.node_key, to_pubkey=Keypair().pubkey(),
+                                   lamports=held - domain.LAMPORTS_PER_SIGNATURE - MIN_LAMPORTS + 1))  # fmt: skip
+    send_and_confirm(desk.localnet.url, [away], wallet)
+    code, spent = wait_for(lambda: health(node), fee_payer_is("unhealthy"), "unhealthy again")
+    assert code == 503 and spent["components"]["fee_payer"]["lamports"] == {payer: MIN_LAMPORTS - 1}
 
 
 def _submit(desk: Desk, capsys: pytest.CaptureFixture[str], round_: int) -> None:
