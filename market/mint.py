@@ -56,6 +56,7 @@ MINT_SIZE = 82
 # Token-2022 pads the base state to a token account's size, then one AccountType byte.
 _ACCOUNT_TYPE_OFFSET = 165
 _ACCOUNT_TYPE_MINT = 1
+_ACCOUNT_TYPE_ACCOUNT = 2
 _TLV_HEADER = struct.Struct("<HH")
 _DECIMALS_OFFSET = 44
 _INITIALIZED_OFFSET = 45
@@ -118,6 +119,10 @@ def decode_mint(field: str, address: Pubkey, data: bytes, owner: Pubkey) -> Mint
         raise InvalidMarket(field, f"{address} is owned by {owner}, not a token program")
     if len(data) < MINT_SIZE or (owner == TOKEN_PROGRAM_ID and len(data) != MINT_SIZE):
         raise InvalidMarket(field, f"{address} has {len(data)} bytes: not a mint")
+    if len(data) > MINT_SIZE:
+        # The account type first: a token account's owner key covers the mint's
+        # initialized flag and its fields the padding, so neither says what it is.
+        _check_account_type(field, address, data)
     if data[_INITIALIZED_OFFSET] != 1:
         raise InvalidMarket(field, f"{address} is not an initialized mint")
     extensions: tuple[tuple[int, bytes], ...] = ()
@@ -126,11 +131,18 @@ def decode_mint(field: str, address: Pubkey, data: bytes, owner: Pubkey) -> Mint
     return MintInfo(address, owner, data[_DECIMALS_OFFSET], extensions)
 
 
-def _extensions(field: str, address: Pubkey, data: bytes) -> tuple[tuple[int, bytes], ...]:
-    if len(data) <= _ACCOUNT_TYPE_OFFSET or any(data[MINT_SIZE:_ACCOUNT_TYPE_OFFSET]):
-        raise InvalidMarket(field, f"{address} has {len(data)} bytes: not a mint")
-    if data[_ACCOUNT_TYPE_OFFSET] != _ACCOUNT_TYPE_MINT:
+def _check_account_type(field: str, address: Pubkey, data: bytes) -> None:
+    if len(data) > _ACCOUNT_TYPE_OFFSET and data[_ACCOUNT_TYPE_OFFSET] == _ACCOUNT_TYPE_ACCOUNT:
         raise InvalidMarket(field, f"{address} is a token account, not a mint")
+    if (
+        len(data) <= _ACCOUNT_TYPE_OFFSET
+        or data[_ACCOUNT_TYPE_OFFSET] != _ACCOUNT_TYPE_MINT
+        or any(data[MINT_SIZE:_ACCOUNT_TYPE_OFFSET])
+    ):
+        raise InvalidMarket(field, f"{address} has {len(data)} bytes: not a mint")
+
+
+def _extensions(field: str, address: Pubkey, data: bytes) -> tuple[tuple[int, bytes], ...]:
     found: list[tuple[int, bytes]] = []
     offset = _ACCOUNT_TYPE_OFFSET + 1
     while offset + _TLV_HEADER.size <= len(data):
