@@ -978,7 +978,10 @@ class SettlementActor(CrankActor):
             refused=counters.refused,
             fee_cap_bound=self._fees.cap_bound,
             preflight_refused=counters.preflight_refused,
-            fees={market_id: asdict(fees) for market_id, fees in self._fees.markets.items()},
+            fees={
+                market_id: {**asdict(fees), "limit_asked": self._fees.limit_for(market_id)}
+                for market_id, fees in self._fees.markets.items()
+            },
             block_height=self._block_height,
             draining=self._drain is not None,
             full=self._full,

@@ -216,8 +216,8 @@ def settlement_fee_metrics(settlement: Mapping[str, Any]) -> Iterator[Metric]:
     for market, fees in sorted(settlement.get("fees", {}).items()):
         if fees.get("price_micro_lamports") is not None:
             price.add_metric([market], float(fees["price_micro_lamports"]))
-        if fees.get("compute_unit_limit") is not None:
-            limit.add_metric([market], float(fees["compute_unit_limit"]))
+        if fees.get("limit_asked") is not None:  # the simulated limit, or what stands in
+            limit.add_metric([market], float(fees["limit_asked"]))
         if fees.get("units_simulated") is not None:
             used.add_metric([market], float(fees["units_simulated"]))
     bound = CounterMetricFamily(

@@ -372,6 +372,11 @@ def test_a_simulated_limit_that_proves_too_low_is_simulated_again(
     assert fees["simulations"] == 2
     assert fees["units_simulated"] == last_meta["computeUnitsConsumed"]
     assert fees["least_limit"] == 2 * used_first
+    # The gauge says what the next attempt asks: at least twice the failed limit, not
+    # the re-simulated limit that alone proved too low.
+    samples = _samples(node.get("/metrics")[1].decode())
+    asked = _value(samples, "crank_compute_unit_limit", market="FEE-USD")
+    assert asked == fees["limit_asked"] == max(fees["compute_unit_limit"], 2 * used_first)
     print(f"\nlimits asked {budgets}; used {[m['computeUnitsConsumed'] for _, m in paid]}; "
           f"errors {errors}")  # fmt: skip
 
