@@ -36,7 +36,7 @@ from actors.marker_reclaim import (
 from actors.rpc import RpcRouter, RpcRouterConfig
 from actors.rpc.messages import RpcRequest
 from actors.settlement import signer_map
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market.marker import (
     MARKER_RENT_LAMPORTS,
     RECLAIM_MARGIN_BLOCKS,
@@ -50,7 +50,7 @@ from tests.conftest import Recorder
 from tests.integration.market.conftest import Trade, make_trade
 from tests.integration.storage import seed
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 FINALITY_SLOTS = 32  # confirmation 1 + finalization 31: finalized = tip - 32
 FEE_PER_SIGNATURE = 5_000
@@ -59,12 +59,6 @@ MARKERS_PER_CREATE = 4
 
 class SimulatedCrash(Exception):
     """Raised by the crash hook: the actor dies there, as a killed process would."""
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)) as server:
-        yield server
 
 
 def _handle_of(actor: Any) -> ActorHandle:

@@ -52,8 +52,6 @@ from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
 EXPIRY_S = NOW_S + 30 * 86_400
 TTL_S = 30.0

@@ -35,15 +35,13 @@ from actors.settlement import (
     SettlementState,
     signer_map,
 )
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.faults import Faults
 from market import build_settlement_transaction, sign_order
 from supervision import ActorHandle, launch
 from tests.conftest import Recorder
-from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
 from tests.integration.market.conftest import Rpc, Trade, make_trade
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+from tests.support.chain_audit import settled_fill_ids, signature_status_exists
 
 SLOT_MS = 10  # ticking slots: confirmations come, and blockhashes expire in ~2 s
 FAST = SettlementSettings(
@@ -51,10 +49,7 @@ FAST = SettlementSettings(
 )
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(120)]
 
 
 @dataclass

@@ -24,11 +24,10 @@ from localnet.fixtures import MintFixture
 from market import sign_order
 from storage.models import Fill, Order, Settlement, table_of
 from tests.conftest import Recorder
-from tests.integration.actors.test_settlement_actor import Settler
-from tests.integration.actors.test_settlement_actor import localnet as localnet
+from tests.integration.actors.test_settlement_actor import SLOT_MS, Settler
 from tests.integration.market.conftest import LOT_ATOMS, make_trade
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(120)]
 
 _FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settlement)
 

@@ -20,8 +20,6 @@ from crank_node.node.keypairs import (
     load_keypair,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def write_key(path: Path, content: Any, mode: int = 0o600) -> Path:
     """Write ``content`` (JSON-encoded unless already text) and set ``mode``."""

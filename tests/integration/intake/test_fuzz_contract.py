@@ -17,7 +17,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from crank_node.node.intake_http import IntakeLimits
 from tests.integration.intake.conftest import MARKET_ID, Desk
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.localnet(advance_slots=10), pytest.mark.timeout(300)]
+
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[3] / "docs" / "openapi.json").read_text())
 CASES_PER_OPERATION = 40  # x 9 operations: at most 360 cases a run

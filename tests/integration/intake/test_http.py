@@ -28,7 +28,8 @@ from tests.integration.intake.conftest import (
     Desk,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
+
 
 Changes = Callable[[Desk], dict[str, Any]]
 

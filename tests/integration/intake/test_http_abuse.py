@@ -18,8 +18,6 @@ from crank_node.node.intake import OrderIntake
 from market import Order, Side, sign_order
 from tests.integration.intake import wire
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.fixture
 def database_url(sqlite_file_url: str) -> str:

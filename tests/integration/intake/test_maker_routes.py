@@ -13,7 +13,8 @@ from solders.keypair import Keypair
 from market.cancel_all import CancelAllRequest, sign_cancel_all
 from tests.integration.intake.conftest import MARKET_ID, Desk
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
+
 
 CHECKED_IN = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 

@@ -2,17 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-
-from localnet import LocalnetConfig, LocalnetServer
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+
+

@@ -10,7 +10,8 @@ import pytest
 
 from localnet import FaultError, Faults, LocalnetServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 RPC_GET_SLOT = {
     "jsonrpc": "2.0",

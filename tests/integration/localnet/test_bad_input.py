@@ -10,7 +10,8 @@ import pytest
 
 from localnet import LocalnetServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 KEY = "11111111111111111111111111111111"
 

@@ -20,7 +20,8 @@ from localnet import FaultError, Faults, InvalidFaults, LocalnetConfig, Localnet
 from .chain import lamport_transfer
 from .test_cli import Announcements
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAG = 10
 HISTORY = {"searchTransactionHistory": True}

@@ -15,7 +15,7 @@ from solders.transaction import VersionedTransaction
 from localnet import LocalnetServer
 from localnet.base58 import b58encode
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 @pytest.fixture

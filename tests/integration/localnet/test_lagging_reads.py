@@ -14,7 +14,8 @@ from localnet import Faults, LocalnetServer
 
 from .chain import lamport_transfer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAG = 5
 AMOUNT = 1_000_000

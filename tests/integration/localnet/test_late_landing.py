@@ -11,7 +11,8 @@ from localnet import MAX_PROCESSING_AGE, Faults, LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAST_BLOCKS = 3
 

@@ -15,7 +15,8 @@ from localnet import Faults, LocalnetServer
 
 from .chain import lamport_transfer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 PRUNE = 50
 CONFIRMED = {"commitment": "confirmed"}

@@ -20,7 +20,7 @@ from localnet.base58 import b58encode
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 from solana.rpc.commitment import Processed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
@@ -30,8 +29,6 @@ from market.marker import (
 from market.settlement import settlement_instructions
 
 from .conftest import Trade
-
-pytestmark = pytest.mark.integration
 
 ALREADY_IN_USE_AT_CREATE = "TransactionErrorInstructionError((2, Tagged(InstructionErrorCustom(0))))"
 

@@ -3,7 +3,6 @@ Memo programs on localnet, sent and read back through solana-py's client."""
 
 from __future__ import annotations
 
-import pytest
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.models import TxOpts
 from solders.signature import Signature
@@ -21,8 +20,6 @@ from market import (
 )
 
 from .conftest import BUYER_QUOTE_ATOMS, LOT_ATOMS, SELLER_BASE_ATOMS, Trade
-
-pytestmark = pytest.mark.integration
 
 
 def land(trade: Trade, raw: bytes, *, skip_preflight: bool = False) -> Signature:

@@ -10,18 +10,7 @@ from typing import Any
 import pytest
 
 from actors.rpc import GetRouterState, RouterState, RpcClient, RpcRouter, RpcRouterConfig
-from localnet import LocalnetConfig, LocalnetServer
 from supervision import ActorHandle, launch
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)).start()
-    server.advance_slots(200)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class RunningRouter:

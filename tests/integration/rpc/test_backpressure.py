@@ -23,7 +23,8 @@ from localnet import Faults, LocalnetServer
 
 from .conftest import RunningRouter
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3, advance_slots=200)
+
 
 StartRouter = Callable[..., RunningRouter]
 

@@ -17,7 +17,8 @@ from supervision import ManualClock
 
 from .conftest import RunningRouter, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3, advance_slots=200)
+
 
 StartRouter = Callable[..., RunningRouter]
 

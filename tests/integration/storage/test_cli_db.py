@@ -10,8 +10,6 @@ import pytest
 from crank_node.cli import db as db_command
 from storage import head_revision, history
 
-pytestmark = pytest.mark.integration
-
 
 def run(*argv: str) -> int:
     """Parse ``crank-node db ...`` with the command's own parser and run its handler."""

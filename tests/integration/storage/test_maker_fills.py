@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy.engine import Engine
 
 from storage import confirm_settlement, get_order
@@ -19,7 +18,6 @@ from tests.integration.storage.test_pipeline_repositories import (  # the shared
     matched,
 )
 
-pytestmark = pytest.mark.integration
 __all__ = ["matched"]  # the fixture, imported to be found by pytest
 
 

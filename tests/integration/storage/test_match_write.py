@@ -42,8 +42,6 @@ from storage.fencing import lease_params
 from storage.models import Base, Fill, Order, Settlement
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = 1_800_000_000
 TTL_S = 30.0
 TAKEOVER_S = TTL_S + 30  # a contender this far ahead sees our lease expired

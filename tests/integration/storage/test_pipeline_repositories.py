@@ -64,8 +64,6 @@ from storage import (
 from storage.models import Base, Fill, Order, Settlement, SettlementAttempt, TransactionHistory
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = 1_800_000_000
 EXPIRY_S = NOW_S + 3_600
 TTL_S = 30.0

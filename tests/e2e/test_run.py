@@ -4,22 +4,15 @@ from __future__ import annotations
 
 import json
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from storage import LeaseStore, open_engine, sqlite_url
-from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
+from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=2, slot_ms=100)) as server:
-        yield server
+pytestmark = pytest.mark.localnet(endpoints=2, slot_ms=100)
 
 
 @pytest.fixture
