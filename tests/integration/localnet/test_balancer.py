@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -25,12 +24,6 @@ pytestmark = pytest.mark.localnet(endpoints=3)
 
 LAG = 10
 HISTORY = {"searchTransactionHistory": True}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def rpc(http: httpx2.Client, url: str, method: str, *params: Any) -> httpx2.Response:

@@ -3,7 +3,6 @@ fell behind would show it: history, accounts, heights, context slots and minCont
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -19,12 +18,6 @@ pytestmark = pytest.mark.localnet(endpoints=3)
 
 LAG = 5
 AMOUNT = 1_000_000
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def call(http: httpx2.Client, url: str, method: str, *params: Any) -> dict[str, Any]:

@@ -4,7 +4,6 @@ getSignatureStatuses (its status cache, as a real node's, still answers)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -21,12 +20,6 @@ pytestmark = pytest.mark.localnet(endpoints=3)
 PRUNE = 50
 CONFIRMED = {"commitment": "confirmed"}
 HISTORY = {"searchTransactionHistory": True}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def result(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -21,12 +20,6 @@ from localnet.base58 import b58encode
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
 pytestmark = pytest.mark.localnet(endpoints=3)
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def call(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:

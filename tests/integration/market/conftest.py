@@ -1,4 +1,5 @@
-"""A localnet per test with two makers funded and delegated on one market."""
+"""Two makers funded and delegated on one market of the test's localnet (the shared
+fixture, tests/support/localnets.py)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A localnet with three endpoints (manual slots), and routers over it that are stopped after."""
+"""Routers over the test's localnet (three endpoints, manual slots, 200 slots advanced:
+``pytest.mark.localnet`` in each module), stopped after the test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""A fresh localnet per test, a scenario built on it, and a scenario with no chain at all."""
+"""solana-py calls on a loop of their own, and a scenario with no chain at all (the
+localnet is the shared fixture, tests/support/localnets.py)."""
 
 from __future__ import annotations
 
