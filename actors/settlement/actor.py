@@ -725,7 +725,9 @@ class SettlementActor(CrankActor):
         for start in range(0, len(landed), ATTEMPT_BATCH):
             self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
 
-    def _find_landing(self, work: SettlementWork, find: FindLanding, since_slot: int | None) -> None:
+    def _find_landing(
+        self, work: SettlementWork, find: FindLanding, since_slot: int | None
+    ) -> None:
         """The marker exists (or refused an attempt): find which transaction created it."""
         address = work.marker_address
         if address is None:  # a legacy settlement refused at a marker it never had
@@ -752,7 +754,8 @@ class SettlementActor(CrankActor):
         entries = outcome.result if isinstance(outcome, RpcSuccess) else None
         if not isinstance(entries, list):
             logger.bind(action="settlement.marker_history_failed", settlement_id=work.id).info(
-                f"the marker's history of {work.id} could not be read, asked again: {outcome!r:.300}"
+                f"the marker's history of {work.id} could not be read, asked again: "
+                f"{outcome!r:.300}"
             )
             work.needs_check = True
             return
@@ -801,7 +804,9 @@ class SettlementActor(CrankActor):
         for work, decision in landed:
             # Only landings with a known signature come here (_decide_all routes the rest).
             assert decision.signature is not None and decision.slot is not None
-            confirmations.append(storage.Confirmation(work.claim, decision.signature, decision.slot))
+            confirmations.append(
+                storage.Confirmation(work.claim, decision.signature, decision.slot)
+            )
         try:
             results = storage.confirm_settlements(self._claims.queue(), confirmations)
         except storage.StorageError as error:

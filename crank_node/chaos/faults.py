@@ -24,8 +24,8 @@ one that can recover:
   (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``LOCK TABLE ... IN EXCLUSIVE MODE``).
 
 Every kind of a lane comes once, in a seeded order, before the lane repeats
-kinds at random (the rpc lanes together, as one); a lane stops where its next fault would not end before the
-run does. :mod:`crank_node.chaos.scheduler` applies and heals them.
+kinds at random (the rpc lanes together, as one); a lane stops where its next
+fault would not end before the run does. :mod:`crank_node.chaos.scheduler` applies and heals them.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class PlannedFault:
     def end_s(self) -> float:
         return self.start_s + self.duration_s
 
-    def endpoint_faults(self) -> Faults:
+    def endpoint_faults(self) -> Faults:  # noqa: PLR0911  (one return per kind of the match)
         """What the target endpoint does meanwhile (RPC kinds only)."""
         match self.kind:
             case FaultKind.RPC_DOWN:
@@ -157,7 +157,7 @@ class PlannedFault:
                 return Faults(backends=backends, backend_choice="random")
         raise ValueError(f"{self.kind.value} is not an RPC fault")
 
-    def parameters(self) -> str:
+    def parameters(self) -> str:  # noqa: PLR0911  (one return per kind of the match)
         """The fault's parameters, as shown in the report ('' for none)."""
         match self.kind:
             case FaultKind.RPC_429:
@@ -286,7 +286,7 @@ def plan_faults(
     for lane_kinds, gap_s, make, count in lanes:
         wanted = tuple(kind for kind in lane_kinds if kind in kinds)
         if wanted:
-            _lanes(rng, wanted, gap_s, end_s, make, count, planned)
+            _lanes(rng, wanted, gap_s, end_s, make=make, count=count, planned=planned)
     return tuple(sorted(planned, key=lambda fault: (fault.start_s, fault.kind.value)))
 
 
@@ -295,6 +295,7 @@ def _lanes(
     kinds: tuple[FaultKind, ...],
     gap_s: tuple[float, float],
     end_s: float,
+    *,
     make: Callable[[FaultKind, float], PlannedFault | None],
     count: int,
     planned: list[PlannedFault],

@@ -316,7 +316,7 @@ class Listener:
     """Serves ``app`` on ``host:port`` with ``limits``, on a thread and loop of its own."""
 
     def __init__(self, name: str, app: web.Application, host: str, port: int,
-                 limits: HttpLimits, events: ListenerEvents | None = None) -> None:  # fmt: skip
+                 limits: HttpLimits, *, events: ListenerEvents | None = None) -> None:  # fmt: skip
         self.name = name
         self.app = app
         self.host = host
@@ -421,7 +421,9 @@ def read_token_file(path: Path) -> str:
     try:
         info = os.stat(path)
     except OSError as error:
-        raise OperatorTokenError(f"operator_token_file {path}: cannot be read ({error.strerror})")
+        raise OperatorTokenError(
+            f"operator_token_file {path}: cannot be read ({error.strerror})"
+        ) from error
     if not stat.S_ISREG(info.st_mode):
         raise OperatorTokenError(f"operator_token_file {path}: is not a regular file")
     if info.st_mode & 0o077:

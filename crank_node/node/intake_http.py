@@ -84,7 +84,8 @@ __all__ = [
 IntakeSource = Callable[[], OrderIntake | None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BASE58 = "[1-9A-HJ-NP-Za-km-z]+"
-_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() also takes ' 5', '1_000', '٥'
+# ASCII only: int() also takes ' 5', '1_000' and '\u0665' (an Arabic-Indic five).
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 class BodyTooLarge(domain.MalformedJson):

@@ -143,9 +143,9 @@ class Desk:
             marker_create_instruction(
                 fee_payer=trade.fee_payer.pubkey(), settlement_authority=trade.authority.pubkey(),
                 marker=marker_for(trade.authority, fill_id),
-            )  # fmt: skip
+            )
             for fill_id in fill_ids
-        ]
+        ]  # fmt: skip
         message = Message.new_with_blockhash(instructions, trade.fee_payer.pubkey(), blockhash)
         transaction = VersionedTransaction(message, [trade.fee_payer, trade.authority])
         trade.rpc(

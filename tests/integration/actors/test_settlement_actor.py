@@ -16,6 +16,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
+from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import revoke
@@ -38,6 +39,7 @@ from actors.settlement import (
 from localnet import LocalnetServer
 from localnet.faults import Faults
 from market import build_settlement_transaction, sign_order
+from market.marker import marker_for
 from supervision import ActorHandle, launch
 from tests.conftest import Recorder
 from tests.integration.market.conftest import Rpc, Trade, make_trade
@@ -372,10 +374,6 @@ def test_a_squatted_marker_quarantines_the_settlement_and_never_settles_or_retri
     the marker (its history has only the squatter's transfer), so the settlement is
     neither confirmed nor failed-and-retried: it is quarantined, logged at ERROR, and no
     second attempt is ever signed. No token moved."""
-    from solders.system_program import TransferParams, transfer
-
-    from market.marker import marker_for
-
     trade = settler.trade
     squatter = trade.localnet.fixtures.fund_wallet()
     marker = marker_for(trade.authority, trade.fill.fill_id)

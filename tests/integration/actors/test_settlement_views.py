@@ -258,7 +258,7 @@ def test_recovery_after_history_was_pruned_never_settles_a_landed_fill_again(
 def _attempt_landed_by_dead_node(desk: Desk) -> storage.AttemptRecord:
     """As ``dead-node``: claim for 60 s, build the attempt as the actor would (its
     ``_draft``), write it ahead, deliver it and let it land; then die."""
-    trade, engine, localnet = desk.trade, desk.engine, desk.trade.localnet
+    engine, localnet = desk.engine, desk.trade.localnet
     queue = storage.settlement_queue(engine, "dead-node")
     (claim,) = queue.claim(1, 60)
     draft = _draft_as_actor(desk, claim)

@@ -12,7 +12,7 @@ import httpx2
 import pytest
 from solders.keypair import Keypair
 
-from crank_node.cli.localnet import serve
+from crank_node.cli.localnet import parse_endpoint_faults, serve
 from crank_node.cli.main import build_parser
 from localnet import FaultError, Faults, InvalidFaults, LocalnetConfig, LocalnetServer
 
@@ -146,7 +146,5 @@ def test_the_localnet_command_starts_endpoints_with_the_faults_it_is_given() -> 
     )
     errors = io.StringIO()
     with pytest.raises(InvalidFaults, match="--faults 0: lag_slot: unknown fault"):
-        from crank_node.cli.localnet import parse_endpoint_faults
-
         parse_endpoint_faults(bad.faults, 1)
     assert serve(bad, threading.Event(), errors) == 2

@@ -10,7 +10,7 @@ import httpx2
 import pytest
 from solders.keypair import Keypair
 
-from localnet import Faults, LocalnetServer
+from localnet import Faults, InvalidFaults, LocalnetServer
 
 from .chain import lamport_transfer
 
@@ -78,7 +78,5 @@ def test_a_pruned_endpoint_loses_statuses_once_they_leave_the_status_cache(
 
 def test_prune_history_slots_is_checked_by_name() -> None:
     """A negative or non-integer prune_history_slots is refused, naming the field."""
-    from localnet import InvalidFaults
-
     with pytest.raises(InvalidFaults, match="prune_history_slots"):
         Faults.from_json({"prune_history_slots": -1})

@@ -13,6 +13,7 @@ import hashlib
 from solana.rpc.commitment import Processed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
+from solders.keypair import Keypair
 from solders.message import Message
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
@@ -142,8 +143,6 @@ def test_the_real_seed_is_not_in_any_public_data_before_the_first_attempt(trade:
     assert seed.encode() not in bytes(other.transaction)
     for signature in other.transaction.signatures:
         assert hashlib.sha256(bytes(signature)).hexdigest()[:32] != seed
-    from solders.keypair import Keypair
-
     assert marker_seed(Keypair(), fill.fill_id) != seed
     assert "seed" not in repr(marker_for(trade.authority, fill.fill_id)).lower().replace(
         "marker(", ""
