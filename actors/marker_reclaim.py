@@ -336,7 +336,7 @@ class MarkerReclaimActor(CrankActor):
             facts = MarkerFacts(
                 marker.state, marker.attempt_last_valid_block_heights,
                 marker.reclaim_last_valid_block_height,
-            )  # fmt: skip
+            )
             verdict = judge_marker(facts, view, slot, lamports)
             if isinstance(verdict, Close):
                 round_.closes.setdefault(marker.market_id, []).append((marker, verdict.lamports))
@@ -386,7 +386,7 @@ class MarkerReclaimActor(CrankActor):
                     settlement_id=marker.settlement_id,
                 ).warning(
                     f"marker {marker.address} is gone though we never reclaimed it"
-                )  # fmt: skip
+                )
         if kind == "reclaimed" and done:
             logger.bind(action="reclaim.reclaimed", market_id=market, count=len(done)).info(
                 f"{len(done)} markers of {market} reclaimed"
@@ -432,7 +432,7 @@ class MarkerReclaimActor(CrankActor):
                 [(marker.fill_id, marker.address, lamports) for marker, lamports in closes],
                 fee_payer=fee_payer, settlement_authority=authority,
                 recent_blockhash=Hash.from_string(fresh.blockhash),
-            )  # fmt: skip
+            )
         except ValueError as error:
             logger.bind(action="reclaim.refused", market_id=market_id).error(str(error))
             return None

@@ -192,7 +192,7 @@ def _reclaimed_markers(
     for _ in range(10_000):
         with storage.read_transaction(engine) as connection:
             rows = connection.execute(select(table.c.settlement_id, table.c.state,
-                                             table.c.reclaim_signature)).all()  # fmt: skip
+                                             table.c.reclaim_signature)).all()
         if len(rows) == markers and all(row[1] == "reclaimed" for row in rows):
             break
         pause.wait(slot_ms / 1000 * 5)

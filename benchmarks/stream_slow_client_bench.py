@@ -39,7 +39,7 @@ from http_abuse_bench import (
     http,
     percentile,
     request,
-)  # fmt: skip
+)
 from solders.keypair import Keypair
 
 import storage

@@ -260,7 +260,7 @@ class SettlementActor(CrankActor):
             margin_percent=settings.compute_unit_margin_percent,
             margin_units=settings.compute_unit_margin_units,
             simulate=settings.simulate_compute_units,
-        )  # fmt: skip
+        )
         self._doomed: dict[str, Doomed] = {}  # settlements refused at preflight as hopeless
         self._blockhash_pending = False
         self._status_round: _StatusRound | None = None
@@ -625,7 +625,7 @@ class SettlementActor(CrankActor):
         config: dict[str, Any] = {
             "commitment": "confirmed", "encoding": "base64",
             "dataSlice": {"offset": 0, "length": 0},
-        }  # fmt: skip
+        }
         if height is not None:
             config["minContextSlot"] = height.slot
         for start in range(0, len(addresses), MAX_ACCOUNTS_PER_REQUEST):
@@ -704,7 +704,7 @@ class SettlementActor(CrankActor):
                 AttemptView(a.signature, a.state, a.last_valid_block_height,
                             a.marker_address is not None)
                 for a in work.attempts
-            ]  # fmt: skip
+            ]
             asked = {
                 a.signature: statuses[a.signature] for a in work.attempts if a.signature in statuses
             }
@@ -779,7 +779,7 @@ class SettlementActor(CrankActor):
         logger.bind(action="settlement.marker_squatted", settlement_id=work.id,
                     marker=work.marker_address).error(
             f"settlement {work.id} quarantined: {squatted.reason}"
-        )  # fmt: skip
+        )
         try:
             storage.quarantine_settlement(
                 self._claims.queue(), work.claim, squatted.reason,

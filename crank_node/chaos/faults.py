@@ -153,7 +153,7 @@ class PlannedFault:
                     Faults(), Faults(lag_slots=self.lag_slots),
                     Faults(late_landing_blocks=self.late_landing_blocks),
                     Faults(prune_history_slots=self.prune_history_slots),
-                )  # fmt: skip
+                )
                 return Faults(backends=backends, backend_choice="random")
         raise ValueError(f"{self.kind.value} is not an RPC fault")
 
@@ -245,7 +245,7 @@ def plan_faults(
             if other.kind in RPC_KINDS and other.start_s < start_s + duration
             and start_s < other.end_s
             for endpoint in other.endpoints
-        }  # fmt: skip
+        }
         free = [endpoint for endpoint in range(endpoints) if endpoint not in busy]
         needed = 2 if kind is FaultKind.RPC_LATE_AND_LAG else 1
         if len(free) < needed + spare:
@@ -268,14 +268,14 @@ def plan_faults(
         if kind is FaultKind.NET_DEGRADE:
             latency = rng.randint(*DEGRADE_LATENCY_MS)
             return PlannedFault(kind, start_s, duration, node, latency_ms=latency,
-                                jitter_ms=latency // 4)  # fmt: skip
+                                jitter_ms=latency // 4)
         endpoint = rng.randrange(endpoints) if kind is FaultKind.NET_ENDPOINT else None
         return PlannedFault(kind, start_s, duration, node, endpoint=endpoint)
 
     rpc_kinds = tuple(
         kind for kind in RPC_KINDS
         if kind in kinds and (kind is not FaultKind.RPC_LATE_AND_LAG or endpoints >= 2 + spare)
-    )  # fmt: skip
+    )
     lanes: list[tuple[tuple[FaultKind, ...], tuple[float, float], Any, int]] = [
         (NODE_KINDS, NODE_GAP_S, node_fault, 1),
         (rpc_kinds, RPC_GAP_S, rpc_fault, max(1, endpoints - 1)),

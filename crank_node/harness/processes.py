@@ -175,7 +175,7 @@ class NodeProcesses:
             f"{addr.rsplit(':', 1)[0]}:{int(addr.rsplit(':', 1)[1]) + 1}"
             if hosts else f"127.0.0.1:{_free_port()}"
             for addr in self._addrs
-        )  # fmt: skip
+        )
         self._prefix = prefix
         self._stderr_to_files = stderr_to_files
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -129,7 +129,7 @@ def test_the_runbook_from_a_clean_directory_trades_a_token_2022_market(
         step("crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
              "--amount 1000000 --rpc-url $RPC")  # fmt: skip
     (tmp_path / "crank-node.toml").write_text(_devnet_example().replace(
-        "/etc/crank-node/wallet.json", str(tmp_path / "wallet.json")))  # fmt: skip
+        "/etc/crank-node/wallet.json", str(tmp_path / "wallet.json")))
     step("crank-node config check --config crank-node.toml")
 
     intake, operator = free_port(), free_port()

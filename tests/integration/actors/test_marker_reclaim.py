@@ -145,7 +145,7 @@ class Desk:
                 marker=marker_for(trade.authority, fill_id),
             )
             for fill_id in fill_ids
-        ]  # fmt: skip
+        ]
         message = Message.new_with_blockhash(instructions, trade.fee_payer.pubkey(), blockhash)
         transaction = VersionedTransaction(message, [trade.fee_payer, trade.authority])
         trade.rpc(
@@ -233,7 +233,7 @@ class Desk:
     def markers(self) -> dict[str, tuple[str, int, str | None]]:
         table = table_of(SettlementMarker)
         query = select(table.c.settlement_id, table.c.state, table.c.lamports,
-                       table.c.reclaim_signature)  # fmt: skip
+                       table.c.reclaim_signature)
         with storage.read_transaction(self.engine) as connection:
             return {row[0]: (row[1], int(row[2]), row[3]) for row in connection.execute(query)}
 
@@ -275,7 +275,7 @@ def test_markers_are_reclaimed_only_past_the_margin_and_the_fee_payer_gets_the_r
     at_margin = desk.round()
     assert (at_margin.finalized_block_height, at_margin.markers_sent) == (
         last_valid + RECLAIM_MARGIN_BLOCKS, 0,
-    )  # fmt: skip
+    )
     assert all(desk.lamports(desk.marker_address(fill)) for fill in ids)
 
     desk.localnet.advance_slots(1)

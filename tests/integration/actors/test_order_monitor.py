@@ -220,7 +220,7 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
     handle.attach(monitor.actor_inbox)
     try:
         yield Desk(localnet, engine, market, base, authority, lease, clock, db_time, tap, handle,
-                   recorder)  # fmt: skip
+                   recorder)
     finally:
         monitor.actor_ref.stop(timeout=10)
         router.actor_ref.stop(timeout=10)

@@ -300,7 +300,7 @@ def _revoke_seller(trade: Trade) -> None:
             program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
-    )  # fmt: skip
+    )
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
     transaction = Transaction.new_signed_with_payer(
         [instruction], trade.seller.pubkey(), [trade.seller], blockhash

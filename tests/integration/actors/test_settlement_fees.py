@@ -53,7 +53,7 @@ PERCENTILE = replace(
 
 
 def _land_with_price(trade: Trade, owner: Keypair, account: Pubkey, mint: Pubkey,
-                     decimals: int, price: int) -> None:  # fmt: skip
+                     decimals: int, price: int) -> None:
     """A transaction that writes ``account`` (a 0-token transfer to itself by its owner)
     at compute-unit ``price``: the chain's recent fees for that account now include it."""
     instruction = transfer_checked(TransferCheckedParams(

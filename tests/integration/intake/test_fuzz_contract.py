@@ -31,7 +31,7 @@ SCHEMA = schemathesis.openapi.from_dict(DOCUMENT).exclude(path="/stream")
 # out, a body naming the order of its path.
 EXCLUDED_CHECKS = [positive_data_acceptance]
 UNLIMITED = IntakeLimits(client_rate_per_s=1e6, client_burst=10**6,
-                         maker_rate_per_s=1e6, maker_burst=10**6)  # fmt: skip
+                         maker_rate_per_s=1e6, maker_burst=10**6)
 
 
 @pytest.fixture

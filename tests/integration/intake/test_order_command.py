@@ -214,7 +214,7 @@ def test_cancel_show_and_list_an_order(desk: Desk) -> None:
     shown = desk.cli("order", "show", order.order_id, *url)
     listed = desk.cli("order", "list", "--market", MARKET_ID, *url)
     cancelled = desk.cli("order", "cancel", order.order_id, "--keypair", str(desk.maker_file),
-                         *url)  # fmt: skip
+                         *url)
     open_now = desk.cli("order", "list", "--market", MARKET_ID, "--status", "open", *url, "--json")
 
     assert shown.code == 0 and order.order_id in shown.out and "open" in shown.out
@@ -262,7 +262,7 @@ def test_list_of_an_unknown_market_or_status_exits_1_naming_the_field(desk: Desk
     url = ("--url", desk.url)
 
     assert_refused(desk.cli("order", "list", "--market", "NO-SUCH", *url), "market_id",
-                   action="list")  # fmt: skip
+                   action="list")
     assert_refused(desk.cli("order", "list", "--market", MARKET_ID, "--status", "gone", *url),
                    "status", action="list")  # fmt: skip
 

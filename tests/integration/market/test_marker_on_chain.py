@@ -90,7 +90,7 @@ def _fund(trade: Trade, address: object) -> None:
     fixtures = trade.localnet.fixtures
     squatter = fixtures.fund_wallet()
     instruction = transfer(TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=address,
-                                          lamports=1_000_000))  # fmt: skip
+                                          lamports=1_000_000))
     legacy = Transaction.new_signed_with_payer(
         [instruction], squatter.pubkey(), [squatter], _blockhash(trade)
     )

@@ -91,7 +91,7 @@ def test_a_revoked_delegate_makes_the_settlement_fail_and_moves_nothing(trade: T
             program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
-    )  # fmt: skip
+    )
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Processed)).value.blockhash
     revocation = Transaction.new_signed_with_payer(
         [revoke_it], trade.seller.pubkey(), [trade.seller], blockhash

@@ -37,7 +37,7 @@ def test_with_a_bound_of_100_the_thresholds_refuse_low_then_normal_but_not_criti
     for index in range(3):
         localnet.set_faults(index, Faults(hang=True))
     config = RpcRouterConfig.from_urls(localnet.urls, max_in_flight=100, attempt_timeout_s=60.0,
-                                       default_deadline_s=120.0)  # fmt: skip
+                                       default_deadline_s=120.0)
     running = start_router(config)
     request = running.client.request
 
