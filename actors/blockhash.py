@@ -7,9 +7,10 @@ one answer carries ``blockHeight`` and ``absoluteSlot`` together. The
 settlement protocol needs that slot: a "no" (no status, no marker) counts
 toward an attempt's death only from a view at least as recent as the slot at
 which the height past its lastValidBlockHeight was observed
-(actors/settlement/protocol.py, "the context-slot rule"). It serves the cached blockhash while it is younger than
-``max_age_s`` and refreshes at once when it is older; it never hands out a
-blockhash whose ``lastValidBlockHeight`` the chain has passed.
+(actors/settlement/protocol.py, "the context-slot rule"). It serves the cached
+blockhash while it is younger than ``max_age_s`` and refreshes at once when it
+is older; it never hands out a blockhash whose ``lastValidBlockHeight`` the
+chain has passed.
 
 It also answers "is this lastValidBlockHeight expired?" from the highest
 confirmed block height seen. Block heights only grow, so an "expired" answer
@@ -285,7 +286,9 @@ class BlockhashActor(CrankActor):
         elif height == known:
             # The same height seen again (skipped slots): keep the lowest slot it was
             # seen at, the least a view must have seen to judge against it.
-            self._height_slot = min(slot, self._height_slot if self._height_slot is not None else slot)
+            self._height_slot = min(
+                slot, self._height_slot if self._height_slot is not None else slot
+            )
             self._height_at_s = fetched.requested_at_s
         return None
 

@@ -336,7 +336,7 @@ class MarkerReclaimActor(CrankActor):
             facts = MarkerFacts(
                 marker.state, marker.attempt_last_valid_block_heights,
                 marker.reclaim_last_valid_block_height,
-            )  # fmt: skip
+            )
             verdict = judge_marker(facts, view, slot, lamports)
             if isinstance(verdict, Close):
                 round_.closes.setdefault(marker.market_id, []).append((marker, verdict.lamports))
@@ -384,7 +384,9 @@ class MarkerReclaimActor(CrankActor):
                 logger.bind(
                     action="reclaim.marker_gone", market_id=market, address=marker.address,
                     settlement_id=marker.settlement_id,
-                ).warning(f"marker {marker.address} is gone though we never reclaimed it")  # fmt: skip
+                ).warning(
+                    f"marker {marker.address} is gone though we never reclaimed it"
+                )
         if kind == "reclaimed" and done:
             logger.bind(action="reclaim.reclaimed", market_id=market, count=len(done)).info(
                 f"{len(done)} markers of {market} reclaimed"
@@ -404,7 +406,11 @@ class MarkerReclaimActor(CrankActor):
         return self._end_round()
 
     def _close_market(
-        self, round_: _Round, market_id: str, closes: list[tuple[MarkerRecord, int]], fresh: FreshBlockhash
+        self,
+        round_: _Round,
+        market_id: str,
+        closes: list[tuple[MarkerRecord, int]],
+        fresh: FreshBlockhash,
     ) -> None:
         lease = self._leases.get(market_id)
         try:
@@ -426,16 +432,18 @@ class MarkerReclaimActor(CrankActor):
                 [(marker.fill_id, marker.address, lamports) for marker, lamports in closes],
                 fee_payer=fee_payer, settlement_authority=authority,
                 recent_blockhash=Hash.from_string(fresh.blockhash),
-            )  # fmt: skip
+            )
         except ValueError as error:
             logger.bind(action="reclaim.refused", market_id=market_id).error(str(error))
             return None
         for transaction in transactions:
             ahead = [
                 ReclaimAhead(
-                    by_fill[fill_id].settlement_id, transaction.signature,
-                    fresh.last_valid_block_height, lamports,
-                )  # fmt: skip
+                    by_fill[fill_id].settlement_id,
+                    transaction.signature,
+                    fresh.last_valid_block_height,
+                    lamports,
+                )
                 for fill_id, lamports in transaction.lamports_by_fill
             ]
             try:
@@ -450,7 +458,8 @@ class MarkerReclaimActor(CrankActor):
                     self._in_flight.pop(replaced, None)  # expired: judged so this round
             self._crash("marker_reclaim_written")
             self._in_flight[transaction.signature] = (
-                transaction.raw_bytes, fresh.last_valid_block_height
+                transaction.raw_bytes,
+                fresh.last_valid_block_height,
             )
             self._send(transaction.signature, transaction.raw_bytes)
             self.counters.transactions_sent += 1

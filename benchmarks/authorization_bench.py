@@ -40,7 +40,9 @@ def _market() -> domain.Market:
     )  # fmt: skip
 
 
-def _order(market: domain.Market, maker: Keypair, side: domain.Side, nonce: int) -> domain.SignedOrder:
+def _order(
+    market: domain.Market, maker: Keypair, side: domain.Side, nonce: int
+) -> domain.SignedOrder:
     order = domain.Order(
         market_id=market.market_id, side=side, price_atoms=1_000, size_atoms=10_000,
         maker=maker.pubkey(), pay_account=Pubkey.new_unique(),
@@ -50,7 +52,9 @@ def _order(market: domain.Market, maker: Keypair, side: domain.Side, nonce: int)
     return domain.sign_order(order, maker)
 
 
-def _trade(market: domain.Market, nonce: int) -> tuple[domain.SignedOrder, domain.SignedOrder, domain.Fill]:
+def _trade(
+    market: domain.Market, nonce: int
+) -> tuple[domain.SignedOrder, domain.SignedOrder, domain.Fill]:
     sell = _order(market, Keypair(), domain.Side.SELL, nonce)
     buy = _order(market, Keypair(), domain.Side.BUY, nonce)
     book = domain.match(domain.Book.empty(market), sell.order, now_s=NOW_S).book
@@ -58,7 +62,9 @@ def _trade(market: domain.Market, nonce: int) -> tuple[domain.SignedOrder, domai
     return sell, buy, fill
 
 
-def _evidence(sell: domain.SignedOrder, buy: domain.SignedOrder, fill: domain.Fill) -> domain.SettlementEvidence:
+def _evidence(
+    sell: domain.SignedOrder, buy: domain.SignedOrder, fill: domain.Fill
+) -> domain.SettlementEvidence:
     stored = domain.StoredFill(
         fill.fill_id, fill.market_id, fill.maker_order_id, fill.taker_order_id,
         fill.price_atoms, fill.base_atoms, fill.quote_atoms, NOW_S + 1.0,
@@ -110,7 +116,9 @@ def evidence_read(batch: int, rounds: int) -> None:
         engine = storage.open_engine(storage.sqlite_url(Path(folder) / "bench.db"))
         storage.upgrade(engine)
         storage.insert_market(engine, market)
-        lease = storage.LeaseStore(engine, "bench").acquire(storage.market_key(market.market_id), 60)
+        lease = storage.LeaseStore(engine, "bench").acquire(
+            storage.market_key(market.market_id), 60
+        )
         assert lease is not None
         fills = []
         for nonce in range(batch):

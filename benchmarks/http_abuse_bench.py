@@ -14,7 +14,8 @@ with one market (no chain checks), then:
 * flood: client A (source address 127.0.0.2) sends ``--flood`` signed orders of
   maker X as fast as 32 connections allow, until B is done (at most ``--flood``);
   client B (127.0.0.3) sends ``--honest`` orders of maker Y, 8 a second, first
-  alone (baseline) and then during the flood. Prints each client's share of 429s and B's latency p50/p99.
+  alone (baseline) and then during the flood. Prints each client's share of 429s
+  and B's latency p50/p99.
 
 Traffic goes only to 127.0.0.1 and is bounded in count and time. Prints figures;
 asserts nothing. Works on the code before the limits too (one listener, no
@@ -107,7 +108,7 @@ def percentile(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # -- slowloris ----------------------------------------------------------------------------
@@ -151,7 +152,9 @@ async def slowloris(operator_port: int, intake_port: int, count: int, hold_s: fl
     result = Slow()
     health: list[float] = []
     health_failed = 0
-    tasks = [asyncio.create_task(slow_connection(intake_port, hold_s, result)) for _ in range(count)]
+    tasks = [
+        asyncio.create_task(slow_connection(intake_port, hold_s, result)) for _ in range(count)
+    ]
     deadline = time.monotonic() + hold_s
     while time.monotonic() < deadline:
         try:
@@ -171,9 +174,11 @@ async def slowloris(operator_port: int, intake_port: int, count: int, hold_s: fl
           f"cap {result.refused}; closed by the server {len(closed)}"
           + (f" (after {min(closed):.2f}-{max(closed):.2f}s)" if closed else "")
           + f"; still held at the end {held}")  # fmt: skip
-    print(f"  /health during the hold: {len(health)} answered 200, {health_failed} failed; "
-          f"latency p50 {percentile(health, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(health, 99) * 1000:.1f} ms, max {max(health or [0]) * 1000:.1f} ms")
+    print(
+        f"  /health during the hold: {len(health)} answered 200, {health_failed} failed; "
+        f"latency p50 {percentile(health, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(health, 99) * 1000:.1f} ms, max {max(health or [0]) * 1000:.1f} ms"
+    )
 
 
 # -- flood ---------------------------------------------------------------------------------
@@ -222,26 +227,36 @@ async def flooder(port: int, bodies: list[bytes], stop: asyncio.Event) -> dict[i
 
 def share(statuses: dict[int, int], status: int) -> str:
     total = sum(statuses.values())
-    return f"{statuses.get(status, 0)}/{total} ({100 * statuses.get(status, 0) / max(total, 1):.0f}%)"
+    return (
+        f"{statuses.get(status, 0)}/{total} ({100 * statuses.get(status, 0) / max(total, 1):.0f}%)"
+    )
 
 
 async def flood(intake_port: int, market: Market, flood_count: int, honest_count: int) -> None:
     x, y, y2 = Keypair(), Keypair(), Keypair()
     flood_bodies = order_bodies(x, flood_count, market)
-    baseline, base_statuses = await honest_client(intake_port, order_bodies(y, honest_count, market))
+    baseline, base_statuses = await honest_client(
+        intake_port, order_bodies(y, honest_count, market)
+    )
     stop = asyncio.Event()
     flood_task = asyncio.create_task(flooder(intake_port, flood_bodies, stop))
     await asyncio.sleep(0.5)  # the flood is under way
-    during, honest_statuses = await honest_client(intake_port, order_bodies(y2, honest_count, market))
+    during, honest_statuses = await honest_client(
+        intake_port, order_bodies(y2, honest_count, market)
+    )
     flood_still_running = not flood_task.done()
     stop.set()
     flood_statuses = await flood_task
     print(f"flood: client A (127.0.0.2, maker X) sent {sum(flood_statuses.values())} orders on 32 "
           f"connections; client B (127.0.0.3, maker Y) sent {honest_count} at 8/s")  # fmt: skip
-    print(f"  A: 429 {share(flood_statuses, 429)}, 201 {share(flood_statuses, 201)}, "
-          f"statuses {dict(sorted(flood_statuses.items()))}")
-    print(f"  B alone:       statuses {base_statuses}; latency p50 "
-          f"{percentile(baseline, 50) * 1000:.1f} ms, p99 {percentile(baseline, 99) * 1000:.1f} ms")
+    print(
+        f"  A: 429 {share(flood_statuses, 429)}, 201 {share(flood_statuses, 201)}, "
+        f"statuses {dict(sorted(flood_statuses.items()))}"
+    )
+    print(
+        f"  B alone:       statuses {base_statuses}; latency p50 "
+        f"{percentile(baseline, 50) * 1000:.1f} ms, p99 {percentile(baseline, 99) * 1000:.1f} ms"
+    )
     print(f"  B during flood: statuses {honest_statuses}; 429 {share(honest_statuses, 429)}; "
           f"latency p50 {percentile(during, 50) * 1000:.1f} ms, "
           f"p99 {percentile(during, 99) * 1000:.1f} ms"
@@ -265,7 +280,7 @@ def main() -> int:
 
     logger.remove()
     lines: list[str] = []
-    logger.add(lambda message: lines.append(message), level="DEBUG")
+    logger.add(lines.append, level="DEBUG")
     with tempfile.TemporaryDirectory() as workdir:
         engine = storage.open_engine(storage.sqlite_url(Path(workdir) / "bench.db"))
         storage.upgrade(engine)
@@ -287,8 +302,10 @@ def main() -> int:
             server.stop()
             engine.dispose()
     errors = sum(1 for line in lines if "| ERROR" in line or "Traceback" in line)
-    print(f"log: {len(lines)} lines, {sum(len(line) for line in lines)} bytes, "
-          f"{errors} ERROR lines or tracebacks")
+    print(
+        f"log: {len(lines)} lines, {sum(len(line) for line in lines)} bytes, "
+        f"{errors} ERROR lines or tracebacks"
+    )
     return 0
 
 

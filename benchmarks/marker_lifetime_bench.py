@@ -44,6 +44,7 @@ from solders.message import Message
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy import insert, select
+from sqlalchemy.engine import Engine
 
 import storage
 from actors.blockhash import BlockhashActor, BlockhashClient, BlockhashSettings
@@ -168,14 +169,7 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
             landed[fill_id] = slot
             address = str(marker_for(authority, fill_id).address)
             _confirmed(engine, "BENCH", fill_id, address, lvbh)
-        table = table_of(SettlementMarker)
-        for _ in range(10_000):
-            with storage.read_transaction(engine) as connection:
-                rows = connection.execute(select(table.c.settlement_id, table.c.state,
-                                                 table.c.reclaim_signature)).all()  # fmt: skip
-            if len(rows) == markers and all(row[1] == "reclaimed" for row in rows):
-                break
-            pause.wait(slot_ms / 1000 * 5)
+        rows = _reclaimed_markers(engine, markers, pause, slot_ms)
         lifetimes, slack = [], []
         for settlement_id, _, signature in rows:
             reclaim_slot = _landed_slot(rpc, signature, 10)
@@ -185,12 +179,35 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
         for actor in (reclaim, blockhash, router):
             actor.actor_ref.stop(timeout=10)
         engine.dispose()
+    print(f"markers: {markers}, localnet slot: {slot_ms} ms (node timers scaled x{scale:.2f})")
+    _report(lifetimes, slack, fills_per_s)
+
+
+def _reclaimed_markers(
+    engine: Engine, markers: int, pause: threading.Event, slot_ms: int
+) -> list[Any]:
+    """The marker rows (settlement id, state, reclaim signature), once all ``markers``
+    are reclaimed (or after 10,000 looks)."""
+    table = table_of(SettlementMarker)
+    for _ in range(10_000):
+        with storage.read_transaction(engine) as connection:
+            rows = connection.execute(select(table.c.settlement_id, table.c.state,
+                                             table.c.reclaim_signature)).all()
+        if len(rows) == markers and all(row[1] == "reclaimed" for row in rows):
+            break
+        pause.wait(slot_ms / 1000 * 5)
+    return list(rows)
+
+
+def _report(lifetimes: list[int], slack: list[int], fills_per_s: float) -> None:
     mean_slots = statistics.mean(lifetimes)
     mean_s = mean_slots * REAL_SLOT_S
     alive = fills_per_s * mean_s
-    print(f"markers: {markers}, localnet slot: {slot_ms} ms (node timers scaled x{scale:.2f})")
-    print(f"lvbh - landing slot:   mean {statistics.mean(slack):.1f}, min {min(slack)}, max {max(slack)}")
-    print(f"lifetime (slots):      mean {mean_slots:.1f}, min {min(lifetimes)}, max {max(lifetimes)}")
+    mean_slack = statistics.mean(slack)
+    print(f"lvbh - landing slot:   mean {mean_slack:.1f}, min {min(slack)}, max {max(slack)}")
+    print(
+        f"lifetime (slots):      mean {mean_slots:.1f}, min {min(lifetimes)}, max {max(lifetimes)}"
+    )
     print(f"lifetime at 400 ms:    mean {mean_s:.1f} s, max {max(lifetimes) * REAL_SLOT_S:.1f} s")
     print(f"markers alive at {fills_per_s:g} fills/s: {alive:,.0f}")
     print(f"rent float: {alive * MARKER_RENT_LAMPORTS:,.0f} lamports = "

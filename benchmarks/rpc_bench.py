@@ -148,7 +148,7 @@ async def bench_resilient(localnet: LocalnetServer, reads: int, rate: float) -> 
     providers = [{"name": f"endpoint-{index + 1}", "url": url, "weight": 1}
                  for index, url in enumerate(localnet.urls)]  # fmt: skip
     client = ResilientRPCClient(providers, rate_limit=100_000.0, burst=100_000.0,
-                                failure_threshold=5, recovery_seconds=30.0)  # fmt: skip
+                                failure_threshold=5, recovery_seconds=30.0)
 
     async def read() -> bool:
         return bool((await client.rpc_request("getLatestBlockhash", PARAMS)).is_ok)
@@ -170,7 +170,7 @@ async def bench_plain(localnet: LocalnetServer, reads: int, rate: float) -> Figu
 
     try:
         return Figures("solana-py AsyncClient (endpoint 1)",
-                       *await run_script(localnet, read, reads, rate))  # fmt: skip
+                       *await run_script(localnet, read, reads, rate))
     finally:
         await client.close()
 

@@ -409,7 +409,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
     parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
-                        choices=["sqlite", "postgresql"])  # fmt: skip
+                        choices=["sqlite", "postgresql"])
     parser.add_argument("--pairs", type=int, default=3000, help="throughput: pairs stored")
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per node count >= 2")
     parser.add_argument("--drain-pairs", type=int, default=1500)

@@ -31,17 +31,23 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from http_abuse_bench import (  # noqa: E402
-    LOT, MARKET_ID, TICK, StandInNode, http, percentile, request,
-)  # fmt: skip
-from solders.keypair import Keypair  # noqa: E402
+from http_abuse_bench import (
+    LOT,
+    MARKET_ID,
+    TICK,
+    StandInNode,
+    http,
+    percentile,
+    request,
+)
+from solders.keypair import Keypair
 
-import storage  # noqa: E402
-from crank_node.node.health import HealthServer  # noqa: E402
-from crank_node.node.intake import OrderIntake  # noqa: E402
-from crank_node.node.intake_http import IntakeLimits  # noqa: E402
-from crank_node.node.intake_stream import StreamLimits  # noqa: E402
-from market import Market, Order, Side, sign_order  # noqa: E402
+import storage
+from crank_node.node.health import HealthServer
+from crank_node.node.intake import OrderIntake
+from crank_node.node.intake_http import IntakeLimits
+from crank_node.node.intake_stream import StreamLimits
+from market import Market, Order, Side, sign_order
 
 
 def order_bodies(maker: Keypair, count: int) -> list[bytes]:

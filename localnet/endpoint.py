@@ -4,8 +4,8 @@ Requests pass through the endpoint's faults first (down, latency, hang,
 errors), then reach the dispatcher with the endpoint's view of the chain
 (lag, dropped or held sends, pruned history). An endpoint with ``backends``
 is a load balancer: each request then also passes through the faults of the
-one backend picked for it, and sees that backend's view. The admin routes are mounted on the same listener and
-never see the faults, so a faulty endpoint can still be healed.
+one backend picked for it, and sees that backend's view. The admin routes are
+mounted on the same listener and never see the faults, so a faulty endpoint can still be healed.
 """
 
 from __future__ import annotations

@@ -105,7 +105,8 @@ class Faults:
     def _check_backends(self) -> None:
         if self.backend_choice not in BACKEND_CHOICES:
             raise InvalidFaults(
-                f"backend_choice: {self.backend_choice!r} is not one of {', '.join(BACKEND_CHOICES)}"
+                f"backend_choice: {self.backend_choice!r} is not one of "
+                f"{', '.join(BACKEND_CHOICES)}"
             )
         backends = self.backends
         if not isinstance(backends, tuple) or not all(isinstance(b, Faults) for b in backends):

@@ -138,7 +138,7 @@ class ProgramSubscription(Subscription):
         for slot in range(first, last + 1):
             for landed in context.ledger.landed_in_slot(slot):
                 written.update(dict.fromkeys(key for key in landed.account_keys
-                                             if key in landed.writable_keys))  # fmt: skip
+                                             if key in landed.writable_keys))
         notes: list[Any] = []
         for address in written:
             account = context.ledger.account(address, last)

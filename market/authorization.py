@@ -164,7 +164,9 @@ def settlement_refusal(
     """
     where = f"fill {fill.fill_id}"
     if fill.market_id != market.market_id:
-        return Unauthorized("market_id", f"{where} is of {fill.market_id!r}, not {market.market_id!r}")
+        return Unauthorized(
+            "market_id", f"{where} is of {fill.market_id!r}, not {market.market_id!r}"
+        )
     problem = _fill_row_problem(fill, evidence.stored_fill)
     if problem is not None:
         return problem
@@ -172,7 +174,9 @@ def settlement_refusal(
     fill_time_s = evidence.stored_fill.created_at_s
     orders: dict[str, Order] = {}
     for role, order_id in (("maker", fill.maker_order_id), ("taker", fill.taker_order_id)):
-        found = _order_at_fill(role, order_id, market, evidence, fill_time_s, verified)
+        found = _order_at_fill(
+            role, order_id, market, evidence, fill_time_s=fill_time_s, verified=verified
+        )
         if isinstance(found, Unauthorized):
             return found
         orders[role] = found
@@ -202,9 +206,7 @@ def order_refusal(
     except MarketError as error:
         return Unauthorized(error.field, f"order {order_id}: {error.reason}")
     if not verified.is_signed(terms_id, signed):
-        return Unauthorized(
-            "signature", f"order {order_id}: not signed by its maker {order.maker}"
-        )
+        return Unauthorized("signature", f"order {order_id}: not signed by its maker {order.maker}")
     return None
 
 
@@ -242,7 +244,9 @@ def _fill_row_problem(fill: Fill, stored: StoredFill | None) -> Unauthorized | N
     ):  # fmt: skip
         signed_for, now = getattr(fill, name), getattr(stored, name)
         if signed_for != now:
-            return Unauthorized(name, f"{where}: the row says {now!r}, the settlement {signed_for!r}")
+            return Unauthorized(
+                name, f"{where}: the row says {now!r}, the settlement {signed_for!r}"
+            )
     return None
 
 
@@ -251,6 +255,7 @@ def _order_at_fill(
     order_id: str,
     market: Market,
     evidence: SettlementEvidence,
+    *,
     fill_time_s: float,
     verified: VerifiedSignatures,
 ) -> Order | Unauthorized:
@@ -267,7 +272,8 @@ def _order_at_fill(
     if fill_time_s >= order.expiry_s:
         return Unauthorized(
             "expiry_s",
-            f"order {order_id} expired at {order.expiry_s}, before the fill's time {fill_time_s:.3f}",
+            f"order {order_id} expired at {order.expiry_s}, "
+            f"before the fill's time {fill_time_s:.3f}",
         )
     return order
 

@@ -184,5 +184,5 @@ def _check_market_and_terms(book: Book, order: Order) -> None:
         raise WrongMarket(
             "market_id", f"the order is for {order.market_id!r}, the book for "
             f"{book.market.market_id!r}"
-        )  # fmt: skip
+        )
     validate_terms(book.market, order)

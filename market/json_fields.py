@@ -62,7 +62,7 @@ class JsonFields:
                 raise WrongFieldType(
                     key, "must be an integer or a string of decimal digits (no sign, no "
                     "leading zeros, at most 20 digits)",
-                )  # fmt: skip
+                )
             return check_u64(key, int(value))
         if isinstance(value, bool) or not isinstance(value, int):
             raise WrongFieldType(

@@ -10,8 +10,9 @@ Instructions, in order:
    It can be created once, so a second attempt that lands fails here
    (``AccountAlreadyInUse``) and moves nothing: the chain itself refuses a
    second settlement of the fill;
-4. SPL Token (or Token-2022, the mint's program) ``TransferChecked``: base, seller's pay account -> buyer's receive
-   account, signed by the market's settlement authority (the seller's delegate);
+4. SPL Token (or Token-2022, the mint's program) ``TransferChecked``: base, seller's
+   pay account -> buyer's receive account, signed by the market's settlement
+   authority (the seller's delegate);
 5. SPL Token ``TransferChecked``: quote, buyer's pay account -> seller's
    receive account, signed by the settlement authority (the buyer's delegate);
 6. Memo ``crank-node:fill:<fill id>``, signed by the settlement authority, so

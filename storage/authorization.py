@@ -93,7 +93,9 @@ def settlement_evidence(
         return {}
     with read_transaction(engine, "storage.settlement_evidence") as connection:
         fills = _fill_rows(connection, fill_ids)
-        order_ids = {oid for row in fills.values() for oid in (row.maker_order_id, row.taker_order_id)}
+        order_ids = {
+            oid for row in fills.values() for oid in (row.maker_order_id, row.taker_order_id)
+        }
         orders, unreadable = _orders(connection, order_ids)
         filled = _filled_atoms(connection, order_ids)
     evidence: dict[str, domain.SettlementEvidence] = {}

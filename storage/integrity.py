@@ -26,7 +26,9 @@ _PROGRESS_EVERY = 1000  # SQLite virtual-machine instructions between deadline c
 _MAX_FINDINGS = 5
 
 
-def check_integrity(engine: Engine, *, timeout_s: float = DEFAULT_INTEGRITY_TIMEOUT_S) -> bool | None:
+def check_integrity(
+    engine: Engine, *, timeout_s: float = DEFAULT_INTEGRITY_TIMEOUT_S
+) -> bool | None:
     """True when SQLite's ``quick_check`` finds nothing, None when it could not finish
     within ``timeout_s`` (or the engine is not SQLite); raises DatabaseCorrupt naming
     the file and the first findings otherwise."""

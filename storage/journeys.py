@@ -62,7 +62,7 @@ def order_journey(engine: Engine, order_id: str) -> dict[str, Any] | None:
         links = dict(
             connection.execute(select(_ORDERS.c.id, _ORDERS.c.trace_id).where(
                 _ORDERS.c.id.in_(sorted(others)))).all()
-        )  # fmt: skip
+        )
     journey_fills = [
         _fill(row, order_id, settlements.get(row["id"]), attempts, links) for row in fills
     ]

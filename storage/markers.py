@@ -170,9 +170,9 @@ def markers_to_check(
             int(row["lamports"]), row["state"], int(row["max_last_valid_block_height"]),
             row["reclaim_signature"], row["reclaim_last_valid_block_height"],
             tuple(sorted(heights[row["settlement_id"]])),
-        )  # fmt: skip
+        )
         for row in rows
-    ]
+    ]  # fmt: skip
 
 
 def write_reclaims_ahead(

@@ -222,7 +222,8 @@ def order_from_row(row: Any) -> StoredOrder:
         raise
     except _DECODE_ERRORS as error:
         reason = f"cannot be decoded: {error}"
-        raise MalformedRow("order", str(row["id"]), reason, row, market_id=_text(row, "market_id"))
+        market_id = _text(row, "market_id")
+        raise MalformedRow("order", str(row["id"]), reason, row, market_id=market_id) from error
 
 
 def _text(row: Any, name: str) -> str | None:

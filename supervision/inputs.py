@@ -16,7 +16,7 @@ exception caught and handled inside the block blames nothing.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import NamedTuple
 
 __all__ = ["InputKey", "inputs_of", "working_on"]
@@ -40,10 +40,9 @@ def working_on(*keys: InputKey) -> Iterator[None]:
         yield
     except BaseException as error:
         blamed: tuple[InputKey, ...] = getattr(error, _ATTRIBUTE, ())
-        try:
+        # An exception type with __slots__ has nothing to attach to.
+        with suppress(AttributeError):
             setattr(error, _ATTRIBUTE, (*blamed, *(k for k in keys if k not in blamed)))
-        except AttributeError:  # an exception type with __slots__: nothing to attach to
-            pass
         raise
 
 

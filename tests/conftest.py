@@ -13,6 +13,10 @@ from loguru import logger
 from supervision import set_tracing
 from supervision.logs import route_stdlib_logging
 
+# The fixtures the integration and e2e tiers share, defined once: a real database
+# (SQLite file, PostgreSQL) and a real localnet.
+pytest_plugins = ("tests.support.databases", "tests.support.localnets")
+
 # Threads of the runtime itself, shared by every test: not leaks.
 _SERVICE_THREADS = ("crank-clock", "crank-tracer")
 
@@ -48,13 +52,19 @@ class Recorder:
 
 
 # Test tiers by directory (the README's fast loop is `pytest tests/unit`): a test's
-# folder says what it needs, so no test can forget its marker.
-_TIERS = {"integration": ("integration",), "clients": ("integration", "e2e"), "e2e": ("integration", "e2e")}
+# folder says what it needs, so no test can forget its marker and none is marked by hand.
+# tests/e2e (crank-node started as processes) needs real I/O too, so it is also
+# `integration`: `-m "not integration"` is exactly tests/unit, `-m e2e` exactly tests/e2e.
+_TIERS = {
+    "integration": ("integration",),
+    "clients": ("integration",),
+    "e2e": ("integration", "e2e"),
+}
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under tests/integration (and tests/clients, tests/e2e) as such,
-    so ``-m "not integration"`` is exactly the unit tier."""
+    """Mark every test under tests/integration and tests/clients ``integration``, and
+    every test under tests/e2e ``integration`` and ``e2e``."""
     for item in items:
         parts = item.path.parts
         tier = parts[parts.index("tests") + 1] if "tests" in parts else ""

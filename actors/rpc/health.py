@@ -105,7 +105,7 @@ class HealthMonitor:
         if behind > self.config.stale_slot_margin:
             message = f"answered from slot {slot}, {behind} slots behind the highest seen"
             logger.bind(action="rpc.stale_answer", endpoint=endpoint.name, slot=slot,
-                        slots_behind=behind).debug(f"{endpoint.name} {message}")  # fmt: skip
+                        slots_behind=behind).debug(f"{endpoint.name} {message}")
             return AttemptError(ErrorKind.STALE, message, retryable=True, endpoint_fault=True)
         self.slots.observe(attempt.commitment, slot)
         if attempt.commitment == PROBE_COMMITMENT:
@@ -184,7 +184,7 @@ class HealthMonitor:
                     consecutive_failures=endpoint.breaker.consecutive_failures,
                     last_error=endpoint.last_error).warning(
             f"{endpoint.name}'s breaker opened; half-open in {reset_s:g}s"
-        )  # fmt: skip
+        )
         self._publish("breaker_opened", endpoint.name, endpoint.last_error)
 
     def _closed(self, endpoint: EndpointHealth) -> None:

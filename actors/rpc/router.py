@@ -351,7 +351,7 @@ class RpcRouter(CrankActor):
         delay_s = 0.0
         if not has_untried(self._endpoints, now_s, flight.tried, sends_only=flight.request.is_send):
             delay_s = backoff_delay_s(flight.attempts, config.backoff_base_s,
-                                      config.backoff_cap_s, self._rng)  # fmt: skip
+                                      config.backoff_cap_s, self._rng)
         if now_s + delay_s >= flight.deadline_at_s:
             self._finish(flight, deadline_failure(flight, now_s))
             return

@@ -1,5 +1,6 @@
 """SettlementActor: pending settlements driven to exactly one landed transaction each
-(docs/ARCHITECTURE.md, "Exactly once"); the decisions are pure (:mod:`actors.settlement.protocol`)."""
+(docs/ARCHITECTURE.md, "Exactly once"); the decisions are pure
+(:mod:`actors.settlement.protocol`)."""
 
 from actors.settlement.actor import SettlementActor
 from actors.settlement.authorize import Refused

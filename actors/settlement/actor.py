@@ -260,7 +260,7 @@ class SettlementActor(CrankActor):
             margin_percent=settings.compute_unit_margin_percent,
             margin_units=settings.compute_unit_margin_units,
             simulate=settings.simulate_compute_units,
-        )  # fmt: skip
+        )
         self._doomed: dict[str, Doomed] = {}  # settlements refused at preflight as hopeless
         self._blockhash_pending = False
         self._status_round: _StatusRound | None = None
@@ -625,7 +625,7 @@ class SettlementActor(CrankActor):
         config: dict[str, Any] = {
             "commitment": "confirmed", "encoding": "base64",
             "dataSlice": {"offset": 0, "length": 0},
-        }  # fmt: skip
+        }
         if height is not None:
             config["minContextSlot"] = height.slot
         for start in range(0, len(addresses), MAX_ACCOUNTS_PER_REQUEST):
@@ -704,7 +704,7 @@ class SettlementActor(CrankActor):
                 AttemptView(a.signature, a.state, a.last_valid_block_height,
                             a.marker_address is not None)
                 for a in work.attempts
-            ]  # fmt: skip
+            ]
             asked = {
                 a.signature: statuses[a.signature] for a in work.attempts if a.signature in statuses
             }
@@ -725,7 +725,9 @@ class SettlementActor(CrankActor):
         for start in range(0, len(landed), ATTEMPT_BATCH):
             self._confirm_batch(landed[start : start + ATTEMPT_BATCH])
 
-    def _find_landing(self, work: SettlementWork, find: FindLanding, since_slot: int | None) -> None:
+    def _find_landing(
+        self, work: SettlementWork, find: FindLanding, since_slot: int | None
+    ) -> None:
         """The marker exists (or refused an attempt): find which transaction created it."""
         address = work.marker_address
         if address is None:  # a legacy settlement refused at a marker it never had
@@ -752,7 +754,8 @@ class SettlementActor(CrankActor):
         entries = outcome.result if isinstance(outcome, RpcSuccess) else None
         if not isinstance(entries, list):
             logger.bind(action="settlement.marker_history_failed", settlement_id=work.id).info(
-                f"the marker's history of {work.id} could not be read, asked again: {outcome!r:.300}"
+                f"the marker's history of {work.id} could not be read, asked again: "
+                f"{outcome!r:.300}"
             )
             work.needs_check = True
             return
@@ -776,7 +779,7 @@ class SettlementActor(CrankActor):
         logger.bind(action="settlement.marker_squatted", settlement_id=work.id,
                     marker=work.marker_address).error(
             f"settlement {work.id} quarantined: {squatted.reason}"
-        )  # fmt: skip
+        )
         try:
             storage.quarantine_settlement(
                 self._claims.queue(), work.claim, squatted.reason,
@@ -801,7 +804,9 @@ class SettlementActor(CrankActor):
         for work, decision in landed:
             # Only landings with a known signature come here (_decide_all routes the rest).
             assert decision.signature is not None and decision.slot is not None
-            confirmations.append(storage.Confirmation(work.claim, decision.signature, decision.slot))
+            confirmations.append(
+                storage.Confirmation(work.claim, decision.signature, decision.slot)
+            )
         try:
             results = storage.confirm_settlements(self._claims.queue(), confirmations)
         except storage.StorageError as error:

@@ -147,7 +147,7 @@ class ClaimedSettlements:
                     why="one of its attempts does not decode, so it cannot be proven "
                     "unsettled: ",
                 )
-            )  # fmt: skip
+            )
         decoded = {entry.row_id for entry in entries if entry.kind == "settlement"}
         missing = [i for i in ids if i not in fills and i not in decoded]
         if missing:

@@ -117,7 +117,7 @@ class FeeDesk:
         capped = domain.cap_price(
             self.policy.micro_lamports_per_unit(fees.recent_fees), limit,
             self.max_priority_fee_lamports,
-        )  # fmt: skip
+        )
         fees.price_micro_lamports, fees.wanted_micro_lamports = capped.micro_lamports, capped.wanted
         if capped.bound:
             fees.cap_bound += 1
@@ -190,7 +190,7 @@ class FeeDesk:
         logger.bind(action="settlement.out_of_compute", market_id=market_id,
                     compute_unit_limit=failed_limit).warning(
             f"an attempt of {market_id} ran out of compute units at limit {failed_limit}"
-        )  # fmt: skip
+        )
         fees.least_limit = max(
             fees.least_limit, min(2 * failed_limit, domain.MAX_COMPUTE_UNIT_LIMIT)
         )

@@ -275,7 +275,7 @@ def _dead_or_waiting(
     return Expire(tuple(dead), unresolved_spent)
 
 
-def _attempt_dead(
+def _attempt_dead(  # noqa: PLR0911  (each check that can keep it alive says why)
     attempt: AttemptView,
     status: StatusAnswer | None,
     height: ObservedHeight | None,

@@ -200,7 +200,7 @@ def finish_decision(
         note = note or "landed, signature unknown: history pruned"
         storage.confirm_settlement_unknown(queue, work.claim, note)
         return Finished(work.id, work.fill, "confirmed", None, None, note,
-                        fill_age_s=_age_s(work.claim))  # fmt: skip
+                        fill_age_s=_age_s(work.claim))
     if isinstance(decision, Landed):
         assert decision.signature is not None and decision.slot is not None  # handled above
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)

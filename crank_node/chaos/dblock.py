@@ -118,10 +118,8 @@ class DatabaseLock:
         taken and the holder did not fail, else what went wrong."""
         stdin = self._process.stdin
         if stdin is not None and not stdin.closed:
-            try:
+            with contextlib.suppress(BrokenPipeError):
                 stdin.close()  # a holder ready and never told to go leaves on its own
-            except BrokenPipeError:
-                pass
             if self.ready.is_set() and not self._told_to_go:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     self._process.wait(QUIT_WAIT_S)

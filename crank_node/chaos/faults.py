@@ -24,8 +24,8 @@ one that can recover:
   (SQLite ``BEGIN IMMEDIATE``; PostgreSQL ``LOCK TABLE ... IN EXCLUSIVE MODE``).
 
 Every kind of a lane comes once, in a seeded order, before the lane repeats
-kinds at random (the rpc lanes together, as one); a lane stops where its next fault would not end before the
-run does. :mod:`crank_node.chaos.scheduler` applies and heals them.
+kinds at random (the rpc lanes together, as one); a lane stops where its next
+fault would not end before the run does. :mod:`crank_node.chaos.scheduler` applies and heals them.
 """
 
 from __future__ import annotations
@@ -133,7 +133,7 @@ class PlannedFault:
     def end_s(self) -> float:
         return self.start_s + self.duration_s
 
-    def endpoint_faults(self) -> Faults:
+    def endpoint_faults(self) -> Faults:  # noqa: PLR0911  (one return per kind of the match)
         """What the target endpoint does meanwhile (RPC kinds only)."""
         match self.kind:
             case FaultKind.RPC_DOWN:
@@ -153,11 +153,11 @@ class PlannedFault:
                     Faults(), Faults(lag_slots=self.lag_slots),
                     Faults(late_landing_blocks=self.late_landing_blocks),
                     Faults(prune_history_slots=self.prune_history_slots),
-                )  # fmt: skip
+                )
                 return Faults(backends=backends, backend_choice="random")
         raise ValueError(f"{self.kind.value} is not an RPC fault")
 
-    def parameters(self) -> str:
+    def parameters(self) -> str:  # noqa: PLR0911  (one return per kind of the match)
         """The fault's parameters, as shown in the report ('' for none)."""
         match self.kind:
             case FaultKind.RPC_429:
@@ -245,7 +245,7 @@ def plan_faults(
             if other.kind in RPC_KINDS and other.start_s < start_s + duration
             and start_s < other.end_s
             for endpoint in other.endpoints
-        }  # fmt: skip
+        }
         free = [endpoint for endpoint in range(endpoints) if endpoint not in busy]
         needed = 2 if kind is FaultKind.RPC_LATE_AND_LAG else 1
         if len(free) < needed + spare:
@@ -268,14 +268,14 @@ def plan_faults(
         if kind is FaultKind.NET_DEGRADE:
             latency = rng.randint(*DEGRADE_LATENCY_MS)
             return PlannedFault(kind, start_s, duration, node, latency_ms=latency,
-                                jitter_ms=latency // 4)  # fmt: skip
+                                jitter_ms=latency // 4)
         endpoint = rng.randrange(endpoints) if kind is FaultKind.NET_ENDPOINT else None
         return PlannedFault(kind, start_s, duration, node, endpoint=endpoint)
 
     rpc_kinds = tuple(
         kind for kind in RPC_KINDS
         if kind in kinds and (kind is not FaultKind.RPC_LATE_AND_LAG or endpoints >= 2 + spare)
-    )  # fmt: skip
+    )
     lanes: list[tuple[tuple[FaultKind, ...], tuple[float, float], Any, int]] = [
         (NODE_KINDS, NODE_GAP_S, node_fault, 1),
         (rpc_kinds, RPC_GAP_S, rpc_fault, max(1, endpoints - 1)),
@@ -286,7 +286,7 @@ def plan_faults(
     for lane_kinds, gap_s, make, count in lanes:
         wanted = tuple(kind for kind in lane_kinds if kind in kinds)
         if wanted:
-            _lanes(rng, wanted, gap_s, end_s, make, count, planned)
+            _lanes(rng, wanted, gap_s, end_s, make=make, count=count, planned=planned)
     return tuple(sorted(planned, key=lambda fault: (fault.start_s, fault.kind.value)))
 
 
@@ -295,6 +295,7 @@ def _lanes(
     kinds: tuple[FaultKind, ...],
     gap_s: tuple[float, float],
     end_s: float,
+    *,
     make: Callable[[FaultKind, float], PlannedFault | None],
     count: int,
     planned: list[PlannedFault],

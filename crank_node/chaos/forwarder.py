@@ -55,7 +55,7 @@ class Forwarder:
         self._clients: dict[str, _Client] = {}
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-forwarder",
-                                        daemon=True)  # fmt: skip
+                                        daemon=True)
         self._servers: list[asyncio.Server] = []
 
     def start(self) -> Forwarder:

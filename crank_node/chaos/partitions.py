@@ -102,11 +102,11 @@ def partition_findings(
             span.first_seen_s - at_s for span in record.leases
             if span.key in held and span.holder != node and span.live
             and span.first_seen_s >= at_s
-        ]  # fmt: skip
+        ]
         rejoined = [
             span.first_seen_s - healed_s for span in record.leases
             if span.holder == node and span.live and span.first_seen_s >= healed_s
-        ]  # fmt: skip
+        ]
         finding = PartitionFinding(
             fault.kind.value, node, at_s, fault.planned.duration_s, len(held),
             min(lost, default=None), max(lost, default=None), min(taken, default=None),

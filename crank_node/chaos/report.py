@@ -129,7 +129,7 @@ class ChaosReport:
         times = [
             f.last_lost_after_s for f in self.partitions
             if f.kind in ("net_db", "net_all", "net_half_open") and f.last_lost_after_s is not None
-        ]  # fmt: skip
+        ]
         return None if not times else round(max(times), 3)
 
     # -- text ----------------------------------------------------------------------------

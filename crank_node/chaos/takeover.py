@@ -205,7 +205,7 @@ def resume_findings(
                 and other.kind in (FaultKind.NODE_KILL, FaultKind.NODE_STOP)
                 and other.applied_at_s is not None and other.applied_at_s > resumed_s
             ]
-        )  # fmt: skip
+        )
         window = (wall_at_zero_s + resumed_s, wall_at_zero_s + until_s)
         events = [
             e for e in _log_events(workdir / f"{node}.jsonl") if window[0] <= e[0] < window[1]

@@ -86,7 +86,7 @@ def register(subparsers: Any) -> None:
     database.add_argument(
         "--db-url", metavar="URL",
         help="an empty PostgreSQL (or SQLite) database (default: a new SQLite file in --workdir)",
-    )  # fmt: skip
+    )
     database.add_argument("--db-path", type=Path, metavar="PATH", help="a new SQLite file")
     parser.add_argument(
         "--slot-ms", type=bounded(int, 5, 60_000), default=100, metavar="MS",
@@ -115,7 +115,7 @@ def register(subparsers: Any) -> None:
         "PostgreSQL) and add network faults: partitions from the database, from the RPC "
         "endpoints, from both or from one endpoint (packets dropped), latency and jitter, "
         "half-open database connections",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--clock-skew", type=_clock_skew, action="append", metavar="NODE=OFFSET",
         help="run node NODE (from 1) with its wall clock OFFSET off (libfaketime), e.g. "

@@ -105,7 +105,8 @@ def settings_from_args(
     args: argparse.Namespace, environ: Mapping[str, str] | None = None
 ) -> CrankSettings:
     """The settings from ``args`` (parsed with :func:`add_settings_arguments`) and the
-    environment (``os.environ`` by default). Raises :class:`crank_node.node.settings.SettingsError`."""
+    environment (``os.environ`` by default). Raises
+    :class:`crank_node.node.settings.SettingsError`."""
     keys = [*CrankSettings.model_fields, DB_PATH]
     flags = {key: getattr(args, key, None) for key in keys}
     return load_settings(

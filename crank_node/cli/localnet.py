@@ -134,7 +134,9 @@ def parse_endpoint_faults(raw: list[str], endpoints: int) -> tuple[Faults, ...]:
         try:
             index = int(index_text)
         except ValueError:
-            raise InvalidFaults(f"--faults {option!r}: expected N:JSON, N an endpoint index") from None
+            raise InvalidFaults(
+                f"--faults {option!r}: expected N:JSON, N an endpoint index"
+            ) from None
         if not 0 <= index < endpoints:
             raise InvalidFaults(f"--faults: endpoint {index} is not in 0..{endpoints - 1}")
         try:

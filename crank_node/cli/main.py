@@ -27,22 +27,34 @@ LOG_LEVEL_ENV = "CRANK_LOG_LEVEL"
 # name: (module, one-line help shown in `crank-node --help`), in --help order.
 COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("crank_node.cli.run", "run the node until SIGTERM/SIGINT"),
-    "demo": ("crank_node.cli.demo", "trade on an embedded localnet: orders, fills, settlements, reconcile"),
+    "demo": (
+        "crank_node.cli.demo",
+        "trade on an embedded localnet: orders, fills, settlements, reconcile",
+    ),
     "chaos": (
         "crank_node.cli.chaos",
         "trade under injected faults, then check that nothing was lost or settled twice",
     ),
-    "drill": ("crank_node.cli.drill", "run a supervision drill: crash and hang actors, watch them restart"),
+    "drill": (
+        "crank_node.cli.drill",
+        "run a supervision drill: crash and hang actors, watch them restart",
+    ),
     "trace": ("crank_node.cli.trace", "print one trace's flow from a log file"),
     "localnet": ("crank_node.cli.localnet", "serve a local Solana JSON-RPC cluster (LiteSVM)"),
     "db": ("crank_node.cli.db", "database schema migrations"),
-    "config": ("crank_node.cli.config", "show or check the configuration, and where each value came from"),
+    "config": (
+        "crank_node.cli.config",
+        "show or check the configuration, and where each value came from",
+    ),
     "status": ("crank_node.cli.status", "print a running node's status (GET /status) as tables"),
     "order": ("crank_node.cli.order", "submit, cancel, show and list orders on a running node"),
     "market": ("crank_node.cli.market", "create and list markets in the node database"),
     "wallet": ("crank_node.cli.wallet", "create a node wallet (0600), show its key and balance"),
     "maker": ("crank_node.cli.maker", "approve the settlement authority as delegate, check it"),
-    "quarantine": ("crank_node.cli.quarantine", "list, show and release rows quarantined as untrusted"),
+    "quarantine": (
+        "crank_node.cli.quarantine",
+        "list, show and release rows quarantined as untrusted",
+    ),
 }
 
 ALL = "*"  # build_parser(ALL): every command fully registered (tests use it)

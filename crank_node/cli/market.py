@@ -92,7 +92,7 @@ def register(subparsers: Any) -> None:
         create.add_argument(
             f"--{side}-token-program", metavar="PROGRAM",
             help="spl-token, token-2022 or a program id (default: the mint's owner on chain)",
-        )  # fmt: skip
+        )
     create.add_argument(
         "--rpc-url", dest="rpc_urls", action="append", metavar="URL",
         help="where to check the mints (default: the configured RPC URLs' first)",

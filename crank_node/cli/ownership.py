@@ -44,7 +44,9 @@ def ownership_problem(found: Mapping[str, list[str]]) -> str | None:
     """The message refusing to run, or None when every package is ours."""
     if not found:
         return None
-    listed = "; ".join(f"{package!r} is also installed by {', '.join(o)}" for package, o in found.items())
+    listed = "; ".join(
+        f"{package!r} is also installed by {', '.join(o)}" for package, o in found.items()
+    )
     return (
         f"crank-node's packages were overwritten in this Python environment: {listed}. "
         "Install crank-node into an environment of its own (`pipx install .`, or a "

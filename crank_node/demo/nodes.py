@@ -62,8 +62,8 @@ def _free_port(host: str) -> int:
 
 
 class InProcessNode:
-    """A :class:`~crank_node.node.node.Node` and its HTTP server in this process, as `crank-node run`
-    runs them, stopped by its shutdown phases."""
+    """A :class:`~crank_node.node.node.Node` and its HTTP server in this process, as
+    `crank-node run` runs them, stopped by its shutdown phases."""
 
     def __init__(self, setup: NodeSetup, http_addr: str, wallet: Keypair) -> None:
         self.settings = setup.settings(node_id(1), http_addr)

@@ -2,10 +2,10 @@
 
 The base URL comes from ``--url`` (``HOST:PORT`` or a URL), else the node's
 public intake address ``CRANK_INTAKE_ADDR``, else 127.0.0.1:8786 (the operator
-listener, ``CRANK_HTTP_ADDR``, serves /health and /status, not orders). Every answer is read as JSON: a 2xx is the result, a
-4xx the node's refusal (``{"error": {"field", "reason", "type"}}``); anything
-else (no connection, a timeout, a 5xx, an answer that is not a node's) is
-:class:`NodeUnreachable`.
+listener, ``CRANK_HTTP_ADDR``, serves /health and /status, not orders). Every
+answer is read as JSON: a 2xx is the result, a 4xx the node's refusal
+(``{"error": {"field", "reason", "type"}}``); anything else (no connection, a
+timeout, a 5xx, an answer that is not a node's) is :class:`NodeUnreachable`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 from supervision.errors import CrankError
 
 INTAKE_ADDR_ENV = "CRANK_INTAKE_ADDR"
-DEFAULT_INTAKE_ADDR = "127.0.0.1:8786"  # crank_node.node.settings.DEFAULT_INTAKE_ADDR (a test keeps them equal)
+DEFAULT_INTAKE_ADDR = (
+    "127.0.0.1:8786"  # crank_node.node.settings.DEFAULT_INTAKE_ADDR (a test keeps them equal)
+)
 
 __all__ = ["NodeAnswer", "NodeClient", "NodeRefused", "NodeUnreachable", "node_base_url"]
 

@@ -1,4 +1,5 @@
-"""A reproducible stream of random signed orders for a :class:`~crank_node.harness.scenario.Scenario`.
+"""A reproducible stream of random signed orders for a
+:class:`~crank_node.harness.scenario.Scenario`.
 
 Each order picks a market, a maker, a side, a price near the market's mid price
 (on the tick grid) and a size (whole lots), is signed by its maker, and pays

@@ -28,7 +28,14 @@ from crank_node.node.settings import CrankSettings, flag_name
 from crank_node.node.settings_layers import load_settings
 from supervision.errors import CrankError
 
-__all__ = ["DEFAULT_PREFIX", "HostPlacement", "NodeProcesses", "NodeSetup", "child_environment", "node_id"]
+__all__ = [
+    "DEFAULT_PREFIX",
+    "HostPlacement",
+    "NodeProcesses",
+    "NodeSetup",
+    "child_environment",
+    "node_id",
+]
 
 READY_TIMEOUT_S = 60.0
 READY_POLL_S = 0.2
@@ -84,7 +91,8 @@ class NodeSetup:
     def flags(
         self, instance_id: str, http_addr: str, intake_addr: str = "127.0.0.1:0"
     ) -> dict[str, Any]:
-        """``{setting key: value}``, as :func:`crank_node.node.settings_layers.load_settings` takes them."""
+        """``{setting key: value}``, as
+        :func:`crank_node.node.settings_layers.load_settings` takes them."""
         database = {"db_url": self.db_url} if self.db_url else {"db_path": str(self.db_path)}
         return {
             "instance_id": instance_id,
@@ -167,7 +175,7 @@ class NodeProcesses:
             f"{addr.rsplit(':', 1)[0]}:{int(addr.rsplit(':', 1)[1]) + 1}"
             if hosts else f"127.0.0.1:{_free_port()}"
             for addr in self._addrs
-        )  # fmt: skip
+        )
         self._prefix = prefix
         self._stderr_to_files = stderr_to_files
         self.processes: list[subprocess.Popen[bytes]] = []

@@ -86,7 +86,9 @@ class HealthServer:
             max_body_bytes=self.limits.max_body_bytes, body_timeout_s=self.limits.body_timeout_s
         )
         operator_limits = replace(self.limits, max_connections=OPERATOR_MAX_CONNECTIONS)
-        middlewares: list[Any] = [] if operator_token is None else [bearer_middleware(operator_token)]
+        middlewares: list[Any] = (
+            [] if operator_token is None else [bearer_middleware(operator_token)]
+        )
         operator = web.Application(middlewares=middlewares)
         operator.router.add_get("/health", self._health)
         operator.router.add_get("/status", self._status)
@@ -95,7 +97,7 @@ class HealthServer:
         self.operator = Listener("operator", operator, host, port, operator_limits)
         events = ListenerEvents("intake", self.limits.log_interval_s)
         app = intake_app(self._intake, self.intake_limits, events)
-        self.intake = Listener("intake", app, intake_host, intake_port, self.limits, events)
+        self.intake = Listener("intake", app, intake_host, intake_port, self.limits, events=events)
 
     @classmethod
     def from_settings(cls, node: Node, settings: CrankSettings) -> HealthServer:

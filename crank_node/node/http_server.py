@@ -209,7 +209,7 @@ class GuardedHandler(RequestHandler):
             "INFO", "http.header_timeout",
             f"{events.name}: closed a connection whose request head took over "
             f"{self._gate.limits.header_timeout_s:g}s",
-        )  # fmt: skip
+        )
         events.count("header_timeouts")
         if self.transport is not None:
             reason = f"the request head took over {self._gate.limits.header_timeout_s:g}s"
@@ -235,7 +235,7 @@ class GuardedHandler(RequestHandler):
                 exception=exc
             ).error(f"{events.name}: failed on a request: {exc!r}")
             response = json_error(status, None, "the node failed to handle the request",
-                                  "InternalError")  # fmt: skip
+                                  "InternalError")
         else:
             text = str(getattr(exc, "message", None) or message or exc or "bad request")
             first = text.strip().splitlines()[0] if text.strip() else "bad request"
@@ -278,7 +278,7 @@ class ConnectionGate:
             "WARNING", "http.connection_refused",
             f"{self.events.name}: refusing connections: {self.open} open, the cap is "
             f"{self.limits.max_connections}",
-        )  # fmt: skip
+        )
         self.events.count("connections_refused")
 
 
@@ -316,7 +316,7 @@ class Listener:
     """Serves ``app`` on ``host:port`` with ``limits``, on a thread and loop of its own."""
 
     def __init__(self, name: str, app: web.Application, host: str, port: int,
-                 limits: HttpLimits, events: ListenerEvents | None = None) -> None:  # fmt: skip
+                 limits: HttpLimits, *, events: ListenerEvents | None = None) -> None:  # fmt: skip
         self.name = name
         self.app = app
         self.host = host
@@ -364,7 +364,7 @@ class Listener:
             "WARNING", "http.loop_error",
             f"{self.name}: {clip(str(context.get('message', '')), 200)}: {clip(repr(error), 200)}",
             kind,
-        )  # fmt: skip
+        )
 
     async def _serve(self) -> None:
         self._stopped = asyncio.Event()
@@ -389,7 +389,7 @@ class Listener:
         logger.bind(action="node.http_started", listener=self.name,
                     addr=f"{self.host}:{self.port}").info(
             f"serving {self.name} on http://{self.host}:{self.port}"
-        )  # fmt: skip
+        )
         self._ready.set()
         try:
             await self._stopped.wait()
@@ -421,7 +421,9 @@ def read_token_file(path: Path) -> str:
     try:
         info = os.stat(path)
     except OSError as error:
-        raise OperatorTokenError(f"operator_token_file {path}: cannot be read ({error.strerror})")
+        raise OperatorTokenError(
+            f"operator_token_file {path}: cannot be read ({error.strerror})"
+        ) from error
     if not stat.S_ISREG(info.st_mode):
         raise OperatorTokenError(f"operator_token_file {path}: is not a regular file")
     if info.st_mode & 0o077:

@@ -84,7 +84,8 @@ __all__ = [
 IntakeSource = Callable[[], OrderIntake | None]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _BASE58 = "[1-9A-HJ-NP-Za-km-z]+"
-_DIGITS = re.compile(r"[0-9]{1,9}")  # ASCII only: int() also takes ' 5', '1_000', '٥'
+# ASCII only: int() also takes ' 5', '1_000' and '\u0665' (an Arabic-Indic five).
+_DIGITS = re.compile(r"[0-9]{1,9}")
 
 
 class BodyTooLarge(domain.MalformedJson):
@@ -332,7 +333,7 @@ class _IntakeRoutes:
             topic = stream_topic(intake, query.get("market_id"), query.get("maker"))
             guard = self._guard
             opened.append(StreamState(topic, decode_cursor(since), guard.stream.page_fills,
-                                      guard.books))  # fmt: skip
+                                      guard.books))
             return {}
 
         guard = self._guard
@@ -406,7 +407,7 @@ class _IntakeRoutes:
             self._guard.events.log(
                 "DEBUG", "http.client_disconnected",
                 f"intake: a client ({request.remote}) left before its body arrived",
-            )  # fmt: skip
+            )
             self._guard.events.count("client_disconnects")  # after the log: tests wait on it
             return web.Response(status=400)  # never reaches the client: it is gone
         except Exception as error:  # noqa: BLE001  (every failure becomes a JSON answer)
@@ -438,7 +439,7 @@ def strict_json(raw: bytes) -> object:
     Infinity (each refused naming the key it is under, ``body`` at the top)."""
     try:
         document = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
-                              parse_constant=_NonFinite)  # fmt: skip
+                              parse_constant=_NonFinite)
     except domain.MalformedJson:
         raise
     except RecursionError:

@@ -78,7 +78,7 @@ def _schemas() -> Schema:
         "settlement": _ref("Settlement"),
     })  # fmt: skip
     codes = sorted({*ERROR_CODES, *STATUS_CODES.values(), "body_too_large", "timeout",
-                    "rate_limited"})  # fmt: skip
+                    "rate_limited"})
     error = _object({"error": _object({
         "field": {"type": ["string", "null"], "description": "the field at fault"},
         "reason": {"type": "string", "description": "for people; may change"},
@@ -144,7 +144,7 @@ def _body(schema: str) -> Schema:
 
 def _param(name: str, where: str, schema: Schema, required: bool, text: str) -> Schema:
     return {"name": name, "in": where, "required": required, "schema": schema,
-            "description": text}  # fmt: skip
+            "description": text}
 
 
 _ORDER_ID = _param("order_id", "path", _BASE58_32, True, "base58 SHA-256 of the order's bytes")

@@ -191,7 +191,7 @@ class StreamState:
             self.watching[fill.fill_id] = fill.settlement_state
         told = fill_json(fill)
         return StreamEvent("settlement", {key: told[key] for key in
-                                          ("fill_id", "order_id", "settlement")})  # fmt: skip
+                                          ("fill_id", "order_id", "settlement")})
 
     def _order_changes(self, intake: OrderIntake, maker: str) -> list[StreamEvent]:
         events = []

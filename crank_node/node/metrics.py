@@ -207,7 +207,7 @@ def settlement_fee_metrics(settlement: Mapping[str, Any]) -> Iterator[Metric]:
     limit = GaugeMetricFamily(
         "crank_compute_unit_limit", "Compute-unit limit each market's attempts ask for.",
         labels=["market"],
-    )  # fmt: skip
+    )
     used = GaugeMetricFamily(
         "crank_compute_units_used",
         "Compute units a simulated settlement of each market used.",

@@ -436,12 +436,12 @@ def judge_fee_payers(
         "lamports": balances, "floor_lamports": floor_lamports, "min_lamports": min_lamports,
     }  # fmt: skip
     short = sorted(p for p, lamports in balances.items() if lamports is not None
-                   and lamports < min_lamports)  # fmt: skip
+                   and lamports < min_lamports)
     if short:
         detail["reason"] = f"fee payer {', '.join(short)} cannot pay the next settlements"
         return "unhealthy", detail
     low = sorted(p for p, lamports in balances.items() if lamports is None
-                 or lamports < floor_lamports)  # fmt: skip
+                 or lamports < floor_lamports)
     if low:
         detail["reason"] = f"fee payer {', '.join(low)} below the floor (or unknown): fund it"
         return "degraded", detail

@@ -156,7 +156,8 @@ class CrankSettings(BaseSettings):
         30000, "how long a failing RPC endpoint is paused before a probe", upper=HOUR_MS
     )
     trace: bool = Field(default=False, description="log every actor message (trace lines)")
-    # The operator listener off loopback: both needed (validated with http_addr, declared first so its check sees them).
+    # The operator listener off loopback: both needed (validated with http_addr,
+    # declared first so its check sees them).
     operator_allow_remote: bool = Field(
         default=False, description="let http_addr be other than loopback (needs a token file)"
     )
@@ -511,7 +512,8 @@ class CrankSettings(BaseSettings):
         )
 
     def load_wallet(self) -> Keypair:
-        """The signing keypair from ``wallet_path`` (see :func:`crank_node.node.keypairs.load_keypair`)."""
+        """The signing keypair from ``wallet_path`` (see
+        :func:`crank_node.node.keypairs.load_keypair`)."""
         from crank_node.node.keypairs import load_keypair  # noqa: PLC0415  (solders is slow to import)
 
         if self.wallet_path is None:

@@ -20,7 +20,7 @@ __all__ = [
 ]
 
 PUBKEY = String(44)  # base58 of 32 bytes
-TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"  # the SPL Token program
+TOKEN_PROGRAM_ID = "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA"  # noqa: S105  (the SPL Token program: an address)
 SIGNATURE = String(88)  # base58 of 64 bytes
 
 MARKET_STATUSES = ("active", "paused", "closed")

@@ -19,7 +19,7 @@ import pytest
 
 from localnet import LocalnetConfig, LocalnetServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.realtime]
+pytestmark = pytest.mark.realtime
 
 HARNESS = Path(__file__).parent / "web3js"
 RUN_TIMEOUT_S = 150

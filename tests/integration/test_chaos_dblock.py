@@ -15,8 +15,6 @@ from crank_node.harness.processes import child_environment
 from storage import DatabaseBusy, NodeRegistry, open_engine, write_transaction
 from storage.models import Node
 
-pytestmark = [pytest.mark.integration]
-
 
 def _touch(url: str) -> None:
     """A node's smallest write, with a short busy timeout."""

@@ -29,7 +29,7 @@ from storage import LeaseStore, NodeRegistry, open_engine, upgrade
 from storage.models.trading import Market
 from supervision import ActorHandle, CrankActor, launch
 
-pytestmark = [pytest.mark.integration, pytest.mark.postgres, pytest.mark.realtime]
+pytestmark = [pytest.mark.postgres, pytest.mark.realtime]
 
 TTL_S = 3.0
 MEMBERSHIP_S = 1.0

@@ -4,7 +4,6 @@ account from a localnet over HTTP; then accounted for."""
 
 from __future__ import annotations
 
-import pytest
 from solders.keypair import Keypair
 from sqlalchemy import insert, update
 from sqlalchemy.engine import Engine
@@ -16,8 +15,6 @@ from localnet import LocalnetConfig, LocalnetServer
 from localnet.audit import existing_accounts
 from storage.models import Settlement, SettlementAttempt, SettlementMarker, table_of
 from tests.integration.storage import seed
-
-pytestmark = pytest.mark.integration
 
 
 def _attempt(settlement_id: str, number: int, marker: str | None) -> dict[str, object]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
@@ -13,8 +12,6 @@ from sqlalchemy.engine import Engine
 import storage
 from crank_node.demo.progress import DemoCounts, crossing_markets, market_holders, read_counts
 from market import Market, Order, Side, sign_order
-
-pytestmark = pytest.mark.integration
 
 LOT_ATOMS = 10_000
 TICK_ATOMS = 10

@@ -14,7 +14,6 @@ settles as usual (the node keeps working).
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,12 @@ from actors.settlement import Finished
 from crank_node.harness.scenario import Scenario, build_scenario
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market import Order, Side, SignedOrder, sign_order
 from storage.models import Fill, table_of
 from storage.models import Order as OrderRow
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 SLOT_MS = 50
 LOTS = 10
@@ -42,10 +39,7 @@ PRICE_ATOMS = 1_000  # quote atoms per lot: the market's going price
 _ORDERS, _FILLS = table_of(OrderRow), table_of(Fill)
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(180)]
 
 
 def _order(scenario: Scenario, maker: Keypair, side: Side, price_atoms: int, lots: int) -> Order:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -28,24 +27,19 @@ from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from storage.models import Fill, Order, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder
-from tests.integration.chain_audit import settled_fill_ids
-from tests.integration.pipeline_desk import crossing_pairs_left, unsettled
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+from tests.support.chain_audit import settled_fill_ids
+from tests.support.pipeline_desk import crossing_pairs_left, unsettled
 
 ORDERS = 300
 SLOT_MS = 50
 _ORDERS, _FILLS, _SETTLEMENTS = table_of(Order), table_of(Fill), table_of(Settlement)
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(180)]
 
 
 def _settings(database_url: str, localnet: LocalnetServer) -> CrankSettings:

@@ -15,7 +15,7 @@ import json
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -31,23 +31,18 @@ from crank_node.node.health import HealthServer
 from crank_node.node.metrics import flatten_tree
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from storage.models import Fill, Order, OrderStateCache, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder
-from tests.integration.node_process import free_port
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+from tests.support.node_process import free_port
 
 _ORDERS, _FILLS, _SETTLEMENTS = table_of(Order), table_of(Fill), table_of(Settlement)
 _CACHE = table_of(OrderStateCache)
 SETTLE_TIMEOUT_S = 90
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=50), pytest.mark.timeout(180)]
 
 
 class Desk:

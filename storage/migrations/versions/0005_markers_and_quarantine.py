@@ -108,7 +108,9 @@ def upgrade() -> None:
             _in("status", _QUARANTINE_STATUSES), name=op.f("ck_quarantine_status")
         ),
     )
-    op.create_index(op.f("ix_quarantine_kind_row_id"), "quarantine", ["kind", "row_id"], unique=True)
+    op.create_index(
+        op.f("ix_quarantine_kind_row_id"), "quarantine", ["kind", "row_id"], unique=True
+    )
     op.create_index(op.f("ix_quarantine_status"), "quarantine", ["status"])
     _replace_status_check("orders", (*_ORDER_STATUSES, "quarantined"))
     _replace_status_check("settlements", (*_SETTLEMENT_STATUSES, "quarantined"))

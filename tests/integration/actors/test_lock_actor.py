@@ -129,7 +129,6 @@ def advance(clock: ManualClock, seconds: float, *actors: LockActor) -> None:
             held(actor)
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_two_nodes_split_ten_markets_and_the_survivor_takes_all_within_ttl_plus_a_renewal(
     engine: Engine, start_node: NodeStarter, recorder: Recorder
@@ -162,7 +161,6 @@ def test_two_nodes_split_ten_markets_and_the_survivor_takes_all_within_ttl_plus_
     }, "b announces every market it gained: five in the split, five on the takeover"
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_lease_taken_over_is_reported_lost_to_its_owner_at_the_next_renewal(
     engine: Engine, start_node: NodeStarter, recorder: Recorder
@@ -183,7 +181,6 @@ def test_a_lease_taken_over_is_reported_lost_to_its_owner_at_the_next_renewal(
     assert (notice.key, notice.fencing_token) == ("job:1", lease.fencing_token)
 
 
-@pytest.mark.integration
 def test_a_renewal_that_cannot_be_confirmed_before_expiry_counts_as_lost(
     start_node: NodeStarter, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -204,7 +201,6 @@ def test_a_renewal_that_cannot_be_confirmed_before_expiry_counts_as_lost(
     assert any(isinstance(m, LeaseLost) and m.key == "job:2" for m in recorder.snapshot())
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_clean_stop_releases_every_lease_and_marks_the_node_stopped(
     engine: Engine, start_node: NodeStarter
@@ -232,7 +228,6 @@ def test_lock_settings_refuse_bad_values_naming_the_field() -> None:
         LockSettings(node_id="")
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_under_a_supervisor_it_takes_its_share_and_the_ordered_stop_releases_it(
     engine: Engine,
@@ -257,7 +252,6 @@ def test_under_a_supervisor_it_takes_its_share_and_the_ordered_stop_releases_it(
     assert LeaseStore(engine, "observer").live_leases("market:") == []
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_resend_markets_tells_the_asker_every_market_lease_held_now(
     start_node: NodeStarter, recorder: Recorder
@@ -284,7 +278,6 @@ def skew_logs(records: list[dict[str, Any]]) -> list[str]:
     return [r["level"].name for r in records if r["extra"].get("action") == "locks.clock_skew"]
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_peer_heartbeat_an_hour_ahead_stops_the_node_taking_work_until_clocks_agree(
     engine: Engine, start_node: NodeStarter, captured_logs: list[dict[str, Any]]
@@ -315,7 +308,6 @@ def test_a_peer_heartbeat_an_hour_ahead_stops_the_node_taking_work_until_clocks_
     assert any(r["extra"].get("action") == "locks.clock_agreed" for r in captured_logs)
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_node_gives_up_its_markets_when_a_beating_peer_is_an_hour_behind(
     engine: Engine, start_node: NodeStarter, recorder: Recorder

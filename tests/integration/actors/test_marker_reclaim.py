@@ -36,7 +36,7 @@ from actors.marker_reclaim import (
 from actors.rpc import RpcRouter, RpcRouterConfig
 from actors.rpc.messages import RpcRequest
 from actors.settlement import signer_map
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market.marker import (
     MARKER_RENT_LAMPORTS,
     RECLAIM_MARGIN_BLOCKS,
@@ -50,7 +50,7 @@ from tests.conftest import Recorder
 from tests.integration.market.conftest import Trade, make_trade
 from tests.integration.storage import seed
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 FINALITY_SLOTS = 32  # confirmation 1 + finalization 31: finalized = tip - 32
 FEE_PER_SIGNATURE = 5_000
@@ -59,12 +59,6 @@ MARKERS_PER_CREATE = 4
 
 class SimulatedCrash(Exception):
     """Raised by the crash hook: the actor dies there, as a killed process would."""
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)) as server:
-        yield server
 
 
 def _handle_of(actor: Any) -> ActorHandle:
@@ -149,7 +143,7 @@ class Desk:
             marker_create_instruction(
                 fee_payer=trade.fee_payer.pubkey(), settlement_authority=trade.authority.pubkey(),
                 marker=marker_for(trade.authority, fill_id),
-            )  # fmt: skip
+            )
             for fill_id in fill_ids
         ]
         message = Message.new_with_blockhash(instructions, trade.fee_payer.pubkey(), blockhash)
@@ -239,7 +233,7 @@ class Desk:
     def markers(self) -> dict[str, tuple[str, int, str | None]]:
         table = table_of(SettlementMarker)
         query = select(table.c.settlement_id, table.c.state, table.c.lamports,
-                       table.c.reclaim_signature)  # fmt: skip
+                       table.c.reclaim_signature)
         with storage.read_transaction(self.engine) as connection:
             return {row[0]: (row[1], int(row[2]), row[3]) for row in connection.execute(query)}
 
@@ -281,7 +275,7 @@ def test_markers_are_reclaimed_only_past_the_margin_and_the_fee_payer_gets_the_r
     at_margin = desk.round()
     assert (at_margin.finalized_block_height, at_margin.markers_sent) == (
         last_valid + RECLAIM_MARGIN_BLOCKS, 0,
-    )  # fmt: skip
+    )
     assert all(desk.lamports(desk.marker_address(fill)) for fill in ids)
 
     desk.localnet.advance_slots(1)

@@ -55,8 +55,6 @@ from tests.conftest import Recorder
 from tests.signed_cancels import UNCHECKED, maker_cancel
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
 EXPIRY_S = NOW_S + 30 * 86_400
 TTL_S = 30.0

@@ -28,7 +28,7 @@ from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc import RpcRouter, RpcRouterConfig
 from actors.rpc.classify import ErrorKind
 from actors.rpc.messages import RpcFailure, RpcRequest
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.fixtures import MintFixture
 from market import Market, Order, Side, sign_order
 from storage.models import Order as OrderRow
@@ -36,8 +36,6 @@ from storage.models import OrderStateCache
 from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
 from tests.signed_cancels import maker_cancel
-
-pytestmark = pytest.mark.integration
 
 NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
 EXPIRY_S = NOW_S + 30 * 86_400
@@ -190,14 +188,7 @@ class Desk:
         return [e for e in self.recorder.snapshot() if isinstance(e, OrderRemoved)]
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)).start()
-    server.advance_slots(10)
-    try:
-        yield server
-    finally:
-        server.stop()
+pytestmark = pytest.mark.localnet(advance_slots=10)
 
 
 @pytest.fixture
@@ -231,7 +222,7 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
     handle.attach(monitor.actor_inbox)
     try:
         yield Desk(localnet, engine, market, base, authority, lease, clock, db_time, tap, handle,
-                   recorder)  # fmt: skip
+                   recorder)
     finally:
         monitor.actor_ref.stop(timeout=10)
         router.actor_ref.stop(timeout=10)

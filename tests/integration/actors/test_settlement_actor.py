@@ -16,6 +16,7 @@ from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
+from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import revoke
@@ -35,15 +36,14 @@ from actors.settlement import (
     SettlementState,
     signer_map,
 )
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.faults import Faults
 from market import build_settlement_transaction, sign_order
+from market.marker import marker_for
 from supervision import ActorHandle, launch
 from tests.conftest import Recorder
-from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
 from tests.integration.market.conftest import Rpc, Trade, make_trade
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+from tests.support.chain_audit import settled_fill_ids, signature_status_exists
 
 SLOT_MS = 10  # ticking slots: confirmations come, and blockhashes expire in ~2 s
 FAST = SettlementSettings(
@@ -51,10 +51,7 @@ FAST = SettlementSettings(
 )
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(120)]
 
 
 @dataclass
@@ -303,7 +300,7 @@ def _revoke_seller(trade: Trade) -> None:
             program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
-    )  # fmt: skip
+    )
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
     transaction = Transaction.new_signed_with_payer(
         [instruction], trade.seller.pubkey(), [trade.seller], blockhash
@@ -377,10 +374,6 @@ def test_a_squatted_marker_quarantines_the_settlement_and_never_settles_or_retri
     the marker (its history has only the squatter's transfer), so the settlement is
     neither confirmed nor failed-and-retried: it is quarantined, logged at ERROR, and no
     second attempt is ever signed. No token moved."""
-    from solders.system_program import TransferParams, transfer
-
-    from market.marker import marker_for
-
     trade = settler.trade
     squatter = trade.localnet.fixtures.fund_wallet()
     marker = marker_for(trade.authority, trade.fill.fill_id)

@@ -24,11 +24,10 @@ from localnet.fixtures import MintFixture
 from market import sign_order
 from storage.models import Fill, Order, Settlement, table_of
 from tests.conftest import Recorder
-from tests.integration.actors.test_settlement_actor import Settler
-from tests.integration.actors.test_settlement_actor import localnet as localnet
+from tests.integration.actors.test_settlement_actor import SLOT_MS, Settler
 from tests.integration.market.conftest import LOT_ATOMS, make_trade
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(120)]
 
 _FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settlement)
 
@@ -98,8 +97,8 @@ def test_a_forged_fill_row_at_a_thousand_times_the_price_is_never_signed(
                 maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
                 price_atoms=price, base_atoms=2 * LOT_ATOMS, quote_atoms=price * 2,
                 fencing_token=1, sequence=0,
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
         connection.execute(
             insert(_SETTLEMENTS).values(
                 id=forged_id, fill_id=forged_id, market_id=trade.market.market_id
@@ -159,8 +158,8 @@ def test_a_fill_beyond_an_orders_size_is_never_signed(desk: Settler, engine: Eng
                 maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
                 price_atoms=trade.fill.price_atoms, base_atoms=LOT_ATOMS,
                 quote_atoms=trade.fill.price_atoms, fencing_token=1, sequence=1,
-            )  # fmt: skip
-        )
+            )
+        )  # fmt: skip
         connection.execute(
             insert(_SETTLEMENTS).values(
                 id=forged_id, fill_id=forged_id, market_id=trade.market.market_id

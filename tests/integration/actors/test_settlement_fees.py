@@ -9,7 +9,6 @@ used, before (the fixed 40,000 limit) and after (the simulated one).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
@@ -24,7 +23,6 @@ from spl.token.models import TransferCheckedParams
 
 import market as domain
 from actors.settlement import AttemptsExpired
-from localnet import LocalnetConfig, LocalnetServer
 from localnet.faults import Faults
 from tests.integration.actors.test_settlement_actor import (
     FAST,
@@ -34,8 +32,8 @@ from tests.integration.actors.test_settlement_actor import (
     _send_and_wait,
     settler,
 )
-from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
 from tests.integration.market.conftest import Trade
+from tests.support.chain_audit import settled_fill_ids, signature_status_exists
 
 __all__ = ["settler"]  # the fixture, imported to be used here
 
@@ -44,12 +42,8 @@ __all__ = ["settler"]  # the fixture, imported to be used here
 SLOT_MS = 40
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(180)]
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
 PERCENTILE = replace(
     FAST, fee_policy=domain.PercentilePriorityFee(100, cap_micro_lamports=10**9,
@@ -59,7 +53,7 @@ PERCENTILE = replace(
 
 
 def _land_with_price(trade: Trade, owner: Keypair, account: Pubkey, mint: Pubkey,
-                     decimals: int, price: int) -> None:  # fmt: skip
+                     decimals: int, price: int) -> None:
     """A transaction that writes ``account`` (a 0-token transfer to itself by its owner)
     at compute-unit ``price``: the chain's recent fees for that account now include it."""
     instruction = transfer_checked(TransferCheckedParams(

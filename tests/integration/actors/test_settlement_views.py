@@ -37,15 +37,13 @@ from actors.settlement import (
     signer_map,
 )
 from actors.settlement.work import SettlementWork, draft_attempt
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.faults import Faults
 from market import sign_order
 from supervision import ActorHandle, launch
 from tests.conftest import Recorder
-from tests.integration.chain_audit import settled_fill_ids
 from tests.integration.market.conftest import Rpc, Trade, make_trade
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+from tests.support.chain_audit import settled_fill_ids
 
 LAG_SLOTS = 10
 UP_TO_DATE, LAGGING = 0, 1
@@ -54,13 +52,7 @@ FAST = SettlementSettings(
 )
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    config = LocalnetConfig(
-        port=0, endpoints=2, slot_ms=0, status_cache_slots=150, transaction_history_slots=150
-    )
-    with LocalnetServer(config) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(endpoints=2, status_cache_slots=150, transaction_history_slots=150), pytest.mark.timeout(180)]
 
 
 @dataclass
@@ -266,7 +258,7 @@ def test_recovery_after_history_was_pruned_never_settles_a_landed_fill_again(
 def _attempt_landed_by_dead_node(desk: Desk) -> storage.AttemptRecord:
     """As ``dead-node``: claim for 60 s, build the attempt as the actor would (its
     ``_draft``), write it ahead, deliver it and let it land; then die."""
-    trade, engine, localnet = desk.trade, desk.engine, desk.trade.localnet
+    engine, localnet = desk.engine, desk.trade.localnet
     queue = storage.settlement_queue(engine, "dead-node")
     (claim,) = queue.claim(1, 60)
     draft = _draft_as_actor(desk, claim)

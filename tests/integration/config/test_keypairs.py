@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import traceback
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,6 @@ from crank_node.node.keypairs import (
     KeypairUnreadable,
     load_keypair,
 )
-
-pytestmark = pytest.mark.integration
 
 
 def write_key(path: Path, content: Any, mode: int = 0o600) -> Path:
@@ -174,8 +173,6 @@ def test_a_wallet_path_that_is_a_fifo_or_a_device_is_refused_without_hanging(
 ) -> None:
     """A FIFO used to block the start forever in open() (no writer ever came); a device
     would be read as a key. Both are refused at once as not a regular file (issue 15)."""
-    import threading
-
     if kind == "fifo":
         path = tmp_path / "wallet.json"
         os.mkfifo(path, 0o600)

@@ -10,8 +10,6 @@ from crank_node.node.settings import ConfigFileError, InvalidSettings
 from crank_node.node.settings_layers import load_settings
 from storage.urls import sqlite_url
 
-pytestmark = pytest.mark.integration
-
 
 def write(path: Path, text: str) -> Path:
     path.write_text(text, encoding="utf-8")

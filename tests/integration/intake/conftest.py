@@ -31,7 +31,7 @@ from actors.rpc import RpcClient, RpcRouter, RpcRouterConfig
 from crank_node.cli.main import build_parser
 from crank_node.node.health import HealthServer
 from crank_node.node.intake import OrderIntake
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market import Market, Order, Side, SignedOrder, sign_order
 from storage.models import Order as OrderRow
 from supervision import ActorHandle, launch
@@ -157,16 +157,6 @@ class Desk:
         path.write_text(json.dumps(list(bytes(keypair or Keypair()))))
         path.chmod(0o600)
         return path
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)).start()
-    server.advance_slots(10)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

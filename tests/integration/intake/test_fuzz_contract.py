@@ -17,7 +17,8 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from crank_node.node.intake_http import IntakeLimits
 from tests.integration.intake.conftest import MARKET_ID, Desk
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.localnet(advance_slots=10), pytest.mark.timeout(300)]
+
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[3] / "docs" / "openapi.json").read_text())
 CASES_PER_OPERATION = 40  # x 9 operations: at most 360 cases a run
@@ -30,7 +31,7 @@ SCHEMA = schemathesis.openapi.from_dict(DOCUMENT).exclude(path="/stream")
 # out, a body naming the order of its path.
 EXCLUDED_CHECKS = [positive_data_acceptance]
 UNLIMITED = IntakeLimits(client_rate_per_s=1e6, client_burst=10**6,
-                         maker_rate_per_s=1e6, maker_burst=10**6)  # fmt: skip
+                         maker_rate_per_s=1e6, maker_burst=10**6)
 
 
 @pytest.fixture

@@ -29,7 +29,8 @@ from tests.integration.intake.conftest import (
 )
 from tests.signed_cancels import UNCHECKED, assert_cancel_holds
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
+
 
 Changes = Callable[[Desk], dict[str, Any]]
 
@@ -286,7 +287,7 @@ def test_get_order_answers_the_stored_order_and_404_for_an_unknown_one(desk: Des
 
     assert desk.get(f"/orders/{signed.order_id}") == (200, stored)
     assert_refused(desk.get(f"/orders/{desk.signed(nonce=9).order_id}"), 404, "order_id",
-                   "OrderNotFound")  # fmt: skip
+                   "OrderNotFound")
 
 
 def test_the_book_shows_open_orders_as_price_levels_best_first(desk: Desk) -> None:
@@ -332,18 +333,18 @@ def test_list_orders_filters_by_market_and_status_newest_first(desk: Desk) -> No
     assert_refused(desk.get("/orders"), 400, "market_id", "MissingField")
     assert_refused(desk.get("/orders?market_id=NO-SUCH"), 404, "market_id", "UnknownMarket")
     assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&status=gone"), 400, "status",
-                   "InvalidField")  # fmt: skip
+                   "InvalidField")
     assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&limit=x"), 400, "limit",
-                   "WrongFieldType")  # fmt: skip
+                   "WrongFieldType")
     assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&limit=0"), 400, "limit",
-                   "NumberOutOfRange")  # fmt: skip
+                   "NumberOutOfRange")
 
 
 # -- cancelling -----------------------------------------------------------------------------
 
 
 def _cancel(desk: Desk, order_id: str, *, signer: Keypair | None = None,
-            timestamp_s: int | None = None) -> SignedCancel:  # fmt: skip
+            timestamp_s: int | None = None) -> SignedCancel:
     signer = signer or desk.maker
     now_s = int(desk.intake.now_s())
     request = CancelRequest(
@@ -359,7 +360,7 @@ def test_the_maker_cancels_an_open_order_and_it_leaves_the_book(desk: Desk) -> N
     desk.post("/orders", signed.to_json())
 
     code, body = desk.post(f"/orders/{signed.order_id}/cancel",
-                           _cancel(desk, signed.order_id).to_json())  # fmt: skip
+                           _cancel(desk, signed.order_id).to_json())
 
     assert (code, body["status"]) == (200, "cancelled")
     assert desk.get(f"/markets/{MARKET_ID}/book")[1]["bids"] == []
@@ -412,7 +413,7 @@ def test_cancelling_a_filled_order_is_a_409_conflict(desk: Desk) -> None:
     before = desk.orders_table()
 
     answer = desk.post(f"/orders/{signed.order_id}/cancel",
-                       _cancel(desk, signed.order_id).to_json())  # fmt: skip
+                       _cancel(desk, signed.order_id).to_json())
 
     assert_refused(answer, 409, "order_id", "OrderNotCancellable")
     assert "filled" in answer[1]["error"]["reason"]

@@ -32,8 +32,6 @@ from market import Order, Side, SignedOrder, sign_order
 from tests.integration.intake import wire
 from tests.integration.intake.conftest import StandInNode
 
-pytestmark = pytest.mark.integration
-
 SHORT = HttpLimits(header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5)
 BOUND_S = 10.0
 TOKEN = "t" * 48

@@ -14,7 +14,8 @@ from market.cancel_all import CancelAllRequest, sign_cancel_all
 from tests.integration.intake.conftest import MARKET_ID, Desk
 from tests.signed_cancels import assert_cancel_holds
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
+
 
 CHECKED_IN = Path(__file__).resolve().parents[3] / "docs" / "openapi.json"
 
@@ -34,7 +35,7 @@ def test_an_order_without_fills_lists_none_and_an_unknown_order_is_404(desk: Des
 
     assert desk.get(f"/orders/{signed.order_id}/fills") == (
         200, {"order_id": signed.order_id, "fills": []}
-    )  # fmt: skip
+    )
     code, body = desk.get(f"/orders/{Keypair().pubkey()}/fills")
     assert (code, body["error"]["code"]) == (404, "order_not_found")
 

@@ -1,12 +1,11 @@
 """``crank-node market create`` and ``market list`` straight on the node database
-(SQLite and PostgreSQL)."""
+(SQLite and PostgreSQL), in this process (tests/e2e/test_market_command.py runs the
+launcher)."""
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,10 +17,6 @@ import storage
 from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.intake.conftest import CliResult, run_cli
 
-pytestmark = pytest.mark.integration
-
-ROOT = Path(__file__).resolve().parents[3]
-LAUNCHER = ROOT / "bin" / "crank-node"
 BASE_KEY, QUOTE_KEY = Keypair(), Keypair()
 BASE_MINT, QUOTE_MINT = str(BASE_KEY.pubkey()), str(QUOTE_KEY.pubkey())
 _RPC_URL: list[str] = []  # the module's localnet, where the two mints exist
@@ -147,28 +142,3 @@ def test_a_database_without_the_schema_says_to_run_db_upgrade(
 
     assert result.code == 1
     assert "crank-node db upgrade" in result.error_line()
-
-
-@pytest.mark.e2e
-def test_the_launcher_creates_and_lists_markets_from_crank_db_path(tmp_path: Path) -> None:
-    """bin/crank-node market create/list in their own processes, the database named by
-    CRANK_DB_PATH as the node would find it."""
-    database = tmp_path / "node.db"
-    engine = storage.open_engine(storage.sqlite_url(database))
-    try:
-        storage.upgrade(engine)
-    finally:
-        engine.dispose()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
-    env["CRANK_DB_PATH"] = str(database)
-
-    def crank(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(LAUNCHER), *argv], capture_output=True,
-                              text=True, timeout=60, env=env, cwd=tmp_path, check=False)  # fmt: skip
-
-    argv = create_argv("unused")
-    created = crank(*argv[:2], *argv[4:])
-    listed = crank("market", "list", "--json")
-
-    assert created.returncode == 0, created.stderr
-    assert [m["market_id"] for m in json.loads(listed.stdout)] == ["SOL-USDC"]

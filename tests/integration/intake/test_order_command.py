@@ -1,15 +1,11 @@
-"""``crank-node order`` against a node's real HTTP server: in this process through the
-command's own parser and handler, and once as the launcher in its own process."""
+"""``crank-node order`` against a node's real HTTP server, in this process through the
+command's own parser and handler (tests/e2e/test_order_command.py runs the launcher)."""
 
 from __future__ import annotations
 
 import json
-import os
 import re
-import subprocess
-import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,7 +13,6 @@ from solders.keypair import Keypair
 
 import storage
 from tests.integration.intake.conftest import (
-    LOT_ATOMS,
     MARKET_ID,
     PRICE_ATOMS,
     SIZE_ATOMS,
@@ -25,10 +20,9 @@ from tests.integration.intake.conftest import (
     run_cli,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
 
-ROOT = Path(__file__).resolve().parents[3]
-LAUNCHER = ROOT / "bin" / "crank-node"
+
 Changes = Callable[[Desk], dict[str, Any]]
 
 
@@ -220,7 +214,7 @@ def test_cancel_show_and_list_an_order(desk: Desk) -> None:
     shown = desk.cli("order", "show", order.order_id, *url)
     listed = desk.cli("order", "list", "--market", MARKET_ID, *url)
     cancelled = desk.cli("order", "cancel", order.order_id, "--keypair", str(desk.maker_file),
-                         *url)  # fmt: skip
+                         *url)
     open_now = desk.cli("order", "list", "--market", MARKET_ID, "--status", "open", *url, "--json")
 
     assert shown.code == 0 and order.order_id in shown.out and "open" in shown.out
@@ -268,35 +262,9 @@ def test_list_of_an_unknown_market_or_status_exits_1_naming_the_field(desk: Desk
     url = ("--url", desk.url)
 
     assert_refused(desk.cli("order", "list", "--market", "NO-SUCH", *url), "market_id",
-                   action="list")  # fmt: skip
+                   action="list")
     assert_refused(desk.cli("order", "list", "--market", MARKET_ID, "--status", "gone", *url),
                    "status", action="list")  # fmt: skip
-
-
-# -- as a user runs it -----------------------------------------------------------------------
-
-
-def test_the_launcher_submits_and_refuses_in_its_own_process(desk: Desk) -> None:
-    """bin/crank-node order submit in a separate process: a good order exits 0 and is
-    stored; an order off the lot exits 1 with one line naming size_atoms, no traceback."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
-
-    def crank(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, str(LAUNCHER), *argv], capture_output=True, text=True,
-            timeout=60, env=env, check=False,
-        )  # fmt: skip
-
-    good = crank(*desk.submit_argv(desk.buy()))
-    before = desk.orders_table()
-    bad = crank(*desk.submit_argv(desk.buy(nonce=2, client_order_id=2, size_atoms=LOT_ATOMS + 1)))
-
-    assert good.returncode == 0, good.stderr
-    assert len(before) == 1
-    assert bad.returncode == 1
-    assert "crank-node order submit: error: size_atoms (--size-atoms): " in bad.stderr
-    assert "Traceback" not in bad.stderr
-    assert desk.orders_table() == before
 
 
 def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

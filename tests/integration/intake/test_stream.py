@@ -24,7 +24,6 @@ from tests.integration.storage.test_pipeline_repositories import (  # the shared
     matched,
 )
 
-pytestmark = pytest.mark.integration
 __all__ = ["matched"]  # the fixture, imported to be found by pytest
 READ_BOUND_S = 10.0
 

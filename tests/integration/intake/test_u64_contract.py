@@ -11,7 +11,8 @@ import pytest
 from market import SignedOrder
 from tests.integration.intake.conftest import MARKET_ID, SIZE_ATOMS, Desk
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(advance_slots=10)
+
 
 NONCE_PAST_2_53 = 2**53 + 1  # 9007199254740993: a JavaScript number rounds it to ...992
 

@@ -1,18 +1,16 @@
-"""A fresh localnet per test (manual slots, three endpoints), stopped afterwards."""
+"""An HTTP client for the tests that speak JSON-RPC to the localnet themselves. The
+localnet is the shared fixture (tests/support/localnets.py); these modules ask for three
+endpoints with ``pytest.mark.localnet(endpoints=3)``."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx2
 import pytest
-
-from localnet import LocalnetConfig, LocalnetServer
 
 
 @pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def http() -> Iterator[httpx2.Client]:
+    with httpx2.Client(timeout=5) as session:
+        yield session

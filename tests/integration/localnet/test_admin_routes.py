@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -10,7 +9,8 @@ import pytest
 
 from localnet import FaultError, Faults, LocalnetServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 RPC_GET_SLOT = {
     "jsonrpc": "2.0",
@@ -18,12 +18,6 @@ RPC_GET_SLOT = {
     "method": "getSlot",
     "params": [{"commitment": "processed"}],
 }
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def test_posting_faults_sets_them_and_delete_clears_them(

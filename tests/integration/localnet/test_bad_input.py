@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -10,15 +9,10 @@ import pytest
 
 from localnet import LocalnetServer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 KEY = "11111111111111111111111111111111"
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def call(method: str, *params: Any) -> dict[str, Any]:

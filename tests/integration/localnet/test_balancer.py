@@ -6,30 +6,24 @@ from __future__ import annotations
 import io
 import json
 import threading
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 from solders.keypair import Keypair
 
-from crank_node.cli.localnet import serve
+from crank_node.cli.localnet import parse_endpoint_faults, serve
 from crank_node.cli.main import build_parser
 from localnet import FaultError, Faults, InvalidFaults, LocalnetConfig, LocalnetServer
 
 from .chain import lamport_transfer
 from .test_cli import Announcements
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAG = 10
 HISTORY = {"searchTransactionHistory": True}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def rpc(http: httpx2.Client, url: str, method: str, *params: Any) -> httpx2.Response:
@@ -152,7 +146,5 @@ def test_the_localnet_command_starts_endpoints_with_the_faults_it_is_given() -> 
     )
     errors = io.StringIO()
     with pytest.raises(InvalidFaults, match="--faults 0: lag_slot: unknown fault"):
-        from crank_node.cli.localnet import parse_endpoint_faults
-
         parse_endpoint_faults(bad.faults, 1)
     assert serve(bad, threading.Event(), errors) == 2

@@ -13,7 +13,7 @@ from localnet import MAX_PROCESSING_AGE, VALID_BLOCKHASHES, LocalnetServer
 
 from .chain import client, lamport_transfer, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 def test_a_blockhash_is_valid_through_its_last_valid_block_height_and_not_after(

@@ -13,8 +13,6 @@ import pytest
 from crank_node.cli.localnet import serve
 from crank_node.cli.main import build_parser
 
-pytestmark = pytest.mark.integration
-
 
 class Announcements(io.StringIO):
     """stdout for the command: signals when the announcement line is written."""

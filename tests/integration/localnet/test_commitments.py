@@ -13,7 +13,8 @@ from localnet import LocalnetConfig, LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 AMOUNT = 3_000_000
 

@@ -22,7 +22,7 @@ from localnet.nonces import stored_nonce
 
 from .chain import client, run, send, sign
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 def _nonce_account(localnet: LocalnetServer, payer: Keypair) -> Pubkey:

@@ -15,7 +15,7 @@ from localnet import FaultError, Faults, LocalnetConfig, LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 def cause_of(error: BaseException) -> BaseException:

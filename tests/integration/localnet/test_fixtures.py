@@ -14,7 +14,7 @@ from localnet import FixtureFailed, LocalnetServer
 
 from .chain import client, run
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 def test_a_maker_can_be_set_up_with_balance_and_delegate_in_a_few_lines(

@@ -3,7 +3,6 @@ fell behind would show it: history, accounts, heights, context slots and minCont
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -14,16 +13,11 @@ from localnet import Faults, LocalnetServer
 
 from .chain import lamport_transfer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAG = 5
 AMOUNT = 1_000_000
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def call(http: httpx2.Client, url: str, method: str, *params: Any) -> dict[str, Any]:

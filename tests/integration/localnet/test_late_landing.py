@@ -7,11 +7,12 @@ import pytest
 from solana.rpc.commitment import Confirmed, Processed
 from solders.keypair import Keypair
 
-from localnet import MAX_PROCESSING_AGE, Faults, LocalnetServer
+from localnet import MAX_PROCESSING_AGE, Faults, InvalidFaults, LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 LAST_BLOCKS = 3
 
@@ -81,8 +82,6 @@ def test_a_held_transaction_sent_through_a_healthy_endpoint_lands_at_once_and_on
 
 def test_late_landing_is_refused_beyond_a_blockhash_s_validity() -> None:
     """late_landing_blocks counts blocks of one blockhash's validity: 0 to 151, no more."""
-    from localnet import InvalidFaults
-
     assert Faults.from_json({"late_landing_blocks": 151}).late_landing_blocks == 151
     with pytest.raises(InvalidFaults, match="late_landing_blocks"):
         Faults.from_json({"late_landing_blocks": 152})

@@ -14,9 +14,6 @@ from localnet.ledger import Ledger
 
 from .chain import lamport_transfer
 
-pytestmark = pytest.mark.integration
-
-
 _opened: list[Ledger] = []
 
 

@@ -4,28 +4,22 @@ getSignatureStatuses (its status cache, as a real node's, still answers)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import pytest
 from solders.keypair import Keypair
 
-from localnet import Faults, LocalnetServer
+from localnet import Faults, InvalidFaults, LocalnetServer
 
 from .chain import lamport_transfer
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 PRUNE = 50
 CONFIRMED = {"commitment": "confirmed"}
 HISTORY = {"searchTransactionHistory": True}
-
-
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
 
 def result(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
@@ -84,7 +78,5 @@ def test_a_pruned_endpoint_loses_statuses_once_they_leave_the_status_cache(
 
 def test_prune_history_slots_is_checked_by_name() -> None:
     """A negative or non-integer prune_history_slots is refused, naming the field."""
-    from localnet import InvalidFaults
-
     with pytest.raises(InvalidFaults, match="prune_history_slots"):
         Faults.from_json({"prune_history_slots": -1})

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -20,23 +20,15 @@ import pytest
 from solders.keypair import Keypair
 from solders.rpc.responses import parse_websocket_message
 
-from localnet import Faults, LocalnetConfig, LocalnetServer
+from localnet import Faults, LocalnetServer
 
 from .chain import lamport_transfer, run
 
-pytestmark = pytest.mark.integration
 RECEIVE_TIMEOUT_S = 5.0
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    # Finalized two slots after confirmed, so each commitment is seen apart in a few slots.
-    config = LocalnetConfig(port=0, endpoints=2, slot_ms=0, finalization_depth_slots=2)
-    server = LocalnetServer(config).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+# Finalized two slots after confirmed, so each commitment is seen apart in a few slots.
+pytestmark = pytest.mark.localnet(endpoints=2, finalization_depth_slots=2)
 
 
 class Socket:

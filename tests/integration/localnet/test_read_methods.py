@@ -19,7 +19,7 @@ from localnet import LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 def test_token_reads_find_accounts_by_owner_delegate_and_mint(localnet: LocalnetServer) -> None:

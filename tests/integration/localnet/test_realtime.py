@@ -13,7 +13,7 @@ from localnet import LocalnetConfig, LocalnetServer
 
 from .chain import client, lamport_transfer, latest_blockhash, run, send
 
-pytestmark = [pytest.mark.integration, pytest.mark.realtime]
+pytestmark = pytest.mark.realtime
 
 SLOT_MS = 40
 

@@ -23,7 +23,7 @@ from localnet import MAX_PROCESSING_AGE, LocalnetServer
 
 from .chain import client, latest_blockhash, run, send_and_land, sign
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
 
 
 async def is_blockhash_valid(rpc: object, blockhash: Hash) -> bool:

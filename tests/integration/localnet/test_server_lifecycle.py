@@ -19,8 +19,6 @@ from localnet import (
     LocalnetStartFailed,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def test_without_pubsub_endpoints_listen_on_consecutive_ports() -> None:
     """pubsub_port_offset=0 turns PubSub off; JSON-RPC ports are then p, p+1, p+2."""

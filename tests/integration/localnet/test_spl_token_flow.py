@@ -34,7 +34,8 @@ from localnet import LocalnetServer
 
 from .chain import client, latest_blockhash, run, send_and_land, sign
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3)
+
 
 BASE_DECIMALS, QUOTE_DECIMALS = 9, 6
 

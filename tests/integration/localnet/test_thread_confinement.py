@@ -5,11 +5,7 @@ from __future__ import annotations
 import sqlite3
 import threading
 
-import pytest
-
 from localnet import LocalnetConfig, LocalnetServer
-
-pytestmark = pytest.mark.integration
 
 
 def test_sqlite_floats_stay_right_on_the_caller_thread_after_transactions_ran() -> None:

@@ -1,9 +1,10 @@
-"""A localnet per test with two makers funded and delegated on one market."""
+"""Two makers funded and delegated on one market of the test's localnet (the shared
+fixture, tests/support/localnets.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -13,7 +14,7 @@ from solana.rpc.commitment import Processed
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market import (
     Book,
     Fill,
@@ -82,12 +83,6 @@ class Trade:
             settlement_authority=self.authority, recent_blockhash=blockhash,
             compute_unit_price_micro_lamports=5_000,
         )  # fmt: skip
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)) as server:
-        yield server
 
 
 @pytest.fixture

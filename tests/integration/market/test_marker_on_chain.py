@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import hashlib
 
-import pytest
 from solana.rpc.commitment import Processed
 from solana.rpc.models import TxOpts
 from solders.hash import Hash
+from solders.keypair import Keypair
 from solders.message import Message
 from solders.signature import Signature
 from solders.system_program import TransferParams, transfer
@@ -30,8 +30,6 @@ from market.marker import (
 from market.settlement import settlement_instructions
 
 from .conftest import Trade
-
-pytestmark = pytest.mark.integration
 
 ALREADY_IN_USE_AT_CREATE = "TransactionErrorInstructionError((2, Tagged(InstructionErrorCustom(0))))"
 
@@ -92,7 +90,7 @@ def _fund(trade: Trade, address: object) -> None:
     fixtures = trade.localnet.fixtures
     squatter = fixtures.fund_wallet()
     instruction = transfer(TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=address,
-                                          lamports=1_000_000))  # fmt: skip
+                                          lamports=1_000_000))
     legacy = Transaction.new_signed_with_payer(
         [instruction], squatter.pubkey(), [squatter], _blockhash(trade)
     )
@@ -145,8 +143,6 @@ def test_the_real_seed_is_not_in_any_public_data_before_the_first_attempt(trade:
     assert seed.encode() not in bytes(other.transaction)
     for signature in other.transaction.signatures:
         assert hashlib.sha256(bytes(signature)).hexdigest()[:32] != seed
-    from solders.keypair import Keypair
-
     assert marker_seed(Keypair(), fill.fill_id) != seed
     assert "seed" not in repr(marker_for(trade.authority, fill.fill_id)).lower().replace(
         "marker(", ""

@@ -3,7 +3,6 @@ Memo programs on localnet, sent and read back through solana-py's client."""
 
 from __future__ import annotations
 
-import pytest
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.models import TxOpts
 from solders.signature import Signature
@@ -21,8 +20,6 @@ from market import (
 )
 
 from .conftest import BUYER_QUOTE_ATOMS, LOT_ATOMS, SELLER_BASE_ATOMS, Trade
-
-pytestmark = pytest.mark.integration
 
 
 def land(trade: Trade, raw: bytes, *, skip_preflight: bool = False) -> Signature:
@@ -94,7 +91,7 @@ def test_a_revoked_delegate_makes_the_settlement_fail_and_moves_nothing(trade: T
             program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
-    )  # fmt: skip
+    )
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Processed)).value.blockhash
     revocation = Transaction.new_signed_with_payer(
         [revoke_it], trade.seller.pubkey(), [trade.seller], blockhash

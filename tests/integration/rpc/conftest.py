@@ -1,4 +1,5 @@
-"""A localnet with three endpoints (manual slots), and routers over it that are stopped after."""
+"""Routers over the test's localnet (three endpoints, manual slots, 200 slots advanced:
+``pytest.mark.localnet`` in each module), stopped after the test."""
 
 from __future__ import annotations
 
@@ -10,18 +11,7 @@ from typing import Any
 import pytest
 
 from actors.rpc import GetRouterState, RouterState, RpcClient, RpcRouter, RpcRouterConfig
-from localnet import LocalnetConfig, LocalnetServer
 from supervision import ActorHandle, launch
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    server = LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)).start()
-    server.advance_slots(200)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class RunningRouter:

@@ -23,7 +23,8 @@ from localnet import Faults, LocalnetServer
 
 from .conftest import RunningRouter
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3, advance_slots=200)
+
 
 StartRouter = Callable[..., RunningRouter]
 
@@ -36,7 +37,7 @@ def test_with_a_bound_of_100_the_thresholds_refuse_low_then_normal_but_not_criti
     for index in range(3):
         localnet.set_faults(index, Faults(hang=True))
     config = RpcRouterConfig.from_urls(localnet.urls, max_in_flight=100, attempt_timeout_s=60.0,
-                                       default_deadline_s=120.0)  # fmt: skip
+                                       default_deadline_s=120.0)
     running = start_router(config)
     request = running.client.request
 

@@ -13,7 +13,7 @@ from supervision import ActorHandle, ManualClock, launch
 
 from .conftest import RunningRouter
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3, advance_slots=200)
 
 
 def test_expiry_is_detected_once_localnet_has_advanced_past_last_valid_block_height(

@@ -17,7 +17,8 @@ from supervision import ManualClock
 
 from .conftest import RunningRouter, eventually
 
-pytestmark = pytest.mark.integration
+pytestmark = pytest.mark.localnet(endpoints=3, advance_slots=200)
+
 
 StartRouter = Callable[..., RunningRouter]
 
@@ -140,7 +141,7 @@ def test_a_send_reaches_the_chain_although_one_send_endpoint_drops_it(
     assert isinstance(latest, RpcSuccess)
     blockhash = Hash.from_string(latest.result["value"]["blockhash"])
     instruction = transfer(TransferParams(from_pubkey=payer.pubkey(),
-                                          to_pubkey=Keypair().pubkey(), lamports=1_000_000))  # fmt: skip
+                                          to_pubkey=Keypair().pubkey(), lamports=1_000_000))
     signed = Transaction.new_signed_with_payer([instruction], payer.pubkey(), [payer], blockhash)
     outcome = running.client.send_transaction(bytes(signed), preflight_commitment="processed").get(
         timeout=10

@@ -1,18 +1,17 @@
-"""A fresh localnet per test, a scenario built on it, and a scenario with no chain at all."""
+"""solana-py calls on a loop of their own, and a scenario with no chain at all (the
+localnet is the shared fixture, tests/support/localnets.py)."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-import pytest
 from solana.rpc.async_api import AsyncClient
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
 from crank_node.harness.scenario import DEFAULT_LOT_SIZE_ATOMS, DEFAULT_TICK_SIZE_ATOMS, Scenario
-from localnet import LocalnetConfig, LocalnetServer
 from market import Market
 
 NOW_S = 1_700_000_000
@@ -20,12 +19,6 @@ SEED = 7
 BASE_ATOMS = 1_000 * 10**6  # 1_000 base tokens each
 QUOTE_ATOMS = 1_500 * 10**6
 T = TypeVar("T")
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)) as server:
-        yield server
 
 
 def rpc(url: str, request: Callable[[AsyncClient], Awaitable[T]]) -> T:

@@ -29,8 +29,6 @@ from market import (
 
 from .conftest import BASE_ATOMS, NOW_S, QUOTE_ATOMS, offline_scenario
 
-pytestmark = pytest.mark.integration
-
 LOTS_OF_BASE = 2_000 * DEFAULT_LOT_SIZE_ATOMS
 # Enough quote for about as many lots, at prices near 1 quote token per base token.
 LOTS_OF_QUOTE = 2_000 * 10_000

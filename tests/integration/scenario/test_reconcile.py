@@ -24,8 +24,6 @@ from market import Book, Fill, build_settlement_transaction, match
 
 from .conftest import BASE_ATOMS, QUOTE_ATOMS, rpc
 
-pytestmark = pytest.mark.integration
-
 LEASE_TTL_S = 60.0
 CLAIM_TTL_S = 60.0
 

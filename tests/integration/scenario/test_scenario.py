@@ -21,8 +21,6 @@ from market import AccountState, decode_token_account
 
 from .conftest import BASE_ATOMS, QUOTE_ATOMS, SEED, offline_scenario, rpc
 
-pytestmark = pytest.mark.integration
-
 
 def _build(localnet: LocalnetServer, engine: Engine | None = None, **overrides: int) -> Scenario:
     arguments: dict[str, int] = {

@@ -1,7 +1,7 @@
 """Fixtures for storage tests on a real SQLite file and a real PostgreSQL server.
 
 PostgreSQL tests use ``CRANK_TEST_PG_URL`` or the conventional local server
-(tests/integration/conftest.py), and skip, saying why, when none answers. Each test gets a schema of its own (a fresh
+(tests/support/databases.py), and skip, saying why, when none answers. Each test gets a schema of its own (a fresh
 ``search_path``), dropped afterwards, so reruns and parallel runs never see
 each other's rows.
 """

@@ -12,7 +12,7 @@ from storage import DatabaseBusy, open_engine, read_transaction, upgrade, write_
 from tests.integration.storage.conftest import Worker
 from tests.integration.storage.workers import CELLS, create_scratch
 
-pytestmark = [pytest.mark.integration, pytest.mark.realtime]
+pytestmark = pytest.mark.realtime
 
 
 def _keys(engine: Engine) -> list[str]:

@@ -25,8 +25,6 @@ from storage import (
 from storage.models import PendingOperation, Settlement, SettlementAttempt, table_of
 from tests.integration.storage import seed
 
-pytestmark = pytest.mark.integration
-
 TTL_S = 30.0
 FUTURE_S = TTL_S + 5
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 from crank_node.cli import db as db_command
 from storage import head_revision, history
-
-pytestmark = pytest.mark.integration
 
 
 def run(*argv: str) -> int:
@@ -97,8 +96,6 @@ def test_an_unknown_revision_exits_1_naming_it(
 
 def _foreign_database(path: Path) -> None:
     """Another application's SQLite file: tables crank-node does not know, no alembic_version."""
-    import sqlite3
-
     with sqlite3.connect(path) as connection:
         connection.execute("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total TEXT)")
         connection.execute("INSERT INTO invoices (total) VALUES ('12.50')")
@@ -109,8 +106,6 @@ def test_upgrade_refuses_a_database_that_is_not_a_crank_database(
 ) -> None:
     """A database with tables of its own and no alembic_version is refused, naming what
     was found and the flag; nothing is added to it and its rows are untouched."""
-    import sqlite3
-
     database = tmp_path / "other.db"
     _foreign_database(database)
     assert run("upgrade", "--db-path", str(database)) == 1

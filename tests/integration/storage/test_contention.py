@@ -27,7 +27,7 @@ from storage.models import FencingSequence
 from tests.integration.storage.conftest import Worker
 from tests.integration.storage.workers import WRITE_LOG, Contender, create_scratch
 
-pytestmark = [pytest.mark.integration, pytest.mark.realtime]
+pytestmark = pytest.mark.realtime
 
 PROCESSES = 8
 KEYS = 50

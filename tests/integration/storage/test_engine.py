@@ -19,8 +19,6 @@ from storage import (
     write_transaction,
 )
 
-pytestmark = pytest.mark.integration
-
 
 def test_sqlite_connections_use_wal_normal_sync_foreign_keys_and_busy_timeout(
     tmp_path: Path,

@@ -22,8 +22,6 @@ from storage import (
 )
 from tests.integration.storage.workers import CELLS, WRITE_LOG, create_scratch, fenced_write
 
-pytestmark = pytest.mark.integration
-
 TTL_S = 30.0
 FUTURE_S = TTL_S + 5
 

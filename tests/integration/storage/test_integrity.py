@@ -10,8 +10,6 @@ import pytest
 
 from storage import DatabaseCorrupt, check_integrity, open_engine, sqlite_url, upgrade
 
-pytestmark = pytest.mark.integration
-
 
 def _damage_an_index(path: Path) -> None:
     """Overwrite the root page of one index with garbage, as a torn write or a bad

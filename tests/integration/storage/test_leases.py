@@ -9,8 +9,6 @@ from sqlalchemy.engine import Engine
 
 from storage import LeaseLost, LeaseStore, open_engine
 
-pytestmark = pytest.mark.integration
-
 TTL_S = 30.0
 # A store this far ahead of the database clock sees every TTL_S lease as expired.
 FUTURE_S = TTL_S + 5

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-import pytest
 from sqlalchemy.engine import Engine
 
 from storage import confirm_settlement, get_order
@@ -20,7 +19,6 @@ from tests.integration.storage.test_pipeline_repositories import (  # the shared
 )
 from tests.signed_cancels import UNCHECKED
 
-pytestmark = pytest.mark.integration
 __all__ = ["matched"]  # the fixture, imported to be found by pytest
 
 

@@ -43,8 +43,6 @@ from storage.models import Base, Fill, Order, Settlement
 from tests.signed_cancels import UNCHECKED
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = 1_800_000_000
 TTL_S = 30.0
 TAKEOVER_S = TTL_S + 30  # a contender this far ahead sees our lease expired

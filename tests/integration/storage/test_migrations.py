@@ -21,8 +21,6 @@ from storage import (
 )
 from storage.models import Base
 
-pytestmark = pytest.mark.integration
-
 APP_TABLES = {table.name for table in Base.metadata.sorted_tables}
 
 

@@ -15,8 +15,6 @@ from storage.translate import translated
 from storage.types import U64_MAX
 from tests.integration.storage import seed
 
-pytestmark = pytest.mark.integration
-
 
 @pytest.mark.parametrize(
     ("model", "column", "value"),

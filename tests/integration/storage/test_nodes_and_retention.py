@@ -13,8 +13,6 @@ from storage.clock import db_now
 from storage.models import PendingOperation, TransactionHistory
 from tests.integration.storage import seed
 
-pytestmark = pytest.mark.integration
-
 DAY_S = 86_400
 
 

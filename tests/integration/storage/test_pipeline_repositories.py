@@ -65,8 +65,6 @@ from storage.models import Base, Fill, Order, Settlement, SettlementAttempt, Tra
 from tests.signed_cancels import UNCHECKED
 from tests.unit.market.factories import make_market
 
-pytestmark = pytest.mark.integration
-
 NOW_S = 1_800_000_000
 EXPIRY_S = NOW_S + 3_600
 TTL_S = 30.0

@@ -15,8 +15,6 @@ from storage import AttemptDraft, Confirmation
 from storage.models import Fill, Settlement, TransactionHistory, table_of
 from tests.integration.storage import seed
 
-pytestmark = pytest.mark.integration
-
 
 def _draft(claim: storage.Claim, lvbh: int = 100) -> AttemptDraft:
     return AttemptDraft(claim, f"sig-{claim.row_id}", b"raw", "hash", lvbh)

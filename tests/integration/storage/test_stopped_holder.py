@@ -21,7 +21,7 @@ from storage import LeaseStore, read_transaction
 from tests.integration.storage.conftest import Worker, poll_until
 from tests.integration.storage.workers import CELLS, WRITE_LOG, create_scratch, fenced_write
 
-pytestmark = [pytest.mark.integration, pytest.mark.realtime]
+pytestmark = pytest.mark.realtime
 
 KEY = "market:1"
 TTL_MS = 500

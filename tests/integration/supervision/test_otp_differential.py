@@ -40,8 +40,6 @@ from supervision import (
 from tests.conftest import Recorder
 from tests.unit.supervision.doubles import NO_BACKOFF, Crash, StopSelf, settle, worker_spec
 
-pytestmark = [pytest.mark.integration]
-
 ESCRIPT = Path(__file__).with_name("otp_reference.escript")
 SEED = int(os.environ.get("CRANK_OTP_DIFF_SEED", "20251206"))
 SCENARIOS = int(os.environ.get("CRANK_OTP_DIFF_SCENARIOS", "60"))

@@ -32,7 +32,7 @@ def test_setup_gives_each_node_a_namespace_veth_and_address_without_a_default_ro
     assert commands[:3] == [
         "ip link add crkxb type bridge", "ip addr add 10.213.9.1/24 dev crkxb",
         "ip link set crkxb up",
-    ]  # fmt: skip
+    ]
     assert "ip netns add crkxn2" in commands
     assert "ip link set crkxv2p netns crkxn2" in commands
     assert "ip -n crkxn2 addr add 10.213.9.12/24 dev eth0" in commands
@@ -58,7 +58,7 @@ def test_stale_names_are_ours_whose_process_is_gone() -> None:
     assert stale_names(names, lambda pid: pid in alive) == ["crk1b", "crkzzv3"]
     assert teardown_commands(["crk2n1"], ["crk1b"]) == [
         ["ip", "netns", "del", "crk2n1"], ["ip", "link", "del", "crk1b"]
-    ]  # fmt: skip
+    ]
 
 
 def test_free_octet_skips_subnets_in_use() -> None:

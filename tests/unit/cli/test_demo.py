@@ -18,7 +18,7 @@ from crank_node.harness.skeleton import StopRequests
 
 SHAPE = RunShape(nodes=1, markets=2, makers=4, seed=7, rate_per_s=50.0, slot_ms=400, workdir="w")
 GOOD = Reconciliation(mismatches=(), accounts_checked=16, settled_fill_count=3,
-                      unsettled_fill_ids={})  # fmt: skip
+                      unsettled_fill_ids={})
 
 
 class FakeClock:
@@ -91,7 +91,7 @@ def test_node_processes_get_the_same_settings_as_flags_as_an_in_process_node(
     """The process arguments name every setting the in-process node gets, RPC URLs
     repeated, and log warnings to stderr and the rest to the node's own file."""
     setup = NodeSetup(tmp_path / "crank.db", ("http://a:1", "http://b:2"), tmp_path / "w.json",
-                      tmp_path)  # fmt: skip
+                      tmp_path)
     arguments = setup.arguments("demo-node-2", "127.0.0.1:9001", "127.0.0.1:9101")
     pairs = list(zip(arguments[::2], arguments[1::2], strict=True))
     assert ("--rpc-url", "http://a:1") in pairs and ("--rpc-url", "http://b:2") in pairs

@@ -88,6 +88,7 @@ def _forged_signature(order: SignedOrder) -> SignedOrder:
     return SignedOrder(order.order, MAKERS[3].sign_message(order.order.encode()))
 
 
+# One case per refusal, laid out as a table by hand: kept as written.
 REFUSALS = {
     "no fill row": (lambda s, b, f: (f, _evidence(s, b, f, stored_fill=None)), "fill_id"),
     "fill row price changed": (
@@ -106,12 +107,12 @@ REFUSALS = {
         lambda s, b, f: (f, _evidence(s, b, f, orders={
             s.order_id: s, b.order_id: replace(b, order=replace(b.order, price_atoms=10**6))})),
         "order_id",
-    ),  # fmt: skip
+    ),
     "signature not the maker's": (
         lambda s, b, f: (f, _evidence(s, b, f, orders={
             s.order_id: s, b.order_id: _forged_signature(b)})),
         "signature",
-    ),  # fmt: skip
+    ),
     "expired at the fill's time": (
         lambda s, b, f: (f, _evidence(s, b, f, stored_fill=_stored(f, b.order.expiry_s))),
         "expiry_s",
@@ -138,7 +139,7 @@ REFUSALS = {
         lambda s, b, f: (f, _evidence(s, b, f, filled_atoms={
             s.order_id: f.base_atoms, b.order_id: f.base_atoms + LOT_ATOMS})),
         "base_atoms",
-    ),  # fmt: skip
+    ),
     "buyer's receive account not the buy's": (
         lambda s, b, f: (replace(f, buyer_receive_account=pubkey(99)), _evidence(s, b, f)),
         "buyer_receive_account",
@@ -150,7 +151,7 @@ REFUSALS = {
     "another market's fill": (
         lambda s, b, f: (replace(f, market_id="ETH-USDC"), _evidence(s, b, f)), "market_id"
     ),
-}
+}  # fmt: skip
 
 
 def _both(f: Fill, s: SignedOrder, b: SignedOrder, **changes: Any) -> tuple[Fill, SettlementEvidence]:

@@ -143,7 +143,7 @@ def test_answers_are_parsed_with_their_context_slot_and_bad_ones_named() -> None
         parse_epoch_info({"absoluteSlot": 9})
     answer = {"context": {"slot": 7}, "value": [{"lamports": 5}, None]}
     assert parse_marker_accounts(["a", "b"], answer) == (7, {"a": 5, "b": None})
-    with pytest.raises(ValueError, match="context.slot"):
+    with pytest.raises(ValueError, match=r"context\.slot"):
         parse_marker_accounts(["a"], {"value": [None]})
     with pytest.raises(ValueError, match="must list 2"):
         parse_marker_accounts(["a", "b"], {"context": {"slot": 1}, "value": [None]})

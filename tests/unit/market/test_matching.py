@@ -80,7 +80,7 @@ def test_a_large_order_partially_fills_several_and_rests_the_rest() -> None:
     result = match(book_of(small, medium), taker, now_s=NOW_S)
     assert [(fill.price_atoms, fill.base_atoms) for fill in result.fills] == [
         (990, 3 * LOT_ATOMS), (1_000, 4 * LOT_ATOMS),
-    ]  # fmt: skip
+    ]
     assert [fill.sequence for fill in result.fills] == [0, 1]
     assert result.rested and result.taker_remaining_atoms == 3 * LOT_ATOMS
     best_bid = result.book.best(Side.BUY)
@@ -98,7 +98,7 @@ def test_a_partially_filled_resting_order_keeps_its_place() -> None:
     result = match(book, make_order(Side.BUY, 1_000, 2 * LOT_ATOMS, maker=CAROL), now_s=NOW_S)
     assert [(r.order_id, r.remaining_atoms) for r in result.book.asks] == [
         (first.order_id, 3 * LOT_ATOMS), (second.order_id, 5 * LOT_ATOMS),
-    ]  # fmt: skip
+    ]
 
 
 def test_an_incoming_order_skips_its_own_makers_resting_orders() -> None:
@@ -143,7 +143,7 @@ def test_an_expired_incoming_order_neither_fills_nor_rests() -> None:
     taker = make_order(Side.BUY, 1_000, maker=BOB, expiry_s=NOW_S)
     result = match(book, taker, now_s=NOW_S)
     assert result == MatchResult(book, (), 5 * LOT_ATOMS, rested=False,
-                                 expired_order_ids=(taker.order_id,))  # fmt: skip
+                                 expired_order_ids=(taker.order_id,))
 
 
 def test_fill_ids_are_derived_from_the_orders_and_the_market_sequence() -> None:
@@ -167,10 +167,10 @@ def test_a_fill_names_the_four_accounts_of_the_settlement() -> None:
     (fill,) = match(book_of(buy), sell, now_s=NOW_S).fills
     assert (fill.seller_pay_account, fill.seller_receive_account) == (
         sell.pay_account, sell.receive_account,
-    )  # fmt: skip
+    )
     assert (fill.buyer_pay_account, fill.buyer_receive_account) == (
         buy.pay_account, buy.receive_account,
-    )  # fmt: skip
+    )
 
 
 def test_a_matched_book_is_a_new_value_and_the_old_one_is_unchanged() -> None:
@@ -196,10 +196,10 @@ def test_levels_sum_the_depth_at_each_price_best_first() -> None:
     book = book_of(
         make_order(Side.BUY, 990, maker=ALICE), make_order(Side.BUY, 1_000, maker=BOB),
         make_order(Side.BUY, 1_000, 2 * LOT_ATOMS, maker=CAROL),
-    )  # fmt: skip
+    )
     assert book.levels(Side.BUY) == (
         PriceLevel(1_000, 7 * LOT_ATOMS, 2), PriceLevel(990, 5 * LOT_ATOMS, 1),
-    )  # fmt: skip
+    )
     assert book.levels(Side.SELL) == ()
 
 

@@ -314,7 +314,7 @@ def test_sends_go_only_to_send_endpoints_and_busy_endpoints_are_skipped() -> Non
                  EndpointHealth(RpcEndpoint(URLS[2]), CircuitBreaker())]  # fmt: skip
     endpoints[2].in_flight = 4
     choice = choose_endpoints(endpoints, 0.0, random.Random(1), count=3, sends_only=True,
-                              max_concurrent=4)  # fmt: skip
+                              max_concurrent=4)
     assert [endpoint.name for endpoint in choice.endpoints] == [URLS[1]]
 
 
@@ -330,7 +330,7 @@ def test_the_queue_serves_critical_first_and_sheds_the_newest_low_then_normal() 
     """Order: critical, normal, low, FIFO within each; shedding takes the newest low first."""
     queue = PendingQueue()
     for flight_id, priority in enumerate([Priority.LOW, Priority.NORMAL, Priority.LOW,
-                                          Priority.CRITICAL, Priority.NORMAL]):  # fmt: skip
+                                          Priority.CRITICAL, Priority.NORMAL]):
         queue.push(flight(flight_id, priority))
     shed = queue.shed()
     assert shed is not None and shed.flight_id == 2

@@ -138,7 +138,7 @@ def test_a_refusal_is_an_explicit_result_not_a_crash() -> None:
 def test_a_critical_request_at_a_full_bound_sheds_a_queued_low_one() -> None:
     """With one slot per endpoint, queued low requests make way for critical ones, refused as shed."""
     harness = Harness(max_in_flight=5, max_concurrent_per_endpoint=1, low_threshold=1.0,
-                      normal_threshold=1.0)  # fmt: skip
+                      normal_threshold=1.0)
     lows = [harness.client.request("getSlot", priority=Priority.LOW) for _ in range(5)]
     critical = harness.client.request("getBlockHeight", priority=Priority.CRITICAL)
     shed = lows[4].get(timeout=5)

@@ -43,7 +43,7 @@ def test_only_a_leg_refused_by_the_token_program_at_preflight_is_hopeless() -> N
     or an out-of-compute preflight proves nothing."""
     def refusal(err: object) -> RpcFailure:
         return RpcFailure(ErrorKind.RPC_ERROR, "simulation failed", 1, 0.0, code=-32002,
-                          data={"err": err})  # fmt: skip
+                          data={"err": err})
 
     doom = preflight_doom(refusal({"InstructionError": [3, {"Custom": 4}]}))
     assert doom is not None and doom.leg == "base"

@@ -171,7 +171,7 @@ def test_death_never_comes_from_a_view_older_than_the_height(
     attempt = AttemptView("s", "sent", lvbh, has_marker)
     marker = None if marker_slot is None else MarkerRead(False, marker_slot)
     decision = decide([attempt], {"s": NoStatus(answer_slot)}, ObservedHeight(height, height_slot),
-                      marker)  # fmt: skip
+                      marker)
     no_slot = marker_slot if has_marker else answer_slot
     provable = height > lvbh and no_slot is not None and no_slot >= height_slot
     assert isinstance(decision, Expire) == provable

@@ -16,9 +16,12 @@ SETTLEMENT = InputKey("settlement", "s1", "m0")
 
 def test_an_exception_leaving_the_block_carries_its_inputs_outermost_last() -> None:
     """Nested blocks each add their keys once, innermost first."""
-    with pytest.raises(RuntimeError) as caught:
-        with working_on(SETTLEMENT), working_on(ORDER, SETTLEMENT):
-            raise RuntimeError("bug")
+    with (
+        pytest.raises(RuntimeError) as caught,
+        working_on(SETTLEMENT),
+        working_on(ORDER, SETTLEMENT),
+    ):
+        raise RuntimeError("bug")
     assert inputs_of(caught.value) == (ORDER, SETTLEMENT)
 
 

@@ -20,7 +20,7 @@ from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order as OrderRow
 from storage.models import Settlement, table_of
 from storage.models.coordination import DistributedLock
-from tests.integration.node_process import NodeProcess, free_port
+from tests.support.node_process import NodeProcess, free_port
 
 TTL_MS = 2_000  # leases and settlement claims: a restart waits this long to take over
 _SETTLEMENTS, _ORDERS = table_of(Settlement), table_of(OrderRow)

@@ -25,7 +25,6 @@ def crank(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]
     )
 
 
-@pytest.mark.e2e
 def test_version_is_printed() -> None:
     """--version names the program and its version."""
     result = crank("--version")
@@ -33,7 +32,6 @@ def test_version_is_printed() -> None:
     assert result.stdout.strip() == f"crank-node {__version__}"
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_subcommand_has_help(command: str) -> None:
     """Each subcommand answers --help with its usage."""
@@ -42,7 +40,6 @@ def test_every_subcommand_has_help(command: str) -> None:
     assert f"usage: crank-node {command}" in result.stdout
 
 
-@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -60,7 +57,6 @@ def test_bad_arguments_exit_2_with_a_message_naming_the_problem(args: list[str],
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.e2e
 def test_trace_of_a_missing_file_or_unknown_id_exits_1_with_the_reason(tmp_path: Path) -> None:
     """A missing log file and an id that is not in the log are both reported plainly."""
     missing = crank("trace", "abc", "--log", str(tmp_path / "nope.jsonl"))
@@ -73,7 +69,6 @@ def test_trace_of_a_missing_file_or_unknown_id_exits_1_with_the_reason(tmp_path:
     assert "no events of trace 'abc'" in unknown.stderr
 
 
-@pytest.mark.e2e
 @pytest.mark.realtime
 def test_the_drill_survives_a_crash_and_a_hang_and_its_trace_reads_back(tmp_path: Path) -> None:
     """crank-node drill: every job arrives through a crash and a hang, the stop is clean, and
@@ -99,7 +94,6 @@ def test_the_drill_survives_a_crash_and_a_hang_and_its_trace_reads_back(tmp_path
     ]
 
 
-@pytest.mark.e2e
 def test_a_command_imports_only_what_it_needs() -> None:
     """Only the command being run is imported: `trace` loads neither the database
     (SQLAlchemy) nor the chain server (aiohttp) libraries."""

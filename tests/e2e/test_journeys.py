@@ -22,7 +22,7 @@ from crank_node.node.node import Node
 from crank_node.node.settings_layers import load_settings
 from storage.engine import open_engine
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
+pytestmark = pytest.mark.timeout(400)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"

@@ -27,7 +27,7 @@ from localnet import LocalnetConfig, LocalnetServer
 from storage import get_settlement
 from supervision.shutdown import ShutdownCoordinator
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+pytestmark = pytest.mark.timeout(180)
 
 PACKAGE = Path(__file__).resolve().parents[2] / "clients" / "typescript"
 RUN_TIMEOUT_S = 120

@@ -1,11 +1,9 @@
 """/status, /metrics, `crank-node status` and /health under RPC outages, against a
-real `crank-node run` process on localnet and an SQLite file; and the systemd unit
-in deploy/, checked by systemd-analyze."""
+real `crank-node run` process on localnet and an SQLite file."""
 
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 import threading
@@ -19,17 +17,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from localnet import Faults, LocalnetConfig, LocalnetServer
-from tests.integration.node_process import (
+from localnet import Faults, LocalnetServer
+from tests.support.node_process import (
     CRANK_NODE,
-    ROOT,
     NodeProcess,
     free_port,
     make_database,
     make_wallet,
 )
-
-pytestmark = [pytest.mark.integration]  # the node tests are e2e too, marked one by one
 
 # Small RPC knobs so breakers open after one failed probe and close again
 # half a second after the endpoints return.
@@ -66,10 +61,7 @@ class RunningNode:
         return document
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=2, slot_ms=100)) as server:
-        yield server
+pytestmark = pytest.mark.localnet(endpoints=2, slot_ms=100)
 
 
 @pytest.fixture
@@ -121,7 +113,6 @@ def wait_for_health(node: RunningNode, code: int, timeout_s: float = 30.0) -> di
         pause.wait(0.1)
 
 
-@pytest.mark.e2e
 def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline(
     node: RunningNode,
 ) -> None:
@@ -161,7 +152,6 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
     }  # fmt: skip
 
 
-@pytest.mark.e2e
 def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(
     node: RunningNode,
 ) -> None:
@@ -194,7 +184,6 @@ def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(
     assert [s.value for s in families["crank_marker_lamports_held"].samples] == [0.0]
 
 
-@pytest.mark.e2e
 def test_status_command_prints_the_tables_and_exits_0(node: RunningNode) -> None:
     """`crank-node status --url` prints the summary and the actor, endpoint, lease
     and backpressure tables of the running node, and exits 0."""
@@ -209,7 +198,6 @@ def test_status_command_prints_the_tables_and_exits_0(node: RunningNode) -> None
     assert "settlements in flight: 0" in out
 
 
-@pytest.mark.e2e
 def test_status_command_exits_1_with_a_clear_message_when_nothing_listens() -> None:
     """Nothing on the port: exit 1, and stderr says nothing answers there and what to check."""
     url = f"http://127.0.0.1:{free_port()}"
@@ -220,7 +208,6 @@ def test_status_command_exits_1_with_a_clear_message_when_nothing_listens() -> N
     assert "Traceback" not in result.stderr
 
 
-@pytest.mark.e2e
 def test_health_goes_503_when_every_rpc_endpoint_is_down_and_200_when_they_return(
     node: RunningNode, localnet: LocalnetServer
 ) -> None:
@@ -238,45 +225,3 @@ def test_health_goes_503_when_every_rpc_endpoint_is_down_and_200_when_they_retur
     back = wait_for_health(node, 200)
     assert back["status"] in ("healthy", "degraded")
     assert back["components"]["rpc"]["usable"] >= 1
-
-
-LAUNCHER_PATH = ROOT / "bin" / "crank-node"
-
-
-def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
-    """deploy/crank-node.service is a valid unit with the command where the runbook
-    installs it: systemd-analyze verify exits 0 and warns about none of its lines (an
-    unknown or misspelt key is only a warning), and fails when that command is missing.
-
-    Verified under --root: a directory holding the system's units, the unit in
-    etc/systemd/system, and opt/crank-node/bin/crank-node (docs/OPERATIONS.md's venv)
-    a copy of this repository's launcher (verify resolves paths inside the root). --man=no: Documentation= is no man page.
-    """
-    analyze = shutil.which("systemd-analyze")
-    if analyze is None or not Path("/usr/lib/systemd/system").is_dir():
-        pytest.skip("systemd-analyze is not installed here: the unit cannot be verified")
-    unit = (ROOT / "deploy" / "crank-node.service").read_text()
-    assert "\nExecStart=/opt/crank-node/bin/crank-node run " in unit
-    assert "\nEnvironment=" not in unit, "the environment file chooses the settings"
-    root = tmp_path / "root"
-    shutil.copytree("/usr/lib/systemd/system", root / "usr/lib/systemd/system", symlinks=True)
-    (root / "etc/systemd/system").mkdir(parents=True)
-    (root / "etc/systemd/system/crank-node.service").write_text(unit)
-
-    def verify() -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [analyze, "verify", "--man=no", f"--root={root}", "crank-node.service"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
-
-    missing = verify()
-    (root / "opt/crank-node/bin").mkdir(parents=True)
-    shutil.copy2(LAUNCHER_PATH, root / "opt/crank-node/bin/crank-node")  # executable
-    result = verify()
-
-    about_the_unit = [
-        line for line in (result.stdout + result.stderr).splitlines() if "crank-node" in line
-    ]
-    assert missing.returncode != 0 and "/opt/crank-node/bin/crank-node" in missing.stderr
-    assert result.returncode == 0, result.stderr
-    assert about_the_unit == []

@@ -18,7 +18,7 @@ import pytest
 
 from crank_node.chaos.netns import netns_unavailable
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.postgres, pytest.mark.timeout(300)]
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"
@@ -58,7 +58,7 @@ def test_a_short_chaos_run_with_nodes_in_namespaces_keeps_every_invariant(
     bridge = re.search(r"bridge (crk[0-9a-z]+)b", output)
     assert bridge is not None, output
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                check=False).stdout  # fmt: skip
+                                check=False).stdout
     links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                           check=False).stdout  # fmt: skip
+                           check=False).stdout
     assert bridge.group(1) not in namespaces + links

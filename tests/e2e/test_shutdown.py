@@ -14,28 +14,22 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 import storage
 from crank_node.harness.scenario import reconcile
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.faults import Faults
-from tests.integration.chain_audit import settled_fill_ids
-from tests.integration.pipeline_desk import Desk, crossing_pairs_left, unsettled
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+from tests.support.chain_audit import settled_fill_ids
+from tests.support.pipeline_desk import Desk, crossing_pairs_left, unsettled
 
 SLOT_MS = 50
 NODE_ID = "crash-node"  # Desk.node's instance id
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(240)]
 
 
 def _all_fills(desk: Desk) -> list[str]:

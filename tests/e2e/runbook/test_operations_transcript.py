@@ -15,20 +15,17 @@ import json
 import os
 import re
 import shlex
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from solders.keypair import Keypair
 from spl.token.constants import TOKEN_2022_PROGRAM_ID
 
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from localnet.commitment import Commitment
 from market import decode_token_account
 from tests.integration.intake.conftest import CliResult, run_cli
-from tests.integration.node_process import NodeProcess, free_port
-
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+from tests.support.node_process import NodeProcess, free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 RUNBOOK = (ROOT / "docs" / "OPERATIONS.md").read_text()
@@ -36,10 +33,7 @@ ATOMS = 1_000_000_000
 LOT, TICK, PRICE, SIZE = 1_000, 10, 500, 4_000  # 4 lots at 500 quote atoms a lot: 2_000 quote
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=50), pytest.mark.timeout(240)]
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +129,7 @@ def test_the_runbook_from_a_clean_directory_trades_a_token_2022_market(
         step("crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
              "--amount 1000000 --rpc-url $RPC")  # fmt: skip
     (tmp_path / "crank-node.toml").write_text(_devnet_example().replace(
-        "/etc/crank-node/wallet.json", str(tmp_path / "wallet.json")))  # fmt: skip
+        "/etc/crank-node/wallet.json", str(tmp_path / "wallet.json")))
     step("crank-node config check --config crank-node.toml")
 
     intake, operator = free_port(), free_port()

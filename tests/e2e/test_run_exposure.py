@@ -8,23 +8,17 @@ import json
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localnet import LocalnetConfig, LocalnetServer
-from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+from localnet import LocalnetServer
+from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
 TOKEN = "0123456789abcdef" * 4
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=100)) as server:
-        yield server
+pytestmark = pytest.mark.localnet(slot_ms=100)
 
 
 def test_run_refuses_an_operator_address_off_loopback_naming_http_addr(tmp_path: Path) -> None:

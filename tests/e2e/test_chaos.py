@@ -21,7 +21,7 @@ import pytest
 from storage import insert_market, open_engine, sqlite_url, upgrade
 from tests.unit.market.factories import make_market
 
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
+pytestmark = pytest.mark.timeout(300)
 
 ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = ROOT / "bin" / "crank-node"

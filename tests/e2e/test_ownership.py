@@ -9,12 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from crank_node.cli.ownership import foreign_owners, ownership_problem
-from tests.integration.node_process import CRANK_NODE, ROOT
-
-pytestmark = pytest.mark.integration
+from tests.support.node_process import CRANK_NODE, ROOT
 
 
 def _foreign_distribution(site: Path) -> None:

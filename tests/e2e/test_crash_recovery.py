@@ -19,19 +19,14 @@ from pathlib import Path
 import pytest
 
 from crank_node.harness.scenario import reconcile
-from localnet import LocalnetConfig, LocalnetServer
-from tests.integration.chain_audit import settled_fill_ids, signature_status_exists
-from tests.integration.pipeline_desk import Desk
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(180)]
+from localnet import LocalnetServer
+from tests.support.chain_audit import settled_fill_ids, signature_status_exists
+from tests.support.pipeline_desk import Desk
 
 SLOT_MS = 50  # a blockhash stays valid ~7.5 s: long enough to resend after a restart
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(180)]
 
 
 @pytest.fixture

@@ -14,20 +14,15 @@ from pathlib import Path
 
 import pytest
 
-from localnet import LocalnetConfig, LocalnetServer
-from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
-from tests.integration.test_status import RunningNode, wait_for_health
-
-pytestmark = [pytest.mark.integration, pytest.mark.e2e]
+from localnet import LocalnetServer
+from tests.e2e.test_status import RunningNode, wait_for_health
+from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
 FAST = ("--lease-ttl-ms", "1500", "--membership-interval-ms", "300",
         "--settlement-claim-ttl-ms", "1500")  # fmt: skip
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=100)) as server:
-        yield server
+pytestmark = pytest.mark.localnet(slot_ms=100)
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
-"""Database fixtures shared by every integration test: a real SQLite file and a
-real PostgreSQL server.
+"""Database fixtures shared by the integration and e2e tiers (a pytest plugin loaded by
+tests/conftest.py): a real SQLite file and a real PostgreSQL server.
 
 PostgreSQL tests use ``CRANK_TEST_PG_URL``, or the conventional local server
 (``postgresql+psycopg://postgres@127.0.0.1:5432/test``) when it is unset, and

@@ -3,23 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from storage import LeaseStore, open_engine, sqlite_url
-from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
+from tests.integration.storage.test_integrity import _damage_an_index
+from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
-
-
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=2, slot_ms=100)) as server:
-        yield server
+pytestmark = pytest.mark.localnet(endpoints=2, slot_ms=100)
 
 
 @pytest.fixture
@@ -105,8 +101,6 @@ def test_run_refuses_a_damaged_database_file_naming_it(
 ) -> None:
     """A file with a damaged index page: exit 1 naming the file and the damage, instead
     of a node that reports healthy while every poll fails (issue 15)."""
-    from tests.integration.storage.test_integrity import _damage_an_index
-
     _damage_an_index(database)
     node = NodeProcess(
         "--wallet-path", str(wallet), "--db-path", str(database), "--rpc-url", localnet.url,
@@ -142,9 +136,6 @@ def test_run_on_a_read_only_location_names_the_database(
 ) -> None:
     """An SQLite file the node cannot open (a read-only mount) exits 1 with a message
     that names the database, not only SQLite's "unable to open database file"."""
-    import os
-    import subprocess
-
     if os.geteuid() != 0:
         pytest.skip("mounting a read-only tmpfs needs root")
     mount = tmp_path / "ro"

@@ -35,16 +35,14 @@ from sqlalchemy.engine import Engine
 
 import storage
 from crank_node.harness.scenario import Scenario, build_scenario
-from localnet import LocalnetConfig, LocalnetServer
+from localnet import LocalnetServer
 from market import Order, Side, SignedOrder, sign_order
 from storage import open_engine, read_db_now, sqlite_url, upgrade
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow
 from storage.models import table_of
 from storage.models.coordination import DistributedLock
-from tests.integration.node_process import NodeProcess, free_port, make_database, make_wallet
-
-pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
 LIBFAKETIME = Path("/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1")
 SLOT_MS = 50
@@ -67,10 +65,7 @@ def faketime_env(offset: str) -> dict[str, str]:
     }
 
 
-@pytest.fixture
-def localnet() -> Iterator[LocalnetServer]:
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)) as server:
-        yield server
+pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(240)]
 
 
 @dataclass

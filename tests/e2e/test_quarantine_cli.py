@@ -15,10 +15,8 @@ import market as domain
 import storage
 from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order, table_of
-from tests.integration.node_process import make_database
-from tests.integration.test_cli import crank
-
-pytestmark = [pytest.mark.e2e, pytest.mark.integration]
+from tests.e2e.test_cli import crank
+from tests.support.node_process import make_database
 
 _ORDERS = table_of(Order)
 
