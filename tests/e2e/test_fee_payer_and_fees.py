@@ -28,9 +28,9 @@ import market as domain
 from crank_node.cli.chain import airdrop, send_and_confirm
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.fixtures import MintFixture
+from tests.e2e.test_status import RunningNode
 from tests.integration.intake.conftest import run_cli
-from tests.integration.node_process import NodeProcess, free_port, make_wallet
-from tests.integration.test_status import RunningNode
+from tests.support.node_process import NodeProcess, free_port, make_wallet
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
 
