@@ -33,6 +33,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
+from actors.lease_watchdog import LeaseWatchdog
 from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
 from actors.order_monitor import GetMonitorState
 from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
@@ -61,7 +62,15 @@ from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.markers import marker_totals
 from storage.models import Market
 from storage.work_view import read_work_view
-from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
+from supervision import (
+    REAL_CLOCK,
+    ChildSpec,
+    RemoveChild,
+    RootRunner,
+    Strategy,
+    Supervisor,
+    describe_tree,
+)
 from supervision.shutdown import ShutdownPhase, thread_stacks
 
 __all__ = ["Node", "judge_fee_payers"]
@@ -86,6 +95,9 @@ class Node:
     signers: tuple[Keypair, ...] = ()  # fee payers and settlement authorities it signs as
     intake: OrderIntake | None = None  # set once the tree runs; closed first on stop
     pipeline: PipelineParts | None = None
+    # Each lease's local deadline, kept off the LockActor's thread: read by /health even
+    # while the LockActor hangs in the database; shared by its instances across restarts.
+    lease_watchdog: LeaseWatchdog = field(default_factory=lambda: LeaseWatchdog(REAL_CLOCK))
     # Also told of each finished settlement (tests, the demo's progress).
     settlement_listeners: tuple[Callable[[Any], None], ...] = ()
 
@@ -142,7 +154,9 @@ class Node:
             self.metrics.lease_changes,
             *self.pipeline.market_listeners,
         )
-        return LockActor(engine, lock_settings, market_listeners=listeners)
+        return LockActor(
+            engine, lock_settings, market_listeners=listeners, watchdog=self.lease_watchdog
+        )
 
     # -- stopping --------------------------------------------------------------------
 
@@ -242,7 +256,7 @@ class Node:
         # The node cannot do its job without its database, the chain, its writes and
         # markets, a clock its peers agree with, or the SOL to pay for settlements;
         # anything else leaves it degraded.
-        vital = ("database", "rpc", "work", "clock", "fee_payer", "polls")
+        vital = ("database", "rpc", "work", "clock", "fee_payer", "polls", "leases")
         if any(components[name]["status"] == "unhealthy" for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
@@ -342,8 +356,21 @@ class Node:
         return balances
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
-        leases = self._ask("locks", GetHeldLeases())
-        return "healthy", {"held": len(leases)}
+        """Unhealthy while a lease is past its local deadline without a confirmed renewal
+        (its work was stopped; the LockActor may hang in the database). From the
+        watchdog, not by asking the LockActor, which may not answer then."""
+        watchdog = self.lease_watchdog
+        detail: dict[str, Any] = {"held": watchdog.watched()}
+        overdue = watchdog.overdue()
+        if not overdue:
+            return "healthy", detail
+        late_s = max(watchdog.clock.monotonic() - lease.deadline_s for lease in overdue)
+        detail["overdue"] = sorted(lease.key for lease in overdue)
+        detail["reason"] = (
+            f"{len(overdue)} leases passed their deadline {late_s:.1f}s ago without a confirmed "
+            "renewal (database unreachable or hung?): their work is stopped"
+        )
+        return "unhealthy", detail
 
     def _work(self) -> tuple[str, dict[str, Any]]:
         """Writes and market coverage, by the database's clock (crank_node.node.health_rules)."""
