@@ -106,7 +106,9 @@ class Node:
         (schema outdated, database unavailable...) naming what to fix."""
         # Only `crank-node db upgrade` creates a database (and its directory): a typo
         # in the path must not start a node on a new, empty file somewhere else.
-        self.engine = open_engine(self.settings.db_url, create_directory=False)
+        self.engine = open_engine(
+            self.settings.db_url, create_directory=False, tcp_timeouts=self.settings.tcp_timeouts()
+        )
         try:
             check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
             check_schema(self.engine)
