@@ -5,6 +5,14 @@
   lease whose renewal could not be confirmed before it would expire (database
   unreachable) are both *lost*: the lease's owner is told :class:`LeaseLost`
   at once and must stop acting on it.
+* Deadlines: a renewal can also *hang* in the database, and this actor's thread
+  with it. :class:`~actors.lease_watchdog.LeaseWatchdog` keeps each lease's local
+  deadline (when its last confirmed renewal was sent, plus the TTL, less
+  ``lease_margin_s``) on a timer off this thread: past it, the lease is announced
+  lost (LeaseLost to its owner, MarketsChanged to the listeners) even while the
+  renewal still hangs, and ``/health`` says so. When this actor runs again it
+  drops such leases (releasing them if it can) and takes its markets back under
+  new tokens at the next rebalance.
 * Membership: every ``membership_interval_s`` it heartbeats the node into
   ``nodes``, computes the fair share of the active markets among live nodes
   (:func:`storage.plan_rebalance`), releases its surplus when nodes join, takes
@@ -41,6 +49,7 @@ from typing import Any, Protocol
 from loguru import logger
 from sqlalchemy.engine import Engine
 
+from actors.lease_watchdog import LeaseWatchdog, Overdue
 from storage import (
     MARKET_KEY_PREFIX,
     ClockReading,
@@ -116,6 +125,13 @@ class LockSettings:
     @property
     def renew_interval_s(self) -> float:
         return self.lease_ttl_s / 3
+
+    @property
+    def lease_margin_s(self) -> float:
+        """How long before the TTL runs out (counted from a renewal's sending) the node
+        stops acting on a lease whose renewal is unconfirmed: time for the listeners
+        to hear of it and stop, and for the clocks' rates to differ."""
+        return self.lease_ttl_s / 10
 
     @property
     def stale_after_s(self) -> float:
@@ -208,7 +224,9 @@ class _Held:
 
 class LockActor(CrankActor):
     """See the module docstring. ``db_time_offset_s`` shifts the database's clock
-    as this node sees it (tests tie it to a ManualClock; production leaves it 0)."""
+    as this node sees it (tests tie it to a ManualClock; production leaves it 0).
+    ``watchdog``: the node's (it outlives a restart of this actor, and ``/health``
+    reads it without asking this actor); a new one on this actor's clock by default."""
 
     def __init__(
         self,
@@ -218,8 +236,10 @@ class LockActor(CrankActor):
         market_listeners: Sequence[MessageSink] = (),
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         clock: Clock | None = None,
+        watchdog: LeaseWatchdog | None = None,
     ) -> None:
         super().__init__(clock=clock)
+        self._watchdog = watchdog if watchdog is not None else LeaseWatchdog(self.clock)
         self.settings = settings
         self._store = LeaseStore(engine, settings.node_id)
         self._registry = NodeRegistry(engine)
@@ -240,6 +260,7 @@ class LockActor(CrankActor):
     # -- lifecycle ----------------------------------------------------------------
 
     def on_start(self) -> None:
+        self._watchdog.start(self._on_overdue)
         self._sync_db_time()
         released = self._store.release_all()
         settings = self.settings
@@ -260,6 +281,7 @@ class LockActor(CrankActor):
         self.timers.send_periodically("membership", settings.membership_interval_s, Rebalance())
 
     def on_stop(self) -> None:
+        self._watchdog.stop()
         self._sync_db_time()
         try:
             released = self._store.release_all()
@@ -278,6 +300,7 @@ class LockActor(CrankActor):
     # -- messages -------------------------------------------------------------------
 
     def on_receive(self, message: Any) -> Any:
+        self._drop_overdue()
         match message:
             case _Renew():
                 self._guarded("renew", self._renew_all)
@@ -322,14 +345,23 @@ class LockActor(CrankActor):
         lease = self._store.acquire(key, ttl_s)
         if lease is not None:
             self._held[key] = _Held(lease, owner, ttl_s, started_s + ttl_s)
+            self._watch(key, lease, started_s)
         return lease
+
+    def _watch(self, key: str, lease: Lease, sent_s: float) -> bool:
+        """Arm ``key``'s local deadline from when its acquire or renewal was sent;
+        False if it is overdue already (the confirmation came too late)."""
+        held = self._held[key]
+        deadline_s = sent_s + held.ttl_s - self.settings.lease_margin_s
+        return self._watchdog.watch(key, lease.fencing_token, deadline_s, held.owner)
 
     def _release(self, key: str) -> bool:
         held = self._held.pop(key, None)
         if held is None:
             return False
+        announced = not self._watchdog.forget(key)  # overdue: its loss was told already
         self._sync_db_time()
-        return self._store.release(held.lease)
+        return self._store.release(held.lease) and not announced
 
     def _renew_all(self) -> None:
         self._sync_db_time()
@@ -337,10 +369,15 @@ class LockActor(CrankActor):
             self._renew(key, self._held[key])
 
     def _renew(self, key: str, held: _Held) -> None:
+        if self._watchdog.is_overdue(key):
+            self._drop(key, "its deadline passed while an earlier renewal hung")
+            return
         started_s = self.clock.monotonic()
         try:
             held.lease = self._store.renew(held.lease, held.ttl_s)
             held.deadline_s = started_s + held.ttl_s
+            if not self._watch(key, held.lease, started_s):
+                self._drop(key, "the renewal was confirmed after the lease's local deadline")
         except LeaseLostError:
             self._lose(key, "the database refused the renewal (expired or taken over)")
         except StorageError as error:
@@ -353,6 +390,11 @@ class LockActor(CrankActor):
 
     def _lose(self, key: str, reason: str) -> None:
         held = self._held.pop(key)
+        if not self._watchdog.forget(key):
+            self._log.bind(action="locks.lease_lost", key=key).info(
+                f"{key} lost ({reason}); its loss was told at its deadline"
+            )
+            return
         notice = LeaseLost(key, held.lease.fencing_token, reason)
         self._log.bind(
             action="locks.lease_lost", key=key, fencing_token=held.lease.fencing_token
@@ -361,6 +403,48 @@ class LockActor(CrankActor):
             held.owner.tell(notice)
         if key.startswith(MARKET_KEY_PREFIX):
             self._announce((), (market_id(key),))
+
+    # -- local deadlines (actors.lease_watchdog) ------------------------------------------
+
+    def _on_overdue(self, overdue: tuple[Overdue, ...]) -> None:
+        """On the clock's thread, not this actor's (which may hang in a renewal): tell
+        each owner and the listeners the leases are lost. Tells only: they never block."""
+        keys = [lease.key for lease in overdue]
+        self._log.bind(action="locks.deadline_passed", keys=keys).error(
+            f"renewal of {len(keys)} leases unconfirmed at their deadline "
+            f"(ttl {self.settings.lease_ttl_s}s less {self.settings.lease_margin_s}s): "
+            "acting on none of them any more"
+        )
+        for lease in overdue:
+            if lease.owner is not None:
+                lease.owner.tell(
+                    LeaseLost(lease.key, lease.fencing_token, "renewal unconfirmed at deadline")
+                )
+        lost = tuple(market_id(key) for key in keys if key.startswith(MARKET_KEY_PREFIX))
+        if lost:
+            self._announce((), lost)
+
+    def _drop_overdue(self) -> None:
+        """Leases announced lost by the watchdog while this actor was busy: drop them."""
+        for overdue in self._watchdog.overdue():
+            if overdue.key in self._held:
+                self._drop(overdue.key, "its deadline passed without a confirmed renewal")
+
+    def _drop(self, key: str, reason: str) -> None:
+        """Give up an overdue lease (its loss was announced): forget it, release it if
+        the database answers (else it expires), so that it is taken under a new token."""
+        held = self._held.pop(key)
+        self._watchdog.forget(key)
+        try:
+            self._sync_db_time()
+            released = self._store.release(held.lease)
+        except StorageError as error:
+            released = False
+            reason = f"{reason}; not released ({error})"
+        self._log.bind(
+            action="locks.overdue_dropped", key=key, fencing_token=held.lease.fencing_token,
+            released=released,
+        ).warning(f"gave {key} up: {reason}")  # fmt: skip
 
     # -- membership and markets ---------------------------------------------------------
 

@@ -17,7 +17,7 @@ from storage.chain_cache import upsert_account_snapshots
 from storage.claims import Claim, ClaimedWriter, ClaimQueue
 from storage.clock import db_now, read_db_now, read_db_now_s
 from storage.clock_skew import ClockReading, ClockVerdict, judge_clocks
-from storage.engine import open_engine, read_transaction, write_transaction
+from storage.engine import TcpTimeouts, open_engine, read_transaction, write_transaction
 from storage.errors import (
     ClaimLost,
     DatabaseBusy,
@@ -171,6 +171,7 @@ __all__ = [
     "StateConflict",
     "StorageError",
     "StoredOrder",
+    "TcpTimeouts",
     "WriteConflict",
     "attempts_by_settlement",
     "authorized_orders",

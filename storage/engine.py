@@ -19,14 +19,18 @@ a client that stopped mid-way (frozen, partitioned), so the row locks it held
 (a lease row read ``FOR SHARE`` by a fenced write) cannot block a takeover
 forever.
 
-A partition (packets dropped, no RST) is bounded on the client too: TCP
-keepalive probes an idle connection after 2 s, every 1 s, 3 times, and
-``tcp_user_timeout`` (5 s) ends a connection whose sent data (a query, a
-probe) stays unacknowledged that long. A blocked call on a blackholed
-connection thus raises within about 5 s instead of the kernel's ~15 minutes
-of retransmissions: below the default lease TTL (15 s), so the lock actor
-hears of it while it can still give its leases up. Neither helps when the
-peer acknowledges and never answers (a stuck proxy): only a client deadline does.
+A partition (packets dropped, no RST) is bounded on the client too, by
+:class:`TcpTimeouts` derived from the lease TTL (:meth:`TcpTimeouts.for_lease_ttl`):
+``tcp_user_timeout`` (a third of the TTL: 5 s at the default 15 s) ends a
+connection whose sent data (a query, a probe) stays unacknowledged that long,
+and TCP keepalive probes an idle connection so that it is found dead in about
+the same time (at 15 s: after 2 s, every 1 s, 3 times). A blocked call on a
+blackholed connection thus raises within a third of the TTL instead of the
+kernel's ~15 minutes of retransmissions: the lock actor hears of it while it
+can still renew on a new connection or give its leases up (its watchdog,
+:mod:`actors.lease_watchdog`, gives them up at the deadline regardless).
+Neither helps when the peer acknowledges and never answers (a stuck proxy):
+only a client deadline does.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +54,7 @@ from storage.urls import parse_database_url, sqlite_path
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
     "READ_ONLY",
+    "TcpTimeouts",
     "open_engine",
     "read_transaction",
     "write_transaction",
@@ -57,10 +63,60 @@ __all__ = [
 DEFAULT_BUSY_TIMEOUT_MS = 5_000
 DEFAULT_CONNECT_TIMEOUT_S = 5.0
 DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS = 30_000
-TCP_USER_TIMEOUT_MS = 5_000
-KEEPALIVE = {"keepalives": 1, "keepalives_idle": 2, "keepalives_interval": 1, "keepalives_count": 3}
+DEFAULT_LEASE_TTL_S = 15.0  # the node's default lease_ttl_ms, for engines opened without one
 # Execution option a connection carries to begin a deferred (read-only) transaction.
 READ_ONLY = "crank_read_only"
+
+
+@dataclass(frozen=True)
+class TcpTimeouts:
+    """How soon a PostgreSQL connection whose peer went silent is given up.
+
+    ``user_timeout_ms``: sent data unacknowledged that long ends the connection
+    (``tcp_user_timeout``; on Linux it also bounds failing keepalive probes).
+    Keepalive: an idle connection is probed after ``keepalives_idle_s``, then
+    every ``keepalives_interval_s``, ``keepalives_count`` times (libpq takes whole
+    seconds, at least 1)."""
+
+    user_timeout_ms: int
+    keepalives_idle_s: int
+    keepalives_interval_s: int
+    keepalives_count: int = 3
+
+    # A dead connection must be found well inside a lease's life: a third of the TTL,
+    # the renewal interval, so that the next renewal can run on a new connection.
+    FRACTION_OF_TTL = 1 / 3
+    # Below this a healthy link that lost a packet or two would be cut (Linux
+    # retransmits after 200 ms, then 400 ms): a lease TTL under 1.5 s cannot be
+    # protected this way, and is refused on PostgreSQL.
+    MIN_USER_TIMEOUT_MS = 500
+
+    @classmethod
+    def for_lease_ttl(cls, lease_ttl_s: float) -> TcpTimeouts:
+        """The timeouts for nodes holding leases of ``lease_ttl_s``; ValueError naming
+        the smallest usable TTL when it is too short to allow them."""
+        user_timeout_ms = int(lease_ttl_s * 1000 * cls.FRACTION_OF_TTL)
+        if user_timeout_ms < cls.MIN_USER_TIMEOUT_MS:
+            smallest_ms = math.ceil(cls.MIN_USER_TIMEOUT_MS / cls.FRACTION_OF_TTL)
+            raise ValueError(
+                f"a lease TTL of {lease_ttl_s * 1000:g} ms leaves {user_timeout_ms} ms to find "
+                f"a dead PostgreSQL connection (a third of it), below "
+                f"{cls.MIN_USER_TIMEOUT_MS} ms; use a lease TTL of at least {smallest_ms} ms"
+            )
+        user_s = user_timeout_ms // 1000
+        idle_s = max(1, user_s // 2)
+        interval_s = max(1, (user_s - idle_s) // 3)
+        return cls(user_timeout_ms, idle_s, interval_s)
+
+    def connect_args(self) -> dict[str, int]:
+        """psycopg (libpq) connection parameters."""
+        return {
+            "tcp_user_timeout": self.user_timeout_ms,
+            "keepalives": 1,
+            "keepalives_idle": self.keepalives_idle_s,
+            "keepalives_interval": self.keepalives_interval_s,
+            "keepalives_count": self.keepalives_count,
+        }
 
 
 def open_engine(
@@ -71,13 +127,15 @@ def open_engine(
     mounts_file: Path = PROC_MOUNTS,
     idle_in_transaction_timeout_ms: int = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     create_directory: bool = True,
+    tcp_timeouts: TcpTimeouts | None = None,
 ) -> Engine:
     """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``).
 
     Raises InvalidDatabaseUrl for a URL it cannot use and NetworkFilesystemRefused
     for an SQLite file on a network filesystem. Connecting happens on first use.
     An SQLite file's directory is created unless ``create_directory`` is false;
-    then a missing one raises DatabaseUnavailable naming it.
+    then a missing one raises DatabaseUnavailable naming it. ``tcp_timeouts``
+    (PostgreSQL): by default those of the default lease TTL; a node passes its own.
     """
     if busy_timeout_ms < 0 or connect_timeout_s <= 0:
         raise ValueError("busy_timeout_ms must be >= 0 and connect_timeout_s > 0")
@@ -85,8 +143,9 @@ def open_engine(
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, busy_timeout_ms, mounts_file, create_directory)
     else:
+        tcp = tcp_timeouts or TcpTimeouts.for_lease_ttl(DEFAULT_LEASE_TTL_S)
         engine = _postgresql_engine(
-            parsed, busy_timeout_ms, connect_timeout_s, idle_in_transaction_timeout_ms
+            parsed, busy_timeout_ms, connect_timeout_s, idle_in_transaction_timeout_ms, tcp
         )
     logger.bind(
         action="storage.engine_opened",
@@ -139,7 +198,11 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def _postgresql_engine(
-    url: URL, busy_timeout_ms: int, connect_timeout_s: float, idle_in_transaction_timeout_ms: int
+    url: URL,
+    busy_timeout_ms: int,
+    connect_timeout_s: float,
+    idle_in_transaction_timeout_ms: int,
+    tcp: TcpTimeouts,
 ) -> Engine:
     # Options given in the URL (a test's search_path, say) are kept and extended.
     settings = (
@@ -152,8 +215,7 @@ def _postgresql_engine(
         "connect_timeout": max(1, math.ceil(connect_timeout_s)),
         "options": options,
         "application_name": "crank-node",
-        "tcp_user_timeout": TCP_USER_TIMEOUT_MS,
-        **KEEPALIVE,
+        **tcp.connect_args(),
     }
     return create_engine(
         url.difference_update_query(["options"]),

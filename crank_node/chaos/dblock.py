@@ -31,6 +31,7 @@ __all__ = ["DatabaseLock", "main"]
 
 LOCKED = "locked"
 READY = "ready"
+TAKING = "taking"  # told to go: asking for the lock now (it may wait behind another)
 GO = "go"
 # The holder's own wait for the lock: longer than any node transaction.
 HOLDER_BUSY_TIMEOUT_MS = 30_000
@@ -55,6 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(READY, flush=True)
         if sys.stdin.readline().strip() != GO:
             return 0
+        print(TAKING, flush=True)
         with write_transaction(engine, "chaos.db_lock") as connection:
             if connection.dialect.name == "postgresql":
                 tables = ", ".join(f'"{table.name}"' for table in Base.metadata.sorted_tables)
@@ -78,6 +80,7 @@ class DatabaseLock:
         self.locked_at_s: float | None = None
         self.locked = threading.Event()
         self.ready = threading.Event()  # imported and connected: waiting to be told to go
+        self.taking = threading.Event()  # told to go, asking for the lock
         self._told_to_go = False
         self._process = subprocess.Popen(  # noqa: S603  (our own interpreter and module)
             [sys.executable, "-m", "crank_node.chaos.dblock", url, f"{hold_s:.3f}"],
@@ -108,6 +111,8 @@ class DatabaseLock:
         for line in self._process.stdout:
             if line.strip() == READY:
                 self.ready.set()
+            if line.strip() == TAKING:
+                self.taking.set()
             if line.strip() == LOCKED and self.locked_at_s is None:
                 self.locked_at_s = self._clock()
                 self.locked.set()
@@ -136,6 +141,16 @@ class DatabaseLock:
         for stream in (self._process.stdout, self._process.stderr):
             if stream is not None:
                 stream.close()
+        if self.locked_at_s is None and self.taking.is_set():
+            # Seen in --netns runs: a node stopped (SIGSTOP) or cut off inside a write
+            # transaction keeps its locks until the server ends its session
+            # (idle_in_transaction_session_timeout, the nodes' lease TTL): the holder
+            # queued behind it for the whole fault. On PostgreSQL every write queued
+            # behind the holder's request meanwhile, so the writes did wait.
+            return (
+                "the lock was never taken: the holder waited for it the whole fault, behind "
+                "another transaction (a stopped or cut-off node's)"
+            )
         if self.locked_at_s is None and code == 0:
             return "the lock was never taken (the holder was not told to go)"
         if self.locked_at_s is None:

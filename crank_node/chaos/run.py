@@ -31,7 +31,7 @@ from crank_node.chaos.forwarder import Forwarder, Route
 from crank_node.chaos.lease_checks import NodeDown
 from crank_node.chaos.marker_checks import MarkerAccounting, account_for_markers
 from crank_node.chaos.monitor import POLL_S, LeaseMonitor, MonitorRecord
-from crank_node.chaos.netns import NamespaceHosts, NetLab, offset_seconds
+from crank_node.chaos.netns import NamespaceHosts, NetLab, netns_unavailable, offset_seconds
 from crank_node.chaos.partitions import partition_findings
 from crank_node.chaos.report import ChaosReport, ChaosShape
 from crank_node.chaos.scheduler import FaultScheduler, InjectedFault
@@ -228,6 +228,10 @@ class ChaosRun:
         url = make_url(self.db_url)
         if url.get_backend_name() != "postgresql":
             raise CrankError("--netns needs --db-url on PostgreSQL (nodes on several hosts)")
+        # Without iptables every partition would be "not applied" and the run would say OK.
+        unavailable = netns_unavailable()
+        if unavailable is not None:
+            raise CrankError(f"--netns: {unavailable}")
         self.lab = lab = NetLab.create(self.shape.nodes).open()
         gateway = lab.plan.gateway
         db_port = int(url.port or 5432)

@@ -25,7 +25,11 @@ from crank_node.chaos.scheduler import InjectedFault
 
 __all__ = ["ResumeFinding", "Takeover", "expired_while_up", "resume_findings", "takeovers"]
 
-LOST_ACTIONS = ("locks.lease_lost", "match.lease_lost", "match.market_dropped")
+# locks.deadline_passed: the LockActor's watchdog gave the leases up at their deadline
+# while a renewal still hung (actors.lease_watchdog).
+LOST_ACTIONS = (
+    "locks.lease_lost", "locks.deadline_passed", "match.lease_lost", "match.market_dropped",
+)  # fmt: skip
 REFUSED_ACTION = "storage.fenced_write_rejected"
 RESUME_WINDOW_S = 30.0
 

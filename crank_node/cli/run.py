@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
     )
     coordinator.install_signal_handlers(dump=node.dump)
     try:
-        node.start()
+        node.start(cancel=coordinator.requested)
     except CrankError as error:
         node.emergency_stop()
         return _fail(str(error))

@@ -21,11 +21,12 @@ blockhash and RPC, release every lease, close the database.
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from loguru import logger
 from solders.keypair import Keypair
@@ -33,6 +34,7 @@ from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
 from actors.blockhash import BlockhashActor, BlockhashSettings, GetBlockhashState
+from actors.lease_watchdog import LeaseWatchdog
 from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
 from actors.order_monitor import GetMonitorState
 from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
@@ -48,6 +50,7 @@ from crank_node.node.metrics import NodeMetrics
 from crank_node.node.pipeline import PipelineParts, pipeline_specs
 from crank_node.node.settings import CrankSettings, shown_value
 from storage import (
+    DatabaseBusy,
     DatabaseUnavailable,
     LeaseStore,
     check_integrity,
@@ -61,13 +64,28 @@ from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.markers import marker_totals
 from storage.models import Market
 from storage.work_view import read_work_view
-from supervision import ChildSpec, RemoveChild, RootRunner, Strategy, Supervisor, describe_tree
+from supervision import (
+    REAL_CLOCK,
+    ChildSpec,
+    RemoveChild,
+    RootRunner,
+    Strategy,
+    Supervisor,
+    describe_tree,
+)
+from supervision.errors import CrankError
 from supervision.shutdown import ShutdownPhase, thread_stacks
 
 __all__ = ["Node", "judge_fee_payers"]
 
 ASK_TIMEOUT_S = 2.0
+# A start refused as DatabaseBusy is tried again: after 0.5 s, doubling to 8 s, for
+# up to two minutes (each try itself waits out the busy timeout first).
+START_RETRY_FIRST_S = 0.5
+START_RETRY_MAX_S = 8.0
+START_RETRY_BUDGET_S = 120.0
 Probe = Callable[[], tuple[str, dict[str, Any]]]
+E = TypeVar("E", bound=BaseException)
 
 
 @dataclass
@@ -86,15 +104,31 @@ class Node:
     signers: tuple[Keypair, ...] = ()  # fee payers and settlement authorities it signs as
     intake: OrderIntake | None = None  # set once the tree runs; closed first on stop
     pipeline: PipelineParts | None = None
+    # Each lease's local deadline, kept off the LockActor's thread: read by /health even
+    # while the LockActor hangs in the database; shared by its instances across restarts.
+    lease_watchdog: LeaseWatchdog = field(default_factory=lambda: LeaseWatchdog(REAL_CLOCK))
     # Also told of each finished settlement (tests, the demo's progress).
     settlement_listeners: tuple[Callable[[Any], None], ...] = ()
 
-    def start(self) -> None:
+    def start(self, cancel: threading.Event | None = None) -> None:
         """Open and check the database, then start the tree. Raises CrankError
-        (schema outdated, database unavailable...) naming what to fix."""
+        (schema outdated, database unavailable...) naming what to fix.
+
+        A tree whose start failed because the database was busy (another process
+        holds its write lock: a migration, a backup, a chaos fault) is started again
+        after a backoff (:data:`START_RETRY_FIRST_S` doubling to :data:`START_RETRY_MAX_S`,
+        logged as ``node.start_retry``) for up to :data:`START_RETRY_BUDGET_S`, or
+        until ``cancel`` is set; then the last error is raised."""
         # Only `crank-node db upgrade` creates a database (and its directory): a typo
         # in the path must not start a node on a new, empty file somewhere else.
-        self.engine = open_engine(self.settings.db_url, create_directory=False)
+        self.engine = open_engine(
+            self.settings.db_url,
+            create_directory=False,
+            tcp_timeouts=self.settings.tcp_timeouts(),
+            # A transaction left idle that long (its node frozen or cut off mid-way) holds
+            # row locks that block a takeover: past a lease TTL its node can hold no lease.
+            idle_in_transaction_timeout_ms=self.settings.lease_ttl_ms,
+        )
         try:
             check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
             check_schema(self.engine)
@@ -102,7 +136,41 @@ class Node:
             # The driver's words ("unable to open database file") do not say which.
             where = shown_value("db_url", self.settings.db_url)
             raise DatabaseUnavailable(f"{error} (database: {where})") from error
-        engine = self.engine
+        self.runner = self._start_tree_retrying(self.engine, cancel or threading.Event())
+        self.intake = OrderIntake(
+            self.engine,
+            rpc=RpcClient(self.specs["rpc"].handle),
+            listeners=(self.metrics.pipeline.order_accepted,),
+        )
+        self.metrics.observe(self.status)
+        logger.bind(action="node.started", node_id=self.settings.instance_id).info(
+            f"node {self.settings.instance_id} started"
+        )
+
+    def _start_tree_retrying(self, engine: Engine, cancel: threading.Event) -> RootRunner:
+        started_s = time.monotonic()
+        delay_s = START_RETRY_FIRST_S
+        for attempt in itertools.count(1):
+            try:
+                return self._start_tree(engine)
+            except CrankError as error:
+                busy = _cause(error, DatabaseBusy)
+                if busy is None or time.monotonic() + delay_s - started_s > START_RETRY_BUDGET_S:
+                    raise
+                logger.bind(
+                    action="node.start_retry", attempt=attempt, retry_in_s=delay_s
+                ).warning(
+                    f"could not start: the database is busy ({busy}); "
+                    f"trying again in {delay_s:g}s"
+                )
+                if cancel.wait(delay_s):
+                    raise
+                delay_s = min(delay_s * 2, START_RETRY_MAX_S)
+        raise AssertionError("unreachable")  # itertools.count never ends
+
+    def _start_tree(self, engine: Engine) -> RootRunner:
+        """Build the tree's specs (fresh ones: a failed start closed the last ones' handles)
+        and start it."""
         router_config = self.settings.rpc_router_config()
         lock_settings = self.settings.lock_settings()
         self.specs = {
@@ -124,17 +192,9 @@ class Node:
             "pipeline", lambda: Supervisor(children, name="pipeline"), shutdown_timeout_s=30.0
         )
         order = [self.specs[key] for key in ("locks", "rpc", "blockhash", "pipeline")]
-        self.runner = RootRunner(
-            lambda: Supervisor(order, name="node", strategy=Strategy.REST_FOR_ONE)
-        )
-        self.runner.start()
-        self.intake = OrderIntake(
-            engine, rpc=RpcClient(rpc_handle), listeners=(self.metrics.pipeline.order_accepted,)
-        )
-        self.metrics.observe(self.status)
-        logger.bind(action="node.started", node_id=self.settings.instance_id).info(
-            f"node {self.settings.instance_id} started"
-        )
+        runner = RootRunner(lambda: Supervisor(order, name="node", strategy=Strategy.REST_FOR_ONE))
+        runner.start()
+        return runner
 
     def _lock_actor(self, engine: Engine, lock_settings: Any) -> LockActor:
         assert self.pipeline is not None  # built before the tree starts
@@ -142,7 +202,9 @@ class Node:
             self.metrics.lease_changes,
             *self.pipeline.market_listeners,
         )
-        return LockActor(engine, lock_settings, market_listeners=listeners)
+        return LockActor(
+            engine, lock_settings, market_listeners=listeners, watchdog=self.lease_watchdog
+        )
 
     # -- stopping --------------------------------------------------------------------
 
@@ -242,7 +304,7 @@ class Node:
         # The node cannot do its job without its database, the chain, its writes and
         # markets, a clock its peers agree with, or the SOL to pay for settlements;
         # anything else leaves it degraded.
-        vital = ("database", "rpc", "work", "clock", "fee_payer", "polls")
+        vital = ("database", "rpc", "work", "clock", "fee_payer", "polls", "leases")
         if any(components[name]["status"] == "unhealthy" for name in vital):
             return "unhealthy", components
         statuses = {component["status"] for component in components.values()}
@@ -342,8 +404,21 @@ class Node:
         return balances
 
     def _leases(self) -> tuple[str, dict[str, Any]]:
-        leases = self._ask("locks", GetHeldLeases())
-        return "healthy", {"held": len(leases)}
+        """Unhealthy while a lease is past its local deadline without a confirmed renewal
+        (its work was stopped; the LockActor may hang in the database). From the
+        watchdog, not by asking the LockActor, which may not answer then."""
+        watchdog = self.lease_watchdog
+        detail: dict[str, Any] = {"held": watchdog.watched()}
+        overdue = watchdog.overdue()
+        if not overdue:
+            return "healthy", detail
+        late_s = max(watchdog.clock.monotonic() - lease.deadline_s for lease in overdue)
+        detail["overdue"] = sorted(lease.key for lease in overdue)
+        detail["reason"] = (
+            f"{len(overdue)} leases passed their deadline {late_s:.1f}s ago without a confirmed "
+            "renewal (database unreachable or hung?): their work is stopped"
+        )
+        return "unhealthy", detail
 
     def _work(self) -> tuple[str, dict[str, Any]]:
         """Writes and market coverage, by the database's clock (crank_node.node.health_rules)."""
@@ -446,6 +521,17 @@ def judge_fee_payers(
         detail["reason"] = f"fee payer {', '.join(low)} below the floor (or unknown): fund it"
         return "degraded", detail
     return "healthy", detail
+
+
+def _cause(error: BaseException, kind: type[E]) -> E | None:
+    """The first exception of ``kind`` in ``error``'s chain of causes (a child's start
+    failure wraps the actor's own error in the supervisors' errors), or None."""
+    seen: BaseException | None = error
+    while seen is not None:
+        if isinstance(seen, kind):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
 
 
 def _check(probe: Probe) -> dict[str, Any]:

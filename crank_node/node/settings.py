@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from crank_node.node.http_server import HttpLimits
     from crank_node.node.intake_http import IntakeLimits
     from market import PriorityFeePolicy
+    from storage.engine import TcpTimeouts
 
 __all__ = [
     "DEFAULT_HTTP_ADDR",
@@ -117,6 +118,12 @@ class InvalidSettings(SettingsError):
         self.problems = tuple(problems)
         lines = "\n".join(f"  {problem}" for problem in problems)
         super().__init__(f"invalid configuration:\n{lines}")
+
+
+def _is_postgresql(db_url: str) -> bool:
+    from storage.urls import parse_database_url  # noqa: PLC0415  (slow import)
+
+    return parse_database_url(db_url).get_backend_name() == "postgresql"
 
 
 def _default_instance_id() -> str:
@@ -365,6 +372,18 @@ class CrankSettings(BaseSettings):
             raise ValueError(f"not a log level; use one of {', '.join(LOG_LEVELS)}")
         return value.upper()
 
+    @field_validator("lease_ttl_ms")
+    @classmethod
+    def _check_lease_ttl(cls, value: int, info: ValidationInfo) -> int:
+        # On PostgreSQL a dead connection must be found within the lease's life
+        # (storage.TcpTimeouts): a TTL too short for that is refused here, not at start.
+        from storage.engine import TcpTimeouts  # noqa: PLC0415  (keeps `config` light)
+
+        db_url = info.data.get("db_url")
+        if isinstance(db_url, str) and _is_postgresql(db_url):
+            TcpTimeouts.for_lease_ttl(value / 1000)  # its ValueError names the smallest TTL
+        return value
+
     @field_validator("membership_interval_ms")
     @classmethod
     def _check_membership(cls, value: int, info: ValidationInfo) -> int:
@@ -452,6 +471,15 @@ class CrankSettings(BaseSettings):
     @property
     def shutdown_timeout_s(self) -> float:
         return self.shutdown_timeout_ms / 1000
+
+    def tcp_timeouts(self) -> TcpTimeouts | None:
+        """The PostgreSQL connection's TCP timeouts, derived from the lease TTL (None on
+        SQLite, which has no connection to lose). ValueError if the TTL is too short."""
+        from storage.engine import TcpTimeouts  # noqa: PLC0415  (keeps `config` light)
+
+        if not _is_postgresql(self.db_url):
+            return None
+        return TcpTimeouts.for_lease_ttl(self.lease_ttl_ms / 1000)
 
     def lock_settings(self) -> LockSettings:
         """The LockActor's settings: this node's id, lease TTL and membership period."""

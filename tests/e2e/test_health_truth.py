@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +69,14 @@ def test_a_full_disk_makes_health_unhealthy_naming_the_failing_writes(
                 file.write(b"\0" * 65536)
                 file.flush()
         document = wait_for_health(node, 503, timeout_s=30)
-        assert document["components"]["work"]["status"] == "unhealthy"
+        # The leases' deadline may pass first (their renewals fail): unhealthy for that
+        # reason until the LockActor drops them; the failing writes are told after.
+        deadline = time.monotonic() + 30
+        pause = threading.Event()  # never set: a bounded pause between polls
+        while document["components"]["work"]["status"] != "unhealthy":
+            assert time.monotonic() < deadline, document
+            pause.wait(0.1)
+            document = wait_for_health(node, 503, timeout_s=30)
         assert "writes are failing" in document["components"]["work"]["reason"]
         filler.unlink()
         wait_for_health(node, 200, timeout_s=30)

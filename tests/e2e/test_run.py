@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import urllib.request
 from pathlib import Path
@@ -153,3 +154,33 @@ def test_run_on_a_read_only_location_names_the_database(
         assert any(str(mount / "crank.db") in line for line in node.lines), "".join(node.lines)
     finally:
         subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def test_run_started_while_another_process_holds_the_database_lock_retries_then_starts(
+    localnet: LocalnetServer, database: Path, wallet: Path
+) -> None:
+    """Another connection holds the SQLite file's write lock (BEGIN EXCLUSIVE) as the node
+    starts (a restart during a backup, a migration, chaos's db_lock): the node's start
+    fails as DatabaseBusy, is logged as node.start_retry and tried again with backoff;
+    once the lock is let go the node starts and takes its markets, without exiting."""
+    holder = sqlite3.connect(database, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    port = free_port()
+    node = NodeProcess(
+        "--db-path", str(database), *[a for url in localnet.urls for a in ("--rpc-url", url)],
+        "--wallet-path", str(wallet), "--http-addr", f"127.0.0.1:{port}",
+        "--instance-id", "busy-start",
+    )  # fmt: skip
+    try:
+        try:
+            node.wait_for_line("node.start_retry", timeout_s=120)
+        finally:
+            holder.rollback()
+            holder.close()
+        node.wait_for_line("node.ready", timeout_s=120)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+            health = json.loads(response.read())
+        assert health["components"]["leases"]["held"] == 3
+    finally:
+        code = node.stop()
+    assert code == 0, "".join(node.lines[-30:])

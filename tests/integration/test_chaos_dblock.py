@@ -57,3 +57,26 @@ def test_a_holder_never_told_to_go_leaves_without_locking(
     assert holder.ready.wait(30), "the holder never got ready"
     assert holder.end() == "the lock was never taken (the holder was not told to go)"
     assert holder.locked_at_s is None
+
+
+def test_a_holder_queued_behind_a_stalled_writers_transaction_says_so(
+    engine: Engine, database_url: str
+) -> None:
+    """What `chaos --netns` reported as "never taken": a node stopped (or cut off) inside
+    a write transaction keeps its locks, the holder waits behind it for the whole fault,
+    and ending it says that, not only an exit code."""
+    NodeRegistry(engine).register("n1", "host", 1)
+    holder = DatabaseLock(database_url, 60.0, time.monotonic, child_environment())
+    problem: str | None = None
+    try:
+        assert holder.ready.wait(30), "the holder never got ready"
+        with engine.connect() as stalled, stalled.begin():
+            stalled.execute(update(Node).where(Node.id == "n1").values(pid=3))
+            holder.go()
+            assert holder.taking.wait(30), "the holder was never told to go"
+            problem = holder.end()  # the fault's time is up while it still waits
+    finally:
+        if problem is None:
+            holder.end()
+    assert holder.locked_at_s is None
+    assert "waited for it the whole fault, behind another transaction" in problem

@@ -8,7 +8,10 @@ the test advances the clock, without sleeping.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import FrameType
 from typing import Any
 
 import pytest
@@ -25,7 +28,7 @@ from actors.lock_actor import (
     MarketsChanged,
     ResendMarkets,
 )
-from storage import DatabaseUnavailable, LeaseStore, NodeRegistry
+from storage import DatabaseUnavailable, LeaseStore, NodeRegistry, open_engine
 from storage.models.coordination import Node
 from storage.models.trading import Market
 from supervision import (
@@ -41,6 +44,7 @@ from supervision import (
 from supervision.children import abandon
 from supervision.tracing import make_delivery
 from tests.conftest import Recorder
+from tests.integration.storage.conftest import poll_until
 
 TTL_S = 15.0
 MEMBERSHIP_S = 5.0
@@ -184,8 +188,8 @@ def test_a_lease_taken_over_is_reported_lost_to_its_owner_at_the_next_renewal(
 def test_a_renewal_that_cannot_be_confirmed_before_expiry_counts_as_lost(
     start_node: NodeStarter, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Database unreachable: renewals fail and are retried, but once the lease may have
-    expired the owner is told it is lost (the node must not assume it still holds it)."""
+    """Database unreachable: renewals fail and are retried, but at the lease's local
+    deadline the owner is told it is lost (the node must not assume it still holds it)."""
     clock = ManualClock()
     node = start_node("node-a", clock)
     owner = listener(recorder)
@@ -195,9 +199,10 @@ def test_a_renewal_that_cannot_be_confirmed_before_expiry_counts_as_lost(
         raise DatabaseUnavailable("connection refused")
 
     monkeypatch.setattr(node._store, "renew", unreachable)
-    advance(clock, TTL_S - 1, node)
+    # Lost at its local deadline: the TTL less the margin, from the acquire's sending.
+    advance(clock, TTL_S - node.settings.lease_margin_s - 1, node)
     assert not any(isinstance(m, LeaseLost) for m in recorder.snapshot())
-    advance(clock, 5, node)
+    advance(clock, 2, node)
     assert any(isinstance(m, LeaseLost) and m.key == "job:2" for m in recorder.snapshot())
 
 
@@ -331,3 +336,90 @@ def test_a_node_gives_up_its_markets_when_a_beating_peer_is_an_hour_behind(
     assert {market for m in lost if isinstance(m, MarketsChanged) for market in m.lost} == {
         f"m{i:02d}" for i in range(10)
     }
+
+
+# -- a renewal blocked in the database -------------------------------------------------
+
+
+@contextmanager
+def write_lock_held(engine: Engine) -> Iterator[None]:
+    """Another connection holds the write lock on the lease table until the block ends:
+    on SQLite its BEGIN IMMEDIATE (every write waits behind it), on PostgreSQL an
+    EXCLUSIVE lock on ``distributed_locks`` (every renewal's UPDATE waits)."""
+    with engine.connect() as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE distributed_locks IN EXCLUSIVE MODE")
+        yield
+
+
+def _runs(frame: FrameType | None, code: object) -> bool:
+    while frame is not None:
+        if frame.f_code is code:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def renewal_in_progress() -> bool:
+    """Whether some thread is inside LeaseStore.renew now (waiting in the database)."""
+    code = LeaseStore.renew.__code__
+    return any(_runs(frame, code) for frame in sys._current_frames().values())
+
+
+def lost_markets(events: list[Any]) -> set[str]:
+    return {m for e in events if isinstance(e, MarketsChanged) for m in e.lost}
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
+    engine: Engine, database_url: str, recorder: Recorder
+) -> None:
+    """The LockActor's renewal hangs in the database (another connection holds the write
+    lock; the node's busy timeout is long, like a blackholed connection): by its own clock,
+    at the lease's deadline counted from when the last confirmed renewal was *sent* (less
+    the margin), the node tells its listeners every market is lost, while the renewal is
+    still blocked. Once the database answers, it holds no lease under the old tokens and
+    takes its markets back under new ones, without a restart."""
+    clock = ManualClock()
+    start_s = clock.monotonic()
+    patient = open_engine(database_url, busy_timeout_ms=120_000)
+    settings = LockSettings(node_id="node-a", lease_ttl_s=TTL_S, membership_interval_s=MEMBERSHIP_S)
+    node = LockActor(
+        patient,
+        settings,
+        market_listeners=[sink := listener(recorder)],
+        db_time_offset_s=lambda: clock.monotonic() - start_s,
+        clock=clock,
+    )
+    try:
+        launch(node)
+        before = {lease.key: lease.fencing_token for lease in node.actor_ref.ask(
+            GetHeldLeases(), timeout=10)}  # fmt: skip
+        assert len(before) == 10
+        deadline_s = start_s + TTL_S - settings.lease_margin_s  # sent at start_s, as acquired
+        with write_lock_held(engine):
+            clock.advance(TTL_S / 3)  # the renewal tick: its UPDATE waits for the lock
+            poll_until(lambda: True if renewal_in_progress() else None, timeout_s=30)
+            clock.advance(deadline_s - clock.monotonic() - 0.1)
+            sink.ask("barrier").get(timeout=10)  # everything told so far has arrived
+            assert lost_markets(recorder.snapshot()) == set(), "still within the lease"
+            clock.advance(0.2)
+            recorder.wait_for(lambda events: len(lost_markets(events)) == 10, timeout_s=10)
+            assert renewal_in_progress(), "given up by the clock, not by the renewal failing"
+        # The database answers again: old tokens are gone, the markets come back renewed.
+        regained = recorder.wait_for(
+            lambda events: sum(len(e.gained) for e in events if isinstance(e, MarketsChanged))
+            >= 20,
+            timeout_s=30,
+        )
+        fresh = [lease for e in regained if isinstance(e, MarketsChanged) for lease in e.gained]
+        assert all(lease.fencing_token > before[lease.key] for lease in fresh[10:])
+        held_now = node.actor_ref.ask(GetHeldLeases(), timeout=10)
+        assert {lease.key: lease.fencing_token for lease in held_now}.items().isdisjoint(
+            before.items()
+        ), "no lease is held under a token the node already gave up"
+    finally:
+        if node.actor_ref.is_alive():
+            node.actor_ref.stop(timeout=30)
+        patient.dispose()
