@@ -23,6 +23,8 @@ from crank_node.node.node import Node
 from crank_node.node.settings_layers import load_settings
 from localnet import LocalnetConfig, LocalnetServer
 from storage.engine import open_engine
+from supervision.otel import otel_trace_id
+from tests.integration.otlp_receiver import OtlpReceiver
 from tests.integration.pipeline_desk import Desk
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(400)]
@@ -208,7 +210,10 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
     (claimed, sent, B's recovering) carries the taker order's stored trace id, B's own
     messages about it run under that trace, and `crank-node trace --order`, `crank-node
     trace TRACE_ID` and /orders/{id}/journey each show the whole chain across both nodes."""
-    with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as localnet:
+    with (
+        OtlpReceiver() as collector,
+        LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as localnet,
+    ):
         desk = Desk(tmp_path, localnet)
         try:
             _, taker = desk.store_crossing_pair(traced=True)
@@ -220,13 +225,18 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
             assert code == -signal.SIGKILL, "".join(node_a.lines[-30:])
             settlement, attempts = desk.only_settlement()
             assert settlement.status == "submitted" and len(attempts) == 1
-            node_b = desk.node(instance_id="node-b",
-                               env={**env, "CRANK_LOG_JSON_PATH": str(logs[1])})  # fmt: skip
+            # B also exports its spans over OTLP/HTTP (the setting, read by crank-node run).
+            node_b = desk.node(instance_id="node-b", env={
+                **env, "CRANK_LOG_JSON_PATH": str(logs[1]),
+                "CRANK_OTEL_ENDPOINT": collector.endpoint,
+            })  # fmt: skip
             try:
                 node_b.wait_for_line("settlement confirmed", timeout_s=90)
             finally:
                 assert node_b.stop() == 0, "".join(node_b.lines[-30:])
             assert desk.only_settlement()[0].status == "confirmed"
+            spans = collector.wait_for(lambda got: any(
+                s.resource.get("service.instance.id") == "node-b" for s in got))  # fmt: skip
         finally:
             desk.engine.dispose()
 
@@ -248,6 +258,9 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
                   if line.get("action") == "trace.receive" and line.get("trace_id") == trace_id]  # fmt: skip
     if crash_at == "attempt_written":  # B sends the attempt A never sent: under the trace
         assert {"RpcRequest", "_Sent"} <= {line["message_type"] for line in b_messages}, steps
+    # Every message B handled under the order's trace is a span of its OTel trace.
+    in_otel = {s.name for s in spans if s.trace_id == otel_trace_id(trace_id)}
+    assert in_otel == {f"{line['receiver']} {line['message_type']}" for line in b_messages}
 
     journey = _journey(tmp_path, taker, [str(log) for log in logs])
     # The orders were stored before node A started: it matches them when it loads the
