@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from solders.keypair import Keypair
 
 from crank_node import __version__
 from crank_node.cli.main import COMMANDS
@@ -123,8 +124,6 @@ def test_run_with_an_otel_endpoint_but_without_the_extra_exits_1_saying_what_to_
 ) -> None:
     """otel_endpoint set where OpenTelemetry cannot be imported (hidden here): exit 1
     before the node starts, naming the extra to install; no traceback."""
-    from solders.keypair import Keypair
-
     wallet = tmp_path / "wallet.json"
     wallet.write_text(str(list(bytes(Keypair()))))
     wallet.chmod(0o600)
