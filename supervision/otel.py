@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import threading
 from collections.abc import Mapping
 from typing import Any
 
@@ -104,10 +105,17 @@ class SpanExport:
         )
         self._processor.on_end(span)
 
-    def shutdown(self) -> None:
-        """Stop taking events, export what is queued, close the exporter."""
+    def shutdown(self, timeout_s: float = 3.0) -> bool:
+        """Stop taking events, export what is queued, close the exporter; False if that
+        took over ``timeout_s`` (a collector that is down: the exporter retries for up
+        to its own timeout, 10 s, and a stopping node does not wait for it)."""
         remove_trace_sink(self)
-        self._processor.shutdown()
+        closing = threading.Thread(
+            target=self._processor.shutdown, name="crank-otel-shutdown", daemon=True
+        )
+        closing.start()
+        closing.join(timeout_s)
+        return not closing.is_alive()
 
     def flush(self, timeout_ms: int = 10_000) -> bool:
         return self._processor.force_flush(timeout_ms)
