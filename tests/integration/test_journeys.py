@@ -264,12 +264,12 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
 
     journey = _journey(tmp_path, taker, [str(log) for log in logs])
     # The orders were stored before node A started: it matches them when it loads the
-    # book, so "judged funded" may come before or after "matched".
+    # book, so OrderMonitor's "judged funded" may come after "matched", or never before
+    # the kill (not checked).
     _check_in_order(journey, (
         "matched and written", "claimed:", "signed and written ahead", "recovering:",
         "landed and confirmed",
     ))  # fmt: skip
-    assert "judged funded" in journey, journey
     claims = [line for line in journey.splitlines() if "claimed:" in line]
     assert [("node-a" in c, "node-b" in c) for c in claims] == [(True, False), (False, True)], journey
     assert "1 fills confirmed" in journey, journey
