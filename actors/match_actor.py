@@ -77,6 +77,7 @@ from storage import (
 )
 from storage import LeaseLost as LeaseLostError
 from storage.fills import MatchWrite
+from storage.journeys import stored_trace_ids
 from supervision import Clock, CrankActor, InputKey, SelfAddress, SendResult, working_on
 from supervision.crashpoints import crash_point
 from supervision.tracing import continued, log_step
@@ -406,7 +407,16 @@ class MatchActor(CrankActor):
         self._held[market].queue.remember_gone(
             out_of_play(uncrossed.remaining_atoms, uncrossed.expired_order_ids)
         )
-        self._written(market, uncrossed.fills, write.fill_ids, recorded=write.recorded)
+        # The takers' stored traces go on here too (a book loaded after a takeover, or
+        # with orders stored while no node held the market): one read, only when written.
+        takers = {fill.taker_order_id for fill in uncrossed.fills} if write.recorded else ()
+        try:
+            traces = stored_trace_ids(self._engine, "order", takers)
+        except StorageError:  # the fills are written: only their lines' trace ids are lost
+            traces = {}
+        self._written(
+            market, uncrossed.fills, write.fill_ids, recorded=write.recorded, traces=traces
+        )
 
     def _match_batch(self, market: str, held: _HeldMarket) -> tuple[int, BatchOutcome]:
         """Match the orders at the head of the queue (see :data:`BATCH_ORDERS`) and write

@@ -13,17 +13,25 @@ interleaved, round after round, and each ratio is the median of the per-round
 ratios (raw pykka measured in the same round is the baseline). Timings with
 tracing on include writing every trace line (``flush_traces``). Run:
 
-    python3 benchmarks/supervision_bench.py [--messages 50000] [--restarts 300]
+    python3 benchmarks/supervision_bench.py [--messages 50000] [--restarts 300] [--otel]
+
+``--otel`` adds a fourth set-up: tracing on with the OpenTelemetry export
+(supervision/otel.py) posting spans over OTLP/HTTP to a collector stand-in in
+another process (it decodes and counts them); the figure includes the trace
+lines, not the export thread's own work after the flush, and the spans the
+collector got are counted (the SDK's bounded queue drops the rest).
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -187,9 +195,49 @@ def loguru_call_seconds(calls: int) -> float:
     return (time.perf_counter() - started) / calls
 
 
-def measure_round(n: int, trace_log: Path) -> dict[str, tuple[float, float]]:
+# A collector stand-in, in its own process (so its decoding does not share this
+# process's GIL): counts the spans of each OTLP/HTTP POST; GET answers the total.
+COLLECTOR = """
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+spans = 0
+class Handler(BaseHTTPRequestHandler):
+    def do_POST(self):
+        global spans
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        request = ExportTraceServiceRequest.FromString(body)
+        spans += sum(len(s.spans) for r in request.resource_spans for s in r.scope_spans)
+        self.send_response(200); self.send_header("Content-Length", "0"); self.end_headers()
+    def do_GET(self):
+        body = str(spans).encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body)))
+        self.end_headers(); self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def start_collector() -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen([sys.executable, "-c", COLLECTOR], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    return process, f"http://127.0.0.1:{process.stdout.readline().strip()}"
+
+
+def spans_collected(endpoint: str) -> int:
+    with urllib.request.urlopen(endpoint, timeout=30) as response:
+        return int(response.read())
+
+
+def measure_round(
+    n: int, trace_log: Path, otel_endpoint: str | None = None
+) -> dict[str, tuple[float, float]]:
     """One interleaved round: raw pykka, supervised tracing off, tracing on,
-    and loguru's floor (stored as a rate pair: 1/seconds per call, twice)."""
+    (with ``otel_endpoint``: tracing on and exporting spans), and loguru's floor
+    (stored as a rate pair: 1/seconds per call, twice)."""
     floor = 1.0 / loguru_call_seconds(n)
     configure_logging(level="WARNING")
     set_tracing(False)
@@ -198,6 +246,15 @@ def measure_round(n: int, trace_log: Path) -> dict[str, tuple[float, float]]:
     set_tracing(True)
     try:
         rates["on"] = measure_supervised(n, 1)
+        if otel_endpoint is not None:
+            from supervision.otel import start_export  # noqa: PLC0415  (only with --otel)
+
+            export = start_export(otel_endpoint, instance_id="bench")
+            try:
+                rates["otel"] = measure_supervised(n, 1)
+            finally:
+                flush_traces(60)
+                export.shutdown()
     finally:
         set_tracing(False)
         flush_traces(60)
@@ -210,12 +267,20 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=20_000)
     parser.add_argument("--restarts", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--otel", action="store_true", help="also measure the OTel export")
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        trace_log = Path(tmp) / "trace.jsonl"
-        rounds = [measure_round(args.messages, trace_log) for _ in range(args.rounds)]
-        lines = sum(1 for _ in trace_log.open())
+    collector, endpoint = start_collector() if args.otel else (None, None)
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            trace_log = Path(tmp) / "trace.jsonl"
+            rounds = [measure_round(args.messages, trace_log, endpoint) for _ in range(args.rounds)]
+            lines = sum(1 for _ in trace_log.open())
+        spans = spans_collected(endpoint) if endpoint is not None else 0
+    finally:
+        if collector is not None:
+            collector.terminate()
+            collector.wait(30)
     latencies = measure_restarts(args.restarts)
     configure_logging(level="INFO")
 
@@ -235,6 +300,8 @@ def main() -> int:
         "off": "supervised, tracing off",
         "on": "supervised, tracing on (JSON file)",
     }
+    if args.otel:
+        labels["otel"] = "  and OTel spans over OTLP/HTTP"
     for setup, label in labels.items():  # the floor row is printed separately
         print(
             f"{label:34}{median_of(setup, 0):12,.0f}{median_ratio(setup, 0):8.2f}"
@@ -247,6 +314,12 @@ def main() -> int:
         f"{statistics.median(ceilings):.2f}x raw tell throughput on this machine"
     )
     print(f"tracing on wrote {lines} trace lines to the last log file (2 per message)")
+    if args.otel:
+        handled = args.rounds * (args.messages + 1 + args.messages // 10)
+        print(
+            f"OTel: the collector got {spans:,} spans of {handled:,} messages handled with "
+            f"the export on ({spans / handled:.0%}; the SDK queue drops the rest)"
+        )
     print(
         f"restart latency (crash -> replacement handles first message): "
         f"median {statistics.median(latencies) * 1e3:.3f} ms, "

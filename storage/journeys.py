@@ -9,8 +9,9 @@ the fill's; the maker order's trace is the fill's link.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.engine import Engine
@@ -18,13 +19,30 @@ from sqlalchemy.engine import Engine
 from storage.engine import read_transaction
 from storage.models import Fill, Order, Settlement, SettlementAttempt, TransactionHistory, table_of
 
-__all__ = ["order_journey"]
+__all__ = ["order_journey", "stored_trace_ids"]
 
 _ORDERS = table_of(Order)
 _FILLS = table_of(Fill)
 _SETTLEMENTS = table_of(Settlement)
 _ATTEMPTS = table_of(SettlementAttempt)
 _HISTORY = table_of(TransactionHistory)
+
+
+def stored_trace_ids(
+    engine: Engine, kind: Literal["order", "settlement"], ids: Iterable[str]
+) -> dict[str, str]:
+    """The stored trace id of each of ``ids`` (orders or settlements) that has one, in one
+    query: the actor that picks the rows up continues them (a settlement claimed on any
+    node, after a takeover too; the orders a loaded book uncrosses)."""
+    table = _ORDERS if kind == "order" else _SETTLEMENTS
+    wanted = tuple(ids)
+    if not wanted:
+        return {}
+    stmt = select(table.c.id, table.c.trace_id).where(
+        table.c.id.in_(wanted), table.c.trace_id.is_not(None)
+    )
+    with read_transaction(engine, f"storage.{kind}_trace_ids") as connection:
+        return {str(row[0]): str(row[1]) for row in connection.execute(stmt)}
 
 
 def _when(value: Any) -> str | None:

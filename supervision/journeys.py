@@ -156,7 +156,31 @@ def follow(lines: Iterable[tuple[str, str]], query: JourneyQuery) -> list[Journe
         known.signature.add(query.signature)
     _expand(entries, known, from_orders=query.order is not None)
     chosen = [entry for entry in entries if _relevant(entry, known, query)]
+    chosen += _hops_by_trace(entries, chosen)
     return sorted(chosen, key=lambda entry: entry.at)
+
+
+def _hops_by_trace(entries: list[JourneyEntry], chosen: list[JourneyEntry]) -> list[JourneyEntry]:
+    """The trace lines that name no id but run under one of the journey's traces: the
+    hops a step caused (an RPC request and its reply, the router's work for it). The
+    journey's traces are those of its own steps (accepted, funded, matched, claimed,
+    recovering, sent); a batch's line (attempts recorded, settlements confirmed) runs
+    under the batch's trace and names every settlement it covers, so its trace is not
+    taken: it would pull in the hops of every other settlement of the batch."""
+    traces = {
+        entry.fields["trace_id"]
+        for entry in chosen
+        if entry.fields.get("trace_id")
+        and not entry.action.startswith("trace.")
+        and entry.action not in PAIRED_ACTIONS
+    }
+    return [
+        entry
+        for entry in entries
+        if entry.action.startswith("trace.")
+        and entry.fields.get("trace_id") in traces
+        and not any(entry.ids(kind) for kind in KEY_FIELDS)
+    ]
 
 
 # -- the printout -----------------------------------------------------------------------
@@ -191,6 +215,11 @@ def describe(entry: JourneyEntry, settlements: set[str]) -> str:  # noqa: PLR091
             f"claimed: settlement {f.get('settlement_id')} by {f.get('claimer')} "
             f"(claim token {f.get('claim_token')}, {f.get('recorded_attempts', 0)} "
             "attempts already recorded)"
+        )
+    if action == "settlement.recovering":
+        return (
+            f"recovering: settlement {f.get('settlement_id')} has {f.get('attempts', '?')} "
+            "attempts recorded; asking the chain about them first"
         )
     if action == "storage.attempts_recorded":
         numbers, signatures = f.get("attempt_numbers") or [], f.get("signatures") or []

@@ -26,7 +26,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, NamedTuple
 
@@ -36,6 +36,7 @@ __all__ = [
     "MAX_IDS_PER_LINE",
     "TRACE_ENV_VAR",
     "Delivery",
+    "add_trace_sink",
     "bounded_ids",
     "continued",
     "current_actor_name",
@@ -47,6 +48,7 @@ __all__ = [
     "log_send",
     "log_step",
     "new_trace_id",
+    "remove_trace_sink",
     "set_tracing",
     "trace",
     "tracing_enabled",
@@ -295,6 +297,27 @@ def _write(event: tuple[Any, ...]) -> None:
         fields[name] = value
         text += f" {name}={','.join(value) if isinstance(value, list) else value}"
     logger.bind(**fields).info(text)
+    for sink in _SINKS:
+        sink(fields)
+
+
+# -- sinks: other consumers of trace events (supervision/otel.py) ----------------
+#
+# Each gets the fields of every trace line, on the tracer thread, after the line is
+# written. None by default: then this is one loop over an empty tuple.
+
+TraceSink = Callable[[Mapping[str, Any]], None]
+_SINKS: tuple[TraceSink, ...] = ()
+
+
+def add_trace_sink(sink: TraceSink) -> None:
+    global _SINKS  # noqa: PLW0603  (a tuple swapped whole: the tracer thread reads it unlocked)
+    _SINKS = (*_SINKS, sink)
+
+
+def remove_trace_sink(sink: TraceSink) -> None:
+    global _SINKS  # noqa: PLW0603
+    _SINKS = tuple(other for other in _SINKS if other is not sink)
 
 
 # -- domain keys -----------------------------------------------------------------

@@ -121,7 +121,7 @@ from actors.settlement.work import (
 )
 from supervision import Clock, CrankActor, InputKey, working_on
 from supervision.crashpoints import crash_point
-from supervision.tracing import log_step
+from supervision.tracing import continued, log_step
 
 __all__ = ["SettlementActor"]
 
@@ -516,6 +516,12 @@ class SettlementActor(CrankActor):
             )  # fmt: skip
 
     def _send(self, work: SettlementWork, signature: str) -> None:
+        # Under the settlement's own trace: the RPC request, its reply (_Sent) and what
+        # the router does for it join the settlement's journey (found by trace id).
+        with continued(work.trace_id):
+            self._send_traced(work, signature)
+
+    def _send_traced(self, work: SettlementWork, signature: str) -> None:
         raw = work.raw(signature)
         log_step(
             "settlement.sent",
@@ -715,7 +721,10 @@ class SettlementActor(CrankActor):
                 len(asked) < len(views) or (work.marker_address is not None and marker is None)
             ):
                 continue  # recovery decides once the marker and every signature were read
-            with working_on(work.input_key):
+            # One settlement's decision (recovery, expiry, the marker's history asked)
+            # runs under its own trace; the batches (statuses, markers, confirmations)
+            # run under the round's, naming every settlement they cover.
+            with working_on(work.input_key), continued(work.trace_id):
                 decision = decide(views, asked, height, marker)
                 if isinstance(decision, Landed) and decision.signature is not None:
                     work.needs_check = False

@@ -27,8 +27,9 @@ import storage
 from actors.settlement.work import SettlementWork
 from storage import MalformedRow, QuarantineEntry, entry_of, quarantine_malformed
 from storage.fills import existing_fill_ids
+from storage.journeys import stored_trace_ids
 from supervision import Clock, InputKey, working_on
-from supervision.tracing import log_step
+from supervision.tracing import continued, log_step
 
 __all__ = ["ClaimedSettlements"]
 
@@ -82,12 +83,20 @@ class ClaimedSettlements:
         fills = storage.get_fills(self._engine, ids, malformed=bad_fills)
         attempts = storage.attempts_by_settlement(self._engine, ids, malformed=bad_attempts)
         poisoned = self._quarantine_poisoned(ids, fills, bad_fills, bad_attempts)
+        traces = stored_trace_ids(self._engine, "settlement", ids)
         for claim, settlement_id in zip(claims, ids, strict=True):
             if settlement_id in poisoned:
                 continue  # quarantined: its status keeps it from being claimed again
             fill = fills[settlement_id]
-            with working_on(InputKey("settlement", settlement_id, fill.market_id)):
-                self._take(claim, settlement_id, fill, attempts[settlement_id], taken_at_s)
+            trace_id = traces.get(settlement_id)
+            with (
+                working_on(InputKey("settlement", settlement_id, fill.market_id)),
+                continued(trace_id),
+            ):
+                self._take(
+                    claim, settlement_id, fill, attempts[settlement_id], taken_at_s,
+                    trace_id=trace_id,
+                )  # fmt: skip
         return len(claims)
 
     def _take(
@@ -97,12 +106,16 @@ class ClaimedSettlements:
         fill: domain.Fill,
         attempts: list[storage.AttemptRecord],
         taken_at_s: float,
+        *,
+        trace_id: str | None,
     ) -> None:
         market = self._market(fill.market_id)
         if market is None or not self._can_sign(market, settlement_id):
             self._release(claim, "its market is missing, or no signer for it")
             return
-        work = SettlementWork(claim, taken_at_s + self._trusted_s(), fill, market, attempts)
+        work = SettlementWork(
+            claim, taken_at_s + self._trusted_s(), fill, market, attempts, trace_id=trace_id
+        )
         self.works[settlement_id] = work
         log_step(
             "settlement.claimed",
@@ -119,11 +132,16 @@ class ClaimedSettlements:
         for attempt in work.attempts:
             self._by_signature[attempt.signature] = settlement_id
         if work.attempts:
-            logger.bind(
-                action="settlement.recovering",
+            # A journey step (with the settlement's trace id): the recovery after a crash
+            # or a takeover is part of the settlement's journey.
+            log_step(
+                "settlement.recovering",
+                f"settlement {settlement_id} has attempts: asking the chain first",
+                settlements=(settlement_id,),
+                signatures=[attempt.signature for attempt in work.attempts],
                 settlement_id=settlement_id,
                 attempts=len(work.attempts),
-            ).info(f"settlement {settlement_id} has attempts: asking the chain first")
+            )
 
     def _quarantine_poisoned(
         self,

@@ -54,6 +54,9 @@ class SettlementWork:
     attempts: list[storage.AttemptRecord]
     sent_at_s: dict[str, float] = field(default_factory=dict)
     needs_check: bool = False
+    # The settlement's stored trace (its taker order's): the actor's messages about this
+    # settlement alone run under it (supervision.tracing.continued), on any node.
+    trace_id: str | None = None
 
     def __post_init__(self) -> None:
         self.needs_check = bool(self.attempts)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loguru import logger
 
@@ -23,6 +23,13 @@ from supervision.errors import CrankError
 from supervision.logs import configure_logging
 from supervision.root import EXIT_DEADLINE, EXIT_GAVE_UP, EXIT_OK
 from supervision.shutdown import ShutdownCoordinator
+from supervision.tracing import flush_traces
+
+if TYPE_CHECKING:
+    from solders.keypair import Keypair
+
+    from crank_node.node.settings import CrankSettings
+    from supervision.otel import SpanExport
 
 EXIT_BAD_CONFIG = 1
 
@@ -52,6 +59,37 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(error))
     configure_logging(level=settings.log_level, json_path=settings.log_json_path)
     set_tracing(settings.trace)
+    try:
+        spans = _start_otel(settings)
+    except ImportError as error:
+        return _fail(
+            f"otel_endpoint is set but OpenTelemetry is not installed ({error}); "
+            "install the extra: pip install 'crank-node[otel]'"
+        )
+    try:
+        return _run_node(settings, wallet)
+    finally:
+        if spans is not None:
+            flush_traces(5.0)  # the last trace events reach the exporter first
+            spans.shutdown()
+
+
+def _start_otel(settings: CrankSettings) -> SpanExport | None:
+    """With ``otel_endpoint`` set: tracing on, and its events exported as spans. Unset,
+    the OpenTelemetry SDK is never imported."""
+    if settings.otel_endpoint is None:
+        return None
+    from supervision.otel import start_export  # noqa: PLC0415  (only when enabled)
+
+    set_tracing(True)
+    export = start_export(settings.otel_endpoint, instance_id=settings.instance_id)
+    logger.bind(action="node.otel", endpoint=settings.otel_endpoint).info(
+        f"exporting trace spans to {settings.otel_endpoint}"
+    )
+    return export
+
+
+def _run_node(settings: CrankSettings, wallet: Keypair) -> int:
     log = logger.bind(node_id=settings.instance_id)
     log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
     node = Node(settings, signers=(wallet,))

@@ -163,6 +163,11 @@ class CrankSettings(BaseSettings):
         30000, "how long a failing RPC endpoint is paused before a probe", upper=HOUR_MS
     )
     trace: bool = Field(default=False, description="log every actor message (trace lines)")
+    # OpenTelemetry (the `otel` extra): unset, nothing is imported or sent. Set, tracing is
+    # on and each handled message is a span sent to <endpoint>/v1/traces (supervision/otel.py).
+    otel_endpoint: str | None = Field(
+        default=None, description="OTLP/HTTP collector for trace spans, e.g. http://127.0.0.1:4318"
+    )
     # The operator listener off loopback: both needed (validated with http_addr,
     # declared first so its check sees them).
     operator_allow_remote: bool = Field(
@@ -356,6 +361,18 @@ class CrankSettings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must not be empty")
         return Path(value).expanduser() if isinstance(value, str | Path) else value
+
+    @field_validator("otel_endpoint")
+    @classmethod
+    def _check_otel_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        reason = _rpc_url_problem(value)
+        if reason is None and (urlsplit(value).query or urlsplit(value).fragment):
+            reason = "must have no query or fragment (the OTLP path is added to it)"
+        if reason:
+            raise ValueError(reason)
+        return value.rstrip("/")
 
     @field_validator("http_addr", "intake_addr")
     @classmethod

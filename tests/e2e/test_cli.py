@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from solders.keypair import Keypair
 
 from crank_node import __version__
 from crank_node.cli.main import COMMANDS
@@ -109,3 +110,27 @@ def test_a_command_imports_only_what_it_needs() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip().splitlines()[-1] == "[]"
+
+
+@pytest.mark.e2e
+def test_run_with_an_otel_endpoint_but_without_the_extra_exits_1_saying_what_to_install(
+    tmp_path: Path,
+) -> None:
+    """otel_endpoint set where OpenTelemetry cannot be imported (hidden here): exit 1
+    before the node starts, naming the extra to install; no traceback."""
+    wallet = tmp_path / "wallet.json"
+    wallet.write_text(str(list(bytes(Keypair()))))
+    wallet.chmod(0o600)
+    hide_otel = (
+        "import sys; sys.modules['supervision.otel'] = None; "
+        "from crank_node.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
+    result = subprocess.run(
+        [sys.executable, "-c", hide_otel, "run", "--wallet-path", str(wallet),
+         "--db-path", str(tmp_path / "crank.db"), "--otel-endpoint", "http://127.0.0.1:4318"],
+        capture_output=True, text=True, timeout=120, env=env, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "pip install 'crank-node[otel]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,7 +21,11 @@ import pytest
 from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
 from crank_node.node.settings_layers import load_settings
+from localnet import LocalnetConfig, LocalnetServer
 from storage.engine import open_engine
+from supervision.otel import otel_trace_id
+from tests.support.otlp_receiver import OtlpReceiver
+from tests.support.pipeline_desk import Desk
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -183,3 +188,106 @@ def test_the_operator_listener_gives_the_journey_from_the_database_alone(tmp_pat
         assert fill["links"][0]["order_id"] == fill["with_order_id"]
     assert journey["state"].startswith(("ended", "open")), journey
     assert _journey_over_http(work, "1" * 44)[0] == 404
+
+
+# -- a takeover in the middle of a settlement -------------------------------------------
+
+SETTLEMENT_STEPS = ("settlement.claimed", "settlement.sent", "settlement.recovering")
+
+
+def _json_lines(path: Path) -> list[dict[str, Any]]:
+    lines = [json.loads(line) for line in path.read_text().splitlines() if line.startswith("{")]
+    return [line for line in lines if isinstance(line, dict)]
+
+
+@pytest.mark.parametrize("crash_at", ["attempt_landed", "attempt_written"])
+def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node(
+    tmp_path: Path, crash_at: str
+) -> None:
+    """Node A matches, claims, signs and sends (attempt_landed: the attempt landed) or only
+    writes the attempt ahead (attempt_written), and is killed with SIGKILL; node B takes
+    the settlement over and finishes it. Every step about the settlement on both nodes
+    (claimed, sent, B's recovering) carries the taker order's stored trace id, B's own
+    messages about it run under that trace, and `crank-node trace --order`, `crank-node
+    trace TRACE_ID` and /orders/{id}/journey each show the whole chain across both nodes."""
+    with (
+        OtlpReceiver() as collector,
+        LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as localnet,
+    ):
+        desk = Desk(tmp_path, localnet)
+        try:
+            _, taker = desk.store_crossing_pair(traced=True)
+            logs = [tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"]
+            env = {"CRANK_TRACE": "1"}
+            node_a = desk.node(crash_at, instance_id="node-a",
+                               env={**env, "CRANK_LOG_JSON_PATH": str(logs[0])})  # fmt: skip
+            code = node_a.wait(timeout_s=90)
+            assert code == -signal.SIGKILL, "".join(node_a.lines[-30:])
+            settlement, attempts = desk.only_settlement()
+            assert settlement.status == "submitted" and len(attempts) == 1
+            # B also exports its spans over OTLP/HTTP (the setting, read by crank-node run).
+            node_b = desk.node(instance_id="node-b", env={
+                **env, "CRANK_LOG_JSON_PATH": str(logs[1]),
+                "CRANK_OTEL_ENDPOINT": collector.endpoint,
+            })  # fmt: skip
+            try:
+                node_b.wait_for_line("settlement confirmed", timeout_s=90)
+            finally:
+                assert node_b.stop() == 0, "".join(node_b.lines[-30:])
+            assert desk.only_settlement()[0].status == "confirmed"
+            spans = collector.wait_for(lambda got: any(
+                s.resource.get("service.instance.id") == "node-b" for s in got))  # fmt: skip
+        finally:
+            desk.engine.dispose()
+
+    with sqlite3.connect(tmp_path / "crank.db") as db:
+        (trace_id,) = db.execute("SELECT trace_id FROM orders WHERE id = ?", (taker,)).fetchone()
+    assert trace_id
+    by_node = {log.stem: _json_lines(log) for log in logs}
+    steps = {
+        node: [(line["action"], line.get("trace_id")) for line in lines
+               if line.get("action") in SETTLEMENT_STEPS and line.get("settlement_id") == settlement.settlement_id]
+        for node, lines in by_node.items()
+    }  # fmt: skip
+    sender = "node-a" if crash_at == "attempt_landed" else "node-b"
+    assert "settlement.claimed" in {a for a, _ in steps["node-a"]}, steps
+    assert {"settlement.claimed", "settlement.recovering"} <= {a for a, _ in steps["node-b"]}, steps
+    assert "settlement.sent" in {a for a, _ in steps[sender]}, steps
+    assert {t for node in steps.values() for _, t in node} == {trace_id}, steps
+    b_messages = [line for line in by_node["node-b"]
+                  if line.get("action") == "trace.receive" and line.get("trace_id") == trace_id]  # fmt: skip
+    if crash_at == "attempt_written":  # B sends the attempt A never sent: under the trace
+        assert {"RpcRequest", "_Sent"} <= {line["message_type"] for line in b_messages}, steps
+    # Every message B handled under the order's trace is a span of its OTel trace.
+    in_otel = {s.name for s in spans if s.trace_id == otel_trace_id(trace_id)}
+    assert in_otel == {f"{line['receiver']} {line['message_type']}" for line in b_messages}
+
+    journey = _journey(tmp_path, taker, [str(log) for log in logs])
+    # The orders were stored before node A started: it matches them when it loads the
+    # book, so OrderMonitor's "judged funded" may come after "matched", or never before
+    # the kill (not checked).
+    _check_in_order(journey, (
+        "matched and written", "claimed:", "signed and written ahead", "recovering:",
+        "landed and confirmed",
+    ))  # fmt: skip
+    claims = [line for line in journey.splitlines() if "claimed:" in line]
+    assert [("node-a" in c, "node-b" in c) for c in claims] == [(True, False), (False, True)], journey
+    assert "1 fills confirmed" in journey, journey
+    own_steps = [line for line in journey.splitlines()
+                 if any(f" {step}" in line for step in ("matched and written:", "claimed:",
+                                                        "sent:", "recovering:"))]  # fmt: skip
+    assert len(own_steps) >= 5, journey
+    assert all(line.endswith(f"[trace {trace_id}]") for line in own_steps), journey
+
+    whole = _run(tmp_path, "trace", trace_id, *[arg for log in logs for arg in ("--log", str(log))])
+    assert whole.returncode == 0, whole.stderr
+    in_trace = [sum(line.get("trace_id") == trace_id and line["action"].startswith("trace.")
+                    for line in lines) for lines in by_node.values()]  # fmt: skip
+    assert f"trace {trace_id}: {sum(in_trace)} events" in whole.stdout, (in_trace, whole.stdout)
+
+    status, over_http = _journey_over_http(tmp_path, taker)
+    assert status == 200, over_http
+    (fill,) = over_http["fills"]
+    assert fill["trace_id"] == fill["settlement"]["trace_id"] == trace_id, over_http
+    assert fill["settlement"]["status"] == "confirmed", over_http
+    assert {a["trace_id"] for a in fill["settlement"]["attempts"]} == {trace_id}, over_http

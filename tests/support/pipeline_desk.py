@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 from solders.keypair import Keypair
@@ -20,6 +21,7 @@ from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order as OrderRow
 from storage.models import Settlement, table_of
 from storage.models.coordination import DistributedLock
+from supervision.tracing import trace
 from tests.support.node_process import NodeProcess, free_port
 
 TTL_MS = 2_000  # leases and settlement claims: a restart waits this long to take over
@@ -71,12 +73,15 @@ class Desk:
         )  # fmt: skip
         self.before = self.scenario.snapshot_balances(localnet)
 
-    def store_crossing_pair(self) -> None:
-        """A resting sell and a buy that crosses it: one fill of 3 lots."""
+    def store_crossing_pair(self, *, traced: bool = False) -> list[str]:
+        """A resting sell and a buy that crosses it: one fill of 3 lots; their ids, the
+        taker (buy) last. ``traced``: each order stored under a trace of its own, as
+        intake stores one (its trace id goes on along the fill, settlement, attempts)."""
         market = self.scenario.markets[0]
         seller, buyer = self.scenario.makers
         lot = market.lot_size_atoms
         price = 100 * market.tick_size_atoms
+        ids: list[str] = []
         for maker, side in ((seller, Side.SELL), (buyer, Side.BUY)):
             pay, receive = (
                 (market.base_mint, market.quote_mint)
@@ -89,17 +94,27 @@ class Desk:
                 receive_account=self.scenario.token_account(maker.pubkey(), receive),
                 client_order_id=1, expiry_s=int(time.time()) + 3600, nonce=1,
             )  # fmt: skip
-            storage.store_order(self.engine, sign_order(order, maker))
+            signed = sign_order(order, maker)
+            with trace() if traced else nullcontext():
+                storage.store_order(self.engine, signed)
+            ids.append(signed.order.order_id)
+        return ids
 
     def flow(self, seed: int = 7) -> OrderFlow:
         """Random signed orders on the desk's markets (never overdrawing a maker)."""
         return OrderFlow(self.scenario, seed=seed, now_s=time.time, cross_probability=0.6)
 
-    def node(self, crash_at: str | None = None, *extra: str) -> NodeProcess:
-        env = {"CRANK_CRASH_AT": crash_at} if crash_at else {}
+    def node(
+        self,
+        crash_at: str | None = None,
+        *extra: str,
+        instance_id: str = "crash-node",
+        env: dict[str, str] | None = None,
+    ) -> NodeProcess:
+        env = {**(env or {}), **({"CRANK_CRASH_AT": crash_at} if crash_at else {})}
         return NodeProcess(
             *extra,
-            "--instance-id", "crash-node", "--db-path", str(self.db_path),
+            "--instance-id", instance_id, "--db-path", str(self.db_path),
             "--rpc-url", self.localnet.url, "--wallet-path", str(self.wallet_path),
             "--http-addr", f"127.0.0.1:{free_port()}", "--polling-interval-ms", "100",
             "--lease-ttl-ms", str(TTL_MS), "--settlement-claim-ttl-ms", str(TTL_MS),

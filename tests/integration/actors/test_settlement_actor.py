@@ -21,6 +21,7 @@ from solders.transaction import Transaction
 from spl.token.constants import TOKEN_PROGRAM_ID
 from spl.token.instructions import revoke
 from spl.token.models import RevokeParams
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 
 import storage
@@ -40,7 +41,10 @@ from localnet import LocalnetServer
 from localnet.faults import Faults
 from market import build_settlement_transaction, sign_order
 from market.marker import marker_for
-from supervision import ActorHandle, launch
+from storage.models import Settlement as SettlementRow
+from storage.models import table_of
+from supervision import ActorHandle, launch, set_tracing
+from supervision.tracing import flush_traces
 from tests.conftest import Recorder
 from tests.integration.market.conftest import Rpc, Trade, make_trade
 from tests.support.chain_audit import settled_fill_ids, signature_status_exists
@@ -401,3 +405,27 @@ def test_a_squatted_marker_quarantines_the_settlement_and_never_settles_or_retri
         for r in captured_logs
     )
     assert settler.state().attempts_made == 1
+
+
+def test_a_recovered_settlements_own_messages_run_under_its_stored_trace(
+    settler: Settler, captured_logs: list[dict[str, Any]]
+) -> None:
+    """A settlement stored under trace ``journey-7`` (its order's), written ahead by a
+    node that died: the actor taking it over claims it, recovers it and sends the attempt
+    under ``journey-7`` (the step lines and the RPC request and its reply), so its journey
+    is found by that trace id, not only by its ids."""
+    with settler.engine.begin() as connection:
+        connection.execute(update(table_of(SettlementRow)).values(trace_id="journey-7"))
+    signature = _write_attempt_as_dead_node(settler)
+    set_tracing(True)
+    settler.start(offset_s=120.0)
+    assert settler.finished().signature == signature
+    set_tracing(False)
+    assert flush_traces(5)
+    extras = [r["extra"] for r in captured_logs]
+    own = ("settlement.claimed", "settlement.recovering", "settlement.sent")
+    steps = {(e["action"], e.get("trace_id")) for e in extras if e.get("action") in own}
+    assert steps == {(action, "journey-7") for action in own}
+    received = {e["message_type"] for e in extras
+                if e.get("action") == "trace.receive" and e.get("trace_id") == "journey-7"}  # fmt: skip
+    assert {"RpcRequest", "_Sent"} <= received, received

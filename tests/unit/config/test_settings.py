@@ -182,6 +182,9 @@ def test_a_secondary_rpc_without_a_primary_is_refused() -> None:
         ({"CRANK_RPC_URLS": "ws://rpc:1"}, "rpc_urls", "http:// or https://"),
         ({"CRANK_RPC_URLS": "http://a:1,http://a:1"}, "rpc_urls", "same URL twice"),
         ({"CRANK_INSTANCE_ID": "two words"}, "instance_id", "without spaces"),
+        ({"CRANK_OTEL_ENDPOINT": "grpc://collector:4317"}, "otel_endpoint", "http:// or https://"),
+        ({"CRANK_OTEL_ENDPOINT": "http://:4318"}, "otel_endpoint", "has no host"),
+        ({"CRANK_OTEL_ENDPOINT": "http://c:4318/?x=1"}, "otel_endpoint", "no query"),
         ({"CRANK_DB_URL": "mysql://u@h/db"}, "db_url", "unsupported database URL"),
         ({"CRANK_MEMBERSHIP_INTERVAL_MS": "20000"}, "membership_interval_ms", "below lease_ttl_ms"),
         (
@@ -203,6 +206,16 @@ def test_each_bad_value_is_refused_naming_the_key_the_value_the_source_and_why(
     assert reason in problem.reason
     assert f"{key} = " in str(error) and f"(from env {name})" in str(error)
     assert raw.split(",")[0] in str(problem.value)
+
+
+def test_the_otel_endpoint_is_off_by_default_and_read_from_env_or_flag() -> None:
+    """Unset by default (no export); the environment or the flag sets it, a trailing slash
+    dropped."""
+    assert load().otel_endpoint is None
+    assert load({"CRANK_OTEL_ENDPOINT": "http://127.0.0.1:4318/"}).otel_endpoint == (
+        "http://127.0.0.1:4318"
+    )
+    assert load(otel_endpoint="https://otel.example").otel_endpoint == "https://otel.example"
 
 
 def test_every_bad_key_is_reported_at_once() -> None:

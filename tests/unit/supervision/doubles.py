@@ -25,6 +25,16 @@ NO_BACKOFF = BackoffPolicy(min_s=0.0, max_s=0.0)
 
 
 @dataclass(frozen=True)
+class SettleBatch:
+    """A message naming settlements (its trace lines and spans carry their ids)."""
+
+    settlement_ids: tuple[str, ...]
+
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"settlement": self.settlement_ids}
+
+
+@dataclass(frozen=True)
 class Crash:
     """Raise while handling this tell."""
 
