@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
+import httpx2
 import pytest
 
 from localnet import LocalnetConfig, LocalnetServer
@@ -16,3 +17,10 @@ def localnet() -> Iterator[LocalnetServer]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def http() -> Iterator[httpx2.Client]:
+    """A plain HTTP client, for requests solana-py would not send as they are."""
+    with httpx2.Client(timeout=5) as session:
+        yield session

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import httpx2
 import pytest
 from solders.keypair import Keypair
@@ -13,29 +10,13 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
 
 from localnet import LocalnetServer
-from localnet.base58 import b58encode
+
+from .chain import call, land_over_http
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
 
-
-def call(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    answer = http.post(url, json=body).json()
-    assert "error" not in answer, answer
-    return answer["result"]
-
-
-def _land(localnet: LocalnetServer, http: httpx2.Client, transaction: VersionedTransaction) -> str:
-    options = {"preflightCommitment": "processed"}
-    signature = call(http, localnet.url, "sendTransaction", b58encode(bytes(transaction)), options)
-    localnet.advance_slots(2)
-    return str(signature)
 
 
 def _legacy_and_v0(localnet: LocalnetServer, http: httpx2.Client) -> tuple[str, str]:
@@ -50,8 +31,8 @@ def _legacy_and_v0(localnet: LocalnetServer, http: httpx2.Client) -> tuple[str, 
     legacy = Message.new_with_blockhash(moves[:1], payer.pubkey(), blockhash)
     v0 = MessageV0.try_compile(payer.pubkey(), moves[1:], [], blockhash)
     return (
-        _land(localnet, http, VersionedTransaction(legacy, [payer])),
-        _land(localnet, http, VersionedTransaction(v0, [payer])),
+        land_over_http(localnet, http, VersionedTransaction(legacy, [payer])),
+        land_over_http(localnet, http, VersionedTransaction(v0, [payer])),
     )
 
 

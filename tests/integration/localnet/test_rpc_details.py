@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx2
@@ -18,22 +17,11 @@ from solders.transaction import VersionedTransaction
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.base58 import b58encode
 
-from .chain import client, lamport_transfer, latest_blockhash, run, send
+from .chain import call, client, lamport_transfer, latest_blockhash, run, send
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def http() -> Iterator[httpx2.Client]:
-    with httpx2.Client(timeout=5) as session:
-        yield session
-
-
-def call(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
-    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
-    answer = http.post(url, json=body).json()
-    assert "error" not in answer, answer
-    return answer["result"]
 
 
 def test_send_transaction_takes_base58_the_default_encoding(
