@@ -13,6 +13,7 @@ from solders.message import MessageV0
 from solders.rpc.errors import UnsupportedTransactionVersionMessage
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
+from spl.token.constants import WRAPPED_SOL_MINT
 
 from localnet import LocalnetConfig, LocalnetServer
 from localnet.base58 import b58encode
@@ -165,4 +166,6 @@ def test_program_accounts_can_come_with_their_context_slot(
     }
     result = call(http, localnet.url, "getProgramAccounts", str(mint.token_program), options)
     assert result["context"]["slot"] == 3
-    assert [item["pubkey"] for item in result["value"]] == [str(mint.address)]
+    # Every mint the token program owns: this one and genesis' native mint (wrapped SOL).
+    listed = {item["pubkey"] for item in result["value"]}
+    assert listed == {str(mint.address), str(WRAPPED_SOL_MINT)}
