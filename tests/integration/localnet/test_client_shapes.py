@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
+from typing import Any
+
 import httpx2
 import pytest
 from solders.keypair import Keypair
 from solders.message import Message, MessageV0
 from solders.system_program import TransferParams, transfer
 from solders.transaction import VersionedTransaction
+from spl.token.constants import ACCOUNT_LEN, MINT_LEN, TOKEN_PROGRAM_ID
 
 from localnet import LocalnetServer
 
@@ -56,3 +60,24 @@ def test_transaction_meta_omits_absent_fields_and_always_has_loaded_addresses(
             assert "returnData" not in meta and "costUnits" not in meta
             assert None not in (value for key, value in meta.items() if key != "err")
             assert isinstance(meta["computeUnitsConsumed"], int)
+
+
+def test_accounts_carry_their_whole_data_length_as_space_never_null(
+    localnet: LocalnetServer, http: httpx2.Client
+) -> None:
+    """Agave's UiAccount always sends ``space``, the whole data length even when the
+    data is sliced; solders' Account type sent ``"space": null`` in base64 answers."""
+    mint = localnet.fixtures.create_mint()
+    holder = localnet.fixtures.fund_token_account(Keypair().pubkey(), mint, 5)
+    base64_config: dict[str, Any] = {"encoding": "base64"}
+    value = call(http, localnet.url, "getAccountInfo", str(mint.address), base64_config)["value"]
+    assert value["space"] == MINT_LEN
+    sliced = {"encoding": "base64", "dataSlice": {"offset": 0, "length": 4}}
+    value = call(http, localnet.url, "getAccountInfo", str(mint.address), sliced)["value"]
+    assert value["space"] == MINT_LEN and len(base64.b64decode(value["data"][0])) == 4
+    both = [str(holder), str(Keypair().pubkey())]
+    values = call(http, localnet.url, "getMultipleAccounts", both, base64_config)["value"]
+    assert values[0]["space"] == ACCOUNT_LEN and values[1] is None
+    by_size = {**base64_config, "filters": [{"dataSize": ACCOUNT_LEN}]}
+    listed = call(http, localnet.url, "getProgramAccounts", str(TOKEN_PROGRAM_ID), by_size)
+    assert listed and {item["account"]["space"] for item in listed} == {ACCOUNT_LEN}
