@@ -267,3 +267,22 @@ def test_slots_updates_subscribe_streams_created_frozen_confirmed_and_rooted_slo
             }  # fmt: skip
 
     run(scenario())
+
+
+def test_an_endpoint_dropping_notifications_loses_them_and_the_subscription_goes_on(
+    localnet: LocalnetServer,
+) -> None:
+    """drop_notifications=1 leaves every notification unsent while the chain moves (a
+    lossy provider); once healed, the same subscription resumes with the next slot, so
+    the client never sees the slots produced meanwhile."""
+
+    async def scenario() -> None:
+        async with pubsub(localnet.pubsub_urls[1]) as ws:
+            slots = await ws.subscribe("slotSubscribe")
+            await asyncio.to_thread(localnet.set_faults, 1, Faults(drop_notifications=1.0))
+            await advance(localnet, 3)
+            await asyncio.to_thread(localnet.clear_faults, 1)
+            await advance(localnet, 1)
+            assert (await ws.notification(slots))["slot"] == 4
+
+    run(scenario())
