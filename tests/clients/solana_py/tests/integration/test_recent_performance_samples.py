@@ -11,7 +11,10 @@ from ..utils import assert_valid_response
 @fixture(scope="session")
 def _wait_until_ready() -> None:
     """Sleep for a minute so that performance samples are available."""
-    time.sleep(60)
+    # crank-node adaptation: no minute's sleep. localnet answers getRecentPerformanceSamples
+    # from its first slot on (an empty list before the first 150-slot sample), and the
+    # tests only check that the answer is valid. See ../../README.md.
+    time.sleep(0)
 
 
 @mark.integration
