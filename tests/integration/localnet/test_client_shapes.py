@@ -14,6 +14,7 @@ from solders.transaction import VersionedTransaction
 from spl.token.constants import ACCOUNT_LEN, MINT_LEN, TOKEN_PROGRAM_ID
 
 from localnet import LocalnetServer
+from localnet.base58 import b58encode
 
 from .chain import call, land_over_http
 
@@ -81,3 +82,34 @@ def test_accounts_carry_their_whole_data_length_as_space_never_null(
     by_size = {**base64_config, "filters": [{"dataSize": ACCOUNT_LEN}]}
     listed = call(http, localnet.url, "getProgramAccounts", str(TOKEN_PROGRAM_ID), by_size)
     assert listed and {item["account"]["space"] for item in listed} == {ACCOUNT_LEN}
+
+
+def test_a_preflight_failure_carries_agave_s_simulation_result_fields(
+    localnet: LocalnetServer, http: httpx2.Client
+) -> None:
+    """Agave's RpcSimulateTransactionResult skips no field: a preflight failure's data
+    has all of them, null exactly where Agave's send_transaction sets None (accounts,
+    inner instructions, replacement blockhash, balances, loaded addresses)."""
+    payer = localnet.fixtures.fund_wallet()
+    blockhash = localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
+    too_much = transfer(
+        TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=10**15)
+    )
+    transaction = VersionedTransaction(
+        Message.new_with_blockhash([too_much], payer.pubkey(), blockhash), [payer]
+    )
+    body = {"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
+            "params": [b58encode(bytes(transaction)), {"preflightCommitment": "processed"}]}  # fmt: skip
+    error = http.post(localnet.url, json=body).json()["error"]
+    assert error["code"] == -32002 and error["message"].startswith("Transaction simulation failed")
+    data = error["data"]
+    assert set(data) == {
+        "err", "logs", "accounts", "unitsConsumed", "loadedAccountsDataSize", "returnData",
+        "innerInstructions", "replacementBlockhash", "fee", "preBalances", "postBalances",
+        "preTokenBalances", "postTokenBalances", "loadedAddresses",
+    }  # fmt: skip
+    unset = ("accounts", "innerInstructions", "replacementBlockhash", "preBalances",
+             "postBalances", "preTokenBalances", "postTokenBalances", "loadedAddresses")  # fmt: skip
+    assert all(data[key] is None for key in unset)
+    assert data["err"] == {"InstructionError": [0, {"Custom": 1}]} and data["logs"]
+    assert data["unitsConsumed"] > 0 and data["fee"] == 5000
