@@ -11,15 +11,13 @@ in tests/clients/kit (.ci/run does it).
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from localnet import LocalnetConfig, LocalnetServer
+
+from .node_checks import node_or_skip, run_checks
 
 pytestmark = [pytest.mark.integration, pytest.mark.realtime]
 
@@ -28,35 +26,16 @@ RUN_TIMEOUT_S = 150
 SLOT_MS = 400
 
 
-def _harness_or_skip() -> str:
-    node = shutil.which("node")
-    if node is None:
-        pytest.skip("node is not installed: the kit checks need Node.js 20.18+")
-    if not (HARNESS / "node_modules" / "@solana" / "kit").is_dir():
-        pytest.skip(f"run `npm ci` in {HARNESS} first (.ci/run does)")
-    return node
-
-
-def _run_checks(node: str, url: str, pubsub_url: str) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    finished = subprocess.run(
-        [node, "checks.mjs", url, pubsub_url], cwd=HARNESS, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
-    )  # fmt: skip
-    lines = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
-    assert lines and "summary" in lines[-1], finished.stderr[-2000:]
-    return lines[:-1], lines[-1]["summary"]
-
-
 def test_every_kit_check_passes_against_a_real_time_localnet() -> None:
     """Kit reads every answer as its declared type (integers as bigints): cluster facts,
     accounts (base64 with space, jsonParsed), the native mint, json/jsonParsed/base64
     transactions and blocks, fees, simulation, and slot/root/account/logs subscriptions."""
-    node = _harness_or_skip()
+    node = node_or_skip(HARNESS, "@solana/kit", "the kit checks need Node.js 20.18+")
     config = LocalnetConfig(port=0, endpoints=1, slot_ms=SLOT_MS)
     with LocalnetServer(config) as localnet:
         pubsub_url = localnet.pubsub_urls[0]
         assert pubsub_url is not None
-        checks, summary = _run_checks(node, localnet.url, pubsub_url)
+        checks, summary = run_checks(node, HARNESS, [localnet.url, pubsub_url], RUN_TIMEOUT_S)
     failed = [check for check in checks if not check["ok"]]
     assert not failed, f"{summary['passed']}/{summary['total']} passed; failed: {failed}"
     assert summary["total"] == len(checks) > 0

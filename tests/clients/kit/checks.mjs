@@ -56,6 +56,17 @@ function expect(condition, message) {
 }
 
 const isU64 = (value) => typeof value === 'bigint' && value >= 0n;
+
+// A v0 message paid by `payer` on the latest blockhash, with one memo instruction.
+async function memoMessage(text) {
+  const { value: latest } = await rpc.getLatestBlockhash().send();
+  return pipe(
+    createTransactionMessage({ version: 0 }),
+    (m) => setTransactionMessageFeePayerSigner(payer, m),
+    (m) => setTransactionMessageLifetimeUsingBlockhash(latest, m),
+    (m) => appendTransactionMessageInstruction({ programAddress: MEMO, accounts: [], data: new TextEncoder().encode(text) }, m),
+  );
+}
 let payer; let memoSignature; let memoSlot;
 
 await check('getVersion', async () => (await rpc.getVersion().send())['solana-core']);
@@ -111,13 +122,7 @@ await check('getProgramAccounts (dataSize)', async () => {
 });
 
 await check('sendAndConfirmTransaction (memo)', async () => {
-  const { value: latest } = await rpc.getLatestBlockhash().send();
-  const message = pipe(
-    createTransactionMessage({ version: 0 }),
-    (m) => setTransactionMessageFeePayerSigner(payer, m),
-    (m) => setTransactionMessageLifetimeUsingBlockhash(latest, m),
-    (m) => appendTransactionMessageInstruction({ programAddress: MEMO, accounts: [], data: new TextEncoder().encode('kit') }, m),
-  );
+  const message = await memoMessage('kit');
   const signed = await signTransactionMessageWithSigners(message);
   await sendAndConfirmTransactionFactory({ rpc, rpcSubscriptions })(signed, { commitment: 'confirmed' });
   memoSignature = getSignatureFromTransaction(signed);
@@ -162,25 +167,13 @@ await check('getBlocks', async () => (await rpc.getBlocks(0n, undefined, confirm
 await check('getBlockTime', async () => rpc.getBlockTime(memoSlot).send());
 await check('getBlockCommitment', async () => (await rpc.getBlockCommitment(memoSlot).send()).totalStake);
 await check('getFeeForMessage', async () => {
-  const { value: latest } = await rpc.getLatestBlockhash().send();
-  const message = pipe(
-    createTransactionMessage({ version: 0 }),
-    (m) => setTransactionMessageFeePayerSigner(payer, m),
-    (m) => setTransactionMessageLifetimeUsingBlockhash(latest, m),
-    (m) => appendTransactionMessageInstruction({ programAddress: MEMO, accounts: [], data: new TextEncoder().encode('fee') }, m),
-  );
+  const message = await memoMessage('fee');
   const bytes = getCompiledTransactionMessageEncoder().encode(compileTransactionMessage(message));
   const { value } = await rpc.getFeeForMessage(Buffer.from(bytes).toString('base64')).send();
   expect(value === 5000n, shown(value));
 });
 await check('simulateTransaction', async () => {
-  const { value: latest } = await rpc.getLatestBlockhash().send();
-  const message = pipe(
-    createTransactionMessage({ version: 0 }),
-    (m) => setTransactionMessageFeePayerSigner(payer, m),
-    (m) => setTransactionMessageLifetimeUsingBlockhash(latest, m),
-    (m) => appendTransactionMessageInstruction({ programAddress: MEMO, accounts: [], data: new TextEncoder().encode('sim') }, m),
-  );
+  const message = await memoMessage('sim');
   const signed = await signTransactionMessageWithSigners(message);
   const { value } = await rpc.simulateTransaction(getBase64EncodedWireTransaction(signed), { encoding: 'base64' }).send();
   expect(value.err === null && isU64(value.unitsConsumed), shown(value));
