@@ -144,7 +144,7 @@ class Endpoint:
         tip = self._ledger.tip(faults.lag_slots)
         return RpcContext(
             self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks,
-            faults.prune_history_slots,
+            faults.prune_history_slots, self._faults.drop_notifications,
         )  # fmt: skip
 
     async def _listen(self, sock: socket.socket) -> None:

@@ -54,6 +54,9 @@ class Faults:
     - ``lag_slots``: answer from the state that many slots old;
     - ``down``: refuse connections (and reset open ones);
     - ``drop_sends``: accept ``sendTransaction``, return its signature, never deliver it;
+    - ``drop_notifications``: that fraction (0 to 1) of PubSub notifications is never
+      sent (a lossy WebSocket provider); the subscription itself goes on, and a
+      signature subscription whose one notification was dropped still ends;
     - ``late_landing_blocks``: accept ``sendTransaction``, return its signature, hold the
       transaction and deliver it only when the chain reaches the last N block heights of
       its blockhash's validity (``lastValidBlockHeight - N + 1``); a resend of the same
@@ -83,6 +86,7 @@ class Faults:
     drop_sends: bool = False
     late_landing_blocks: int = 0
     prune_history_slots: int = 0
+    drop_notifications: float = 0.0
     backends: tuple[Faults, ...] = ()
     backend_choice: str = ROUND_ROBIN
 
@@ -92,9 +96,10 @@ class Faults:
         _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
         _check_int("late_landing_blocks", self.late_landing_blocks, VALID_BLOCKHASHES)
         _check_int("prune_history_slots", self.prune_history_slots, MAX_PRUNE_HISTORY_SLOTS)
-        rate = self.error_rate
-        if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0.0 <= rate <= 1.0:
-            raise InvalidFaults(f"error_rate: expected a number from 0 to 1, got {rate!r}")
+        for name in ("error_rate", "drop_notifications"):
+            rate = getattr(self, name)
+            if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:
+                raise InvalidFaults(f"{name}: expected a number from 0 to 1, got {rate!r}")
         if not isinstance(self.error, FaultError):
             raise InvalidFaults(f"error: expected a FaultError, got {self.error!r}")
         for flag in ("hang", "down", "drop_sends"):

@@ -27,8 +27,10 @@ from solders.pubkey import Pubkey
 from solders.signature import Signature
 from solders.system_program import ID as SYSTEM_PROGRAM_ID
 from solders.system_program import TransferParams, transfer
+from solders.token.state import Mint
 from solders.transaction import Transaction, VersionedTransaction
 from solders.transaction_metadata import FailedTransactionMetadata, SimulateResult
+from spl.token.constants import TOKEN_PROGRAM_ID, WRAPPED_SOL_MINT
 
 from localnet.account_history import UNCHANGED, AccountHistory
 from localnet.blockhashes import BlockhashWindow, SlotBlockhash
@@ -110,6 +112,8 @@ class Ledger:
         self._held_signatures: set[Signature] = set()
         self._block_times: dict[int, int] = {}
         self._faucet = Keypair()
+        # The one validator's identity: leader of every slot (getSlotLeader, getClusterNodes).
+        self.identity = Keypair().pubkey()
         self._slot = config.genesis_slot
         self._slot_listeners: list[Callable[[int], None]] = []
         self._genesis()
@@ -426,6 +430,13 @@ class Ledger:
         self._svm.set_account(
             self._faucet.pubkey(),
             Account(self.config.faucet_lamports, b"", SYSTEM_PROGRAM_ID, False, 0),
+        )
+        # A cluster's genesis holds SPL Token's native mint (wrapped SOL: no authority,
+        # 9 decimals), so getTokenSupply and wrapping SOL work from slot 0.
+        native_mint = bytes(Mint(None, 0, 9, True, None))
+        rent = self._svm.minimum_balance_for_rent_exemption(len(native_mint))
+        self._svm.set_account(
+            WRAPPED_SOL_MINT, Account(rent, native_mint, TOKEN_PROGRAM_ID, False, 0)
         )
         self._set_clock(self._slot)
         self._seal_slot()

@@ -6,7 +6,9 @@ and their unsubscribes). A subscribe answers with the subscription id; after
 that, each slot the ledger produces wakes a pump on the event loop that polls
 every subscription with the endpoint's current view (so its faults apply: a
 lagging endpoint notifies late) and sends the notifications due, in order.
-An endpoint that goes down closes every PubSub connection.
+An endpoint that goes down closes every PubSub connection; one that drops
+notifications (``drop_notifications``) leaves that share of them unsent, from
+dice seeded by the endpoint's index, so a run repeats.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -51,6 +54,7 @@ class PubSub:
         self._wake = asyncio.Event()
         self._pump_task: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._dice = random.Random(endpoint_index)  # noqa: S311  (fault dice, not secrets)
 
     def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -173,6 +177,12 @@ class PubSub:
         if subscription.finished:
             connection.subscriptions.pop(subscription_id, None)
         for result in results:
+            if context.drop_notifications and self._dice.random() < context.drop_notifications:
+                logger.bind(
+                    action="localnet.pubsub_dropped", endpoint=self._index,
+                    method=subscription.kind, subscription=subscription_id,
+                ).debug("notification dropped by fault")  # fmt: skip
+                continue
             note = {
                 "jsonrpc": "2.0",
                 "method": subscription.kind,

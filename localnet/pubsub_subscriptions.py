@@ -14,6 +14,7 @@ The notification shapes follow Agave's ``rpc_subscriptions`` (and are what
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -98,6 +99,43 @@ class RootSubscription(Subscription):
 
 
 @dataclass
+class SlotsUpdatesSubscription(Subscription):
+    """Agave's ``SlotUpdate`` stream: each slot's bank created and frozen (with its
+    transaction stats), then optimistically confirmed, then rooted."""
+
+    seen_confirmed: int = 0
+    seen_root: int = 0
+
+    def notify(self, context: RpcContext, first: int, last: int) -> list[Any]:
+        now_ms = int(time.time() * 1000)
+        notes: list[Any] = []
+        for slot in range(first, last + 1):
+            landed = context.ledger.landed_in_slot(slot)
+            failed = sum(1 for item in landed if item.err is not None)
+            stats = {
+                "numTransactionEntries": len(landed),
+                "numSuccessfulTransactions": len(landed) - failed,
+                "numFailedTransactions": failed,
+                "maxTransactionsPerEntry": 1 if landed else 0,
+            }
+            notes.append({"type": "createdBank", "slot": slot, "parent": max(slot - 1, 0),
+                          "timestamp": now_ms})  # fmt: skip
+            notes.append({"type": "frozen", "slot": slot, "timestamp": now_ms, "stats": stats})
+        confirmed, root = context.tip.confirmed_slot, context.tip.finalized_slot
+        for slot in _newer(self.seen_confirmed, confirmed):
+            notes.append({"type": "optimisticConfirmation", "slot": slot, "timestamp": now_ms})
+        for slot in _newer(self.seen_root, root):
+            notes.append({"type": "root", "slot": slot, "timestamp": now_ms})
+        self.seen_confirmed = max(self.seen_confirmed, confirmed)
+        self.seen_root = max(self.seen_root, root)
+        return notes
+
+
+def _newer(seen: int, reached: int) -> range:
+    return range(max(seen + 1, reached - MAX_CATCH_UP_SLOTS + 1), reached + 1)
+
+
+@dataclass
 class LogsSubscription(Subscription):
     mentions: Pubkey | None = None
 
@@ -178,6 +216,14 @@ def _slot(context: RpcContext, params: Params) -> Subscription:
     return SlotSubscription("slotNotification", Commitment.PROCESSED, context.tip.processed_slot)
 
 
+def _slots_updates(context: RpcContext, params: Params) -> Subscription:
+    tip = context.tip
+    return SlotsUpdatesSubscription(
+        "slotsUpdatesNotification", Commitment.PROCESSED, tip.processed_slot,
+        seen_confirmed=tip.confirmed_slot, seen_root=tip.finalized_slot,
+    )  # fmt: skip
+
+
 def _root(context: RpcContext, params: Params) -> Subscription:
     return RootSubscription("rootNotification", Commitment.FINALIZED, context.tip.finalized_slot)
 
@@ -237,6 +283,7 @@ SUBSCRIBE_METHODS: Final[dict[str, tuple[SubscribeMethod, int, int]]] = {
     "signatureSubscribe": (_signature, 1, 2),
     "slotSubscribe": (_slot, 0, 0),
     "rootSubscribe": (_root, 0, 0),
+    "slotsUpdatesSubscribe": (_slots_updates, 0, 0),
     "logsSubscribe": (_logs, 1, 2),
     "accountSubscribe": (_account, 1, 2),
     "programSubscribe": (_program, 1, 2),

@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from solders.account import Account
 from solders.rpc.responses import (
-    GetAccountInfoResp,
     GetBalanceResp,
-    GetMultipleAccountsResp,
-    GetProgramAccountsResp,
-    GetProgramAccountsWithContextResp,
     GetTokenAccountBalanceResp,
-    RpcKeyedAccount,
 )
 
 from localnet.base58 import b58decode
-from localnet.rpc_context import RpcContext, RpcMethod, account_view, response_context
+from localnet.rpc_context import RpcContext, RpcMethod, response_context
 from localnet.rpc_errors import RpcError
-from localnet.rpc_params import Config, Params, decode_bytes, invalid_type, parse_pubkey
+from localnet.rpc_params import Params, decode_bytes, invalid_type, parse_pubkey
 from localnet.rpc_shapes import JsonAnswer
-from localnet.rpc_tokens import JSON_PARSED, account_json, with_context
+from localnet.rpc_tokens import account_json, with_context
 from localnet.tokens import parse_mint, parse_token_account, ui_token_amount
 
 __all__ = ["ACCOUNT_METHODS", "matches_filters", "parse_filters"]
@@ -39,56 +33,41 @@ def get_balance(context: RpcContext, params: Params) -> GetBalanceResp:
     return GetBalanceResp(0 if account is None else account.lamports, response_context(slot))
 
 
-def get_account_info(context: RpcContext, params: Params) -> GetAccountInfoResp | JsonAnswer:
+# Accounts are answered through account_json: Agave's UiAccount always carries "space"
+# (the whole data length, even when sliced), where solders' Account would send null.
+
+
+def get_account_info(context: RpcContext, params: Params) -> JsonAnswer:
     address = params.pubkey(0)
     config = params.config(1)
     slot = config.context_slot(context.tip, config.commitment())
-    if config.get("encoding") == JSON_PARSED:
-        found = context.ledger.account(address, slot)
-        shown = account_json(found, config, slot, context.ledger.mint_decimals)
-        return JsonAnswer(with_context(slot, shown))
-    account = account_view(context.ledger.account(address, slot), config)
-    return GetAccountInfoResp(account, response_context(slot))
+    found = context.ledger.account(address, slot)
+    shown = account_json(found, config, slot, context.ledger.mint_decimals)
+    return JsonAnswer(with_context(slot, shown))
 
 
-def get_multiple_accounts(
-    context: RpcContext, params: Params
-) -> GetMultipleAccountsResp | JsonAnswer:
+def get_multiple_accounts(context: RpcContext, params: Params) -> JsonAnswer:
     addresses = [parse_pubkey(raw) for raw in params.list_of(0, MAX_MULTIPLE_ACCOUNTS)]
     config = params.config(1)
     slot = config.context_slot(context.tip, config.commitment())
-    if config.get("encoding") == JSON_PARSED:
-        decimals = context.ledger.mint_decimals
-        shown = [account_json(context.ledger.account(key, slot), config, slot, decimals)
-                 for key in addresses]  # fmt: skip
-        return JsonAnswer(with_context(slot, shown))
-    accounts = [account_view(context.ledger.account(key, slot), config) for key in addresses]
-    return GetMultipleAccountsResp(accounts, response_context(slot))
+    decimals = context.ledger.mint_decimals
+    shown = [account_json(context.ledger.account(key, slot), config, slot, decimals)
+             for key in addresses]  # fmt: skip
+    return JsonAnswer(with_context(slot, shown))
 
 
-def get_program_accounts(
-    context: RpcContext, params: Params
-) -> GetProgramAccountsResp | GetProgramAccountsWithContextResp | JsonAnswer:
+def get_program_accounts(context: RpcContext, params: Params) -> JsonAnswer:
     program_id = params.pubkey(0)
     config = params.config(1)
     filters = parse_filters(config.get("filters"))
     slot = config.context_slot(context.tip, config.commitment())
-    if config.get("encoding") == JSON_PARSED:
-        decimals = context.ledger.mint_decimals
-        listed = [
-            {"pubkey": str(address), "account": account_json(account, config, slot, decimals)}
-            for address, account in context.ledger.program_accounts(program_id, slot)
-            if matches_filters(bytes(account.data), filters)
-        ]
-        return JsonAnswer(with_context(slot, listed) if config.flag("withContext") else listed)
-    keyed = [
-        RpcKeyedAccount(address, _shown(account, config))
+    decimals = context.ledger.mint_decimals
+    listed = [
+        {"pubkey": str(address), "account": account_json(account, config, slot, decimals)}
         for address, account in context.ledger.program_accounts(program_id, slot)
         if matches_filters(bytes(account.data), filters)
     ]
-    if config.flag("withContext"):
-        return GetProgramAccountsWithContextResp(keyed, response_context(slot))
-    return GetProgramAccountsResp(keyed)
+    return JsonAnswer(with_context(slot, listed) if config.flag("withContext") else listed)
 
 
 def get_token_account_balance(context: RpcContext, params: Params) -> GetTokenAccountBalanceResp:
@@ -107,12 +86,6 @@ def get_token_account_balance(context: RpcContext, params: Params) -> GetTokenAc
     return GetTokenAccountBalanceResp(
         ui_token_amount(token.amount, mint.decimals), response_context(slot)
     )
-
-
-def _shown(account: Account, config: Config) -> Account:
-    shown = account_view(account, config)
-    assert shown is not None
-    return shown
 
 
 def parse_filters(raw: Any) -> list[DataFilter]:

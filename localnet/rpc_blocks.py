@@ -19,7 +19,9 @@ from localnet.rpc_context import RpcContext, RpcMethod
 from localnet.rpc_encoding import encode_landed
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Config, Params
+from localnet.rpc_parsed import encode_parsed
 from localnet.rpc_shapes import JsonAnswer, node_meta
+from localnet.rpc_tokens import JSON_PARSED
 
 __all__ = ["BLOCK_METHODS"]
 
@@ -63,7 +65,7 @@ def get_block(context: RpcContext, params: Params) -> JsonAnswer:
         params.config(1)
     )
     committed = _committed_slot(context, config)
-    encoding = config.enum("encoding", ("json", "base64"), "json")
+    encoding = config.enum("encoding", ("json", "base64", JSON_PARSED), "json")
     details = config.enum("transactionDetails", ("full", "signatures", "none"), "full")
     max_version = config.optional_u64("maxSupportedTransactionVersion")
     show_rewards = config.get("rewards") is not False
@@ -96,6 +98,8 @@ def get_block(context: RpcContext, params: Params) -> JsonAnswer:
 def _transaction_json(
     landed: Any, encoding: str, max_version: int | None, context: RpcContext
 ) -> dict[str, Any]:
+    if encoding == JSON_PARSED:
+        return encode_parsed(landed, max_version, context.ledger.mint_decimals)
     encoded = encode_landed(landed, encoding, max_version, context.ledger.mint_decimals)
     shown: dict[str, Any] = json.loads(encoded.to_json())
     shown["meta"] = node_meta(shown.get("meta"))

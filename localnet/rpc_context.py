@@ -30,6 +30,7 @@ class RpcContext:
     drop_sends: bool = False
     late_landing_blocks: int = 0
     prune_history_slots: int = 0
+    drop_notifications: float = 0.0  # the share of PubSub notifications never sent
 
     def forgot(self, landed_slot: int) -> bool:
         """True if this endpoint's history no longer holds a transaction of ``landed_slot``."""

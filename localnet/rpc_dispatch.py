@@ -21,6 +21,7 @@ from localnet.rpc_cluster import CLUSTER_METHODS
 from localnet.rpc_context import RpcContext, RpcMethod
 from localnet.rpc_errors import RpcError
 from localnet.rpc_history import HISTORY_METHODS
+from localnet.rpc_leader import LEADER_METHODS
 from localnet.rpc_params import Params
 from localnet.rpc_tokens import TOKEN_METHODS
 from localnet.rpc_transactions import TRANSACTION_METHODS
@@ -35,6 +36,7 @@ METHODS: Final[Mapping[str, tuple[RpcMethod, int, int]]] = {
     **BLOCK_METHODS,
     **CHAIN_INFO_METHODS,
     **TOKEN_METHODS,
+    **LEADER_METHODS,
 }
 _NO_ID: Final = object()  # a notification: no "id" member, so no answer
 _BAD_ID: Final = object()  # not a request object, or an id JSON-RPC does not allow

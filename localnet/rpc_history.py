@@ -19,7 +19,9 @@ from localnet.rpc_context import RpcContext, RpcMethod, response_context
 from localnet.rpc_encoding import encode_landed
 from localnet.rpc_errors import RpcError
 from localnet.rpc_params import Config, Params, parse_signature
+from localnet.rpc_parsed import encode_parsed
 from localnet.rpc_shapes import JsonAnswer, node_result
+from localnet.rpc_tokens import JSON_PARSED
 from localnet.transaction_log import LandedTransaction
 
 __all__ = ["HISTORY_METHODS"]
@@ -57,12 +59,15 @@ def _status(
 def get_transaction(context: RpcContext, params: Params) -> JsonAnswer:
     signature = params.signature(0)
     config = _transaction_config(params)
-    encoding = config.enum("encoding", ("json", "base64"), "json")
+    encoding = config.enum("encoding", ("json", "base64", JSON_PARSED), "json")
     slot = config.context_slot(context.tip, _at_least_confirmed(config))
     max_version = config.optional_u64("maxSupportedTransactionVersion")
     landed = context.ledger.landed(signature)
     if landed is None or landed.slot > slot or context.forgot(landed.slot):
         return JsonAnswer(None)
+    if encoding == JSON_PARSED:
+        parsed = encode_parsed(landed, max_version, context.ledger.mint_decimals)
+        return JsonAnswer({"slot": landed.slot, **parsed, "blockTime": landed.block_time})
     encoded = encode_landed(landed, encoding, max_version, context.ledger.mint_decimals)
     answer = GetTransactionResp(
         EncodedConfirmedTransactionWithStatusMeta(landed.slot, encoded, landed.block_time)

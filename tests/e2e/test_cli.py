@@ -112,7 +112,6 @@ def test_a_command_imports_only_what_it_needs() -> None:
     assert result.stdout.strip().splitlines()[-1] == "[]"
 
 
-@pytest.mark.e2e
 def test_run_with_an_otel_endpoint_but_without_the_extra_exits_1_saying_what_to_install(
     tmp_path: Path,
 ) -> None:

@@ -177,6 +177,20 @@ await check('getTransaction (SPL transfer, token balances)', async () => {
   const post = found.meta.postTokenBalances.find((balance) => balance.owner === recipient.publicKey.toBase58());
   expect(post && post.uiTokenAmount.uiAmountString === '1.5', JSON.stringify(post));
 });
+await check('getParsedTransactions (SPL transfer parsed, token balances)', async () => {
+  const [found] = await connection.getParsedTransactions([splSignature], { commitment: 'confirmed', maxSupportedTransactionVersion: 0 });
+  const transfer = found.transaction.message.instructions.find((ix) => ix.program === 'spl-token');
+  expect(transfer && transfer.parsed.type === 'transferChecked', JSON.stringify(found.transaction.message.instructions));
+  expect(transfer.parsed.info.tokenAmount.amount === '1500000', JSON.stringify(transfer.parsed.info));
+  expect(found.meta.postTokenBalances.length === 2, 'no token balances');
+  return transfer.parsed.type;
+});
+await check('getParsedBlock', async () => {
+  const { slot } = await connection.getTransaction(splSignature, { commitment: 'confirmed', maxSupportedTransactionVersion: 0 });
+  const block = await connection.getParsedBlock(slot, { commitment: 'confirmed', maxSupportedTransactionVersion: 0 });
+  expect(block.transactions.some((tx) => tx.transaction.signatures[0] === splSignature), 'not in its block');
+  return block.transactions.length;
+});
 await check('getTokenAccountBalance', async () => (await connection.getTokenAccountBalance(destination)).value.uiAmountString);
 await check('getTokenAccountsByOwner', async () => {
   const { value } = await connection.getTokenAccountsByOwner(recipient.publicKey, { mint });

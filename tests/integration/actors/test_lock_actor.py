@@ -370,7 +370,6 @@ def lost_markets(events: list[Any]) -> set[str]:
     return {m for e in events if isinstance(e, MarketsChanged) for m in e.lost}
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
     engine: Engine, database_url: str, recorder: Recorder

@@ -24,7 +24,7 @@ from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.intake.conftest import CliResult, run_cli
 from tests.integration.intake.test_market_command import _clean_environment
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
+pytestmark = pytest.mark.timeout(120)
 __all__ = ["_clean_environment"]  # the autouse fixture: no CRANK_* setting leaks in
 
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qH3oxhUbCy4qk4BwCMyx8NhJs3")

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Awaitable, Sequence
 from typing import Any, TypeVar
 
+import httpx2
 from solana.rpc.async_api import AsyncClient
 from solana.rpc.commitment import Commitment, Processed
 from solana.rpc.models import TxOpts
@@ -18,6 +19,7 @@ from solders.system_program import TransferParams, transfer
 from solders.transaction import Transaction, VersionedTransaction
 
 from localnet import LocalnetServer
+from localnet.base58 import b58encode
 
 T = TypeVar("T")
 CLIENT_TIMEOUT_S = 5.0
@@ -80,3 +82,21 @@ async def send_and_land(
     assert status is not None, f"{signature} did not land"
     assert status.err is None, f"{signature} failed: {status.err}"
     return signature
+
+
+def call(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
+    """The ``result`` of one JSON-RPC request; fails the test on an error answer."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    answer = http.post(url, json=body).json()
+    assert "error" not in answer, answer
+    return answer["result"]
+
+
+def land_over_http(
+    localnet: LocalnetServer, http: httpx2.Client, transaction: VersionedTransaction
+) -> str:
+    """Send ``transaction`` (base58, preflight at processed), then confirm its slot."""
+    options = {"preflightCommitment": "processed"}
+    signature = call(http, localnet.url, "sendTransaction", b58encode(bytes(transaction)), options)
+    localnet.advance_slots(2)
+    return str(signature)

@@ -12,5 +12,6 @@ import pytest
 
 @pytest.fixture
 def http() -> Iterator[httpx2.Client]:
+    """A plain HTTP client, for requests solana-py would not send as they are."""
     with httpx2.Client(timeout=5) as session:
         yield session

@@ -236,3 +236,45 @@ def test_account_subscribe_in_json_parsed_shows_a_token_account_parsed(
             assert data["parsed"]["info"]["owner"] == str(owner)
 
     run(scenario())
+
+
+def test_slots_updates_subscribe_streams_created_frozen_confirmed_and_rooted_slots(
+    localnet: LocalnetServer,
+) -> None:
+    """slotsUpdatesSubscribe (once -32601) sends Agave's SlotUpdate kinds, each read by
+    solders: every slot's bank created then frozen, then optimistic confirmation, then
+    root, as the chain advances."""
+
+    async def scenario() -> None:
+        async with pubsub(localnet.pubsub_urls[0]) as ws:
+            updates = await ws.subscribe("slotsUpdatesSubscribe")
+            await advance(localnet, 4)  # processed 4, confirmed 3, finalized 1
+            seen = [await ws.notification(updates) for _ in range(4 * 2 + 3 + 1)]
+            kinds = [(note["type"], note["slot"]) for note in seen]
+            assert kinds[:2] == [("createdBank", 1), ("frozen", 1)]
+            assert ("optimisticConfirmation", 3) in kinds and ("root", 1) in kinds
+            assert seen[1]["stats"]["numFailedTransactions"] == 0
+            assert await ws.call("slotsUpdatesUnsubscribe", updates) == {
+                "jsonrpc": "2.0", "result": True, "id": 2,
+            }  # fmt: skip
+
+    run(scenario())
+
+
+def test_an_endpoint_dropping_notifications_loses_them_and_the_subscription_goes_on(
+    localnet: LocalnetServer,
+) -> None:
+    """drop_notifications=1 leaves every notification unsent while the chain moves (a
+    lossy provider); once healed, the same subscription resumes with the next slot, so
+    the client never sees the slots produced meanwhile."""
+
+    async def scenario() -> None:
+        async with pubsub(localnet.pubsub_urls[1]) as ws:
+            slots = await ws.subscribe("slotSubscribe")
+            await asyncio.to_thread(localnet.set_faults, 1, Faults(drop_notifications=1.0))
+            await advance(localnet, 3)
+            await asyncio.to_thread(localnet.clear_faults, 1)
+            await advance(localnet, 1)
+            assert (await ws.notification(slots))["slot"] == 4
+
+    run(scenario())

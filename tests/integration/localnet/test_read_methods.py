@@ -6,6 +6,7 @@ checks the shape; the assertions check the values.
 
 from __future__ import annotations
 
+import httpx2
 import pytest
 from solana.rpc.commitment import Confirmed, Processed
 from solana.rpc.models import TokenAccountOpts
@@ -14,10 +15,11 @@ from solders.keypair import Keypair
 from solders.message import MessageV0
 from solders.system_program import TransferParams, transfer
 from solders.transaction_status import TransactionDetails
+from spl.token.constants import WRAPPED_SOL_MINT
 
 from localnet import LocalnetServer
 
-from .chain import client, lamport_transfer, latest_blockhash, run, send
+from .chain import call, client, lamport_transfer, latest_blockhash, run, send
 
 pytestmark = pytest.mark.localnet(endpoints=3)
 
@@ -137,3 +139,27 @@ def test_fee_for_message_is_per_signature_plus_priority_and_null_for_an_unknown_
             assert (await rpc.get_fee_for_message(stale, Processed)).value is None
 
     run(scenario())
+
+
+def test_one_validator_leads_every_slot_and_is_the_only_cluster_node(
+    localnet: LocalnetServer, http: httpx2.Client
+) -> None:
+    """getIdentity, getSlotLeader(s), getLeaderSchedule and getClusterNodes answer as a
+    single-validator cluster: one identity everywhere, every slot of the epoch its own."""
+    identity = call(http, localnet.url, "getIdentity")["identity"]
+    assert call(http, localnet.url, "getSlotLeader") == identity
+    assert call(http, localnet.url, "getSlotLeaders", 0, 3) == [identity] * 3
+    schedule = call(http, localnet.url, "getLeaderSchedule")
+    slots_per_epoch = call(http, localnet.url, "getEpochSchedule")["slotsPerEpoch"]
+    assert list(schedule) == [identity] and len(schedule[identity]) >= 1
+    assert len(schedule[identity]) <= slots_per_epoch
+    assert call(http, localnet.url, "getLeaderSchedule", None, {"identity": "x" * 32}) == {}
+    (node,) = call(http, localnet.url, "getClusterNodes")
+    assert node["pubkey"] == identity
+
+
+def test_the_native_mint_exists_from_genesis(localnet: LocalnetServer, http: httpx2.Client) -> None:
+    """Wrapped SOL's mint is in genesis, as on a cluster: getTokenSupply answers 0 at 9
+    decimals instead of "not a Token mint"."""
+    supply = call(http, localnet.url, "getTokenSupply", str(WRAPPED_SOL_MINT))["value"]
+    assert (supply["amount"], supply["decimals"]) == ("0", 9)

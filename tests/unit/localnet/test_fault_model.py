@@ -79,3 +79,11 @@ def test_the_same_seed_gives_the_same_plans() -> None:
 def test_http_errors_know_their_status() -> None:
     """http_NNN errors carry NNN; the others are not HTTP statuses."""
     assert [error.http_status for error in FaultError] == [429, 502, 503, 504, None, None]
+
+
+def test_drop_notifications_is_a_share_from_0_to_1() -> None:
+    """The PubSub drop rate is checked like error_rate, naming the field."""
+    assert Faults.from_json({"drop_notifications": 0.25}).drop_notifications == 0.25
+    for bad in (1.5, -0.1, True, "half"):
+        with pytest.raises(InvalidFaults, match="drop_notifications"):
+            Faults.from_json({"drop_notifications": bad})
