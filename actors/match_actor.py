@@ -537,14 +537,16 @@ class MatchActor(CrankActor):
             self._fills_written += len(fills)
             if fills:
                 crash_point("fill_written")
-        if fill_ids and self._sink is not None:
-            # Also after a replay (recorded=False): the settlements exist either way.
-            self._sink.tell(SettlementsPending(market, fill_ids))
         if recorded:
             for fill, fill_id in zip(fills, fill_ids, strict=False):
                 # The taker's stored trace goes on (the fill row has it too: storage.fills).
                 with continued((traces or {}).get(fill.taker_order_id)):
                     _log_fill(fill, fill_id)
+        if fill_ids and self._sink is not None:
+            # Also after a replay (recorded=False): the settlements exist either way. Told
+            # after the fills are logged, so that a journey's "claimed" (the settlement
+            # continues the same trace) never precedes its "matched and written".
+            self._sink.tell(SettlementsPending(market, fill_ids))
         if fills:
             logger.bind(
                 action="match.fills_written",
