@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from supervision.tracing import TRACE_BATCH_ACTION, render_trace_json, render_trace_text
+
 __all__ = [
     "LOG_LEVELS",
     "TEXT_FORMAT",
@@ -41,8 +43,14 @@ TRACE_TEXT_FORMAT = "{message}\n"
 
 
 def text_format(record: Any) -> str:
-    """loguru format callable: the full format, or the lean one for trace lines."""
-    action = record["extra"].get("action", "")
+    """loguru format callable: the full format, the lean one for trace lines, and
+    a batch of trace events (:data:`~supervision.tracing.TRACE_BATCH_ACTION`) as
+    one line each."""
+    extra = record["extra"]
+    action = extra.get("action", "")
+    if action == TRACE_BATCH_ACTION:
+        extra["_text"] = render_trace_text(record)
+        return "{extra[_text]}\n"
     return TRACE_TEXT_FORMAT if action.startswith("trace.") else TEXT_FORMAT
 
 
@@ -56,6 +64,9 @@ def json_format(record: Any) -> str:
     here and handed to loguru's file sink (which keeps rotation and retention)
     through ``extra["_json"]``, loguru's documented custom-serialisation recipe.
     """
+    if record["extra"].get("action") == TRACE_BATCH_ACTION:
+        record["extra"]["_json"] = render_trace_json(record)
+        return "{extra[_json]}\n"
     entry: dict[str, Any] = {
         "time": record["time"].timestamp(),
         "level": record["level"].name,
