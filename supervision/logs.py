@@ -33,10 +33,11 @@ __all__ = [
 # loguru's levels, by the names settings and the CRANK_LOG_LEVEL variable take.
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
-TEXT_FORMAT = (
-    "{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ} | {level: <8} | {extra[action]: <22} | "
-    "{message}\n{exception}"
-)
+TEXT_FORMAT = "{extra[_time]} | {level: <8} | {extra[action]: <22} | {message}\n{exception}"
+# ``{extra[_time]}`` is the record's time as loguru's ``{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ}``
+# writes it (2026-01-01T00:00:00.000000+00:00), made by datetime.isoformat: loguru's
+# own token formatter was a quarter of the cost of every INFO line of a busy node
+# (py-spy of benchmarks/pipeline_bench.py's burst).
 # Trace lines carry their own event time (at=...): formatting loguru's
 # timestamp again would be a third of the cost of every traced message.
 TRACE_TEXT_FORMAT = "{message}\n"
@@ -51,7 +52,10 @@ def text_format(record: Any) -> str:
     if action == TRACE_BATCH_ACTION:
         extra["_text"] = render_trace_text(record)
         return "{extra[_text]}\n"
-    return TRACE_TEXT_FORMAT if action.startswith("trace.") else TEXT_FORMAT
+    if action.startswith("trace."):
+        return TRACE_TEXT_FORMAT
+    extra["_time"] = record["time"].isoformat(timespec="microseconds")
+    return TEXT_FORMAT
 
 
 def json_format(record: Any) -> str:

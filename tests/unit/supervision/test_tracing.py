@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from supervision import ActorHandle, ChildSpec, CrankActor, current_trace_id, set_tracing, trace
-from supervision.logs import configure_logging
+from supervision.logs import configure_logging, text_format
 from supervision.tracelog import format_trace, parse_trace_line, read_trace
 from supervision.tracing import flush_traces
 from tests.conftest import Recorder
@@ -222,3 +224,20 @@ def test_a_batch_of_trace_events_is_one_line_each_in_text_and_json(tmp_path: Pat
             f"t-{n}" for n in range(50)
         )
         assert all(e is not None and e.outcome == "buffered" for e in events)
+
+
+def test_the_text_sink_writes_the_time_as_loguru_s_own_format_token_would() -> None:
+    """The text format's time (made by datetime.isoformat, for speed) is character for
+    character what ``{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ}`` wrote, also on a whole second."""
+
+    records: list[dict[str, Any]] = []
+    sink = logger.add(lambda message: records.append(message.record), level="INFO")
+    try:
+        logger.bind(action="test.time").info("one line")
+    finally:
+        logger.remove(sink)
+    record = records[0]
+    for microsecond in (record["time"].microsecond, 0):
+        record["time"] = record["time"].replace(microsecond=microsecond)
+        text_format(record)
+        assert record["extra"]["_time"] == format(record["time"], "YYYY-MM-DDTHH:mm:ss.SSSSSSZ")
