@@ -395,8 +395,14 @@ def _json_lines(event: tuple[Any, ...]) -> str:
     out halves the cost of a line). A ``delivered`` event's two lines share
     everything but kind, time and outcome, so that part is built once."""
     kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
+    # A counter id is hex after a hex prefix: nothing in it to escape.
+    trace_id = (
+        f'"{_TRACE_PREFIX}-{raw_trace_id:x}"'
+        if type(raw_trace_id) is int
+        else encode_basestring_ascii(raw_trace_id)
+    )
     hop = (
-        f'"trace_id":{encode_basestring_ascii(format_trace_id(raw_trace_id))},'
+        f'"trace_id":{trace_id},'
         f'"sender":{_quoted(sender)},"receiver":{_quoted(receiver)},'
         f'"message_type":{_quoted(message_type)}'
     )
