@@ -641,12 +641,15 @@ class PhaseResult:
     cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
 
 
-def node_settings(db_url: str, chain: ChainProcess, poll_ms: int, key: str) -> CrankSettings:
+def node_settings(
+    db_url: str, chain: ChainProcess, poll_ms: int, key: str, rpc_batch_max: int = 1
+) -> CrankSettings:
     return CrankSettings.model_validate(
         {
             "instance_id": f"bench-{key}",
             "db_url": db_url,
             "rpc_urls": (chain.url,),
+            "rpc_batch_max": rpc_batch_max,
             "polling_interval_ms": poll_ms,
             "lease_ttl_ms": 15_000,
             "membership_interval_ms": 1_000,
@@ -859,6 +862,7 @@ def run_on(
     drain_s: float,
     workdir: Path,
     poll_ms: int,
+    rpc_batch_max: int = 1,
     profiler: ThreadProfiles | None,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
@@ -877,7 +881,7 @@ def run_on(
     if profiler is not None:
         profiler.start()
     cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
-    settings = node_settings(db_url, chain, poll_ms, key)
+    settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max)
     statements = StatementCount(excluded=engine)
     with statements, running_node(settings, scenario.settlement_authority, events) as node:
         if not wait_until(lambda: markets_held(node), START_TIMEOUT_S, 0.05):
@@ -1099,6 +1103,7 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             naive = asyncio.run(naive_crank(chain.url, scenario, fills[: args.naive], NAIVE))
             floor = asyncio.run(chain_floor(chain.url, scenario, fills[args.naive :], FLOOR))
         phase = partial(run_phase, chain=chain, workdir=workdir, poll_ms=args.poll_ms,
+                        rpc_batch_max=args.rpc_batch_max,
                         drain_s=args.drain_s, profiler=profiler, backend=args.db,
                         pg_url=args.pg_url)  # fmt: skip
         phases = []
@@ -1158,6 +1163,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
+        "--rpc-batch-max", type=int, default=1,
+        help="the node's rpc_batch_max: JSON-RPC requests per HTTP request (1: one each)",
+    )  # fmt: skip
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "CRANK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -1166,7 +1175,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     print(
-        f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}; "
+        f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
+        f"rpc_batch_max {args.rpc_batch_max}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
     reference = measure_localnet(args.slot_ms, args.reference)
