@@ -2,6 +2,7 @@
 
     python3 benchmarks/pipeline_bench.py [--slot-ms 400] [--burst 3000] [--rate 300 50]
         [--duration 20] [--naive 15] [--reference 3000] [--profile py-spy|cprofile]
+        [--db sqlite|postgresql] [--pg-url URL]
 
 One run measures, one after the other, on the same machine (about 2.5 minutes
 with the defaults):
@@ -25,8 +26,8 @@ with the defaults):
    from a lean client polling ``getSignatureStatuses`` every 10 ms.
 3. **The crank node** (``crank_node.node.node.Node`` in this process, as ``crank-node run``
    runs it; intake's ``storage.store_order`` in this process too) on a fresh
-   SQLite file per phase, with one wallet that is both fee payer and settlement
-   authority:
+   SQLite file (or, with ``--db postgresql``, a new schema) per phase, with one
+   wallet that is both fee payer and settlement authority:
 
    - *burst*: ``--burst`` crossing pairs stored before the node starts: its
      capacity (fills per second from the first fill written to the last
@@ -57,6 +58,10 @@ every order of a market at the same price, sells from the first half of the
 makers and buys from the second half (no self-trade to skip), markets and makers
 taken in turn.
 
+**Database work**: the node's statements, transactions and (on PostgreSQL)
+round trips per settled fill, counted by SQLAlchemy engine events
+(:class:`StatementCount`) from start to stop.
+
 **Latency** is read from the database afterwards, on SQLite's one clock (the
 host's, millisecond resolution): a settlement's ``created_at`` (written in the
 same transaction as its fill) to the ``created_at`` of its ``confirmed``
@@ -65,11 +70,13 @@ node's clock, and is not used. Steady phases also give order-to-confirmed: the
 taker order's ``created_at`` (stored by the feeder) to the same row, which adds
 OrderMonitor's polling (``--poll-ms``) and funding check.
 
-**Targets** (the issue's): the fastest phase's fills/s (the burst, normally) at
-least half the one-request-per-transaction HTTP rate, and at least 300; each
-steady phase's p99 fill-to-confirmed at most 3 slot times. The chain floor row
-shows localnet's own share of those 3: about 2 (a transaction lands in the slot
-after it arrives and is confirmed one slot later).
+**Targets** (issue 20): the fastest phase's fills/s (the burst, normally) at
+least 0.8x the one-request-per-transaction HTTP rate and 0.7x the batched rate,
+and at least 300; p99 fill-to-confirmed at most 2.5 slot times at 300/s and 2.3
+at lower rates; this process's CPU per settled fill at most 0.3 ms in the burst
+and 0.5 ms in a steady phase. The chain floor row shows localnet's own share of
+the latency: about 2 slots (a transaction lands in the slot after it arrives and
+is confirmed one slot later).
 
 **Logs.** The node's INFO lines go to a file in the run's scratch folder (as a
 deployed node's file sink would), errors to stderr; ``--log none`` drops them.
@@ -96,6 +103,7 @@ import io
 import multiprocessing
 import os
 import pstats
+import re
 import shutil
 import signal
 import subprocess
@@ -103,6 +111,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -124,7 +133,7 @@ from solders.hash import Hash
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
-from sqlalchemy import func, select
+from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
 
 import storage
@@ -620,21 +629,27 @@ class PhaseResult:
     resends: int | None
     reconcile: str
     shutdown_ok: bool
-    cpu_node_s: float
+    cpu_node_s: float  # this process's, the feeder's included
     cpu_chain_s: float | None
     wall_s: float
     feed_rate: float | None = None
     offered: int = 0
     warnings: list[str] = field(default_factory=list)
     profile: str = ""
+    database: str = ""
+    offered_rate: float | None = None
+    cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
 
 
-def node_settings(db_url: str, chain: ChainProcess, poll_ms: int, key: str) -> CrankSettings:
+def node_settings(
+    db_url: str, chain: ChainProcess, poll_ms: int, key: str, rpc_batch_max: int = 1
+) -> CrankSettings:
     return CrankSettings.model_validate(
         {
             "instance_id": f"bench-{key}",
             "db_url": db_url,
             "rpc_urls": (chain.url,),
+            "rpc_batch_max": rpc_batch_max,
             "polling_interval_ms": poll_ms,
             "lease_ttl_ms": 15_000,
             "membership_interval_ms": 1_000,
@@ -642,13 +657,100 @@ def node_settings(db_url: str, chain: ChainProcess, poll_ms: int, key: str) -> C
     )
 
 
-def fresh_database(path: Path, scenario: Scenario) -> tuple[str, Engine]:
-    url = storage.sqlite_url(path)
+@contextmanager
+def database_url(backend: str, workdir: Path, key: str, pg_url: str) -> Iterator[str]:
+    """A new empty database: an SQLite file, or a PostgreSQL schema dropped after."""
+    # Imported here: scale_bench imports this module.
+    from benchmarks.scale_bench import fresh_database as fresh_url  # noqa: PLC0415
+
+    with fresh_url(backend, workdir, key, pg_url) as url:
+        yield url
+
+
+def fresh_database(url: str, scenario: Scenario) -> Engine:
     engine = storage.open_engine(url)
     storage.upgrade(engine)
     for market in scenario.markets:
         storage.insert_market(engine, market)
-    return url, engine
+    return engine
+
+
+class StatementCount:
+    """The node's database work, counted by SQLAlchemy's engine events (every engine
+    but the bench's own): statements sent (an executemany is one, its rows counted
+    apart), transactions begun, committed and rolled back. On PostgreSQL each of
+    those is a round trip (psycopg sends BEGIN on its own), so round trips =
+    statements + begins + commits + rollbacks; on SQLite they are calls in process."""
+
+    def __init__(self, excluded: Engine) -> None:
+        self._excluded = excluded
+        self.statements = self.many_rows = self.begins = self.commits = self.rollbacks = 0
+        self.by_shape: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> StatementCount:
+        event.listen(Engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.listen(Engine, name, getattr(self, f"_{name}"))
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(Engine, "before_cursor_execute", self._statement)
+        for name in ("begin", "commit", "rollback"):
+            event.remove(Engine, name, getattr(self, f"_{name}"))
+
+    def _mine(self, connection: Any) -> bool:
+        return connection.engine is not self._excluded
+
+    def _statement(
+        self, connection: Any, _cursor: Any, _sql: str, parameters: Any, _context: Any,
+        executemany: bool,
+    ) -> None:  # fmt: skip
+        if self._mine(connection):
+            with self._lock:
+                self.statements += 1
+                self.by_shape[statement_shape(_sql)] += 1
+                if executemany:
+                    self.many_rows += len(parameters)
+
+    def _begin(self, connection: Any) -> None:
+        if self._mine(connection):
+            with self._lock:
+                self.begins += 1
+
+    def _commit(self, connection: Any) -> None:
+        if self._mine(connection):
+            with self._lock:
+                self.commits += 1
+
+    def _rollback(self, connection: Any) -> None:
+        if self._mine(connection):
+            with self._lock:
+                self.rollbacks += 1
+
+    def round_trips(self) -> int:
+        return self.statements + self.begins + self.commits + self.rollbacks
+
+    def summary(self, fills: int) -> str:
+        per = max(fills, 1)
+        return (
+            f"{self.statements / per:.2f} statements per fill ({self.statements} in all, "
+            f"executemany rows {self.many_rows}), {self.begins / per:.2f} transactions per "
+            f"fill ({self.commits} committed, {self.rollbacks} rolled back); round trips on "
+            f"a server database: {self.round_trips() / per:.2f} per fill; most sent: "
+            + ", ".join(f"{shape} x{count}" for shape, count in self.by_shape.most_common(6))
+        )
+
+
+_SHAPE = re.compile(
+    r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|WITH)\b(?:.*?\bFROM\s+)?\s*(\w+)", re.S
+)
+
+
+def statement_shape(sql: str) -> str:
+    """``SELECT orders``, ``UPDATE settlements``...: the verb and the first table."""
+    found = _SHAPE.match(sql)
+    return f"{found.group(1).split()[0]} {found.group(2)}" if found else sql.split(None, 1)[0]
 
 
 def confirmed_count(engine: Engine) -> int:
@@ -685,9 +787,10 @@ class Feeder(threading.Thread):
         self._duration_s = duration_s
         self.stored = 0
         self.elapsed_s = 0.0
+        self.cpu_s = 0.0  # this thread's CPU: the bench's, not the node's
 
     def run(self) -> None:
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.thread_time()
         pause = threading.Event()  # never set: a bounded wait
         for number, pair in enumerate(self._pairs):
             now = time.perf_counter()
@@ -698,6 +801,7 @@ class Feeder(threading.Thread):
             storage.store_order(self._engine, pair.buy)
             self.stored += 1
         self.elapsed_s = time.perf_counter() - started
+        self.cpu_s = time.thread_time() - cpu_started
 
 
 class WarningCount:
@@ -736,18 +840,35 @@ def run_phase(
     name: str,
     pairs: Sequence[Pair],
     *,
+    backend: str,
+    pg_url: str,
+    workdir: Path,
+    **settings: Any,
+) -> PhaseResult:
+    """:func:`run_on` on a new empty database of ``backend``."""
+    with database_url(backend, workdir, key, pg_url) as db_url:
+        return run_on(db_url, key, name, pairs, workdir=workdir, **settings)
+
+
+def run_on(
+    db_url: str,
+    key: str,
+    name: str,
+    pairs: Sequence[Pair],
+    *,
     chain: ChainProcess,
     rate: float | None = None,
     duration_s: float = 0.0,
     drain_s: float,
     workdir: Path,
     poll_ms: int,
+    rpc_batch_max: int = 1,
     profiler: ThreadProfiles | None,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
     for ``duration_s``); then at most ``drain_s`` for the last settlements."""
     scenario = chain.scenario
-    db_url, engine = fresh_database(workdir / f"{key}.db", scenario)
+    engine = fresh_database(db_url, scenario)
     before = scenario.snapshot_balances(chain.url)
     if rate is None:
         for pair in pairs:
@@ -760,8 +881,9 @@ def run_phase(
     if profiler is not None:
         profiler.start()
     cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
-    settings = node_settings(db_url, chain, poll_ms, key)
-    with running_node(settings, scenario.settlement_authority, events) as node:
+    settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max)
+    statements = StatementCount(excluded=engine)
+    with statements, running_node(settings, scenario.settlement_authority, events) as node:
         if not wait_until(lambda: markets_held(node), START_TIMEOUT_S, 0.05):
             print(f"  {name}: the node did not take both markets in {START_TIMEOUT_S} s")
         if feeder is not None:
@@ -811,6 +933,9 @@ def run_phase(
         offered=len(pairs),
         warnings=warnings.lines(),
         profile=profile,
+        database=statements.summary(result.row.count),
+        offered_rate=rate,
+        cpu_feeder_s=feeder.cpu_s if feeder is not None else 0.0,
     )
 
 
@@ -880,7 +1005,9 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
     )
     print(
         f"    CPU while the node ran ({phase.wall_s:.1f} s): this process {phase.cpu_node_s:.1f} s "
-        f"({phase.cpu_node_s / phase.wall_s:.0%} of a core), localnet process {chain}"
+        f"({phase.cpu_node_s / phase.wall_s:.0%} of a core), localnet process {chain}; "
+        f"{process_cpu_per_fill_ms(phase):.2f} ms of this process's CPU per settled fill, "
+        f"{cpu_per_fill_ms(phase):.2f} ms without the feeder's {phase.cpu_feeder_s:.1f} s"
     )
     if phase.feed_rate is not None:
         ms = [value * 1000 for value in phase.order_latencies_s]
@@ -889,11 +1016,26 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
             f"order stored -> confirmed: p50 {percentile(ms, 0.5):.0f} ms, "
             f"p99 {percentile(ms, 0.99):.0f} ms ({percentile(ms, 0.99) / slot_ms:.2f} slots)"
         )
+    print(f"    database (the node's engine, start to stop): {phase.database}")
     print(f"    warnings logged:{'' if phase.warnings else ' none'}")
     for line in phase.warnings:
         print(f"      {line}")
     if phase.profile:
         print(phase.profile, end="")
+
+
+def process_cpu_per_fill_ms(phase: PhaseResult) -> float:
+    """This process's CPU seconds over the phase (the node, plus the bench's feeder and
+    polls) per settled fill, in ms."""
+    return phase.cpu_node_s * 1000 / phase.row.count if phase.row.count else float("nan")
+
+
+def cpu_per_fill_ms(phase: PhaseResult) -> float:
+    """The node's CPU per settled fill, in ms: this process's less the feeder thread's
+    (storing orders is intake's work, not the pipeline's); still counts the bench's
+    few polls of the database."""
+    cpu_s = phase.cpu_node_s - phase.cpu_feeder_s
+    return cpu_s * 1000 / phase.row.count if phase.row.count else float("nan")
 
 
 def verdict(value: float, target: float, *, at_most: bool = False) -> str:
@@ -912,17 +1054,26 @@ def print_ratios(
     http = reference.per_request.rate
     lines = [
         (f"{which} / HTTP 1 tx/request", f"{capacity / http:.2f}",
-         f"target >= 0.5: {verdict(capacity / http, 0.5)}"),
+         f"target >= 0.8: {verdict(capacity / http, 0.8)}"),
         (f"{which} / HTTP solana-py", f"{capacity / reference.solana_py.rate:.2f}", "(context)"),
-        (f"{which} / HTTP batches", f"{capacity / reference.batches.rate:.2f}", "(context)"),
+        (f"{which} / HTTP batches", f"{capacity / reference.batches.rate:.2f}",
+         f"target >= 0.7: {verdict(capacity / reference.batches.rate, 0.7)}"),
         (f"{which} fills/s", f"{capacity:.0f}", f"target >= 300: {verdict(capacity, 300)}"),
     ]  # fmt: skip
     for phase in phases:
+        # The issue's CPU targets: 0.3 ms per fill in the burst, 0.5 ms at a steady rate.
+        cpu_target = 0.3 if phase.feed_rate is None else 0.5
+        lines.append(
+            (f"crank-node {phase.key} CPU per settled fill", f"{cpu_per_fill_ms(phase):.2f} ms",
+             f"target <= {cpu_target}: {verdict(cpu_per_fill_ms(phase), cpu_target, at_most=True)}")
+        )  # fmt: skip
         if phase.feed_rate is not None and phase.row.latencies_s:
             p99 = percentile(phase.row.latencies_s, 0.99) * 1000 / slot_ms
+            # 2.5 slots at 300/s offered, 2.3 at lower rates (issue 20).
+            slots_target = 2.5 if (phase.offered_rate or 0) > 100 else 2.3
             lines.append(
                 (f"crank-node {phase.key} p99 fill -> confirmed", f"{p99:.2f} slots",
-                 f"target <= 3: {verdict(p99, 3, at_most=True)}")
+                 f"target <= {slots_target}: {verdict(p99, slots_target, at_most=True)}")
             )  # fmt: skip
     if naive is not None and naive.rate > 0:
         lines.append((f"{which} / naive crank", f"{capacity / naive.rate:.0f}x", ""))
@@ -952,7 +1103,9 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             naive = asyncio.run(naive_crank(chain.url, scenario, fills[: args.naive], NAIVE))
             floor = asyncio.run(chain_floor(chain.url, scenario, fills[args.naive :], FLOOR))
         phase = partial(run_phase, chain=chain, workdir=workdir, poll_ms=args.poll_ms,
-                        drain_s=args.drain_s, profiler=profiler)  # fmt: skip
+                        rpc_batch_max=args.rpc_batch_max,
+                        drain_s=args.drain_s, profiler=profiler, backend=args.db,
+                        pg_url=args.pg_url)  # fmt: skip
         phases = []
         if args.burst:
             pairs = crossing_pairs(scenario, args.burst, first_id=10**6)
@@ -1008,9 +1161,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--profile", choices=("py-spy", "cprofile"), help="per-thread CPU profile of the node"
     )
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    parser.add_argument(
+        "--rpc-batch-max", type=int, default=1,
+        help="the node's rpc_batch_max: JSON-RPC requests per HTTP request (1: one each)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get(
+            "CRANK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+        ),
+        help="--db postgresql: a new schema per phase here, dropped after",
+    )
     args = parser.parse_args(argv)
     print(
-        f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, SQLite; "
+        f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
+        f"rpc_batch_max {args.rpc_batch_max}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
     reference = measure_localnet(args.slot_ms, args.reference)

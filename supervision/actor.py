@@ -49,7 +49,6 @@ from supervision.tracing import (
     Delivery,
     TraceId,
     log_receive,
-    log_send,
     next_trace_number,
 )
 
@@ -335,16 +334,14 @@ class CrankActor(pykka.ThreadingActor):
         ``MAILBOX_FULL`` if bounded and full, ``DEAD_LETTER`` if this instance
         has stopped (its results belong to it; a restarted actor asks again)."""
         trace = trace_id if trace_id is not None else next_trace_number()
-        delivery = Delivery(message, trace, sender, 0)
-        sent_at = time.time() if SWITCH.enabled else 0.0
+        # Stamped when tracing: the receive writes this send's line (log_receive).
+        delivery = Delivery(message, trace, sender, time.perf_counter_ns() if SWITCH.enabled else 0)
         try:
             self.actor_inbox.put(Envelope(delivery))
         except MailboxFull:
             return SendResult.MAILBOX_FULL
         except MailboxClosed:
             return SendResult.DEAD_LETTER
-        if sent_at:
-            log_send(delivery, self.name, SendResult.DELIVERED.value, sent_at)
         return SendResult.DELIVERED
 
     # -- for supervisors --------------------------------------------------------

@@ -10,7 +10,7 @@ import pykka
 from loguru import logger
 from pykka._envelope import Envelope
 
-from supervision.tracing import Delivery, format_trace_id
+from supervision.tracing import Delivery, format_trace_id, unlogged_send
 
 __all__ = ["DEAD_LETTERS", "DeadLetters"]
 
@@ -27,7 +27,10 @@ class DeadLetters:
     def publish(self, envelope: Envelope[Any], receiver: str, reason: str) -> None:
         delivery = envelope.message
         message = delivery.message if isinstance(delivery, Delivery) else delivery
-        trace_id = format_trace_id(delivery.trace_id) if isinstance(delivery, Delivery) else None
+        trace_id = None
+        if isinstance(delivery, Delivery):
+            trace_id = format_trace_id(delivery.trace_id)
+            unlogged_send(delivery, receiver, "dead_letter")
         with self._lock:
             self._counts[receiver] += 1
         logger.bind(

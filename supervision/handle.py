@@ -36,7 +36,7 @@ from pykka._envelope import Envelope
 
 from supervision.deadletters import DEAD_LETTERS, DeadLetters
 from supervision.mailbox import Mailbox, MailboxClosed, MailboxFull
-from supervision.tracing import SWITCH, log_send, make_delivery
+from supervision.tracing import SWITCH, log_send, make_delivery, mark_send_logged
 
 __all__ = ["ActorHandle", "HandleState", "SendResult"]
 
@@ -123,7 +123,9 @@ class ActorHandle:
                 result = None  # the instance just died: take the slow path
         if result is None:
             result = self._send_slow(envelope)
-        if sent_at:
+        # A delivered message's send line is written with its receive; a dead
+        # letter's by DeadLetters.publish (log_receive, unlogged_send).
+        if sent_at and result is not SendResult.DELIVERED and result is not SendResult.DEAD_LETTER:
             log_send(envelope.message, self.name, result.value, sent_at)
         return result
 
@@ -139,7 +141,10 @@ class ActorHandle:
                 except MailboxClosed:
                     pass
             if self._state is not HandleState.STOPPED and len(self._buffer) < self._buffer_capacity:
-                self._buffer.append(envelope)
+                # Its send line says "buffered" now; the receive must not add another.
+                self._buffer.append(
+                    Envelope(mark_send_logged(envelope.message), reply_to=envelope.reply_to)
+                )
                 return SendResult.BUFFERED
             reason = "stopped" if self._state is HandleState.STOPPED else "restart buffer full"
         self._dead_letters.publish(envelope, self.name, reason)

@@ -18,6 +18,8 @@ from typing import Any, TextIO
 
 from loguru import logger
 
+from supervision.tracing import TRACE_BATCH_ACTION, render_trace_json, render_trace_text
+
 __all__ = [
     "LOG_LEVELS",
     "TEXT_FORMAT",
@@ -31,19 +33,29 @@ __all__ = [
 # loguru's levels, by the names settings and the CRANK_LOG_LEVEL variable take.
 LOG_LEVELS = ("TRACE", "DEBUG", "INFO", "SUCCESS", "WARNING", "ERROR", "CRITICAL")
 
-TEXT_FORMAT = (
-    "{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ} | {level: <8} | {extra[action]: <22} | "
-    "{message}\n{exception}"
-)
+TEXT_FORMAT = "{extra[_time]} | {level: <8} | {extra[action]: <22} | {message}\n{exception}"
+# ``{extra[_time]}`` is the record's time as loguru's ``{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ}``
+# writes it (2026-01-01T00:00:00.000000+00:00), made by datetime.isoformat: loguru's
+# own token formatter was a quarter of the cost of every INFO line of a busy node
+# (py-spy of benchmarks/pipeline_bench.py's burst).
 # Trace lines carry their own event time (at=...): formatting loguru's
 # timestamp again would be a third of the cost of every traced message.
 TRACE_TEXT_FORMAT = "{message}\n"
 
 
 def text_format(record: Any) -> str:
-    """loguru format callable: the full format, or the lean one for trace lines."""
-    action = record["extra"].get("action", "")
-    return TRACE_TEXT_FORMAT if action.startswith("trace.") else TEXT_FORMAT
+    """loguru format callable: the full format, the lean one for trace lines, and
+    a batch of trace events (:data:`~supervision.tracing.TRACE_BATCH_ACTION`) as
+    one line each."""
+    extra = record["extra"]
+    action = extra.get("action", "")
+    if action == TRACE_BATCH_ACTION:
+        extra["_text"] = render_trace_text(record)
+        return "{extra[_text]}\n"
+    if action.startswith("trace."):
+        return TRACE_TEXT_FORMAT
+    extra["_time"] = record["time"].isoformat(timespec="microseconds")
+    return TEXT_FORMAT
 
 
 def json_format(record: Any) -> str:
@@ -56,6 +68,9 @@ def json_format(record: Any) -> str:
     here and handed to loguru's file sink (which keeps rotation and retention)
     through ``extra["_json"]``, loguru's documented custom-serialisation recipe.
     """
+    if record["extra"].get("action") == TRACE_BATCH_ACTION:
+        record["extra"]["_json"] = render_trace_json(record)
+        return "{extra[_json]}\n"
     entry: dict[str, Any] = {
         "time": record["time"].timestamp(),
         "level": record["level"].name,

@@ -6,7 +6,10 @@ message runs with that trace id as its *current* trace, so whatever it sends
 while handling inherits it: one order's journey (order, fill, settlement,
 signature) is one trace without any actor passing ids by hand.
 
-With tracing on, each send and each handled message is one loguru line:
+With tracing on, each send and each handled message is one line, written in
+batches by one tracer thread (one loguru record per batch, rendered by the
+sinks' format functions; a delivered message's send line is written with its
+receive):
 
     trace.send    at=... trace_id=... sender=... receiver=... type=...
     trace.receive at=... trace_id=... sender=... receiver=... type=...
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import atexit
 import itertools
+import json
 import os
 import queue
 import secrets
@@ -28,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
 from loguru import logger
@@ -47,11 +52,13 @@ __all__ = [
     "log_receive",
     "log_send",
     "log_step",
+    "mark_send_logged",
     "new_trace_id",
     "remove_trace_sink",
     "set_tracing",
     "trace",
     "tracing_enabled",
+    "unlogged_send",
 ]
 
 TRACE_ENV_VAR = "CRANK_TRACE"
@@ -70,7 +77,9 @@ class Delivery(NamedTuple):
     message: Any
     trace_id: TraceId
     sender: str
-    sent_at_ns: int  # perf_counter_ns at send when tracing is on, else 0
+    # perf_counter_ns at send when tracing is on, else 0; negated once the
+    # send's own line is written (a buffered send): see log_receive.
+    sent_at_ns: int
 
 
 class _TraceSwitch:
@@ -168,20 +177,36 @@ def make_delivery(message: Any) -> Delivery:
 # -- trace lines ---------------------------------------------------------------
 #
 # The send and receive paths only put a tuple on a queue; one tracer thread
-# makes every loguru call. Measured on a 2-core machine, two busy threads
-# logging straight into one loguru handler convoy on its lock under the GIL
-# (tell throughput fell to 0.03x of raw pykka); through one thread the cost is
-# just loguru's own. Each line carries the event's own wall-clock time
-# (``at=``), so order and timings do not depend on when the line is written.
+# writes every line. Measured on a 2-core machine, two busy threads logging
+# straight into one loguru handler convoy on its lock under the GIL (tell
+# throughput fell to 0.03x of raw pykka); through one thread making one loguru
+# call per line, the ceiling was loguru's own cost per call (about 0.10x raw
+# tells with two lines per message). So the tracer drains the queue in batches
+# and hands each batch to loguru as ONE record (action ``trace.batch``): the
+# log sinks' format functions (supervision.logs) render its lines, text or JSON,
+# only for the sinks that exist, and loguru's file sink writes the whole batch
+# in one write, keeping its rotation and retention. Each line carries the
+# event's own wall-clock time (``at=``), so order and timings do not depend on
+# when the line is written.
+
+TRACE_BATCH_ACTION = "trace.batch"
+"""The action of the one loguru record that carries a batch of trace events
+(``extra["trace_events"]``); :func:`render_trace_text` and
+:func:`render_trace_json` turn it into one line per event."""
+MAX_BATCH = 2048
+BATCH_PAUSE_S = 0.005
+"""At most this long between batches (a flush does not wait for it): a trace
+line reaches its file at most about this late."""
 
 
 class _Tracer:
-    """Writes trace events as loguru lines on its own daemon thread."""
+    """Writes trace events, in batches, on its own daemon thread."""
 
     def __init__(self) -> None:
         self._queue: queue.SimpleQueue[tuple[Any, ...] | threading.Event] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        self._flushing = threading.Event()  # cuts the pause between batches short
 
     def submit(self, event: tuple[Any, ...]) -> None:
         if self._thread is None:
@@ -194,6 +219,7 @@ class _Tracer:
             return True
         done = threading.Event()
         self._queue.put(done)
+        self._flushing.set()
         return done.wait(timeout_s)
 
     def _start(self) -> None:
@@ -204,15 +230,30 @@ class _Tracer:
                 self._thread = thread
 
     def _serve(self) -> None:
+        get, get_nowait = self._queue.get, self._queue.get_nowait
         while True:
-            event = self._queue.get()
-            if isinstance(event, threading.Event):
-                event.set()
-                continue
+            taken = [get()]
+            # Whatever else is queued joins the batch: under load batches grow
+            # and the cost per line falls; when idle a line goes out at once.
             try:
-                _write(event)
-            except Exception:  # noqa: BLE001  (a bad event must not kill tracing)
-                logger.bind(action="trace.write_failed").exception("could not write a trace line")
+                while len(taken) < MAX_BATCH:
+                    taken.append(get_nowait())
+            except queue.Empty:
+                pass
+            events = [event for event in taken if type(event) is tuple]
+            if events:
+                try:
+                    _write(events)
+                except Exception:  # noqa: BLE001  (a bad event must not kill tracing)
+                    logger.bind(action="trace.write_failed").exception("could not write traces")
+            for event in taken:  # flush markers: set once what came before is written
+                if type(event) is not tuple:
+                    event.set()  # type: ignore[union-attr]
+            if len(taken) < MAX_BATCH:
+                # A pause lets the next batch gather: waking for every message of a
+                # slow trickle (sequential asks) cost the senders more than the lines.
+                self._flushing.wait(BATCH_PAUSE_S)
+                self._flushing.clear()
 
 
 TRACER = _Tracer()
@@ -225,7 +266,11 @@ def flush_traces(timeout_s: float = 10.0) -> bool:
 
 
 def log_send(delivery: Delivery, receiver: str, result: str, sent_at: float) -> None:
-    """``sent_at`` is the Unix time the send began (before the put)."""
+    """``sent_at`` is the Unix time the send began (before the put).
+
+    Only for a send that will not be followed by its receive's line (full
+    mailbox, dead letter) or that should say so at once (buffered): a delivered
+    message's send line is written with its receive (:func:`log_receive`)."""
     TRACER.submit(
         (
             "send",
@@ -240,6 +285,13 @@ def log_send(delivery: Delivery, receiver: str, result: str, sent_at: float) -> 
     )
 
 
+def mark_send_logged(delivery: Delivery) -> Delivery:
+    """``delivery``, marked so that its receive does not write its send line again."""
+    if delivery.sent_at_ns <= 0:
+        return delivery
+    return delivery._replace(sent_at_ns=-delivery.sent_at_ns)
+
+
 def log_receive(  # noqa: PLR0917  (hot path: positional on purpose)
     delivery: Delivery,
     receiver: str,
@@ -249,62 +301,54 @@ def log_receive(  # noqa: PLR0917  (hot path: positional on purpose)
     outcome: str,
 ) -> None:
     """``started_at`` is the Unix time handling began: a receive is placed in
-    the trace before the sends its handler made."""
-    mailbox_ms = (dequeued_ns - delivery.sent_at_ns) / 1e6 if delivery.sent_at_ns else 0.0
+    the trace before the sends its handler made.
+
+    One event for both sides of the hop: a message sent with tracing on, whose
+    send line was not written yet (``sent_at_ns`` > 0), gets its
+    ``trace.send ... result=delivered`` line from here, dated ``mailbox_ms``
+    before the receive on the same monotonic clock. One queue put per message
+    instead of two is most of what tracing costs a tell."""
+    sent_at_ns = delivery.sent_at_ns
+    mailbox_ns = dequeued_ns - abs(sent_at_ns) if sent_at_ns else 0
     TRACER.submit(
         (
-            "receive",
+            "delivered" if sent_at_ns > 0 else "receive",
             started_at,
             delivery.trace_id,
             delivery.sender,
             receiver,
             type(delivery.message).__name__,
             outcome,
-            mailbox_ms,
+            mailbox_ns / 1e6,
             (finished_ns - dequeued_ns) / 1e6,
             delivery.message,
         )
     )
 
 
-def _write(event: tuple[Any, ...]) -> None:
-    kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
-    trace_id = format_trace_id(raw_trace_id)
-    fields: dict[str, Any] = {
-        "action": f"trace.{kind}",
-        "at": at,
-        "trace_id": trace_id,
-        "sender": sender,
-        "receiver": receiver,
-        "message_type": message_type,
-    }
-    text = (
-        f"trace.{kind} at={at:.6f} trace_id={trace_id} sender={sender} "
-        f"receiver={receiver} type={message_type}"
-    )
-    if kind == "send":
-        fields["result"] = outcome
-        text += f" result={outcome}"
-    else:
-        mailbox_ms, handler_ms = event[7], event[8]
-        fields.update(
-            outcome=outcome, mailbox_ms=round(mailbox_ms, 3), handler_ms=round(handler_ms, 3)
-        )
-        text += f" mailbox_ms={mailbox_ms:.3f} handler_ms={handler_ms:.3f} outcome={outcome}"
-    # Domain keys are read here, on the tracer thread, not on the send path:
-    # messages are immutable, so reading them later is safe.
-    for name, value in journey_fields(domain_keys(event[-1])).items():
-        fields[name] = value
-        text += f" {name}={','.join(value) if isinstance(value, list) else value}"
-    logger.bind(**fields).info(text)
-    for sink in _SINKS:
-        sink(fields)
+def unlogged_send(delivery: Delivery, receiver: str, result: str) -> None:
+    """Write the send line of a delivery that was accepted but will never be
+    handled (a dead letter after all), if it is still unwritten."""
+    if delivery.sent_at_ns > 0:
+        elapsed_s = (time.perf_counter_ns() - delivery.sent_at_ns) / 1e9
+        log_send(delivery, receiver, result, time.time() - elapsed_s)
+
+
+def _write(events: list[tuple[Any, ...]]) -> None:
+    logger.bind(action=TRACE_BATCH_ACTION, trace_events=events).info(f"{len(events)} trace events")
+    if _SINKS:
+        for event in events:
+            for side in _sides(event):
+                fields = _sink_fields(side)
+                for sink in _SINKS:
+                    sink(fields)
 
 
 # -- sinks: other consumers of trace events (supervision/otel.py) ----------------
 #
-# Each gets the fields of every trace line, on the tracer thread, after the line is
-# written. None by default: then this is one loop over an empty tuple.
+# Each gets the fields of every trace line (as the JSON line has them), on the tracer
+# thread, after the batch is written. None by default: then this is one test of an
+# empty tuple per batch.
 
 TraceSink = Callable[[Mapping[str, Any]], None]
 _SINKS: tuple[TraceSink, ...] = ()
@@ -318,6 +362,128 @@ def add_trace_sink(sink: TraceSink) -> None:
 def remove_trace_sink(sink: TraceSink) -> None:
     global _SINKS  # noqa: PLW0603
     _SINKS = tuple(other for other in _SINKS if other is not sink)
+
+
+def _sink_fields(event: tuple[Any, ...]) -> dict[str, Any]:
+    kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
+    fields: dict[str, Any] = {
+        "action": f"trace.{kind}", "at": at, "trace_id": format_trace_id(raw_trace_id),
+        "sender": sender, "receiver": receiver, "message_type": message_type,
+    }  # fmt: skip
+    if kind == "send":
+        fields["result"] = outcome
+    else:
+        fields.update(outcome=outcome, mailbox_ms=event[7], handler_ms=event[8])
+    fields.update(_domain_fields(event[-1]))
+    return fields
+
+
+# Message types and actor names repeat: their JSON strings are kept, boundedly.
+_QUOTED: dict[str, str] = {}
+
+
+def _quoted(value: str) -> str:
+    found = _QUOTED.get(value)
+    if found is None:
+        found = encode_basestring_ascii(value)
+        if len(_QUOTED) < 4096:
+            _QUOTED[value] = found
+    return found
+
+
+def _domain_fields(message: Any) -> dict[str, Any]:
+    # Domain keys are read on the tracer thread, not on the send path:
+    # messages are immutable, so reading them later is safe.
+    if type(message) in _KEYLESS:
+        return {}
+    return journey_fields(domain_keys(message))
+
+
+_KEYLESS: set[type] = set()
+"""Message types without ``trace_keys`` (most): skipped without a lookup."""
+
+
+def _sides(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
+    """A ``delivered`` event as its send and its receive; any other as itself."""
+    if event[0] != "delivered":
+        return (event,)
+    _, at, trace_id, sender, receiver, message_type, _outcome, mailbox_ms = event[:8]
+    message = event[-1]
+    return (
+        ("send", at - mailbox_ms / 1e3, trace_id, sender, receiver, message_type,
+         "delivered", message),
+        ("receive", *event[1:]),
+    )  # fmt: skip
+
+
+def _text_line(event: tuple[Any, ...]) -> str:
+    kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
+    text = (
+        f"trace.{kind} at={at:.6f} trace_id={format_trace_id(raw_trace_id)} sender={sender} "
+        f"receiver={receiver} type={message_type}"
+    )
+    if kind == "send":
+        text += f" result={outcome}"
+    else:
+        text += f" mailbox_ms={event[7]:.3f} handler_ms={event[8]:.3f} outcome={outcome}"
+    for name, value in _domain_fields(event[-1]).items():
+        text += f" {name}={','.join(value) if isinstance(value, list) else value}"
+    return text
+
+
+def _json_lines(event: tuple[Any, ...]) -> str:
+    """The event's JSON line(s): the fields ``logs.json_format`` would write,
+    without ``message`` (nothing reads a trace line's text from JSON; leaving it
+    out halves the cost of a line). A ``delivered`` event's two lines share
+    everything but kind, time and outcome, so that part is built once."""
+    kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
+    # A counter id is hex after a hex prefix: nothing in it to escape.
+    trace_id = (
+        f'"{_TRACE_PREFIX}-{raw_trace_id:x}"'
+        if type(raw_trace_id) is int
+        else encode_basestring_ascii(raw_trace_id)
+    )
+    hop = (
+        f'"trace_id":{trace_id},'
+        f'"sender":{_quoted(sender)},"receiver":{_quoted(receiver)},'
+        f'"message_type":{_quoted(message_type)}'
+    )
+    for name, value in _domain_fields(event[-1]).items():
+        hop += f",{_quoted(name)}:{json.dumps(value)}"
+    # Fixed-point, not repr(): valid JSON numbers at a third of the cost.
+    if kind == "send":
+        stamp = f"{at:.6f}"
+        return (
+            f'{{"time":{stamp},"level":"INFO","action":"trace.send","at":{stamp},{hop},'
+            f'"result":{_quoted(outcome)}}}'
+        )
+    mailbox_ms = event[7]
+    stamp = f"{at:.6f}"
+    receive = (
+        f'{{"time":{stamp},"level":"INFO","action":"trace.receive","at":{stamp},{hop},'
+        f'"outcome":{_quoted(outcome)},"mailbox_ms":{mailbox_ms:.3f},'
+        f'"handler_ms":{event[8]:.3f}}}'
+    )
+    if kind == "receive":
+        return receive
+    stamp = f"{at - mailbox_ms / 1e3:.6f}"
+    return (
+        f'{{"time":{stamp},"level":"INFO","action":"trace.send","at":{stamp},{hop},'
+        f'"result":"delivered"}}\n{receive}'
+    )
+
+
+def render_trace_text(record: Any) -> str:
+    """The text lines of a ``trace.batch`` record, one per event (no trailing newline)."""
+    events = record["extra"]["trace_events"]
+    return "\n".join([_text_line(side) for event in events for side in _sides(event)])
+
+
+def render_trace_json(record: Any) -> str:
+    """The JSON lines of a ``trace.batch`` record, one per event (no trailing
+    newline): ``time`` (= ``at``), ``level`` and the trace fields at the top
+    level, as ``logs.json_format`` writes other records."""
+    return "\n".join([_json_lines(event) for event in record["extra"]["trace_events"]])
 
 
 # -- domain keys -----------------------------------------------------------------
@@ -337,6 +503,7 @@ def domain_keys(message: Any) -> dict[str, tuple[str, ...]]:
     """The domain ids ``message`` carries, by kind ({} when it says none)."""
     keys = getattr(message, "trace_keys", None)
     if keys is None or not callable(keys):
+        _KEYLESS.add(type(message))
         return {}
     try:
         found = keys()
@@ -384,9 +551,9 @@ def log_step(
         "order": tuple(orders), "fill": tuple(fills),
         "settlement": tuple(settlements), "signature": tuple(signatures),
     }  # fmt: skip
-    logger.bind(
-        action=action, trace_id=current_trace_id(), **journey_fields(keys), **context
-    ).opt(depth=1).info(text)
+    logger.bind(action=action, trace_id=current_trace_id(), **journey_fields(keys), **context).opt(
+        depth=1
+    ).info(text)
 
 
 @contextmanager

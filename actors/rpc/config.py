@@ -64,7 +64,9 @@ class RpcRouterConfig:
     are in flight; above ``low_threshold`` of that bound low-priority requests
     are refused, above ``normal_threshold`` normal ones, and critical ones
     until the bound is full (shedding a queued low or normal request to make
-    room when ``shed_for_critical``).
+    room when ``shed_for_critical``). Requests to one endpoint that meet on the
+    transport go out as JSON-RPC batches of at most ``batch_max`` (1: one HTTP
+    request each; some providers refuse or cap batches).
     """
 
     endpoints: tuple[RpcEndpoint, ...]
@@ -88,6 +90,7 @@ class RpcRouterConfig:
     latency_smoothing: float = 0.2
     retryable_http_statuses: frozenset[int] = field(default=DEFAULT_RETRYABLE_HTTP_STATUSES)
     deadline_sweep_s: float = 0.25
+    batch_max: int = 1
 
     def __post_init__(self) -> None:
         self._check_endpoints()
@@ -104,6 +107,7 @@ class RpcRouterConfig:
         _check_int("send_fanout", self.send_fanout, low=1)
         _check_int("max_in_flight", self.max_in_flight, low=1)
         _check_int("max_concurrent_per_endpoint", self.max_concurrent_per_endpoint, low=1)
+        _check_int("batch_max", self.batch_max, low=1)
         _check_number("low_threshold", self.low_threshold, low=0.0, high=1.0)
         _check_number("normal_threshold", self.normal_threshold, low=self.low_threshold, high=1.0)
         _check_bool("shed_for_critical", self.shed_for_critical)

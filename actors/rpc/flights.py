@@ -44,6 +44,12 @@ class Flight:
         return self.request.priority
 
 
+# Served first to last. Kept as a tuple: pop() ran a sort of the enum (and its
+# hashing) on every call, a fifth of the router thread's CPU in the pipeline
+# benchmark's cProfile.
+_BY_RANK = tuple(sorted(Priority, key=lambda priority: priority.rank))
+
+
 class PendingQueue:
     """Flights waiting for an endpoint: critical first, oldest first within a priority."""
 
@@ -54,7 +60,7 @@ class PendingQueue:
         return sum(len(queue) for queue in self._queues.values())
 
     def __iter__(self) -> Iterator[Flight]:
-        for priority in sorted(Priority, key=lambda priority: priority.rank):
+        for priority in _BY_RANK:
             yield from self._queues[priority]
 
     def push(self, flight: Flight) -> None:
@@ -65,8 +71,9 @@ class PendingQueue:
         self._queues[flight.priority].appendleft(flight)
 
     def pop(self) -> Flight | None:
-        for priority in sorted(Priority, key=lambda priority: priority.rank):
-            queue = self._queues[priority]
+        queues = self._queues
+        for priority in _BY_RANK:
+            queue = queues[priority]
             if queue:
                 return queue.popleft()
         return None

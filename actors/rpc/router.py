@@ -99,7 +99,9 @@ class RpcRouter(CrankActor):
         self.config = config
         per_host = config.max_concurrent_per_endpoint + 4  # room for probes
         self._transport_factory = transport_factory or (
-            lambda: AioHttpTransport(name=f"{name}-http", connections_per_host=per_host)
+            lambda: AioHttpTransport(
+                name=f"{name}-http", connections_per_host=per_host, batch_max=config.batch_max
+            )
         )
         self._on_event = on_event
         # Selection and jitter only need spread, not secrecy.

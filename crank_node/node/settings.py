@@ -231,6 +231,11 @@ class CrankSettings(BaseSettings):
     rpc_max_attempts: int = Field(
         10, ge=1, le=1000, description="attempts per request, retries included"
     )
+    rpc_batch_max: int = Field(
+        1, ge=1, le=100,
+        description="JSON-RPC requests to one endpoint sent together as one batch, at most "
+        "(1: one HTTP request each; some providers refuse or cap batches)",
+    )  # fmt: skip
     rpc_send_fanout: int = Field(2, ge=1, le=64, description="endpoints a transaction is sent to")
     rpc_max_in_flight: int = Field(
         1000, ge=1, le=1_000_000, description="requests in flight (backpressure)"
@@ -551,6 +556,7 @@ class CrankSettings(BaseSettings):
             default_deadline_s=self.rpc_request_deadline_ms / 1000,
             max_attempts=self.rpc_max_attempts,
             send_fanout=self.rpc_send_fanout,
+            batch_max=self.rpc_batch_max,
             max_in_flight=self.rpc_max_in_flight,
             low_threshold=self.rpc_low_priority_threshold,
             normal_threshold=self.rpc_normal_priority_threshold,

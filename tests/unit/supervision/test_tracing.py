@@ -7,8 +7,10 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from loguru import logger
+
 from supervision import ActorHandle, ChildSpec, CrankActor, current_trace_id, set_tracing, trace
-from supervision.logs import configure_logging
+from supervision.logs import configure_logging, text_format
 from supervision.tracelog import format_trace, parse_trace_line, read_trace
 from supervision.tracing import flush_traces
 from tests.conftest import Recorder
@@ -168,3 +170,74 @@ def test_pykka_standard_library_records_reach_loguru(captured_logs: list) -> Non
         r["message"] == "a pykka warning" and r["extra"].get("action") == "pykka.log"
         for r in captured_logs
     )
+
+
+def _trace_lines(log_file: Path, trace_id: str) -> list[dict[str, Any]]:
+    entries = (json.loads(line) for line in log_file.read_text().splitlines())
+    return [e for e in entries if e.get("trace_id") == trace_id and "trace." in e["action"]]
+
+
+def test_a_send_that_is_never_handled_still_has_exactly_one_send_line(tmp_path: Path) -> None:
+    """A delivered message's send line is written with its receive; a buffered one's at
+    once (and not again), and a dead letter's once, whether refused at the send or
+    buffered first and dropped when no instance came."""
+    log_file = tmp_path / "node.jsonl"
+    configure_logging(level="INFO", stream=None, json_path=log_file)
+    set_tracing(True)
+    try:
+        starting = ActorHandle("node/starting")  # no instance yet: sends are buffered
+        with trace("buffered-then-dropped"):
+            assert starting.tell(Order()).value == "buffered"
+        starting.close()  # no instance will come: the buffered message is a dead letter
+        with trace("refused"):
+            assert starting.tell(Order()).value == "dead_letter"
+    finally:
+        set_tracing(False)
+        assert flush_traces(5)
+        configure_logging(level="WARNING")
+    buffered = _trace_lines(log_file, "buffered-then-dropped")
+    assert [(e["action"], e["result"]) for e in buffered] == [("trace.send", "buffered")]
+    refused = _trace_lines(log_file, "refused")
+    assert [(e["action"], e["result"]) for e in refused] == [("trace.send", "dead_letter")]
+    assert refused[0]["receiver"] == "node/starting"
+
+
+def test_a_batch_of_trace_events_is_one_line_each_in_text_and_json(tmp_path: Path) -> None:
+    """Both file sinks get every line of a batch, the text sink in the key=value form
+    crank-node trace parses, each event's time its own."""
+    json_file, text_file = tmp_path / "node.jsonl", tmp_path / "node.log"
+    configure_logging(level="INFO", stream=None, json_path=json_file, text_path=text_file)
+    set_tracing(True)
+    try:
+        handle = ActorHandle("node/starting")
+        for number in range(50):
+            with trace(f"t-{number}"):
+                handle.tell(Order())
+    finally:
+        set_tracing(False)
+        assert flush_traces(5)
+        configure_logging(level="WARNING")
+    for log_file in (json_file, text_file):
+        lines = log_file.read_text().splitlines()
+        events = [parse_trace_line(line) for line in lines]
+        assert sorted(e.trace_id for e in events if e is not None) == sorted(
+            f"t-{n}" for n in range(50)
+        )
+        assert all(e is not None and e.outcome == "buffered" for e in events)
+
+
+def test_the_text_sink_writes_the_time_as_loguru_s_own_format_token_would() -> None:
+    """The text format's time (made by datetime.isoformat, for speed) is character for
+    character what ``{time:YYYY-MM-DDTHH:mm:ss.SSSSSSZ}`` wrote, also on a whole second."""
+
+    records: list[dict[str, Any]] = []
+    sink = logger.add(lambda message: records.append(message.record), level="INFO")
+    try:
+        logger.bind(action="test.time").info("one line")
+    finally:
+        logger.remove(sink)
+    record = records[0]
+    for microsecond in (record["time"].microsecond, 0):
+        record["time"] = record["time"].replace(microsecond=microsecond)
+        text_format(record)
+        assert record["extra"]["_time"] == format(record["time"], "YYYY-MM-DDTHH:mm:ss.SSSSSSZ")

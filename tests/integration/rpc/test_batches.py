@@ -1,0 +1,133 @@
+"""JSON-RPC batches: bodies for one endpoint that meet on the transport go out as one request."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from actors.rpc import RpcEndpoint, RpcRouterConfig, RpcSuccess
+from actors.rpc.classify import AttemptResult, HttpReply
+from actors.rpc.transport import AioHttpTransport
+from localnet import FaultError, Faults, LocalnetServer
+
+from .conftest import RunningRouter
+
+pytestmark = pytest.mark.integration
+
+
+def _body(request_id: int, method: str = "getSlot") -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method}).encode()
+
+
+@contextmanager
+def _held(transport: AioHttpTransport) -> Iterator[None]:
+    """The transport's loop blocked until the block ends: what is submitted meanwhile
+    reaches the loop at once, as under load."""
+    held, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        held.set()
+        release.wait(10)
+
+    assert transport._loop is not None
+    transport._loop.call_soon_threadsafe(hold)
+    assert held.wait(10)
+    try:
+        yield
+    finally:
+        release.set()
+
+
+def _submit_all(transport: AioHttpTransport, url: str, bodies: list[bytes]) -> list[AttemptResult]:
+    results: list[AttemptResult | None] = [None] * len(bodies)
+    done = threading.Semaphore(0)
+
+    def on_done_of(index: int) -> Callable[[AttemptResult], None]:
+        def on_done(result: AttemptResult) -> None:
+            results[index] = result
+            done.release()
+
+        return on_done
+
+    with _held(transport):
+        for index, body in enumerate(bodies):
+            transport.submit(url, body, 5.0, on_done_of(index))
+    for _ in bodies:
+        assert done.acquire(timeout=10), "a result never came"
+    return [result for result in results if result is not None]
+
+
+@pytest.fixture
+def transport_of() -> Iterator[Callable[[int], AioHttpTransport]]:
+    started: list[AioHttpTransport] = []
+
+    def start(batch_max: int) -> AioHttpTransport:
+        transport = AioHttpTransport(name="test-http", batch_max=batch_max)
+        transport.start()
+        started.append(transport)
+        return transport
+
+    yield start
+    for transport in started:
+        transport.close()
+
+
+def test_bodies_submitted_together_go_out_in_one_request_and_each_gets_its_answer(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport]
+) -> None:
+    """Five reads meet on the loop: one HTTP request; each caller gets the answer with its id."""
+    transport = transport_of(8)
+    results = _submit_all(transport, localnet.url, [_body(n) for n in range(1, 6)])
+    assert transport.posts == 1
+    assert all(isinstance(result, HttpReply) and result.status == 200 for result in results)
+    answers = [json.loads(result.body) for result in results if isinstance(result, HttpReply)]
+    assert [answer["id"] for answer in answers] == [1, 2, 3, 4, 5]
+    assert all(isinstance(answer["result"], int) for answer in answers)
+
+
+def test_one_request_per_body_unless_batches_are_asked_for_and_at_most_batch_max(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport]
+) -> None:
+    """batch_max 1 (the default) posts each body alone; batch_max 2 splits five into 2+2+1."""
+    single, pairs = transport_of(1), transport_of(2)
+    assert len(_submit_all(single, localnet.url, [_body(n) for n in range(1, 6)])) == 5
+    assert single.posts == 5
+    assert len(_submit_all(pairs, localnet.url, [_body(n) for n in range(1, 6)])) == 5
+    assert pairs.posts == 3
+
+
+def test_members_a_batch_answer_cannot_tell_apart_are_sent_again_one_by_one(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport]
+) -> None:
+    """Two bodies with one id: the batch's answers cannot be matched, so both go again alone
+    (as for an endpoint that refuses batches) and each still gets an answer."""
+    transport = transport_of(8)
+    results = _submit_all(transport, localnet.url, [_body(7), _body(7, "getBlockHeight")])
+    assert transport.posts == 3
+    assert all(isinstance(result, HttpReply) and result.status == 200 for result in results)
+
+
+def test_an_http_error_on_a_batch_is_every_members_answer(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport]
+) -> None:
+    """A 429 storm on the endpoint: the batch's 429 reaches each member (the router retries)."""
+    localnet.set_faults(0, Faults(error_rate=1.0, error=FaultError.HTTP_429))
+    transport = transport_of(8)
+    results = _submit_all(transport, localnet.url, [_body(n) for n in range(1, 4)])
+    assert transport.posts == 1
+    assert [getattr(result, "status", None) for result in results] == [429, 429, 429]
+
+
+def test_a_router_with_batches_answers_every_read(
+    localnet: LocalnetServer, start_router: Callable[..., RunningRouter]
+) -> None:
+    """Forty concurrent reads through a router that batches: every one answered."""
+    endpoints = tuple(RpcEndpoint(url) for url in localnet.urls)
+    running = start_router(RpcRouterConfig(endpoints, batch_max=16))
+    futures = [running.client.request("getSlot") for _ in range(40)]
+    outcomes = [future.get(timeout=20) for future in futures]
+    assert all(isinstance(outcome, RpcSuccess) for outcome in outcomes), outcomes[:3]
