@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,7 +44,7 @@ from market.marker import marker_for
 from storage.models import Settlement as SettlementRow
 from storage.models import table_of
 from supervision import ActorHandle, launch, set_tracing
-from supervision.tracing import flush_traces
+from supervision.tracing import add_trace_sink, flush_traces, remove_trace_sink
 from tests.conftest import Recorder
 from tests.integration.market.conftest import Rpc, Trade, make_trade
 from tests.support.chain_audit import settled_fill_ids, signature_status_exists
@@ -417,15 +417,20 @@ def test_a_recovered_settlements_own_messages_run_under_its_stored_trace(
     with settler.engine.begin() as connection:
         connection.execute(update(table_of(SettlementRow)).values(trace_id="journey-7"))
     signature = _write_attempt_as_dead_node(settler)
+    hops: list[Mapping[str, Any]] = []  # every trace line's fields, as the OTel export gets them
+    add_trace_sink(hops.append)
     set_tracing(True)
-    settler.start(offset_s=120.0)
-    assert settler.finished().signature == signature
-    set_tracing(False)
-    assert flush_traces(5)
+    try:
+        settler.start(offset_s=120.0)
+        assert settler.finished().signature == signature
+    finally:
+        set_tracing(False)
+        assert flush_traces(5)
+        remove_trace_sink(hops.append)
     extras = [r["extra"] for r in captured_logs]
     own = ("settlement.claimed", "settlement.recovering", "settlement.sent")
     steps = {(e["action"], e.get("trace_id")) for e in extras if e.get("action") in own}
     assert steps == {(action, "journey-7") for action in own}
-    received = {e["message_type"] for e in extras
+    received = {e["message_type"] for e in hops
                 if e.get("action") == "trace.receive" and e.get("trace_id") == "journey-7"}  # fmt: skip
     assert {"RpcRequest", "_Sent"} <= received, received
