@@ -153,7 +153,7 @@ class ChaosRun:
         offsets = {nodes.ids[i - 1]: offset_seconds(o) for i, o in self.clock_offsets.items()}
         partitions = partition_findings(
             scheduler.injected, record, nodes.ids, self.workdir,
-            wall_at_zero_s=self.wall0, clock_offsets_s=offsets,
+            wall_at_zero_s=self.wall0, clock_offsets_s=offsets, after_heal_s=self.ttl_s,
         )  # fmt: skip
         return ChaosReport(
             self.shape, scheduler.injected, invariants, read_counts(engine), tally,
