@@ -103,11 +103,7 @@ def partition_findings(
             if span.holder == node and span.live and span.key.startswith("market:")
             and span.first_seen_s <= at_s <= span.last_seen_s + 0.5
         }  # fmt: skip
-        taken = [
-            span.first_seen_s - at_s for span in record.leases
-            if span.key in held and span.holder != node and span.live
-            and span.first_seen_s >= at_s
-        ]  # fmt: skip
+        taken = _taken_over(record, held, node, at_s)
         rejoined = [
             span.first_seen_s - healed_s for span in record.leases
             if span.holder == node and span.live and span.first_seen_s >= healed_s
@@ -119,3 +115,19 @@ def partition_findings(
         )  # fmt: skip
         found.append(finding)
     return found
+
+
+def _taken_over(record: MonitorRecord, held: set[str], node: str, at_s: float) -> list[float]:
+    """Per market ``node`` held at the cut, when its next live holder after the cut
+    was seen, if that holder is another node. A market the cut node took back first
+    (a cut shorter than its lease) was not taken over, whoever holds it later."""
+    taken = []
+    for key in held:
+        after = [
+            span for span in record.leases
+            if span.key == key and span.live and span.first_seen_s >= at_s
+        ]  # fmt: skip
+        first = min(after, key=lambda span: span.first_seen_s, default=None)
+        if first is not None and first.holder != node:
+            taken.append(first.first_seen_s - at_s)
+    return taken
