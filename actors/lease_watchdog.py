@@ -17,17 +17,20 @@ block), and they stay overdue until the LockActor, free again, resolves them
 (:meth:`LeaseWatchdog.forget`). A confirmation that arrives after the deadline
 does not revive a lease: its loss was announced, so it is given up.
 
-Thread-safety: every method takes one lock; ``on_overdue`` runs under it, so a
-LockActor that sees a lease not overdue can announce its loss itself without
-the watchdog announcing it too, and never sees the watchdog's announcement
-arrive after its own later ones. The clock is never called under the lock
-(ManualClock runs callbacks under its own lock, which would invert the order).
+Thread-safety: every method takes one (re-entrant) lock; ``on_overdue`` runs under
+it, so a LockActor that sees a lease not overdue can announce its loss itself
+without the watchdog announcing it too. The LockActor also announces under it
+(:meth:`LeaseWatchdog.locked`): a market it tells as gained is not overdue then,
+so the watchdog's "lost" can only come after, never before, the "gained". The
+clock is never called under the lock (ManualClock runs callbacks under its own
+lock, which would invert the order).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +66,7 @@ class LeaseWatchdog:
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._watched: dict[str, _Watched] = {}
         self._on_overdue: Callable[[tuple[Overdue, ...]], None] = _ignore
 
@@ -83,6 +86,13 @@ class LeaseWatchdog:
         for entry in watched.values():
             if entry.call is not None:
                 entry.call.cancel()
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """No announcement of the watchdog's can happen meanwhile (tells only inside:
+        calling :meth:`watch` here could deadlock with the clock)."""
+        with self._lock:
+            yield
 
     def watch(self, key: str, fencing_token: int, deadline_s: float, owner: Any = None) -> bool:
         """Set ``key``'s deadline (a confirmed acquire or renewal). False, changing

@@ -315,12 +315,13 @@ class LockActor(CrankActor):
             case GetHeldLeases():
                 return tuple(self._held[key].lease for key in sorted(self._held))
             case ResendMarkets(sink):
-                markets = tuple(
-                    self._held[key].lease
-                    for key in sorted(self._held)
-                    if key.startswith(MARKET_KEY_PREFIX)
-                )
-                sink.tell(MarketsChanged(markets, ()))
+                with self._watchdog.locked():
+                    markets = tuple(
+                        self._held[key].lease
+                        for key in sorted(self._held)
+                        if key.startswith(MARKET_KEY_PREFIX) and not self._watchdog.is_overdue(key)
+                    )
+                    sink.tell(MarketsChanged(markets, ()))
             case _:
                 self._log.bind(action="locks.unknown_message").warning(
                     f"ignored {type(message).__name__}"
@@ -541,5 +542,11 @@ class LockActor(CrankActor):
         return [market_id(key) for key in self._held if key.startswith(MARKET_KEY_PREFIX)]
 
     def _announce(self, gained: tuple[Lease, ...], lost: tuple[str, ...]) -> None:
-        for listener in self._listeners:
-            listener.tell(MarketsChanged(gained, lost))
+        """Tell the listeners. A lease whose deadline passed since it was taken (a slow
+        round) was told lost by the watchdog already: it is not told gained after that."""
+        with self._watchdog.locked():
+            gained = tuple(lease for lease in gained if not self._watchdog.is_overdue(lease.key))
+            if not (gained or lost):
+                return
+            for listener in self._listeners:
+                listener.tell(MarketsChanged(gained, lost))

@@ -38,7 +38,7 @@ from typing import Any
 
 from localnet import VALID_BLOCKHASHES, FaultError, Faults
 
-__all__ = ["FaultKind", "PlannedFault", "plan_faults"]
+__all__ = ["FaultKind", "PlannedFault", "parse_fault", "plan_faults"]
 
 WARMUP_S = 2.0  # no fault before this: let the nodes settle into their shares
 END_MARGIN_S = 1.0  # every fault ends this long before the orders stop
@@ -331,3 +331,41 @@ def _lanes(
             first.remove(fault.kind)
         planned.append(fault)
         cursors[lane] = fault.end_s
+
+
+# What `--fault` can name: the network faults, whose parameters have fixed values here.
+PINNED_KINDS = NET_KINDS
+PINNED_DEGRADE_MS = (200, 50)  # latency, jitter
+
+
+def parse_fault(text: str) -> PlannedFault:
+    """``KIND:NODE@START+DURATION`` (``net_db:1@6+7.5``): one network fault on node NODE
+    (from 1) from START for DURATION seconds of the run; ``net_endpoint`` blackholes
+    endpoint 0 (``net_endpoint:1/2@...`` names another), ``net_degrade`` adds 200 ms
+    +/- 50 ms. ValueError saying what is wrong."""
+    head, at, when = text.partition("@")
+    kind_text, _, target_text = head.partition(":")
+    start_text, plus, duration_text = when.partition("+")
+    if not (at and plus and target_text):
+        raise ValueError(f"{text!r}: use KIND:NODE@START+DURATION, e.g. net_db:1@6+7.5")
+    kinds = {kind.value: kind for kind in PINNED_KINDS}
+    if kind_text not in kinds:
+        raise ValueError(f"{text!r}: the kind must be one of {', '.join(kinds)}")
+    kind = kinds[kind_text]
+    node_text, slash, endpoint_text = target_text.partition("/")
+    if slash and kind is not FaultKind.NET_ENDPOINT:
+        raise ValueError(f"{text!r}: only net_endpoint names an endpoint (NODE/ENDPOINT)")
+    try:
+        node, start_s, duration_s = int(node_text), float(start_text), float(duration_text)
+        endpoint = int(endpoint_text) if slash else 0
+    except ValueError:
+        raise ValueError(f"{text!r}: NODE and ENDPOINT are integers, START and DURATION "
+                         "seconds") from None  # fmt: skip
+    if node < 1 or endpoint < 0 or start_s < 0 or duration_s <= 0:
+        raise ValueError(f"{text!r}: NODE from 1, START >= 0, DURATION > 0")
+    if kind is FaultKind.NET_DEGRADE:
+        latency, jitter = PINNED_DEGRADE_MS
+        return PlannedFault(kind, start_s, duration_s, node, latency_ms=latency, jitter_ms=jitter)
+    if kind is FaultKind.NET_ENDPOINT:
+        return PlannedFault(kind, start_s, duration_s, node, endpoint=endpoint)
+    return PlannedFault(kind, start_s, duration_s, node)

@@ -153,7 +153,7 @@ class ChaosRun:
         offsets = {nodes.ids[i - 1]: offset_seconds(o) for i, o in self.clock_offsets.items()}
         partitions = partition_findings(
             scheduler.injected, record, nodes.ids, self.workdir,
-            wall_at_zero_s=self.wall0, clock_offsets_s=offsets,
+            wall_at_zero_s=self.wall0, clock_offsets_s=offsets, after_heal_s=self.ttl_s,
         )  # fmt: skip
         return ChaosReport(
             self.shape, scheduler.injected, invariants, read_counts(engine), tally,
@@ -258,7 +258,8 @@ class ChaosRun:
         return hosts, db_url, tuple(rpc_urls)
 
     def _start_faults(self, nodes: NodeProcesses, server: LocalnetServer) -> FaultScheduler:
-        plan = plan_faults(
+        pinned = tuple(sorted(getattr(self.args, "fault", None) or (), key=lambda f: f.start_s))
+        plan = pinned or plan_faults(
             self.seed, duration_s=self.shape.duration_s, nodes=self.shape.nodes,
             endpoints=ENDPOINTS, takeover_s=self.shape.takeover_bound_s,
             slot_ms=self.shape.slot_ms, network=self.network is not None, ttl_s=self.ttl_s,

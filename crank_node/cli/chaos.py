@@ -121,8 +121,22 @@ def register(subparsers: Any) -> None:
         help="run node NODE (from 1) with its wall clock OFFSET off (libfaketime), e.g. "
         "1=+1h; repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--fault", type=_fault, action="append", metavar="KIND:NODE@START+DURATION",
+        help="instead of the seeded schedule, exactly this network fault (--netns), e.g. "
+        "net_db:1@6+7.5 (node 1 cut from the database from +6 s for 7.5 s); repeatable",
+    )  # fmt: skip
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the report here")
     parser.set_defaults(handler=run)
+
+
+def _fault(text: str) -> Any:
+    from crank_node.chaos.faults import parse_fault  # noqa: PLC0415  (localnet loads slowly)
+
+    try:
+        return parse_fault(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"--fault {error}") from None
 
 
 def _clock_skew(text: str) -> tuple[int, str]:
@@ -143,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     from supervision.logs import configure_logging  # noqa: PLC0415
 
     membership_ms = args.membership_interval_ms or max(50, args.lease_ttl_ms // 3)
+    problem = _check_pinned_faults(args)
+    if problem:
+        print(f"crank-node chaos: error: {problem}", file=sys.stderr)
+        return EXIT_USAGE
     if membership_ms >= args.lease_ttl_ms:
         print(
             f"crank-node chaos: error: --membership-interval-ms must be below --lease-ttl-ms "
@@ -171,3 +189,16 @@ def run(args: argparse.Namespace) -> int:
         write_json(args.report_json, report.to_json())
         print(f"report written to {args.report_json}")
     return EXIT_OK if report.ok else EXIT_FAILED
+
+
+def _check_pinned_faults(args: argparse.Namespace) -> str:
+    """Why the --fault list cannot run ('' if it can)."""
+    for fault in args.fault or ():
+        if not args.netns:
+            return "--fault names network faults: they need --netns"
+        if fault.target > args.nodes:
+            return f"--fault {fault.kind.value}: node {fault.target}, but --nodes is {args.nodes}"
+        if fault.end_s > args.duration:
+            return (f"--fault {fault.kind.value} ends at {fault.end_s:g}s, after --duration "
+                    f"{args.duration:g}s")  # fmt: skip
+    return ""

@@ -422,3 +422,42 @@ def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
         if node.actor_ref.is_alive():
             node.actor_ref.stop(timeout=30)
         patient.dispose()
+
+
+@pytest.mark.integration
+@pytest.mark.usefixtures("markets")
+def test_a_market_whose_deadline_passes_while_its_round_still_acquires_is_never_announced_held(
+    engine: Engine, recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow round (each acquire takes a whole TTL, as when every market's rows are busy):
+    a lease's deadline passes before the round announces what it gained. The listeners'
+    view, replaying every MarketsChanged in order, must end with exactly the markets the
+    node holds: no market announced lost by the watchdog and then gained by the round."""
+    clock = ManualClock()
+    start_s = clock.monotonic()
+    node = LockActor(
+        engine,
+        LockSettings(node_id="node-a", lease_ttl_s=TTL_S, membership_interval_s=MEMBERSHIP_S),
+        market_listeners=[sink := listener(recorder)],
+        db_time_offset_s=lambda: clock.monotonic() - start_s,
+        clock=clock,
+    )
+    real_acquire = node._store.acquire
+
+    def slow_acquire(key: str, ttl_s: float, **kwargs: Any) -> Any:
+        lease = real_acquire(key, ttl_s, **kwargs)
+        clock.advance(TTL_S)  # on the actor's thread: the last lease's deadline passes
+        return lease
+
+    monkeypatch.setattr(node._store, "acquire", slow_acquire)
+    launch(node)
+    try:
+        held_now = {lease.key for lease in node.actor_ref.ask(GetHeldLeases(), timeout=30)}
+        sink.ask("barrier").get(timeout=10)
+        view: set[str] = set()
+        for change in (e for e in recorder.snapshot() if isinstance(e, MarketsChanged)):
+            view |= {lease.key.removeprefix("market:") for lease in change.gained}
+            view -= set(change.lost)
+        assert view == {key.removeprefix("market:") for key in held_now}
+    finally:
+        node.actor_ref.stop(timeout=30)
