@@ -378,14 +378,15 @@ def _steps(leases: Sequence[Interval], most: int, x_of: _XOf, y: int, end_s: flo
 
 def _fills(settled_at_s: Sequence[float], x_of: _XOf, y: int, duration_s: float) -> str:
     """Settlements per second as a step line (per wider bin, averaged, on long runs)."""
-    span_s = max(duration_s, 1.0)
+    span_s = duration_s if duration_s > 0 else 1.0  # as on the axis
     bin_s = max(1.0, float(math.ceil(span_s / MAX_BINS)))
     bins = max(1, math.ceil(span_s / bin_s))
     counts = [0] * bins
     for at_s in settled_at_s:
         if 0 <= at_s <= span_s:
             counts[min(int(at_s // bin_s), bins - 1)] += 1
-    rates = [count / bin_s for count in counts]
+    # The last bin may be cut short by the end of the run: its own width, not bin_s.
+    rates = [count / (min((i + 1) * bin_s, span_s) - i * bin_s) for i, count in enumerate(counts)]
     top = max(rates, default=0.0) or 1.0
     base = y + FILLS_H
     points = []
