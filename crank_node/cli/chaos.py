@@ -48,7 +48,7 @@ from supervision.errors import CrankError
 if TYPE_CHECKING:
     from crank_node.chaos.report import ChaosReport
 
-__all__ = ["register", "run"]
+__all__ = ["register", "run", "write_timeline"]
 
 _EXIT_CODES = """exit codes:
   0  every invariant holds
@@ -174,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
     if report is None:
         return EXIT_FAILED
     print(report.text(), flush=True)
-    timeline_svg = _write_timeline(report, args)
+    timeline_svg = write_timeline(report, args)
     if args.report_json is not None:
         document = report.to_json()
         document["timeline_svg"] = None if timeline_svg is None else str(timeline_svg)
@@ -185,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
-def _write_timeline(report: ChaosReport, args: argparse.Namespace) -> Path | None:
+def write_timeline(report: ChaosReport, args: argparse.Namespace) -> Path | None:
     """The run's timeline as an SVG next to the JSON report (same stem), or in the
     workdir without one; its path (None if it could not be written, said why)."""
     from crank_node.chaos.timeline import render_svg  # noqa: PLC0415
