@@ -17,6 +17,7 @@ from crank_node.chaos.checks import InvariantResult
 from crank_node.chaos.faults import FaultKind
 from crank_node.chaos.scheduler import InjectedFault
 from crank_node.chaos.takeover import ResumeFinding, Takeover
+from crank_node.chaos.timeline import Timeline
 from crank_node.demo.orders import SubmissionTally
 from crank_node.demo.progress import DemoCounts
 
@@ -63,6 +64,7 @@ class ChaosReport:
     expired_while_up: Sequence[str] = ()
     started_at_unix: float = 0.0
     partitions: Sequence[Any] = ()  # crank_node.chaos.partitions.PartitionFinding (--netns)
+    timeline: Timeline | None = None  # drawn next to the JSON report (crank_node.cli.chaos)
 
     @property
     def ok(self) -> bool:

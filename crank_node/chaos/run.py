@@ -37,6 +37,7 @@ from crank_node.chaos.report import ChaosReport, ChaosShape
 from crank_node.chaos.scheduler import FaultScheduler, InjectedFault
 from crank_node.chaos.takeover import expired_while_up, resume_findings, takeovers
 from crank_node.chaos.targets import ChaosTargets, NetworkTargets
+from crank_node.chaos.timeline import Timeline, build_timeline, settled_times
 from crank_node.demo.nodes import http_addrs
 from crank_node.demo.orders import OrderSubmitter, SubmissionTally
 from crank_node.demo.progress import (
@@ -161,6 +162,22 @@ class ChaosRun:
             resume_findings(scheduler.injected, nodes.ids, self.workdir, self.wall0),
             shares, fair, record.polls, self.notes + monitor_notes(record),
             expired_while_up(record.leases, down), self.wall0, partitions,
+            self._timeline(scheduler.injected, record, nodes.ids, offsets, elapsed_s),
+        )  # fmt: skip
+
+    def _timeline(
+        self, injected: list[InjectedFault], record: MonitorRecord, ids: tuple[str, ...],
+        offsets: dict[str, float], elapsed_s: float,
+    ) -> Timeline:  # fmt: skip
+        """The run's picture: faults, leases held and settlements per node over time."""
+        settled = settled_times(
+            self.workdir, ids, wall_at_zero_s=self.wall0, clock_offsets_s=offsets
+        )
+        return build_timeline(
+            seed=self.seed, duration_s=elapsed_s, node_ids=ids, injected=injected,
+            leases=record.leases, settled=settled, markets=self.shape.markets,
+            database=self.shape.database,
+            notes={ids[i - 1]: f"clock {o}" for i, o in self.clock_offsets.items()},
         )  # fmt: skip
 
     # -- the steps -----------------------------------------------------------------------

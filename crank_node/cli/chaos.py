@@ -28,8 +28,10 @@ to match, stops the nodes, and checks five invariants:
 
 It prints a report (the faults with their times, each invariant's verdict and
 details, the takeover times, the throughput) and writes it as JSON with
---report-json. Ctrl-C ends the orders early (the checks still run); a second one
-cuts the waits short.
+--report-json, with a timeline beside it (the same name, .svg; without
+--report-json, timeline.svg in --workdir): a lane per node with its faults, the
+markets it held and the fills it settled per second. Ctrl-C ends the orders early
+(the checks still run); a second one cuts the waits short.
 """
 
 from __future__ import annotations
@@ -38,12 +40,15 @@ import argparse
 import secrets
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from crank_node.harness.skeleton import MAX_SEED, StopRequests, bounded
 from supervision.errors import CrankError
 
-__all__ = ["register", "run"]
+if TYPE_CHECKING:
+    from crank_node.chaos.report import ChaosReport
+
+__all__ = ["register", "run", "write_timeline"]
 
 _EXIT_CODES = """exit codes:
   0  every invariant holds
@@ -54,8 +59,10 @@ EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 DEFAULT_WORKDIR = Path("var/chaos")
+TIMELINE = "timeline.svg"  # in the workdir, without --report-json
 LOGS = (
     "chaos.jsonl", "chaos-node-*.jsonl", "chaos-node-*.stderr", "monitor.json", "operator.token",
+    TIMELINE,
 )  # fmt: skip
 
 
@@ -185,9 +192,14 @@ def run(args: argparse.Namespace) -> int:
     if report is None:
         return EXIT_FAILED
     print(report.text(), flush=True)
+    timeline_svg = write_timeline(report, args)
     if args.report_json is not None:
-        write_json(args.report_json, report.to_json())
+        document = report.to_json()
+        document["timeline_svg"] = None if timeline_svg is None else str(timeline_svg)
+        write_json(args.report_json, document)
         print(f"report written to {args.report_json}")
+    if timeline_svg is not None:
+        print(f"timeline written to {timeline_svg}")
     return EXIT_OK if report.ok else EXIT_FAILED
 
 
@@ -202,3 +214,21 @@ def _check_pinned_faults(args: argparse.Namespace) -> str:
             return (f"--fault {fault.kind.value} ends at {fault.end_s:g}s, after --duration "
                     f"{args.duration:g}s")  # fmt: skip
     return ""
+
+
+def write_timeline(report: ChaosReport, args: argparse.Namespace) -> Path | None:
+    """The run's timeline as an SVG next to the JSON report (same stem), or in the
+    workdir without one; its path (None if it could not be written, said why)."""
+    from crank_node.chaos.timeline import render_svg  # noqa: PLC0415  (lazy like the rest)
+
+    if report.timeline is None:
+        return None
+    report_json: Path | None = args.report_json
+    path = report_json.with_suffix(".svg") if report_json is not None else args.workdir / TIMELINE
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_svg(report.timeline))
+    except OSError as error:
+        print(f"crank-node chaos: cannot write the timeline: {error}", file=sys.stderr)
+        return None
+    return path

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 
@@ -76,6 +77,28 @@ def test_a_chaos_run_on_sqlite_injects_every_fault_and_keeps_every_invariant(
     assert killed, "a killed node held markets: their takeover is timed"
     work = tmp_path / "work"
     assert (work / "monitor.json").exists() and (work / "chaos-node-1.jsonl").exists()
+    _check_the_timeline(tmp_path, report, output)
+
+
+def _check_the_timeline(directory: Path, report: dict[str, Any], output: str) -> None:
+    """The SVG beside the report: named in the report and the output, well-formed XML,
+    one lane per node, and settlements on it (read from the nodes' logs: a SIGKILL may
+    cut a node's last lines, so not necessarily every one)."""
+    svg = directory / "report.svg"
+    assert report["timeline_svg"] == str(Path("report.svg")), output
+    assert f"timeline written to {Path('report.svg')}" in output
+    root = ElementTree.fromstring(svg.read_text())
+    lanes = root.findall("{http://www.w3.org/2000/svg}g[@class='lane']")
+    assert [lane.get("data-node") for lane in lanes] == [
+        f"chaos-node-{n}" for n in range(1, 4)
+    ], output
+    settled = sum(
+        int(fills.get("data-settled", "0"))
+        for lane in lanes
+        for fills in lane.iter("{http://www.w3.org/2000/svg}g")
+        if fills.get("class") == "fills"
+    )
+    assert settled > 0, output
 
 
 @pytest.mark.postgres
