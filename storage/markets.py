@@ -114,8 +114,9 @@ def sign_stored_market(engine: Engine, market_id: str, authority: Keypair) -> do
 
 def refused_markets(engine: Engine) -> dict[str, str]:
     """Active markets the node refuses to match or settle, with why: a definition not
-    signed by its settlement authority (:func:`market.market_definition_refusal`), or a
-    row that does not rebuild."""
+    signed by its settlement authority (:func:`market.market_definition_refusal`).
+    A row that does not rebuild at all is left out: no node can read it, so none
+    matches or settles it (the actors log it when they try)."""
     stmt = select(_MARKETS).where(_MARKETS.c.status == "active").order_by(_MARKETS.c.id)
     refused: dict[str, str] = {}
     with read_transaction(engine, "storage.market_refused") as connection:
@@ -123,8 +124,7 @@ def refused_markets(engine: Engine) -> dict[str, str]:
     for row in rows:
         try:
             market = market_from_row(row._mapping)
-        except (StorageError, domain.MarketError, ValueError) as error:
-            refused[row.id] = f"market {row.id}: the row does not rebuild: {error}"
+        except (StorageError, domain.MarketError, ValueError):
             continue
         refusal = domain.market_definition_refusal(market, market.definition_signature)
         if refusal is not None:
