@@ -199,6 +199,8 @@ class MatchActor(CrankActor):
         self.settings = settings or MatchSettings()
         self._offset = db_time_offset_s
         self._held: dict[str, _HeldMarket] = {}
+        # Markets refused for an unsigned or edited definition, logged at ERROR once each.
+        self._refused_markets: set[str] = set()
         self._backlog_full = False
         self._fills_written = 0
         # Markets with orders queued since the last drain, and whether a _Drain is on its
@@ -372,6 +374,12 @@ class MatchActor(CrankActor):
                 held.market = get_market(self._engine, market)
             if held.market is None:
                 self._drop(market, "no such market in the database")
+                return False
+            refusal = domain.market_definition_refusal(
+                held.market, held.market.definition_signature
+            )
+            if refusal is not None:
+                self._refuse_market(market, refusal)
                 return False
             uncrossed = domain.uncross(load_book(self._engine, held.market), now_s=self._now_s())
             if uncrossed.needs_write:
@@ -581,6 +589,15 @@ class MatchActor(CrankActor):
         held.retry_delay_s = delay_s
         held.retry_pending = True
         self.timers.send_once(("match.retry", market), delay_s, _Retry(market))
+
+    def _refuse_market(self, market: str, refusal: domain.Unauthorized) -> None:
+        """Never match a market whose definition its settlement authority did not sign."""
+        if market not in self._refused_markets:
+            self._refused_markets.add(market)
+            logger.bind(
+                action="match.market_unauthorized", market_id=market, field=refusal.field
+            ).error(f"{market} is never matched: {refusal}")
+        self._drop(market, f"unauthorized market definition: {refusal.reason}")
 
     def _drop(self, market: str, reason: str) -> None:
         held = self._held.pop(market, None)

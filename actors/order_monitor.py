@@ -246,6 +246,8 @@ class OrderMonitor(CrankActor):
         self._deadline_s = request_deadline_s
         self._offset = db_time_offset_s
         self._views: dict[str, _MarketView] = {}
+        # Markets refused for an unsigned or edited definition, logged at ERROR once each.
+        self._refused_markets: set[str] = set()
         self._rounds = 0  # funding rounds started, across markets: ids never repeat
         self._polls = 0
         self._failed_polls_in_a_row = 0
@@ -308,6 +310,14 @@ class OrderMonitor(CrankActor):
                 self._log.bind(action="order_monitor.unknown_market", market_id=market_id).warning(
                     f"holding a lease on unknown market {market_id}"
                 )
+                return
+            refusal = domain.market_definition_refusal(market, market.definition_signature)
+            if refusal is not None:
+                if market_id not in self._refused_markets:
+                    self._refused_markets.add(market_id)
+                    self._log.bind(
+                        action="order_monitor.market_unauthorized", market_id=market_id
+                    ).error(f"not watching the orders of {market_id}: {refusal}")
                 return
             self._views[market_id] = _MarketView(lease, market)
             self._log.bind(action="order_monitor.market_gained", market_id=market_id).info(

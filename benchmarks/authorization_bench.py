@@ -18,6 +18,7 @@ import argparse
 import sys
 import tempfile
 import timeit
+from dataclasses import replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -32,12 +33,15 @@ NOW_S = 1_700_000_000
 
 
 def _market() -> domain.Market:
-    return domain.Market(
+    """Signed by its settlement authority, as every market the node settles must be."""
+    authority = Keypair()
+    market = domain.Market(
         market_id="BENCH", base_mint=Pubkey.new_unique(), base_decimals=6,
         quote_mint=Pubkey.new_unique(), quote_decimals=6, lot_size_atoms=1_000,
-        tick_size_atoms=10, settlement_authority=Pubkey.new_unique(),
+        tick_size_atoms=10, settlement_authority=authority.pubkey(),
         fee_payer=Pubkey.new_unique(),
     )  # fmt: skip
+    return replace(market, definition_signature=domain.sign_market(market, authority))
 
 
 def _order(

@@ -32,6 +32,7 @@ import statistics
 import sys
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +54,7 @@ from actors.marker_reclaim import MarkerReclaimActor, ReclaimSettings, RoundEnde
 from actors.rpc import RpcClient, RpcRouter, RpcRouterConfig
 from actors.settlement import signer_map
 from localnet import LocalnetConfig, LocalnetServer
-from market import Market
+from market import Market, sign_market
 from market.marker import MARKER_RENT_LAMPORTS, marker_create_instruction, marker_for
 from storage.models import Fill, Order, Settlement, SettlementAttempt, SettlementMarker, table_of
 from supervision import ActorHandle, launch
@@ -125,6 +126,7 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
             tick_size_atoms=1, settlement_authority=authority.pubkey(),
             fee_payer=fee_payer.pubkey(),
         )  # fmt: skip
+        market = replace(market, definition_signature=sign_market(market, authority))
         _seed(engine, market)
         lease = storage.LeaseStore(engine, "bench").acquire(storage.market_key("BENCH"), 3600)
         assert lease is not None

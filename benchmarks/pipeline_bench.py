@@ -114,7 +114,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from pathlib import Path
@@ -152,7 +152,16 @@ from crank_node.harness.scenario import Scenario, build_scenario, reconcile
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
-from market import Fill, Market, Order, Side, SignedOrder, build_settlement_transaction, sign_order
+from market import (
+    Fill,
+    Market,
+    Order,
+    Side,
+    SignedOrder,
+    build_settlement_transaction,
+    sign_market,
+    sign_order,
+)
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
@@ -218,7 +227,10 @@ class ChainProcess:
         sending.close()
         self.url: str = report["url"]
         self.scenario = Scenario(
-            markets=tuple(Market.from_json(document) for document in report["markets"]),
+            # JSON carries no signature: the authority (this wallet) signs each definition.
+            markets=tuple(
+                _signed_market(Market.from_json(document), wallet) for document in report["markets"]
+            ),
             makers=tuple(Keypair.from_bytes(secret) for secret in report["makers"]),
             settlement_authority=wallet,
             fee_payer=wallet,
@@ -251,6 +263,10 @@ class Pair(NamedTuple):
 
     sell: SignedOrder
     buy: SignedOrder
+
+
+def _signed_market(market: Market, authority: Keypair) -> Market:
+    return replace(market, definition_signature=sign_market(market, authority))
 
 
 def crossing_pairs(scenario: Scenario, count: int, first_id: int) -> list[Pair]:

@@ -30,12 +30,19 @@ from market.authorization import (
     VerifiedSignatures,
     authorize_settlement,
     cancel_refusal,
+    market_definition_refusal,
     order_refusal,
     settlement_refusal,
 )
 from market.book import Book, PriceLevel, RestingOrder
 from market.cancel import CANCEL_DOMAIN, CancelRequest, SignedCancel, sign_cancel
 from market.cancel_record import cancel_record, parse_cancel_record, stored_cancel_refusal
+from market.definition import (
+    MARKET_DEFINITION_SIZE,
+    MARKET_DOMAIN,
+    market_definition_bytes,
+    sign_market,
+)
 from market.errors import (
     AccountFrozen,
     BadBase58,
@@ -129,6 +136,8 @@ __all__ = [
     "FILL_DOMAIN",
     "LAMPORTS_PER_SIGNATURE",
     "MARKER_RENT_LAMPORTS",
+    "MARKET_DEFINITION_SIZE",
+    "MARKET_DOMAIN",
     "MAX_COMPUTE_UNIT_LIMIT",
     "MEMO_PREFIX",
     "ORDER_DOMAIN",
@@ -213,6 +222,8 @@ __all__ = [
     "marker_for",
     "marker_reclaim_instruction",
     "marker_seed",
+    "market_definition_bytes",
+    "market_definition_refusal",
     "match",
     "net_balance_changes",
     "order_refusal",
@@ -226,6 +237,7 @@ __all__ = [
     "settlement_memo",
     "settlement_refusal",
     "sign_cancel",
+    "sign_market",
     "sign_order",
     "stored_cancel_refusal",
     "transaction_fee",

@@ -10,6 +10,10 @@ row is checked against what the makers signed, here, right before it is used.
 Checked before *every* settlement attempt is signed (on every node, after
 recovery too), from the stored rows alone (:func:`settlement_refusal`):
 
+0. the market's definition (mints, decimals, lot and tick sizes, authority,
+   token programs) is signed by its settlement authority
+   (:func:`market_definition_refusal`): an order's price is per lot, so an
+   edited lot size alone would make a buyer pay many times what they signed;
 1. the fill row still says what the settlement is built from;
 2. each of the two orders: its row rebuilds, its terms hash to its id, its
    maker's ed25519 signature over the canonical bytes holds, it is of the
@@ -27,8 +31,9 @@ recovery too), from the stored rows alone (:func:`settlement_refusal`):
    market's, fixed by :func:`market.settlement.settlement_instructions`).
 
 Checked when a book is loaded and before an order from the database is
-matched (:func:`order_refusal`): 2 without the fill's time, and the order's
-numbers fit its market. Cancels read from the database (:func:`cancel_refusal`,
+matched (:func:`order_refusal`; the market's own check 0 is the caller's, before
+it loads the book): 2 without the fill's time, and the order's numbers fit its
+market. Cancels read from the database (:func:`cancel_refusal`,
 :mod:`market.cancel_record`): the maker's signature over the cancel and its
 freshness against the time it was stored (the database's clock).
 
@@ -45,7 +50,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from solders.signature import Signature
+
 from market.cancel import SignedCancel
+from market.definition import market_definition_bytes
 from market.errors import MarketError
 from market.fill import Fill
 from market.market import Market
@@ -61,6 +69,7 @@ __all__ = [
     "VerifiedSignatures",
     "authorize_settlement",
     "cancel_refusal",
+    "market_definition_refusal",
     "order_refusal",
     "settlement_refusal",
 ]
@@ -104,6 +113,37 @@ class VerifiedSignatures:
 
 
 VERIFIED: Final = VerifiedSignatures()
+# (definition bytes, signature) pairs verified in this process: one per market, in practice.
+_VERIFIED_DEFINITIONS: set[tuple[bytes, bytes]] = set()
+_MAX_VERIFIED_DEFINITIONS = 10_000
+
+
+def market_definition_refusal(market: Market, signature: Signature | None) -> Unauthorized | None:
+    """Why ``market`` may not be matched or settled (None if it may): ``signature`` is
+    missing or is not its settlement authority's over its definition
+    (:func:`market.definition.market_definition_bytes`), i.e. a field of the stored
+    market was changed after it was signed, or it was never signed."""
+    where = f"market {market.market_id}"
+    if signature is None:
+        return Unauthorized(
+            "definition_signature",
+            f"{where}: its definition is not signed by its settlement authority "
+            f"{market.settlement_authority} (`crank-node market sign`)",
+        )
+    message = market_definition_bytes(market)
+    key = (message, bytes(signature))
+    if key in _VERIFIED_DEFINITIONS:
+        return None
+    if not signature.verify(market.settlement_authority, message):
+        return Unauthorized(
+            "definition_signature",
+            f"{where}: its stored definition is not what its settlement authority "
+            f"{market.settlement_authority} signed (a field was changed after signing)",
+        )
+    if len(_VERIFIED_DEFINITIONS) >= _MAX_VERIFIED_DEFINITIONS:
+        _VERIFIED_DEFINITIONS.clear()
+    _VERIFIED_DEFINITIONS.add(key)
+    return None
 
 
 @dataclass(frozen=True)
@@ -167,6 +207,9 @@ def settlement_refusal(
         return Unauthorized(
             "market_id", f"{where} is of {fill.market_id!r}, not {market.market_id!r}"
         )
+    refusal = market_definition_refusal(market, market.definition_signature)
+    if refusal is not None:
+        return Unauthorized(refusal.field, f"{where}: {refusal.reason}")
     problem = _fill_row_problem(fill, evidence.stored_fill)
     if problem is not None:
         return problem

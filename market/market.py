@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 from solders.pubkey import Pubkey
+from solders.signature import Signature
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 
-from market.errors import InvalidMarket, InvalidSize
+from market.errors import InvalidField, InvalidMarket, InvalidSize
 from market.fields import check_market_id, check_pubkey, check_u8, check_u64
 from market.json_fields import JsonDict, JsonFields
 
@@ -44,6 +46,12 @@ class Market:
     Token-2022, checked on chain by ``crank-node market create``); each settlement
     leg is a ``TransferChecked`` of that program.
 
+    ``definition_signature`` is the settlement authority's signature of the
+    definition (:mod:`market.definition`), as stored with it; it is not part of
+    the market's value (equality, JSON), and a market whose signature does not
+    verify is never matched or settled
+    (:func:`market.authorization.market_definition_refusal`).
+
     Raises :class:`~market.errors.InvalidMarket` (or another
     :class:`~market.errors.InvalidField`) naming the field on bad values.
     """
@@ -59,6 +67,7 @@ class Market:
     fee_payer: Pubkey
     base_token_program: Pubkey = TOKEN_PROGRAM_ID
     quote_token_program: Pubkey = TOKEN_PROGRAM_ID
+    definition_signature: Signature | None = dataclasses.field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         check_market_id("market_id", self.market_id)
@@ -75,6 +84,11 @@ class Market:
                 raise InvalidMarket(field, "must be the SPL Token or the Token-2022 program")
         if self.base_mint == self.quote_mint:
             raise InvalidMarket("quote_mint", "must differ from base_mint")
+        signature = self.definition_signature
+        if signature is not None and not isinstance(signature, Signature):
+            raise InvalidField(
+                "definition_signature", f"must be a Signature, got {type(signature).__name__}"
+            )
 
     def to_json(self) -> JsonDict:
         """The JSON form: pubkeys in base58, integers as integers."""

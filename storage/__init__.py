@@ -56,7 +56,13 @@ from storage.fills import (
 )
 from storage.integrity import check_integrity
 from storage.leases import Lease, LeaseStore
-from storage.markets import get_market, insert_market, list_markets
+from storage.markets import (
+    get_market,
+    insert_market,
+    list_markets,
+    refused_markets,
+    sign_stored_market,
+)
 from storage.netfs import check_local_filesystem
 from storage.nodes import NodeRecord, NodeRegistry
 from storage.orders import (
@@ -237,6 +243,7 @@ __all__ = [
     "record_input_failures",
     "record_match",
     "record_match_result",
+    "refused_markets",
     "release_quarantined",
     "resolve_database_url",
     "retry_operation",
@@ -244,6 +251,7 @@ __all__ = [
     "settlement_evidence",
     "settlement_queue",
     "settlements_to_recover",
+    "sign_stored_market",
     "signed_order_of_row",
     "sqlite_url",
     "store_order",

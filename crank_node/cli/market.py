@@ -1,10 +1,21 @@
-"""crank-node market: create and list markets, straight in the node database.
+"""crank-node market: create, sign and list markets, straight in the node database.
 
     crank-node market create --base-mint KEY --quote-mint KEY --base-decimals N
                              --quote-decimals N --lot-size-atoms N --tick-size-atoms N
-                             --settlement-authority KEY --fee-payer KEY [--id MARKET_ID]
+                             --settlement-authority KEY --fee-payer KEY
+                             --authority-keypair PATH [--id MARKET_ID]
                              [--base-token-program P] [--quote-token-program P] [--rpc-url URL]
+    crank-node market sign --id MARKET_ID --authority-keypair PATH
     crank-node market list [--json]
+
+The market's definition (mints, decimals, lot and tick sizes, settlement
+authority, token programs: ``market/definition.py``) is signed by its settlement
+authority, whose keypair file --authority-keypair is (the node's wallet: the key
+makers delegate to). The node never matches or settles a market whose stored
+definition does not verify against that signature: an order's price is per lot,
+so a lot size edited in the database would make buyers pay many times what they
+signed. ``sign`` signs a market stored without a signature (before revision
+0010) as the row says it now: check it with ``list`` first.
 
 Before anything is stored, create reads each mint on chain (``getAccountInfo`` at
 ``confirmed`` on --rpc-url, else the first configured RPC URL) and refuses, with
@@ -38,11 +49,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.constants import TOKEN_2022_PROGRAM_ID, TOKEN_PROGRAM_ID
 from sqlalchemy.engine import Engine
 
 from crank_node.cli.status import format_table
+from crank_node.node.keypairs import KeypairError, load_keypair
 from crank_node.node.settings import DB_PATH
 from market import InvalidMarket, Market, MarketError
 from market.mint import decode_mint, mint_refusal
@@ -52,6 +65,7 @@ from storage import (
     insert_market,
     list_markets,
     open_engine,
+    sign_stored_market,
 )
 from supervision.errors import CrankError
 
@@ -97,8 +111,21 @@ def register(subparsers: Any) -> None:
         "--rpc-url", dest="rpc_urls", action="append", metavar="URL",
         help="where to check the mints (default: the configured RPC URLs' first)",
     )  # fmt: skip
+    create.add_argument(
+        "--authority-keypair", required=True, type=Path, metavar="PATH",
+        help="the settlement authority's keypair file: it signs the market's definition",
+    )  # fmt: skip
     create.add_argument("--json", action="store_true", help="print the market as JSON")
     create.set_defaults(handler=handle_create)
+    sign = actions.add_parser(
+        "sign", parents=[common], help="sign a stored market's definition (after upgrading)"
+    )
+    sign.add_argument("--id", dest="market_id", required=True, help="the market id")
+    sign.add_argument(
+        "--authority-keypair", required=True, type=Path, metavar="PATH",
+        help="the market's settlement authority's keypair file",
+    )  # fmt: skip
+    sign.set_defaults(handler=handle_sign)
     listing = actions.add_parser("list", parents=[common], help="list every market")
     listing.add_argument("--json", action="store_true", help="print JSON")
     listing.set_defaults(handler=handle_list)
@@ -113,6 +140,9 @@ def handle_create(args: argparse.Namespace) -> int:
                     for side in ("base", "quote")}  # fmt: skip
     except MarketError as error:
         return _fail(args, _with_flag(error.field, error.reason))
+    authority = _authority(args, market.settlement_authority)
+    if authority is None:
+        return EXIT_FAILED
 
     def create(engine: Engine) -> int:
         try:
@@ -121,11 +151,45 @@ def handle_create(args: argparse.Namespace) -> int:
             return _fail(args, _with_flag(error.field, error.reason))
         except CrankError as error:
             return _fail(args, f"cannot check the mints on chain: {error}")
-        insert_market(engine, checked)
+        insert_market(engine, checked, authority=authority)
         print(json.dumps(checked.to_json(), indent=2) if args.json else _created(checked))
         return EXIT_OK
 
     return _with_engine(args, create)
+
+
+def handle_sign(args: argparse.Namespace) -> int:
+    try:
+        authority = load_keypair(args.authority_keypair)
+    except KeypairError as error:
+        return _fail(args, f"--authority-keypair: {error}")
+
+    def sign(engine: Engine) -> int:
+        try:
+            signed = sign_stored_market(engine, args.market_id, authority)
+        except MarketError as error:
+            return _fail(args, f"--authority-keypair: {error.reason}")
+        print(f"market {signed.market_id} signed by {authority.pubkey()}")
+        return EXIT_OK
+
+    return _with_engine(args, sign)
+
+
+def _authority(args: argparse.Namespace, settlement_authority: Pubkey) -> Keypair | None:
+    """The --authority-keypair, once it is the settlement authority's; None (said) if not."""
+    try:
+        authority = load_keypair(args.authority_keypair)
+    except KeypairError as error:
+        _fail(args, f"--authority-keypair: {error}")
+        return None
+    if authority.pubkey() != settlement_authority:
+        _fail(
+            args,
+            f"--authority-keypair: the keypair is {authority.pubkey()}, not the "
+            f"--settlement-authority {settlement_authority}: it could not sign the market",
+        )
+        return None
+    return authority
 
 
 def handle_list(args: argparse.Namespace) -> int:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from types import MappingProxyType
 from typing import Any
@@ -32,7 +32,7 @@ from localnet.commitment import Commitment
 from localnet.errors import LocalnetError
 from localnet.fixtures import LAMPORTS_PER_SOL
 from localnet.server import LocalnetServer
-from market import Fill, Market, TokenAccount, decode_token_account
+from market import Fill, Market, TokenAccount, decode_token_account, sign_market
 from market.fields import U64_MAX
 from storage.models import Settlement, table_of
 
@@ -210,6 +210,10 @@ def build_scenario(
                 fee_payer=fee_payer.pubkey(),
             )
         )  # fmt: skip
+        # Signed by the settlement authority, or no node matches or settles it.
+        built[-1] = replace(
+            built[-1], definition_signature=sign_market(built[-1], settlement_authority)
+        )
         for maker, (mint, atoms) in product(
             keypairs, ((base, base_atoms_per_maker), (quote, quote_atoms_per_maker))
         ):

@@ -59,6 +59,7 @@ from storage import (
     count_unauthorized_settlements,
     open_engine,
     read_transaction,
+    refused_markets,
 )
 from storage.fair_share import MARKET_KEY_PREFIX, market_id
 from storage.markers import marker_totals
@@ -358,14 +359,21 @@ class Node:
         return ("healthy" if state.agree else "unhealthy"), detail
 
     def _authorization(self) -> tuple[str, dict[str, Any]]:
-        """Degraded while any settlement was refused as unauthorized (market.authorization):
-        someone wrote rows to the database that the makers did not sign."""
+        """Degraded while any settlement was refused as unauthorized (market.authorization),
+        or any active market's definition is not signed by its settlement authority:
+        someone wrote rows to the database that the makers (or the node) did not sign."""
         assert self.engine is not None
         refused = count_unauthorized_settlements(self.engine)
-        if not refused:
-            return "healthy", {"refused": 0}
-        reason = f"{refused} settlements refused as unauthorized"
-        return "degraded", {"refused": refused, "reason": reason}
+        # Markets whose definition its settlement authority did not sign (or that was
+        # edited since): never matched or settled until an operator signs them.
+        markets = refused_markets(self.engine)
+        detail: dict[str, Any] = {"refused": refused, "refused_markets": sorted(markets)}
+        reasons = [f"{refused} settlements refused as unauthorized"] if refused else []
+        reasons.extend(markets.values())
+        if not reasons:
+            return "healthy", detail
+        detail["reason"] = "; ".join(reasons)
+        return "degraded", detail
 
     def _fee_payer(self) -> tuple[str, dict[str, Any]]:
         """Each fee payer's SOL (of the markets this node signs for): unhealthy below what

@@ -51,6 +51,9 @@ class Market(Timestamped, Base):
     # Revision 0007: the program that keeps each mint (SPL Token or Token-2022).
     base_token_program: Mapped[str] = mapped_column(PUBKEY, server_default=TOKEN_PROGRAM_ID)
     quote_token_program: Mapped[str] = mapped_column(PUBKEY, server_default=TOKEN_PROGRAM_ID)
+    # Revision 0010: the settlement authority's signature of the definition
+    # (market.definition); markets from before it have none and are refused until signed.
+    definition_signature: Mapped[str | None] = mapped_column(SIGNATURE)
 
 
 class Order(Timestamped, Base):

@@ -118,6 +118,7 @@ def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str],
             "--quote-mint", str(quote.address), "--quote-decimals", "6",
             "--lot-size-atoms", str(LOT), "--tick-size-atoms", str(TICK),
             "--settlement-authority", str(node_key), "--fee-payer", str(node_key),
+            "--authority-keypair", str(wallet),
         )  # fmt: skip
         assert created.code == 0, created.err
         yield Desk(localnet, tmp_path, node_key, makers, accounts, {"base": base, "quote": quote})

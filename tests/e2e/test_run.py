@@ -55,7 +55,9 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
             "database", "rpc", "blockhash", "actors", "leases", "work", "settlement", "clock",
             "authorization", "fee_payer", "polls",
         }  # fmt: skip
-        assert health["components"]["authorization"] == {"status": "healthy", "refused": 0}
+        assert health["components"]["authorization"] == {
+            "status": "healthy", "refused": 0, "refused_markets": [],
+        }  # fmt: skip
         assert health["components"]["rpc"]["usable"] == 2
         assert health["components"]["leases"]["held"] == 3
     finally:

@@ -114,9 +114,13 @@ def test_the_runbook_from_a_clean_directory_trades_a_token_2022_market(
     market = step(
         "crank-node market create --db-path var/crank.db --rpc-url $RPC --id DEMO-USD "
         "--base-mint $BASE_MINT --base-decimals 6 --quote-mint $QUOTE_MINT --quote-decimals 6 "
-        "--lot-size-atoms 1000 --tick-size-atoms 10 --settlement-authority $NODE --fee-payer $NODE"
+        "--lot-size-atoms 1000 --tick-size-atoms 10 --settlement-authority $NODE --fee-payer $NODE "
+        "--authority-keypair wallet.json"
     )
     assert f"quote_token_program: {TOKEN_2022_PROGRAM_ID}" in market.out
+    signed = step("crank-node market sign --db-path var/crank.db --id DEMO-USD "
+                  "--authority-keypair wallet.json")  # fmt: skip
+    assert f"market DEMO-USD signed by {node_key}" in signed.out
     step("crank-node market list --db-path var/crank.db")
     for maker, mint in (("seller", "BASE_MINT"), ("buyer", "QUOTE_MINT")):
         values["MAKER_FILE"], values["MINT"] = f"{maker}.json", values[mint]

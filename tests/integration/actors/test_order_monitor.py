@@ -202,7 +202,7 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
         tick_size_atoms=TICK_ATOMS, settlement_authority=authority.pubkey(),
         fee_payer=Keypair().pubkey(),
     )  # fmt: skip
-    storage.insert_market(engine, market)
+    storage.insert_market(engine, market, authority=authority)
     lease = storage.LeaseStore(engine, "node").acquire(
         storage.market_key(market.market_id), LEASE_TTL_S
     )

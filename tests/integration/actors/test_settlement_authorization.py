@@ -23,6 +23,7 @@ from localnet import LocalnetServer
 from localnet.fixtures import MintFixture
 from market import sign_order
 from storage.models import Fill, Order, Settlement, table_of
+from storage.models import Market as MarketRow
 from tests.conftest import Recorder
 from tests.integration.actors.test_settlement_actor import SLOT_MS, Settler
 from tests.integration.market.conftest import LOT_ATOMS, make_trade
@@ -30,6 +31,7 @@ from tests.integration.market.conftest import LOT_ATOMS, make_trade
 pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(120)]
 
 _FILLS, _ORDERS, _SETTLEMENTS = table_of(Fill), table_of(Order), table_of(Settlement)
+_MARKETS = table_of(MarketRow)
 
 
 @pytest.fixture
@@ -178,3 +180,42 @@ def test_a_fill_beyond_an_orders_size_is_never_signed(desk: Settler, engine: Eng
         assert record is not None and record.status == "failed", record
         assert storage.list_attempts(engine, settlement_id) == []
     assert desk.state().refused == 2
+
+
+def test_a_market_row_edited_before_matching_is_never_signed(
+    desk: Settler, engine: Engine, captured_logs: list[dict[str, Any]]
+) -> None:
+    """The market's lot size edited to 1 atom in its row, and a fill row consistent with
+    that edit (2 lots' base atoms, now 2*LOT lots at the buy's price: LOT times what
+    the buyer signed for): the orders and the fill agree with the edited market, but
+    its definition is no longer what the settlement authority signed, so the
+    settlement is refused before any signing (the check of every attempt)."""
+    trade = desk.trade
+    with storage.write_transaction(engine, "test.tamper_market") as connection:
+        connection.execute(
+            update(_MARKETS).where(_MARKETS.c.id == trade.market.market_id).values(lot_size_atoms=1)
+        )
+    forged_id = "ForgedFi11" + "3" * 34
+    price, base_atoms = trade.sell.price_atoms, 2 * LOT_ATOMS
+    with storage.write_transaction(engine, "test.forge_fill") as connection:
+        connection.execute(
+            insert(_FILLS).values(
+                id=forged_id, market_id=trade.market.market_id,
+                maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
+                price_atoms=price, base_atoms=base_atoms, quote_atoms=price * base_atoms,
+                fencing_token=1, sequence=0,
+            )
+        )  # fmt: skip
+        connection.execute(
+            insert(_SETTLEMENTS).values(
+                id=forged_id, fill_id=forged_id, market_id=trade.market.market_id
+            )
+        )
+    before = trade.balances()
+
+    desk.start()
+    reason = _assert_refused_unsigned(desk, forged_id, before)
+
+    assert "definition" in reason and trade.market.market_id in reason
+    (logged,) = [r for r in captured_logs if r["extra"].get("action") == "settlement.unauthorized"]
+    assert logged["extra"]["field"] == "definition_signature"

@@ -202,12 +202,13 @@ def desk(
     monkeypatch.delenv("CRANK_INTAKE_ADDR", raising=False)
     fixtures = localnet.fixtures
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
+    authority = Keypair()
     market = Market(
         market_id=MARKET_ID, base_mint=base.address, base_decimals=6, quote_mint=quote.address,
         quote_decimals=6, lot_size_atoms=LOT_ATOMS, tick_size_atoms=TICK_ATOMS,
-        settlement_authority=Keypair().pubkey(), fee_payer=Keypair().pubkey(),
+        settlement_authority=authority.pubkey(), fee_payer=Keypair().pubkey(),
     )  # fmt: skip
-    storage.insert_market(engine, market)
+    storage.insert_market(engine, market, authority=authority)
     maker, stranger = Keypair(), Keypair()
     base_account = fixtures.create_token_account(maker.pubkey(), base)
     quote_account = fixtures.create_token_account(maker.pubkey(), quote)

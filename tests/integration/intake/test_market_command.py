@@ -13,6 +13,7 @@ import pytest
 from solders.keypair import Keypair
 from sqlalchemy.engine import Engine
 
+import market as domain
 import storage
 from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.intake.conftest import CliResult, run_cli
@@ -31,7 +32,8 @@ def _mints_on_chain() -> Iterator[None]:
         server.advance_slots(server.config.confirmation_depth_slots + 1)
         _RPC_URL[:] = [server.url]
         yield
-AUTHORITY, FEE_PAYER = str(Keypair().pubkey()), str(Keypair().pubkey())
+AUTHORITY_KEY = Keypair()
+AUTHORITY, FEE_PAYER = str(AUTHORITY_KEY.pubkey()), str(Keypair().pubkey())
 
 
 @pytest.fixture(autouse=True)
@@ -43,11 +45,22 @@ def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
+def authority_file(keypair: Keypair = AUTHORITY_KEY) -> str:
+    """``keypair`` as a Solana CLI keypair file (0600) in the working directory."""
+    path = Path(f"authority-{keypair.pubkey()}.json").resolve()
+    path.write_text(json.dumps(list(bytes(keypair))))
+    path.chmod(0o600)
+    return str(path)
+
+
 def create_argv(database_url: str, **changes: str) -> list[str]:
+    """``market create`` of SOL-USDC, signed with the settlement authority's keypair file
+    (written in the working directory)."""
     flags = {
         "base-mint": BASE_MINT, "quote-mint": QUOTE_MINT, "base-decimals": "9",
         "quote-decimals": "6", "lot-size-atoms": "100000000", "tick-size-atoms": "1000",
-        "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER, "id": "SOL-USDC",
+        "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER,
+        "authority-keypair": authority_file(), "id": "SOL-USDC",
     }  # fmt: skip
     flags.update({key.replace("_", "-"): value for key, value in changes.items()})
     argv = ["market", "create", "--db-url", database_url]
@@ -142,3 +155,60 @@ def test_a_database_without_the_schema_says_to_run_db_upgrade(
 
     assert result.code == 1
     assert "crank-node db upgrade" in result.error_line()
+
+
+def test_create_signs_the_definition_with_the_authority_keypair(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The stored market carries the settlement authority's signature of its definition,
+    and it verifies (the node will match and settle it)."""
+    assert market(capsys, *create_argv(database_url)).code == 0
+
+    stored = storage.get_market(engine, "SOL-USDC")
+    assert stored is not None and stored.definition_signature is not None
+    assert domain.market_definition_refusal(stored, stored.definition_signature) is None
+    assert storage.refused_markets(engine) == {}
+
+
+def test_create_with_a_keypair_that_is_not_the_authority_exits_1_and_stores_nothing(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--authority-keypair of another key than --settlement-authority: exit 1 naming both
+    keys, nothing stored (it could not sign the market)."""
+    other = Keypair()
+    result = market(capsys, *create_argv(database_url, authority_keypair=authority_file(other)))
+
+    assert result.code == 1
+    line = result.error_line()
+    assert line.startswith("crank-node market create: error: --authority-keypair:")
+    assert str(other.pubkey()) in line and AUTHORITY in line
+    assert storage.list_markets(engine) == []
+
+
+def test_sign_signs_a_market_stored_unsigned_and_refuses_another_key(
+    engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A market stored before revision 0010 (no signature) is refused by the node until
+    `market sign` with its authority's keypair; another keypair is refused, nothing
+    changes; an unknown id exits 1."""
+    unsigned = domain.Market(
+        market_id="OLD-1", base_mint=BASE_KEY.pubkey(), base_decimals=9,
+        quote_mint=QUOTE_KEY.pubkey(), quote_decimals=6, lot_size_atoms=1_000,
+        tick_size_atoms=10, settlement_authority=AUTHORITY_KEY.pubkey(),
+        fee_payer=Keypair().pubkey(),
+    )  # fmt: skip
+    storage.insert_market(engine, unsigned)
+    assert list(storage.refused_markets(engine)) == ["OLD-1"]
+    sign = ["market", "sign", "--db-url", database_url, "--id", "OLD-1", "--authority-keypair"]
+
+    wrong = market(capsys, *sign, authority_file(Keypair()))
+    assert wrong.code == 1 and "--authority-keypair" in wrong.error_line()
+    assert list(storage.refused_markets(engine)) == ["OLD-1"]
+
+    signed = market(capsys, *sign, authority_file())
+    assert signed.code == 0, signed.err
+    assert f"market OLD-1 signed by {AUTHORITY}" in signed.out
+    assert storage.refused_markets(engine) == {}
+
+    unknown = market(capsys, *sign[:5], "NOPE", *sign[6:], authority_file())
+    assert unknown.code == 1 and "NOPE" in unknown.error_line()

@@ -22,13 +22,14 @@ from sqlalchemy.engine import Engine
 import storage
 from localnet import LocalnetConfig, LocalnetServer
 from tests.integration.intake.conftest import CliResult, run_cli
-from tests.integration.intake.test_market_command import _clean_environment
+from tests.integration.intake.test_market_command import _clean_environment, authority_file
 
 pytestmark = pytest.mark.timeout(120)
 __all__ = ["_clean_environment"]  # the autouse fixture: no CRANK_* setting leaks in
 
 MEMO_PROGRAM = Pubkey.from_string("MemoSq4gqABAXKb96qH3oxhUbCy4qk4BwCMyx8NhJs3")
-AUTHORITY, FEE_PAYER = str(Keypair().pubkey()), str(Keypair().pubkey())
+AUTHORITY_KEY = Keypair()
+AUTHORITY, FEE_PAYER = str(AUTHORITY_KEY.pubkey()), str(Keypair().pubkey())
 ERROR = "crank-node market create: error: "
 
 
@@ -132,7 +133,7 @@ def create(capsys: pytest.CaptureFixture[str], database_url: str, chain: Chain,
         "base-mint": str(chain.base), "quote-mint": str(quote), "base-decimals": "9",
         "quote-decimals": "6", "lot-size-atoms": "1000", "tick-size-atoms": "10",
         "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER, "id": "BASE-QUOTE",
-        "rpc-url": chain.server.url,
+        "rpc-url": chain.server.url, "authority-keypair": authority_file(AUTHORITY_KEY),
     }  # fmt: skip
     flags.update({key.replace("_", "-"): value for key, value in changes.items()})
     argv = ["market", "create", "--db-url", database_url]

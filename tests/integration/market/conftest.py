@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 import pytest
@@ -24,6 +24,7 @@ from market import (
     Side,
     build_settlement_transaction,
     match,
+    sign_market,
     sign_order,
 )
 
@@ -115,6 +116,7 @@ def make_trade(localnet: LocalnetServer) -> Trade:
         tick_size_atoms=TICK_ATOMS, settlement_authority=authority.pubkey(),
         fee_payer=fee_payer.pubkey(),
     )  # fmt: skip
+    market = replace(market, definition_signature=sign_market(market, authority))
     sell, buy, fill = _one_fill(market, buyer, seller, accounts)
     rpc = Rpc(localnet.url)
     return Trade(

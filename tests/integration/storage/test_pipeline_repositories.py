@@ -711,7 +711,7 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
     engine: Engine,
 ) -> None:
     """Down to 0002 the new columns and unique indexes are gone; up again they are back."""
-    assert current_revision(engine) == head_revision() == "0009"
+    assert current_revision(engine) == head_revision() == "0010"
     downgrade(engine, "0003")
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)
@@ -722,6 +722,6 @@ def test_revision_0003_adds_the_pipeline_columns_and_its_downgrade_removes_them(
         order_indexes = {index["name"] for index in inspect(connection).get_indexes("orders")}
     assert "ix_orders_maker_client_order_id" not in order_indexes
     upgrade(engine)
-    assert current_revision(engine) == "0009"
+    assert current_revision(engine) == "0010"
     for table, columns in _PIPELINE_COLUMNS.items():
         assert columns <= _columns(engine, table)

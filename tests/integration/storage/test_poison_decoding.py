@@ -20,12 +20,13 @@ _ORDERS, _CACHE, _FAILURES = table_of(Order), table_of(OrderStateCache), table_o
 
 
 def _market(engine: Engine) -> domain.Market:
+    authority = Keypair()
     market = domain.Market(
         market_id="m0", base_mint=Keypair().pubkey(), quote_mint=Keypair().pubkey(),
-        base_decimals=6, quote_decimals=6, settlement_authority=Keypair().pubkey(),
+        base_decimals=6, quote_decimals=6, settlement_authority=authority.pubkey(),
         lot_size_atoms=1, tick_size_atoms=1, fee_payer=Keypair().pubkey(),
     )  # fmt: skip
-    storage.insert_market(engine, market)
+    storage.insert_market(engine, market, authority=authority)
     return market
 
 

@@ -12,7 +12,13 @@ from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from solders.signature import Signature
 
-from market import SignedCancel, SignedOrder
+from market import (
+    Market,
+    SignedCancel,
+    SignedOrder,
+    market_definition_bytes,
+    market_definition_refusal,
+)
 from market.cancel_all import SignedCancelAll
 from tests.unit.api.vectors import VECTORS_PATH, render
 
@@ -76,9 +82,20 @@ def test_api_md_shows_every_vector_value() -> None:
     text = API_MD.read_text()
     vectors = _vectors()
     values = [vectors["keypair"]["seed_hex"], vectors["keypair"]["public_key"]]
-    for vector in (*vectors["orders"], vectors["cancel"], vectors["cancel_all"]):
+    for vector in (*vectors["orders"], vectors["cancel"], vectors["cancel_all"], vectors["market"]):
         values += [vector["bytes_hex"], vector["signature"]]
         values += [vector["order_id"]] if "order_id" in vector else []
 
     missing = [value for value in values if value not in text.replace("\n", "")]
     assert missing == []
+
+
+def test_the_market_definition_vector_encodes_and_verifies() -> None:
+    """The market's JSON rebuilds the 230 bytes, signed by its settlement authority."""
+    vector = _vectors()["market"]
+    market = Market.from_json(vector["json"])
+    signature = Signature.from_string(vector["signature"])
+
+    assert market_definition_bytes(market).hex() == vector["bytes_hex"]
+    assert len(bytes.fromhex(vector["bytes_hex"])) == 230
+    assert market_definition_refusal(market, signature) is None

@@ -14,7 +14,16 @@ from typing import Any
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from market import CancelRequest, Order, Side, sign_cancel, sign_order
+from market import (
+    CancelRequest,
+    Market,
+    Order,
+    Side,
+    market_definition_bytes,
+    sign_cancel,
+    sign_market,
+    sign_order,
+)
 from market.cancel_all import CancelAllRequest, sign_cancel_all
 
 VECTORS_PATH = Path(__file__).resolve().parents[3] / "docs" / "api-vectors.json"
@@ -51,6 +60,12 @@ def build() -> dict[str, Any]:
     signed_buy, signed_sell = sign_order(buy, maker), sign_order(sell, maker)
     cancel = sign_cancel(CancelRequest(buy.order_id, maker.pubkey(), SIGNED_AT_S), maker)
     cancel_all = sign_cancel_all(CancelAllRequest(MARKET_ID, maker.pubkey(), SIGNED_AT_S), maker)
+    # The market's definition, signed by its settlement authority (here the same keypair).
+    market = Market(
+        market_id=MARKET_ID, base_mint=_account(11), base_decimals=9, quote_mint=_account(12),
+        quote_decimals=6, lot_size_atoms=1_000_000, tick_size_atoms=10,
+        settlement_authority=maker.pubkey(), fee_payer=maker.pubkey(),
+    )  # fmt: skip
     vectors: dict[str, Any] = {
         "keypair": {
             "seed_hex": SEED.hex(),
@@ -76,6 +91,11 @@ def build() -> dict[str, Any]:
             "json": _strings(cancel_all.to_json()),
             "bytes_hex": cancel_all.request.encode().hex(),
             "signature": str(cancel_all.signature),
+        },
+        "market": {
+            "json": market.to_json(),
+            "bytes_hex": market_definition_bytes(market).hex(),
+            "signature": str(sign_market(market, maker)),
         },
     }
     return vectors

@@ -8,7 +8,7 @@ from typing import Any
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 
-from market import Market, Order, Side, SignedOrder, sign_order
+from market import Market, Order, Side, SignedOrder, sign_market, sign_order
 
 NOW_S = 1_700_000_000
 LOT_ATOMS = 1_000
@@ -29,7 +29,9 @@ AUTHORITY, FEE_PAYER = keypair(203), keypair(204)
 MAKERS = tuple(keypair(seed) for seed in range(1, 5))
 
 
-def make_market(**changes: Any) -> Market:
+def make_market(*, authority: Keypair | None = None, signed: bool = True, **changes: Any) -> Market:
+    """The test market; its definition signed by ``authority`` (default: AUTHORITY, when
+    it is the settlement authority) unless ``signed`` is False."""
     fields: dict[str, Any] = {
         "market_id": "SOL-USDC",
         "base_mint": BASE_MINT,
@@ -42,7 +44,12 @@ def make_market(**changes: Any) -> Market:
         "fee_payer": FEE_PAYER.pubkey(),
     }
     fields.update(changes)
-    return Market(**fields)
+    market = Market(**fields)
+    if authority is None and market.settlement_authority == AUTHORITY.pubkey():
+        authority = AUTHORITY
+    if not signed or authority is None:
+        return market
+    return replace(market, definition_signature=sign_market(market, authority))
 
 
 def accounts_of(maker: Pubkey, side: Side) -> tuple[Pubkey, Pubkey]:
