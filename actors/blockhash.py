@@ -208,8 +208,13 @@ class BlockhashActor(CrankActor):
         height = self._block_height
         if height is not None and height > cached.last_valid_block_height:
             return None  # the chain has passed it: never hand it out
-        return FreshBlockhash(cached.blockhash, cached.last_valid_block_height, cached.slot,
-                              cached.fetched_at_s, height)  # fmt: skip
+        return FreshBlockhash(
+            cached.blockhash,
+            cached.last_valid_block_height,
+            cached.slot,
+            cached.fetched_at_s,
+            height,
+        )
 
     def _verdict(self, last_valid_block_height: int, *, fresh_only: bool) -> ExpiryVerdict | None:
         height, at_s = self._block_height, self._height_at_s
@@ -237,8 +242,13 @@ class BlockhashActor(CrankActor):
         config = [{"commitment": COMMITMENT}]
         for part, method in (("blockhash", "getLatestBlockhash"), ("height", "getEpochInfo")):
             reply = reply_to_actor(self, _fetched_as(part, requested_at_s))
-            self._rpc.call(method, config, reply, priority=Priority.CRITICAL,
-                           deadline_s=self.settings.request_deadline_s)  # fmt: skip
+            self._rpc.call(
+                method,
+                config,
+                reply,
+                priority=Priority.CRITICAL,
+                deadline_s=self.settings.request_deadline_s,
+            )
 
     def _on_fetched(self, fetched: _Fetched) -> None:
         if fetched.part not in self._pending or self._pending[fetched.part] is not None:
@@ -264,9 +274,12 @@ class BlockhashActor(CrankActor):
         else:
             cached = self._cached
             assert cached is not None
-            logger.bind(action="blockhash.refreshed", blockhash=cached.blockhash,
-                        last_valid_block_height=cached.last_valid_block_height,
-                        block_height=self._block_height).debug("blockhash refreshed")  # fmt: skip
+            logger.bind(
+                action="blockhash.refreshed",
+                blockhash=cached.blockhash,
+                last_valid_block_height=cached.last_valid_block_height,
+                block_height=self._block_height,
+            ).debug("blockhash refreshed")
         self._answer_waiting(force=True, reason="; ".join(problems) or "refreshed")
 
     def _take_height(self, fetched: _Fetched | None) -> str | None:

@@ -443,9 +443,11 @@ class LockActor(CrankActor):
             released = False
             reason = f"{reason}; not released ({error})"
         self._log.bind(
-            action="locks.overdue_dropped", key=key, fencing_token=held.lease.fencing_token,
+            action="locks.overdue_dropped",
+            key=key,
+            fencing_token=held.lease.fencing_token,
             released=released,
-        ).warning(f"gave {key} up: {reason}")  # fmt: skip
+        ).warning(f"gave {key} up: {reason}")
 
     # -- membership and markets ---------------------------------------------------------
 

@@ -259,10 +259,12 @@ class MarkerReclaimActor(CrankActor):
         except storage.StorageError as error:
             logger.bind(action="reclaim.discover_failed").warning(f"discovery failed: {error}")
         self._rpc.call(
-            "getEpochInfo", [{"commitment": "finalized"}],
+            "getEpochInfo",
+            [{"commitment": "finalized"}],
             reply_to_actor(self, lambda outcome: _Epoch(round_.number, outcome)),
-            priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
-        )  # fmt: skip
+            priority=Priority.LOW,
+            deadline_s=self.settings.request_deadline_s,
+        )
         return None
 
     def _end_round(self, why: str | None = None) -> None:
@@ -273,9 +275,15 @@ class MarkerReclaimActor(CrankActor):
             return
         view = round_.view
         ended = RoundEnded(
-            len(round_.seen), round_.markers_sent, round_.transactions_sent, round_.reclaimed,
-            round_.gone, view.slot if view else None, view.block_height if view else None, why,
-        )  # fmt: skip
+            len(round_.seen),
+            round_.markers_sent,
+            round_.transactions_sent,
+            round_.reclaimed,
+            round_.gone,
+            view.slot if view else None,
+            view.block_height if view else None,
+            why,
+        )
         for listener in self._listeners:
             listener(ended)
 
@@ -304,10 +312,12 @@ class MarkerReclaimActor(CrankActor):
             chunk = tuple(addresses[start : start + MAX_ACCOUNTS_PER_REQUEST])
             round_.pending += 1
             self._rpc.call(
-                "getMultipleAccounts", [list(chunk), config],
+                "getMultipleAccounts",
+                [list(chunk), config],
                 reply_to_actor(self, _accounts_of(round_.number, chunk)),
-                priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
-            )  # fmt: skip
+                priority=Priority.LOW,
+                deadline_s=self.settings.request_deadline_s,
+            )
         return None
 
     def _on_accounts(self, addresses: tuple[str, ...], outcome: RpcOutcome) -> None:
@@ -334,7 +344,8 @@ class MarkerReclaimActor(CrankActor):
                 continue  # its chunk was not answered: next round
             slot, lamports = round_.seen[marker.address]
             facts = MarkerFacts(
-                marker.state, marker.attempt_last_valid_block_heights,
+                marker.state,
+                marker.attempt_last_valid_block_heights,
                 marker.reclaim_last_valid_block_height,
             )
             verdict = judge_marker(facts, view, slot, lamports)
@@ -382,11 +393,11 @@ class MarkerReclaimActor(CrankActor):
             else:
                 self.counters.gone += 1
                 logger.bind(
-                    action="reclaim.marker_gone", market_id=market, address=marker.address,
+                    action="reclaim.marker_gone",
+                    market_id=market,
+                    address=marker.address,
                     settlement_id=marker.settlement_id,
-                ).warning(
-                    f"marker {marker.address} is gone though we never reclaimed it"
-                )
+                ).warning(f"marker {marker.address} is gone though we never reclaimed it")
         if kind == "reclaimed" and done:
             logger.bind(action="reclaim.reclaimed", market_id=market, count=len(done)).info(
                 f"{len(done)} markers of {market} reclaimed"
@@ -430,7 +441,8 @@ class MarkerReclaimActor(CrankActor):
         try:
             transactions = build_reclaim_transactions(
                 [(marker.fill_id, marker.address, lamports) for marker, lamports in closes],
-                fee_payer=fee_payer, settlement_authority=authority,
+                fee_payer=fee_payer,
+                settlement_authority=authority,
                 recent_blockhash=Hash.from_string(fresh.blockhash),
             )
         except ValueError as error:
@@ -470,10 +482,12 @@ class MarkerReclaimActor(CrankActor):
 
     def _send(self, signature: str, raw: bytes) -> None:
         self._rpc.call(
-            "sendTransaction", send_transaction_params(raw, skip_preflight=True),
+            "sendTransaction",
+            send_transaction_params(raw, skip_preflight=True),
             reply_to_actor(self, lambda outcome: _Sent(signature, outcome)),
-            priority=Priority.NORMAL, deadline_s=self.settings.request_deadline_s,
-        )  # fmt: skip
+            priority=Priority.NORMAL,
+            deadline_s=self.settings.request_deadline_s,
+        )
 
     def _resend_in_flight(self) -> None:
         """The bytes of reclaims still in flight, unchanged (landed ones are deduplicated
@@ -495,11 +509,18 @@ class MarkerReclaimActor(CrankActor):
     def _state(self) -> ReclaimState:
         counters, view = self.counters, self._last_view
         return ReclaimState(
-            tuple(sorted(self._leases)), counters.rounds, counters.discovered,
-            counters.transactions_sent, counters.resends, counters.reclaimed,
-            counters.lamports_reclaimed, counters.gone, len(self._in_flight),
-            view.slot if view else None, view.block_height if view else None,
-        )  # fmt: skip
+            tuple(sorted(self._leases)),
+            counters.rounds,
+            counters.discovered,
+            counters.transactions_sent,
+            counters.resends,
+            counters.reclaimed,
+            counters.lamports_reclaimed,
+            counters.gone,
+            len(self._in_flight),
+            view.slot if view else None,
+            view.block_height if view else None,
+        )
 
 
 def _accounts_of(number: int, chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Accounts]:

@@ -36,11 +36,16 @@ def _market() -> domain.Market:
     """Signed by its settlement authority, as every market the node settles must be."""
     authority = Keypair()
     market = domain.Market(
-        market_id="BENCH", base_mint=Pubkey.new_unique(), base_decimals=6,
-        quote_mint=Pubkey.new_unique(), quote_decimals=6, lot_size_atoms=1_000,
-        tick_size_atoms=10, settlement_authority=authority.pubkey(),
+        market_id="BENCH",
+        base_mint=Pubkey.new_unique(),
+        base_decimals=6,
+        quote_mint=Pubkey.new_unique(),
+        quote_decimals=6,
+        lot_size_atoms=1_000,
+        tick_size_atoms=10,
+        settlement_authority=authority.pubkey(),
         fee_payer=Pubkey.new_unique(),
-    )  # fmt: skip
+    )
     return replace(market, definition_signature=domain.sign_market(market, authority))
 
 
@@ -48,11 +53,17 @@ def _order(
     market: domain.Market, maker: Keypair, side: domain.Side, nonce: int
 ) -> domain.SignedOrder:
     order = domain.Order(
-        market_id=market.market_id, side=side, price_atoms=1_000, size_atoms=10_000,
-        maker=maker.pubkey(), pay_account=Pubkey.new_unique(),
-        receive_account=Pubkey.new_unique(), client_order_id=nonce,
-        expiry_s=4_000_000_000, nonce=nonce,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=side,
+        price_atoms=1_000,
+        size_atoms=10_000,
+        maker=maker.pubkey(),
+        pay_account=Pubkey.new_unique(),
+        receive_account=Pubkey.new_unique(),
+        client_order_id=nonce,
+        expiry_s=4_000_000_000,
+        nonce=nonce,
+    )
     return domain.sign_order(order, maker)
 
 
@@ -70,13 +81,21 @@ def _evidence(
     sell: domain.SignedOrder, buy: domain.SignedOrder, fill: domain.Fill
 ) -> domain.SettlementEvidence:
     stored = domain.StoredFill(
-        fill.fill_id, fill.market_id, fill.maker_order_id, fill.taker_order_id,
-        fill.price_atoms, fill.base_atoms, fill.quote_atoms, NOW_S + 1.0,
-    )  # fmt: skip
+        fill.fill_id,
+        fill.market_id,
+        fill.maker_order_id,
+        fill.taker_order_id,
+        fill.price_atoms,
+        fill.base_atoms,
+        fill.quote_atoms,
+        NOW_S + 1.0,
+    )
     return domain.SettlementEvidence(
-        stored, {sell.order_id: sell, buy.order_id: buy}, {},
+        stored,
+        {sell.order_id: sell, buy.order_id: buy},
+        {},
         {sell.order_id: fill.base_atoms, buy.order_id: fill.base_atoms},
-    )  # fmt: skip
+    )
 
 
 def _us(seconds: float, number: int) -> float:

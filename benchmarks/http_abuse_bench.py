@@ -99,8 +99,10 @@ async def request(port: int, raw: bytes, source: str = "127.0.0.1") -> tuple[int
 
 
 def http(method: str, path: str, body: bytes = b"") -> bytes:
-    head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")  # fmt: skip
+    head = (
+        f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
     return head.encode() + body
 
 
@@ -170,10 +172,12 @@ async def slowloris(operator_port: int, intake_port: int, count: int, hold_s: fl
     closed = result.closed_by_server
     held = result.opened - result.refused - len(closed)
     print(f"slowloris: {count} connections with half a head, held {hold_s:g}s")
-    print(f"  opened {result.opened}, could not open {result.open_failed}; refused 503 at the "
-          f"cap {result.refused}; closed by the server {len(closed)}"
-          + (f" (after {min(closed):.2f}-{max(closed):.2f}s)" if closed else "")
-          + f"; still held at the end {held}")  # fmt: skip
+    print(
+        f"  opened {result.opened}, could not open {result.open_failed}; refused 503 at the "
+        f"cap {result.refused}; closed by the server {len(closed)}"
+        + (f" (after {min(closed):.2f}-{max(closed):.2f}s)" if closed else "")
+        + f"; still held at the end {held}"
+    )
     print(
         f"  /health during the hold: {len(health)} answered 200, {health_failed} failed; "
         f"latency p50 {percentile(health, 50) * 1000:.1f} ms, "
@@ -188,11 +192,17 @@ def order_bodies(maker: Keypair, count: int, market: Market) -> list[bytes]:
     bodies = []
     for nonce in range(1, count + 1):
         order = Order(
-            market_id=MARKET_ID, side=Side.BUY, price_atoms=10 * TICK, size_atoms=LOT,
-            maker=maker.pubkey(), pay_account=Keypair().pubkey(),
-            receive_account=Keypair().pubkey(), client_order_id=nonce,
-            expiry_s=int(time.time()) + 3_600, nonce=nonce,
-        )  # fmt: skip
+            market_id=MARKET_ID,
+            side=Side.BUY,
+            price_atoms=10 * TICK,
+            size_atoms=LOT,
+            maker=maker.pubkey(),
+            pay_account=Keypair().pubkey(),
+            receive_account=Keypair().pubkey(),
+            client_order_id=nonce,
+            expiry_s=int(time.time()) + 3_600,
+            nonce=nonce,
+        )
         bodies.append(json.dumps(sign_order(order, maker).to_json()).encode())
     return bodies
 
@@ -247,8 +257,10 @@ async def flood(intake_port: int, market: Market, flood_count: int, honest_count
     flood_still_running = not flood_task.done()
     stop.set()
     flood_statuses = await flood_task
-    print(f"flood: client A (127.0.0.2, maker X) sent {sum(flood_statuses.values())} orders on 32 "
-          f"connections; client B (127.0.0.3, maker Y) sent {honest_count} at 8/s")  # fmt: skip
+    print(
+        f"flood: client A (127.0.0.2, maker X) sent {sum(flood_statuses.values())} orders on 32 "
+        f"connections; client B (127.0.0.3, maker Y) sent {honest_count} at 8/s"
+    )
     print(
         f"  A: 429 {share(flood_statuses, 429)}, 201 {share(flood_statuses, 201)}, "
         f"statuses {dict(sorted(flood_statuses.items()))}"
@@ -257,10 +269,12 @@ async def flood(intake_port: int, market: Market, flood_count: int, honest_count
         f"  B alone:       statuses {base_statuses}; latency p50 "
         f"{percentile(baseline, 50) * 1000:.1f} ms, p99 {percentile(baseline, 99) * 1000:.1f} ms"
     )
-    print(f"  B during flood: statuses {honest_statuses}; 429 {share(honest_statuses, 429)}; "
-          f"latency p50 {percentile(during, 50) * 1000:.1f} ms, "
-          f"p99 {percentile(during, 99) * 1000:.1f} ms"
-          + ("" if flood_still_running else " (the flood ended before B did)"))  # fmt: skip
+    print(
+        f"  B during flood: statuses {honest_statuses}; 429 {share(honest_statuses, 429)}; "
+        f"latency p50 {percentile(during, 50) * 1000:.1f} ms, "
+        f"p99 {percentile(during, 99) * 1000:.1f} ms"
+        + ("" if flood_still_running else " (the flood ended before B did)")
+    )
 
 
 def main() -> int:
@@ -285,11 +299,16 @@ def main() -> int:
         engine = storage.open_engine(storage.sqlite_url(Path(workdir) / "bench.db"))
         storage.upgrade(engine)
         market = Market(
-            market_id=MARKET_ID, base_mint=Keypair().pubkey(), base_decimals=6,
-            quote_mint=Keypair().pubkey(), quote_decimals=6, lot_size_atoms=LOT,
-            tick_size_atoms=TICK, settlement_authority=Keypair().pubkey(),
+            market_id=MARKET_ID,
+            base_mint=Keypair().pubkey(),
+            base_decimals=6,
+            quote_mint=Keypair().pubkey(),
+            quote_decimals=6,
+            lot_size_atoms=LOT,
+            tick_size_atoms=TICK,
+            settlement_authority=Keypair().pubkey(),
             fee_payer=Keypair().pubkey(),
-        )  # fmt: skip
+        )
         storage.insert_market(engine, market)
         server, operator_port, intake_port, shape = start_server(OrderIntake(engine, rpc=None))
         print(f"server: {shape}; operator :{operator_port}, intake :{intake_port}")

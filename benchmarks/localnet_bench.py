@@ -146,9 +146,14 @@ def settlement(market: Market, fill_id: int, blockhash: Hash) -> VersionedTransa
 async def fetch_state(url: str, market: Market) -> tuple[Hash, dict[Pubkey, Account]]:
     """The blockhash to sign with, and every account the settlements touch."""
     addresses = [
-        market.settler.pubkey(), market.base, market.quote, market.seller_base,
-        market.seller_quote, market.buyer_base, market.buyer_quote,
-    ]  # fmt: skip
+        market.settler.pubkey(),
+        market.base,
+        market.quote,
+        market.seller_base,
+        market.seller_quote,
+        market.buyer_base,
+        market.buyer_quote,
+    ]
     async with AsyncClient(url, timeout=10) as rpc:
         blockhash = (await rpc.get_latest_blockhash(Processed)).value.blockhash
         accounts = (await rpc.get_multiple_accounts(addresses, Processed)).value

@@ -74,22 +74,35 @@ def _seed(engine: Any, market: Market) -> None:
         for order_id, side in (("maker", "sell"), ("taker", "buy")):
             connection.execute(
                 insert(table_of(Order)).values(
-                    id=order_id, market_id=market.market_id, maker=str(market.fee_payer),
-                    side=side, price_atoms=100, size_atoms=10, remaining_atoms=10,
-                    pay_account=str(market.fee_payer), receive_account=str(market.fee_payer),
-                    nonce=1 if side == "sell" else 2, signature=f"sig-{order_id}",
+                    id=order_id,
+                    market_id=market.market_id,
+                    maker=str(market.fee_payer),
+                    side=side,
+                    price_atoms=100,
+                    size_atoms=10,
+                    remaining_atoms=10,
+                    pay_account=str(market.fee_payer),
+                    receive_account=str(market.fee_payer),
+                    nonce=1 if side == "sell" else 2,
+                    signature=f"sig-{order_id}",
                 )
-            )  # fmt: skip
+            )
 
 
 def _confirmed(engine: Any, market_id: str, fill_id: str, address: str, lvbh: int) -> None:
     with storage.write_transaction(engine) as connection:
         connection.execute(
             insert(table_of(Fill)).values(
-                id=fill_id, market_id=market_id, maker_order_id="maker", taker_order_id="taker",
-                price_atoms=100, base_atoms=1, quote_atoms=100, fencing_token=1,
+                id=fill_id,
+                market_id=market_id,
+                maker_order_id="maker",
+                taker_order_id="taker",
+                price_atoms=100,
+                base_atoms=1,
+                quote_atoms=100,
+                fencing_token=1,
             )
-        )  # fmt: skip
+        )
         connection.execute(
             insert(table_of(Settlement)).values(
                 id=fill_id, fill_id=fill_id, market_id=market_id, status="confirmed"
@@ -97,12 +110,17 @@ def _confirmed(engine: Any, market_id: str, fill_id: str, address: str, lvbh: in
         )
         connection.execute(
             insert(table_of(SettlementAttempt)).values(
-                settlement_id=fill_id, attempt_number=1, signature=f"sig-{fill_id}",
-                raw_transaction=b"x", blockhash="11111111111111111111111111111111",
-                last_valid_block_height=lvbh, claim_token=1, state="confirmed",
+                settlement_id=fill_id,
+                attempt_number=1,
+                signature=f"sig-{fill_id}",
+                raw_transaction=b"x",
+                blockhash="11111111111111111111111111111111",
+                last_valid_block_height=lvbh,
+                claim_token=1,
+                state="confirmed",
                 marker_address=address,
             )
-        )  # fmt: skip
+        )
 
 
 def _landed_slot(rpc: RpcClient, signature: str, timeout_s: float) -> int | None:
@@ -121,11 +139,16 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
         storage.upgrade(engine)
         fee_payer, authority = localnet.fixtures.fund_wallet(), Keypair()
         market = Market(
-            market_id="BENCH", base_mint=Pubkey.new_unique(), base_decimals=9,
-            quote_mint=Pubkey.new_unique(), quote_decimals=6, lot_size_atoms=1,
-            tick_size_atoms=1, settlement_authority=authority.pubkey(),
+            market_id="BENCH",
+            base_mint=Pubkey.new_unique(),
+            base_decimals=9,
+            quote_mint=Pubkey.new_unique(),
+            quote_decimals=6,
+            lot_size_atoms=1,
+            tick_size_atoms=1,
+            settlement_authority=authority.pubkey(),
             fee_payer=fee_payer.pubkey(),
-        )  # fmt: skip
+        )
         market = replace(market, definition_signature=sign_market(market, authority))
         _seed(engine, market)
         lease = storage.LeaseStore(engine, "bench").acquire(storage.market_key("BENCH"), 3600)
@@ -138,9 +161,13 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
         launch(blockhash)
         rounds: list[RoundEnded] = []
         reclaim = MarkerReclaimActor(
-            engine, _handle(router), _handle(blockhash), signer_map(fee_payer, authority),
-            settings=ReclaimSettings(interval_s=10 * scale), listeners=(rounds.append,),
-        )  # fmt: skip
+            engine,
+            _handle(router),
+            _handle(blockhash),
+            signer_map(fee_payer, authority),
+            settings=ReclaimSettings(interval_s=10 * scale),
+            listeners=(rounds.append,),
+        )
         launch(reclaim)
         _handle(reclaim).tell(MarketsChanged((lease,), ()))
         rpc, hashes = RpcClient(_handle(router)), BlockhashClient(_handle(blockhash))
@@ -151,11 +178,16 @@ def run(markers: int, slot_ms: int, fills_per_s: float) -> None:
             fresh = hashes.latest().get(timeout=10)
             marker = marker_for(authority, fill_id)
             message = Message.new_with_blockhash(
-                [marker_create_instruction(fee_payer=fee_payer.pubkey(),
-                                           settlement_authority=authority.pubkey(),
-                                           marker=marker)],
-                fee_payer.pubkey(), Hash.from_string(fresh.blockhash),
-            )  # fmt: skip
+                [
+                    marker_create_instruction(
+                        fee_payer=fee_payer.pubkey(),
+                        settlement_authority=authority.pubkey(),
+                        marker=marker,
+                    )
+                ],
+                fee_payer.pubkey(),
+                Hash.from_string(fresh.blockhash),
+            )
             transaction = VersionedTransaction(message, [fee_payer, authority])
             rpc.send_transaction(bytes(transaction), skip_preflight=True).get(timeout=10)
             created[fill_id] = (str(transaction.signatures[0]), fresh.last_valid_block_height)
@@ -193,8 +225,9 @@ def _reclaimed_markers(
     table = table_of(SettlementMarker)
     for _ in range(10_000):
         with storage.read_transaction(engine) as connection:
-            rows = connection.execute(select(table.c.settlement_id, table.c.state,
-                                             table.c.reclaim_signature)).all()
+            rows = connection.execute(
+                select(table.c.settlement_id, table.c.state, table.c.reclaim_signature)
+            ).all()
         if len(rows) == markers and all(row[1] == "reclaimed" for row in rows):
             break
         pause.wait(slot_ms / 1000 * 5)
@@ -212,8 +245,10 @@ def _report(lifetimes: list[int], slack: list[int], fills_per_s: float) -> None:
     )
     print(f"lifetime at 400 ms:    mean {mean_s:.1f} s, max {max(lifetimes) * REAL_SLOT_S:.1f} s")
     print(f"markers alive at {fills_per_s:g} fills/s: {alive:,.0f}")
-    print(f"rent float: {alive * MARKER_RENT_LAMPORTS:,.0f} lamports = "
-          f"{alive * MARKER_RENT_LAMPORTS / 1e9:,.2f} SOL")  # fmt: skip
+    print(
+        f"rent float: {alive * MARKER_RENT_LAMPORTS:,.0f} lamports = "
+        f"{alive * MARKER_RENT_LAMPORTS / 1e9:,.2f} SOL"
+    )
 
 
 def main() -> None:

@@ -190,10 +190,16 @@ def serve_scenario(slot_ms: int, wallet_secret: bytes, seed: int, ready: Any, st
     wallet = Keypair.from_bytes(wallet_secret)
     with LocalnetServer(LocalnetConfig(port=0, slot_ms=slot_ms)) as localnet:
         scenario = build_scenario(
-            localnet, None, markets=MARKETS, makers=MAKERS, settlement_authority=wallet,
-            fee_payer=wallet, base_atoms_per_maker=FUNDING_ATOMS,
-            quote_atoms_per_maker=FUNDING_ATOMS, seed=seed,
-        )  # fmt: skip
+            localnet,
+            None,
+            markets=MARKETS,
+            makers=MAKERS,
+            settlement_authority=wallet,
+            fee_payer=wallet,
+            base_atoms_per_maker=FUNDING_ATOMS,
+            quote_atoms_per_maker=FUNDING_ATOMS,
+            seed=seed,
+        )
         ready.send(
             {
                 "url": localnet.url,
@@ -299,12 +305,17 @@ def _signed(
         pay, receive = receive, pay
     owner = maker.pubkey()
     terms = Order(
-        market_id=market.market_id, side=side, price_atoms=PRICE_TICKS * market.tick_size_atoms,
-        size_atoms=market.lot_size_atoms, maker=owner,
+        market_id=market.market_id,
+        side=side,
+        price_atoms=PRICE_TICKS * market.tick_size_atoms,
+        size_atoms=market.lot_size_atoms,
+        maker=owner,
         pay_account=scenario.token_account(owner, pay),
         receive_account=scenario.token_account(owner, receive),
-        client_order_id=number, expiry_s=expiry_s, nonce=number,
-    )  # fmt: skip
+        client_order_id=number,
+        expiry_s=expiry_s,
+        nonce=number,
+    )
     return sign_order(terms, maker)
 
 
@@ -433,10 +444,13 @@ async def naive_crank(url: str, scenario: Scenario, fills: Sequence[Fill], name:
             begun = time.perf_counter()
             blockhash = (await rpc.get_latest_blockhash(Confirmed)).value.blockhash
             transaction = build_settlement_transaction(
-                scenario.market(fill.market_id), fill, fee_payer=wallet,
-                settlement_authority=wallet, recent_blockhash=blockhash,
+                scenario.market(fill.market_id),
+                fill,
+                fee_payer=wallet,
+                settlement_authority=wallet,
+                recent_blockhash=blockhash,
                 compute_unit_price_micro_lamports=1_000,
-            )  # fmt: skip
+            )
             options = TxOpts(skip_confirmation=True, preflight_commitment=Confirmed)
             signature = (await rpc.send_transaction(transaction.transaction, options)).value
             status = (await rpc.confirm_transaction(signature, Confirmed)).value[0]
@@ -462,11 +476,13 @@ async def chain_floor(url: str, scenario: Scenario, fills: Sequence[Fill], name:
             begun = time.perf_counter()
             latest = await call("getLatestBlockhash", [{"commitment": "confirmed"}])
             transaction = build_settlement_transaction(
-                scenario.market(fill.market_id), fill, fee_payer=wallet,
+                scenario.market(fill.market_id),
+                fill,
+                fee_payer=wallet,
                 settlement_authority=wallet,
                 recent_blockhash=Hash.from_string(latest["value"]["blockhash"]),
                 compute_unit_price_micro_lamports=1_000,
-            )  # fmt: skip
+            )
             raw = base64.b64encode(transaction.raw_bytes).decode()
             config = {"encoding": "base64", "skipPreflight": True}
             signature = await call("sendTransaction", [raw, config])
@@ -529,11 +545,20 @@ class ThreadProfiles:
     def start(self) -> None:
         if self._py_spy is not None and self.tool == "py-spy":
             command = [
-                self._py_spy, "record", "--pid", str(os.getpid()), "--threads", "--function",
+                self._py_spy,
+                "record",
+                "--pid",
+                str(os.getpid()),
+                "--threads",
+                "--function",
                 "--gil",
-                "--rate", str(self.SAMPLES_PER_S), "--format", "raw",
-                "--output", str(self._samples),
-            ]  # fmt: skip
+                "--rate",
+                str(self.SAMPLES_PER_S),
+                "--format",
+                "raw",
+                "--output",
+                str(self._samples),
+            ]
             self._sampler = subprocess.Popen(
                 command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
@@ -719,9 +744,14 @@ class StatementCount:
         return connection.engine is not self._excluded
 
     def _statement(
-        self, connection: Any, _cursor: Any, _sql: str, parameters: Any, _context: Any,
+        self,
+        connection: Any,
+        _cursor: Any,
+        _sql: str,
+        parameters: Any,
+        _context: Any,
         executemany: bool,
-    ) -> None:  # fmt: skip
+    ) -> None:
         if self._mine(connection):
             with self._lock:
                 self.statements += 1
@@ -1069,28 +1099,41 @@ def print_ratios(
     capacity, which = fastest.row.rate, f"crank-node {fastest.key}"
     http = reference.per_request.rate
     lines = [
-        (f"{which} / HTTP 1 tx/request", f"{capacity / http:.2f}",
-         f"target >= 0.8: {verdict(capacity / http, 0.8)}"),
+        (
+            f"{which} / HTTP 1 tx/request",
+            f"{capacity / http:.2f}",
+            f"target >= 0.8: {verdict(capacity / http, 0.8)}",
+        ),
         (f"{which} / HTTP solana-py", f"{capacity / reference.solana_py.rate:.2f}", "(context)"),
-        (f"{which} / HTTP batches", f"{capacity / reference.batches.rate:.2f}",
-         f"target >= 0.7: {verdict(capacity / reference.batches.rate, 0.7)}"),
+        (
+            f"{which} / HTTP batches",
+            f"{capacity / reference.batches.rate:.2f}",
+            f"target >= 0.7: {verdict(capacity / reference.batches.rate, 0.7)}",
+        ),
         (f"{which} fills/s", f"{capacity:.0f}", f"target >= 300: {verdict(capacity, 300)}"),
-    ]  # fmt: skip
+    ]
     for phase in phases:
         # The issue's CPU targets: 0.3 ms per fill in the burst, 0.5 ms at a steady rate.
         cpu_target = 0.3 if phase.feed_rate is None else 0.5
+        cpu_ms = cpu_per_fill_ms(phase)
         lines.append(
-            (f"crank-node {phase.key} CPU per settled fill", f"{cpu_per_fill_ms(phase):.2f} ms",
-             f"target <= {cpu_target}: {verdict(cpu_per_fill_ms(phase), cpu_target, at_most=True)}")
-        )  # fmt: skip
+            (
+                f"crank-node {phase.key} CPU per settled fill",
+                f"{cpu_ms:.2f} ms",
+                f"target <= {cpu_target}: {verdict(cpu_ms, cpu_target, at_most=True)}",
+            )
+        )
         if phase.feed_rate is not None and phase.row.latencies_s:
             p99 = percentile(phase.row.latencies_s, 0.99) * 1000 / slot_ms
             # 2.5 slots at 300/s offered, 2.3 at lower rates (issue 20).
             slots_target = 2.5 if (phase.offered_rate or 0) > 100 else 2.3
             lines.append(
-                (f"crank-node {phase.key} p99 fill -> confirmed", f"{p99:.2f} slots",
-                 f"target <= {slots_target}: {verdict(p99, slots_target, at_most=True)}")
-            )  # fmt: skip
+                (
+                    f"crank-node {phase.key} p99 fill -> confirmed",
+                    f"{p99:.2f} slots",
+                    f"target <= {slots_target}: {verdict(p99, slots_target, at_most=True)}",
+                )
+            )
     if naive is not None and naive.rate > 0:
         lines.append((f"{which} / naive crank", f"{capacity / naive.rate:.0f}x", ""))
     for label, value, note in lines:
@@ -1118,10 +1161,17 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             fills = [fill_of(scenario, pair, n) for n, pair in enumerate(pairs)]
             naive = asyncio.run(naive_crank(chain.url, scenario, fills[: args.naive], NAIVE))
             floor = asyncio.run(chain_floor(chain.url, scenario, fills[args.naive :], FLOOR))
-        phase = partial(run_phase, chain=chain, workdir=workdir, poll_ms=args.poll_ms,
-                        rpc_batch_max=args.rpc_batch_max,
-                        drain_s=args.drain_s, profiler=profiler, backend=args.db,
-                        pg_url=args.pg_url)  # fmt: skip
+        phase = partial(
+            run_phase,
+            chain=chain,
+            workdir=workdir,
+            poll_ms=args.poll_ms,
+            rpc_batch_max=args.rpc_batch_max,
+            drain_s=args.drain_s,
+            profiler=profiler,
+            backend=args.db,
+            pg_url=args.pg_url,
+        )
         phases = []
         if args.burst:
             pairs = crossing_pairs(scenario, args.burst, first_id=10**6)
@@ -1144,12 +1194,18 @@ def checkout() -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
         changed = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True, timeout=10,
-        ).stdout.strip()  # fmt: skip
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=10,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return f"{commit}{' (modified)' if changed else ''}"
@@ -1159,9 +1215,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--slot-ms", type=int, default=400)
     parser.add_argument(
-        "--rate", type=float, nargs="*", default=[300.0, 50.0],
+        "--rate",
+        type=float,
+        nargs="*",
+        default=[300.0, 50.0],
         help="steady phases: fills/s offered, one phase each (none: skip)",
-    )  # fmt: skip
+    )
     parser.add_argument("--duration", type=float, default=20.0, help="steady phase: seconds fed")
     # As many fills as localnet's reference transactions: both windows hold the same fixed
     # ~2 slots from the last send to its confirmation, so the ratio compares like with like.
@@ -1179,9 +1238,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
     parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
     parser.add_argument(
-        "--rpc-batch-max", type=int, default=1,
+        "--rpc-batch-max",
+        type=int,
+        default=1,
         help="the node's rpc_batch_max: JSON-RPC requests per HTTP request (1: one each)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--pg-url",
         default=os.environ.get(

@@ -121,6 +121,7 @@ async def bench_router(localnet: LocalnetServer, reads: int, rate: float) -> Fig
 
     async def read() -> bool:
         answer: asyncio.Future[Any] = loop.create_future()
+
         def reply(outcome: Any) -> None:
             loop.call_soon_threadsafe(_settle, answer, outcome)
 
@@ -145,10 +146,13 @@ async def bench_resilient(localnet: LocalnetServer, reads: int, rate: float) -> 
         from solana_rpc_resilient import ResilientRPCClient  # noqa: PLC0415
     except ImportError:
         return "solana-rpc-resilient is not installed: pip install '.[bench]'"
-    providers = [{"name": f"endpoint-{index + 1}", "url": url, "weight": 1}
-                 for index, url in enumerate(localnet.urls)]  # fmt: skip
-    client = ResilientRPCClient(providers, rate_limit=100_000.0, burst=100_000.0,
-                                failure_threshold=5, recovery_seconds=30.0)
+    providers = [
+        {"name": f"endpoint-{index + 1}", "url": url, "weight": 1}
+        for index, url in enumerate(localnet.urls)
+    ]
+    client = ResilientRPCClient(
+        providers, rate_limit=100_000.0, burst=100_000.0, failure_threshold=5, recovery_seconds=30.0
+    )
 
     async def read() -> bool:
         return bool((await client.rpc_request("getLatestBlockhash", PARAMS)).is_ok)
@@ -169,8 +173,9 @@ async def bench_plain(localnet: LocalnetServer, reads: int, rate: float) -> Figu
         return True
 
     try:
-        return Figures("solana-py AsyncClient (endpoint 1)",
-                       *await run_script(localnet, read, reads, rate))
+        return Figures(
+            "solana-py AsyncClient (endpoint 1)", *await run_script(localnet, read, reads, rate)
+        )
     finally:
         await client.close()
 
@@ -194,13 +199,19 @@ def main() -> None:
     logger.add(sys.stderr, level="ERROR")
     logging.getLogger("solana_rpc_resilient").setLevel(logging.ERROR)  # a line per 429 otherwise
     print(f"{args.reads} getLatestBlockhash reads at {args.rate:g}/s over 3 localnet endpoints")
-    print(f"faults: endpoint 1 down from {OUTAGE_START_S:g}s to {OUTAGE_START_S + OUTAGE_S:g}s; "
-          f"endpoint 2 answers 429 to {RATE_LIMITED_SHARE:.0%} of calls; reads give up at "
-          f"{GIVE_UP_S:g}s")  # fmt: skip
-    rows = [on_fresh_localnet(bench, args.reads, args.rate)
-            for bench in (bench_router, bench_resilient, bench_plain)]  # fmt: skip
-    print(f"{'client':<34} {'ok/reads':>11} {'success':>8} {'p50 ms':>8} {'p99 ms':>8} "
-          f"{'p99 ok ms':>10}")  # fmt: skip
+    print(
+        f"faults: endpoint 1 down from {OUTAGE_START_S:g}s to {OUTAGE_START_S + OUTAGE_S:g}s; "
+        f"endpoint 2 answers 429 to {RATE_LIMITED_SHARE:.0%} of calls; reads give up at "
+        f"{GIVE_UP_S:g}s"
+    )
+    rows = [
+        on_fresh_localnet(bench, args.reads, args.rate)
+        for bench in (bench_router, bench_resilient, bench_plain)
+    ]
+    print(
+        f"{'client':<34} {'ok/reads':>11} {'success':>8} {'p50 ms':>8} {'p99 ms':>8} "
+        f"{'p99 ok ms':>10}"
+    )
     for row in rows:
         print(row.row() if isinstance(row, Figures) else f"{'(skipped)':<34} {row}")
 

@@ -200,9 +200,17 @@ class Run:
     """One backend, N nodes: the four steps of the module docstring."""
 
     def __init__(
-        self, args: argparse.Namespace, chain: LocalnetServer, scenario: Scenario, *,
-        wallet_path: Path, workdir: Path, backend: str, count: int, first_id: int,
-    ) -> None:  # fmt: skip
+        self,
+        args: argparse.Namespace,
+        chain: LocalnetServer,
+        scenario: Scenario,
+        *,
+        wallet_path: Path,
+        workdir: Path,
+        backend: str,
+        count: int,
+        first_id: int,
+    ) -> None:
         self.args, self.chain, self.scenario = args, chain, scenario
         self.wallet_path, self.workdir = wallet_path, workdir
         self.result = RunResult(backend, count)
@@ -255,13 +263,19 @@ class Run:
         }
         sqlite_path = self.workdir / f"{key}.db" if self.result.backend == "sqlite" else None
         setup = NodeSetup(
-            sqlite_path, self.chain.urls, self.wallet_path, self.workdir,
-            db_url=None if sqlite_path else url, overrides=overrides,
-        )  # fmt: skip
+            sqlite_path,
+            self.chain.urls,
+            self.wallet_path,
+            self.workdir,
+            db_url=None if sqlite_path else url,
+            overrides=overrides,
+        )
         return NodeProcesses(
-            setup, http_addrs("127.0.0.1:0", self.count, processes=True), prefix=f"scale-{key}",
+            setup,
+            http_addrs("127.0.0.1:0", self.count, processes=True),
+            prefix=f"scale-{key}",
             stderr_to_files=True,
-        )  # fmt: skip
+        )
 
     def _throughput(self, engine: Engine, nodes: NodeProcesses, sampler: CpuSampler) -> None:
         pairs = crossing_pairs(self.scenario, self.args.pairs, self.first_id)
@@ -408,8 +422,9 @@ def print_results(results: Sequence[RunResult], bound_s: float, cores: int) -> N
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nodes", type=int, nargs="+", default=[1, 2, 3])
-    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"],
-                        choices=["sqlite", "postgresql"])
+    parser.add_argument(
+        "--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
+    )
     parser.add_argument("--pairs", type=int, default=3000, help="throughput: pairs stored")
     parser.add_argument("--kills", type=int, default=3, help="SIGKILLs per node count >= 2")
     parser.add_argument("--drain-pairs", type=int, default=1500)
@@ -429,10 +444,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = []
     try:
         scenario = build_scenario(
-            chain, None, markets=MARKETS, makers=MAKERS, settlement_authority=wallet,
-            fee_payer=wallet, base_atoms_per_maker=FUNDING_ATOMS,
-            quote_atoms_per_maker=FUNDING_ATOMS, seed=args.seed,
-        )  # fmt: skip
+            chain,
+            None,
+            markets=MARKETS,
+            makers=MAKERS,
+            settlement_authority=wallet,
+            fee_payer=wallet,
+            base_atoms_per_maker=FUNDING_ATOMS,
+            quote_atoms_per_maker=FUNDING_ATOMS,
+            seed=args.seed,
+        )
         print(
             f"crank-node scale-out: {MARKETS} markets, {MAKERS} makers, {args.pairs} pairs "
             f"(then {args.drain_pairs} for the drain), localnet slot {args.slot_ms} ms, lease "
@@ -443,9 +464,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         for backend in backends:
             for count in args.nodes:
                 run = Run(
-                    args, chain, scenario, wallet_path=workdir / "wallet.json",
-                    workdir=workdir, backend=backend, count=count, first_id=first_id,
-                )  # fmt: skip
+                    args,
+                    chain,
+                    scenario,
+                    wallet_path=workdir / "wallet.json",
+                    workdir=workdir,
+                    backend=backend,
+                    count=count,
+                    first_id=first_id,
+                )
                 results.append(run.run())
                 first_id += 10**7
                 line = results[-1]

@@ -56,11 +56,17 @@ def order_bodies(maker: Keypair, count: int) -> list[bytes]:
     bodies = []
     for nonce in range(1, count + 1):
         order = Order(
-            market_id=MARKET_ID, side=Side.BUY, price_atoms=nonce * TICK, size_atoms=LOT,
-            maker=maker.pubkey(), pay_account=Keypair().pubkey(),
-            receive_account=Keypair().pubkey(), client_order_id=nonce,
-            expiry_s=int(time.time()) + 3_600, nonce=nonce,
-        )  # fmt: skip
+            market_id=MARKET_ID,
+            side=Side.BUY,
+            price_atoms=nonce * TICK,
+            size_atoms=LOT,
+            maker=maker.pubkey(),
+            pay_account=Keypair().pubkey(),
+            receive_account=Keypair().pubkey(),
+            client_order_id=nonce,
+            expiry_s=int(time.time()) + 3_600,
+            nonce=nonce,
+        )
         bodies.append(json.dumps(sign_order(order, maker).to_json()).encode())
     return bodies
 
@@ -97,18 +103,33 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as workdir:
         engine = storage.open_engine(storage.sqlite_url(Path(workdir) / "bench.db"))
         storage.upgrade(engine)
-        storage.insert_market(engine, Market(
-            market_id=MARKET_ID, base_mint=Keypair().pubkey(), base_decimals=6,
-            quote_mint=Keypair().pubkey(), quote_decimals=6, lot_size_atoms=LOT,
-            tick_size_atoms=TICK, settlement_authority=Keypair().pubkey(),
-            fee_payer=Keypair().pubkey(),
-        ))  # fmt: skip
-        limits = IntakeLimits(client_rate_per_s=1e6, client_burst=10**6, maker_rate_per_s=1e6,
-                              maker_burst=10**6,
-                              stream=StreamLimits(
-                                                  buffer_events=args.buffer))  # fmt: skip
-        server = HealthServer(StandInNode(OrderIntake(engine, rpc=None)), "127.0.0.1", 0,  # type: ignore[arg-type]
-                              intake_limits=limits)  # fmt: skip
+        storage.insert_market(
+            engine,
+            Market(
+                market_id=MARKET_ID,
+                base_mint=Keypair().pubkey(),
+                base_decimals=6,
+                quote_mint=Keypair().pubkey(),
+                quote_decimals=6,
+                lot_size_atoms=LOT,
+                tick_size_atoms=TICK,
+                settlement_authority=Keypair().pubkey(),
+                fee_payer=Keypair().pubkey(),
+            ),
+        )
+        limits = IntakeLimits(
+            client_rate_per_s=1e6,
+            client_burst=10**6,
+            maker_rate_per_s=1e6,
+            maker_burst=10**6,
+            stream=StreamLimits(buffer_events=args.buffer),
+        )
+        server = HealthServer(
+            StandInNode(OrderIntake(engine, rpc=None)),
+            "127.0.0.1",
+            0,  # type: ignore[arg-type]
+            intake_limits=limits,
+        )
         server.start()
         port = server.intake_port
         try:
@@ -132,16 +153,25 @@ def main() -> int:
         finally:
             server.stop()
             engine.dispose()
-    phases = (("1 baseline", baseline), (f"2 with {args.stuck} stuck streams", loaded),
-              ("3 after (no streams, a bigger book)", after))  # fmt: skip
+    phases = (
+        ("1 baseline", baseline),
+        (f"2 with {args.stuck} stuck streams", loaded),
+        ("3 after (no streams, a bigger book)", after),
+    )
     for name, values in phases:
-        print(f"POST /orders {name}: n={len(values)} p50={percentile(values, 50) * 1e3:.1f} ms "
-              f"p99={percentile(values, 99) * 1e3:.1f} ms")  # fmt: skip
-    print(f"phase 2 took {elapsed_s:.1f}s; streams opened {counters.get('streams_opened', 0)}, "
-          f"dropped as slow {counters.get('streams_dropped_slow', 0)} (buffer {args.buffer})")
+        print(
+            f"POST /orders {name}: n={len(values)} p50={percentile(values, 50) * 1e3:.1f} ms "
+            f"p99={percentile(values, 99) * 1e3:.1f} ms"
+        )
+    print(
+        f"phase 2 took {elapsed_s:.1f}s; streams opened {counters.get('streams_opened', 0)}, "
+        f"dropped as slow {counters.get('streams_dropped_slow', 0)} (buffer {args.buffer})"
+    )
     reason = tail.decode("utf-8", "replace").rsplit("event: dropped", 1)
-    print("a stuck client's last event:", ("dropped" + reason[1].strip()[:200]) if len(reason) == 2
-          else "(none read)")  # fmt: skip
+    print(
+        "a stuck client's last event:",
+        ("dropped" + reason[1].strip()[:200]) if len(reason) == 2 else "(none read)",
+    )
     return 0
 
 

@@ -88,8 +88,7 @@ class LocalnetConfig:
             raise InvalidLocalnetConfig("endpoint_faults: expected a tuple of Faults")
         if len(self.endpoint_faults) > self.endpoints:
             raise InvalidLocalnetConfig(
-                f"endpoint_faults: {len(self.endpoint_faults)} given for "
-                f"{self.endpoints} endpoints"
+                f"endpoint_faults: {len(self.endpoint_faults)} given for {self.endpoints} endpoints"
             )
 
     @property

@@ -143,9 +143,14 @@ class Endpoint:
         faults = self._faults if view is None else view
         tip = self._ledger.tip(faults.lag_slots)
         return RpcContext(
-            self._ledger, tip, faults.lag_slots, faults.drop_sends, faults.late_landing_blocks,
-            faults.prune_history_slots, self._faults.drop_notifications,
-        )  # fmt: skip
+            self._ledger,
+            tip,
+            faults.lag_slots,
+            faults.drop_sends,
+            faults.late_landing_blocks,
+            faults.prune_history_slots,
+            self._faults.drop_notifications,
+        )
 
     async def _listen(self, sock: socket.socket) -> None:
         assert self._runner is not None

@@ -225,9 +225,11 @@ def _token_account(text: str) -> TokenAccountSpec:
 def _approval(text: str) -> ApprovalSpec:
     wallet, mint, delegate, amount = _parts("--approve", text, "WALLET:MINT:DELEGATE:AMOUNT", 4, 4)
     return ApprovalSpec(
-        _name("--approve", wallet), _name("--approve", mint), delegate,
+        _name("--approve", wallet),
+        _name("--approve", mint),
+        delegate,
         _number("--approve", "AMOUNT", amount, MAX_AMOUNT),
-    )  # fmt: skip
+    )
 
 
 def _unique(option: str, names: list[str]) -> set[str]:

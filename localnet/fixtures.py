@@ -85,17 +85,23 @@ class Fixtures:
         instructions = [
             create_account(
                 CreateAccountParams(
-                    from_pubkey=self.payer.pubkey(), to_pubkey=mint.pubkey(), lamports=rent,
-                    space=MINT_LEN, owner=token_program,
+                    from_pubkey=self.payer.pubkey(),
+                    to_pubkey=mint.pubkey(),
+                    lamports=rent,
+                    space=MINT_LEN,
+                    owner=token_program,
                 )
             ),
             initialize_mint2(
                 InitializeMint2Params(
-                    decimals=decimals, program_id=token_program, mint=mint.pubkey(),
-                    mint_authority=authority.pubkey(), freeze_authority=None,
+                    decimals=decimals,
+                    program_id=token_program,
+                    mint=mint.pubkey(),
+                    mint_authority=authority.pubkey(),
+                    freeze_authority=None,
                 )
             ),
-        ]  # fmt: skip
+        ]
         self._run(instructions, [mint], "create_mint", mint=str(mint.pubkey()), decimals=decimals)
         return MintFixture(mint.pubkey(), decimals, authority, token_program)
 
@@ -113,10 +119,14 @@ class Fixtures:
         """Mint ``amount`` base units of ``mint`` into the token account ``destination``."""
         instruction = mint_to_checked(
             MintToCheckedParams(
-                program_id=mint.token_program, mint=mint.address, dest=destination,
-                mint_authority=mint.authority.pubkey(), amount=amount, decimals=mint.decimals,
+                program_id=mint.token_program,
+                mint=mint.address,
+                dest=destination,
+                mint_authority=mint.authority.pubkey(),
+                amount=amount,
+                decimals=mint.decimals,
             )
-        )  # fmt: skip
+        )
         landed = self._run(
             [instruction], [mint.authority], "mint_to", destination=str(destination), amount=amount
         )
@@ -133,14 +143,23 @@ class Fixtures:
         """Let ``delegate`` move up to ``amount`` out of ``owner``'s ``token_account`` (Approve)."""
         instruction = approve_checked(
             ApproveCheckedParams(
-                program_id=mint.token_program, source=token_account, mint=mint.address,
-                delegate=delegate, owner=owner.pubkey(), amount=amount, decimals=mint.decimals,
+                program_id=mint.token_program,
+                source=token_account,
+                mint=mint.address,
+                delegate=delegate,
+                owner=owner.pubkey(),
+                amount=amount,
+                decimals=mint.decimals,
             )
-        )  # fmt: skip
+        )
         landed = self._run(
-            [instruction], [owner], "approve_delegate",
-            token_account=str(token_account), delegate=str(delegate), amount=amount,
-        )  # fmt: skip
+            [instruction],
+            [owner],
+            "approve_delegate",
+            token_account=str(token_account),
+            delegate=str(delegate),
+            amount=amount,
+        )
         return landed.signature
 
     def fund_token_account(self, owner: Pubkey, mint: MintFixture, amount: int) -> Pubkey:

@@ -143,10 +143,16 @@ def _system(data: bytes, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Pars
 def _create_account(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     lamports, space, owner = read.u64(), read.u64(), read.pubkey()
     accounts = _Accounts(indexes, keys, 2)
-    return _kind("createAccount", {
-        "source": accounts[0], "newAccount": accounts[1], "lamports": lamports,
-        "space": space, "owner": owner,
-    })  # fmt: skip
+    return _kind(
+        "createAccount",
+        {
+            "source": accounts[0],
+            "newAccount": accounts[1],
+            "lamports": lamports,
+            "space": space,
+            "owner": owner,
+        },
+    )
 
 
 def _assign(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
@@ -168,45 +174,73 @@ def _create_account_with_seed(
     base, seed = read.pubkey(), read.bincode_string()
     lamports, space, owner = read.u64(), read.u64(), read.pubkey()
     accounts = _Accounts(indexes, keys, 2)
-    return _kind("createAccountWithSeed", {
-        "source": accounts[0], "newAccount": accounts[1], "base": base, "seed": seed,
-        "lamports": lamports, "space": space, "owner": owner,
-    })  # fmt: skip
+    return _kind(
+        "createAccountWithSeed",
+        {
+            "source": accounts[0],
+            "newAccount": accounts[1],
+            "base": base,
+            "seed": seed,
+            "lamports": lamports,
+            "space": space,
+            "owner": owner,
+        },
+    )
 
 
 def _advance_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     accounts = _Accounts(indexes, keys, 3)
-    return _kind("advanceNonce", {
-        "nonceAccount": accounts[0], "recentBlockhashesSysvar": accounts[1],
-        "nonceAuthority": accounts[2],
-    })  # fmt: skip
+    return _kind(
+        "advanceNonce",
+        {
+            "nonceAccount": accounts[0],
+            "recentBlockhashesSysvar": accounts[1],
+            "nonceAuthority": accounts[2],
+        },
+    )
 
 
 def _withdraw_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     lamports = read.u64()
     accounts = _Accounts(indexes, keys, 5)
-    return _kind("withdrawFromNonce", {
-        "nonceAccount": accounts[0], "destination": accounts[1],
-        "recentBlockhashesSysvar": accounts[2], "rentSysvar": accounts[3],
-        "nonceAuthority": accounts[4], "lamports": lamports,
-    })  # fmt: skip
+    return _kind(
+        "withdrawFromNonce",
+        {
+            "nonceAccount": accounts[0],
+            "destination": accounts[1],
+            "recentBlockhashesSysvar": accounts[2],
+            "rentSysvar": accounts[3],
+            "nonceAuthority": accounts[4],
+            "lamports": lamports,
+        },
+    )
 
 
 def _initialize_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     authority = read.pubkey()
     accounts = _Accounts(indexes, keys, 3)
-    return _kind("initializeNonce", {
-        "nonceAccount": accounts[0], "recentBlockhashesSysvar": accounts[1],
-        "rentSysvar": accounts[2], "nonceAuthority": authority,
-    })  # fmt: skip
+    return _kind(
+        "initializeNonce",
+        {
+            "nonceAccount": accounts[0],
+            "recentBlockhashesSysvar": accounts[1],
+            "rentSysvar": accounts[2],
+            "nonceAuthority": authority,
+        },
+    )
 
 
 def _authorize_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     authority = read.pubkey()
     accounts = _Accounts(indexes, keys, 2)
-    return _kind("authorizeNonce", {
-        "nonceAccount": accounts[0], "nonceAuthority": accounts[1], "newAuthorized": authority,
-    })  # fmt: skip
+    return _kind(
+        "authorizeNonce",
+        {
+            "nonceAccount": accounts[0],
+            "nonceAuthority": accounts[1],
+            "newAuthorized": authority,
+        },
+    )
 
 
 def _allocate(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
@@ -217,9 +251,16 @@ def _allocate(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> 
 def _allocate_with_seed(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     base, seed, space, owner = read.pubkey(), read.bincode_string(), read.u64(), read.pubkey()
     accounts = _Accounts(indexes, keys, 2)
-    return _kind("allocateWithSeed", {
-        "account": accounts[0], "base": base, "seed": seed, "space": space, "owner": owner,
-    })  # fmt: skip
+    return _kind(
+        "allocateWithSeed",
+        {
+            "account": accounts[0],
+            "base": base,
+            "seed": seed,
+            "space": space,
+            "owner": owner,
+        },
+    )
 
 
 def _assign_with_seed(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
@@ -233,10 +274,17 @@ def _assign_with_seed(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubk
 def _transfer_with_seed(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     lamports, seed, owner = read.u64(), read.bincode_string(), read.pubkey()
     accounts = _Accounts(indexes, keys, 3)
-    return _kind("transferWithSeed", {
-        "source": accounts[0], "sourceBase": accounts[1], "destination": accounts[2],
-        "lamports": lamports, "sourceSeed": seed, "sourceOwner": owner,
-    })  # fmt: skip
+    return _kind(
+        "transferWithSeed",
+        {
+            "source": accounts[0],
+            "sourceBase": accounts[1],
+            "destination": accounts[2],
+            "lamports": lamports,
+            "sourceSeed": seed,
+            "sourceOwner": owner,
+        },
+    )
 
 
 def _upgrade_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
@@ -245,11 +293,20 @@ def _upgrade_nonce(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]
 
 _SystemBuild = Callable[[_Reader, Sequence[int], Sequence[Pubkey]], Info]
 _SYSTEM: Final[dict[int, _SystemBuild]] = {
-    0: _create_account, 1: _assign, 2: _transfer, 3: _create_account_with_seed,
-    4: _advance_nonce, 5: _withdraw_nonce, 6: _initialize_nonce, 7: _authorize_nonce,
-    8: _allocate, 9: _allocate_with_seed, 10: _assign_with_seed, 11: _transfer_with_seed,
+    0: _create_account,
+    1: _assign,
+    2: _transfer,
+    3: _create_account_with_seed,
+    4: _advance_nonce,
+    5: _withdraw_nonce,
+    6: _initialize_nonce,
+    7: _authorize_nonce,
+    8: _allocate,
+    9: _allocate_with_seed,
+    10: _assign_with_seed,
+    11: _transfer_with_seed,
     12: _upgrade_nonce,
-}  # fmt: skip
+}
 
 
 # --- Associated Token Account -------------------------------------------------------------
@@ -257,9 +314,7 @@ _SYSTEM: Final[dict[int, _SystemBuild]] = {
 _ATA_KINDS: Final = {0: "create", 1: "createIdempotent"}
 
 
-def _associated_token(
-    data: bytes, indexes: Sequence[int], keys: Sequence[Pubkey]
-) -> Parsed | None:
+def _associated_token(data: bytes, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Parsed | None:
     if not indexes or max(indexes) >= len(keys):
         return None
     tag = 0 if not data else data[0]
@@ -267,16 +322,30 @@ def _associated_token(
         return None
     if tag == 2:
         accounts = _Accounts(indexes, keys, 7)
-        return _kind("recoverNested", {
-            "nestedSource": accounts[0], "nestedMint": accounts[1], "destination": accounts[2],
-            "nestedOwner": accounts[3], "ownerMint": accounts[4], "wallet": accounts[5],
-            "tokenProgram": accounts[6],
-        })  # fmt: skip
+        return _kind(
+            "recoverNested",
+            {
+                "nestedSource": accounts[0],
+                "nestedMint": accounts[1],
+                "destination": accounts[2],
+                "nestedOwner": accounts[3],
+                "ownerMint": accounts[4],
+                "wallet": accounts[5],
+                "tokenProgram": accounts[6],
+            },
+        )
     accounts = _Accounts(indexes, keys, 6)
-    return _kind(_ATA_KINDS[tag], {
-        "source": accounts[0], "account": accounts[1], "wallet": accounts[2],
-        "mint": accounts[3], "systemProgram": accounts[4], "tokenProgram": accounts[5],
-    })  # fmt: skip
+    return _kind(
+        _ATA_KINDS[tag],
+        {
+            "source": accounts[0],
+            "account": accounts[1],
+            "wallet": accounts[2],
+            "mint": accounts[3],
+            "systemProgram": accounts[4],
+            "tokenProgram": accounts[5],
+        },
+    )
 
 
 # --- SPL Token and Token-2022 -------------------------------------------------------------
@@ -284,22 +353,45 @@ def _associated_token(
 _AUTHORITY_TYPES: Final = ("mintTokens", "freezeAccount", "accountOwner", "closeAccount")
 # Token-2022's ExtensionType, by its u16 value, as Agave's UiExtensionType names it.
 _EXTENSION_TYPES: Final = (
-    "uninitialized", "transferFeeConfig", "transferFeeAmount", "mintCloseAuthority",
-    "confidentialTransferMint", "confidentialTransferAccount", "defaultAccountState",
-    "immutableOwner", "memoTransfer", "nonTransferable", "interestBearingConfig", "cpiGuard",
-    "permanentDelegate", "nonTransferableAccount", "transferHook", "transferHookAccount",
-    "confidentialTransferFeeConfig", "confidentialTransferFeeAmount", "metadataPointer",
-    "tokenMetadata", "groupPointer", "tokenGroup", "groupMemberPointer", "tokenGroupMember",
-    "confidentialMintBurn", "scaledUiAmount", "pausable", "pausableAccount",
+    "uninitialized",
+    "transferFeeConfig",
+    "transferFeeAmount",
+    "mintCloseAuthority",
+    "confidentialTransferMint",
+    "confidentialTransferAccount",
+    "defaultAccountState",
+    "immutableOwner",
+    "memoTransfer",
+    "nonTransferable",
+    "interestBearingConfig",
+    "cpiGuard",
+    "permanentDelegate",
+    "nonTransferableAccount",
+    "transferHook",
+    "transferHookAccount",
+    "confidentialTransferFeeConfig",
+    "confidentialTransferFeeAmount",
+    "metadataPointer",
+    "tokenMetadata",
+    "groupPointer",
+    "tokenGroup",
+    "groupMemberPointer",
+    "tokenGroupMember",
+    "confidentialMintBurn",
+    "scaledUiAmount",
+    "pausable",
+    "pausableAccount",
 )
 
 
 def _ui_token_amount(amount: int, decimals: int) -> Info:
     """Agave's ``token_amount_to_ui_amount_v3`` without a mint's scaling extensions."""
     return {
-        "uiAmount": amount / 10**decimals, "decimals": decimals, "amount": str(amount),
+        "uiAmount": amount / 10**decimals,
+        "decimals": decimals,
+        "amount": str(amount),
         "uiAmountString": amount_text(amount, decimals),
-    }  # fmt: skip
+    }
 
 
 def _with_signers(info: Info, accounts: _Accounts, at: int, single: str, multisig: str) -> Info:
@@ -339,10 +431,15 @@ def _initialize_mint(
 
 def _initialize_account(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:
     accounts = _Accounts(indexes, keys, 4)
-    return _kind("initializeAccount", {
-        "account": accounts[0], "mint": accounts[1], "owner": accounts[2],
-        "rentSysvar": accounts[3],
-    })  # fmt: skip
+    return _kind(
+        "initializeAccount",
+        {
+            "account": accounts[0],
+            "mint": accounts[1],
+            "owner": accounts[2],
+            "rentSysvar": accounts[3],
+        },
+    )
 
 
 def _initialize_account_with_owner(
@@ -376,7 +473,10 @@ def _initialize_multisig(
 
 
 def _amount_kind(
-    kind: str, names: tuple[str, str], signers: tuple[str, str], checked: bool = False,
+    kind: str,
+    names: tuple[str, str],
+    signers: tuple[str, str],
+    checked: bool = False,
     mint_at: int | None = None,
 ) -> Callable[[_Reader, Sequence[int], Sequence[Pubkey]], Info]:
     """Transfer, Approve, MintTo, Burn and their Checked forms: two (three when checked
@@ -427,12 +527,11 @@ def _set_authority(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]
     accounts = _Accounts(indexes, keys, 2)
     owned = "account" if authority_type in (2, 3) else "mint"
     info: Info = {
-        owned: accounts[0], "authorityType": _AUTHORITY_TYPES[authority_type],
+        owned: accounts[0],
+        "authorityType": _AUTHORITY_TYPES[authority_type],
         "newAuthority": new_authority,
-    }  # fmt: skip
-    return _kind(
-        "setAuthority", _with_signers(info, accounts, 1, "authority", "multisigAuthority")
-    )
+    }
+    return _kind("setAuthority", _with_signers(info, accounts, 1, "authority", "multisigAuthority"))
 
 
 def _get_account_data_size(read: _Reader, indexes: Sequence[int], keys: Sequence[Pubkey]) -> Info:

@@ -293,9 +293,11 @@ class Ledger:
             )
             self._queue(transaction, land_at, signatures_verified, held=True)
             logger.bind(
-                action="localnet.transaction_held", signature=str(signature), land_at_slot=land_at,
+                action="localnet.transaction_held",
+                signature=str(signature),
+                land_at_slot=land_at,
                 last_valid_block_height=produced.last_valid_block_height,
-            ).debug("transaction held for late landing")  # fmt: skip
+            ).debug("transaction held for late landing")
             return SubmitOutcome.QUEUED
 
     def _queue(
@@ -305,9 +307,7 @@ class Ledger:
         heapq.heappush(
             self._pending, _Pending(land_at, self._arrivals, transaction, verified, held)
         )
-        (self._held_signatures if held else self._pending_signatures).add(
-            transaction.signatures[0]
-        )
+        (self._held_signatures if held else self._pending_signatures).add(transaction.signatures[0])
 
     def execute_now(self, transaction: VersionedTransaction) -> LandedTransaction:
         """Land ``transaction`` in the current slot at once (fixtures); raises if dropped."""
@@ -448,9 +448,7 @@ class Ledger:
         while self._pending and self._pending[0].land_at_slot <= self._slot:
             pending = heapq.heappop(self._pending)
             signature = pending.transaction.signatures[0]
-            (self._held_signatures if pending.held else self._pending_signatures).discard(
-                signature
-            )
+            (self._held_signatures if pending.held else self._pending_signatures).discard(signature)
             self._land_pending(pending)
         self._svm.expire_blockhash()
         self._seal_slot()

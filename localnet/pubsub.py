@@ -145,9 +145,11 @@ class PubSub:
         subscription_id = next(self._ids)
         connection.subscriptions[subscription_id] = subscription
         logger.bind(
-            action="localnet.pubsub_subscribed", endpoint=self._index, method=method,
+            action="localnet.pubsub_subscribed",
+            endpoint=self._index,
+            method=method,
             subscription=subscription_id,
-        ).debug("pubsub subscription")  # fmt: skip
+        ).debug("pubsub subscription")
         return subscription_id, subscription
 
     async def _pump(self) -> None:
@@ -179,9 +181,11 @@ class PubSub:
         for result in results:
             if context.drop_notifications and self._dice.random() < context.drop_notifications:
                 logger.bind(
-                    action="localnet.pubsub_dropped", endpoint=self._index,
-                    method=subscription.kind, subscription=subscription_id,
-                ).debug("notification dropped by fault")  # fmt: skip
+                    action="localnet.pubsub_dropped",
+                    endpoint=self._index,
+                    method=subscription.kind,
+                    subscription=subscription_id,
+                ).debug("notification dropped by fault")
                 continue
             note = {
                 "jsonrpc": "2.0",

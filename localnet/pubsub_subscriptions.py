@@ -88,8 +88,10 @@ class SignatureSubscription(Subscription):
 class SlotSubscription(Subscription):
     def notify(self, context: RpcContext, first: int, last: int) -> list[Any]:
         root = context.tip.finalized_slot
-        return [{"parent": max(slot - 1, 0), "root": min(root, slot), "slot": slot}
-                for slot in range(first, last + 1)]  # fmt: skip
+        return [
+            {"parent": max(slot - 1, 0), "root": min(root, slot), "slot": slot}
+            for slot in range(first, last + 1)
+        ]
 
 
 @dataclass
@@ -118,8 +120,14 @@ class SlotsUpdatesSubscription(Subscription):
                 "numFailedTransactions": failed,
                 "maxTransactionsPerEntry": 1 if landed else 0,
             }
-            notes.append({"type": "createdBank", "slot": slot, "parent": max(slot - 1, 0),
-                          "timestamp": now_ms})  # fmt: skip
+            notes.append(
+                {
+                    "type": "createdBank",
+                    "slot": slot,
+                    "parent": max(slot - 1, 0),
+                    "timestamp": now_ms,
+                }
+            )
             notes.append({"type": "frozen", "slot": slot, "timestamp": now_ms, "stats": stats})
         confirmed, root = context.tip.confirmed_slot, context.tip.finalized_slot
         for slot in _newer(self.seen_confirmed, confirmed):
@@ -175,8 +183,9 @@ class ProgramSubscription(Subscription):
         written: dict[Pubkey, None] = {}
         for slot in range(first, last + 1):
             for landed in context.ledger.landed_in_slot(slot):
-                written.update(dict.fromkeys(key for key in landed.account_keys
-                                             if key in landed.writable_keys))
+                written.update(
+                    dict.fromkeys(key for key in landed.account_keys if key in landed.writable_keys)
+                )
         notes: list[Any] = []
         for address in written:
             account = context.ledger.account(address, last)
@@ -207,9 +216,12 @@ def _signature(context: RpcContext, params: Params) -> Subscription:
     config = params.config(1)
     commitment = config.commitment()
     return SignatureSubscription(
-        "signatureNotification", commitment, context.tip.slot(commitment),
-        signature=signature, received=config.flag("enableReceivedNotification"),
-    )  # fmt: skip
+        "signatureNotification",
+        commitment,
+        context.tip.slot(commitment),
+        signature=signature,
+        received=config.flag("enableReceivedNotification"),
+    )
 
 
 def _slot(context: RpcContext, params: Params) -> Subscription:
@@ -219,9 +231,12 @@ def _slot(context: RpcContext, params: Params) -> Subscription:
 def _slots_updates(context: RpcContext, params: Params) -> Subscription:
     tip = context.tip
     return SlotsUpdatesSubscription(
-        "slotsUpdatesNotification", Commitment.PROCESSED, tip.processed_slot,
-        seen_confirmed=tip.confirmed_slot, seen_root=tip.finalized_slot,
-    )  # fmt: skip
+        "slotsUpdatesNotification",
+        Commitment.PROCESSED,
+        tip.processed_slot,
+        seen_confirmed=tip.confirmed_slot,
+        seen_root=tip.finalized_slot,
+    )
 
 
 def _root(context: RpcContext, params: Params) -> Subscription:
@@ -239,7 +254,7 @@ def _logs(context: RpcContext, params: Params) -> Subscription:
         mentions = parse_pubkey(raw["mentions"][0])
     elif raw not in ("all", "allWithVotes"):
         raise RpcError.invalid_params(
-            "Invalid params: expected `all`, `allWithVotes` or `{\"mentions\": [address]}`."
+            'Invalid params: expected `all`, `allWithVotes` or `{"mentions": [address]}`.'
         )
     commitment = params.config(1).commitment()
     return LogsSubscription(
@@ -254,9 +269,13 @@ def _account(context: RpcContext, params: Params) -> Subscription:
     slot = context.tip.slot(commitment)
     _check_encoding(config)
     return AccountSubscription(
-        "accountNotification", commitment, slot, address=address, config=config,
+        "accountNotification",
+        commitment,
+        slot,
+        address=address,
+        config=config,
         last=context.ledger.account(address, slot),
-    )  # fmt: skip
+    )
 
 
 def _program(context: RpcContext, params: Params) -> Subscription:
@@ -265,9 +284,13 @@ def _program(context: RpcContext, params: Params) -> Subscription:
     commitment = config.commitment()
     _check_encoding(config)
     return ProgramSubscription(
-        "programNotification", commitment, context.tip.slot(commitment), program_id=program_id,
-        config=config, filters=parse_filters(config.get("filters")),
-    )  # fmt: skip
+        "programNotification",
+        commitment,
+        context.tip.slot(commitment),
+        program_id=program_id,
+        config=config,
+        filters=parse_filters(config.get("filters")),
+    )
 
 
 def _check_encoding(config: Config) -> None:

@@ -51,8 +51,9 @@ def get_multiple_accounts(context: RpcContext, params: Params) -> JsonAnswer:
     config = params.config(1)
     slot = config.context_slot(context.tip, config.commitment())
     decimals = context.ledger.mint_decimals
-    shown = [account_json(context.ledger.account(key, slot), config, slot, decimals)
-             for key in addresses]  # fmt: skip
+    shown = [
+        account_json(context.ledger.account(key, slot), config, slot, decimals) for key in addresses
+    ]
     return JsonAnswer(with_context(slot, shown))
 
 

@@ -61,8 +61,10 @@ def _cleaned_up(slot: int, first: int) -> RpcError:
 
 def get_block(context: RpcContext, params: Params) -> JsonAnswer:
     slot = params.u64(0)
-    config = Config({"encoding": params.value(1)}) if isinstance(params.value(1), str) else (
-        params.config(1)
+    config = (
+        Config({"encoding": params.value(1)})
+        if isinstance(params.value(1), str)
+        else (params.config(1))
     )
     committed = _committed_slot(context, config)
     encoding = config.enum("encoding", ("json", "base64", JSON_PARSED), "json")
@@ -118,9 +120,7 @@ def get_blocks(context: RpcContext, params: Params) -> JsonAnswer:
     committed = _committed_slot(context, config)
     last = committed if end is None else min(end, committed)
     if last - start > MAX_GET_CONFIRMED_BLOCKS_RANGE:
-        raise RpcError.invalid_params(
-            f"Slot range too large; max {MAX_GET_CONFIRMED_BLOCKS_RANGE}"
-        )
+        raise RpcError.invalid_params(f"Slot range too large; max {MAX_GET_CONFIRMED_BLOCKS_RANGE}")
     first = max(start, first_available_block(context))
     return JsonAnswer(list(range(first, last + 1)))
 
@@ -129,9 +129,7 @@ def get_blocks_with_limit(context: RpcContext, params: Params) -> JsonAnswer:
     start = params.u64(0)
     limit = params.u64(1)
     if limit > MAX_GET_CONFIRMED_BLOCKS_RANGE:
-        raise RpcError.invalid_params(
-            f"Limit too large; max {MAX_GET_CONFIRMED_BLOCKS_RANGE}"
-        )
+        raise RpcError.invalid_params(f"Limit too large; max {MAX_GET_CONFIRMED_BLOCKS_RANGE}")
     committed = _committed_slot(context, params.config(2))
     first = max(start, first_available_block(context))
     return JsonAnswer(list(range(first, min(first + limit, committed + 1))))

@@ -46,13 +46,15 @@ def get_genesis_hash(context: RpcContext, params: Params) -> JsonAnswer:
 
 def get_epoch_schedule(context: RpcContext, params: Params) -> JsonAnswer:
     schedule = context.ledger.epoch_schedule()
-    return JsonAnswer({
-        "slotsPerEpoch": schedule.slots_per_epoch,
-        "leaderScheduleSlotOffset": schedule.leader_schedule_slot_offset,
-        "warmup": schedule.warmup,
-        "firstNormalEpoch": schedule.first_normal_epoch,
-        "firstNormalSlot": schedule.first_normal_slot,
-    })  # fmt: skip
+    return JsonAnswer(
+        {
+            "slotsPerEpoch": schedule.slots_per_epoch,
+            "leaderScheduleSlotOffset": schedule.leader_schedule_slot_offset,
+            "warmup": schedule.warmup,
+            "firstNormalEpoch": schedule.first_normal_epoch,
+            "firstNormalSlot": schedule.first_normal_slot,
+        }
+    )
 
 
 def get_transaction_count(context: RpcContext, params: Params) -> JsonAnswer:
@@ -67,8 +69,11 @@ def get_supply(context: RpcContext, params: Params) -> JsonAnswer:
     total = context.ledger.config.faucet_lamports
     # No non-circulating accounts, whether or not the list was excluded.
     value: dict[str, Any] = {
-        "total": total, "circulating": total, "nonCirculating": 0, "nonCirculatingAccounts": []
-    }  # fmt: skip
+        "total": total,
+        "circulating": total,
+        "nonCirculating": 0,
+        "nonCirculatingAccounts": [],
+    }
     return _with_context(slot, value)
 
 
@@ -105,10 +110,15 @@ def get_recent_performance_samples(context: RpcContext, params: Params) -> JsonA
     while len(samples) < limit and end - SAMPLE_SLOTS >= ledger.config.genesis_slot:
         start = end - SAMPLE_SLOTS
         count = ledger.transaction_count(end) - ledger.transaction_count(start)
-        samples.append({
-            "slot": end, "numTransactions": count, "numNonVoteTransactions": count,
-            "numSlots": SAMPLE_SLOTS, "samplePeriodSecs": period_s,
-        })  # fmt: skip
+        samples.append(
+            {
+                "slot": end,
+                "numTransactions": count,
+                "numNonVoteTransactions": count,
+                "numSlots": SAMPLE_SLOTS,
+                "samplePeriodSecs": period_s,
+            }
+        )
         end = start
     return JsonAnswer(samples)
 

@@ -73,9 +73,13 @@ def get_epoch_info(context: RpcContext, params: Params) -> GetEpochInfoResp:
     ledger = context.ledger
     position = ledger.epoch_position(slot)
     info = EpochInfo(
-        position.epoch, position.slot_index, position.slots_in_epoch, slot,
-        ledger.block_height_of(slot), ledger.transaction_count(slot),
-    )  # fmt: skip
+        position.epoch,
+        position.slot_index,
+        position.slots_in_epoch,
+        slot,
+        ledger.block_height_of(slot),
+        ledger.transaction_count(slot),
+    )
     return GetEpochInfoResp(info)
 
 

@@ -51,9 +51,12 @@ def _status(
     reached = tip.status_of(landed.slot)
     assert reached is not None
     return TransactionStatus(
-        landed.slot, tip.confirmations(landed.slot), landed.err, landed.err,
+        landed.slot,
+        tip.confirmations(landed.slot),
+        landed.err,
+        landed.err,
         reached.confirmation_status,
-    )  # fmt: skip
+    )
 
 
 def get_transaction(context: RpcContext, params: Params) -> JsonAnswer:
@@ -102,9 +105,13 @@ def _with_signature(
 ) -> RpcConfirmedTransactionStatusWithSignature:
     reached = context.tip.status_of(landed.slot) or Commitment.PROCESSED
     return RpcConfirmedTransactionStatusWithSignature(
-        landed.signature, landed.slot, landed.err, landed.memo, landed.block_time,
+        landed.signature,
+        landed.slot,
+        landed.err,
+        landed.memo,
+        landed.block_time,
         reached.confirmation_status,
-    )  # fmt: skip
+    )
 
 
 def _optional_signature(config: Config, key: str) -> Signature | None:

@@ -69,11 +69,21 @@ def _identity_filter(config: Config) -> str | None:
 
 
 def get_cluster_nodes(context: RpcContext, params: Params) -> JsonAnswer:
-    return JsonAnswer([{
-        "pubkey": str(context.ledger.identity), "gossip": None, "tpu": None, "tpuQuic": None,
-        "rpc": None, "pubsub": None, "version": API_VERSION, "featureSet": FEATURE_SET,
-        "shredVersion": SHRED_VERSION,
-    }])  # fmt: skip
+    return JsonAnswer(
+        [
+            {
+                "pubkey": str(context.ledger.identity),
+                "gossip": None,
+                "tpu": None,
+                "tpuQuic": None,
+                "rpc": None,
+                "pubsub": None,
+                "version": API_VERSION,
+                "featureSet": FEATURE_SET,
+                "shredVersion": SHRED_VERSION,
+            }
+        ]
+    )
 
 
 LEADER_METHODS: dict[str, tuple[RpcMethod, int, int]] = {

@@ -79,9 +79,11 @@ def parsed_instruction(
     parsed = parse_known(program_id, data, account_indexes, keys)
     if parsed is not None:
         return {
-            "program": PROGRAM_NAMES[program_id], "programId": str(program_id),
-            "parsed": parsed, "stackHeight": stack_height,
-        }  # fmt: skip
+            "program": PROGRAM_NAMES[program_id],
+            "programId": str(program_id),
+            "parsed": parsed,
+            "stackHeight": stack_height,
+        }
     return {
         "programId": str(program_id),
         "accounts": [str(keys[index]) for index in account_indexes],
@@ -117,8 +119,11 @@ def _parsed_transaction(transaction: VersionedTransaction) -> dict[str, Any]:
         "recentBlockhash": str(message.recent_blockhash),
         "instructions": [
             parsed_instruction(
-                instruction.program_id_index, bytes(instruction.accounts),
-                bytes(instruction.data), keys, None,
+                instruction.program_id_index,
+                bytes(instruction.accounts),
+                bytes(instruction.data),
+                keys,
+                None,
             )
             for instruction in message.instructions
         ],
@@ -143,8 +148,11 @@ def _parsed_inner(
             "index": index,
             "instructions": [
                 parsed_instruction(
-                    item.instruction().program_id_index, bytes(item.instruction().accounts),
-                    bytes(item.instruction().data), keys, item.stack_height(),
+                    item.instruction().program_id_index,
+                    bytes(item.instruction().accounts),
+                    bytes(item.instruction().data),
+                    keys,
+                    item.stack_height(),
                 )
                 for item in instructions
             ],

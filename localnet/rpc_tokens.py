@@ -96,15 +96,18 @@ def account_json(
     if account is None:
         return None
     if config.get("encoding") == JSON_PARSED:
-        parsed = None if account.owner not in TOKEN_PROGRAM_IDS else _parsed_token(
-            account, decimals_of
+        parsed = (
+            None if account.owner not in TOKEN_PROGRAM_IDS else _parsed_token(account, decimals_of)
         )
         if parsed is not None and config.get("dataSlice") is None:
             return {
-                "data": parsed, "executable": account.executable, "lamports": account.lamports,
-                "owner": str(account.owner), "rentEpoch": account.rent_epoch,
+                "data": parsed,
+                "executable": account.executable,
+                "lamports": account.lamports,
+                "owner": str(account.owner),
+                "rentEpoch": account.rent_epoch,
                 "space": len(account.data),
-            }  # fmt: skip
+            }
         config = Config({**_raw(config), "encoding": "base64"})
     shown = account_view(account, config)
     assert shown is not None

@@ -170,9 +170,11 @@ def request_airdrop(context: RpcContext, params: Params) -> RequestAirdropResp:
     transaction = context.ledger.faucet_transfer(recipient, lamports)
     context.ledger.submit(transaction, signatures_verified=True)
     logger.bind(
-        action="localnet.airdrop", recipient=str(recipient), lamports=lamports,
+        action="localnet.airdrop",
+        recipient=str(recipient),
+        lamports=lamports,
         signature=str(transaction.signatures[0]),
-    ).info("airdrop queued")  # fmt: skip
+    ).info("airdrop queued")
     return RequestAirdropResp(transaction.signatures[0])
 
 

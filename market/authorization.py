@@ -282,9 +282,14 @@ def _fill_row_problem(fill: Fill, stored: StoredFill | None) -> Unauthorized | N
     if stored is None:
         return Unauthorized("fill_id", f"{where}: no such fill row in the database")
     for name in (
-        "fill_id", "market_id", "maker_order_id", "taker_order_id",
-        "price_atoms", "base_atoms", "quote_atoms",
-    ):  # fmt: skip
+        "fill_id",
+        "market_id",
+        "maker_order_id",
+        "taker_order_id",
+        "price_atoms",
+        "base_atoms",
+        "quote_atoms",
+    ):
         signed_for, now = getattr(fill, name), getattr(stored, name)
         if signed_for != now:
             return Unauthorized(

@@ -182,7 +182,7 @@ def check_for_book(book: Book, order: Order) -> None:
 def _check_market_and_terms(book: Book, order: Order) -> None:
     if order.market_id != book.market.market_id:
         raise WrongMarket(
-            "market_id", f"the order is for {order.market_id!r}, the book for "
-            f"{book.market.market_id!r}"
+            "market_id",
+            f"the order is for {order.market_id!r}, the book for {book.market.market_id!r}",
         )
     validate_terms(book.market, order)

@@ -94,10 +94,12 @@ def stored_cancel_refusal(
     stored_at_s = cancelled_at.timestamp()
     if isinstance(signed, SignedCancel):
         return cancel_refusal(
-            signed, order, stored_at_s=stored_at_s,
+            signed,
+            order,
+            stored_at_s=stored_at_s,
             max_age_s=CANCEL_MAX_AGE_S + STORED_GRACE_S,
             max_skew_s=CANCEL_MAX_SKEW_S + STORED_GRACE_S,
-        )  # fmt: skip
+        )
     return _cancel_all_refusal(where, signed, order, stored_at_s, order_stored_at.timestamp())
 
 

@@ -60,7 +60,8 @@ class JsonFields:
         if isinstance(value, str):
             if not _DECIMAL.fullmatch(value):
                 raise WrongFieldType(
-                    key, "must be an integer or a string of decimal digits (no sign, no "
+                    key,
+                    "must be an integer or a string of decimal digits (no sign, no "
                     "leading zeros, at most 20 digits)",
                 )
             return check_u64(key, int(value))

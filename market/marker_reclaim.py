@@ -146,9 +146,7 @@ def parse_marker_accounts(
     if isinstance(slot, bool) or not isinstance(slot, int):
         raise ValueError(f"getMultipleAccounts result: context.slot must be a u64, got {slot!r}")
     if not isinstance(value, list) or len(value) != len(addresses):
-        raise ValueError(
-            f"getMultipleAccounts result: value must list {len(addresses)} accounts"
-        )
+        raise ValueError(f"getMultipleAccounts result: value must list {len(addresses)} accounts")
     found: dict[str, int | None] = {}
     for address, account in zip(addresses, value, strict=True):
         if account is None:

@@ -19,10 +19,18 @@ __all__ = ["Market"]
 # token in a u64 amount, so it is a typo, not a market.
 MAX_DECIMALS = 19
 _JSON_FIELDS = (
-    "market_id", "base_mint", "base_decimals", "quote_mint", "quote_decimals",
-    "lot_size_atoms", "tick_size_atoms", "settlement_authority", "fee_payer",
-    "base_token_program", "quote_token_program",
-)  # fmt: skip
+    "market_id",
+    "base_mint",
+    "base_decimals",
+    "quote_mint",
+    "quote_decimals",
+    "lot_size_atoms",
+    "tick_size_atoms",
+    "settlement_authority",
+    "fee_payer",
+    "base_token_program",
+    "quote_token_program",
+)
 # The programs a market's mints may belong to; each leg is a TransferChecked of its mint's.
 TOKEN_PROGRAM_IDS = (TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID)
 

@@ -88,10 +88,17 @@ REFUSED_EXTENSIONS: dict[int, tuple[str, str]] = {
     26: ("Pausable", "the pause authority can stop every transfer"),
 }
 ALLOWED_EXTENSIONS: dict[int, str] = {
-    3: "MintCloseAuthority", 6: "DefaultAccountState", 10: "InterestBearingConfig",
-    18: "MetadataPointer", 19: "TokenMetadata", 20: "GroupPointer", 21: "TokenGroup",
-    22: "GroupMemberPointer", 23: "TokenGroupMember", 25: "ScaledUiAmount",
-}  # fmt: skip
+    3: "MintCloseAuthority",
+    6: "DefaultAccountState",
+    10: "InterestBearingConfig",
+    18: "MetadataPointer",
+    19: "TokenMetadata",
+    20: "GroupPointer",
+    21: "TokenGroup",
+    22: "GroupMemberPointer",
+    23: "TokenGroupMember",
+    25: "ScaledUiAmount",
+}
 
 
 @dataclass(frozen=True)

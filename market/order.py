@@ -171,9 +171,17 @@ class Order:
 
 
 ORDER_JSON_FIELDS = (
-    "market_id", "side", "price_atoms", "size_atoms", "maker", "pay_account",
-    "receive_account", "client_order_id", "expiry_s", "nonce",
-)  # fmt: skip
+    "market_id",
+    "side",
+    "price_atoms",
+    "size_atoms",
+    "maker",
+    "pay_account",
+    "receive_account",
+    "client_order_id",
+    "expiry_s",
+    "nonce",
+)
 
 
 def _side_from_json(text: str) -> Side:

@@ -143,20 +143,30 @@ def settlement_instructions(
         set_compute_unit_limit(compute_unit_limit),
         set_compute_unit_price(compute_unit_price_micro_lamports),
         *create,
-        _leg(program=market.base_token_program,
-             source=fill.seller_pay_account, mint=market.base_mint,
-             dest=fill.buyer_receive_account, delegate=authority,
-             amount=fill.base_atoms, decimals=market.base_decimals),
-        _leg(program=market.quote_token_program,
-             source=fill.buyer_pay_account, mint=market.quote_mint,
-             dest=fill.seller_receive_account, delegate=authority,
-             amount=fill.quote_atoms, decimals=market.quote_decimals),
+        _leg(
+            program=market.base_token_program,
+            source=fill.seller_pay_account,
+            mint=market.base_mint,
+            dest=fill.buyer_receive_account,
+            delegate=authority,
+            amount=fill.base_atoms,
+            decimals=market.base_decimals,
+        ),
+        _leg(
+            program=market.quote_token_program,
+            source=fill.buyer_pay_account,
+            mint=market.quote_mint,
+            dest=fill.seller_receive_account,
+            delegate=authority,
+            amount=fill.quote_atoms,
+            decimals=market.quote_decimals,
+        ),
         Instruction(
             MEMO_PROGRAM_ID,
             settlement_memo(fill.fill_id),
             [AccountMeta(authority, is_signer=True, is_writable=False)],
         ),
-    ]  # fmt: skip
+    ]
 
 
 def build_settlement_transaction(

@@ -85,8 +85,19 @@ def decode_token_account(
         raise InvalidTokenAccount(field, "is a Token-2022 account of another type (a mint?)")
     if len(data) != TOKEN_ACCOUNT_SIZE and not extended:
         raise InvalidTokenAccount(field, f"has {len(data)} bytes, a token account has 165")
-    (mint, owner, amount, delegate_tag, delegate, state, native_tag, native, delegated,
-     close_tag, close) = _LAYOUT.unpack_from(data)  # fmt: skip
+    (
+        mint,
+        owner,
+        amount,
+        delegate_tag,
+        delegate,
+        state,
+        native_tag,
+        native,
+        delegated,
+        close_tag,
+        close,
+    ) = _LAYOUT.unpack_from(data)
     return TokenAccount(
         address=address,
         mint=Pubkey.from_bytes(mint),

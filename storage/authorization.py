@@ -50,9 +50,15 @@ _IDS_PER_QUERY = 500
 _IDS: BindParameter[Any] = bindparam("ids", expanding=True)
 # Built once (building a statement and its cache key per call showed in a profile).
 _FILL_ROWS = select(
-    _FILLS.c.id, _FILLS.c.market_id, _FILLS.c.maker_order_id, _FILLS.c.taker_order_id,
-    _FILLS.c.price_atoms, _FILLS.c.base_atoms, _FILLS.c.quote_atoms, _FILLS.c.created_at,
-).where(_FILLS.c.id.in_(_IDS))  # fmt: skip
+    _FILLS.c.id,
+    _FILLS.c.market_id,
+    _FILLS.c.maker_order_id,
+    _FILLS.c.taker_order_id,
+    _FILLS.c.price_atoms,
+    _FILLS.c.base_atoms,
+    _FILLS.c.quote_atoms,
+    _FILLS.c.created_at,
+).where(_FILLS.c.id.in_(_IDS))
 _ORDER_ROWS = select(_ORDERS).where(_ORDERS.c.id.in_(_IDS))
 _ALL_ORDER_ROWS = select(*tolerant_columns(_ORDERS))
 _FILLED_AS = tuple(
@@ -129,10 +135,15 @@ def _fill_rows(connection: Connection, fill_ids: Iterable[str]) -> dict[str, dom
     for chunk in _chunks(set(fill_ids)):
         for row in connection.execute(_FILL_ROWS, {"ids": chunk}):
             found[row.id] = domain.StoredFill(
-                row.id, row.market_id, row.maker_order_id, row.taker_order_id,
-                int(row.price_atoms), int(row.base_atoms), int(row.quote_atoms),
+                row.id,
+                row.market_id,
+                row.maker_order_id,
+                row.taker_order_id,
+                int(row.price_atoms),
+                int(row.base_atoms),
+                int(row.quote_atoms),
                 _seconds(row.created_at),
-            )  # fmt: skip
+            )
     return found
 
 
@@ -241,17 +252,24 @@ def cancelled_unexpired(
 def cancel_refusal_of(stored: StoredOrder) -> domain.Unauthorized | None:
     """:func:`market.stored_cancel_refusal` of the cancel stored with ``stored``."""
     return domain.stored_cancel_refusal(
-        stored.order_id, stored.order, stored.cancel_signed,
-        cancelled_at=stored.cancelled_at, order_stored_at=stored.created_at,
-    )  # fmt: skip
+        stored.order_id,
+        stored.order,
+        stored.cancel_signed,
+        cancelled_at=stored.cancelled_at,
+        order_stored_at=stored.created_at,
+    )
 
 
 def _quarantine_entry(
     stored: StoredOrder, refusal: domain.Unauthorized, market_id: str
 ) -> QuarantineEntry:
-    raw = {**stored.signed.to_json(), "id": stored.order_id,
-           "remaining_atoms": stored.remaining_atoms, "status": stored.status,
-           "cancel_signed": stored.cancel_signed}  # fmt: skip
+    raw = {
+        **stored.signed.to_json(),
+        "id": stored.order_id,
+        "remaining_atoms": stored.remaining_atoms,
+        "status": stored.status,
+        "cancel_signed": stored.cancel_signed,
+    }
     return QuarantineEntry("order", stored.order_id, str(refusal), raw, market_id)
 
 

@@ -202,9 +202,13 @@ class ClaimQueue:
         if expires_at is None:
             raise self.lost(claim)
         return Claim(
-            claim.table, claim.row_id, claim.claimed_by, claim.claim_token, expires_at,
+            claim.table,
+            claim.row_id,
+            claim.claimed_by,
+            claim.claim_token,
+            expires_at,
             claim.sort_key,
-        )  # fmt: skip
+        )
 
     def _of_mine(self, claims: Sequence[Claim]) -> ColumnElement[bool]:
         """The rows of ``claims`` (row id and claim token each) still claimed by me,

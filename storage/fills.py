@@ -191,9 +191,16 @@ def _fenced_insert(table: Table, names: tuple[str, ...], fixed: Mapping[str, Any
 
 _TIMESTAMPS = {"created_at": _NOW, "updated_at": _NOW}
 _FILL_COLUMNS = (
-    "id", "market_id", "maker_order_id", "taker_order_id", "price_atoms", "base_atoms",
-    "quote_atoms", "fencing_token", "sequence",
-)  # fmt: skip
+    "id",
+    "market_id",
+    "maker_order_id",
+    "taker_order_id",
+    "price_atoms",
+    "base_atoms",
+    "quote_atoms",
+    "fencing_token",
+    "sequence",
+)
 # Revision 0007: a fill continues its taker's trace (the order whose arrival made it; the
 # maker's trace is the link, through maker_order_id), and its settlement the fill's: read
 # in the insert itself, so the chain does not depend on which thread wrote it.
@@ -205,9 +212,7 @@ _TAKER_TRACE = (
 _FILL_TRACE = (
     select(_FILLS.c.trace_id).where(_FILLS.c.id == bindparam("v_fill_id")).scalar_subquery()
 )
-_INSERT_FILLS = _fenced_insert(
-    _FILLS, _FILL_COLUMNS, {**_TIMESTAMPS, "trace_id": _TAKER_TRACE}
-)
+_INSERT_FILLS = _fenced_insert(_FILLS, _FILL_COLUMNS, {**_TIMESTAMPS, "trace_id": _TAKER_TRACE})
 _INSERT_SETTLEMENTS = _fenced_insert(
     _SETTLEMENTS, ("id", "fill_id", "market_id", "status"), {**_TIMESTAMPS, "trace_id": _FILL_TRACE}
 )
@@ -256,9 +261,11 @@ class _MatchWriter:
             connection.execute(select(_FILLS.c.id).where(_FILLS.c.id.in_(fill_ids))).scalars()
         )
         raise DuplicateEntry(
-            "fill_id", found, "fill_id: some of these fills are already recorded, "
-            f"not all: {found}; not a replay of one write"
-        )  # fmt: skip
+            "fill_id",
+            found,
+            "fill_id: some of these fills are already recorded, "
+            f"not all: {found}; not a replay of one write",
+        )
 
     def fills(self, connection: Connection, fills: Sequence[domain.Fill], now: datetime) -> None:
         rows = [_fill_row(fill, self.lease.fencing_token, now, self.fenced) for fill in fills]
@@ -408,9 +415,12 @@ def fill_from_row(row: Any) -> domain.Fill:
 def _decode_fill(row: Any) -> domain.Fill:
     if row["sequence"] is None:
         raise MalformedRow(
-            "fill", str(row["id"]), "stored before revision 0003: no sequence", row,
+            "fill",
+            str(row["id"]),
+            "stored before revision 0003: no sequence",
+            row,
             market_id=row["market_id"],
-        )  # fmt: skip
+        )
     taker_side = domain.Side(row["taker_side"])
     buy, sell = ("taker", "maker") if taker_side is domain.Side.BUY else ("maker", "taker")
     return domain.Fill(

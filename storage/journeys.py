@@ -57,11 +57,17 @@ def order_journey(engine: Engine, order_id: str) -> dict[str, Any] | None:
         order_row = order.first()
         if order_row is None:
             return None
-        fills = connection.execute(
-            select(_FILLS)
-            .where(or_(_FILLS.c.maker_order_id == order_id, _FILLS.c.taker_order_id == order_id))
-            .order_by(_FILLS.c.created_at, _FILLS.c.sequence)
-        ).mappings().all()  # fmt: skip
+        fills = (
+            connection.execute(
+                select(_FILLS)
+                .where(
+                    or_(_FILLS.c.maker_order_id == order_id, _FILLS.c.taker_order_id == order_id)
+                )
+                .order_by(_FILLS.c.created_at, _FILLS.c.sequence)
+            )
+            .mappings()
+            .all()
+        )
         fill_ids = [row["id"] for row in fills]
         settlements = {
             row["id"]: row
@@ -69,17 +75,22 @@ def order_journey(engine: Engine, order_id: str) -> dict[str, Any] | None:
                 select(_SETTLEMENTS).where(_SETTLEMENTS.c.id.in_(fill_ids))
             ).mappings()
         }
-        attempts = connection.execute(
-            select(_ATTEMPTS, _HISTORY.c.slot)
-            .outerjoin(_HISTORY, _HISTORY.c.signature == _ATTEMPTS.c.signature)
-            .where(_ATTEMPTS.c.settlement_id.in_(fill_ids))
-            .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
-        ).mappings().all()  # fmt: skip
+        attempts = (
+            connection.execute(
+                select(_ATTEMPTS, _HISTORY.c.slot)
+                .outerjoin(_HISTORY, _HISTORY.c.signature == _ATTEMPTS.c.signature)
+                .where(_ATTEMPTS.c.settlement_id.in_(fill_ids))
+                .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
+            )
+            .mappings()
+            .all()
+        )
         others = {row["maker_order_id"] for row in fills} | {row["taker_order_id"] for row in fills}
         others.discard(order_id)
         links = dict(
-            connection.execute(select(_ORDERS.c.id, _ORDERS.c.trace_id).where(
-                _ORDERS.c.id.in_(sorted(others)))).all()
+            connection.execute(
+                select(_ORDERS.c.id, _ORDERS.c.trace_id).where(_ORDERS.c.id.in_(sorted(others)))
+            ).all()
         )
     journey_fills = [
         _fill(row, order_id, settlements.get(row["id"]), attempts, links) for row in fills

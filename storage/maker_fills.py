@@ -42,8 +42,13 @@ _ORDERS = table_of(Order)
 _SETTLEMENTS = table_of(Settlement)
 _MAKER_ORDER, _TAKER_ORDER = _ORDERS.alias("maker_order"), _ORDERS.alias("taker_order")
 # Settlement status in the store -> the state a maker is shown (docs/API.md).
-_STATES = {"pending": "pending", "submitted": "sent", "confirmed": "confirmed",
-           "failed": "failed", "quarantined": "failed"}  # fmt: skip
+_STATES = {
+    "pending": "pending",
+    "submitted": "sent",
+    "confirmed": "confirmed",
+    "failed": "failed",
+    "quarantined": "failed",
+}
 
 
 @dataclass(frozen=True)
@@ -174,11 +179,15 @@ def unsettled_fills(
 ) -> list[str]:
     """Ids of fills whose settlement is not final yet (pending or sent), of a market or
     of a maker: what a resumed stream keeps watching."""
-    stmt = select(_FILLS.c.id).select_from(
-        _FILLS.join(_SETTLEMENTS, _SETTLEMENTS.c.fill_id == _FILLS.c.id)
-        .join(_MAKER_ORDER, _MAKER_ORDER.c.id == _FILLS.c.maker_order_id)
-        .join(_TAKER_ORDER, _TAKER_ORDER.c.id == _FILLS.c.taker_order_id)
-    ).where(_SETTLEMENTS.c.status.in_(("pending", "submitted")))
+    stmt = (
+        select(_FILLS.c.id)
+        .select_from(
+            _FILLS.join(_SETTLEMENTS, _SETTLEMENTS.c.fill_id == _FILLS.c.id)
+            .join(_MAKER_ORDER, _MAKER_ORDER.c.id == _FILLS.c.maker_order_id)
+            .join(_TAKER_ORDER, _TAKER_ORDER.c.id == _FILLS.c.taker_order_id)
+        )
+        .where(_SETTLEMENTS.c.status.in_(("pending", "submitted")))
+    )
     if market_id is not None:
         stmt = stmt.where(_FILLS.c.market_id == market_id)
     if maker is not None:
@@ -201,13 +210,19 @@ def orders_of_maker(
     engine: Engine, maker: str, also: Sequence[str] = (), limit: int = 1_000
 ) -> list[MakerOrderState]:
     """The maker's open and unfunded orders, and the orders ``also`` whatever their status."""
-    stmt = select(
-        _ORDERS.c.id, _ORDERS.c.market_id, _ORDERS.c.status,
-        type_coerce(_ORDERS.c.remaining_atoms, NullType()).label("remaining_atoms"),
-    ).where(
-        _ORDERS.c.maker == maker,
-        or_(_ORDERS.c.status.in_(("open", "unfunded")), _ORDERS.c.id.in_(tuple(also))),
-    ).limit(limit)  # fmt: skip
+    stmt = (
+        select(
+            _ORDERS.c.id,
+            _ORDERS.c.market_id,
+            _ORDERS.c.status,
+            type_coerce(_ORDERS.c.remaining_atoms, NullType()).label("remaining_atoms"),
+        )
+        .where(
+            _ORDERS.c.maker == maker,
+            or_(_ORDERS.c.status.in_(("open", "unfunded")), _ORDERS.c.id.in_(tuple(also))),
+        )
+        .limit(limit)
+    )
     with read_transaction(engine, "storage.maker_orders") as connection:
         rows: list[Any] = [row._mapping for row in connection.execute(stmt)]
     return [
@@ -240,10 +255,12 @@ def cancel_open_orders(
                 update(_ORDERS)
                 .where(chosen, _ORDERS.c.id.in_(ids))
                 .values(
-                    status="cancelled", updated_at=db_now(), cancel_signed=record,
+                    status="cancelled",
+                    updated_at=db_now(),
+                    cancel_signed=record,
                     cancelled_at=db_now(),
                 )
-            )  # fmt: skip
+            )
     logger.bind(
         action="storage.orders_cancelled_all", market_id=market_id, maker=maker, count=len(ids)
     ).debug("open orders of a maker cancelled")

@@ -121,9 +121,15 @@ def discover_markers(engine: Engine, market_ids: Iterable[str]) -> int:
         .having(func.max(_ATTEMPTS.c.marker_address).is_not(None))
     )
     columns = [
-        "settlement_id", "market_id", "address", "lamports", "state",
-        "max_last_valid_block_height", "created_at", "updated_at",
-    ]  # fmt: skip
+        "settlement_id",
+        "market_id",
+        "address",
+        "lamports",
+        "state",
+        "max_last_valid_block_height",
+        "created_at",
+        "updated_at",
+    ]
     with write_transaction(engine, "storage.markers_discover") as connection:
         inserted = int(connection.execute(insert(_MARKERS).from_select(columns, found)).rowcount)
     if inserted:
@@ -159,20 +165,26 @@ def markers_to_check(
         ids = [row["settlement_id"] for row in rows]
         heights: dict[str, list[int]] = {settlement_id: [] for settlement_id in ids}
         if ids:
-            attempts = select(
-                _ATTEMPTS.c.settlement_id, _ATTEMPTS.c.last_valid_block_height
-            ).where(_ATTEMPTS.c.settlement_id.in_(ids))
+            attempts = select(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.last_valid_block_height).where(
+                _ATTEMPTS.c.settlement_id.in_(ids)
+            )
             for settlement_id, height in connection.execute(attempts):
                 heights[settlement_id].append(int(height))
     return [
         MarkerRecord(
-            row["settlement_id"], row["fill_id"], row["market_id"], row["address"],
-            int(row["lamports"]), row["state"], int(row["max_last_valid_block_height"]),
-            row["reclaim_signature"], row["reclaim_last_valid_block_height"],
+            row["settlement_id"],
+            row["fill_id"],
+            row["market_id"],
+            row["address"],
+            int(row["lamports"]),
+            row["state"],
+            int(row["max_last_valid_block_height"]),
+            row["reclaim_signature"],
+            row["reclaim_last_valid_block_height"],
             tuple(sorted(heights[row["settlement_id"]])),
         )
         for row in rows
-    ]  # fmt: skip
+    ]
 
 
 def write_reclaims_ahead(
@@ -190,20 +202,28 @@ def write_reclaims_ahead(
                 .where(_MARKERS.c.market_id == market_id)
                 .where(_MARKERS.c.state.in_(_LIVE_STATES))
                 .values(
-                    state="reclaiming", reclaim_signature=reclaim.signature,
+                    state="reclaiming",
+                    reclaim_signature=reclaim.signature,
                     reclaim_last_valid_block_height=reclaim.last_valid_block_height,
-                    lamports=reclaim.lamports, updated_at=db_now(),
+                    lamports=reclaim.lamports,
+                    updated_at=db_now(),
                 )
-            )  # fmt: skip
+            )
             if fenced_update(connection, lease, statement):
                 written.append(reclaim.settlement_id)
     return written
 
 
 def _finish(
-    engine: Engine, lease: Lease, market_id: str, settlement_ids: Sequence[str], *,
-    source: str, slot: int, action: str,
-) -> list[str]:  # fmt: skip
+    engine: Engine,
+    lease: Lease,
+    market_id: str,
+    settlement_ids: Sequence[str],
+    *,
+    source: str,
+    slot: int,
+    action: str,
+) -> list[str]:
     finished: list[str] = []
     with write_transaction(engine, f"storage.{action}") as connection:
         for settlement_id in settlement_ids:
@@ -229,9 +249,14 @@ def mark_reclaimed(
     """``reclaiming`` -> ``reclaimed`` (seen gone at finalized by the answer of ``slot``),
     under the market's lease; the ids moved (each exactly once, ever)."""
     return _finish(
-        engine, lease, market_id, settlement_ids, source="reclaiming", slot=slot,
+        engine,
+        lease,
+        market_id,
+        settlement_ids,
+        source="reclaiming",
+        slot=slot,
         action="markers_reclaimed",
-    )  # fmt: skip
+    )
 
 
 def mark_gone(
@@ -240,9 +265,14 @@ def mark_gone(
     """``open`` -> ``reclaimed`` with no reclaim signature: gone at finalized without a
     reclaim of ours (counted as missing, never as lamports we reclaimed)."""
     return _finish(
-        engine, lease, market_id, settlement_ids, source="open", slot=slot,
+        engine,
+        lease,
+        market_id,
+        settlement_ids,
+        source="open",
+        slot=slot,
         action="markers_gone",
-    )  # fmt: skip
+    )
 
 
 def marker_totals(engine: Engine) -> MarkerTotals:
@@ -266,6 +296,10 @@ def marker_totals(engine: Engine) -> MarkerTotals:
     reclaimed, reclaimed_lamports = of("reclaimed", True)
     missing, _ = of("reclaimed", False)
     return MarkerTotals(
-        open_count, reclaiming, open_lamports + reclaiming_lamports, reclaimed,
-        reclaimed_lamports, missing,
-    )  # fmt: skip
+        open_count,
+        reclaiming,
+        open_lamports + reclaiming_lamports,
+        reclaimed,
+        reclaimed_lamports,
+        missing,
+    )

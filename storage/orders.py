@@ -234,9 +234,12 @@ def _text(row: Any, name: str) -> str | None:
 def _decode_order(row: Any) -> StoredOrder:
     if row["client_order_id"] is None or row["expiry_s"] is None:
         raise MalformedRow(
-            "order", str(row["id"]), "stored before revision 0003: lacks its signed terms", row,
+            "order",
+            str(row["id"]),
+            "stored before revision 0003: lacks its signed terms",
+            row,
             market_id=_text(row, "market_id"),
-        )  # fmt: skip
+        )
     order = domain.Order(
         market_id=row["market_id"],
         side=domain.Side(row["side"]),
@@ -251,22 +254,27 @@ def _decode_order(row: Any) -> StoredOrder:
     )
     if order.order_id != row["id"]:
         raise MalformedRow(
-            "order", str(row["id"]),
+            "order",
+            str(row["id"]),
             f"its stored terms hash to {order.order_id}, not to its id: the row was edited",
-            row, market_id=order.market_id,
-        )  # fmt: skip
+            row,
+            market_id=order.market_id,
+        )
     signed = domain.SignedOrder(order, Signature.from_string(row["signature"]))
     remaining = read_u64(row, "remaining_atoms")
     cancelled_at = row.get("cancelled_at")
     return StoredOrder(
-        signed, remaining, row["status"], row["created_at"], _text(row, "trace_id"),
-        _text(row, "cancel_signed"), cancelled_at if isinstance(cancelled_at, datetime) else None,
-    )  # fmt: skip
+        signed,
+        remaining,
+        row["status"],
+        row["created_at"],
+        _text(row, "trace_id"),
+        _text(row, "cancel_signed"),
+        cancelled_at if isinstance(cancelled_at, datetime) else None,
+    )
 
 
-def decode_orders(
-    rows: Iterable[Any], malformed: list[MalformedRow] | None
-) -> list[StoredOrder]:
+def decode_orders(rows: Iterable[Any], malformed: list[MalformedRow] | None) -> list[StoredOrder]:
     """Each row's stored order, in order. A row that does not decode raises its
     MalformedRow, or, with a ``malformed`` list, is added to it and skipped."""
     decoded: list[StoredOrder] = []
@@ -355,8 +363,7 @@ def open_orders_in(
     to quarantine once its transaction is over: :func:`quarantine_orders`)."""
     columns = _ORDERS.c
     stmt = (
-        _ORDER_ROWS
-        .where(columns.market_id == market_id, columns.status.in_(statuses))
+        _ORDER_ROWS.where(columns.market_id == market_id, columns.status.in_(statuses))
         .where(columns.remaining_atoms > 0)
         .order_by(*ARRIVAL_ORDER)
     )
@@ -472,8 +479,9 @@ def mark_order_cancelled(engine: Engine, order_id: str, record: str) -> bool:
     )
     with write_transaction(engine, "storage.order_cancel") as connection:
         changed = bool(connection.execute(stmt).rowcount)
-    logger.bind(action="storage.order_status_set", order_id=order_id, status="cancelled",
-                changed=changed).debug("order status set")  # fmt: skip
+    logger.bind(
+        action="storage.order_status_set", order_id=order_id, status="cancelled", changed=changed
+    ).debug("order status set")
     return changed
 
 
@@ -481,9 +489,7 @@ def mark_order_expired(
     engine: Engine, order_id: str, *, lease: Lease | None = None, clock_offset_s: float = 0.0
 ) -> bool:
     """Expire an open or unfunded order."""
-    return set_order_status(
-        engine, order_id, "expired", lease=lease, clock_offset_s=clock_offset_s
-    )
+    return set_order_status(engine, order_id, "expired", lease=lease, clock_offset_s=clock_offset_s)
 
 
 def mark_order_unfunded(

@@ -251,7 +251,10 @@ def record_input_failures(
         for kind, row_id, market_id in inputs:
             failures = _count_failure(connection, (kind, row_id[:128]), market_id, actor, text)
             logger.bind(
-                action="storage.input_failed", kind=kind, row_id=row_id, actor=actor,
+                action="storage.input_failed",
+                kind=kind,
+                row_id=row_id,
+                actor=actor,
                 failures=failures,
             ).warning(f"{actor} failed on {kind} {row_id[:64]} ({failures} times): {text[:200]}")
             if failures >= FAILURES_BEFORE_QUARANTINE:
@@ -305,9 +308,16 @@ def count_quarantined(engine: Engine) -> dict[str, int]:
 def _record(row: Any) -> QuarantinedRecord:
     m = row._mapping
     return QuarantinedRecord(
-        m["id"], m["kind"], m["row_id"], m["market_id"], m["reason"], m["raw"], m["status"],
-        m["created_at"], m["updated_at"],
-    )  # fmt: skip
+        m["id"],
+        m["kind"],
+        m["row_id"],
+        m["market_id"],
+        m["reason"],
+        m["raw"],
+        m["status"],
+        m["created_at"],
+        m["updated_at"],
+    )
 
 
 def list_quarantined(

@@ -136,10 +136,13 @@ def _attempt_alone(
     writer = ClaimedWriter(queue, connection, draft.claim)
     try:
         return write_attempt_row(
-            writer, signature=draft.signature, raw_transaction=draft.raw_transaction,
-            blockhash=draft.blockhash, last_valid_block_height=draft.last_valid_block_height,
+            writer,
+            signature=draft.signature,
+            raw_transaction=draft.raw_transaction,
+            blockhash=draft.blockhash,
+            last_valid_block_height=draft.last_valid_block_height,
             marker_address=draft.marker_address,
-        )  # fmt: skip
+        )
     except ITEM_ERRORS as error:
         return error
 
@@ -169,9 +172,16 @@ def _attempts_at_once(
 
 def _record(draft: AttemptDraft, settlement_id: str, number: int) -> AttemptRecord:
     return AttemptRecord(
-        settlement_id, number, draft.signature, draft.raw_transaction, draft.blockhash,
-        draft.last_valid_block_height, draft.claim.claim_token, "signed", draft.marker_address,
-    )  # fmt: skip
+        settlement_id,
+        number,
+        draft.signature,
+        draft.raw_transaction,
+        draft.blockhash,
+        draft.last_valid_block_height,
+        draft.claim.claim_token,
+        "signed",
+        draft.marker_address,
+    )
 
 
 def _next_attempt_numbers(connection: Connection, settlement_ids: list[str]) -> dict[str, int]:
@@ -255,10 +265,14 @@ def _confirmations_at_once(
         attempts.append({"b_signature": signature, "b_settlement_id": settlement_id})
         history.append(
             {
-                "signature": signature, "type": "settlement", "status": "confirmed",
-                "settlement_id": settlement_id, "slot": confirmation.slot, "error": None,
+                "signature": signature,
+                "type": "settlement",
+                "status": "confirmed",
+                "settlement_id": settlement_id,
+                "slot": confirmation.slot,
+                "error": None,
             }
-        )  # fmt: skip
+        )
     try:
         with translated("storage.confirmations_at_once"), connection.begin_nested():
             # The claimed rows first: they prove every claim and lock the rows.

@@ -66,10 +66,14 @@ _CONFIRM = (
     update(_SETTLEMENTS)
     .where(_HELD)
     .values(
-        status="confirmed", confirmed_signature=bindparam("b_signature"), last_error=None,
-        claimed_by=None, claim_expires_at=None, updated_at=db_now(),
+        status="confirmed",
+        confirmed_signature=bindparam("b_signature"),
+        last_error=None,
+        claimed_by=None,
+        claim_expires_at=None,
+        updated_at=db_now(),
     )
-)  # fmt: skip
+)
 # Revision 0007: an attempt continues its settlement's trace, read in the insert itself,
 # so any node that holds the claim (after a takeover too) writes the same trace id.
 _INSERT_ATTEMPT = insert(_ATTEMPTS).values(
@@ -282,9 +286,13 @@ def record_attempt(
     check_queue(queue)
     with queue.claimed(claim) as writer:
         record = write_attempt_row(
-            writer, signature=signature, raw_transaction=raw_transaction, blockhash=blockhash,
-            last_valid_block_height=last_valid_block_height, marker_address=marker_address,
-        )  # fmt: skip
+            writer,
+            signature=signature,
+            raw_transaction=raw_transaction,
+            blockhash=blockhash,
+            last_valid_block_height=last_valid_block_height,
+            marker_address=marker_address,
+        )
         logger.bind(
             action="storage.attempt_recorded",
             settlement_id=record.settlement_id,
@@ -315,9 +323,16 @@ def write_attempt_row(
             writer.update_claimed(_SUBMIT, {})
             number = _next_attempt_number(writer.connection, settlement_id)
             record = AttemptRecord(
-                settlement_id, number, signature, raw_transaction, blockhash,
-                last_valid_block_height, claim.claim_token, "signed", marker_address,
-            )  # fmt: skip
+                settlement_id,
+                number,
+                signature,
+                raw_transaction,
+                blockhash,
+                last_valid_block_height,
+                claim.claim_token,
+                "signed",
+                marker_address,
+            )
             writer.connection.execute(_INSERT_ATTEMPT, attempt_params(record))
     except IntegrityViolation as error:
         raise DuplicateEntry("signature", signature) from error
@@ -438,9 +453,13 @@ def confirm_settlement_unknown(queue: ClaimQueue, claim: Claim, note: str) -> No
     check_queue(queue)
     with queue.claimed(claim) as writer:
         writer.update_row(
-            status="confirmed", confirmed_signature=None, last_error=note, claimed_by=None,
-            claim_expires_at=None, updated_at=db_now(),
-        )  # fmt: skip
+            status="confirmed",
+            confirmed_signature=None,
+            last_error=note,
+            claimed_by=None,
+            claim_expires_at=None,
+            updated_at=db_now(),
+        )
     logger.bind(
         action="storage.settlement_confirmed_unknown", settlement_id=str(claim.row_id), note=note
     ).warning("settlement confirmed, landing signature unknown")

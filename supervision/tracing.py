@@ -367,9 +367,13 @@ def remove_trace_sink(sink: TraceSink) -> None:
 def _sink_fields(event: tuple[Any, ...]) -> dict[str, Any]:
     kind, at, raw_trace_id, sender, receiver, message_type, outcome = event[:7]
     fields: dict[str, Any] = {
-        "action": f"trace.{kind}", "at": at, "trace_id": format_trace_id(raw_trace_id),
-        "sender": sender, "receiver": receiver, "message_type": message_type,
-    }  # fmt: skip
+        "action": f"trace.{kind}",
+        "at": at,
+        "trace_id": format_trace_id(raw_trace_id),
+        "sender": sender,
+        "receiver": receiver,
+        "message_type": message_type,
+    }
     if kind == "send":
         fields["result"] = outcome
     else:
@@ -410,10 +414,18 @@ def _sides(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
     _, at, trace_id, sender, receiver, message_type, _outcome, mailbox_ms = event[:8]
     message = event[-1]
     return (
-        ("send", at - mailbox_ms / 1e3, trace_id, sender, receiver, message_type,
-         "delivered", message),
+        (
+            "send",
+            at - mailbox_ms / 1e3,
+            trace_id,
+            sender,
+            receiver,
+            message_type,
+            "delivered",
+            message,
+        ),
         ("receive", *event[1:]),
-    )  # fmt: skip
+    )
 
 
 def _text_line(event: tuple[Any, ...]) -> str:
@@ -548,9 +560,11 @@ def log_step(
 ) -> None:
     """One INFO line for a step of a journey, keyed by its domain ids."""
     keys = {
-        "order": tuple(orders), "fill": tuple(fills),
-        "settlement": tuple(settlements), "signature": tuple(signatures),
-    }  # fmt: skip
+        "order": tuple(orders),
+        "fill": tuple(fills),
+        "settlement": tuple(settlements),
+        "signature": tuple(signatures),
+    }
     logger.bind(action=action, trace_id=current_trace_id(), **journey_fields(keys), **context).opt(
         depth=1
     ).info(text)

@@ -104,8 +104,9 @@ class HealthMonitor:
         endpoint = attempt.endpoint
         if behind > self.config.stale_slot_margin:
             message = f"answered from slot {slot}, {behind} slots behind the highest seen"
-            logger.bind(action="rpc.stale_answer", endpoint=endpoint.name, slot=slot,
-                        slots_behind=behind).debug(f"{endpoint.name} {message}")
+            logger.bind(
+                action="rpc.stale_answer", endpoint=endpoint.name, slot=slot, slots_behind=behind
+            ).debug(f"{endpoint.name} {message}")
             return AttemptError(ErrorKind.STALE, message, retryable=True, endpoint_fault=True)
         self.slots.observe(attempt.commitment, slot)
         if attempt.commitment == PROBE_COMMITMENT:
@@ -180,11 +181,12 @@ class HealthMonitor:
         due = HalfOpenDue(endpoint.name, opened_at_s)
         self._timers.send_once(("half-open", endpoint.name), reset_s, due)
         self._schedule_probes(endpoint, self.config.probe_interval_open_s)
-        logger.bind(action="rpc.breaker_opened", endpoint=endpoint.name,
-                    consecutive_failures=endpoint.breaker.consecutive_failures,
-                    last_error=endpoint.last_error).warning(
-            f"{endpoint.name}'s breaker opened; half-open in {reset_s:g}s"
-        )
+        logger.bind(
+            action="rpc.breaker_opened",
+            endpoint=endpoint.name,
+            consecutive_failures=endpoint.breaker.consecutive_failures,
+            last_error=endpoint.last_error,
+        ).warning(f"{endpoint.name}'s breaker opened; half-open in {reset_s:g}s")
         self._publish("breaker_opened", endpoint.name, endpoint.last_error)
 
     def _closed(self, endpoint: EndpointHealth) -> None:

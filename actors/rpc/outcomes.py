@@ -37,8 +37,12 @@ def check_request(request: RpcRequest) -> str | None:
 
 def encode(request_id: int, request: RpcRequest) -> bytes | None:
     """The JSON-RPC body, or None if the params are not JSON."""
-    body = {"jsonrpc": "2.0", "id": request_id, "method": request.method,
-            "params": list(request.params)}  # fmt: skip
+    body = {
+        "jsonrpc": "2.0",
+        "id": request_id,
+        "method": request.method,
+        "params": list(request.params),
+    }
     try:
         return json.dumps(body, separators=(",", ":"), allow_nan=False).encode()
     except (TypeError, ValueError):
@@ -56,9 +60,15 @@ def failure(flight: Flight, kind: ErrorKind, message: str, now_s: float) -> RpcF
 def error_failure(flight: Flight, endpoint: str, error: AttemptError, now_s: float) -> RpcFailure:
     """The failure an endpoint's error ends ``flight`` with."""
     return RpcFailure(
-        error.kind, error.message, flight.attempts, now_s - flight.admitted_at_s,
-        endpoint, error.code, error.data, error.http_status,
-    )  # fmt: skip
+        error.kind,
+        error.message,
+        flight.attempts,
+        now_s - flight.admitted_at_s,
+        endpoint,
+        error.code,
+        error.data,
+        error.http_status,
+    )
 
 
 def deadline_failure(flight: Flight, now_s: float) -> RpcFailure:
@@ -69,9 +79,15 @@ def deadline_failure(flight: Flight, now_s: float) -> RpcFailure:
         message = f"deadline passed; last error: {error.kind.value}: {error.message}"
         code, http_status = error.code, error.http_status
     return RpcFailure(
-        ErrorKind.DEADLINE_EXCEEDED, message, flight.attempts, now_s - flight.admitted_at_s,
-        endpoint, code, None, http_status,
-    )  # fmt: skip
+        ErrorKind.DEADLINE_EXCEEDED,
+        message,
+        flight.attempts,
+        now_s - flight.admitted_at_s,
+        endpoint,
+        code,
+        None,
+        http_status,
+    )
 
 
 def without_secrets(

@@ -110,9 +110,13 @@ class RpcRouter(CrankActor):
             EndpointHealth(endpoint, _breaker(config)) for endpoint in config.endpoints
         ]
         self._health = HealthMonitor(
-            config, self._endpoints, clock=self.clock, timers=self.timers,
-            start_attempt=self._start_attempt, publish=self._publish,
-        )  # fmt: skip
+            config,
+            self._endpoints,
+            clock=self.clock,
+            timers=self.timers,
+            start_attempt=self._start_attempt,
+            publish=self._publish,
+        )
         self._backpressure = Backpressure(
             config.max_in_flight, config.low_threshold, config.normal_threshold
         )
@@ -182,9 +186,12 @@ class RpcRouter(CrankActor):
     def state(self) -> RouterState:
         """The router's state as data (call on the router's thread: ask GetRouterState)."""
         return router_state(
-            self._endpoints, self._health.slots, self._backpressure, len(self._queue),
+            self._endpoints,
+            self._health.slots,
+            self._backpressure,
+            len(self._queue),
             self.clock.monotonic(),
-        )  # fmt: skip
+        )
 
     # -- admission ---------------------------------------------------------------------
 
@@ -211,9 +218,14 @@ class RpcRouter(CrankActor):
         backpressure.admit(request.priority)
         deadline_s = request.deadline_s or self.config.default_deadline_s
         flight = Flight(
-            flight_id, request, payload, commitment_of(request.params), now_s, now_s + deadline_s,
+            flight_id,
+            request,
+            payload,
+            commitment_of(request.params),
+            now_s,
+            now_s + deadline_s,
             current_trace_id(),
-        )  # fmt: skip
+        )
         self._flights[flight_id] = flight
         self._queue.push(flight)
         self._note_load()
@@ -253,10 +265,14 @@ class RpcRouter(CrankActor):
             return True
         is_send = flight.request.is_send
         selection = choose_endpoints(
-            self._endpoints, now_s, self._rng,
-            count=self.config.send_fanout if is_send else 1, sends_only=is_send,
-            tried=flight.tried, max_concurrent=self.config.max_concurrent_per_endpoint,
-        )  # fmt: skip
+            self._endpoints,
+            now_s,
+            self._rng,
+            count=self.config.send_fanout if is_send else 1,
+            sends_only=is_send,
+            tried=flight.tried,
+            max_concurrent=self.config.max_concurrent_per_endpoint,
+        )
         if not selection.endpoints:
             return False
         self._note_selection(selection)
@@ -324,16 +340,24 @@ class RpcRouter(CrankActor):
     ) -> None:
         now_s = self.clock.monotonic()
         if isinstance(verdict, RpcAnswer):
-            outcome = RpcSuccess(verdict.result, endpoint.name, verdict.context_slot,
-                                 flight.attempts, now_s - flight.admitted_at_s)  # fmt: skip
+            outcome = RpcSuccess(
+                verdict.result,
+                endpoint.name,
+                verdict.context_slot,
+                flight.attempts,
+                now_s - flight.admitted_at_s,
+            )
             self._finish(flight, outcome)
             return
         flight.round_errors.append((endpoint.name, verdict))
         flight.last_error = (endpoint.name, verdict)
-        logger.bind(action="rpc.attempt_failed", endpoint=endpoint.name, kind=verdict.kind.value,
-                    method=flight.request.method, attempt=flight.attempts).debug(
-            f"{flight.request.method} on {endpoint.name} failed: {verdict.message}"
-        )  # fmt: skip
+        logger.bind(
+            action="rpc.attempt_failed",
+            endpoint=endpoint.name,
+            kind=verdict.kind.value,
+            method=flight.request.method,
+            attempt=flight.attempts,
+        ).debug(f"{flight.request.method} on {endpoint.name} failed: {verdict.message}")
         if flight.outstanding:
             return  # the same bytes are still out elsewhere
         final = next((pair for pair in flight.round_errors if not pair[1].retryable), None)
@@ -352,15 +376,18 @@ class RpcRouter(CrankActor):
         # spaces out retries on endpoints that already failed this request.
         delay_s = 0.0
         if not has_untried(self._endpoints, now_s, flight.tried, sends_only=flight.request.is_send):
-            delay_s = backoff_delay_s(flight.attempts, config.backoff_base_s,
-                                      config.backoff_cap_s, self._rng)
+            delay_s = backoff_delay_s(
+                flight.attempts, config.backoff_base_s, config.backoff_cap_s, self._rng
+            )
         if now_s + delay_s >= flight.deadline_at_s:
             self._finish(flight, deadline_failure(flight, now_s))
             return
-        logger.bind(action="rpc.retry", method=flight.request.method, attempt=flight.attempts,
-                    delay_s=round(delay_s, 3)).debug(
-            f"retrying {flight.request.method} in {delay_s:.3f}s"
-        )  # fmt: skip
+        logger.bind(
+            action="rpc.retry",
+            method=flight.request.method,
+            attempt=flight.attempts,
+            delay_s=round(delay_s, 3),
+        ).debug(f"retrying {flight.request.method} in {delay_s:.3f}s")
         if delay_s <= 0:
             flight.phase = FlightPhase.QUEUED
             self._queue.push_front(flight)
@@ -389,12 +416,17 @@ class RpcRouter(CrankActor):
         if flight.phase is FlightPhase.BACKOFF:
             self.timers.cancel(("retry", flight.flight_id))
         if isinstance(outcome, RpcFailure):
-            logger.bind(action="rpc.request_failed", method=flight.request.method,
-                        kind=outcome.kind.value, attempts=outcome.attempts,
-                        priority=flight.priority.value, trace_id=flight.trace_id).warning(
+            logger.bind(
+                action="rpc.request_failed",
+                method=flight.request.method,
+                kind=outcome.kind.value,
+                attempts=outcome.attempts,
+                priority=flight.priority.value,
+                trace_id=flight.trace_id,
+            ).warning(
                 f"{flight.request.method} failed after {outcome.attempts} attempts: "
                 f"{outcome.message}"
-            )  # fmt: skip
+            )
         self._reply(flight.request, outcome)
         self._note_load()
 
@@ -413,10 +445,13 @@ class RpcRouter(CrankActor):
         self._load_status = status
         stats = self._backpressure.stats()
         level = "INFO" if status is LoadStatus.HEALTHY else "WARNING"
-        logger.bind(action="rpc.load_status", status=status.value, in_flight=stats.in_flight,
-                    utilization=round(stats.utilization, 3), refused=stats.refused).log(
-            level, f"{self.name} load is {status.value} ({stats.utilization:.0%} of the bound)"
-        )  # fmt: skip
+        logger.bind(
+            action="rpc.load_status",
+            status=status.value,
+            in_flight=stats.in_flight,
+            utilization=round(stats.utilization, 3),
+            refused=stats.refused,
+        ).log(level, f"{self.name} load is {status.value} ({stats.utilization:.0%} of the bound)")
         self._publish("load_status", None, status.value)
 
     def _publish(self, kind: str, endpoint: str | None, detail: str | None) -> None:

@@ -15,8 +15,13 @@ __all__ = ["COMMITMENTS", "DEFAULT_COMMITMENT", "SlotTracker", "commitment_of"]
 COMMITMENTS: Final = ("processed", "confirmed", "finalized")  # weakest first
 DEFAULT_COMMITMENT: Final = "finalized"  # what a Solana node assumes when none is given
 # Deprecated names that some clients still send.
-_ALIASES: Final = {"recent": "processed", "single": "confirmed", "singleGossip": "confirmed",
-                   "root": "finalized", "max": "finalized"}  # fmt: skip
+_ALIASES: Final = {
+    "recent": "processed",
+    "single": "confirmed",
+    "singleGossip": "confirmed",
+    "root": "finalized",
+    "max": "finalized",
+}
 
 
 def commitment_of(params: Sequence[Any]) -> str:

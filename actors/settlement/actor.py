@@ -246,16 +246,21 @@ class SettlementActor(CrankActor):
         self._sink = match_sink
         self._listeners = tuple(listeners)
         self._claims = ClaimedSettlements(
-            engine, node_id, signers, claim_ttl_s=self.settings.claim_ttl_s,
-            clock=self.clock, db_time_offset_s=db_time_offset_s,
-        )  # fmt: skip
+            engine,
+            node_id,
+            signers,
+            claim_ttl_s=self.settings.claim_ttl_s,
+            clock=self.clock,
+            db_time_offset_s=db_time_offset_s,
+        )
         self._block_height: int | None = None
         self._height: ObservedHeight | None = None  # the highest, with its slot
         self._finding: set[str] = set()  # settlements whose marker history is asked
         self._behind_logged: set[str] = set()
         settings = self.settings
         self._fees = FeeDesk(
-            settings.fee_policy, default_limit=settings.compute_unit_limit,
+            settings.fee_policy,
+            default_limit=settings.compute_unit_limit,
             max_priority_fee_lamports=settings.max_priority_fee_lamports,
             margin_percent=settings.compute_unit_margin_percent,
             margin_units=settings.compute_unit_margin_units,
@@ -510,10 +515,12 @@ class SettlementActor(CrankActor):
                 continue
             self._fees.of(market_id).simulating = True
             self._rpc.call(
-                "simulateTransaction", simulation_params(draft.raw_transaction),
+                "simulateTransaction",
+                simulation_params(draft.raw_transaction),
                 reply_to_actor(self, _simulated_of(market_id)),
-                priority=Priority.NORMAL, deadline_s=self.settings.request_deadline_s,
-            )  # fmt: skip
+                priority=Priority.NORMAL,
+                deadline_s=self.settings.request_deadline_s,
+            )
 
     def _send(self, work: SettlementWork, signature: str) -> None:
         # Under the settlement's own trace: the RPC request, its reply (_Sent) and what
@@ -559,11 +566,15 @@ class SettlementActor(CrankActor):
         if doom is not None and work is not None:
             self.counters.preflight_refused += 1
             self._doomed[work.id] = doom
-            logger.bind(action="settlement.preflight_refused", settlement_id=work.id,
-                        signature=signature, leg=doom.leg).warning(
+            logger.bind(
+                action="settlement.preflight_refused",
+                settlement_id=work.id,
+                signature=signature,
+                leg=doom.leg,
+            ).warning(
                 f"settlement {work.id}: {doom.reason}; not resent, failed once every "
                 "attempt is provably dead (unless it lands after all)"
-            )  # fmt: skip
+            )
             return
         logger.bind(action="settlement.send_failed", signature=signature).info(
             f"sending {signature} failed; it is resent while valid: {outcome}"
@@ -629,7 +640,8 @@ class SettlementActor(CrankActor):
             }
         )
         config: dict[str, Any] = {
-            "commitment": "confirmed", "encoding": "base64",
+            "commitment": "confirmed",
+            "encoding": "base64",
             "dataSlice": {"offset": 0, "length": 0},
         }
         if height is not None:
@@ -676,8 +688,11 @@ class SettlementActor(CrankActor):
             return
         round_.pending -= 1
         outcome = answer.outcome
-        values = outcome.result.get("value") if isinstance(outcome, RpcSuccess) and isinstance(
-            outcome.result, dict) else None  # fmt: skip
+        values = (
+            outcome.result.get("value")
+            if isinstance(outcome, RpcSuccess) and isinstance(outcome.result, dict)
+            else None
+        )
         slot = outcome.context_slot if isinstance(outcome, RpcSuccess) else None
         if isinstance(values, list) and len(values) == len(answer.addresses) and slot is not None:
             for address, value in zip(answer.addresses, values, strict=True):
@@ -707,8 +722,9 @@ class SettlementActor(CrankActor):
             if work.id in self._finding:
                 continue
             views = [
-                AttemptView(a.signature, a.state, a.last_valid_block_height,
-                            a.marker_address is not None)
+                AttemptView(
+                    a.signature, a.state, a.last_valid_block_height, a.marker_address is not None
+                )
                 for a in work.attempts
             ]
             asked = {
@@ -785,16 +801,19 @@ class SettlementActor(CrankActor):
             self._act(work, Landed(None, None), note=note)
 
     def _quarantine(self, work: SettlementWork, squatted: Squatted) -> None:
-        logger.bind(action="settlement.marker_squatted", settlement_id=work.id,
-                    marker=work.marker_address).error(
-            f"settlement {work.id} quarantined: {squatted.reason}"
-        )
+        logger.bind(
+            action="settlement.marker_squatted", settlement_id=work.id, marker=work.marker_address
+        ).error(f"settlement {work.id} quarantined: {squatted.reason}")
         try:
             storage.quarantine_settlement(
-                self._claims.queue(), work.claim, squatted.reason,
-                {"marker_address": work.marker_address,
-                 "signatures": [a.signature for a in work.attempts]},
-            )  # fmt: skip
+                self._claims.queue(),
+                work.claim,
+                squatted.reason,
+                {
+                    "marker_address": work.marker_address,
+                    "signatures": [a.signature for a in work.attempts],
+                },
+            )
         except storage.ClaimLost:
             self._lost(work)
             return
@@ -891,10 +910,15 @@ class SettlementActor(CrankActor):
             if fee is not None:
                 self._fees.out_of_compute(work.market.market_id, fee.compute_unit_limit)
         if decision.signatures or spent:
-            self._tell_listeners(AttemptsExpired(
-                work.id, decision.signatures, spent,
-                sum(fee.lamports for fee in fees if fee is not None), work.market.market_id,
-            ))  # fmt: skip
+            self._tell_listeners(
+                AttemptsExpired(
+                    work.id,
+                    decision.signatures,
+                    spent,
+                    sum(fee.lamports for fee in fees if fee is not None),
+                    work.market.market_id,
+                )
+            )
         doom = self._doomed.pop(work.id, None)
         if doom is None:
             self._request_blockhash()
@@ -942,10 +966,12 @@ class SettlementActor(CrankActor):
             fees.fees_pending = fees.fees_pending or only_new  # cleared by the answer
             accounts = writable_token_accounts(market_fills)
             self._rpc.call(
-                "getRecentPrioritizationFees", [accounts],
+                "getRecentPrioritizationFees",
+                [accounts],
                 reply_to_actor(self, _fees_of(market_id, len(accounts))),
-                priority=Priority.LOW, deadline_s=self.settings.request_deadline_s,
-            )  # fmt: skip
+                priority=Priority.LOW,
+                deadline_s=self.settings.request_deadline_s,
+            )
 
     def _on_fee_answer(self, answer: _Fees | _Simulated) -> None:
         if isinstance(answer, _Fees):

@@ -94,9 +94,13 @@ class ClaimedSettlements:
                 continued(trace_id),
             ):
                 self._take(
-                    claim, settlement_id, fill, attempts[settlement_id], taken_at_s,
+                    claim,
+                    settlement_id,
+                    fill,
+                    attempts[settlement_id],
+                    taken_at_s,
                     trace_id=trace_id,
-                )  # fmt: skip
+                )
         return len(claims)
 
     def _take(
@@ -161,9 +165,10 @@ class ClaimedSettlements:
             entries.append(entry_of(error))
             entries.append(
                 entry_of(
-                    error, kind="settlement", row_id=settlement_id,
-                    why="one of its attempts does not decode, so it cannot be proven "
-                    "unsettled: ",
+                    error,
+                    kind="settlement",
+                    row_id=settlement_id,
+                    why="one of its attempts does not decode, so it cannot be proven unsettled: ",
                 )
             )
         decoded = {entry.row_id for entry in entries if entry.kind == "settlement"}

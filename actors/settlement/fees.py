@@ -115,21 +115,25 @@ class FeeDesk:
         """The price of the market's next attempt at ``limit`` units, capped."""
         fees = self.of(market_id)
         capped = domain.cap_price(
-            self.policy.micro_lamports_per_unit(fees.recent_fees), limit,
+            self.policy.micro_lamports_per_unit(fees.recent_fees),
+            limit,
             self.max_priority_fee_lamports,
         )
         fees.price_micro_lamports, fees.wanted_micro_lamports = capped.micro_lamports, capped.wanted
         if capped.bound:
             fees.cap_bound += 1
             logger.bind(
-                action="settlement.fee_cap_bound", market_id=market_id, wanted=capped.wanted,
-                paid=capped.micro_lamports, compute_unit_limit=limit,
+                action="settlement.fee_cap_bound",
+                market_id=market_id,
+                wanted=capped.wanted,
+                paid=capped.micro_lamports,
+                compute_unit_limit=limit,
                 max_lamports=self.max_priority_fee_lamports,
             ).warning(
                 f"market {market_id}: the fee policy wanted {capped.wanted} micro-lamports per "
                 f"unit; the hard cap of {self.max_priority_fee_lamports} lamports per settlement "
                 f"at {limit} units allows {capped.micro_lamports}"
-            )  # fmt: skip
+            )
         return capped.micro_lamports
 
     @property
@@ -163,8 +167,11 @@ class FeeDesk:
     def simulation_answered(self, market_id: str, outcome: RpcOutcome) -> None:
         fees = self.of(market_id)
         fees.simulating = False
-        value = outcome.result.get("value") if isinstance(outcome, RpcSuccess) and isinstance(
-            outcome.result, dict) else None  # fmt: skip
+        value = (
+            outcome.result.get("value")
+            if isinstance(outcome, RpcSuccess) and isinstance(outcome.result, dict)
+            else None
+        )
         units = value.get("unitsConsumed") if isinstance(value, dict) else None
         if not isinstance(value, dict) or value.get("err") is not None or type(units) is not int:
             logger.bind(action="settlement.simulation_failed", market_id=market_id).info(
@@ -178,19 +185,20 @@ class FeeDesk:
         fees.units_simulated, fees.compute_unit_limit = units, limit
         fees.simulations += 1
         logger.bind(
-            action="settlement.compute_units_simulated", market_id=market_id,
-            units_consumed=units, compute_unit_limit=limit,
-        ).info(f"market {market_id}: a settlement uses {units} units; limit {limit}")  # fmt: skip
+            action="settlement.compute_units_simulated",
+            market_id=market_id,
+            units_consumed=units,
+            compute_unit_limit=limit,
+        ).info(f"market {market_id}: a settlement uses {units} units; limit {limit}")
 
     def out_of_compute(self, market_id: str, failed_limit: int) -> None:
         """An attempt ran out of units at ``failed_limit``: ask for at least twice that
         from now on, and simulate again (unless the limit known now is already above
         it: the attempt was made before the simulation answered)."""
         fees = self.of(market_id)
-        logger.bind(action="settlement.out_of_compute", market_id=market_id,
-                    compute_unit_limit=failed_limit).warning(
-            f"an attempt of {market_id} ran out of compute units at limit {failed_limit}"
-        )
+        logger.bind(
+            action="settlement.out_of_compute", market_id=market_id, compute_unit_limit=failed_limit
+        ).warning(f"an attempt of {market_id} ran out of compute units at limit {failed_limit}")
         fees.least_limit = max(
             fees.least_limit, min(2 * failed_limit, domain.MAX_COMPUTE_UNIT_LIMIT)
         )
@@ -204,9 +212,11 @@ def writable_token_accounts(fills: Iterable[domain.Fill]) -> list[str]:
     seen: dict[str, None] = {}
     for fill in fills:
         for account in (
-            fill.seller_pay_account, fill.buyer_receive_account,
-            fill.buyer_pay_account, fill.seller_receive_account,
-        ):  # fmt: skip
+            fill.seller_pay_account,
+            fill.buyer_receive_account,
+            fill.buyer_pay_account,
+            fill.seller_receive_account,
+        ):
             seen.setdefault(str(account), None)
     return list(seen)[:MAX_FEE_ACCOUNTS]
 
@@ -216,9 +226,11 @@ def simulation_params(raw_transaction: bytes) -> list[Any]:
     the node's own recent blockhash, so only the programs' work is measured."""
     encoded = base64.b64encode(raw_transaction).decode("ascii")
     config = {
-        "encoding": "base64", "sigVerify": False, "replaceRecentBlockhash": True,
+        "encoding": "base64",
+        "sigVerify": False,
+        "replaceRecentBlockhash": True,
         "commitment": "confirmed",
-    }  # fmt: skip
+    }
     return [encoded, config]
 
 
@@ -235,10 +247,12 @@ def preflight_doom(outcome: RpcOutcome, *, has_marker: bool = True) -> Doomed | 
         return None
     index, error = detail
     custom = error.get("Custom") if isinstance(error, dict) else None
-    legs = (BASE_LEG_INDEX, QUOTE_LEG_INDEX) if has_marker else (BASE_LEG_INDEX - 1,
-                                                                  QUOTE_LEG_INDEX - 1)
+    legs = (
+        (BASE_LEG_INDEX, QUOTE_LEG_INDEX)
+        if has_marker
+        else (BASE_LEG_INDEX - 1, QUOTE_LEG_INDEX - 1)
+    )
     if index not in legs or custom not in _HOPELESS_TOKEN_ERRORS:
         return None
     reason = f"refused at preflight: {describe_failure(err, has_marker=has_marker)}"
     return Doomed(reason, failed_leg(err, has_marker=has_marker))
-

@@ -57,9 +57,13 @@ class SettlementSettings:
 
     def __post_init__(self) -> None:
         for name in (
-            "claim_ttl_s", "poll_interval_s", "status_interval_s",
-            "resend_interval_s", "fee_refresh_s", "request_deadline_s",
-        ):  # fmt: skip
+            "claim_ttl_s",
+            "poll_interval_s",
+            "status_interval_s",
+            "resend_interval_s",
+            "fee_refresh_s",
+            "request_deadline_s",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
                 raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
@@ -75,8 +79,9 @@ class SettlementSettings:
         if cap is not None and (not isinstance(cap, int) or cap < 0):
             raise ValueError(f"max_priority_fee_lamports must be an integer >= 0, got {cap!r}")
         if self.preflight not in PREFLIGHT_MODES:
-            raise ValueError(f"preflight must be one of {', '.join(PREFLIGHT_MODES)}, "
-                             f"got {self.preflight!r}")
+            raise ValueError(
+                f"preflight must be one of {', '.join(PREFLIGHT_MODES)}, got {self.preflight!r}"
+            )
 
 
 @dataclass(frozen=True)

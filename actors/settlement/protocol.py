@@ -324,14 +324,14 @@ def out_of_compute(err: Any) -> bool:
     detail = err.get("InstructionError") if isinstance(err, dict) else None
     # A BPF program (SPL Token) that exhausts its meter fails ProgramFailedToComplete
     # ("exceeded CUs meter"); a builtin fails ComputationalBudgetExceeded.
-    return isinstance(detail, list) and len(detail) == 2 and (
-        detail[1] in ("ComputationalBudgetExceeded", "ProgramFailedToComplete")
+    return (
+        isinstance(detail, list)
+        and len(detail) == 2
+        and (detail[1] in ("ComputationalBudgetExceeded", "ProgramFailedToComplete"))
     )
 
 
-def judge_marker_history(
-    find: FindLanding, entries: Sequence[Any], memo: str
-) -> Landed | Squatted:
+def judge_marker_history(find: FindLanding, entries: Sequence[Any], memo: str) -> Landed | Squatted:
     """What ``getSignaturesForAddress(marker)``'s ``entries`` (JSON dicts, newest
     first) say about a :class:`FindLanding`.
 

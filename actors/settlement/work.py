@@ -120,10 +120,16 @@ class SettlementWork:
 
 def _with_state(attempt: storage.AttemptRecord, state: str) -> storage.AttemptRecord:
     return storage.AttemptRecord(
-        attempt.settlement_id, attempt.attempt_number, attempt.signature,
-        attempt.raw_transaction, attempt.blockhash, attempt.last_valid_block_height,
-        attempt.claim_token, state, attempt.marker_address,
-    )  # fmt: skip
+        attempt.settlement_id,
+        attempt.attempt_number,
+        attempt.signature,
+        attempt.raw_transaction,
+        attempt.blockhash,
+        attempt.last_valid_block_height,
+        attempt.claim_token,
+        state,
+        attempt.marker_address,
+    )
 
 
 @dataclass(frozen=True)
@@ -202,8 +208,9 @@ def finish_decision(
     if isinstance(decision, Landed) and (decision.signature is None or decision.slot is None):
         note = note or "landed, signature unknown: history pruned"
         storage.confirm_settlement_unknown(queue, work.claim, note)
-        return Finished(work.id, work.fill, "confirmed", None, None, note,
-                        fill_age_s=_age_s(work.claim))
+        return Finished(
+            work.id, work.fill, "confirmed", None, None, note, fill_age_s=_age_s(work.claim)
+        )
     if isinstance(decision, Landed):
         assert decision.signature is not None and decision.slot is not None  # handled above
         storage.confirm_settlement(queue, work.claim, decision.signature, decision.slot)
@@ -216,9 +223,16 @@ def finish_decision(
         work.mark((decision.signature,), "failed")
         leg = failed_leg(decision.err, has_marker=decision.has_marker)
         return Finished(
-            work.id, work.fill, "failed", decision.signature, decision.slot, reason, leg,
-            _age_s(work.claim), fee_of(work, decision.signature),
-        )  # fmt: skip
+            work.id,
+            work.fill,
+            "failed",
+            decision.signature,
+            decision.slot,
+            reason,
+            leg,
+            _age_s(work.claim),
+            fee_of(work, decision.signature),
+        )
     return None
 
 
@@ -227,9 +241,14 @@ def confirmed(work: SettlementWork, decision: Landed) -> Finished:
     assert decision.signature is not None
     work.mark((decision.signature,), "confirmed")
     return Finished(
-        work.id, work.fill, "confirmed", decision.signature, decision.slot,
-        fill_age_s=_age_s(work.claim), fee=fee_of(work, decision.signature),
-    )  # fmt: skip
+        work.id,
+        work.fill,
+        "confirmed",
+        decision.signature,
+        decision.slot,
+        fill_age_s=_age_s(work.claim),
+        fee=fee_of(work, decision.signature),
+    )
 
 
 def fee_of(work: SettlementWork, signature: str) -> domain.TransactionFee | None:
@@ -272,6 +291,10 @@ def draft_attempt(
         compute_unit_limit=compute_unit_limit,
     )
     return storage.AttemptDraft(
-        work.claim, str(transaction.signature), transaction.raw_bytes, fresh.blockhash,
-        fresh.last_valid_block_height, str(transaction.marker_address),
-    )  # fmt: skip
+        work.claim,
+        str(transaction.signature),
+        transaction.raw_bytes,
+        fresh.blockhash,
+        fresh.last_valid_block_height,
+        str(transaction.marker_address),
+    )

@@ -154,13 +154,15 @@ def read_fill_markers(engine: Engine) -> list[FillMarker]:
     (none before markers) and whether that marker's rent was reclaimed."""
     stmt = (
         select(
-            _FILLS.c.id, _SETTLEMENTS.c.status, _ATTEMPTS.c.marker_address,
+            _FILLS.c.id,
+            _SETTLEMENTS.c.status,
+            _ATTEMPTS.c.marker_address,
             _MARKERS.c.state.label("marker_state"),
         )
         .outerjoin(_SETTLEMENTS, _SETTLEMENTS.c.fill_id == _FILLS.c.id)
         .outerjoin(_ATTEMPTS, _ATTEMPTS.c.settlement_id == _SETTLEMENTS.c.id)
         .outerjoin(_MARKERS, _MARKERS.c.settlement_id == _SETTLEMENTS.c.id)
-    )  # fmt: skip
+    )
     statuses: dict[str, str] = {}
     addresses: dict[str, set[str]] = {}
     reclaimed: set[str] = set()
@@ -203,17 +205,22 @@ def read_fencing_facts(engine: Engine) -> FencingFacts:
     with storage.read_transaction(engine, "chaos.fencing_facts") as connection:
         fills = connection.execute(
             select(
-                columns.id, columns.market_id, columns.sequence, columns.fencing_token,
+                columns.id,
+                columns.market_id,
+                columns.sequence,
+                columns.fencing_token,
                 columns.created_at,
             )
-        ).all()  # fmt: skip
+        ).all()
         sequences = connection.execute(select(_SEQUENCES.c.key, _SEQUENCES.c.last_token)).all()
         attempts = connection.execute(
             select(
-                _ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number, _ATTEMPTS.c.claim_token,
+                _ATTEMPTS.c.settlement_id,
+                _ATTEMPTS.c.attempt_number,
+                _ATTEMPTS.c.claim_token,
                 _ATTEMPTS.c.state,
             )
-        ).all()  # fmt: skip
+        ).all()
         claims = connection.execute(select(_SETTLEMENTS.c.id, _SETTLEMENTS.c.claim_token)).all()
     return FencingFacts(
         fills=[

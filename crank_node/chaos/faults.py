@@ -77,18 +77,27 @@ class FaultKind(enum.Enum):
 
 NODE_KINDS = (FaultKind.NODE_KILL, FaultKind.NODE_STOP)
 NET_KINDS = (
-    FaultKind.NET_DB, FaultKind.NET_RPC, FaultKind.NET_ALL, FaultKind.NET_ENDPOINT,
-    FaultKind.NET_DEGRADE, FaultKind.NET_HALF_OPEN,
-)  # fmt: skip
+    FaultKind.NET_DB,
+    FaultKind.NET_RPC,
+    FaultKind.NET_ALL,
+    FaultKind.NET_ENDPOINT,
+    FaultKind.NET_DEGRADE,
+    FaultKind.NET_HALF_OPEN,
+)
 # A partition lasts from this many lease TTLs to that many: shorter and longer than one.
 NET_TTLS = (0.4, 2.5)
 NET_GAP_S = (1.0, 3.0)
 DEGRADE_LATENCY_MS = (100, 300)
 RPC_KINDS = (
-    FaultKind.RPC_DOWN, FaultKind.RPC_429, FaultKind.RPC_LAG, FaultKind.RPC_DROP_SENDS,
-    FaultKind.RPC_LATE_LANDING, FaultKind.RPC_PRUNED, FaultKind.RPC_LATE_AND_LAG,
+    FaultKind.RPC_DOWN,
+    FaultKind.RPC_429,
+    FaultKind.RPC_LAG,
+    FaultKind.RPC_DROP_SENDS,
+    FaultKind.RPC_LATE_LANDING,
+    FaultKind.RPC_PRUNED,
+    FaultKind.RPC_LATE_AND_LAG,
     FaultKind.RPC_BALANCER,
-)  # fmt: skip
+)
 # Faults that must outlast one blockhash's validity to bite (see the module docstring).
 VALIDITY_KINDS = (FaultKind.RPC_LATE_AND_LAG, FaultKind.RPC_BALANCER)
 LATE_LANDING_BLOCKS = (2, 8)
@@ -150,7 +159,8 @@ class PlannedFault:
                 return Faults(prune_history_slots=self.prune_history_slots)
             case FaultKind.RPC_BALANCER:
                 backends = (
-                    Faults(), Faults(lag_slots=self.lag_slots),
+                    Faults(),
+                    Faults(lag_slots=self.lag_slots),
                     Faults(late_landing_blocks=self.late_landing_blocks),
                     Faults(prune_history_slots=self.prune_history_slots),
                 )
@@ -242,7 +252,8 @@ def plan_faults(
         busy = {
             endpoint
             for other in planned
-            if other.kind in RPC_KINDS and other.start_s < start_s + duration
+            if other.kind in RPC_KINDS
+            and other.start_s < start_s + duration
             and start_s < other.end_s
             for endpoint in other.endpoints
         }
@@ -253,12 +264,17 @@ def plan_faults(
         chosen = rng.sample(free, needed)
         late_blocks = rng.randint(*LATE_LANDING_BLOCKS)
         return PlannedFault(
-            kind, start_s, duration, chosen[0], error_rate=round(rng.uniform(0.5, 1.0), 2),
-            lag_slots=rng.randint(*LAG_SLOTS), latency_ms=rng.randint(50, 400),
+            kind,
+            start_s,
+            duration,
+            chosen[0],
+            error_rate=round(rng.uniform(0.5, 1.0), 2),
+            lag_slots=rng.randint(*LAG_SLOTS),
+            latency_ms=rng.randint(50, 400),
             late_landing_blocks=late_blocks,
             prune_history_slots=rng.randint(*PRUNE_HISTORY_SLOTS),
             partner=chosen[1] if needed == 2 else None,
-        )  # fmt: skip
+        )
 
     net_ttl_s = ttl_s or takeover_s
 
@@ -267,13 +283,15 @@ def plan_faults(
         node = rng.randint(1, nodes)
         if kind is FaultKind.NET_DEGRADE:
             latency = rng.randint(*DEGRADE_LATENCY_MS)
-            return PlannedFault(kind, start_s, duration, node, latency_ms=latency,
-                                jitter_ms=latency // 4)
+            return PlannedFault(
+                kind, start_s, duration, node, latency_ms=latency, jitter_ms=latency // 4
+            )
         endpoint = rng.randrange(endpoints) if kind is FaultKind.NET_ENDPOINT else None
         return PlannedFault(kind, start_s, duration, node, endpoint=endpoint)
 
     rpc_kinds = tuple(
-        kind for kind in RPC_KINDS
+        kind
+        for kind in RPC_KINDS
         if kind in kinds and (kind is not FaultKind.RPC_LATE_AND_LAG or endpoints >= 2 + spare)
     )
     lanes: list[tuple[tuple[FaultKind, ...], tuple[float, float], Any, int]] = [
@@ -359,8 +377,9 @@ def parse_fault(text: str) -> PlannedFault:
         node, start_s, duration_s = int(node_text), float(start_text), float(duration_text)
         endpoint = int(endpoint_text) if slash else 0
     except ValueError:
-        raise ValueError(f"{text!r}: NODE and ENDPOINT are integers, START and DURATION "
-                         "seconds") from None  # fmt: skip
+        raise ValueError(
+            f"{text!r}: NODE and ENDPOINT are integers, START and DURATION seconds"
+        ) from None
     if node < 1 or endpoint < 0 or start_s < 0 or duration_s <= 0:
         raise ValueError(f"{text!r}: NODE from 1, START >= 0, DURATION > 0")
     if kind is FaultKind.NET_DEGRADE:

@@ -54,8 +54,9 @@ class Forwarder:
         self._rng = random.Random(seed)  # noqa: S311  (jitter, not secrets)
         self._clients: dict[str, _Client] = {}
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, name="chaos-forwarder",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="chaos-forwarder", daemon=True
+        )
         self._servers: list[asyncio.Server] = []
 
     def start(self) -> Forwarder:
@@ -109,8 +110,10 @@ class Forwarder:
         for route in self.routes:
             server = await asyncio.start_server(
                 functools.partial(self._relay, route),
-                route.listen_host, route.listen_port, reuse_address=True,
-            )  # fmt: skip
+                route.listen_host,
+                route.listen_port,
+                reuse_address=True,
+            )
             self._servers.append(server)
 
     async def _close(self) -> None:

@@ -72,9 +72,7 @@ class MarkerAccounting(NamedTuple):
         }
 
 
-def account_for_markers(
-    fills: Sequence[FillMarker], existing: Collection[str]
-) -> MarkerAccounting:
+def account_for_markers(fills: Sequence[FillMarker], existing: Collection[str]) -> MarkerAccounting:
     """``existing``: the marker addresses that hold an account on chain now."""
     problems: list[str] = []
     with_marker = on_chain = reclaimed = without_marker = 0

@@ -143,11 +143,37 @@ def partition_commands(
     commands: list[Command] = []
     for port in ports:
         commands += [
-            [*plan.exec_prefix(node), "iptables", "-w", verb, "OUTPUT", "-p", "tcp",
-             "-d", plan.gateway, "--dport", str(port), "-j", "DROP"],
-            [*plan.exec_prefix(node), "iptables", "-w", verb, "INPUT", "-p", "tcp",
-             "-s", plan.gateway, "--sport", str(port), "-j", "DROP"],
-        ]  # fmt: skip
+            [
+                *plan.exec_prefix(node),
+                "iptables",
+                "-w",
+                verb,
+                "OUTPUT",
+                "-p",
+                "tcp",
+                "-d",
+                plan.gateway,
+                "--dport",
+                str(port),
+                "-j",
+                "DROP",
+            ],
+            [
+                *plan.exec_prefix(node),
+                "iptables",
+                "-w",
+                verb,
+                "INPUT",
+                "-p",
+                "tcp",
+                "-s",
+                plan.gateway,
+                "--sport",
+                str(port),
+                "-j",
+                "DROP",
+            ],
+        ]
     return commands
 
 
@@ -188,8 +214,11 @@ def netns_unavailable() -> str | None:
             return f"`{tool}` is not installed (apt-get install iproute2 iptables)"
     probe = subprocess.run(
         ["ip", "netns", "list"],  # noqa: S607  (found on the PATH: iproute2)
-        capture_output=True, text=True, timeout=COMMAND_TIMEOUT_S, check=False,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=COMMAND_TIMEOUT_S,
+        check=False,
+    )
     if probe.returncode != 0:
         return f"`ip netns` does not work here: {probe.stderr.strip()}"
     return None
@@ -251,8 +280,11 @@ class NetLab:
 
 def clean_stale() -> list[str]:
     """Remove the namespaces and links left by runs whose process is gone; their names."""
-    namespaces = [line.split()[0] for line in _run_output(["ip", "netns", "list"]).splitlines()
-                  if line.strip()]  # fmt: skip
+    namespaces = [
+        line.split()[0]
+        for line in _run_output(["ip", "netns", "list"]).splitlines()
+        if line.strip()
+    ]
     links = [
         line.split(":")[1].strip().split("@")[0]
         for line in _run_output(["ip", "-o", "link", "show"]).splitlines()

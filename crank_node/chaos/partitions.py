@@ -43,14 +43,17 @@ class PartitionFinding:
             return None if value is None else round(value, 3)
 
         return {
-            "kind": self.kind, "node": self.node, "at_s": r(self.at_s),
-            "duration_s": r(self.duration_s), "markets_held": self.markets_held,
+            "kind": self.kind,
+            "node": self.node,
+            "at_s": r(self.at_s),
+            "duration_s": r(self.duration_s),
+            "markets_held": self.markets_held,
             "first_lost_after_s": r(self.first_lost_after_s),
             "last_lost_after_s": r(self.last_lost_after_s),
             "taken_over_after_s": r(self.taken_over_after_s),
             "rejoined_after_heal_s": r(self.rejoined_after_heal_s),
             "refused_writes": self.refused_writes,
-        }  # fmt: skip
+        }
 
     def line(self) -> str:
         def s(value: float | None) -> str:
@@ -99,20 +102,31 @@ def partition_findings(
             1 for t, a in events if a == REFUSED_ACTION and at_s <= t <= healed_s + after_heal_s
         )
         held = {
-            span.key for span in record.leases
-            if span.holder == node and span.live and span.key.startswith("market:")
+            span.key
+            for span in record.leases
+            if span.holder == node
+            and span.live
+            and span.key.startswith("market:")
             and span.first_seen_s <= at_s <= span.last_seen_s + 0.5
-        }  # fmt: skip
+        }
         taken = _taken_over(record, held, node, at_s)
         rejoined = [
-            span.first_seen_s - healed_s for span in record.leases
+            span.first_seen_s - healed_s
+            for span in record.leases
             if span.holder == node and span.live and span.first_seen_s >= healed_s
         ]
         finding = PartitionFinding(
-            fault.kind.value, node, at_s, fault.planned.duration_s, len(held),
-            min(lost, default=None), max(lost, default=None), min(taken, default=None),
-            min(rejoined, default=None), refused,
-        )  # fmt: skip
+            fault.kind.value,
+            node,
+            at_s,
+            fault.planned.duration_s,
+            len(held),
+            min(lost, default=None),
+            max(lost, default=None),
+            min(taken, default=None),
+            min(rejoined, default=None),
+            refused,
+        )
         found.append(finding)
     return found
 
@@ -124,9 +138,10 @@ def _taken_over(record: MonitorRecord, held: set[str], node: str, at_s: float) -
     taken = []
     for key in held:
         after = [
-            span for span in record.leases
+            span
+            for span in record.leases
             if span.key == key and span.live and span.first_seen_s >= at_s
-        ]  # fmt: skip
+        ]
         first = min(after, key=lambda span: span.first_seen_s, default=None)
         if first is not None and first.holder != node:
             taken.append(first.first_seen_s - at_s)

@@ -131,10 +131,12 @@ class ChaosReport:
         cuts of a node holding markets: one holding none has nothing to give up, and its
         later lines are about leases it took after the heal."""
         times = [
-            f.last_lost_after_s for f in self.partitions
-            if f.kind in ("net_db", "net_all", "net_half_open") and f.last_lost_after_s is not None
+            f.last_lost_after_s
+            for f in self.partitions
+            if f.kind in ("net_db", "net_all", "net_half_open")
+            and f.last_lost_after_s is not None
             and f.markets_held > 0
-        ]  # fmt: skip
+        ]
         return None if not times else round(max(times), 3)
 
     # -- text ----------------------------------------------------------------------------

@@ -91,11 +91,18 @@ class ChaosRun:
             self.db_path = args.db_path or workdir / "crank.db"
         self.db_url: str = args.db_url or sqlite_url(args.db_path or workdir / "crank.db")
         self.shape = ChaosShape(
-            nodes=args.nodes, markets=args.markets, makers=args.makers,
-            duration_s=args.duration, seed=seed, rate_per_s=args.rate, slot_ms=args.slot_ms,
-            lease_ttl_ms=args.lease_ttl_ms, membership_interval_ms=membership_ms,
-            database=self.db_url.split(":", 1)[0].split("+", 1)[0], workdir=str(workdir),
-        )  # fmt: skip
+            nodes=args.nodes,
+            markets=args.markets,
+            makers=args.makers,
+            duration_s=args.duration,
+            seed=seed,
+            rate_per_s=args.rate,
+            slot_ms=args.slot_ms,
+            lease_ttl_ms=args.lease_ttl_ms,
+            membership_interval_ms=membership_ms,
+            database=self.db_url.split(":", 1)[0].split("+", 1)[0],
+            workdir=str(workdir),
+        )
         self.server: LocalnetServer | None = None
         self.engine: Engine | None = None
         self.nodes: NodeProcesses | None = None
@@ -153,32 +160,57 @@ class ChaosRun:
         invariants = self._audit(engine, scenario, before, record, down)
         offsets = {nodes.ids[i - 1]: offset_seconds(o) for i, o in self.clock_offsets.items()}
         partitions = partition_findings(
-            scheduler.injected, record, nodes.ids, self.workdir,
-            wall_at_zero_s=self.wall0, clock_offsets_s=offsets, after_heal_s=self.ttl_s,
-        )  # fmt: skip
+            scheduler.injected,
+            record,
+            nodes.ids,
+            self.workdir,
+            wall_at_zero_s=self.wall0,
+            clock_offsets_s=offsets,
+            after_heal_s=self.ttl_s,
+        )
         return ChaosReport(
-            self.shape, scheduler.injected, invariants, read_counts(engine), tally,
-            trading_s, elapsed_s, takeovers(scheduler.injected, record, nodes.ids),
+            self.shape,
+            scheduler.injected,
+            invariants,
+            read_counts(engine),
+            tally,
+            trading_s,
+            elapsed_s,
+            takeovers(scheduler.injected, record, nodes.ids),
             resume_findings(scheduler.injected, nodes.ids, self.workdir, self.wall0),
-            shares, fair, record.polls, self.notes + monitor_notes(record),
-            expired_while_up(record.leases, down), self.wall0, partitions,
+            shares,
+            fair,
+            record.polls,
+            self.notes + monitor_notes(record),
+            expired_while_up(record.leases, down),
+            self.wall0,
+            partitions,
             self._timeline(scheduler.injected, record, nodes.ids, offsets, elapsed_s),
-        )  # fmt: skip
+        )
 
     def _timeline(
-        self, injected: list[InjectedFault], record: MonitorRecord, ids: tuple[str, ...],
-        offsets: dict[str, float], elapsed_s: float,
-    ) -> Timeline:  # fmt: skip
+        self,
+        injected: list[InjectedFault],
+        record: MonitorRecord,
+        ids: tuple[str, ...],
+        offsets: dict[str, float],
+        elapsed_s: float,
+    ) -> Timeline:
         """The run's picture: faults, leases held and settlements per node over time."""
         settled = settled_times(
             self.workdir, ids, wall_at_zero_s=self.wall0, clock_offsets_s=offsets
         )
         return build_timeline(
-            seed=self.seed, duration_s=elapsed_s, node_ids=ids, injected=injected,
-            leases=record.leases, settled=settled, markets=self.shape.markets,
+            seed=self.seed,
+            duration_s=elapsed_s,
+            node_ids=ids,
+            injected=injected,
+            leases=record.leases,
+            settled=settled,
+            markets=self.shape.markets,
             database=self.shape.database,
             notes={ids[i - 1]: f"clock {o}" for i, o in self.clock_offsets.items()},
-        )  # fmt: skip
+        )
 
     # -- the steps -----------------------------------------------------------------------
 
@@ -191,11 +223,16 @@ class ChaosRun:
         upgrade(engine)
         refuse_used(engine)
         scenario = build_scenario(
-            server, engine, markets=self.shape.markets, makers=self.shape.makers,
-            settlement_authority=self.wallet, fee_payer=self.wallet,
-            base_atoms_per_maker=ATOMS_PER_MAKER, quote_atoms_per_maker=ATOMS_PER_MAKER,
+            server,
+            engine,
+            markets=self.shape.markets,
+            makers=self.shape.makers,
+            settlement_authority=self.wallet,
+            fee_payer=self.wallet,
+            base_atoms_per_maker=ATOMS_PER_MAKER,
+            quote_atoms_per_maker=ATOMS_PER_MAKER,
             seed=self.seed,
-        )  # fmt: skip
+        )
         _say(
             f"crank-node chaos: localnet {', '.join(server.urls)} (slot {self.args.slot_ms} "
             f"ms); {self.shape.markets} markets, {self.shape.makers} makers; {self.shape.database}"
@@ -223,9 +260,13 @@ class ChaosRun:
         else:
             addrs = http_addrs("127.0.0.1:0", self.shape.nodes, processes=True)
         setup = NodeSetup(
-            self.db_path, rpc_urls, self.workdir / "wallet.json", self.workdir,
-            db_url=db_url, overrides=overrides,
-        )  # fmt: skip
+            self.db_path,
+            rpc_urls,
+            self.workdir / "wallet.json",
+            self.workdir,
+            db_url=db_url,
+            overrides=overrides,
+        )
         self.nodes = nodes = NodeProcesses(
             setup, addrs, prefix=NODE_PREFIX, stderr_to_files=True, hosts=hosts
         )
@@ -277,10 +318,15 @@ class ChaosRun:
     def _start_faults(self, nodes: NodeProcesses, server: LocalnetServer) -> FaultScheduler:
         pinned = tuple(sorted(getattr(self.args, "fault", None) or (), key=lambda f: f.start_s))
         plan = pinned or plan_faults(
-            self.seed, duration_s=self.shape.duration_s, nodes=self.shape.nodes,
-            endpoints=ENDPOINTS, takeover_s=self.shape.takeover_bound_s,
-            slot_ms=self.shape.slot_ms, network=self.network is not None, ttl_s=self.ttl_s,
-        )  # fmt: skip
+            self.seed,
+            duration_s=self.shape.duration_s,
+            nodes=self.shape.nodes,
+            endpoints=ENDPOINTS,
+            takeover_s=self.shape.takeover_bound_s,
+            slot_ms=self.shape.slot_ms,
+            network=self.network is not None,
+            ttl_s=self.ttl_s,
+        )
         targets = ChaosTargets(nodes, server, self.db_url, self.clock, self.network)
         self.scheduler = scheduler = FaultScheduler(plan, targets, self.clock)
         scheduler.on_applied(
@@ -300,9 +346,12 @@ class ChaosRun:
             scenario, seed=self.seed, now_s=time.time, cross_probability=CROSS_PROBABILITY
         )
         self.submitter = submitter = OrderSubmitter(
-            flow, nodes.intake_urls, self.args.rate, post_timeout_s=POST_TIMEOUT_S,
+            flow,
+            nodes.intake_urls,
+            self.args.rate,
+            post_timeout_s=POST_TIMEOUT_S,
             available=lambda index: faults.node_up(index + 1),
-        )  # fmt: skip
+        )
         submitter.start()
         next_tick_s = TICK_S
         while not self.requests.stop.is_set() and not submitter.finished.is_set():
@@ -362,18 +411,28 @@ class ChaosRun:
                 return held, fair
 
     def _audit(
-        self, engine: Engine, scenario: Scenario, before: dict[str, int],
-        record: MonitorRecord, down: list[NodeDown],
-    ) -> list[InvariantResult]:  # fmt: skip
+        self,
+        engine: Engine,
+        scenario: Scenario,
+        before: dict[str, int],
+        record: MonitorRecord,
+        down: list[NodeDown],
+    ) -> list[InvariantResult]:
         assert self.server is not None
         _say("checking the invariants against the chain and the database")
         after = scenario.snapshot_balances(self.server)
         chain = scan_settlements(self.server.urls[0], self.wallet.pubkey())
         return audit(
-            engine, market_ids=[market.market_id for market in scenario.markets],
-            balances=(before, after), chain=chain, record=record, down=down,
-            ttl_s=self.ttl_s, slack_s=MONITOR_SLACK_S, markers=self._markers(engine),
-        )  # fmt: skip
+            engine,
+            market_ids=[market.market_id for market in scenario.markets],
+            balances=(before, after),
+            chain=chain,
+            record=record,
+            down=down,
+            ttl_s=self.ttl_s,
+            slack_s=MONITOR_SLACK_S,
+            markers=self._markers(engine),
+        )
 
     def _markers(self, engine: Engine) -> MarkerAccounting:
         """Every fill against its marker, read from current chain state (every fault is

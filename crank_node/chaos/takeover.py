@@ -28,8 +28,11 @@ __all__ = ["ResumeFinding", "Takeover", "expired_while_up", "resume_findings", "
 # locks.deadline_passed: the LockActor's watchdog gave the leases up at their deadline
 # while a renewal still hung (actors.lease_watchdog).
 LOST_ACTIONS = (
-    "locks.lease_lost", "locks.deadline_passed", "match.lease_lost", "match.market_dropped",
-)  # fmt: skip
+    "locks.lease_lost",
+    "locks.deadline_passed",
+    "match.lease_lost",
+    "match.market_dropped",
+)
 REFUSED_ACTION = "storage.fenced_write_rejected"
 RESUME_WINDOW_S = 30.0
 
@@ -96,9 +99,11 @@ def takeovers(
         others = tuple(
             f"{other.kind.value} {_at(other.applied_at_s)}..{_at(other.healed_at_s)}"
             for other in injected
-            if other is not fault and other.applied_at_s is not None
-            and other.applied_at_s <= until_s and (other.healed_at_s or until_s) >= at_s
-        )  # fmt: skip
+            if other is not fault
+            and other.applied_at_s is not None
+            and other.applied_at_s <= until_s
+            and (other.healed_at_s or until_s) >= at_s
+        )
         found.append(Takeover(fault.kind, node, at_s, markets, claims, others))
     return found
 
@@ -135,9 +140,11 @@ def _taken_over(
     times = [
         span.first_seen_s
         for span in spans
-        if _key(span) == _key(held) and span.first_seen_s > at_s and span.holder != held.holder
+        if _key(span) == _key(held)
+        and span.first_seen_s > at_s
+        and span.holder != held.holder
         and (span.live if isinstance(span, LeaseSpan) else True)
-    ]  # fmt: skip
+    ]
     if isinstance(held, ClaimSpan) and held.settlement_id in finished_at_s:
         times.append(finished_at_s[held.settlement_id])
     first = min((t for t in times if t > at_s), default=None)
@@ -207,7 +214,8 @@ def resume_findings(
                 for other in injected
                 if other.planned.target == fault.planned.target
                 and other.kind in (FaultKind.NODE_KILL, FaultKind.NODE_STOP)
-                and other.applied_at_s is not None and other.applied_at_s > resumed_s
+                and other.applied_at_s is not None
+                and other.applied_at_s > resumed_s
             ]
         )
         window = (wall_at_zero_s + resumed_s, wall_at_zero_s + until_s)

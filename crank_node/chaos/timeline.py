@@ -24,16 +24,22 @@ from crank_node.chaos.monitor import LeaseSpan
 from crank_node.chaos.scheduler import InjectedFault
 
 __all__ = [
-    "Interval", "NodeLane", "Timeline", "build_timeline", "render_svg", "settled_times",
-]  # fmt: skip
+    "Interval",
+    "NodeLane",
+    "Timeline",
+    "build_timeline",
+    "render_svg",
+    "settled_times",
+]
 
 MARKET_PREFIX = "market:"
 # What a node logs when it confirms settlements: one line per settlement, or one per
 # batch with ``count`` of them (storage.settlement_batch).
 SETTLED_ACTIONS = (
-    "storage.settlement_confirmed", "storage.settlement_confirmed_unknown",
+    "storage.settlement_confirmed",
+    "storage.settlement_confirmed_unknown",
     "storage.settlements_confirmed",
-)  # fmt: skip
+)
 LEASE_GAP_S = 0.5  # two spans of one lease this close are one holding (monitor polls)
 
 WIDTH = 1100
@@ -47,10 +53,25 @@ LANE_GAP = 12
 MAX_BINS = PLOT_W // 2  # fills are counted per second, or per wider bins on long runs
 TARGET_TICKS = 10
 PALETTE = (
-    "#d62728", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#bcbd22", "#17becf",
-    "#7f7f7f", "#2ca02c", "#1f77b4", "#393b79", "#637939", "#8c6d31", "#843c39",
-    "#7b4173", "#3182bd", "#e6550d", "#31a354",
-)  # fmt: skip
+    "#d62728",
+    "#9467bd",
+    "#ff7f0e",
+    "#8c564b",
+    "#e377c2",
+    "#bcbd22",
+    "#17becf",
+    "#7f7f7f",
+    "#2ca02c",
+    "#1f77b4",
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#e6550d",
+    "#31a354",
+)
 LEASE_FILL = "#c6dbef"
 FILLS_STROKE = "#08519c"
 
@@ -115,9 +136,7 @@ def build_timeline(
         end_s = fault.healed_at_s if fault.healed_at_s is not None else duration_s
         label = f"{fault.kind.value} {fault.target} {fault.planned.parameters()}".rstrip()
         bar = Interval(fault.applied_at_s, end_s, fault.kind.value, label)
-        on_node = fault.kind.lane in ("node", "net") and 1 <= fault.planned.target <= len(
-            node_ids
-        )
+        on_node = fault.kind.lane in ("node", "net") and 1 <= fault.planned.target <= len(node_ids)
         if on_node:
             node_faults[node_ids[fault.planned.target - 1]].append(bar)
         else:
@@ -230,12 +249,15 @@ def render_svg(timeline: Timeline) -> str:
     )
     return "\n".join(
         [
-            '<?xml version="1.0" encoding="UTF-8"?>', head,
+            '<?xml version="1.0" encoding="UTF-8"?>',
+            head,
             f"<title>{escape(title)}</title>",
             f'<rect x="0" y="0" width="{WIDTH}" height="{y}" fill="white"/>',
-            *body, "</svg>", "",
+            *body,
+            "</svg>",
+            "",
         ]
-    )  # fmt: skip
+    )
 
 
 def _kinds(timeline: Timeline) -> list[str]:
@@ -403,9 +425,7 @@ def _fills(settled_at_s: Sequence[float], x_of: _XOf, y: int, duration_s: float)
     )
 
 
-def _axis(
-    span_s: float, x_of: _XOf, top: int, bottom: int
-) -> tuple[list[str], list[str], int]:
+def _axis(span_s: float, x_of: _XOf, top: int, bottom: int) -> tuple[list[str], list[str], int]:
     """The grid lines (drawn under the lanes), the axis with its tick labels, and the
     height of the picture with them."""
     step = _tick_step(span_s)
@@ -427,9 +447,10 @@ def _axis(
             + "</g>"
         )
     labels.append(
-        _text(LEFT + PLOT_W / 2, bottom + 32, "seconds from the first order", size=11,
-              anchor="middle")
-    )  # fmt: skip
+        _text(
+            LEFT + PLOT_W / 2, bottom + 32, "seconds from the first order", size=11, anchor="middle"
+        )
+    )
     labels.append("</g>")
     return grid, labels, bottom + 44
 

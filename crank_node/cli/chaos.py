@@ -61,9 +61,13 @@ EXIT_USAGE = 2
 DEFAULT_WORKDIR = Path("var/chaos")
 TIMELINE = "timeline.svg"  # in the workdir, without --report-json
 LOGS = (
-    "chaos.jsonl", "chaos-node-*.jsonl", "chaos-node-*.stderr", "monitor.json", "operator.token",
+    "chaos.jsonl",
+    "chaos-node-*.jsonl",
+    "chaos-node-*.stderr",
+    "monitor.json",
+    "operator.token",
     TIMELINE,
-)  # fmt: skip
+)
 
 
 def register(subparsers: Any) -> None:
@@ -78,61 +82,91 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--markets", type=bounded(int, 1, 100), default=4, metavar="N")
     parser.add_argument("--makers", type=bounded(int, 2, 1000), default=4, metavar="N")
     parser.add_argument(
-        "--duration", type=bounded(float, 5, 86_400), default=60.0, metavar="SECONDS",
+        "--duration",
+        type=bounded(float, 5, 86_400),
+        default=60.0,
+        metavar="SECONDS",
         help="how long orders flow and faults happen (default: 60)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--seed", type=bounded(int, 0, MAX_SEED), metavar="N",
+        "--seed",
+        type=bounded(int, 0, MAX_SEED),
+        metavar="N",
         help="seed of the faults and the orders (default: a random one, printed)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--rate", type=bounded(float, 0.1, 10_000), default=20.0, metavar="ORDERS_PER_S",
+        "--rate",
+        type=bounded(float, 0.1, 10_000),
+        default=20.0,
+        metavar="ORDERS_PER_S",
         help="orders sent per second (default: 20)",
-    )  # fmt: skip
+    )
     database = parser.add_mutually_exclusive_group()
     database.add_argument(
-        "--db-url", metavar="URL",
+        "--db-url",
+        metavar="URL",
         help="an empty PostgreSQL (or SQLite) database (default: a new SQLite file in --workdir)",
     )
     database.add_argument("--db-path", type=Path, metavar="PATH", help="a new SQLite file")
     parser.add_argument(
-        "--slot-ms", type=bounded(int, 5, 60_000), default=100, metavar="MS",
+        "--slot-ms",
+        type=bounded(int, 5, 60_000),
+        default=100,
+        metavar="MS",
         help="localnet's slot time (default: 100)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--lease-ttl-ms", type=bounded(int, 500, 600_000), default=3_000, metavar="MS",
+        "--lease-ttl-ms",
+        type=bounded(int, 500, 600_000),
+        default=3_000,
+        metavar="MS",
         help="the nodes' lease and settlement-claim TTL (default: 3000, so that takeovers "
         "happen within the run)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--membership-interval-ms", type=bounded(int, 50, 600_000), metavar="MS",
+        "--membership-interval-ms",
+        type=bounded(int, 50, 600_000),
+        metavar="MS",
         help="the nodes' heartbeat and rebalance period (default: a third of the TTL)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--drain-timeout", type=bounded(float, 1, 3_600), default=120.0, metavar="SECONDS",
+        "--drain-timeout",
+        type=bounded(float, 1, 3_600),
+        default=120.0,
+        metavar="SECONDS",
         help="the longest wait for the last fills to settle (default: 120)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--workdir", type=Path, default=DEFAULT_WORKDIR, metavar="DIR",
+        "--workdir",
+        type=Path,
+        default=DEFAULT_WORKDIR,
+        metavar="DIR",
         help=f"database, wallet and logs (default: {DEFAULT_WORKDIR})",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--netns", action="store_true",
+        "--netns",
+        action="store_true",
         help="run each node in a network namespace of its own (root; needs --db-url on "
         "PostgreSQL) and add network faults: partitions from the database, from the RPC "
         "endpoints, from both or from one endpoint (packets dropped), latency and jitter, "
         "half-open database connections",
     )
     parser.add_argument(
-        "--clock-skew", type=_clock_skew, action="append", metavar="NODE=OFFSET",
+        "--clock-skew",
+        type=_clock_skew,
+        action="append",
+        metavar="NODE=OFFSET",
         help="run node NODE (from 1) with its wall clock OFFSET off (libfaketime), e.g. "
         "1=+1h; repeatable",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--fault", type=_fault, action="append", metavar="KIND:NODE@START+DURATION",
+        "--fault",
+        type=_fault,
+        action="append",
+        metavar="KIND:NODE@START+DURATION",
         help="instead of the seeded schedule, exactly this network fault (--netns), e.g. "
         "net_db:1@6+7.5 (node 1 cut from the database from +6 s for 7.5 s); repeatable",
-    )  # fmt: skip
+    )
     parser.add_argument("--report-json", type=Path, metavar="PATH", help="write the report here")
     parser.set_defaults(handler=run)
 
@@ -182,9 +216,13 @@ def run(args: argparse.Namespace) -> int:
             seed = args.seed if args.seed is not None else secrets.randbelow(10_000)
             wallet = new_wallet(workdir / "wallet.json")
             chaos = ChaosRun(
-                args, workdir, seed=seed, membership_ms=membership_ms, wallet=wallet,
+                args,
+                workdir,
+                seed=seed,
+                membership_ms=membership_ms,
+                wallet=wallet,
                 requests=requests,
-            )  # fmt: skip
+            )
             report = chaos.run()
     except (OSError, CrankError) as error:
         print(f"crank-node chaos: error: {error}", file=sys.stderr)
@@ -211,8 +249,10 @@ def _check_pinned_faults(args: argparse.Namespace) -> str:
         if fault.target > args.nodes:
             return f"--fault {fault.kind.value}: node {fault.target}, but --nodes is {args.nodes}"
         if fault.end_s > args.duration:
-            return (f"--fault {fault.kind.value} ends at {fault.end_s:g}s, after --duration "
-                    f"{args.duration:g}s")  # fmt: skip
+            return (
+                f"--fault {fault.kind.value} ends at {fault.end_s:g}s, after --duration "
+                f"{args.duration:g}s"
+            )
     return ""
 
 

@@ -75,9 +75,11 @@ def add_settings_arguments(parser: argparse.ArgumentParser) -> None:
             )
         elif key in ("trace", "operator_allow_remote"):
             group.add_argument(
-                "--" + key.replace("_", "-"), dest=key,
-                action=argparse.BooleanOptionalAction, help=help_text,
-            )  # fmt: skip
+                "--" + key.replace("_", "-"),
+                dest=key,
+                action=argparse.BooleanOptionalAction,
+                help=help_text,
+            )
         else:
             group.add_argument(
                 "--" + key.replace("_", "-"), dest=key, metavar=_metavar(key), help=help_text

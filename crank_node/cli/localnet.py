@@ -63,13 +63,18 @@ def register(subparsers: Any) -> None:
         help="slots finalized trails confirmed by",
     )
     parser.add_argument(
-        "--pubsub-port-offset", type=int, default=defaults.pubsub_port_offset,
+        "--pubsub-port-offset",
+        type=int,
+        default=defaults.pubsub_port_offset,
         help="PubSub port = JSON-RPC port + this (0 = no PubSub)",
-    )  # fmt: skip
+    )
     parser.add_argument(
-        "--faults", action="append", default=[], metavar="N:JSON",
+        "--faults",
+        action="append",
+        default=[],
+        metavar="N:JSON",
         help="endpoint N starts with these faults (as POST /admin/faults takes them)",
-    )  # fmt: skip
+    )
     _add_fixture_options(parser)
     parser.set_defaults(handler=run_localnet)
 
@@ -156,9 +161,11 @@ def _announce(
     localnet: LocalnetServer, report: dict[str, Any], fixtures_out: Path | None, out: TextIO
 ) -> None:
     summary = {
-        "urls": list(localnet.urls), "pubsub_urls": list(localnet.pubsub_urls),
-        "slot_ms": localnet.config.slot_ms, **report,
-    }  # fmt: skip
+        "urls": list(localnet.urls),
+        "pubsub_urls": list(localnet.pubsub_urls),
+        "slot_ms": localnet.config.slot_ms,
+        **report,
+    }
     if fixtures_out is not None:
         fixtures_out.write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary), file=out, flush=True)

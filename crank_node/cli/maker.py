@@ -56,18 +56,37 @@ def register(subparsers: Any) -> None:
     )
     actions = parser.add_subparsers(dest="maker_action", metavar="ACTION", required=True)
     approve = actions.add_parser("approve", help="ApproveChecked the delegate, signed by the maker")
-    approve.add_argument("--keypair", type=Path, required=True, metavar="FILE",
-                         help="the maker's keypair (owner of the pay account)")  # fmt: skip
+    approve.add_argument(
+        "--keypair",
+        type=Path,
+        required=True,
+        metavar="FILE",
+        help="the maker's keypair (owner of the pay account)",
+    )
     check = actions.add_parser("check", help="is the delegate approved for enough?")
     check.add_argument("--owner", type=_pubkey, required=True, metavar="PUBKEY", help="the maker")
     for action, amount_required in ((approve, True), (check, False)):
         action.add_argument("--mint", type=_pubkey, required=True, metavar="PUBKEY")
-        action.add_argument("--delegate", type=_pubkey, required=True, metavar="PUBKEY",
-                            help="the market's settlement authority")  # fmt: skip
-        action.add_argument("--amount", type=_atoms, required=amount_required,
-                            default=None if amount_required else 1, metavar="ATOMS")  # fmt: skip
-        action.add_argument("--account", type=_pubkey, metavar="PUBKEY",
-                            help="pay account (default: the associated one)")  # fmt: skip
+        action.add_argument(
+            "--delegate",
+            type=_pubkey,
+            required=True,
+            metavar="PUBKEY",
+            help="the market's settlement authority",
+        )
+        action.add_argument(
+            "--amount",
+            type=_atoms,
+            required=amount_required,
+            default=None if amount_required else 1,
+            metavar="ATOMS",
+        )
+        action.add_argument(
+            "--account",
+            type=_pubkey,
+            metavar="PUBKEY",
+            help="pay account (default: the associated one)",
+        )
         action.add_argument("--rpc-url", required=True, metavar="URL")
         action.add_argument("--json", action="store_true", help="print JSON")
     approve.set_defaults(handler=handle_approve)
@@ -88,15 +107,24 @@ def handle_approve(args: argparse.Namespace) -> int:
         _token_account(args.rpc_url, account, program, owner=maker.pubkey(), mint=args.mint)
         instruction = approve_checked(
             ApproveCheckedParams(
-                program_id=program, source=account, mint=args.mint, delegate=args.delegate,
-                owner=maker.pubkey(), amount=args.amount, decimals=decimals,
+                program_id=program,
+                source=account,
+                mint=args.mint,
+                delegate=args.delegate,
+                owner=maker.pubkey(),
+                amount=args.amount,
+                decimals=decimals,
             )
-        )  # fmt: skip
+        )
         signature = send_and_confirm(args.rpc_url, [instruction], maker)
     except CrankError as error:
         return _fail(args, str(error))
-    shown = {"account": str(account), "delegate": str(args.delegate), "amount": args.amount,
-             "signature": str(signature)}  # fmt: skip
+    shown = {
+        "account": str(account),
+        "delegate": str(args.delegate),
+        "amount": args.amount,
+        "signature": str(signature),
+    }
     if args.json:
         print(json.dumps(shown, indent=2))
     else:
@@ -112,8 +140,13 @@ def handle_check(args: argparse.Namespace) -> int:
     except CrankError as error:
         return _fail(args, str(error))
     delegate = None if account.delegate is None else str(account.delegate)
-    shown = {"account": str(address), "balance": account.amount, "delegate": delegate,
-             "delegated_amount": account.delegated_amount, "frozen": account.is_frozen}  # fmt: skip
+    shown = {
+        "account": str(address),
+        "balance": account.amount,
+        "delegate": delegate,
+        "delegated_amount": account.delegated_amount,
+        "frozen": account.is_frozen,
+    }
     print(json.dumps(shown, indent=2) if args.json else _table(shown))
     problem = _shortfall(account, args.delegate, args.amount)
     if problem is not None:

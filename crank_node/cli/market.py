@@ -74,10 +74,15 @@ __all__ = ["register"]
 EXIT_OK = 0
 EXIT_FAILED = 1
 _MARKET_FLAGS = (
-    ("base_mint", str), ("quote_mint", str), ("base_decimals", int), ("quote_decimals", int),
-    ("lot_size_atoms", int), ("tick_size_atoms", int), ("settlement_authority", str),
+    ("base_mint", str),
+    ("quote_mint", str),
+    ("base_decimals", int),
+    ("quote_decimals", int),
+    ("lot_size_atoms", int),
+    ("tick_size_atoms", int),
+    ("settlement_authority", str),
     ("fee_payer", str),
-)  # fmt: skip
+)
 
 
 def register(subparsers: Any) -> None:
@@ -104,17 +109,24 @@ def register(subparsers: Any) -> None:
     create.add_argument("--id", dest="market_id", help="the market id (default: from the mints)")
     for side in ("base", "quote"):
         create.add_argument(
-            f"--{side}-token-program", metavar="PROGRAM",
+            f"--{side}-token-program",
+            metavar="PROGRAM",
             help="spl-token, token-2022 or a program id (default: the mint's owner on chain)",
         )
     create.add_argument(
-        "--rpc-url", dest="rpc_urls", action="append", metavar="URL",
+        "--rpc-url",
+        dest="rpc_urls",
+        action="append",
+        metavar="URL",
         help="where to check the mints (default: the configured RPC URLs' first)",
-    )  # fmt: skip
+    )
     create.add_argument(
-        "--authority-keypair", required=True, type=Path, metavar="PATH",
+        "--authority-keypair",
+        required=True,
+        type=Path,
+        metavar="PATH",
         help="the settlement authority's keypair file: it signs the market's definition",
-    )  # fmt: skip
+    )
     create.add_argument("--json", action="store_true", help="print the market as JSON")
     create.set_defaults(handler=handle_create)
     sign = actions.add_parser(
@@ -122,9 +134,12 @@ def register(subparsers: Any) -> None:
     )
     sign.add_argument("--id", dest="market_id", required=True, help="the market id")
     sign.add_argument(
-        "--authority-keypair", required=True, type=Path, metavar="PATH",
+        "--authority-keypair",
+        required=True,
+        type=Path,
+        metavar="PATH",
         help="the market's settlement authority's keypair file",
-    )  # fmt: skip
+    )
     sign.set_defaults(handler=handle_sign)
     listing = actions.add_parser("list", parents=[common], help="list every market")
     listing.add_argument("--json", action="store_true", help="print JSON")
@@ -136,8 +151,10 @@ def handle_create(args: argparse.Namespace) -> int:
     document["market_id"] = args.market_id or f"{args.base_mint[:8]}-{args.quote_mint[:8]}"
     try:
         market = Market.from_json(document)
-        programs = {side: _program(f"{side}_token_program", getattr(args, f"{side}_token_program"))
-                    for side in ("base", "quote")}  # fmt: skip
+        programs = {
+            side: _program(f"{side}_token_program", getattr(args, f"{side}_token_program"))
+            for side in ("base", "quote")
+        }
     except MarketError as error:
         return _fail(args, _with_flag(error.field, error.reason))
     authority = _authority(args, market.settlement_authority)
@@ -199,10 +216,18 @@ def handle_list(args: argparse.Namespace) -> int:
             print(json.dumps([market.to_json() for market in markets], indent=2))
             return EXIT_OK
         rows = [
-            (m.market_id, m.base_mint, m.base_decimals, m.quote_mint, m.quote_decimals,
-             m.lot_size_atoms, m.tick_size_atoms, m.settlement_authority)
+            (
+                m.market_id,
+                m.base_mint,
+                m.base_decimals,
+                m.quote_mint,
+                m.quote_decimals,
+                m.lot_size_atoms,
+                m.tick_size_atoms,
+                m.settlement_authority,
+            )
             for m in markets
-        ]  # fmt: skip
+        ]
         headers = ("MARKET", "BASE MINT", "DEC", "QUOTE MINT", "DEC", "LOT", "TICK", "AUTHORITY")
         print(format_table(headers, rows))
         return EXIT_OK

@@ -225,10 +225,21 @@ def _quoted(path_part: str) -> str:
 # -- output ------------------------------------------------------------------------------------
 
 _ORDER_KEYS = (
-    "order_id", "status", "market_id", "side", "price_atoms", "size_atoms", "remaining_atoms",
-    "maker", "pay_account", "receive_account", "client_order_id", "nonce", "expiry_s",
+    "order_id",
+    "status",
+    "market_id",
+    "side",
+    "price_atoms",
+    "size_atoms",
+    "remaining_atoms",
+    "maker",
+    "pay_account",
+    "receive_account",
+    "client_order_id",
+    "nonce",
+    "expiry_s",
     "created_at",
-)  # fmt: skip
+)
 
 
 def format_order(order: dict[str, Any]) -> str:
@@ -240,9 +251,17 @@ def format_order(order: dict[str, Any]) -> str:
 def format_orders(orders: list[dict[str, Any]]) -> str:
     """Orders as a table, newest first (as the node lists them)."""
     rows = [
-        (o["order_id"], o["side"], o["price_atoms"], o["size_atoms"], o["remaining_atoms"],
-         o["status"], o["client_order_id"], o["created_at"])
+        (
+            o["order_id"],
+            o["side"],
+            o["price_atoms"],
+            o["size_atoms"],
+            o["remaining_atoms"],
+            o["status"],
+            o["client_order_id"],
+            o["created_at"],
+        )
         for o in orders
-    ]  # fmt: skip
+    ]
     headers = ("ORDER ID", "SIDE", "PRICE", "SIZE", "REMAINING", "STATUS", "CLIENT ID", "CREATED")
     return format_table(headers, rows)

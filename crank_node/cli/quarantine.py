@@ -89,12 +89,16 @@ def format_table(records: list[QuarantinedRecord]) -> str:
     header = ("ID", "KIND", "ROW", "MARKET", "STATUS", "SINCE", "REASON")
     rows = [
         (
-            str(record.id), record.kind, _short(record.row_id, 24), record.market_id or "-",
-            record.status, record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            str(record.id),
+            record.kind,
+            _short(record.row_id, 24),
+            record.market_id or "-",
+            record.status,
+            record.created_at.strftime("%Y-%m-%d %H:%M:%S"),
             _short(record.reason, _REASON_WIDTH),
         )
         for record in records
-    ]  # fmt: skip
+    ]
     widths = [max(len(row[i]) for row in (header, *rows)) for i in range(len(header))]
     lines = (
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))

@@ -39,9 +39,14 @@ def register(subparsers: Any) -> None:
     for key in _JOURNEY_KEYS:
         parser.add_argument(f"--{key}", metavar="ID", help=f"follow this {key}'s journey")
     parser.add_argument(
-        "--log", dest="logs", metavar="FILE", type=Path, action="append", required=True,
+        "--log",
+        dest="logs",
+        metavar="FILE",
+        type=Path,
+        action="append",
+        required=True,
         help="a log file to read (repeatable; several nodes' and rotated files at once)",
-    )  # fmt: skip
+    )
     parser.set_defaults(handler=run)
 
 
@@ -79,8 +84,11 @@ def _journey(args: argparse.Namespace, query: JourneyQuery) -> int:
     entries = follow(_lines(args.logs), query)
     ((key, value),) = ((k, v) for k, v in vars(query).items() if v is not None)
     if not entries:
-        print(f"crank-node trace: no line of {key} {value!r} in "
-              f"{', '.join(str(p) for p in args.logs)}", file=sys.stderr)  # fmt: skip
+        print(
+            f"crank-node trace: no line of {key} {value!r} in "
+            f"{', '.join(str(p) for p in args.logs)}",
+            file=sys.stderr,
+        )
         return EXIT_NOT_FOUND
     print(f"journey of {key} {value}: {len(entries)} steps")
     print(format_journey(entries))

@@ -110,8 +110,10 @@ def handle_airdrop(args: argparse.Namespace) -> int:
     except CrankError as error:
         return _fail(args, str(error))
     print(f"airdrop of {lamports} lamports requested: {signature}")
-    print(f"balance before: {before} lamports; check with: crank-node wallet show {args.path} "
-          f"--rpc-url {args.rpc_url}")  # fmt: skip
+    print(
+        f"balance before: {before} lamports; check with: crank-node wallet show {args.path} "
+        f"--rpc-url {args.rpc_url}"
+    )
     return EXIT_OK
 
 

@@ -63,9 +63,14 @@ class Demo:
         self.wallet = wallet
         self.requests = requests
         self.shape = RunShape(
-            nodes=args.nodes, markets=args.markets, makers=args.makers, seed=seed,
-            rate_per_s=args.rate, slot_ms=args.slot_ms, workdir=str(workdir),
-        )  # fmt: skip
+            nodes=args.nodes,
+            markets=args.markets,
+            makers=args.makers,
+            seed=seed,
+            rate_per_s=args.rate,
+            slot_ms=args.slot_ms,
+            workdir=str(workdir),
+        )
         self.server: LocalnetServer | None = None
         self.engine: Engine | None = None
         self.nodes: DemoNodes | None = None
@@ -101,9 +106,15 @@ class Demo:
         counts = read_counts(engine)
         reconciliation = reconcile(before, scenario.snapshot_balances(server), engine)
         return DemoSummary(
-            self.shape, counts, tally, reconciliation, fill_to_confirmed_ms(engine),
-            trading_s, elapsed_s, problems_of(counts, tally, reconciliation) + problems,
-        )  # fmt: skip
+            self.shape,
+            counts,
+            tally,
+            reconciliation,
+            fill_to_confirmed_ms(engine),
+            trading_s,
+            elapsed_s,
+            problems_of(counts, tally, reconciliation) + problems,
+        )
 
     def _set_up_chain_and_database(self) -> tuple[LocalnetServer, Engine, Scenario]:
         config = LocalnetConfig(port=0, endpoints=1, slot_ms=self.args.slot_ms)
@@ -111,11 +122,16 @@ class Demo:
         self.engine = engine = open_engine(sqlite_url(self.workdir / "crank.db"))
         upgrade(engine)
         scenario = build_scenario(
-            server, engine, markets=self.shape.markets, makers=self.shape.makers,
-            settlement_authority=self.wallet, fee_payer=self.wallet,
-            base_atoms_per_maker=ATOMS_PER_MAKER, quote_atoms_per_maker=ATOMS_PER_MAKER,
+            server,
+            engine,
+            markets=self.shape.markets,
+            makers=self.shape.makers,
+            settlement_authority=self.wallet,
+            fee_payer=self.wallet,
+            base_atoms_per_maker=ATOMS_PER_MAKER,
+            quote_atoms_per_maker=ATOMS_PER_MAKER,
             seed=self.shape.seed,
-        )  # fmt: skip
+        )
         _say(
             f"crank-node demo: localnet {server.url} (slot {self.args.slot_ms} ms); "
             f"{self.shape.markets} markets "

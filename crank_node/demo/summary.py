@@ -107,13 +107,22 @@ class DemoSummary:
             ("failed", str(counts.failed)),
             ("pending", str(counts.pending)),
             ("elapsed", f"{self.elapsed_s:.1f} s  ({self.trading_s:.1f} s sending orders)"),
-            ("rates", f"{rates['orders_per_s']} orders/s, {rates['fills_per_s']} fills/s, "
-                      f"{rates['settled_per_s']} settled/s"),
-            ("fill -> confirmed", f"p50 {_ms(latency['fill_to_confirmed_p50_ms'])}, "
-                                  f"p99 {_ms(latency['fill_to_confirmed_p99_ms'])}"),
-            ("run", f"{shape.nodes} node(s), {shape.markets} markets, {shape.makers} makers, "
-                    f"seed {shape.seed}, slot {shape.slot_ms} ms"),
-        ]  # fmt: skip
+            (
+                "rates",
+                f"{rates['orders_per_s']} orders/s, {rates['fills_per_s']} fills/s, "
+                f"{rates['settled_per_s']} settled/s",
+            ),
+            (
+                "fill -> confirmed",
+                f"p50 {_ms(latency['fill_to_confirmed_p50_ms'])}, "
+                f"p99 {_ms(latency['fill_to_confirmed_p99_ms'])}",
+            ),
+            (
+                "run",
+                f"{shape.nodes} node(s), {shape.markets} markets, {shape.makers} makers, "
+                f"seed {shape.seed}, slot {shape.slot_ms} ms",
+            ),
+        ]
         width = max(len(name) for name, _ in rows)
         lines = ["", "Summary", *(f"  {name:<{width}}  {value}" for name, value in rows)]
         lines += ["", "Reconciliation (on-chain balances vs the database's fills)"]
@@ -133,9 +142,12 @@ class DemoSummary:
             f"{'reconciled' if result.ok else 'NOT reconciled'}: {result.accounts_checked} "
             f"token accounts checked against their starting balances plus "
             f"{result.settled_fill_count} settled fills; {len(result.mismatches)} mismatches"
-            + (f"; {unsettled} fills not settled (they must not have moved money)"
-               if unsettled else "")
-        ]  # fmt: skip
+            + (
+                f"; {unsettled} fills not settled (they must not have moved money)"
+                if unsettled
+                else ""
+            )
+        ]
         lines += [
             f"mismatch {m.account}: expected {m.expected}, on chain {m.actual}"
             for m in result.mismatches[:20]

@@ -60,9 +60,15 @@ class OrderTerms(NamedTuple):
 def order_terms(scenario: Scenario, order: Order) -> OrderTerms:
     market_index = [m.market_id for m in scenario.markets].index(order.market_id)
     return OrderTerms(
-        market_index, scenario.maker_index(order.maker), order.side, order.price_atoms,
-        order.size_atoms, order.client_order_id, order.nonce, order.expiry_s,
-    )  # fmt: skip
+        market_index,
+        scenario.maker_index(order.maker),
+        order.side,
+        order.price_atoms,
+        order.size_atoms,
+        order.client_order_id,
+        order.nonce,
+        order.expiry_s,
+    )
 
 
 class _Draw(NamedTuple):
@@ -203,12 +209,17 @@ class OrderFlow:
         number = self._next_id[draw.maker_index]
         accounts = self.scenario.token_account
         return Order(
-            market_id=market.market_id, side=draw.side, price_atoms=price_atoms,
-            size_atoms=lots * market.lot_size_atoms, maker=maker,
+            market_id=market.market_id,
+            side=draw.side,
+            price_atoms=price_atoms,
+            size_atoms=lots * market.lot_size_atoms,
+            maker=maker,
             pay_account=accounts(maker, pay_mint(market, draw.side)),
             receive_account=accounts(maker, receive_mint(market, draw.side)),
-            client_order_id=number, expiry_s=int(self._now_s()) + self._ttl_s, nonce=number,
-        )  # fmt: skip
+            client_order_id=number,
+            expiry_s=int(self._now_s()) + self._ttl_s,
+            nonce=number,
+        )
 
     def _price_ticks(self, draw: _Draw) -> int:
         """Passive: a buy at mid - k, a sell at mid + 1 + k (they never cross each other).

@@ -173,7 +173,8 @@ class NodeProcesses:
         # of its own a node has every port to itself: intake is the next one.
         self._intake_addrs = tuple(
             f"{addr.rsplit(':', 1)[0]}:{int(addr.rsplit(':', 1)[1]) + 1}"
-            if hosts else f"127.0.0.1:{_free_port()}"
+            if hosts
+            else f"127.0.0.1:{_free_port()}"
             for addr in self._addrs
         )
         self._prefix = prefix
@@ -212,9 +213,12 @@ class NodeProcesses:
         instance_id, addr = self.ids[index - 1], self._addrs[index - 1]
         intake_addr = self._intake_addrs[index - 1]
         command = [
-            sys.executable, "-m", "crank_node", "run",
+            sys.executable,
+            "-m",
+            "crank_node",
+            "run",
             *self._setup.arguments(instance_id, addr, intake_addr),
-        ]  # fmt: skip
+        ]
         env = child_environment()
         if self._hosts is not None:
             command = [*self._hosts.command_prefix(index), *command, *self._hosts.flags(index)]

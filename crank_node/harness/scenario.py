@@ -204,12 +204,17 @@ def build_scenario(
         base, quote = fixtures.create_mint(DECIMALS), fixtures.create_mint(DECIMALS)
         built.append(
             Market(
-                market_id=f"SCN-{seed}-{index}", base_mint=base.address, base_decimals=DECIMALS,
-                quote_mint=quote.address, quote_decimals=DECIMALS, lot_size_atoms=lot_size_atoms,
-                tick_size_atoms=tick_size_atoms, settlement_authority=delegate,
+                market_id=f"SCN-{seed}-{index}",
+                base_mint=base.address,
+                base_decimals=DECIMALS,
+                quote_mint=quote.address,
+                quote_decimals=DECIMALS,
+                lot_size_atoms=lot_size_atoms,
+                tick_size_atoms=tick_size_atoms,
+                settlement_authority=delegate,
                 fee_payer=fee_payer.pubkey(),
             )
-        )  # fmt: skip
+        )
         # Signed by the settlement authority, or no node matches or settles it.
         built[-1] = replace(
             built[-1], definition_signature=sign_market(built[-1], settlement_authority)
@@ -225,9 +230,15 @@ def build_scenario(
         for market in built:
             storage.insert_market(engine, market)
     return Scenario(
-        tuple(built), keypairs, settlement_authority, fee_payer, accounts,
-        base_atoms_per_maker, quote_atoms_per_maker, seed,
-    )  # fmt: skip
+        tuple(built),
+        keypairs,
+        settlement_authority,
+        fee_payer,
+        accounts,
+        base_atoms_per_maker,
+        quote_atoms_per_maker,
+        seed,
+    )
 
 
 def _check_arguments(markets: int, makers: int, base: int, quote: int, seed: int) -> None:

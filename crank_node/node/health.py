@@ -111,9 +111,15 @@ class HealthServer:
         limits = settings.http_limits()
         limits = replace(limits, max_connections=descriptor_budget(limits.max_connections))
         return cls(
-            node, host, port, intake_host=intake_host, intake_port=intake_port,
-            limits=limits, intake_limits=settings.intake_limits(), operator_token=token,
-        )  # fmt: skip
+            node,
+            host,
+            port,
+            intake_host=intake_host,
+            intake_port=intake_port,
+            limits=limits,
+            intake_limits=settings.intake_limits(),
+            operator_token=token,
+        )
 
     @property
     def host(self) -> str:
@@ -146,8 +152,10 @@ class HealthServer:
 
     def stats(self) -> dict[str, dict[str, int]]:
         """Each listener's counters (refused connections, timeouts, 429s...)."""
-        return {"operator": self.operator.events.snapshot(),
-                "intake": self.intake.events.snapshot()}  # fmt: skip
+        return {
+            "operator": self.operator.events.snapshot(),
+            "intake": self.intake.events.snapshot(),
+        }
 
     def wait_for_count(self, event: str, at_least: int, timeout_s: float) -> bool:
         """Block until intake's counter ``event`` reaches ``at_least`` (False after
@@ -201,8 +209,10 @@ class HealthServer:
     def _listener_metrics(self) -> bytes:
         """The listeners' counters as one Prometheus counter family."""
         name = "crank_http_events"
-        lines = [f"# HELP {name} HTTP listener events (refused connections, timeouts, 429s...)",
-                 f"# TYPE {name} counter"]  # fmt: skip
+        lines = [
+            f"# HELP {name} HTTP listener events (refused connections, timeouts, 429s...)",
+            f"# TYPE {name} counter",
+        ]
         for listener, counts in self.stats().items():
             for event, count in sorted(counts.items()):
                 lines.append(f'{name}_total{{listener="{listener}",event="{event}"}} {count}')

@@ -96,10 +96,17 @@ class HttpLimits:
 # The machine-readable ``code`` of an error answered without a more precise one
 # (docs/API.md, "Errors"): stable, snake_case, one per kind of refusal.
 STATUS_CODES = {
-    400: "bad_request", 401: "unauthorized", 404: "not_found", 405: "method_not_allowed",
-    408: "timeout", 413: "body_too_large", 429: "rate_limited", 431: "headers_too_large",
-    500: "internal", 503: "unavailable",
-}  # fmt: skip
+    400: "bad_request",
+    401: "unauthorized",
+    404: "not_found",
+    405: "method_not_allowed",
+    408: "timeout",
+    413: "body_too_large",
+    429: "rate_limited",
+    431: "headers_too_large",
+    500: "internal",
+    503: "unavailable",
+}
 
 
 def error_body(
@@ -206,7 +213,8 @@ class GuardedHandler(RequestHandler):
         self._head_deadline = None
         events = self._gate.events
         events.log(
-            "INFO", "http.header_timeout",
+            "INFO",
+            "http.header_timeout",
             f"{events.name}: closed a connection whose request head took over "
             f"{self._gate.limits.header_timeout_s:g}s",
         )
@@ -231,11 +239,12 @@ class GuardedHandler(RequestHandler):
         events = self._gate.events
         if status >= 500:
             events.count("server_errors")
-            logger.bind(action="http.server_error", listener=events.name).opt(
-                exception=exc
-            ).error(f"{events.name}: failed on a request: {exc!r}")
-            response = json_error(status, None, "the node failed to handle the request",
-                                  "InternalError")
+            logger.bind(action="http.server_error", listener=events.name).opt(exception=exc).error(
+                f"{events.name}: failed on a request: {exc!r}"
+            )
+            response = json_error(
+                status, None, "the node failed to handle the request", "InternalError"
+            )
         else:
             text = str(getattr(exc, "message", None) or message or exc or "bad request")
             first = text.strip().splitlines()[0] if text.strip() else "bad request"
@@ -275,7 +284,8 @@ class ConnectionGate:
 
     def refused(self) -> None:
         self.events.log(
-            "WARNING", "http.connection_refused",
+            "WARNING",
+            "http.connection_refused",
             f"{self.events.name}: refusing connections: {self.open} open, the cap is "
             f"{self.limits.max_connections}",
         )
@@ -315,8 +325,16 @@ class CappedSite(web.TCPSite):
 class Listener:
     """Serves ``app`` on ``host:port`` with ``limits``, on a thread and loop of its own."""
 
-    def __init__(self, name: str, app: web.Application, host: str, port: int,
-                 limits: HttpLimits, *, events: ListenerEvents | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        name: str,
+        app: web.Application,
+        host: str,
+        port: int,
+        limits: HttpLimits,
+        *,
+        events: ListenerEvents | None = None,
+    ) -> None:
         self.name = name
         self.app = app
         self.host = host
@@ -361,7 +379,8 @@ class Listener:
         kind = type(error).__name__ if error is not None else "error"
         self.events.count("loop_errors")
         self.events.log(
-            "WARNING", "http.loop_error",
+            "WARNING",
+            "http.loop_error",
             f"{self.name}: {clip(str(context.get('message', '')), 200)}: {clip(repr(error), 200)}",
             kind,
         )
@@ -386,10 +405,9 @@ class Listener:
         site = CappedSite(runner, self.host, self.port, gate)
         await site.start()
         self.port = site.port
-        logger.bind(action="node.http_started", listener=self.name,
-                    addr=f"{self.host}:{self.port}").info(
-            f"serving {self.name} on http://{self.host}:{self.port}"
-        )
+        logger.bind(
+            action="node.http_started", listener=self.name, addr=f"{self.host}:{self.port}"
+        ).info(f"serving {self.name} on http://{self.host}:{self.port}")
         self._ready.set()
         try:
             await self._stopped.wait()
@@ -453,9 +471,12 @@ def bearer_middleware(token: str) -> Callable[[web.Request, Handler], Awaitable[
         presented = value.strip().encode("utf-8", errors="replace")
         if scheme.lower() != "bearer" or not hmac.compare_digest(presented, expected):
             return json_error(
-                401, "Authorization", "a valid bearer token is required", "Unauthorized",
+                401,
+                "Authorization",
+                "a valid bearer token is required",
+                "Unauthorized",
                 headers={"WWW-Authenticate": 'Bearer realm="crank-node operator"'},
-            )  # fmt: skip
+            )
         return await handler(request)
 
     return check

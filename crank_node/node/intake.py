@@ -161,9 +161,12 @@ class OrderIntake:
             )
         stored = self.get(order_id)
         domain.validate_cancel(
-            signed, stored.order, now_s=self._now(),
-            max_age_s=CANCEL_MAX_AGE_S, max_skew_s=CANCEL_MAX_SKEW_S,
-        )  # fmt: skip
+            signed,
+            stored.order,
+            now_s=self._now(),
+            max_age_s=CANCEL_MAX_AGE_S,
+            max_skew_s=CANCEL_MAX_SKEW_S,
+        )
         self._check_cancellable(stored)
         if not storage.mark_order_cancelled(self.engine, order_id, cancel_record(signed)):
             # It moved between the read and the write (filled, expired...): say to what.
@@ -229,9 +232,11 @@ class OrderIntake:
             self.engine, request.market_id, maker, stored_by, cancel_record(signed)
         )
         logger.bind(
-            action="intake.orders_cancelled_all", market_id=request.market_id,
-            maker=str(request.maker), count=len(cancelled),
-        ).info(f"{len(cancelled)} orders cancelled by their maker (cancel-all)")  # fmt: skip
+            action="intake.orders_cancelled_all",
+            market_id=request.market_id,
+            maker=str(request.maker),
+            count=len(cancelled),
+        ).info(f"{len(cancelled)} orders cancelled by their maker (cancel-all)")
         return signed, cancelled
 
     # -- fills ------------------------------------------------------------------------------

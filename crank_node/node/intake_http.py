@@ -151,8 +151,11 @@ def error_status(error: BaseException) -> int:
 
 
 # Intake's own limits, ahead of intake_errors' table (they subclass MalformedJson).
-_LIMIT_CODES = ((BodyTooLarge, "body_too_large"), (BodyTimeout, "timeout"),
-                (RateLimited, "rate_limited"))  # fmt: skip
+_LIMIT_CODES = (
+    (BodyTooLarge, "body_too_large"),
+    (BodyTimeout, "timeout"),
+    (RateLimited, "rate_limited"),
+)
 
 
 def error_response(error: BaseException) -> web.Response:
@@ -294,8 +297,11 @@ class _IntakeRoutes:
     async def cancel_all(self, request: web.Request) -> web.StreamResponse:
         def cancel_all(intake: OrderIntake, payload: object) -> dict[str, Any]:
             signed, cancelled = intake.cancel_all(payload)
-            return {"market_id": signed.request.market_id, "maker": str(signed.request.maker),
-                    "cancelled": list(cancelled)}  # fmt: skip
+            return {
+                "market_id": signed.request.market_id,
+                "maker": str(signed.request.maker),
+                "cancelled": list(cancelled),
+            }
 
         return await self._answer(request, cancel_all, signed=_cancel_all_maker)
 
@@ -317,8 +323,11 @@ class _IntakeRoutes:
                 raise domain.MissingField("maker", "the query parameter is required")
             seen = decode_cursor(query.get("since"))
             found = intake.maker_fills(maker, seen, _limit(query.get("limit")))
-            return {"maker": maker, "fills": [fill_json(fill) for fill in found],
-                    "cursor": encode_cursor(advance_cursor(seen, found))}  # fmt: skip
+            return {
+                "maker": maker,
+                "fills": [fill_json(fill) for fill in found],
+                "cursor": encode_cursor(advance_cursor(seen, found)),
+            }
 
         return await self._answer(request, fills)
 
@@ -332,25 +341,34 @@ class _IntakeRoutes:
         def open_stream(intake: OrderIntake, _payload: object) -> dict[str, Any]:
             topic = stream_topic(intake, query.get("market_id"), query.get("maker"))
             guard = self._guard
-            opened.append(StreamState(topic, decode_cursor(since), guard.stream.page_fills,
-                                      guard.books))
+            opened.append(
+                StreamState(topic, decode_cursor(since), guard.stream.page_fills, guard.books)
+            )
             return {}
 
         guard = self._guard
         if guard.open_streams >= guard.stream.max_streams:
             guard.events.count("streams_refused")
-            return error_response(IntakeUnavailable(
-                "stream", f"{guard.stream.max_streams} live streams are open; retry later"
-            ))  # fmt: skip
+            return error_response(
+                IntakeUnavailable(
+                    "stream", f"{guard.stream.max_streams} live streams are open; retry later"
+                )
+            )
         refused = await self._answer(request, open_stream)
         intake = self._intake()
         if not opened or intake is None:
             return refused
         guard.open_streams += 1
         try:
-            return await serve_stream(request, intake, opened[0], guard.stream, guard.events,
-                                      stopping=lambda: guard.stopping,
-                                      executor=guard.stream_pool)  # fmt: skip
+            return await serve_stream(
+                request,
+                intake,
+                opened[0],
+                guard.stream,
+                guard.events,
+                stopping=lambda: guard.stopping,
+                executor=guard.stream_pool,
+            )
         finally:
             guard.open_streams -= 1
 
@@ -405,7 +423,8 @@ class _IntakeRoutes:
             body = await loop.run_in_executor(None, work, intake, payload)
         except ClientGone:
             self._guard.events.log(
-                "DEBUG", "http.client_disconnected",
+                "DEBUG",
+                "http.client_disconnected",
                 f"intake: a client ({request.remote}) left before its body arrived",
             )
             self._guard.events.count("client_disconnects")  # after the log: tests wait on it
@@ -424,9 +443,7 @@ class _IntakeRoutes:
             async with asyncio.timeout(limits.body_timeout_s):
                 raw = await request.read()
         except TimeoutError:
-            raise BodyTimeout(
-                "body", f"did not arrive within {limits.body_timeout_s:g}s"
-            ) from None
+            raise BodyTimeout("body", f"did not arrive within {limits.body_timeout_s:g}s") from None
         except web.HTTPRequestEntityTooLarge:
             raise BodyTooLarge("body", f"must be at most {limits.max_body_bytes} bytes") from None
         except ConnectionError:
@@ -438,8 +455,9 @@ def strict_json(raw: bytes) -> object:
     """``raw`` as a JSON document, strictly: UTF-8, no duplicate keys, no NaN or
     Infinity (each refused naming the key it is under, ``body`` at the top)."""
     try:
-        document = json.loads(raw.decode("utf-8"), object_pairs_hook=_unique_keys,
-                              parse_constant=_NonFinite)
+        document = json.loads(
+            raw.decode("utf-8"), object_pairs_hook=_unique_keys, parse_constant=_NonFinite
+        )
     except domain.MalformedJson:
         raise
     except RecursionError:
@@ -516,9 +534,11 @@ def _log_failure(error: Exception, events: ListenerEvents) -> None:
         )
     elif status == 503:
         events.log(
-            "WARNING", "intake.http_unavailable",
-            f"order intake unavailable: {clip(str(error), 200)}", type(error).__name__,
-        )  # fmt: skip
+            "WARNING",
+            "intake.http_unavailable",
+            f"order intake unavailable: {clip(str(error), 200)}",
+            type(error).__name__,
+        )
 
 
 # The largest integer every JSON reader keeps exactly (an IEEE double's 53-bit mantissa).
@@ -574,10 +594,13 @@ def book_json(book: domain.Book) -> dict[str, Any]:
         "market_id": book.market.market_id,
         **{
             name: [
-                {"price_atoms": str(level.price_atoms), "size_atoms": str(level.size_atoms),
-                 "order_count": level.order_count}
+                {
+                    "price_atoms": str(level.price_atoms),
+                    "size_atoms": str(level.size_atoms),
+                    "order_count": level.order_count,
+                }
                 for level in book.levels(side)
             ]
             for name, side in (("bids", domain.Side.BUY), ("asks", domain.Side.SELL))
         },
-    }  # fmt: skip
+    }

@@ -190,8 +190,9 @@ class StreamState:
         else:
             self.watching[fill.fill_id] = fill.settlement_state
         told = fill_json(fill)
-        return StreamEvent("settlement", {key: told[key] for key in
-                                          ("fill_id", "order_id", "settlement")})
+        return StreamEvent(
+            "settlement", {key: told[key] for key in ("fill_id", "order_id", "settlement")}
+        )
 
     def _order_changes(self, intake: OrderIntake, maker: str) -> list[StreamEvent]:
         events = []
@@ -203,10 +204,17 @@ class StreamState:
                 self.orders[order.order_id] = state
             else:
                 self.orders.pop(order.order_id, None)
-            events.append(StreamEvent("order", {
-                "order_id": order.order_id, "market_id": order.market_id,
-                "status": order.status, "remaining_atoms": str(order.remaining_atoms),
-            }))  # fmt: skip
+            events.append(
+                StreamEvent(
+                    "order",
+                    {
+                        "order_id": order.order_id,
+                        "market_id": order.market_id,
+                        "status": order.status,
+                        "remaining_atoms": str(order.remaining_atoms),
+                    },
+                )
+            )
         return events
 
 
@@ -257,10 +265,13 @@ async def serve_stream(
 ) -> web.StreamResponse:
     """Stream ``state``'s events to the client until it leaves, falls behind, intake
     closes or the listener stops (``stopping()``)."""
-    response = web.StreamResponse(headers={
-        "Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-        "X-Accel-Buffering": "no",
-    })  # fmt: skip
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
     await response.prepare(request)
     buffer = ClientBuffer(limits.buffer_events)
     writer = asyncio.create_task(_write(response, buffer))

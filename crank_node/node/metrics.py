@@ -205,7 +205,8 @@ def settlement_fee_metrics(settlement: Mapping[str, Any]) -> Iterator[Metric]:
         labels=["market"],
     )
     limit = GaugeMetricFamily(
-        "crank_compute_unit_limit", "Compute-unit limit each market's attempts ask for.",
+        "crank_compute_unit_limit",
+        "Compute-unit limit each market's attempts ask for.",
         labels=["market"],
     )
     used = GaugeMetricFamily(

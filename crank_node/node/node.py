@@ -158,11 +158,8 @@ class Node:
                 busy = _cause(error, DatabaseBusy)
                 if busy is None or time.monotonic() + delay_s - started_s > START_RETRY_BUDGET_S:
                     raise
-                logger.bind(
-                    action="node.start_retry", attempt=attempt, retry_in_s=delay_s
-                ).warning(
-                    f"could not start: the database is busy ({busy}); "
-                    f"trying again in {delay_s:g}s"
+                logger.bind(action="node.start_retry", attempt=attempt, retry_in_s=delay_s).warning(
+                    f"could not start: the database is busy ({busy}); trying again in {delay_s:g}s"
                 )
                 if cancel.wait(delay_s):
                     raise
@@ -175,19 +172,26 @@ class Node:
         router_config = self.settings.rpc_router_config()
         lock_settings = self.settings.lock_settings()
         self.specs = {
-            "locks": ChildSpec(id="locks", factory=lambda: self._lock_actor(engine, lock_settings),
-                               shutdown_timeout_s=10.0),
+            "locks": ChildSpec(
+                id="locks",
+                factory=lambda: self._lock_actor(engine, lock_settings),
+                shutdown_timeout_s=10.0,
+            ),
             "rpc": ChildSpec(id="rpc", factory=lambda: RpcRouter(router_config)),
-        }  # fmt: skip
+        }
         rpc_handle = self.specs["rpc"].handle
         self.specs["blockhash"] = ChildSpec(
             id="blockhash", factory=lambda: BlockhashActor(rpc_handle, BlockhashSettings())
         )
         self.pipeline = pipeline_specs(
-            self.settings, engine, self.signers, locks=self.specs["locks"].handle,
-            rpc=rpc_handle, blockhash=self.specs["blockhash"].handle,
+            self.settings,
+            engine,
+            self.signers,
+            locks=self.specs["locks"].handle,
+            rpc=rpc_handle,
+            blockhash=self.specs["blockhash"].handle,
             listeners=(self.metrics.pipeline.settlement_finished, *self.settlement_listeners),
-        )  # fmt: skip
+        )
         children = list(self.pipeline.specs)
         self.specs["pipeline"] = ChildSpec.supervisor(
             "pipeline", lambda: Supervisor(children, name="pipeline"), shutdown_timeout_s=30.0
@@ -406,8 +410,11 @@ class Node:
         balances: dict[str, int | None] = {}
         for payer, future in futures.items():
             outcome = future.get(timeout=ASK_TIMEOUT_S + 1)
-            value = outcome.result.get("value") if isinstance(outcome, RpcSuccess) and isinstance(
-                outcome.result, dict) else None  # fmt: skip
+            value = (
+                outcome.result.get("value")
+                if isinstance(outcome, RpcSuccess) and isinstance(outcome.result, dict)
+                else None
+            )
             balances[payer] = value if type(value) is int else None
         return balances
 
@@ -454,9 +461,7 @@ class Node:
 
     def _settlement_progress(self) -> tuple[str, dict[str, Any]]:
         assert self.pipeline is not None
-        state = self.pipeline.settlement.handle.ask(GetSettlementState()).get(
-            timeout=ASK_TIMEOUT_S
-        )
+        state = self.pipeline.settlement.handle.ask(GetSettlementState()).get(timeout=ASK_TIMEOUT_S)
         return judge_settlement_progress(
             self.progress,
             now_s=time.monotonic(),
@@ -516,15 +521,19 @@ def judge_fee_payers(
     """unhealthy when a fee payer holds less than ``min_lamports`` (it cannot pay the
     next settlements), degraded below ``floor_lamports`` or when a balance is unknown."""
     detail: dict[str, Any] = {
-        "lamports": balances, "floor_lamports": floor_lamports, "min_lamports": min_lamports,
-    }  # fmt: skip
-    short = sorted(p for p, lamports in balances.items() if lamports is not None
-                   and lamports < min_lamports)
+        "lamports": balances,
+        "floor_lamports": floor_lamports,
+        "min_lamports": min_lamports,
+    }
+    short = sorted(
+        p for p, lamports in balances.items() if lamports is not None and lamports < min_lamports
+    )
     if short:
         detail["reason"] = f"fee payer {', '.join(short)} cannot pay the next settlements"
         return "unhealthy", detail
-    low = sorted(p for p, lamports in balances.items() if lamports is None
-                 or lamports < floor_lamports)
+    low = sorted(
+        p for p, lamports in balances.items() if lamports is None or lamports < floor_lamports
+    )
     if low:
         detail["reason"] = f"fee payer {', '.join(low)} below the floor (or unknown): fund it"
         return "degraded", detail

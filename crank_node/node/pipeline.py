@@ -137,11 +137,17 @@ def pipeline_specs(
     specs["settlement"] = ChildSpec(
         id="settlement",
         factory=lambda: SettlementActor(
-            engine, rpc, blockhash, keys, node_id=node_id, match_sink=specs["match"].handle,
-            settings=settlement_settings, listeners=listeners,
+            engine,
+            rpc,
+            blockhash,
+            keys,
+            node_id=node_id,
+            match_sink=specs["match"].handle,
+            settings=settlement_settings,
+            listeners=listeners,
         ),
         shutdown_timeout_s=15.0,
-    )  # fmt: skip
+    )
     specs["match"] = ChildSpec(
         id="match",
         factory=lambda: MatchActor(
@@ -152,10 +158,14 @@ def pipeline_specs(
     specs["monitor"] = ChildSpec(
         id="monitor",
         factory=lambda: OrderMonitor(
-            engine, rpc, specs["match"].handle, lock=locks, poll_interval_s=poll_interval_s,
+            engine,
+            rpc,
+            specs["match"].handle,
+            lock=locks,
+            poll_interval_s=poll_interval_s,
             name="monitor",
         ),
-    )  # fmt: skip
+    )
     specs["reclaim"] = ChildSpec(
         id="reclaim",
         factory=lambda: MarkerReclaimActor(engine, rpc, blockhash, keys, lock=locks),

@@ -194,9 +194,11 @@ class CrankSettings(BaseSettings):
         16 * 1024, ge=1024, le=1024 * 1024, description="largest request body (413 above)"
     )
     http_max_connections: int = Field(
-        1024, ge=16, le=1_000_000,
+        1024,
+        ge=16,
+        le=1_000_000,
         description="intake connections held at once (also kept below the descriptor limit)",
-    )  # fmt: skip
+    )
     rate_limit_client_per_s: float = Field(
         50.0, gt=0, le=1_000_000, description="intake requests per second per client address"
     )
@@ -232,10 +234,12 @@ class CrankSettings(BaseSettings):
         10, ge=1, le=1000, description="attempts per request, retries included"
     )
     rpc_batch_max: int = Field(
-        1, ge=1, le=100,
+        1,
+        ge=1,
+        le=100,
         description="JSON-RPC requests to one endpoint sent together as one batch, at most "
         "(1: one HTTP request each; some providers refuse or cap batches)",
-    )  # fmt: skip
+    )
     rpc_send_fanout: int = Field(2, ge=1, le=64, description="endpoints a transaction is sent to")
     rpc_max_in_flight: int = Field(
         1000, ge=1, le=1_000_000, description="requests in flight (backpressure)"
@@ -295,9 +299,11 @@ class CrankSettings(BaseSettings):
     # next fee_payer_min_settlements settlements need (signatures, the hard priority
     # cap and the marker's rent each); a floor below that minimum adds nothing.
     fee_payer_floor_lamports: int = Field(
-        100_000_000, ge=0, le=MAX_FEE_PAYER_FLOOR_LAMPORTS,
+        100_000_000,
+        ge=0,
+        le=MAX_FEE_PAYER_FLOOR_LAMPORTS,
         description="fee payer balance below which /health is degraded",
-    )  # fmt: skip
+    )
     fee_payer_min_settlements: int = Field(
         10, ge=1, le=1_000_000, description="settlements the fee payer must afford, else unhealthy"
     )

@@ -28,9 +28,13 @@ def run_checks(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Every check's line, and the summary line."""
     finished = subprocess.run(
-        [node, "checks.mjs", *args], cwd=harness, capture_output=True, text=True,
-        timeout=timeout_s, check=False,
-    )  # fmt: skip
+        [node, "checks.mjs", *args],
+        cwd=harness,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
     lines = [json.loads(line) for line in finished.stdout.splitlines() if line.startswith("{")]
     assert lines and "summary" in lines[-1], finished.stderr[-2000:]
     return lines[:-1], lines[-1]["summary"]

@@ -75,13 +75,24 @@ def test_solana_py_integration_suite_passes_against_a_real_time_localnet(
         }
         finished = subprocess.run(
             [
-                sys.executable, "-m", "pytest", "-p", "pytest_asyncio.plugin",
-                "-p", "pytest_timeout", f"--timeout={PER_TEST_TIMEOUT_S}",
-                f"--junitxml={junit}", "-q",
+                sys.executable,
+                "-m",
+                "pytest",
+                "-p",
+                "pytest_asyncio.plugin",
+                "-p",
+                "pytest_timeout",
+                f"--timeout={PER_TEST_TIMEOUT_S}",
+                f"--junitxml={junit}",
+                "-q",
             ],
-            cwd=SUITE, env=env, capture_output=True, text=True, timeout=SUITE_TIMEOUT_S,
+            cwd=SUITE,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=SUITE_TIMEOUT_S,
             check=False,
-        )  # fmt: skip
+        )
     assert junit.exists(), finished.stdout[-3000:] + finished.stderr[-3000:]
     outcomes = _outcomes(junit)
     counts = Counter(outcomes.values())

@@ -47,9 +47,13 @@ def test_the_typescript_client_rebuilds_every_signing_vector() -> None:
     docs/api-vectors.json, made by the TypeScript code."""
     node = _node_or_skip()
     finished = subprocess.run(
-        [node, "--test", "test/"], cwd=PACKAGE, capture_output=True, text=True,
-        timeout=RUN_TIMEOUT_S, check=False,
-    )  # fmt: skip
+        [node, "--test", "test/"],
+        cwd=PACKAGE,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT_S,
+        check=False,
+    )
     assert finished.returncode == 0, finished.stdout[-3000:] + finished.stderr[-2000:]
     assert "# fail 0" in finished.stdout
 
@@ -64,14 +68,25 @@ def test_orders_signed_in_typescript_fill_and_settle_seen_through_the_stream(
     wallet = Keypair()
     with LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=50)) as localnet:
         scenario = build_scenario(
-            localnet, engine, markets=1, makers=2, settlement_authority=wallet,
-            fee_payer=wallet, base_atoms_per_maker=10**9, quote_atoms_per_maker=10**9, seed=17,
-        )  # fmt: skip
+            localnet,
+            engine,
+            markets=1,
+            makers=2,
+            settlement_authority=wallet,
+            fee_payer=wallet,
+            base_atoms_per_maker=10**9,
+            quote_atoms_per_maker=10**9,
+            seed=17,
+        )
         market = scenario.markets[0]
         settings = CrankSettings(
-            instance_id="ts-e2e", db_url=database_url, rpc_urls=tuple(localnet.urls),
-            polling_interval_ms=100, lease_ttl_ms=15_000, membership_interval_ms=1_000,
-        )  # fmt: skip
+            instance_id="ts-e2e",
+            db_url=database_url,
+            rpc_urls=tuple(localnet.urls),
+            polling_interval_ms=100,
+            lease_ttl_ms=15_000,
+            membership_interval_ms=1_000,
+        )
         node = Node(settings, signers=(wallet,))
         node.start()
         server = HealthServer(node, "127.0.0.1", 0)
@@ -82,9 +97,13 @@ def test_orders_signed_in_typescript_fill_and_settle_seen_through_the_stream(
             config_file.write_text(json.dumps(config))
             started = time.monotonic()
             finished = subprocess.run(
-                [node_binary, "examples/e2e.mjs", str(config_file)], cwd=PACKAGE,
-                capture_output=True, text=True, timeout=RUN_TIMEOUT_S, check=False,
-            )  # fmt: skip
+                [node_binary, "examples/e2e.mjs", str(config_file)],
+                cwd=PACKAGE,
+                capture_output=True,
+                text=True,
+                timeout=RUN_TIMEOUT_S,
+                check=False,
+            )
             elapsed_s = time.monotonic() - started
         finally:
             server.stop()

@@ -33,10 +33,24 @@ RUN = ("--nodes", "3", "--markets", "4", "--duration", "45", "--seed", SEED, "--
 def _chaos(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
     return subprocess.run(
-        [sys.executable, str(LAUNCHER), "chaos", *RUN, "--workdir", "work",
-         "--report-json", "report.json", *args],
-        cwd=cwd, capture_output=True, text=True, timeout=280, env=environment, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(LAUNCHER),
+            "chaos",
+            *RUN,
+            "--workdir",
+            "work",
+            "--report-json",
+            "report.json",
+            *args,
+        ],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=environment,
+        check=False,
+    )
 
 
 def _check_a_good_run(report: dict[str, Any], output: str) -> None:
@@ -89,9 +103,9 @@ def _check_the_timeline(directory: Path, report: dict[str, Any], output: str) ->
     assert f"timeline written to {Path('report.svg')}" in output
     root = ElementTree.fromstring(svg.read_text())
     lanes = root.findall("{http://www.w3.org/2000/svg}g[@class='lane']")
-    assert [lane.get("data-node") for lane in lanes] == [
-        f"chaos-node-{n}" for n in range(1, 4)
-    ], output
+    assert [lane.get("data-node") for lane in lanes] == [f"chaos-node-{n}" for n in range(1, 4)], (
+        output
+    )
     settled = sum(
         int(fills.get("data-settled", "0"))
         for lane in lanes

@@ -39,12 +39,39 @@ def test_a_short_chaos_run_with_nodes_in_namespaces_keeps_every_invariant(
     fill settled, each network fault described, and no crk* namespace of ours left."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
     result = subprocess.run(
-        [sys.executable, str(LAUNCHER), "chaos", "--nodes", "3", "--markets", "4",
-         "--duration", "40", "--seed", "7", "--slot-ms", "50", "--netns", "--db-url", pg_url,
-         "--clock-skew", "1=+1h", "--clock-skew", "2=-1h", "--workdir", "work",
-         "--report-json", "report.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=280, env=environment, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(LAUNCHER),
+            "chaos",
+            "--nodes",
+            "3",
+            "--markets",
+            "4",
+            "--duration",
+            "40",
+            "--seed",
+            "7",
+            "--slot-ms",
+            "50",
+            "--netns",
+            "--db-url",
+            pg_url,
+            "--clock-skew",
+            "1=+1h",
+            "--clock-skew",
+            "2=-1h",
+            "--workdir",
+            "work",
+            "--report-json",
+            "report.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        env=environment,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     report = json.loads((tmp_path / "report.json").read_text())
@@ -57,8 +84,8 @@ def test_a_short_chaos_run_with_nodes_in_namespaces_keeps_every_invariant(
     assert "Network faults (what the node did)" in output
     bridge = re.search(r"bridge (crk[0-9a-z]+)b", output)
     assert bridge is not None, output
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True,
-                                check=False).stdout
-    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True,
-                           check=False).stdout
+    namespaces = subprocess.run(
+        ["ip", "netns", "list"], capture_output=True, text=True, check=False
+    ).stdout
+    links = subprocess.run(["ip", "-o", "link"], capture_output=True, text=True, check=False).stdout
     assert bridge.group(1) not in namespaces + links

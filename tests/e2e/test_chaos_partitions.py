@@ -52,12 +52,39 @@ def chaos_with(fault: str, tmp_path: Path, pg_url: str) -> tuple[dict[str, Any],
     """A 20 s run with exactly ``fault``: its JSON report and its output."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
     result = subprocess.run(
-        [sys.executable, str(LAUNCHER), "chaos", "--nodes", "2", "--markets", "2",
-         "--duration", "20", "--seed", "1", "--slot-ms", "50", "--netns", "--db-url", pg_url,
-         "--lease-ttl-ms", str(int(TTL_S * 1000)), "--fault", fault, "--workdir", "work",
-         "--report-json", "report.json"],
-        cwd=tmp_path, capture_output=True, text=True, timeout=140, env=environment, check=False,
-    )  # fmt: skip
+        [
+            sys.executable,
+            str(LAUNCHER),
+            "chaos",
+            "--nodes",
+            "2",
+            "--markets",
+            "2",
+            "--duration",
+            "20",
+            "--seed",
+            "1",
+            "--slot-ms",
+            "50",
+            "--netns",
+            "--db-url",
+            pg_url,
+            "--lease-ttl-ms",
+            str(int(TTL_S * 1000)),
+            "--fault",
+            fault,
+            "--workdir",
+            "work",
+            "--report-json",
+            "report.json",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=140,
+        env=environment,
+        check=False,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     report: dict[str, Any] = json.loads((tmp_path / "report.json").read_text())

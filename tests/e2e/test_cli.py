@@ -21,8 +21,12 @@ LAUNCHER = ROOT / "bin" / "crank-node"
 def crank(*args: str, timeout_s: float = 60) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "CRANK_TRACE"}
     return subprocess.run(
-        [sys.executable, str(LAUNCHER), *args], capture_output=True, text=True,
-        timeout=timeout_s, env=env, check=False,
+        [sys.executable, str(LAUNCHER), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=env,
+        check=False,
     )
 
 
@@ -50,7 +54,9 @@ def test_every_subcommand_has_help(command: str) -> None:
         (["trace"], "the following arguments are required"),
     ],
 )
-def test_bad_arguments_exit_2_with_a_message_naming_the_problem(args: list[str], message: str) -> None:
+def test_bad_arguments_exit_2_with_a_message_naming_the_problem(
+    args: list[str], message: str
+) -> None:
     """Bad arguments: exit 2, one clear line on stderr, no traceback."""
     result = crank(*args)
     assert result.returncode == 2
@@ -105,7 +111,11 @@ def test_a_command_imports_only_what_it_needs() -> None:
         "print(sorted(m for m in ('sqlalchemy', 'aiohttp', 'solders') if m in sys.modules))"
     )
     result = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -126,10 +136,25 @@ def test_run_with_an_otel_endpoint_but_without_the_extra_exits_1_saying_what_to_
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
     result = subprocess.run(
-        [sys.executable, "-c", hide_otel, "run", "--wallet-path", str(wallet),
-         "--db-path", str(tmp_path / "crank.db"), "--otel-endpoint", "http://127.0.0.1:4318"],
-        capture_output=True, text=True, timeout=120, env=env, check=False, cwd=ROOT,
-    )  # fmt: skip
+        [
+            sys.executable,
+            "-c",
+            hide_otel,
+            "run",
+            "--wallet-path",
+            str(wallet),
+            "--db-path",
+            str(tmp_path / "crank.db"),
+            "--otel-endpoint",
+            "http://127.0.0.1:4318",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        check=False,
+        cwd=ROOT,
+    )
     assert result.returncode == 1, result.stderr
     assert "pip install 'crank-node[otel]'" in result.stderr
     assert "Traceback" not in result.stderr

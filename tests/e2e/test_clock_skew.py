@@ -90,12 +90,17 @@ class SkewDesk:
         base, quote = market.base_mint, market.quote_mint
         pay, receive = (base, quote) if side is Side.SELL else (quote, base)
         order = Order(
-            market_id=market.market_id, side=side, price_atoms=100 * market.tick_size_atoms,
-            size_atoms=2 * market.lot_size_atoms, maker=maker.pubkey(),
+            market_id=market.market_id,
+            side=side,
+            price_atoms=100 * market.tick_size_atoms,
+            size_atoms=2 * market.lot_size_atoms,
+            maker=maker.pubkey(),
             pay_account=self.scenario.token_account(maker.pubkey(), pay),
             receive_account=self.scenario.token_account(maker.pubkey(), receive),
-            client_order_id=maker_index + 1, expiry_s=expiry_s, nonce=maker_index + 1,
-        )  # fmt: skip
+            client_order_id=maker_index + 1,
+            expiry_s=expiry_s,
+            nonce=maker_index + 1,
+        )
         return sign_order(order, maker)
 
     def submit(self, signed: SignedOrder) -> tuple[int, Any]:
@@ -126,13 +131,26 @@ class SkewDesk:
 
     def node(self, offset: str) -> NodeProcess:
         return NodeProcess(
-            "--instance-id", f"skewed{offset}", "--rpc-url", self.localnet.url,
-            "--wallet-path", str(self.wallet_path), "--http-addr", f"127.0.0.1:{self.http_port}",
-            "--intake-addr", f"127.0.0.1:{self.intake_port}",
-            "--polling-interval-ms", "100", "--lease-ttl-ms", str(TTL_MS),
-            "--settlement-claim-ttl-ms", str(TTL_MS), "--membership-interval-ms", "500",
+            "--instance-id",
+            f"skewed{offset}",
+            "--rpc-url",
+            self.localnet.url,
+            "--wallet-path",
+            str(self.wallet_path),
+            "--http-addr",
+            f"127.0.0.1:{self.http_port}",
+            "--intake-addr",
+            f"127.0.0.1:{self.intake_port}",
+            "--polling-interval-ms",
+            "100",
+            "--lease-ttl-ms",
+            str(TTL_MS),
+            "--settlement-claim-ttl-ms",
+            str(TTL_MS),
+            "--membership-interval-ms",
+            "500",
             env={"CRANK_DB_URL": self.db_url, **faketime_env(offset)},
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
@@ -143,9 +161,16 @@ def desk(tmp_path: Path, localnet: LocalnetServer, pg_url: str) -> Iterator[Skew
         wallet_path = make_wallet(tmp_path / "wallet.json")
         wallet = Keypair.from_bytes(bytes(json.loads(wallet_path.read_text())))
         scenario = build_scenario(
-            localnet, engine, markets=1, makers=4, settlement_authority=wallet, fee_payer=wallet,
-            base_atoms_per_maker=10**9, quote_atoms_per_maker=10**12, seed=3,
-        )  # fmt: skip
+            localnet,
+            engine,
+            markets=1,
+            makers=4,
+            settlement_authority=wallet,
+            fee_payer=wallet,
+            base_atoms_per_maker=10**9,
+            quote_atoms_per_maker=10**12,
+            seed=3,
+        )
         yield SkewDesk(localnet, pg_url, engine, scenario, wallet_path, free_port(), free_port())
     finally:
         engine.dispose()
@@ -153,9 +178,7 @@ def desk(tmp_path: Path, localnet: LocalnetServer, pg_url: str) -> Iterator[Skew
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("offset", ["-1h", "+1h"])
-def test_a_node_an_hour_off_takes_orders_by_the_database_clock(
-    desk: SkewDesk, offset: str
-) -> None:
+def test_a_node_an_hour_off_takes_orders_by_the_database_clock(desk: SkewDesk, offset: str) -> None:
     """With the node's wall clock an hour off either way, intake refuses an order that
     expired ten minutes ago (422 OrderExpired on ``expiry_s``, nothing stored) and
     accepts one with thirty minutes left (201)."""
@@ -193,9 +216,13 @@ def test_a_node_an_hour_off_fills_and_expires_orders_by_the_database_clock(
 
     def settled_or_wrong(_lines: list[str]) -> bool:
         statuses = desk.statuses([stale_sell, stale_buy, live_sell, live_buy])
-        return "filled" in statuses[:2] or "expired" in statuses[2:] or (
-            statuses == ["expired", "expired", "filled", "filled"]
-            and any("settlement confirmed" in line for line in _lines)
+        return (
+            "filled" in statuses[:2]
+            or "expired" in statuses[2:]
+            or (
+                statuses == ["expired", "expired", "filled", "filled"]
+                and any("settlement confirmed" in line for line in _lines)
+            )
         )
 
     node = desk.node(offset)
@@ -210,14 +237,30 @@ def test_a_node_an_hour_off_fills_and_expires_orders_by_the_database_clock(
 
 
 def _sqlite_node(
-    localnet: LocalnetServer, database: Path, wallet: Path, name: str, port: int,
+    localnet: LocalnetServer,
+    database: Path,
+    wallet: Path,
+    name: str,
+    port: int,
     env: dict[str, str],
 ) -> NodeProcess:
     return NodeProcess(
-        "--db-path", str(database), "--rpc-url", localnet.url, "--wallet-path", str(wallet),
-        "--http-addr", f"127.0.0.1:{port}", "--instance-id", name,
-        "--membership-interval-ms", "500", "--lease-ttl-ms", "3000", env=env,
-    )  # fmt: skip
+        "--db-path",
+        str(database),
+        "--rpc-url",
+        localnet.url,
+        "--wallet-path",
+        str(wallet),
+        "--http-addr",
+        f"127.0.0.1:{port}",
+        "--instance-id",
+        name,
+        "--membership-interval-ms",
+        "500",
+        "--lease-ttl-ms",
+        "3000",
+        env=env,
+    )
 
 
 def _health(port: int) -> tuple[int, Any]:

@@ -34,7 +34,6 @@ def crank(*args: str, env: dict[str, str] | None = None) -> subprocess.Completed
     )
 
 
-
 @pytest.mark.parametrize(
     ("args", "env", "key"),
     [

@@ -31,9 +31,14 @@ def _environment() -> dict[str, str]:
 
 def _demo(cwd: Path, *args: str, timeout_s: float) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, str(LAUNCHER), "demo", *args], cwd=cwd, capture_output=True,
-        text=True, timeout=timeout_s, env=_environment(), check=False,
-    )  # fmt: skip
+        [sys.executable, str(LAUNCHER), "demo", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        env=_environment(),
+        check=False,
+    )
 
 
 def _check_a_good_run(summary: dict[str, Any], output: str) -> None:
@@ -76,9 +81,19 @@ def test_two_node_processes_share_one_database_and_reconcile(tmp_path: Path) -> 
     """--nodes 2: two `crank-node run` processes on one SQLite file split the markets;
     every fill settles and the balances reconcile; both stop cleanly."""
     result = _demo(
-        tmp_path, "--nodes", "2", "--duration", "8", "--slot-ms", "100", "--workdir", "work",
-        "--summary-json", "out.json", timeout_s=240,
-    )  # fmt: skip
+        tmp_path,
+        "--nodes",
+        "2",
+        "--duration",
+        "8",
+        "--slot-ms",
+        "100",
+        "--workdir",
+        "work",
+        "--summary-json",
+        "out.json",
+        timeout_s=240,
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
     summary = json.loads((tmp_path / "out.json").read_text())
@@ -99,9 +114,13 @@ class _DemoProcess:
         self.stdout_path = cwd / "stdout.txt"
         with self.stdout_path.open("w") as stdout:
             self.process = subprocess.Popen(
-                [sys.executable, str(LAUNCHER), "demo", *args], cwd=cwd, stdout=stdout,
-                stderr=subprocess.PIPE, text=True, env=_environment(),
-            )  # fmt: skip
+                [sys.executable, str(LAUNCHER), "demo", *args],
+                cwd=cwd,
+                stdout=stdout,
+                stderr=subprocess.PIPE,
+                text=True,
+                env=_environment(),
+            )
         self.lines: list[str] = []
         self._arrived = threading.Condition()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -63,13 +63,26 @@ class Desk:
         port, intake = free_port(), free_port()
         self.intake_url = f"http://127.0.0.1:{intake}"
         process = NodeProcess(
-            "--db-path", "var/crank.db", "--rpc-url", self.localnet.url,
-            "--wallet-path", "wallet.json", "--instance-id", "fees-1",
-            "--http-addr", f"127.0.0.1:{port}", "--intake-addr", f"127.0.0.1:{intake}",
-            "--priority-fee-max-lamports", str(MAX_PRIORITY_LAMPORTS),
-            "--fee-payer-min-settlements", "1",
-            "--fee-payer-floor-lamports", str(FLOOR_LAMPORTS), *flags,
-        )  # fmt: skip
+            "--db-path",
+            "var/crank.db",
+            "--rpc-url",
+            self.localnet.url,
+            "--wallet-path",
+            "wallet.json",
+            "--instance-id",
+            "fees-1",
+            "--http-addr",
+            f"127.0.0.1:{port}",
+            "--intake-addr",
+            f"127.0.0.1:{intake}",
+            "--priority-fee-max-lamports",
+            str(MAX_PRIORITY_LAMPORTS),
+            "--fee-payer-min-settlements",
+            "1",
+            "--fee-payer-floor-lamports",
+            str(FLOOR_LAMPORTS),
+            *flags,
+        )
         process.wait_for_line("node.ready")
         return RunningNode(process, port)
 
@@ -91,8 +104,9 @@ class Desk:
 
 
 @pytest.fixture
-def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-         monkeypatch: pytest.MonkeyPatch) -> Iterator[Desk]:  # fmt: skip
+def desk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Desk]:
     for name in list(os.environ):
         if name.startswith("CRANK_") and not name.startswith("CRANK_TEST_"):
             monkeypatch.delenv(name)
@@ -113,13 +127,34 @@ def desk(tmp_path: Path, capsys: pytest.CaptureFixture[str],
         localnet.advance_slots(localnet.config.confirmation_depth_slots + 1)
         assert run_cli(capsys, "db", "upgrade", "--db-path", "var/crank.db").code == 0
         created = run_cli(
-            capsys, "market", "create", "--db-path", "var/crank.db", "--rpc-url", localnet.url,
-            "--id", "FEE-USD", "--base-mint", str(base.address), "--base-decimals", "6",
-            "--quote-mint", str(quote.address), "--quote-decimals", "6",
-            "--lot-size-atoms", str(LOT), "--tick-size-atoms", str(TICK),
-            "--settlement-authority", str(node_key), "--fee-payer", str(node_key),
-            "--authority-keypair", str(wallet),
-        )  # fmt: skip
+            capsys,
+            "market",
+            "create",
+            "--db-path",
+            "var/crank.db",
+            "--rpc-url",
+            localnet.url,
+            "--id",
+            "FEE-USD",
+            "--base-mint",
+            str(base.address),
+            "--base-decimals",
+            "6",
+            "--quote-mint",
+            str(quote.address),
+            "--quote-decimals",
+            "6",
+            "--lot-size-atoms",
+            str(LOT),
+            "--tick-size-atoms",
+            str(TICK),
+            "--settlement-authority",
+            str(node_key),
+            "--fee-payer",
+            str(node_key),
+            "--authority-keypair",
+            str(wallet),
+        )
         assert created.code == 0, created.err
         yield Desk(localnet, tmp_path, node_key, makers, accounts, {"base": base, "quote": quote})
 
@@ -134,8 +169,9 @@ def running() -> Iterator[list[RunningNode]]:
         assert code == 0, "".join(node.process.lines[-30:])
 
 
-def wait_for(read: Callable[[], Any], done: Callable[[Any], bool], what: str,
-             timeout_s: float = 60.0) -> Any:  # fmt: skip
+def wait_for(
+    read: Callable[[], Any], done: Callable[[Any], bool], what: str, timeout_s: float = 60.0
+) -> Any:
     """Read until ``done`` says so; fail with the last reading after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     pause = threading.Event()  # never set: its wait is a bounded pause between reads
@@ -185,8 +221,9 @@ def test_health_follows_the_fee_payers_sol_from_empty_to_funded(
     assert component["reason"] == f"fee payer {payer} below the floor (or unknown): fund it"
 
     desk.airdrop(FLOOR_LAMPORTS)
-    code, funded = wait_for(lambda: health(node), lambda a: a[1]["status"] == "healthy",
-                            "node healthy")  # fmt: skip
+    code, funded = wait_for(
+        lambda: health(node), lambda a: a[1]["status"] == "healthy", "node healthy"
+    )
     assert code == 200
     assert funded["components"]["fee_payer"]["lamports"] == {
         payer: FLOOR_LAMPORTS + MIN_LAMPORTS + 1
@@ -196,8 +233,13 @@ def test_health_follows_the_fee_payers_sol_from_empty_to_funded(
     # The wallet spends its SOL elsewhere, down to one lamport short of the minimum.
     held = FLOOR_LAMPORTS + MIN_LAMPORTS + 1
     wallet = Keypair.from_bytes(bytes(json.loads((desk.tmp_path / "wallet.json").read_text())))
-    away = transfer(TransferParams(from_pubkey=desk.node_key, to_pubkey=Keypair().pubkey(),
-                                   lamports=held - domain.LAMPORTS_PER_SIGNATURE - MIN_LAMPORTS + 1))  # fmt: skip
+    away = transfer(
+        TransferParams(
+            from_pubkey=desk.node_key,
+            to_pubkey=Keypair().pubkey(),
+            lamports=held - domain.LAMPORTS_PER_SIGNATURE - MIN_LAMPORTS + 1,
+        )
+    )
     send_and_confirm(desk.localnet.url, [away], wallet)
     code, spent = wait_for(lambda: health(node), fee_payer_is("unhealthy"), "unhealthy again")
     assert code == 503 and spent["components"]["fee_payer"]["lamports"] == {payer: MIN_LAMPORTS - 1}
@@ -206,18 +248,37 @@ def test_health_follows_the_fee_payers_sol_from_empty_to_funded(
 def _submit(desk: Desk, capsys: pytest.CaptureFixture[str], round_: int) -> None:
     """A sell and a buy that cross in full: one fill, one settlement."""
     for maker, side, pay, receive in (
-        ("seller", "sell", "base", "quote"), ("buyer", "buy", "quote", "base"),
-    ):  # fmt: skip
+        ("seller", "sell", "base", "quote"),
+        ("buyer", "buy", "quote", "base"),
+    ):
         keypair_file = desk.tmp_path / f"{maker}.json"
         keypair_file.write_text(json.dumps(list(bytes(desk.makers[maker]))))
         keypair_file.chmod(0o600)
         result = run_cli(
-            capsys, "order", "submit", "--url", desk.intake_url, "--keypair", str(keypair_file),
-            "--market", "FEE-USD", "--side", side, "--price-atoms", str(PRICE),
-            "--size-atoms", str(SIZE), "--pay-account", str(desk.accounts[(maker, pay)]),
-            "--receive-account", str(desk.accounts[(maker, receive)]),
-            "--client-order-id", str(round_), "--ttl-s", "600",
-        )  # fmt: skip
+            capsys,
+            "order",
+            "submit",
+            "--url",
+            desk.intake_url,
+            "--keypair",
+            str(keypair_file),
+            "--market",
+            "FEE-USD",
+            "--side",
+            side,
+            "--price-atoms",
+            str(PRICE),
+            "--size-atoms",
+            str(SIZE),
+            "--pay-account",
+            str(desk.accounts[(maker, pay)]),
+            "--receive-account",
+            str(desk.accounts[(maker, receive)]),
+            "--client-order-id",
+            str(round_),
+            "--ttl-s",
+            "600",
+        )
         assert result.code == 0, result.err
 
 
@@ -227,12 +288,18 @@ def _settlements_on_chain(
     """The transactions the node's wallet paid for that wrote the seller's base account
     (getTransaction, base64), oldest first, found independently of the node; those that
     landed failed only when ``landed_failed``."""
-    signatures = desk.rpc("getSignaturesForAddress", str(desk.accounts[("seller", "base")]),
-                          {"commitment": "confirmed"})  # fmt: skip
+    signatures = desk.rpc(
+        "getSignaturesForAddress",
+        str(desk.accounts[("seller", "base")]),
+        {"commitment": "confirmed"},
+    )
     paid_by_node = []
     for entry in reversed(signatures):  # newest first as RPC lists them
-        found = desk.rpc("getTransaction", entry["signature"], {
-            "encoding": "base64", "commitment": "confirmed", "maxSupportedTransactionVersion": 0})  # fmt: skip
+        found = desk.rpc(
+            "getTransaction",
+            entry["signature"],
+            {"encoding": "base64", "commitment": "confirmed", "maxSupportedTransactionVersion": 0},
+        )
         transaction = VersionedTransaction.from_bytes(base64.b64decode(found["transaction"][0]))
         failed = found["meta"]["err"] is not None
         if transaction.message.account_keys[0] == desk.node_key and failed <= landed_failed:
@@ -253,8 +320,9 @@ def _compute_budget(transaction: VersionedTransaction) -> tuple[int, int]:
 
 
 def _confirmed(count: int) -> Callable[[list[str]], bool]:
-    return lambda lines: sum("storage.settlement" in line and "confirmed" in line
-                             for line in lines) >= count  # fmt: skip
+    return lambda lines: (
+        sum("storage.settlement" in line and "confirmed" in line for line in lines) >= count
+    )
 
 
 def _two_settlements(
@@ -268,8 +336,11 @@ def _two_settlements(
     for count in (1, 2):
         _submit(desk, capsys, count)
         node.process.wait_until(_confirmed(count), 120)
-    landed = wait_for(lambda: _settlements_on_chain(desk), lambda found: len(found) == 2,
-                      "both settlements on chain")  # fmt: skip
+    landed = wait_for(
+        lambda: _settlements_on_chain(desk),
+        lambda found: len(found) == 2,
+        "both settlements on chain",
+    )
     return node, landed
 
 
@@ -300,19 +371,25 @@ def test_metrics_after_settlements_show_what_the_chain_charged(
         return _samples(node.get("/metrics")[1].decode())
 
     balance = desk.rpc("getBalance", str(desk.node_key), {"commitment": "confirmed"})["value"]
-    samples = wait_for(scrape, lambda s: _value(s, "crank_fee_payer_lamports",
-                       fee_payer=str(desk.node_key)) == balance, "the fee payer's balance")  # fmt: skip
+    samples = wait_for(
+        scrape,
+        lambda s: _value(s, "crank_fee_payer_lamports", fee_payer=str(desk.node_key)) == balance,
+        "the fee payer's balance",
+    )
     fee = "crank_settlement_fee_lamports_total"
     assert _value(samples, fee, market="FEE-USD", part="base") == 5_000 * sum(signatures)
     assert _value(samples, fee, market="FEE-USD", part="priority") == sum(priority)
-    assert _value(samples, "crank_settlement_compute_units_requested_total",
-                  market="FEE-USD") == first_limit + second_limit  # fmt: skip
+    assert (
+        _value(samples, "crank_settlement_compute_units_requested_total", market="FEE-USD")
+        == first_limit + second_limit
+    )
     assert _value(samples, "crank_priority_price_micro_lamports", market="FEE-USD") == price
     used = _value(samples, "crank_compute_units_used", market="FEE-USD")
     assert used is not None and 0 < used <= second_limit
     assert _value(samples, "crank_compute_unit_limit", market="FEE-USD") == second_limit
-    assert second_limit == domain.compute_unit_limit_for(int(used), margin_percent=20,
-                                                         margin_units=1_000)  # fmt: skip
+    assert second_limit == domain.compute_unit_limit_for(
+        int(used), margin_percent=20, margin_units=1_000
+    )
     assert _value(samples, "crank_priority_fee_cap_bound_total") == 0
     print(
         f"\nsettlements: {signatures} signatures, limits {first_limit} -> {second_limit} "
@@ -329,8 +406,15 @@ def test_the_hard_cap_binding_at_the_simulated_limit_is_counted_in_metrics(
     simulated limit (over 2,000 units): the second settlement's price is lowered to what
     the cap allows, the chain charges no more than the cap, and /metrics counts the
     binding and shows the lowered price."""
-    node, landed = _two_settlements(desk, capsys, running, "--priority-fee-micro-lamports",
-                                    "6000000", "--compute-unit-limit", "1500")  # fmt: skip
+    node, landed = _two_settlements(
+        desk,
+        capsys,
+        running,
+        "--priority-fee-micro-lamports",
+        "6000000",
+        "--compute-unit-limit",
+        "1500",
+    )
     (first_limit, first_price), (limit, price) = [_compute_budget(t) for t, _ in landed]
     assert (first_limit, first_price) == (1_500, 6_000_000)
     assert limit > 1_500 and price == MAX_PRIORITY_LAMPORTS * 1_000_000 // limit < 6_000_000
@@ -354,8 +438,15 @@ def test_a_simulated_limit_that_proves_too_low_is_simulated_again(
         desk.localnet.fixtures.approve_delegate(
             desk.accounts[(maker, leg)], desk.makers[maker], desk.node_key, amount, desk.mints[leg]
         )
-    node, _ = _two_settlements(desk, capsys, running, "--compute-unit-margin-percent", "0",
-                               "--compute-unit-margin-units", "0")  # fmt: skip
+    node, _ = _two_settlements(
+        desk,
+        capsys,
+        running,
+        "--compute-unit-margin-percent",
+        "0",
+        "--compute-unit-margin-units",
+        "0",
+    )
 
     paid = _settlements_on_chain(desk, landed_failed=True)
     budgets = [_compute_budget(transaction)[0] for transaction, _ in paid]
@@ -363,8 +454,9 @@ def test_a_simulated_limit_that_proves_too_low_is_simulated_again(
     assert len(paid) == 3, errors
     (_, spent_meta), (_, last_meta) = paid[1:]
     assert errors[0] is None and errors[2] is None
-    assert "ComputationalBudgetExceeded" in json.dumps(errors[1]) or "ProgramFailedToComplete" \
-        in json.dumps(errors[1]), errors[1]  # fmt: skip
+    assert "ComputationalBudgetExceeded" in json.dumps(
+        errors[1]
+    ) or "ProgramFailedToComplete" in json.dumps(errors[1]), errors[1]
     used_first = budgets[1]  # the cached limit: what the first simulation said, no margin
     assert spent_meta["computeUnitsConsumed"] == used_first
     assert last_meta["computeUnitsConsumed"] > used_first
@@ -378,8 +470,10 @@ def test_a_simulated_limit_that_proves_too_low_is_simulated_again(
     samples = _samples(node.get("/metrics")[1].decode())
     asked = _value(samples, "crank_compute_unit_limit", market="FEE-USD")
     assert asked == fees["limit_asked"] == max(fees["compute_unit_limit"], 2 * used_first)
-    print(f"\nlimits asked {budgets}; used {[m['computeUnitsConsumed'] for _, m in paid]}; "
-          f"errors {errors}")  # fmt: skip
+    print(
+        f"\nlimits asked {budgets}; used {[m['computeUnitsConsumed'] for _, m in paid]}; "
+        f"errors {errors}"
+    )
 
 
 def _samples(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -390,6 +484,7 @@ def _samples(text: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
     return samples
 
 
-def _value(samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str,
-           **labels: str) -> float | None:  # fmt: skip
+def _value(
+    samples: dict[str, dict[tuple[tuple[str, str], ...], float]], name: str, **labels: str
+) -> float | None:
     return samples.get(name, {}).get(tuple(sorted(labels.items())))

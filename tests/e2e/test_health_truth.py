@@ -20,8 +20,14 @@ from localnet import LocalnetServer
 from tests.e2e.test_status import RunningNode, wait_for_health
 from tests.support.node_process import NodeProcess, free_port, make_database, make_wallet
 
-FAST = ("--lease-ttl-ms", "1500", "--membership-interval-ms", "300",
-        "--settlement-claim-ttl-ms", "1500")  # fmt: skip
+FAST = (
+    "--lease-ttl-ms",
+    "1500",
+    "--membership-interval-ms",
+    "300",
+    "--settlement-claim-ttl-ms",
+    "1500",
+)
 
 
 pytestmark = pytest.mark.localnet(slot_ms=100)
@@ -34,8 +40,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
         pytest.skip("mounting a tmpfs needs root")
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
@@ -47,9 +57,18 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def _node(localnet: LocalnetServer, database: Path, wallet: Path) -> RunningNode:
     port = free_port()
     process = NodeProcess(
-        "--db-path", str(database), "--rpc-url", localnet.url, "--wallet-path", str(wallet),
-        "--http-addr", f"127.0.0.1:{port}", "--instance-id", "truth-1", *FAST,
-    )  # fmt: skip
+        "--db-path",
+        str(database),
+        "--rpc-url",
+        localnet.url,
+        "--wallet-path",
+        str(wallet),
+        "--http-addr",
+        f"127.0.0.1:{port}",
+        "--instance-id",
+        "truth-1",
+        *FAST,
+    )
     process.wait_for_line("node.ready")
     return RunningNode(process, port)
 

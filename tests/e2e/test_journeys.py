@@ -219,24 +219,30 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
             _, taker = desk.store_crossing_pair(traced=True)
             logs = [tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"]
             env = {"CRANK_TRACE": "1"}
-            node_a = desk.node(crash_at, instance_id="node-a",
-                               env={**env, "CRANK_LOG_JSON_PATH": str(logs[0])})  # fmt: skip
+            node_a = desk.node(
+                crash_at, instance_id="node-a", env={**env, "CRANK_LOG_JSON_PATH": str(logs[0])}
+            )
             code = node_a.wait(timeout_s=90)
             assert code == -signal.SIGKILL, "".join(node_a.lines[-30:])
             settlement, attempts = desk.only_settlement()
             assert settlement.status == "submitted" and len(attempts) == 1
             # B also exports its spans over OTLP/HTTP (the setting, read by crank-node run).
-            node_b = desk.node(instance_id="node-b", env={
-                **env, "CRANK_LOG_JSON_PATH": str(logs[1]),
-                "CRANK_OTEL_ENDPOINT": collector.endpoint,
-            })  # fmt: skip
+            node_b = desk.node(
+                instance_id="node-b",
+                env={
+                    **env,
+                    "CRANK_LOG_JSON_PATH": str(logs[1]),
+                    "CRANK_OTEL_ENDPOINT": collector.endpoint,
+                },
+            )
             try:
                 node_b.wait_for_line("settlement confirmed", timeout_s=90)
             finally:
                 assert node_b.stop() == 0, "".join(node_b.lines[-30:])
             assert desk.only_settlement()[0].status == "confirmed"
-            spans = collector.wait_for(lambda got: any(
-                s.resource.get("service.instance.id") == "node-b" for s in got))  # fmt: skip
+            spans = collector.wait_for(
+                lambda got: any(s.resource.get("service.instance.id") == "node-b" for s in got)
+            )
         finally:
             desk.engine.dispose()
 
@@ -245,17 +251,24 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
     assert trace_id
     by_node = {log.stem: _json_lines(log) for log in logs}
     steps = {
-        node: [(line["action"], line.get("trace_id")) for line in lines
-               if line.get("action") in SETTLEMENT_STEPS and line.get("settlement_id") == settlement.settlement_id]
+        node: [
+            (line["action"], line.get("trace_id"))
+            for line in lines
+            if line.get("action") in SETTLEMENT_STEPS
+            and line.get("settlement_id") == settlement.settlement_id
+        ]
         for node, lines in by_node.items()
-    }  # fmt: skip
+    }
     sender = "node-a" if crash_at == "attempt_landed" else "node-b"
     assert "settlement.claimed" in {a for a, _ in steps["node-a"]}, steps
     assert {"settlement.claimed", "settlement.recovering"} <= {a for a, _ in steps["node-b"]}, steps
     assert "settlement.sent" in {a for a, _ in steps[sender]}, steps
     assert {t for node in steps.values() for _, t in node} == {trace_id}, steps
-    b_messages = [line for line in by_node["node-b"]
-                  if line.get("action") == "trace.receive" and line.get("trace_id") == trace_id]  # fmt: skip
+    b_messages = [
+        line
+        for line in by_node["node-b"]
+        if line.get("action") == "trace.receive" and line.get("trace_id") == trace_id
+    ]
     if crash_at == "attempt_written":  # B sends the attempt A never sent: under the trace
         assert {"RpcRequest", "_Sent"} <= {line["message_type"] for line in b_messages}, steps
     # Every message B handled under the order's trace is a span of its OTel trace.
@@ -266,23 +279,41 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
     # The orders were stored before node A started: it matches them when it loads the
     # book, so OrderMonitor's "judged funded" may come after "matched", or never before
     # the kill (not checked).
-    _check_in_order(journey, (
-        "matched and written", "claimed:", "signed and written ahead", "recovering:",
-        "landed and confirmed",
-    ))  # fmt: skip
+    _check_in_order(
+        journey,
+        (
+            "matched and written",
+            "claimed:",
+            "signed and written ahead",
+            "recovering:",
+            "landed and confirmed",
+        ),
+    )
     claims = [line for line in journey.splitlines() if "claimed:" in line]
-    assert [("node-a" in c, "node-b" in c) for c in claims] == [(True, False), (False, True)], journey
+    assert [("node-a" in c, "node-b" in c) for c in claims] == [(True, False), (False, True)], (
+        journey
+    )
     assert "1 fills confirmed" in journey, journey
-    own_steps = [line for line in journey.splitlines()
-                 if any(f" {step}" in line for step in ("matched and written:", "claimed:",
-                                                        "sent:", "recovering:"))]  # fmt: skip
+    own_steps = [
+        line
+        for line in journey.splitlines()
+        if any(
+            f" {step}" in line
+            for step in ("matched and written:", "claimed:", "sent:", "recovering:")
+        )
+    ]
     assert len(own_steps) >= 5, journey
     assert all(line.endswith(f"[trace {trace_id}]") for line in own_steps), journey
 
     whole = _run(tmp_path, "trace", trace_id, *[arg for log in logs for arg in ("--log", str(log))])
     assert whole.returncode == 0, whole.stderr
-    in_trace = [sum(line.get("trace_id") == trace_id and line["action"].startswith("trace.")
-                    for line in lines) for lines in by_node.values()]  # fmt: skip
+    in_trace = [
+        sum(
+            line.get("trace_id") == trace_id and line["action"].startswith("trace.")
+            for line in lines
+        )
+        for lines in by_node.values()
+    ]
     assert f"trace {trace_id}: {sum(in_trace)} events" in whole.stdout, (in_trace, whole.stdout)
 
     status, over_http = _journey_over_http(tmp_path, taker)

@@ -32,8 +32,15 @@ def test_the_launcher_creates_and_lists_markets_from_crank_db_path(tmp_path: Pat
     env["CRANK_DB_PATH"] = str(database)
 
     def crank(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, str(LAUNCHER), *argv], capture_output=True,
-                              text=True, timeout=60, env=env, cwd=tmp_path, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, str(LAUNCHER), *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            cwd=tmp_path,
+            check=False,
+        )
 
     argv = create_argv("unused")
     created = crank(*argv[:2], *argv[4:])

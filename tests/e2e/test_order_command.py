@@ -27,9 +27,13 @@ def test_the_launcher_submits_and_refuses_in_its_own_process(desk: Desk) -> None
 
     def crank(*argv: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, str(LAUNCHER), *argv], capture_output=True, text=True,
-            timeout=60, env=env, check=False,
-        )  # fmt: skip
+            [sys.executable, str(LAUNCHER), *argv],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=env,
+            check=False,
+        )
 
     good = crank(*desk.submit_argv(desk.buy()))
     before = desk.orders_table()

@@ -32,8 +32,12 @@ def test_a_package_claimed_by_another_distribution_stops_crank_node_naming_it(
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(site)])}
     done = subprocess.run(
         [sys.executable, str(CRANK_NODE), "--version"],
-        capture_output=True, text=True, timeout=60, check=False, env=env,
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
     assert done.returncode == 1, done.stderr
     assert "'market' is also installed by market" in done.stderr
     assert "environment of its own" in done.stderr

@@ -28,14 +28,22 @@ def _edited_order(path: Path) -> str:
         upgrade(engine)
         maker = Keypair()
         order = domain.Order(
-            market_id="m0", side=domain.Side.SELL, price_atoms=100, size_atoms=10,
-            maker=maker.pubkey(), pay_account=Keypair().pubkey(),
-            receive_account=Keypair().pubkey(), client_order_id=1,
-            expiry_s=int(time.time()) + 3600, nonce=1,
-        )  # fmt: skip
+            market_id="m0",
+            side=domain.Side.SELL,
+            price_atoms=100,
+            size_atoms=10,
+            maker=maker.pubkey(),
+            pay_account=Keypair().pubkey(),
+            receive_account=Keypair().pubkey(),
+            client_order_id=1,
+            expiry_s=int(time.time()) + 3600,
+            nonce=1,
+        )
         order_id = storage.store_order(engine, domain.sign_order(order, maker)).order_id
         with engine.begin() as connection:
-            connection.execute(update(_ORDERS).where(_ORDERS.c.id == order_id).values(size_atoms=11))
+            connection.execute(
+                update(_ORDERS).where(_ORDERS.c.id == order_id).values(size_atoms=11)
+            )
         assert storage.list_orders(engine, "m0") == []  # left out, and quarantined
         return order_id
     finally:

@@ -52,12 +52,23 @@ def test_run_starts_with_an_rpc_url_a_database_and_a_keypair_and_stops_cleanly_o
             assert response.status == 200
             health = json.loads(response.read())
         assert set(health["components"]) == {
-            "database", "rpc", "blockhash", "actors", "leases", "work", "settlement", "clock",
-            "authorization", "fee_payer", "polls",
-        }  # fmt: skip
+            "database",
+            "rpc",
+            "blockhash",
+            "actors",
+            "leases",
+            "work",
+            "settlement",
+            "clock",
+            "authorization",
+            "fee_payer",
+            "polls",
+        }
         assert health["components"]["authorization"] == {
-            "status": "healthy", "refused": 0, "refused_markets": [],
-        }  # fmt: skip
+            "status": "healthy",
+            "refused": 0,
+            "refused_markets": [],
+        }
         assert health["components"]["rpc"]["usable"] == 2
         assert health["components"]["leases"]["held"] == 3
     finally:
@@ -106,13 +117,19 @@ def test_run_refuses_a_damaged_database_file_naming_it(
     of a node that reports healthy while every poll fails (issue 15)."""
     _damage_an_index(database)
     node = NodeProcess(
-        "--wallet-path", str(wallet), "--db-path", str(database), "--rpc-url", localnet.url,
-        "--http-addr", f"127.0.0.1:{free_port()}",
-    )  # fmt: skip
-    assert node.wait() == 1
-    assert any("quick_check found damage" in line and str(database) in line for line in node.lines), (
-        "".join(node.lines)
+        "--wallet-path",
+        str(wallet),
+        "--db-path",
+        str(database),
+        "--rpc-url",
+        localnet.url,
+        "--http-addr",
+        f"127.0.0.1:{free_port()}",
     )
+    assert node.wait() == 1
+    assert any(
+        "quick_check found damage" in line and str(database) in line for line in node.lines
+    ), "".join(node.lines)
 
 
 def test_run_refuses_a_database_path_in_a_missing_directory_and_creates_nothing(
@@ -122,12 +139,18 @@ def test_run_refuses_a_database_path_in_a_missing_directory_and_creates_nothing(
     now refuses naming the directory (only `db upgrade` creates), and creates nothing."""
     missing = tmp_path / "no-such-dir"
     node = NodeProcess(
-        "--wallet-path", str(wallet), "--db-path", str(missing / "crank.db"),
-        "--rpc-url", localnet.url, "--http-addr", f"127.0.0.1:{free_port()}",
-    )  # fmt: skip
+        "--wallet-path",
+        str(wallet),
+        "--db-path",
+        str(missing / "crank.db"),
+        "--rpc-url",
+        localnet.url,
+        "--http-addr",
+        f"127.0.0.1:{free_port()}",
+    )
     assert node.wait() == 1
-    assert any(str(missing) in line and "does not exist" in line for line in node.lines), (
-        "".join(node.lines)
+    assert any(str(missing) in line and "does not exist" in line for line in node.lines), "".join(
+        node.lines
     )
     assert not missing.exists()
     # Nothing ran, so nothing held a lease: no CRITICAL "emergency stop" to alarm anyone.
@@ -143,15 +166,25 @@ def test_run_on_a_read_only_location_names_the_database(
         pytest.skip("mounting a read-only tmpfs needs root")
     mount = tmp_path / "ro"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
     try:
         node = NodeProcess(
-            "--wallet-path", str(wallet), "--db-path", str(mount / "crank.db"),
-            "--rpc-url", localnet.url, "--http-addr", f"127.0.0.1:{free_port()}",
-        )  # fmt: skip
+            "--wallet-path",
+            str(wallet),
+            "--db-path",
+            str(mount / "crank.db"),
+            "--rpc-url",
+            localnet.url,
+            "--http-addr",
+            f"127.0.0.1:{free_port()}",
+        )
         assert node.wait() == 1
         assert any(str(mount / "crank.db") in line for line in node.lines), "".join(node.lines)
     finally:
@@ -169,10 +202,16 @@ def test_run_started_while_another_process_holds_the_database_lock_retries_then_
     holder.execute("BEGIN EXCLUSIVE")
     port = free_port()
     node = NodeProcess(
-        "--db-path", str(database), *[a for url in localnet.urls for a in ("--rpc-url", url)],
-        "--wallet-path", str(wallet), "--http-addr", f"127.0.0.1:{port}",
-        "--instance-id", "busy-start",
-    )  # fmt: skip
+        "--db-path",
+        str(database),
+        *[a for url in localnet.urls for a in ("--rpc-url", url)],
+        "--wallet-path",
+        str(wallet),
+        "--http-addr",
+        f"127.0.0.1:{port}",
+        "--instance-id",
+        "busy-start",
+    )
     try:
         try:
             node.wait_for_line("node.start_retry", timeout_s=120)

@@ -38,11 +38,16 @@ def test_run_refuses_a_token_file_others_can_read_naming_the_file(tmp_path: Path
     token.write_text(TOKEN)
     token.chmod(0o644)
     node = NodeProcess(
-        "--db-path", str(make_database(tmp_path / "crank.db")),
-        "--wallet-path", str(make_wallet(tmp_path / "wallet.json")),
-        "--http-addr", "0.0.0.0:0", "--operator-allow-remote",
-        "--operator-token-file", str(token),
-    )  # fmt: skip
+        "--db-path",
+        str(make_database(tmp_path / "crank.db")),
+        "--wallet-path",
+        str(make_wallet(tmp_path / "wallet.json")),
+        "--http-addr",
+        "0.0.0.0:0",
+        "--operator-allow-remote",
+        "--operator-token-file",
+        str(token),
+    )
     assert node.wait() == 1
     text = "".join(node.lines)
     assert str(token) in text and "chmod 600" in text, text
@@ -59,12 +64,22 @@ def test_a_remote_operator_listener_needs_the_bearer_token_and_intake_is_apart(
     token.chmod(0o600)
     operator_port, intake_port = free_port(), free_port()
     node = NodeProcess(
-        "--db-path", str(make_database(tmp_path / "crank.db")),
-        "--wallet-path", str(make_wallet(tmp_path / "wallet.json")),
-        "--rpc-url", localnet.url, "--instance-id", "exposed",
-        "--http-addr", f"0.0.0.0:{operator_port}", "--operator-allow-remote",
-        "--operator-token-file", str(token), "--intake-addr", f"127.0.0.1:{intake_port}",
-    )  # fmt: skip
+        "--db-path",
+        str(make_database(tmp_path / "crank.db")),
+        "--wallet-path",
+        str(make_wallet(tmp_path / "wallet.json")),
+        "--rpc-url",
+        localnet.url,
+        "--instance-id",
+        "exposed",
+        "--http-addr",
+        f"0.0.0.0:{operator_port}",
+        "--operator-allow-remote",
+        "--operator-token-file",
+        str(token),
+        "--intake-addr",
+        f"127.0.0.1:{intake_port}",
+    )
     try:
         node.wait_for_line("ready")
         assert re.search(rf"order intake on http://127\.0\.0\.1:{intake_port}", "".join(node.lines))

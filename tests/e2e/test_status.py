@@ -140,16 +140,23 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
     assert status["settlements_in_flight"] == 0
     pipeline = status["pipeline"]
     assert [tree_child["id"] for tree_child in children["pipeline"]["tree"]["children"]] == [
-        "settlement", "match", "monitor", "reclaim",
-    ]  # fmt: skip
+        "settlement",
+        "match",
+        "monitor",
+        "reclaim",
+    ]
     assert pipeline["settlement"]["in_flight"] == 0 and not pipeline["settlement"]["full"]
     held_by_match = [market["market_id"] for market in pipeline["match"]["markets"]]
     assert held_by_match == ["m0", "m1", "m2"]
     assert pipeline["reclaim"]["markets"] == ["m0", "m1", "m2"]
     assert status["markers"] == {
-        "open": 0, "reclaiming": 0, "lamports_held": 0, "reclaimed": 0,
-        "lamports_reclaimed": 0, "missing": 0,
-    }  # fmt: skip
+        "open": 0,
+        "reclaiming": 0,
+        "lamports_held": 0,
+        "reclaimed": 0,
+        "lamports_reclaimed": 0,
+        "missing": 0,
+    }
 
 
 def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(

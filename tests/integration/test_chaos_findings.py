@@ -66,11 +66,17 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
         connection.execute(
             insert(Market),
             [
-                {"id": market, "base_mint": KEY, "quote_mint": KEY, "base_decimals": 6,
-                 "quote_decimals": 6, "settlement_authority": KEY}
+                {
+                    "id": market,
+                    "base_mint": KEY,
+                    "quote_mint": KEY,
+                    "base_decimals": 6,
+                    "quote_decimals": 6,
+                    "settlement_authority": KEY,
+                }
                 for market in ("m0", "m1")
             ],
-        )  # fmt: skip
+        )
     try:
         yield engine
     finally:

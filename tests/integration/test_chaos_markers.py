@@ -19,11 +19,16 @@ from tests.integration.storage import seed
 
 def _attempt(settlement_id: str, number: int, marker: str | None) -> dict[str, object]:
     return {
-        "settlement_id": settlement_id, "attempt_number": number,
-        "signature": f"sig-{settlement_id}-{number}", "raw_transaction": b"raw",
-        "blockhash": "hash", "last_valid_block_height": 100, "claim_token": 1,
-        "state": "expired", "marker_address": marker,
-    }  # fmt: skip
+        "settlement_id": settlement_id,
+        "attempt_number": number,
+        "signature": f"sig-{settlement_id}-{number}",
+        "raw_transaction": b"raw",
+        "blockhash": "hash",
+        "last_valid_block_height": 100,
+        "claim_token": 1,
+        "state": "expired",
+        "marker_address": marker,
+    }
 
 
 def test_fill_markers_are_read_per_fill_with_every_attempt_s_address_and_the_reclaims(
@@ -38,19 +43,25 @@ def test_fill_markers_are_read_per_fill_with_every_attempt_s_address_and_the_rec
         connection.execute(
             insert(attempts),
             [
-                _attempt(ids[0], 1, str(first)), _attempt(ids[0], 2, str(first)),
-                _attempt(ids[1], 1, str(second)), _attempt(ids[2], 1, None),
+                _attempt(ids[0], 1, str(first)),
+                _attempt(ids[0], 2, str(first)),
+                _attempt(ids[1], 1, str(second)),
+                _attempt(ids[2], 1, None),
             ],
-        )  # fmt: skip
+        )
         connection.execute(
             update(settlements).where(settlements.c.id.in_(ids[:3])).values(status="confirmed")
         )
         connection.execute(
             insert(table_of(SettlementMarker)).values(
-                settlement_id=ids[1], market_id="SOL-USDC", address=str(second),
-                lamports=890_880, state="reclaimed", max_last_valid_block_height=100,
+                settlement_id=ids[1],
+                market_id="SOL-USDC",
+                address=str(second),
+                lamports=890_880,
+                state="reclaimed",
+                max_last_valid_block_height=100,
             )
-        )  # fmt: skip
+        )
     found = {fill.fill_id: fill for fill in read_fill_markers(engine)}
     assert found == {
         "fill-000": FillMarker("fill-000", "confirmed", frozenset({str(first)})),
@@ -62,7 +73,9 @@ def test_fill_markers_are_read_per_fill_with_every_attempt_s_address_and_the_rec
         on_chain = localnet.fixtures.fund_wallet().pubkey()
         localnet.advance_slots(2)
         assert existing_accounts(localnet.url, [str(on_chain), str(third)]) == {str(on_chain)}
-        missing = account_for_markers(list(found.values()), existing_accounts(localnet.url, [str(first)]))
+        missing = account_for_markers(
+            list(found.values()), existing_accounts(localnet.url, [str(first)])
+        )
     assert missing.problems == (
         f"fill fill-000: confirmed, but its marker {first} is not on chain and was not reclaimed",
     )

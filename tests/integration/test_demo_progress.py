@@ -19,11 +19,16 @@ TICK_ATOMS = 10
 
 def _market(market_id: str) -> Market:
     return Market(
-        market_id=market_id, base_mint=Pubkey.new_unique(), base_decimals=6,
-        quote_mint=Pubkey.new_unique(), quote_decimals=6, lot_size_atoms=LOT_ATOMS,
-        tick_size_atoms=TICK_ATOMS, settlement_authority=Pubkey.new_unique(),
+        market_id=market_id,
+        base_mint=Pubkey.new_unique(),
+        base_decimals=6,
+        quote_mint=Pubkey.new_unique(),
+        quote_decimals=6,
+        lot_size_atoms=LOT_ATOMS,
+        tick_size_atoms=TICK_ATOMS,
+        settlement_authority=Pubkey.new_unique(),
         fee_payer=Pubkey.new_unique(),
-    )  # fmt: skip
+    )
 
 
 class Desk:
@@ -40,11 +45,17 @@ class Desk:
         keypair = self.makers[maker]
         number, self.next_number = self.next_number, self.next_number + 1
         order = Order(
-            market_id=market_id, side=side, price_atoms=price_ticks * TICK_ATOMS,
-            size_atoms=LOT_ATOMS, maker=keypair.pubkey(), pay_account=Pubkey.new_unique(),
-            receive_account=Pubkey.new_unique(), client_order_id=number,
-            expiry_s=int(time.time()) + 3600, nonce=number,
-        )  # fmt: skip
+            market_id=market_id,
+            side=side,
+            price_atoms=price_ticks * TICK_ATOMS,
+            size_atoms=LOT_ATOMS,
+            maker=keypair.pubkey(),
+            pay_account=Pubkey.new_unique(),
+            receive_account=Pubkey.new_unique(),
+            client_order_id=number,
+            expiry_s=int(time.time()) + 3600,
+            nonce=number,
+        )
         storage.store_order(self.engine, sign_order(order, keypair))
 
 

@@ -48,10 +48,17 @@ def _order(scenario: Scenario, maker: Keypair, side: Side, price_atoms: int, lot
     quote = scenario.token_account(maker.pubkey(), market.quote_mint)
     pay, receive = (quote, base) if side is Side.BUY else (base, quote)
     return Order(
-        market_id=market.market_id, side=side, price_atoms=price_atoms,
-        size_atoms=lots * market.lot_size_atoms, maker=maker.pubkey(), pay_account=pay,
-        receive_account=receive, client_order_id=1, expiry_s=int(time.time()) + 3_600, nonce=1,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=side,
+        price_atoms=price_atoms,
+        size_atoms=lots * market.lot_size_atoms,
+        maker=maker.pubkey(),
+        pay_account=pay,
+        receive_account=receive,
+        client_order_id=1,
+        expiry_s=int(time.time()) + 3_600,
+        nonce=1,
+    )
 
 
 def _status(engine: Engine, order_id: str) -> str | None:
@@ -79,11 +86,20 @@ def test_a_forged_order_row_is_never_matched_nor_signed(
     unchanged; a genuine pair stored after it still settles."""
     wallet = Keypair()
     scenario = build_scenario(
-        localnet, engine, markets=1, makers=4, settlement_authority=wallet, fee_payer=wallet,
-        base_atoms_per_maker=10**12, quote_atoms_per_maker=10**12, seed=14,
-    )  # fmt: skip
+        localnet,
+        engine,
+        markets=1,
+        makers=4,
+        settlement_authority=wallet,
+        fee_payer=wallet,
+        base_atoms_per_maker=10**12,
+        quote_atoms_per_maker=10**12,
+        seed=14,
+    )
     attacker, victim, seller, buyer = scenario.makers
-    attack_sell = sign_order(_order(scenario, attacker, Side.SELL, 1_000 * PRICE_ATOMS, LOTS), attacker)
+    attack_sell = sign_order(
+        _order(scenario, attacker, Side.SELL, 1_000 * PRICE_ATOMS, LOTS), attacker
+    )
     forged_terms = _order(scenario, victim, Side.BUY, 1_000 * PRICE_ATOMS, LOTS)
     forged = SignedOrder(forged_terms, Keypair().sign_message(forged_terms.encode()))
     genuine = (
@@ -99,8 +115,11 @@ def test_a_forged_order_row_is_never_matched_nor_signed(
     if when == "before-start":
         storage.store_order(engine, attack_sell)
         storage.store_order(engine, forged)  # what a database writer can do: no check
-    node = Node(_settings(database_url, localnet), signers=(wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     try:
         if when == "while-running":
@@ -109,8 +128,10 @@ def test_a_forged_order_row_is_never_matched_nor_signed(
         for order in genuine:
             storage.store_order(engine, order)
         recorder.wait_for(
-            lambda events: any(isinstance(e, Finished) for e in events)
-            and _status(engine, forged.order_id) != "open",
+            lambda events: (
+                any(isinstance(e, Finished) for e in events)
+                and _status(engine, forged.order_id) != "open"
+            ),
             timeout_s=120,
         )
     finally:

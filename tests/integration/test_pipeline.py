@@ -72,9 +72,16 @@ def test_random_orders_on_two_markets_all_fill_and_settle_exactly_once(
     settles on chain exactly once, and the balances reconcile with the fills."""
     wallet = Keypair()
     scenario = build_scenario(
-        localnet, engine, markets=2, makers=4, settlement_authority=wallet, fee_payer=wallet,
-        base_atoms_per_maker=10**12, quote_atoms_per_maker=10**12, seed=6,
-    )  # fmt: skip
+        localnet,
+        engine,
+        markets=2,
+        makers=4,
+        settlement_authority=wallet,
+        fee_payer=wallet,
+        base_atoms_per_maker=10**12,
+        quote_atoms_per_maker=10**12,
+        seed=6,
+    )
     before = scenario.snapshot_balances(localnet)
     flow = OrderFlow(scenario, seed=6, now_s=time.time, cross_probability=0.5)
     orders = [order for order, _ in zip(flow, range(ORDERS), strict=False)]
@@ -83,8 +90,11 @@ def test_random_orders_on_two_markets_all_fill_and_settle_exactly_once(
     for order in orders[: ORDERS // 2]:
         storage.store_order(engine, order)
         stored += 1
-    node = Node(_settings(database_url, localnet), signers=(wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     try:
         recorder.wait_for(lambda events: len(events) > 0, timeout_s=60)  # markets are held

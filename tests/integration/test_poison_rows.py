@@ -52,10 +52,16 @@ class Desk:
         self.engine = engine
         self.wallet = Keypair()
         self.scenario: Scenario = build_scenario(
-            localnet, engine, markets=2, makers=2, settlement_authority=self.wallet,
-            fee_payer=self.wallet, base_atoms_per_maker=10**9, quote_atoms_per_maker=10**12,
+            localnet,
+            engine,
+            markets=2,
+            makers=2,
+            settlement_authority=self.wallet,
+            fee_payer=self.wallet,
+            base_atoms_per_maker=10**9,
+            quote_atoms_per_maker=10**12,
             seed=3,
-        )  # fmt: skip
+        )
         self._next_id = 1
 
     def order(self, market_index: int, side: domain.Side, *, ticks: int = 100) -> str:
@@ -66,12 +72,17 @@ class Desk:
         pay, receive = (base, quote) if side is domain.Side.SELL else (quote, base)
         self._next_id += 1
         order = domain.Order(
-            market_id=market.market_id, side=side, price_atoms=ticks * market.tick_size_atoms,
-            size_atoms=3 * market.lot_size_atoms, maker=maker.pubkey(),
+            market_id=market.market_id,
+            side=side,
+            price_atoms=ticks * market.tick_size_atoms,
+            size_atoms=3 * market.lot_size_atoms,
+            maker=maker.pubkey(),
             pay_account=self.scenario.token_account(maker.pubkey(), pay),
             receive_account=self.scenario.token_account(maker.pubkey(), receive),
-            client_order_id=self._next_id, expiry_s=int(time.time()) + 3600, nonce=self._next_id,
-        )  # fmt: skip
+            client_order_id=self._next_id,
+            expiry_s=int(time.time()) + 3600,
+            nonce=self._next_id,
+        )
         return storage.store_order(self.engine, domain.sign_order(order, maker)).order_id
 
     def crossing_pairs(self) -> None:
@@ -112,14 +123,22 @@ def _not_u64(engine: Engine) -> str:
 def malformed_order_price(desk: Desk) -> tuple[str, str, str]:
     order_id = desk.order(0, domain.Side.SELL, ticks=150)
     bad = _not_u64(desk.engine)
-    _write(desk.engine, lambda c: c.execute(text("UPDATE orders SET price_atoms = :bad WHERE id = :id"), {"bad": bad, "id": order_id}))  # fmt: skip
+    _write(
+        desk.engine,
+        lambda c: c.execute(
+            text("UPDATE orders SET price_atoms = :bad WHERE id = :id"),
+            {"bad": bad, "id": order_id},
+        ),
+    )
     return "order", order_id, "price_atoms"
 
 
 def edited_order(desk: Desk) -> tuple[str, str, str]:
     order_id = desk.order(0, domain.Side.SELL, ticks=150)
     market = desk.scenario.markets[0]
-    edit = update(_ORDERS).where(_ORDERS.c.id == order_id).values(size_atoms=5 * market.lot_size_atoms)
+    edit = (
+        update(_ORDERS).where(_ORDERS.c.id == order_id).values(size_atoms=5 * market.lot_size_atoms)
+    )
     _write(desk.engine, lambda c: c.execute(edit))
     return "order", order_id, "hash to"
 
@@ -134,25 +153,41 @@ def _filled_pair(desk: Desk) -> tuple[str, dict[str, Any]]:
     base = 3 * market.lot_size_atoms
     price = 90 * market.tick_size_atoms
     row = {
-        "id": fill_id, "market_id": market.market_id, "maker_order_id": sell,
-        "taker_order_id": buy, "price_atoms": price, "base_atoms": base,
-        "quote_atoms": price * base // market.lot_size_atoms, "fencing_token": 1,
+        "id": fill_id,
+        "market_id": market.market_id,
+        "maker_order_id": sell,
+        "taker_order_id": buy,
+        "price_atoms": price,
+        "base_atoms": base,
+        "quote_atoms": price * base // market.lot_size_atoms,
+        "fencing_token": 1,
         "sequence": 0,
-    }  # fmt: skip
-    filled = update(_ORDERS).where(_ORDERS.c.id.in_((sell, buy))).values(remaining_atoms=0, status="filled")
+    }
+    filled = (
+        update(_ORDERS)
+        .where(_ORDERS.c.id.in_((sell, buy)))
+        .values(remaining_atoms=0, status="filled")
+    )
     _write(desk.engine, lambda c: c.execute(filled))
     return fill_id, row
 
 
 def malformed_fill_with_pending_settlement(desk: Desk) -> tuple[str, str, str]:
     fill_id, row = _filled_pair(desk)
-    settlement = {"id": fill_id, "fill_id": fill_id, "market_id": row["market_id"], "status": "pending"}
+    settlement = {
+        "id": fill_id,
+        "fill_id": fill_id,
+        "market_id": row["market_id"],
+        "status": "pending",
+    }
 
     def poison(connection: Connection) -> None:
         connection.execute(insert(_FILLS).values(**row))
         connection.execute(insert(_SETTLEMENTS).values(**settlement))
         bad = _not_u64(desk.engine)
-        connection.execute(text("UPDATE fills SET base_atoms = :bad WHERE id = :id"), {"bad": bad, "id": fill_id})
+        connection.execute(
+            text("UPDATE fills SET base_atoms = :bad WHERE id = :id"), {"bad": bad, "id": fill_id}
+        )
 
     _write(desk.engine, poison)
     return "settlement", fill_id, "fill does not decode"
@@ -162,7 +197,11 @@ def settlement_with_missing_fill(desk: Desk) -> tuple[str, str, str]:
     market_id = desk.scenario.markets[0].market_id
     missing = "NoSuchFill1111111111111111111111111111111111"
     settlement = {"id": missing, "fill_id": missing, "market_id": market_id, "status": "pending"}
-    _write(desk.engine, lambda c: c.execute(insert(_SETTLEMENTS).values(**settlement)), no_foreign_keys=True)
+    _write(
+        desk.engine,
+        lambda c: c.execute(insert(_SETTLEMENTS).values(**settlement)),
+        no_foreign_keys=True,
+    )
     return "settlement", missing, "does not exist"
 
 
@@ -172,14 +211,22 @@ def malformed_chain_cache_row(desk: Desk) -> tuple[str, str, str]:
     account = str(desk.scenario.token_account(seller, market.base_mint))
     sqlite = desk.engine.dialect.name == "sqlite"
     row = {
-        "token_account": account, "owner": "not-a-pubkey", "mint": str(market.base_mint),
-        "amount": 0, "delegate": None, "delegated_amount": 0, "slot": 0,
-    }  # fmt: skip
+        "token_account": account,
+        "owner": "not-a-pubkey",
+        "mint": str(market.base_mint),
+        "amount": 0,
+        "delegate": None,
+        "delegated_amount": 0,
+        "slot": 0,
+    }
 
     def poison(connection: Connection) -> None:
         connection.execute(insert(_CACHE).values(**row, fetched_at=storage.read_db_now(connection)))
         if sqlite:  # a text slot sorts above every number: the row would never be replaced
-            connection.execute(text("UPDATE order_state_cache SET slot = 'abc' WHERE token_account = :a"), {"a": account})
+            connection.execute(
+                text("UPDATE order_state_cache SET slot = 'abc' WHERE token_account = :a"),
+                {"a": account},
+            )
 
     _write(desk.engine, poison)
     return "cache", account, "owner"
@@ -199,13 +246,19 @@ POISONS = {
 
 def _settings(database_url: str, localnet: LocalnetServer) -> CrankSettings:
     return CrankSettings(
-        instance_id="poison-node", db_url=database_url, rpc_urls=tuple(localnet.urls),
-        polling_interval_ms=100, lease_ttl_ms=15_000, membership_interval_ms=1_000,
-    )  # fmt: skip
+        instance_id="poison-node",
+        db_url=database_url,
+        rpc_urls=tuple(localnet.urls),
+        polling_interval_ms=100,
+        lease_ttl_ms=15_000,
+        membership_interval_ms=1_000,
+    )
 
 
 def _confirmed_markets(events: list[Any]) -> set[str]:
-    return {e.fill.market_id for e in events if isinstance(e, Finished) and e.outcome == "confirmed"}
+    return {
+        e.fill.market_id for e in events if isinstance(e, Finished) and e.outcome == "confirmed"
+    }
 
 
 def _restarts(node: Node) -> int:
@@ -237,8 +290,11 @@ def test_a_poison_row_is_quarantined_and_the_node_and_both_markets_keep_settling
     desk = Desk(localnet, engine)
     kind, row_id, reason_part = POISONS[poison](desk)
     desk.crossing_pairs()
-    node = Node(_settings(database_url, localnet), signers=(desk.wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(desk.wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     server = HealthServer(node, "127.0.0.1", free_port())
     server.start()
@@ -302,8 +358,11 @@ def test_an_order_that_fails_an_actor_twice_is_quarantined_and_never_fails_it_a_
     # poison pill without a bug in the code to find it with.
     monkeypatch.setattr(domain.funding, "funding_problem", tripped)
     desk.crossing_pairs()
-    node = Node(_settings(database_url, localnet), signers=(desk.wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(desk.wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     try:
         markets = {market.market_id for market in desk.scenario.markets}

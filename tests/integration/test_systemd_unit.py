@@ -36,8 +36,11 @@ def test_the_systemd_unit_passes_systemd_analyze_verify(tmp_path: Path) -> None:
     def verify() -> subprocess.CompletedProcess[str]:
         return subprocess.run(
             [analyze, "verify", "--man=no", f"--root={root}", "crank-node.service"],
-            capture_output=True, text=True, timeout=60, check=False,
-        )  # fmt: skip
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
 
     missing = verify()
     (root / "opt/crank-node/bin").mkdir(parents=True)

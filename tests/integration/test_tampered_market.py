@@ -74,10 +74,17 @@ def _order(scenario: Scenario, market: Market, maker: Keypair, side: Side) -> Or
     quote = scenario.token_account(maker.pubkey(), market.quote_mint)
     pay, receive = (quote, base) if side is Side.BUY else (base, quote)
     return Order(
-        market_id=market.market_id, side=side, price_atoms=PRICE_ATOMS,
-        size_atoms=LOTS * LOT_ATOMS, maker=maker.pubkey(), pay_account=pay,
-        receive_account=receive, client_order_id=1, expiry_s=int(time.time()) + 3_600, nonce=1,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=side,
+        price_atoms=PRICE_ATOMS,
+        size_atoms=LOTS * LOT_ATOMS,
+        maker=maker.pubkey(),
+        pay_account=pay,
+        receive_account=receive,
+        client_order_id=1,
+        expiry_s=int(time.time()) + 3_600,
+        nonce=1,
+    )
 
 
 def _rows(engine: Engine, table: Any, market_id: str) -> list[Any]:
@@ -110,10 +117,17 @@ def test_a_market_row_edited_in_the_database_is_never_matched_nor_settled(
     (untouched) market settles. Before the fix, the lot edit made the buyer pay 1000x."""
     wallet = Keypair()
     scenario = build_scenario(
-        localnet, engine, markets=2, makers=4, settlement_authority=wallet, fee_payer=wallet,
-        base_atoms_per_maker=10**12, quote_atoms_per_maker=10**12, seed=41,
+        localnet,
+        engine,
+        markets=2,
+        makers=4,
+        settlement_authority=wallet,
+        fee_payer=wallet,
+        base_atoms_per_maker=10**12,
+        quote_atoms_per_maker=10**12,
+        seed=41,
         lot_size_atoms=LOT_ATOMS,
-    )  # fmt: skip
+    )
     tampered, untouched = scenario.markets
     seller, buyer, other_seller, other_buyer = scenario.makers
     with storage.write_transaction(engine, "test.tamper_market") as connection:
@@ -129,25 +143,35 @@ def test_a_market_row_edited_in_the_database_is_never_matched_nor_settled(
     ]
     before = scenario.snapshot_balances(localnet)
     for market, sell_maker, buy_maker in (
-        (tampered, seller, buyer), (untouched, other_seller, other_buyer)
-    ):  # fmt: skip
-        storage.store_order(engine, sign_order(_order(scenario, market, sell_maker, Side.SELL), sell_maker))
-        storage.store_order(engine, sign_order(_order(scenario, market, buy_maker, Side.BUY), buy_maker))
+        (tampered, seller, buyer),
+        (untouched, other_seller, other_buyer),
+    ):
+        storage.store_order(
+            engine, sign_order(_order(scenario, market, sell_maker, Side.SELL), sell_maker)
+        )
+        storage.store_order(
+            engine, sign_order(_order(scenario, market, buy_maker, Side.BUY), buy_maker)
+        )
 
     def finished(events: list[Any], market_id: str) -> bool:
         return any(isinstance(e, Finished) and e.fill.market_id == market_id for e in events)
 
     seen = _Seen(_REFUSED)
     handler = logger.add(seen, level="DEBUG")
-    node = Node(_settings(database_url, localnet), signers=(wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     try:
         # The refusals happen when the node gains the markets, before any order is
         # polled; before the fix the tampered market's settlement finishes instead.
         recorder.wait_for(
-            lambda events: finished(events, untouched.market_id)
-            and (seen.done.is_set() or finished(events, tampered.market_id)),
+            lambda events: (
+                finished(events, untouched.market_id)
+                and (seen.done.is_set() or finished(events, tampered.market_id))
+            ),
             timeout_s=150,
         )
         health, components = node.health()
@@ -157,7 +181,9 @@ def test_a_market_row_edited_in_the_database_is_never_matched_nor_settled(
     assert all(report.outcome == "done" for report in reports), reports
 
     after = scenario.snapshot_balances(localnet)
-    moved = {str(a): after[str(a)] - before[str(a)] for a in watched if after[str(a)] != before[str(a)]}
+    moved = {
+        str(a): after[str(a)] - before[str(a)] for a in watched if after[str(a)] != before[str(a)]
+    }
     assert moved == {}, f"tokens moved on the tampered market: {moved}"
     assert _rows(engine, _FILLS, tampered.market_id) == [], "the tampered market was matched"
     assert _rows(engine, _SETTLEMENTS, tampered.market_id) == []
@@ -183,10 +209,17 @@ def test_a_market_whose_authority_the_attacker_swapped_and_re_signed_signs_nothi
     running (no actor restart) and its other market settles."""
     wallet, attacker = Keypair(), Keypair()
     scenario = build_scenario(
-        localnet, engine, markets=2, makers=4, settlement_authority=wallet, fee_payer=wallet,
-        base_atoms_per_maker=10**12, quote_atoms_per_maker=10**12, seed=42,
+        localnet,
+        engine,
+        markets=2,
+        makers=4,
+        settlement_authority=wallet,
+        fee_payer=wallet,
+        base_atoms_per_maker=10**12,
+        quote_atoms_per_maker=10**12,
+        seed=42,
         lot_size_atoms=LOT_ATOMS,
-    )  # fmt: skip
+    )
     swapped_market, untouched = scenario.markets
     with storage.write_transaction(engine, "test.swap_authority") as connection:
         connection.execute(
@@ -203,22 +236,35 @@ def test_a_market_whose_authority_the_attacker_swapped_and_re_signed_signs_nothi
     ]
     before = scenario.snapshot_balances(localnet)
     for market, sell_maker, buy_maker in (
-        (swapped_market, seller, buyer), (untouched, other_seller, other_buyer)
-    ):  # fmt: skip
-        storage.store_order(engine, sign_order(_order(scenario, market, sell_maker, Side.SELL), sell_maker))
-        storage.store_order(engine, sign_order(_order(scenario, market, buy_maker, Side.BUY), buy_maker))
+        (swapped_market, seller, buyer),
+        (untouched, other_seller, other_buyer),
+    ):
+        storage.store_order(
+            engine, sign_order(_order(scenario, market, sell_maker, Side.SELL), sell_maker)
+        )
+        storage.store_order(
+            engine, sign_order(_order(scenario, market, buy_maker, Side.BUY), buy_maker)
+        )
 
     seen = _Seen(("settlement.no_signer",))
     handler = logger.add(seen, level="DEBUG")
-    node = Node(_settings(database_url, localnet), signers=(wallet,),
-                settlement_listeners=(recorder.record,))  # fmt: skip
+    node = Node(
+        _settings(database_url, localnet),
+        signers=(wallet,),
+        settlement_listeners=(recorder.record,),
+    )
     node.start()
     try:
         recorder.wait_for(
-            lambda events: any(isinstance(e, Finished) and e.fill.market_id == untouched.market_id
-                               for e in events) and seen.done.is_set(),
+            lambda events: (
+                any(
+                    isinstance(e, Finished) and e.fill.market_id == untouched.market_id
+                    for e in events
+                )
+                and seen.done.is_set()
+            ),
             timeout_s=150,
-        )  # fmt: skip
+        )
         _, components = node.health()
     finally:
         reports = ShutdownCoordinator(node.shutdown_phases(), deadline_s=60).run()

@@ -89,11 +89,16 @@ class OtlpReceiver:
             resource = {a.key: _value(a.value) for a in resource_spans.resource.attributes}
             for scope_spans in resource_spans.scope_spans:
                 for span in scope_spans.spans:
-                    found.append(ReceivedSpan(
-                        int.from_bytes(span.trace_id, "big"), span.name,
-                        {a.key: _value(a.value) for a in span.attributes}, resource,
-                        span.start_time_unix_nano, span.end_time_unix_nano,
-                    ))  # fmt: skip
+                    found.append(
+                        ReceivedSpan(
+                            int.from_bytes(span.trace_id, "big"),
+                            span.name,
+                            {a.key: _value(a.value) for a in span.attributes},
+                            resource,
+                            span.start_time_unix_nano,
+                            span.end_time_unix_nano,
+                        )
+                    )
         with self._arrived:
             self.requests += 1
             self.spans.extend(found)

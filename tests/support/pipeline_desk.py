@@ -66,11 +66,16 @@ class Desk:
         self.wallet_path.write_text(json.dumps(list(bytes(self.wallet))))
         self.wallet_path.chmod(0o600)
         self.scenario: Scenario = build_scenario(
-            localnet, self.engine, markets=markets, makers=makers,
+            localnet,
+            self.engine,
+            markets=markets,
+            makers=makers,
             settlement_authority=self.wallet,
-            fee_payer=self.wallet, base_atoms_per_maker=10**9, quote_atoms_per_maker=10**12,
+            fee_payer=self.wallet,
+            base_atoms_per_maker=10**9,
+            quote_atoms_per_maker=10**12,
             seed=1,
-        )  # fmt: skip
+        )
         self.before = self.scenario.snapshot_balances(localnet)
 
     def store_crossing_pair(self, *, traced: bool = False) -> list[str]:
@@ -89,11 +94,17 @@ class Desk:
                 else (market.quote_mint, market.base_mint)
             )
             order = Order(
-                market_id=market.market_id, side=side, price_atoms=price, size_atoms=3 * lot,
-                maker=maker.pubkey(), pay_account=self.scenario.token_account(maker.pubkey(), pay),
+                market_id=market.market_id,
+                side=side,
+                price_atoms=price,
+                size_atoms=3 * lot,
+                maker=maker.pubkey(),
+                pay_account=self.scenario.token_account(maker.pubkey(), pay),
                 receive_account=self.scenario.token_account(maker.pubkey(), receive),
-                client_order_id=1, expiry_s=int(time.time()) + 3600, nonce=1,
-            )  # fmt: skip
+                client_order_id=1,
+                expiry_s=int(time.time()) + 3600,
+                nonce=1,
+            )
             signed = sign_order(order, maker)
             with trace() if traced else nullcontext():
                 storage.store_order(self.engine, signed)
@@ -114,13 +125,26 @@ class Desk:
         env = {**(env or {}), **({"CRANK_CRASH_AT": crash_at} if crash_at else {})}
         return NodeProcess(
             *extra,
-            "--instance-id", instance_id, "--db-path", str(self.db_path),
-            "--rpc-url", self.localnet.url, "--wallet-path", str(self.wallet_path),
-            "--http-addr", f"127.0.0.1:{free_port()}", "--polling-interval-ms", "100",
-            "--lease-ttl-ms", str(TTL_MS), "--settlement-claim-ttl-ms", str(TTL_MS),
-            "--membership-interval-ms", "500",
+            "--instance-id",
+            instance_id,
+            "--db-path",
+            str(self.db_path),
+            "--rpc-url",
+            self.localnet.url,
+            "--wallet-path",
+            str(self.wallet_path),
+            "--http-addr",
+            f"127.0.0.1:{free_port()}",
+            "--polling-interval-ms",
+            "100",
+            "--lease-ttl-ms",
+            str(TTL_MS),
+            "--settlement-claim-ttl-ms",
+            str(TTL_MS),
+            "--membership-interval-ms",
+            "500",
             env=env,
-        )  # fmt: skip
+        )
 
     def only_settlement(self) -> tuple[storage.SettlementRecord, list[storage.AttemptRecord]]:
         (fill,) = storage.list_fills(self.engine, self.scenario.markets[0].market_id)

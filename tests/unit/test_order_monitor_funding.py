@@ -35,9 +35,12 @@ def _stored(
 def _account(amount_lots: int, delegated_lots: int) -> TokenAccount:
     order = make_order(Side.SELL)
     data = token_account_data(
-        BASE_MINT, MAKERS[0].pubkey(), amount_lots * LOT_ATOMS, AUTHORITY.pubkey(),
+        BASE_MINT,
+        MAKERS[0].pubkey(),
+        amount_lots * LOT_ATOMS,
+        AUTHORITY.pubkey(),
         delegated_amount=delegated_lots * LOT_ATOMS,
-    )  # fmt: skip
+    )
     return decode_token_account(order.pay_account, data)
 
 

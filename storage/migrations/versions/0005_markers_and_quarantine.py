@@ -81,12 +81,14 @@ def upgrade() -> None:
         *_timestamps(),
         sa.PrimaryKeyConstraint("settlement_id", name=op.f("pk_settlement_markers")),
         sa.ForeignKeyConstraint(
-            ["settlement_id"], ["settlements.id"], ondelete="CASCADE",
+            ["settlement_id"],
+            ["settlements.id"],
+            ondelete="CASCADE",
             name=op.f("fk_settlement_markers_settlement_id_settlements"),
         ),
         sa.CheckConstraint(_in("state", _MARKER_STATES), name=op.f("ck_settlement_markers_state")),
         sa.UniqueConstraint("address", name=op.f("uq_settlement_markers_address")),
-    )  # fmt: skip
+    )
     op.create_index(
         op.f("ix_settlement_markers_state_max_last_valid_block_height"),
         "settlement_markers",
@@ -104,9 +106,7 @@ def upgrade() -> None:
         sa.Column("released_by", sa.String(128), nullable=True),
         *_timestamps(),
         sa.CheckConstraint(_in("kind", _QUARANTINE_KINDS), name=op.f("ck_quarantine_kind")),
-        sa.CheckConstraint(
-            _in("status", _QUARANTINE_STATUSES), name=op.f("ck_quarantine_status")
-        ),
+        sa.CheckConstraint(_in("status", _QUARANTINE_STATUSES), name=op.f("ck_quarantine_status")),
     )
     op.create_index(
         op.f("ix_quarantine_kind_row_id"), "quarantine", ["kind", "row_id"], unique=True

@@ -55,8 +55,11 @@ class Transcript:
         argv = shlex.split(self._fill(command))
         assert argv[0] == "crank-node"
         result = run_cli(self.capsys, *argv[1:])
-        self.lines += [f"$ {self._fill(command)}", *result.out.splitlines(),
-                       *result.err.splitlines()]  # fmt: skip
+        self.lines += [
+            f"$ {self._fill(command)}",
+            *result.out.splitlines(),
+            *result.err.splitlines(),
+        ]
         assert result.code == expect, result.err
         return result
 
@@ -96,9 +99,13 @@ def test_the_runbook_from_a_clean_directory_trades_a_token_2022_market(
         }
         _keypair_file(tmp_path / f"{name}.json", maker)
     localnet.advance_slots(localnet.config.confirmation_depth_slots + 1)
-    values = {"RPC": localnet.url, "BASE_MINT": str(base.address),
-              "QUOTE_MINT": str(quote.address), "SELLER": str(seller.pubkey()),
-              "BUYER": str(buyer.pubkey())}  # fmt: skip
+    values = {
+        "RPC": localnet.url,
+        "BASE_MINT": str(base.address),
+        "QUOTE_MINT": str(quote.address),
+        "SELLER": str(seller.pubkey()),
+        "BUYER": str(buyer.pubkey()),
+    }
     step = Transcript(capsys, values)
 
     created = step("crank-node wallet new wallet.json")
@@ -118,51 +125,89 @@ def test_the_runbook_from_a_clean_directory_trades_a_token_2022_market(
         "--authority-keypair wallet.json"
     )
     assert f"quote_token_program: {TOKEN_2022_PROGRAM_ID}" in market.out
-    signed = step("crank-node market sign --db-path var/crank.db --id DEMO-USD "
-                  "--authority-keypair wallet.json")  # fmt: skip
+    signed = step(
+        "crank-node market sign --db-path var/crank.db --id DEMO-USD "
+        "--authority-keypair wallet.json"
+    )
     assert f"market DEMO-USD signed by {node_key}" in signed.out
     step("crank-node market list --db-path var/crank.db")
     for maker, mint in (("seller", "BASE_MINT"), ("buyer", "QUOTE_MINT")):
         values["MAKER_FILE"], values["MINT"] = f"{maker}.json", values[mint]
         values["MAKER"] = values[maker.upper()]
-        step("crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
-             "--amount 1000000 --rpc-url $RPC", expect=1)  # fmt: skip
-        step("crank-node maker approve --keypair $MAKER_FILE --mint $MINT --delegate $NODE "
-             "--amount 1000000 --rpc-url $RPC")  # fmt: skip
+        step(
+            "crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
+            "--amount 1000000 --rpc-url $RPC",
+            expect=1,
+        )
+        step(
+            "crank-node maker approve --keypair $MAKER_FILE --mint $MINT --delegate $NODE "
+            "--amount 1000000 --rpc-url $RPC"
+        )
         localnet.advance_slots(localnet.config.confirmation_depth_slots + 1)
-        step("crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
-             "--amount 1000000 --rpc-url $RPC")  # fmt: skip
-    (tmp_path / "crank-node.toml").write_text(_devnet_example().replace(
-        "/etc/crank-node/wallet.json", str(tmp_path / "wallet.json")))
+        step(
+            "crank-node maker check --owner $MAKER --mint $MINT --delegate $NODE "
+            "--amount 1000000 --rpc-url $RPC"
+        )
+    (tmp_path / "crank-node.toml").write_text(
+        _devnet_example().replace("/etc/crank-node/wallet.json", str(tmp_path / "wallet.json"))
+    )
     step("crank-node config check --config crank-node.toml")
 
     intake, operator = free_port(), free_port()
     node = NodeProcess(
-        "--db-path", "var/crank.db", "--rpc-url", localnet.url, "--wallet-path", "wallet.json",
-        "--instance-id", "node-1", "--intake-addr", f"127.0.0.1:{intake}",
-        "--http-addr", f"127.0.0.1:{operator}",
-    )  # fmt: skip
-    assert "crank-node run --db-path var/crank.db --rpc-url $RPC --wallet-path wallet.json " \
+        "--db-path",
+        "var/crank.db",
+        "--rpc-url",
+        localnet.url,
+        "--wallet-path",
+        "wallet.json",
+        "--instance-id",
+        "node-1",
+        "--intake-addr",
+        f"127.0.0.1:{intake}",
+        "--http-addr",
+        f"127.0.0.1:{operator}",
+    )
+    assert (
+        "crank-node run --db-path var/crank.db --rpc-url $RPC --wallet-path wallet.json "
         "--instance-id node-1" in _runbook_commands()
+    )
     try:
         node.wait_for_line("node.ready")
         values["URL"] = f"http://127.0.0.1:{intake}"
         for maker, side, pay, receive, order_id in (
-            ("seller", "sell", "base", "quote", 1), ("buyer", "buy", "quote", "base", 2),
+            ("seller", "sell", "base", "quote", 1),
+            ("buyer", "buy", "quote", "base", 2),
         ):
-            values.update(MAKER_FILE=f"{maker}.json", SIDE=side, ID=str(order_id),
-                          PAY=str(accounts[maker][pay]), RECEIVE=str(accounts[maker][receive]))
-            step("crank-node order submit --url $URL --keypair $MAKER_FILE --market DEMO-USD "
-                 "--side $SIDE --price-atoms 500 --size-atoms 4000 --pay-account $PAY "
-                 "--receive-account $RECEIVE --client-order-id $ID --ttl-s 600")  # fmt: skip
-        node.wait_until(lambda lines: any("storage.settlement" in line and "confirmed" in line for line in lines), 120)
+            values.update(
+                MAKER_FILE=f"{maker}.json",
+                SIDE=side,
+                ID=str(order_id),
+                PAY=str(accounts[maker][pay]),
+                RECEIVE=str(accounts[maker][receive]),
+            )
+            step(
+                "crank-node order submit --url $URL --keypair $MAKER_FILE --market DEMO-USD "
+                "--side $SIDE --price-atoms 500 --size-atoms 4000 --pay-account $PAY "
+                "--receive-account $RECEIVE --client-order-id $ID --ttl-s 600"
+            )
+        node.wait_until(
+            lambda lines: any(
+                "storage.settlement" in line and "confirmed" in line for line in lines
+            ),
+            120,
+        )
     finally:
         assert node.stop() == 0
     localnet.advance_slots(localnet.config.confirmation_depth_slots + 1)
     slot = localnet.ledger.tip().slot(Commitment.CONFIRMED)
     quote_atoms = PRICE * SIZE // LOT
-    expected = {("seller", "base"): ATOMS - SIZE, ("seller", "quote"): ATOMS + quote_atoms,
-                ("buyer", "base"): ATOMS + SIZE, ("buyer", "quote"): ATOMS - quote_atoms}
+    expected = {
+        ("seller", "base"): ATOMS - SIZE,
+        ("seller", "quote"): ATOMS + quote_atoms,
+        ("buyer", "base"): ATOMS + SIZE,
+        ("buyer", "quote"): ATOMS - quote_atoms,
+    }
     for (maker, leg), amount in expected.items():
         found = localnet.ledger.account(accounts[maker][leg], slot)
         assert found is not None

@@ -393,8 +393,10 @@ def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
     )
     try:
         launch(node)
-        before = {lease.key: lease.fencing_token for lease in node.actor_ref.ask(
-            GetHeldLeases(), timeout=10)}  # fmt: skip
+        before = {
+            lease.key: lease.fencing_token
+            for lease in node.actor_ref.ask(GetHeldLeases(), timeout=10)
+        }
         assert len(before) == 10
         deadline_s = start_s + TTL_S - settings.lease_margin_s  # sent at start_s, as acquired
         with write_lock_held(engine):
@@ -408,8 +410,9 @@ def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
             assert renewal_in_progress(), "given up by the clock, not by the renewal failing"
         # The database answers again: old tokens are gone, the markets come back renewed.
         regained = recorder.wait_for(
-            lambda events: sum(len(e.gained) for e in events if isinstance(e, MarketsChanged))
-            >= 20,
+            lambda events: (
+                sum(len(e.gained) for e in events if isinstance(e, MarketsChanged)) >= 20
+            ),
             timeout_s=30,
         )
         fresh = [lease for e in regained if isinstance(e, MarketsChanged) for lease in e.gained]

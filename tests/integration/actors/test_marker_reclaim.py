@@ -141,7 +141,8 @@ class Desk:
         trade = self.trade
         instructions = [
             marker_create_instruction(
-                fee_payer=trade.fee_payer.pubkey(), settlement_authority=trade.authority.pubkey(),
+                fee_payer=trade.fee_payer.pubkey(),
+                settlement_authority=trade.authority.pubkey(),
                 marker=marker_for(trade.authority, fill_id),
             )
             for fill_id in fill_ids
@@ -165,11 +166,16 @@ class Desk:
         with storage.write_transaction(self.engine) as connection:
             connection.execute(
                 insert(table_of(Fill)).values(
-                    id=fill_id, market_id=self.market_id, maker_order_id="maker",
-                    taker_order_id="taker", price_atoms=100, base_atoms=1, quote_atoms=100,
+                    id=fill_id,
+                    market_id=self.market_id,
+                    maker_order_id="maker",
+                    taker_order_id="taker",
+                    price_atoms=100,
+                    base_atoms=1,
+                    quote_atoms=100,
                     fencing_token=1,
                 )
-            )  # fmt: skip
+            )
             connection.execute(
                 insert(table_of(Settlement)).values(
                     id=fill_id, fill_id=fill_id, market_id=self.market_id, status="confirmed"
@@ -178,14 +184,17 @@ class Desk:
             for number, height in enumerate(heights, start=1):
                 connection.execute(
                     insert(table_of(SettlementAttempt)).values(
-                        settlement_id=fill_id, attempt_number=number,
-                        signature=f"sig-{fill_id}-{number}", raw_transaction=b"x",
+                        settlement_id=fill_id,
+                        attempt_number=number,
+                        signature=f"sig-{fill_id}-{number}",
+                        raw_transaction=b"x",
                         blockhash="11111111111111111111111111111111",
-                        last_valid_block_height=height, claim_token=1,
+                        last_valid_block_height=height,
+                        claim_token=1,
                         state="confirmed" if number == len(heights) else "expired",
                         marker_address=address,
                     )
-                )  # fmt: skip
+                )
 
     def start(self, crash: Callable[[str], None] = lambda _point: None) -> None:
         router = RpcRouter(RpcRouterConfig.from_urls(self.localnet.urls))
@@ -194,17 +203,21 @@ class Desk:
         # On a clock of its own that each round moves past the blockhash's max age: the
         # blockhash handed out is always fetched after the slots the test advanced.
         blockhash = BlockhashActor(
-            _handle_of(router), BlockhashSettings(refresh_interval_s=3600, max_age_s=10),
+            _handle_of(router),
+            BlockhashSettings(refresh_interval_s=3600, max_age_s=10),
             clock=self.blockhash_clock,
         )
         launch(blockhash)
         trade = self.trade
         actor = MarkerReclaimActor(
-            self.engine, self.sends, _handle_of(blockhash),
+            self.engine,
+            self.sends,
+            _handle_of(blockhash),
             signer_map(trade.fee_payer, trade.authority),
-            settings=ReclaimSettings(interval_s=3600), crash=crash,
+            settings=ReclaimSettings(interval_s=3600),
+            crash=crash,
             listeners=(self.rounds.record,),
-        )  # fmt: skip
+        )
         launch(actor)
         self.actors += [actor, blockhash, router]
         self.reclaim = _handle_of(actor)
@@ -232,8 +245,9 @@ class Desk:
 
     def markers(self) -> dict[str, tuple[str, int, str | None]]:
         table = table_of(SettlementMarker)
-        query = select(table.c.settlement_id, table.c.state, table.c.lamports,
-                       table.c.reclaim_signature)
+        query = select(
+            table.c.settlement_id, table.c.state, table.c.lamports, table.c.reclaim_signature
+        )
         with storage.read_transaction(self.engine) as connection:
             return {row[0]: (row[1], int(row[2]), row[3]) for row in connection.execute(query)}
 
@@ -274,7 +288,8 @@ def test_markers_are_reclaimed_only_past_the_margin_and_the_fee_payer_gets_the_r
     desk.advance_to_finalized(last_valid + RECLAIM_MARGIN_BLOCKS)
     at_margin = desk.round()
     assert (at_margin.finalized_block_height, at_margin.markers_sent) == (
-        last_valid + RECLAIM_MARGIN_BLOCKS, 0,
+        last_valid + RECLAIM_MARGIN_BLOCKS,
+        0,
     )
     assert all(desk.lamports(desk.marker_address(fill)) for fill in ids)
 
@@ -299,8 +314,10 @@ def test_markers_are_reclaimed_only_past_the_margin_and_the_fee_payer_gets_the_r
     totals = marker_totals(desk.engine)
     assert (totals.open, totals.reclaiming, totals.lamports_held) == (0, 0, 0)
     assert (totals.reclaimed, totals.lamports_reclaimed, totals.missing) == (
-        9, 9 * MARKER_RENT_LAMPORTS, 0,
-    )  # fmt: skip
+        9,
+        9 * MARKER_RENT_LAMPORTS,
+        0,
+    )
     assert desk.state().lamports_reclaimed == 9 * MARKER_RENT_LAMPORTS
 
 
@@ -319,12 +336,17 @@ def test_a_later_attempt_keeps_its_settlements_marker_open_until_it_too_is_past_
     with storage.write_transaction(desk.engine) as connection:
         connection.execute(
             insert(table_of(SettlementAttempt)).values(
-                settlement_id=third, attempt_number=2, signature=f"sig-{third}-late",
-                raw_transaction=b"x", blockhash="11111111111111111111111111111111",
-                last_valid_block_height=last_valid + 100, claim_token=1, state="expired",
+                settlement_id=third,
+                attempt_number=2,
+                signature=f"sig-{third}-late",
+                raw_transaction=b"x",
+                blockhash="11111111111111111111111111111111",
+                last_valid_block_height=last_valid + 100,
+                claim_token=1,
+                state="expired",
                 marker_address=str(desk.marker_address(third)),
             )
-        )  # fmt: skip
+        )
     desk.advance_to_finalized(last_valid + RECLAIM_MARGIN_BLOCKS + 1)
 
     first = desk.round()
@@ -392,8 +414,10 @@ def test_an_actor_killed_during_a_reclaim_is_recovered_by_the_next_and_counted_o
     assert desk.lamports(payer) == before + 3 * MARKER_RENT_LAMPORTS - 2 * FEE_PER_SIGNATURE
     totals = marker_totals(desk.engine)
     assert (totals.reclaimed, totals.lamports_reclaimed, totals.lamports_held) == (
-        3, 3 * MARKER_RENT_LAMPORTS, 0,
-    )  # fmt: skip
+        3,
+        3 * MARKER_RENT_LAMPORTS,
+        0,
+    )
 
 
 def test_a_node_whose_market_lease_was_taken_over_sends_nothing_and_drops_the_market(

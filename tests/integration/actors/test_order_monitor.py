@@ -138,11 +138,17 @@ class Desk:
     ) -> storage.StoredOrder:
         """Store a signed sell of ``lots`` lots paid from the maker's base account."""
         order = Order(
-            market_id=self.market.market_id, side=Side.SELL, price_atoms=10 * TICK_ATOMS,
-            size_atoms=lots * LOT_ATOMS, maker=maker.pubkey(), pay_account=self.pay_account(maker),
-            receive_account=Keypair().pubkey(), client_order_id=nonce, expiry_s=expiry_s,
+            market_id=self.market.market_id,
+            side=Side.SELL,
+            price_atoms=10 * TICK_ATOMS,
+            size_atoms=lots * LOT_ATOMS,
+            maker=maker.pubkey(),
+            pay_account=self.pay_account(maker),
+            receive_account=Keypair().pubkey(),
+            client_order_id=nonce,
+            expiry_s=expiry_s,
             nonce=nonce,
-        )  # fmt: skip
+        )
         return storage.store_order(self.engine, sign_order(order, maker))
 
     def hold_market(self) -> None:
@@ -197,11 +203,16 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
     authority = Keypair()
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
     market = Market(
-        market_id="BASE-QUOTE", base_mint=base.address, base_decimals=6,
-        quote_mint=quote.address, quote_decimals=6, lot_size_atoms=LOT_ATOMS,
-        tick_size_atoms=TICK_ATOMS, settlement_authority=authority.pubkey(),
+        market_id="BASE-QUOTE",
+        base_mint=base.address,
+        base_decimals=6,
+        quote_mint=quote.address,
+        quote_decimals=6,
+        lot_size_atoms=LOT_ATOMS,
+        tick_size_atoms=TICK_ATOMS,
+        settlement_authority=authority.pubkey(),
         fee_payer=Keypair().pubkey(),
-    )  # fmt: skip
+    )
     storage.insert_market(engine, market, authority=authority)
     lease = storage.LeaseStore(engine, "node").acquire(
         storage.market_key(market.market_id), LEASE_TTL_S
@@ -214,15 +225,21 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
     tap = RouterTap(router_handle)
     clock, db_time = ManualClock(), DbTime()
     monitor = OrderMonitor(
-        engine, tap, Sink(recorder), poll_interval_s=POLL_S, request_deadline_s=5.0,
-        db_time_offset_s=db_time, clock=clock,
-    )  # fmt: skip
+        engine,
+        tap,
+        Sink(recorder),
+        poll_interval_s=POLL_S,
+        request_deadline_s=5.0,
+        db_time_offset_s=db_time,
+        clock=clock,
+    )
     launch(monitor)
     handle = ActorHandle(monitor.name)
     handle.attach(monitor.actor_inbox)
     try:
-        yield Desk(localnet, engine, market, base, authority, lease, clock, db_time, tap, handle,
-                   recorder)
+        yield Desk(
+            localnet, engine, market, base, authority, lease, clock, db_time, tap, handle, recorder
+        )
     finally:
         monitor.actor_ref.stop(timeout=10)
         router.actor_ref.stop(timeout=10)
@@ -243,8 +260,12 @@ def test_a_funded_order_is_told_order_added_once_however_many_polls_see_it(desk:
     assert desk.removed() == []
     assert desk.status(funded) == "open"
     assert (state.markets, state.orders_tracked, state.funded, state.unfunded, state.told) == (
-        ("BASE-QUOTE",), 1, 1, 0, 1,
-    )  # fmt: skip
+        ("BASE-QUOTE",),
+        1,
+        1,
+        0,
+        1,
+    )
     assert state.polls == 3 and state.last_poll_at_s == desk.clock.monotonic()
 
 
@@ -391,8 +412,10 @@ def test_cancels_stored_before_the_market_was_gained_are_checked_too(desk: Desk)
     desk.wait_state(lambda s: s.polls >= 1)
 
     assert [desk.status(o) for o in (forged, real, expired)] == [
-        "quarantined", "cancelled", "cancelled"
-    ]  # fmt: skip
+        "quarantined",
+        "cancelled",
+        "cancelled",
+    ]
     assert [e.row_id for e in storage.list_quarantined(desk.engine)] == [forged.order_id]
 
 

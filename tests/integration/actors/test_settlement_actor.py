@@ -76,11 +76,15 @@ class Settler:
         launch(router)
         launch(blockhash)
         settler = SettlementActor(
-            self.engine, _handle_of(router), _handle_of(blockhash),
-            signer_map(self.trade.fee_payer, self.trade.authority), node_id="node-a",
-            settings=settings, listeners=(self.recorder.record,),
+            self.engine,
+            _handle_of(router),
+            _handle_of(blockhash),
+            signer_map(self.trade.fee_payer, self.trade.authority),
+            node_id="node-a",
+            settings=settings,
+            listeners=(self.recorder.record,),
             db_time_offset_s=lambda: offset_s,
-        )  # fmt: skip
+        )
         launch(settler)
         self.actors += [settler, blockhash, router]
         self.handle = _handle_of(settler)
@@ -209,10 +213,12 @@ def test_a_claim_taken_over_is_found_lost_at_renewal_and_dropped_at_once(
     trade.localnet.set_faults(0, Faults(drop_sends=True))
     settler.start(
         SettlementSettings(
-            claim_ttl_s=3.0, poll_interval_s=60.0, status_interval_s=0.05,
+            claim_ttl_s=3.0,
+            poll_interval_s=60.0,
+            status_interval_s=0.05,
             resend_interval_s=0.2,
         )
-    )  # fmt: skip
+    )
     _poll(lambda: bool(settler.attempts()), "the attempt was never written")
     (attempt,) = settler.attempts()
     # node-b, standing past node-a's claim TTL, takes the settlement over.
@@ -301,7 +307,8 @@ def test_recovery_confirms_an_attempt_that_landed_before_the_node_died(settler: 
 def _revoke_seller(trade: Trade) -> None:
     instruction = revoke(
         RevokeParams(
-            program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
+            program_id=TOKEN_PROGRAM_ID,
+            account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
     )
@@ -329,16 +336,21 @@ def _write_attempt_as_dead_node(settler: Settler, *, send: bool = False) -> str:
     (claim,) = queue.claim(1, 60)
     latest = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value
     transaction = build_settlement_transaction(
-        trade.market, trade.fill, fee_payer=trade.fee_payer,
+        trade.market,
+        trade.fill,
+        fee_payer=trade.fee_payer,
         settlement_authority=trade.authority,
         recent_blockhash=Hash.from_string(str(latest.blockhash)),
         compute_unit_price_micro_lamports=1_000,
-    )  # fmt: skip
+    )
     storage.record_attempt(
-        queue, claim, signature=str(transaction.signature),
-        raw_transaction=transaction.raw_bytes, blockhash=str(latest.blockhash),
+        queue,
+        claim,
+        signature=str(transaction.signature),
+        raw_transaction=transaction.raw_bytes,
+        blockhash=str(latest.blockhash),
         last_valid_block_height=latest.last_valid_block_height,
-    )  # fmt: skip
+    )
     if send:
         _send_and_wait(trade.rpc, transaction.raw_bytes)
     return str(transaction.signature)
@@ -383,10 +395,17 @@ def test_a_squatted_marker_quarantines_the_settlement_and_never_settles_or_retri
     marker = marker_for(trade.authority, trade.fill.fill_id)
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
     funding = Transaction.new_signed_with_payer(
-        [transfer(TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=marker.address,
-                                 lamports=1_000_000))],
-        squatter.pubkey(), [squatter], blockhash,
-    )  # fmt: skip
+        [
+            transfer(
+                TransferParams(
+                    from_pubkey=squatter.pubkey(), to_pubkey=marker.address, lamports=1_000_000
+                )
+            )
+        ],
+        squatter.pubkey(),
+        [squatter],
+        blockhash,
+    )
     _send_and_wait(trade.rpc, bytes(funding))
     before = trade.balances()
 
@@ -431,6 +450,9 @@ def test_a_recovered_settlements_own_messages_run_under_its_stored_trace(
     own = ("settlement.claimed", "settlement.recovering", "settlement.sent")
     steps = {(e["action"], e.get("trace_id")) for e in extras if e.get("action") in own}
     assert steps == {(action, "journey-7") for action in own}
-    received = {e["message_type"] for e in hops
-                if e.get("action") == "trace.receive" and e.get("trace_id") == "journey-7"}  # fmt: skip
+    received = {
+        e["message_type"]
+        for e in hops
+        if e.get("action") == "trace.receive" and e.get("trace_id") == "journey-7"
+    }
     assert {"RpcRequest", "_Sent"} <= received, received

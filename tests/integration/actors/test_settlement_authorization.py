@@ -95,12 +95,17 @@ def test_a_forged_fill_row_at_a_thousand_times_the_price_is_never_signed(
     with storage.write_transaction(engine, "test.forge_fill") as connection:
         connection.execute(
             insert(_FILLS).values(
-                id=forged_id, market_id=trade.market.market_id,
-                maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
-                price_atoms=price, base_atoms=2 * LOT_ATOMS, quote_atoms=price * 2,
-                fencing_token=1, sequence=0,
+                id=forged_id,
+                market_id=trade.market.market_id,
+                maker_order_id=trade.sell.order_id,
+                taker_order_id=trade.buy.order_id,
+                price_atoms=price,
+                base_atoms=2 * LOT_ATOMS,
+                quote_atoms=price * 2,
+                fencing_token=1,
+                sequence=0,
             )
-        )  # fmt: skip
+        )
         connection.execute(
             insert(_SETTLEMENTS).values(
                 id=forged_id, fill_id=forged_id, market_id=trade.market.market_id
@@ -156,12 +161,17 @@ def test_a_fill_beyond_an_orders_size_is_never_signed(desk: Settler, engine: Eng
     with storage.write_transaction(engine, "test.forge_fill") as connection:
         connection.execute(
             insert(_FILLS).values(
-                id=forged_id, market_id=trade.market.market_id,
-                maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
-                price_atoms=trade.fill.price_atoms, base_atoms=LOT_ATOMS,
-                quote_atoms=trade.fill.price_atoms, fencing_token=1, sequence=1,
+                id=forged_id,
+                market_id=trade.market.market_id,
+                maker_order_id=trade.sell.order_id,
+                taker_order_id=trade.buy.order_id,
+                price_atoms=trade.fill.price_atoms,
+                base_atoms=LOT_ATOMS,
+                quote_atoms=trade.fill.price_atoms,
+                fencing_token=1,
+                sequence=1,
             )
-        )  # fmt: skip
+        )
         connection.execute(
             insert(_SETTLEMENTS).values(
                 id=forged_id, fill_id=forged_id, market_id=trade.market.market_id
@@ -200,12 +210,17 @@ def test_a_market_row_edited_before_matching_is_never_signed(
     with storage.write_transaction(engine, "test.forge_fill") as connection:
         connection.execute(
             insert(_FILLS).values(
-                id=forged_id, market_id=trade.market.market_id,
-                maker_order_id=trade.sell.order_id, taker_order_id=trade.buy.order_id,
-                price_atoms=price, base_atoms=base_atoms, quote_atoms=price * base_atoms,
-                fencing_token=1, sequence=0,
+                id=forged_id,
+                market_id=trade.market.market_id,
+                maker_order_id=trade.sell.order_id,
+                taker_order_id=trade.buy.order_id,
+                price_atoms=price,
+                base_atoms=base_atoms,
+                quote_atoms=price * base_atoms,
+                fencing_token=1,
+                sequence=0,
             )
-        )  # fmt: skip
+        )
         connection.execute(
             insert(_SETTLEMENTS).values(
                 id=forged_id, fill_id=forged_id, market_id=trade.market.market_id

@@ -46,20 +46,30 @@ pytestmark = [pytest.mark.localnet(slot_ms=SLOT_MS), pytest.mark.timeout(180)]
 
 
 PERCENTILE = replace(
-    FAST, fee_policy=domain.PercentilePriorityFee(100, cap_micro_lamports=10**9,
-                                                  floor_micro_lamports=1_000),
+    FAST,
+    fee_policy=domain.PercentilePriorityFee(
+        100, cap_micro_lamports=10**9, floor_micro_lamports=1_000
+    ),
     fee_refresh_s=0.1,
-)  # fmt: skip
+)
 
 
-def _land_with_price(trade: Trade, owner: Keypair, account: Pubkey, mint: Pubkey,
-                     decimals: int, price: int) -> None:
+def _land_with_price(
+    trade: Trade, owner: Keypair, account: Pubkey, mint: Pubkey, decimals: int, price: int
+) -> None:
     """A transaction that writes ``account`` (a 0-token transfer to itself by its owner)
     at compute-unit ``price``: the chain's recent fees for that account now include it."""
-    instruction = transfer_checked(TransferCheckedParams(
-        program_id=TOKEN_PROGRAM_ID, source=account, mint=mint, dest=account,
-        owner=owner.pubkey(), amount=0, decimals=decimals,
-    ))  # fmt: skip
+    instruction = transfer_checked(
+        TransferCheckedParams(
+            program_id=TOKEN_PROGRAM_ID,
+            source=account,
+            mint=mint,
+            dest=account,
+            owner=owner.pubkey(),
+            amount=0,
+            decimals=decimals,
+        )
+    )
     blockhash = trade.rpc(lambda rpc: rpc.get_latest_blockhash(Confirmed)).value.blockhash
     transaction = Transaction.new_signed_with_payer(
         [set_compute_unit_price(price), instruction], owner.pubkey(), [owner], blockhash
@@ -91,8 +101,14 @@ def test_the_price_follows_the_recent_fees_of_the_accounts_the_settlement_writes
     its own accounts need), not the unrelated spike, and lands."""
     trade = settler.trade
     _busy_elsewhere(trade, 5_000_000)
-    _land_with_price(trade, trade.seller, trade.accounts["seller_base"], trade.market.base_mint,
-                     trade.market.base_decimals, 40_000)  # fmt: skip
+    _land_with_price(
+        trade,
+        trade.seller,
+        trade.accounts["seller_base"],
+        trade.market.base_mint,
+        trade.market.base_decimals,
+        40_000,
+    )
 
     settler.start(PERCENTILE)
     finished = settler.finished()
@@ -110,8 +126,14 @@ def test_the_hard_cap_binds_whatever_a_fee_spike_says_and_is_counted(settler: Se
     50 lamports per settlement the attempt bids at most 50 lamports' worth at its limit,
     the binding is counted, and the settlement still lands."""
     trade = settler.trade
-    _land_with_price(trade, trade.buyer, trade.accounts["buyer_quote"], trade.market.quote_mint,
-                     trade.market.quote_decimals, 10_000_000)  # fmt: skip
+    _land_with_price(
+        trade,
+        trade.buyer,
+        trade.accounts["buyer_quote"],
+        trade.market.quote_mint,
+        trade.market.quote_decimals,
+        10_000_000,
+    )
     capped = replace(PERCENTILE, max_priority_fee_lamports=50)
 
     settler.start(capped)

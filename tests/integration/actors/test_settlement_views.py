@@ -52,7 +52,10 @@ FAST = SettlementSettings(
 )
 
 
-pytestmark = [pytest.mark.localnet(endpoints=2, status_cache_slots=150, transaction_history_slots=150), pytest.mark.timeout(180)]
+pytestmark = [
+    pytest.mark.localnet(endpoints=2, status_cache_slots=150, transaction_history_slots=150),
+    pytest.mark.timeout(180),
+]
 
 
 @dataclass
@@ -73,11 +76,15 @@ class Desk:
         for actor in (height_router, status_router, blockhash):
             launch(actor)
         settler = SettlementActor(
-            self.engine, _handle_of(status_router), _handle_of(blockhash),
-            signer_map(self.trade.fee_payer, self.trade.authority), node_id="node-a",
-            settings=FAST, listeners=(self.recorder.record,),
+            self.engine,
+            _handle_of(status_router),
+            _handle_of(blockhash),
+            signer_map(self.trade.fee_payer, self.trade.authority),
+            node_id="node-a",
+            settings=FAST,
+            listeners=(self.recorder.record,),
             db_time_offset_s=lambda: offset_s,
-        )  # fmt: skip
+        )
         launch(settler)
         self.actors += [settler, blockhash, status_router, height_router]
 
@@ -274,14 +281,20 @@ def _draft_as_actor(desk: Desk, claim: storage.Claim) -> storage.AttemptDraft:
     trade, ledger = desk.trade, desk.trade.localnet.ledger
     produced = ledger.blockhash_at(ledger.slot)
     fresh = FreshBlockhash(
-        str(produced.blockhash), produced.last_valid_block_height, ledger.slot, 0.0,
+        str(produced.blockhash),
+        produced.last_valid_block_height,
+        ledger.slot,
+        0.0,
         ledger.block_height,
-    )  # fmt: skip
+    )
     work = SettlementWork(claim, 1e18, trade.fill, trade.market, [])
     return draft_attempt(
-        work, signer_map(trade.fee_payer, trade.authority), fresh, 1_000,
+        work,
+        signer_map(trade.fee_payer, trade.authority),
+        fresh,
+        1_000,
         FAST.compute_unit_limit,
-    )  # fmt: skip
+    )
 
 
 def _signature(text: str) -> Signature:
@@ -298,7 +311,9 @@ def test_one_url_over_two_backends_that_disagree_never_settles_twice(
     nothing: the fill is settled once, with attempt 1, and the seller pays once."""
     trade, localnet = desk.trade, desk.trade.localnet
     urls = localnet.urls
-    balanced = Faults(backends=(Faults(drop_sends=True), Faults(lag_slots=LAG_SLOTS, drop_sends=True)))
+    balanced = Faults(
+        backends=(Faults(drop_sends=True), Faults(lag_slots=LAG_SLOTS, drop_sends=True))
+    )
     localnet.set_faults(LAGGING, balanced)
     before = trade.balances()
     desk.start(height_url=urls[LAGGING], status_url=urls[LAGGING])

@@ -96,11 +96,17 @@ class Desk:
     def buy(self, **changes: Any) -> Order:
         """A valid buy of 3 lots at 10 ticks, paid from the maker's quote account."""
         order = Order(
-            market_id=MARKET_ID, side=Side.BUY, price_atoms=PRICE_ATOMS, size_atoms=SIZE_ATOMS,
-            maker=self.maker.pubkey(), pay_account=self.quote_account,
-            receive_account=self.base_account, client_order_id=1,
-            expiry_s=int(time.time()) + 3_600, nonce=1,
-        )  # fmt: skip
+            market_id=MARKET_ID,
+            side=Side.BUY,
+            price_atoms=PRICE_ATOMS,
+            size_atoms=SIZE_ATOMS,
+            maker=self.maker.pubkey(),
+            pay_account=self.quote_account,
+            receive_account=self.base_account,
+            client_order_id=1,
+            expiry_s=int(time.time()) + 3_600,
+            nonce=1,
+        )
         return replace(order, **changes)
 
     def signed(self, **changes: Any) -> SignedOrder:
@@ -144,13 +150,31 @@ class Desk:
     def submit_argv(self, order: Order, keypair_file: Path | None = None) -> list[str]:
         """``order submit`` flags for ``order`` (its maker is the keypair file's)."""
         return [
-            "order", "submit", "--url", self.url, "--market", order.market_id,
-            "--side", order.side.value, "--price-atoms", str(order.price_atoms),
-            "--size-atoms", str(order.size_atoms), "--pay-account", str(order.pay_account),
-            "--receive-account", str(order.receive_account),
-            "--client-order-id", str(order.client_order_id), "--expiry-s", str(order.expiry_s),
-            "--nonce", str(order.nonce), "--keypair", str(keypair_file or self.maker_file),
-        ]  # fmt: skip
+            "order",
+            "submit",
+            "--url",
+            self.url,
+            "--market",
+            order.market_id,
+            "--side",
+            order.side.value,
+            "--price-atoms",
+            str(order.price_atoms),
+            "--size-atoms",
+            str(order.size_atoms),
+            "--pay-account",
+            str(order.pay_account),
+            "--receive-account",
+            str(order.receive_account),
+            "--client-order-id",
+            str(order.client_order_id),
+            "--expiry-s",
+            str(order.expiry_s),
+            "--nonce",
+            str(order.nonce),
+            "--keypair",
+            str(keypair_file or self.maker_file),
+        ]
 
     def keypair_file(self, name: str, keypair: Keypair | None = None) -> Path:
         path = self.tmp_path / f"{name}.json"
@@ -204,10 +228,16 @@ def desk(
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
     authority = Keypair()
     market = Market(
-        market_id=MARKET_ID, base_mint=base.address, base_decimals=6, quote_mint=quote.address,
-        quote_decimals=6, lot_size_atoms=LOT_ATOMS, tick_size_atoms=TICK_ATOMS,
-        settlement_authority=authority.pubkey(), fee_payer=Keypair().pubkey(),
-    )  # fmt: skip
+        market_id=MARKET_ID,
+        base_mint=base.address,
+        base_decimals=6,
+        quote_mint=quote.address,
+        quote_decimals=6,
+        lot_size_atoms=LOT_ATOMS,
+        tick_size_atoms=TICK_ATOMS,
+        settlement_authority=authority.pubkey(),
+        fee_payer=Keypair().pubkey(),
+    )
     storage.insert_market(engine, market, authority=authority)
     maker, stranger = Keypair(), Keypair()
     base_account = fixtures.create_token_account(maker.pubkey(), base)
@@ -216,9 +246,19 @@ def desk(
     localnet.advance_slots(2)  # confirmed, which intake reads at
     intake = OrderIntake(engine, rpc=rpc)
     desk = Desk(
-        localnet, engine, market, maker, tmp_path / "unused", base_account, quote_account,
-        stranger_quote_account, intake, serve(intake), capsys, tmp_path,
-    )  # fmt: skip
+        localnet,
+        engine,
+        market,
+        maker,
+        tmp_path / "unused",
+        base_account,
+        quote_account,
+        stranger_quote_account,
+        intake,
+        serve(intake),
+        capsys,
+        tmp_path,
+    )
     desk.maker_file = desk.keypair_file("maker", maker)
     return desk
 

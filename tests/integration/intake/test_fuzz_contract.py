@@ -30,8 +30,9 @@ SCHEMA = schemathesis.openapi.from_dict(DOCUMENT).exclude(path="/stream")
 # canonical bytes, base58 that decodes to exactly 32 bytes, a cursor this node gave
 # out, a body naming the order of its path.
 EXCLUDED_CHECKS = [positive_data_acceptance]
-UNLIMITED = IntakeLimits(client_rate_per_s=1e6, client_burst=10**6,
-                         maker_rate_per_s=1e6, maker_burst=10**6)
+UNLIMITED = IntakeLimits(
+    client_rate_per_s=1e6, client_burst=10**6, maker_rate_per_s=1e6, maker_burst=10**6
+)
 
 
 @pytest.fixture
@@ -45,9 +46,11 @@ def live(desk: Desk, serve: Any) -> Desk:
 
 @SCHEMA.parametrize()
 @settings(
-    max_examples=CASES_PER_OPERATION, deadline=None, derandomize=True,
+    max_examples=CASES_PER_OPERATION,
+    deadline=None,
+    derandomize=True,
     suppress_health_check=list(HealthCheck),
-)  # fmt: skip
+)
 def test_generated_requests_get_documented_answers_and_store_nothing_when_refused(
     case: Any, live: Desk
 ) -> None:

@@ -66,25 +66,55 @@ def test_a_valid_signed_order_is_stored_open_and_answered_201(desk: Desk) -> Non
 
 
 ORDER_REFUSALS = [
-    pytest.param(lambda d: {"market_id": "NO-SUCH"}, "market_id", 404, "UnknownMarket",
-                 id="unknown_market"),
-    pytest.param(lambda d: {"price_atoms": 0}, "price_atoms", 422, "InvalidPrice",
-                 id="zero_price"),
-    pytest.param(lambda d: {"price_atoms": PRICE_ATOMS + 1}, "price_atoms", 422, "InvalidPrice",
-                 id="price_off_the_tick"),
+    pytest.param(
+        lambda d: {"market_id": "NO-SUCH"}, "market_id", 404, "UnknownMarket", id="unknown_market"
+    ),
+    pytest.param(lambda d: {"price_atoms": 0}, "price_atoms", 422, "InvalidPrice", id="zero_price"),
+    pytest.param(
+        lambda d: {"price_atoms": PRICE_ATOMS + 1},
+        "price_atoms",
+        422,
+        "InvalidPrice",
+        id="price_off_the_tick",
+    ),
     pytest.param(lambda d: {"size_atoms": 0}, "size_atoms", 422, "InvalidSize", id="zero_size"),
-    pytest.param(lambda d: {"size_atoms": SIZE_ATOMS + 1}, "size_atoms", 422, "InvalidSize",
-                 id="size_off_the_lot"),
+    pytest.param(
+        lambda d: {"size_atoms": SIZE_ATOMS + 1},
+        "size_atoms",
+        422,
+        "InvalidSize",
+        id="size_off_the_lot",
+    ),
     pytest.param(lambda d: {"expiry_s": 1}, "expiry_s", 422, "OrderExpired", id="expired"),
-    pytest.param(lambda d: {"pay_account": d.base_account}, "pay_account", 422,
-                 "WrongAccountMint", id="pay_account_of_the_wrong_mint"),
-    pytest.param(lambda d: {"receive_account": d.quote_account}, "receive_account", 422,
-                 "WrongAccountMint", id="receive_account_of_the_wrong_mint"),
-    pytest.param(lambda d: {"pay_account": d.stranger_quote_account}, "pay_account", 422,
-                 "WrongAccountOwner", id="pay_account_of_another_owner"),
-    pytest.param(lambda d: {"receive_account": Keypair().pubkey()}, "receive_account", 422,
-                 "InvalidTokenAccount", id="receive_account_missing_on_chain"),
-]  # fmt: skip
+    pytest.param(
+        lambda d: {"pay_account": d.base_account},
+        "pay_account",
+        422,
+        "WrongAccountMint",
+        id="pay_account_of_the_wrong_mint",
+    ),
+    pytest.param(
+        lambda d: {"receive_account": d.quote_account},
+        "receive_account",
+        422,
+        "WrongAccountMint",
+        id="receive_account_of_the_wrong_mint",
+    ),
+    pytest.param(
+        lambda d: {"pay_account": d.stranger_quote_account},
+        "pay_account",
+        422,
+        "WrongAccountOwner",
+        id="pay_account_of_another_owner",
+    ),
+    pytest.param(
+        lambda d: {"receive_account": Keypair().pubkey()},
+        "receive_account",
+        422,
+        "InvalidTokenAccount",
+        id="receive_account_missing_on_chain",
+    ),
+]
 
 
 @pytest.mark.parametrize(("changes", "field", "status", "kind"), ORDER_REFUSALS)
@@ -162,19 +192,30 @@ def _setting(key: str, value: Any) -> Callable[[dict[str, Any]], None]:
     [
         pytest.param(_without("nonce"), "nonce", "MissingField", id="missing_field"),
         pytest.param(_setting("colour", "red"), "colour", "UnknownField", id="unknown_field"),
-        pytest.param(_setting("price_atoms", "1e4"), "price_atoms", "WrongFieldType",
-                     id="price_as_a_non_decimal_string"),
-        pytest.param(_setting("size_atoms", 1.5), "size_atoms", "WrongFieldType",
-                     id="size_as_a_float"),
-        pytest.param(_setting("price_atoms", -1), "price_atoms", "NumberOutOfRange",
-                     id="negative_price"),
-        pytest.param(_setting("pay_account", "not-base58!"), "pay_account", "BadBase58",
-                     id="pay_account_not_base58"),
+        pytest.param(
+            _setting("price_atoms", "1e4"),
+            "price_atoms",
+            "WrongFieldType",
+            id="price_as_a_non_decimal_string",
+        ),
+        pytest.param(
+            _setting("size_atoms", 1.5), "size_atoms", "WrongFieldType", id="size_as_a_float"
+        ),
+        pytest.param(
+            _setting("price_atoms", -1), "price_atoms", "NumberOutOfRange", id="negative_price"
+        ),
+        pytest.param(
+            _setting("pay_account", "not-base58!"),
+            "pay_account",
+            "BadBase58",
+            id="pay_account_not_base58",
+        ),
         pytest.param(_setting("side", "short"), "side", "InvalidField", id="unknown_side"),
-        pytest.param(_setting("signature", "1111"), "signature", "BadBase58",
-                     id="signature_too_short"),
+        pytest.param(
+            _setting("signature", "1111"), "signature", "BadBase58", id="signature_too_short"
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_malformed_order_document_is_400_naming_the_field(
     desk: Desk, change: Callable[[dict[str, Any]], None], field: str, kind: str
 ) -> None:
@@ -245,8 +286,12 @@ def test_without_an_rpc_client_intake_stores_without_the_chain_checks(
     desk.server = serve(OrderIntake(desk.engine, rpc=None))
 
     assert desk.post("/orders", desk.signed(pay_account=desk.base_account).to_json())[0] == 201
-    assert_refused(desk.post("/orders", desk.signed(nonce=2, price_atoms=0).to_json()), 422,
-                   "price_atoms", "InvalidPrice")  # fmt: skip
+    assert_refused(
+        desk.post("/orders", desk.signed(nonce=2, price_atoms=0).to_json()),
+        422,
+        "price_atoms",
+        "InvalidPrice",
+    )
 
 
 def test_every_order_route_is_503_until_the_node_sets_intake(desk: Desk, serve: Any) -> None:
@@ -286,8 +331,9 @@ def test_get_order_answers_the_stored_order_and_404_for_an_unknown_one(desk: Des
     _, stored = desk.post("/orders", signed.to_json())
 
     assert desk.get(f"/orders/{signed.order_id}") == (200, stored)
-    assert_refused(desk.get(f"/orders/{desk.signed(nonce=9).order_id}"), 404, "order_id",
-                   "OrderNotFound")
+    assert_refused(
+        desk.get(f"/orders/{desk.signed(nonce=9).order_id}"), 404, "order_id", "OrderNotFound"
+    )
 
 
 def test_the_book_shows_open_orders_as_price_levels_best_first(desk: Desk) -> None:
@@ -303,10 +349,12 @@ def test_the_book_shows_open_orders_as_price_levels_best_first(desk: Desk) -> No
     assert book == {
         "market_id": MARKET_ID,
         "bids": [
-            {"price_atoms": str(PRICE_ATOMS + TICK_ATOMS), "size_atoms": str(SIZE_ATOMS),
-             "order_count": 1},
-            {"price_atoms": str(PRICE_ATOMS), "size_atoms": str(2 * SIZE_ATOMS),
-             "order_count": 2},
+            {
+                "price_atoms": str(PRICE_ATOMS + TICK_ATOMS),
+                "size_atoms": str(SIZE_ATOMS),
+                "order_count": 1,
+            },
+            {"price_atoms": str(PRICE_ATOMS), "size_atoms": str(2 * SIZE_ATOMS), "order_count": 2},
         ],
         "asks": [],
     }
@@ -332,19 +380,23 @@ def test_list_orders_filters_by_market_and_status_newest_first(desk: Desk) -> No
     assert len(limited["orders"]) == 1
     assert_refused(desk.get("/orders"), 400, "market_id", "MissingField")
     assert_refused(desk.get("/orders?market_id=NO-SUCH"), 404, "market_id", "UnknownMarket")
-    assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&status=gone"), 400, "status",
-                   "InvalidField")
-    assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&limit=x"), 400, "limit",
-                   "WrongFieldType")
-    assert_refused(desk.get(f"/orders?market_id={MARKET_ID}&limit=0"), 400, "limit",
-                   "NumberOutOfRange")
+    assert_refused(
+        desk.get(f"/orders?market_id={MARKET_ID}&status=gone"), 400, "status", "InvalidField"
+    )
+    assert_refused(
+        desk.get(f"/orders?market_id={MARKET_ID}&limit=x"), 400, "limit", "WrongFieldType"
+    )
+    assert_refused(
+        desk.get(f"/orders?market_id={MARKET_ID}&limit=0"), 400, "limit", "NumberOutOfRange"
+    )
 
 
 # -- cancelling -----------------------------------------------------------------------------
 
 
-def _cancel(desk: Desk, order_id: str, *, signer: Keypair | None = None,
-            timestamp_s: int | None = None) -> SignedCancel:
+def _cancel(
+    desk: Desk, order_id: str, *, signer: Keypair | None = None, timestamp_s: int | None = None
+) -> SignedCancel:
     signer = signer or desk.maker
     now_s = int(desk.intake.now_s())
     request = CancelRequest(
@@ -359,8 +411,9 @@ def test_the_maker_cancels_an_open_order_and_it_leaves_the_book(desk: Desk) -> N
     signed = desk.signed()
     desk.post("/orders", signed.to_json())
 
-    code, body = desk.post(f"/orders/{signed.order_id}/cancel",
-                           _cancel(desk, signed.order_id).to_json())
+    code, body = desk.post(
+        f"/orders/{signed.order_id}/cancel", _cancel(desk, signed.order_id).to_json()
+    )
 
     assert (code, body["status"]) == (200, "cancelled")
     assert desk.get(f"/markets/{MARKET_ID}/book")[1]["bids"] == []
@@ -384,16 +437,28 @@ def test_cancel_refusals_name_the_field_and_change_nothing(desk: Desk) -> None:
     path = f"/orders/{order_id}/cancel"
 
     refusals = [
-        (desk.post(path, _cancel(desk, order_id, signer=stranger).to_json()), 422, "maker",
-         "WrongSigner"),
+        (
+            desk.post(path, _cancel(desk, order_id, signer=stranger).to_json()),
+            422,
+            "maker",
+            "WrongSigner",
+        ),
         (desk.post(path, forged.to_json()), 422, "signature", "BadSignature"),
-        (desk.post(path, _cancel(desk, order_id, timestamp_s=1).to_json()), 422, "timestamp_s",
-         "CancelExpired"),
+        (
+            desk.post(path, _cancel(desk, order_id, timestamp_s=1).to_json()),
+            422,
+            "timestamp_s",
+            "CancelExpired",
+        ),
         (desk.post(path, _cancel(desk, other_id).to_json()), 400, "order_id", "InvalidField"),
-        (desk.post(f"/orders/{other_id}/cancel", _cancel(desk, other_id).to_json()), 404,
-         "order_id", "OrderNotFound"),
+        (
+            desk.post(f"/orders/{other_id}/cancel", _cancel(desk, other_id).to_json()),
+            404,
+            "order_id",
+            "OrderNotFound",
+        ),
         (desk.post(path, {"order_id": order_id}), 400, "maker", "MissingField"),
-    ]  # fmt: skip
+    ]
 
     for answer, status, field, kind in refusals:
         assert_refused(answer, status, field, kind)
@@ -412,8 +477,9 @@ def test_cancelling_a_filled_order_is_a_409_conflict(desk: Desk) -> None:
         )
     before = desk.orders_table()
 
-    answer = desk.post(f"/orders/{signed.order_id}/cancel",
-                       _cancel(desk, signed.order_id).to_json())
+    answer = desk.post(
+        f"/orders/{signed.order_id}/cancel", _cancel(desk, signed.order_id).to_json()
+    )
 
     assert_refused(answer, 409, "order_id", "OrderNotCancellable")
     assert "filled" in answer[1]["error"]["reason"]
@@ -469,5 +535,8 @@ def test_listeners_hear_of_each_stored_order_and_a_failing_one_changes_nothing(
     assert desk.post("/orders", desk.signed(nonce=2, price_atoms=0).to_json())[0] == 422
 
     assert heard == [signed.order_id]
-    assert [r["extra"]["order_id"] for r in captured_logs
-            if r["extra"].get("action") == "intake.listener_failed"] == [signed.order_id]  # fmt: skip
+    assert [
+        r["extra"]["order_id"]
+        for r in captured_logs
+        if r["extra"].get("action") == "intake.listener_failed"
+    ] == [signed.order_id]

@@ -49,11 +49,17 @@ def _signed_order_json() -> dict[str, Any]:
     """A well-formed signed order's JSON (for no stored market: refused after parsing)."""
     maker = Keypair()
     order = Order(
-        market_id="M", side=Side.BUY, price_atoms=1_000, size_atoms=1_000,
-        maker=maker.pubkey(), pay_account=Keypair().pubkey(),
-        receive_account=Keypair().pubkey(), client_order_id=1,
-        expiry_s=int(time.time()) + 3_600, nonce=1,
-    )  # fmt: skip
+        market_id="M",
+        side=Side.BUY,
+        price_atoms=1_000,
+        size_atoms=1_000,
+        maker=maker.pubkey(),
+        pay_account=Keypair().pubkey(),
+        receive_account=Keypair().pubkey(),
+        client_order_id=1,
+        expiry_s=int(time.time()) + 3_600,
+        nonce=1,
+    )
     return dict(sign_order(order, maker).to_json())
 
 
@@ -126,9 +132,7 @@ def test_a_limit_that_is_not_plain_ascii_digits_is_refused_naming_limit(
 ) -> None:
     """``limit`` takes ASCII digits only: no spaces, underscores, signs or other scripts'
     digits (which int() would accept)."""
-    answer = wire.exchange(
-        port, wire.request_head("GET", f"/orders?market_id=M&limit={limit}", {})
-    )
+    answer = wire.exchange(port, wire.request_head("GET", f"/orders?market_id=M&limit={limit}", {}))
 
     assert answer.status == 400
     assert _refusal(answer)["field"] == "limit"

@@ -62,11 +62,17 @@ def _order(maker: Keypair, nonce: int, claimed: Keypair | None = None) -> bytes:
     """A signed order by ``maker`` (for no stored market: intake answers 404), or one
     claiming to be ``claimed``'s but signed by ``maker`` (a forged signature)."""
     order = Order(
-        market_id="M", side=Side.BUY, price_atoms=1_000, size_atoms=1_000,
-        maker=(claimed or maker).pubkey(), pay_account=Keypair().pubkey(),
-        receive_account=Keypair().pubkey(), client_order_id=nonce,
-        expiry_s=int(time.time()) + 3_600, nonce=nonce,
-    )  # fmt: skip
+        market_id="M",
+        side=Side.BUY,
+        price_atoms=1_000,
+        size_atoms=1_000,
+        maker=(claimed or maker).pubkey(),
+        pay_account=Keypair().pubkey(),
+        receive_account=Keypair().pubkey(),
+        client_order_id=nonce,
+        expiry_s=int(time.time()) + 3_600,
+        nonce=nonce,
+    )
     if claimed is None:
         return json.dumps(sign_order(order, maker).to_json()).encode()
     forged = SignedOrder(order, maker.sign_message(order.encode()))
@@ -104,9 +110,7 @@ def test_a_body_sent_slowly_is_answered_408_and_closed_at_the_body_timeout(
     assert server.wait_for_count("body_timeouts", 1, timeout_s=BOUND_S)
 
 
-def test_an_idle_connection_is_closed_at_the_idle_timeout(
-    serve: Any, intake: OrderIntake
-) -> None:
+def test_an_idle_connection_is_closed_at_the_idle_timeout(serve: Any, intake: OrderIntake) -> None:
     """A connection that sends nothing, and one idle after a first answer (keep-alive),
     are both closed by the server within the idle bound."""
     server = serve(intake, limits=SHORT)
@@ -231,8 +235,12 @@ def test_with_a_token_every_operator_route_needs_it_compared_exactly(
     """No header, another scheme, a wrong or a prefix of the token: 401 JSON with
     WWW-Authenticate; the right bearer token: 200."""
     server = serve(intake, operator_token=TOKEN)
-    for headers in ({}, {"Authorization": f"Basic {TOKEN}"},
-                    {"Authorization": "Bearer wrong"}, {"Authorization": f"Bearer {TOKEN[:-1]}"}):  # fmt: skip
+    for headers in (
+        {},
+        {"Authorization": f"Basic {TOKEN}"},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {TOKEN[:-1]}"},
+    ):
         code, body = _get(server.port, "/status", headers)
         assert (code, body["error"]["type"]) == (401, "Unauthorized"), headers
     assert _get(server.port, "/health", {"Authorization": f"Bearer {TOKEN}"})[0] == 200
@@ -281,8 +289,10 @@ def test_asyncio_errors_on_a_listener_loop_are_one_line_per_interval_without_tra
     writes 500 tracebacks."""
     server = serve(intake)
     listener = server.intake
-    context = {"message": "socket.accept() out of system resource",
-               "exception": OSError(24, "Too many open files")}  # fmt: skip
+    context = {
+        "message": "socket.accept() out of system resource",
+        "exception": OSError(24, "Too many open files"),
+    }
     for _ in range(500):
         listener._loop_exception(None, context)
 

@@ -34,7 +34,8 @@ def test_an_order_without_fills_lists_none_and_an_unknown_order_is_404(desk: Des
     assert desk.post("/orders", signed.to_json())[0] == 201
 
     assert desk.get(f"/orders/{signed.order_id}/fills") == (
-        200, {"order_id": signed.order_id, "fills": []}
+        200,
+        {"order_id": signed.order_id, "fills": []},
     )
     code, body = desk.get(f"/orders/{Keypair().pubkey()}/fills")
     assert (code, body["error"]["code"]) == (404, "order_not_found")

@@ -32,6 +32,8 @@ def _mints_on_chain() -> Iterator[None]:
         server.advance_slots(server.config.confirmation_depth_slots + 1)
         _RPC_URL[:] = [server.url]
         yield
+
+
 AUTHORITY_KEY = Keypair()
 AUTHORITY, FEE_PAYER = str(AUTHORITY_KEY.pubkey()), str(Keypair().pubkey())
 
@@ -57,11 +59,17 @@ def create_argv(database_url: str, **changes: str) -> list[str]:
     """``market create`` of SOL-USDC, signed with the settlement authority's keypair file
     (written in the working directory)."""
     flags = {
-        "base-mint": BASE_MINT, "quote-mint": QUOTE_MINT, "base-decimals": "9",
-        "quote-decimals": "6", "lot-size-atoms": "100000000", "tick-size-atoms": "1000",
-        "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER,
-        "authority-keypair": authority_file(), "id": "SOL-USDC",
-    }  # fmt: skip
+        "base-mint": BASE_MINT,
+        "quote-mint": QUOTE_MINT,
+        "base-decimals": "9",
+        "quote-decimals": "6",
+        "lot-size-atoms": "100000000",
+        "tick-size-atoms": "1000",
+        "settlement-authority": AUTHORITY,
+        "fee-payer": FEE_PAYER,
+        "authority-keypair": authority_file(),
+        "id": "SOL-USDC",
+    }
     flags.update({key.replace("_", "-"): value for key, value in changes.items()})
     argv = ["market", "create", "--db-url", database_url]
     for key, value in flags.items():
@@ -87,8 +95,10 @@ def test_create_stores_the_market_and_list_shows_it(
     stored = storage.get_market(engine, "SOL-USDC")
     assert stored is not None
     assert (str(stored.base_mint), stored.lot_size_atoms, stored.tick_size_atoms) == (
-        BASE_MINT, 10**8, 1_000,
-    )  # fmt: skip
+        BASE_MINT,
+        10**8,
+        1_000,
+    )
     assert listed.code == 0 and listed.out.splitlines()[0].startswith("MARKET")
     assert "SOL-USDC" in listed.out and BASE_MINT in listed.out
     assert json.loads(as_json.out) == [stored.to_json()]
@@ -192,11 +202,16 @@ def test_sign_signs_a_market_stored_unsigned_and_refuses_another_key(
     `market sign` with its authority's keypair; another keypair is refused, nothing
     changes; an unknown id exits 1."""
     unsigned = domain.Market(
-        market_id="OLD-1", base_mint=BASE_KEY.pubkey(), base_decimals=9,
-        quote_mint=QUOTE_KEY.pubkey(), quote_decimals=6, lot_size_atoms=1_000,
-        tick_size_atoms=10, settlement_authority=AUTHORITY_KEY.pubkey(),
+        market_id="OLD-1",
+        base_mint=BASE_KEY.pubkey(),
+        base_decimals=9,
+        quote_mint=QUOTE_KEY.pubkey(),
+        quote_decimals=6,
+        lot_size_atoms=1_000,
+        tick_size_atoms=10,
+        settlement_authority=AUTHORITY_KEY.pubkey(),
         fee_payer=Keypair().pubkey(),
-    )  # fmt: skip
+    )
     storage.insert_market(engine, unsigned)
     assert list(storage.refused_markets(engine)) == ["OLD-1"]
     sign = ["market", "sign", "--db-url", database_url, "--id", "OLD-1", "--authority-keypair"]

@@ -55,25 +55,35 @@ def _some(key: bytes) -> bytes:  # COption<Pubkey> in an instruction: tag byte, 
 
 
 TRANSFER_FEE = Extension(  # TransferFeeExtension::InitializeTransferFeeConfig, 1% up to 10^6
-    "TransferFeeConfig", 108, bytes([26, 0]) + _some(_key()) + _some(_key())
-    + struct.pack("<HQ", 100, 1_000_000),
-)  # fmt: skip
+    "TransferFeeConfig",
+    108,
+    bytes([26, 0]) + _some(_key()) + _some(_key()) + struct.pack("<HQ", 100, 1_000_000),
+)
 CONFIDENTIAL = Extension(  # ConfidentialTransferExtension::InitializeMint: authority,
-    "ConfidentialTransferMint", 65, bytes([27, 0]) + _key() + b"\x01" + bytes(32),
-)  # auto-approve, no auditor  # fmt: skip
+    "ConfidentialTransferMint",
+    65,
+    bytes([27, 0]) + _key() + b"\x01" + bytes(32),
+)  # auto-approve, no auditor
 DEFAULT_FROZEN = Extension("DefaultAccountState", 1, bytes([28, 0, 2]))
 DEFAULT_INITIALIZED = Extension("DefaultAccountState", 1, bytes([28, 0, 1]))
 NON_TRANSFERABLE = Extension("NonTransferable", 0, bytes([32]))
 PERMANENT_DELEGATE = Extension("PermanentDelegate", 32, bytes([35]) + _key())
 TRANSFER_HOOK = Extension(  # authority, hook program
     "TransferHook", 64, bytes([36, 0]) + _key() + bytes(MEMO_PROGRAM)
-)  # fmt: skip
+)
 PAUSABLE = Extension("Pausable", 33, bytes([44, 0]) + _key())  # authority; paused: false
 CLOSE_AUTHORITY = Extension("MintCloseAuthority", 32, bytes([25]) + _some(_key()))
 METADATA_POINTER = Extension("MetadataPointer", 64, bytes([39, 0]) + _key() + _key())
 
-REFUSED = [TRANSFER_FEE, CONFIDENTIAL, DEFAULT_FROZEN, NON_TRANSFERABLE, PERMANENT_DELEGATE,
-           TRANSFER_HOOK, PAUSABLE]  # fmt: skip
+REFUSED = [
+    TRANSFER_FEE,
+    CONFIDENTIAL,
+    DEFAULT_FROZEN,
+    NON_TRANSFERABLE,
+    PERMANENT_DELEGATE,
+    TRANSFER_HOOK,
+    PAUSABLE,
+]
 
 
 def _mint_with(server: LocalnetServer, extensions: list[Extension], decimals: int = 6) -> Pubkey:
@@ -86,21 +96,26 @@ def _mint_with(server: LocalnetServer, extensions: list[Extension], decimals: in
     meta = [AccountMeta(mint.pubkey(), is_signer=False, is_writable=True)]
     initialize = bytes([20, decimals]) + _key() + _some(_key())
     instructions = [
-        create_account(CreateAccountParams(
-            from_pubkey=payer.pubkey(), to_pubkey=mint.pubkey(), space=space,
-            lamports=server.ledger.minimum_balance_for_rent_exemption(space),
-            owner=TOKEN_2022_PROGRAM_ID,
-        )),
+        create_account(
+            CreateAccountParams(
+                from_pubkey=payer.pubkey(),
+                to_pubkey=mint.pubkey(),
+                space=space,
+                lamports=server.ledger.minimum_balance_for_rent_exemption(space),
+                owner=TOKEN_2022_PROGRAM_ID,
+            )
+        ),
         *(Instruction(TOKEN_2022_PROGRAM_ID, e.data, meta) for e in extensions),
         Instruction(TOKEN_2022_PROGRAM_ID, initialize, meta),
-    ]  # fmt: skip
+    ]
     landed = _execute(server, instructions, [payer, mint])
     assert landed is None, f"Token-2022 refused {[e.name for e in extensions]}: {landed}"
     return mint.pubkey()
 
 
-def _execute(server: LocalnetServer, instructions: list[Instruction],
-             signers: list[Keypair]) -> str | None:  # fmt: skip
+def _execute(
+    server: LocalnetServer, instructions: list[Instruction], signers: list[Keypair]
+) -> str | None:
     """Land ``instructions`` now (visible at confirmed after the slots advance); the
     error and logs if it failed, else None."""
     ledger = server.ledger
@@ -127,14 +142,26 @@ def chain() -> Iterator[Chain]:
         yield Chain(server, base)
 
 
-def create(capsys: pytest.CaptureFixture[str], database_url: str, chain: Chain,
-           quote: Pubkey | str, **changes: str) -> CliResult:  # fmt: skip
+def create(
+    capsys: pytest.CaptureFixture[str],
+    database_url: str,
+    chain: Chain,
+    quote: Pubkey | str,
+    **changes: str,
+) -> CliResult:
     flags = {
-        "base-mint": str(chain.base), "quote-mint": str(quote), "base-decimals": "9",
-        "quote-decimals": "6", "lot-size-atoms": "1000", "tick-size-atoms": "10",
-        "settlement-authority": AUTHORITY, "fee-payer": FEE_PAYER, "id": "BASE-QUOTE",
-        "rpc-url": chain.server.url, "authority-keypair": authority_file(AUTHORITY_KEY),
-    }  # fmt: skip
+        "base-mint": str(chain.base),
+        "quote-mint": str(quote),
+        "base-decimals": "9",
+        "quote-decimals": "6",
+        "lot-size-atoms": "1000",
+        "tick-size-atoms": "10",
+        "settlement-authority": AUTHORITY,
+        "fee-payer": FEE_PAYER,
+        "id": "BASE-QUOTE",
+        "rpc-url": chain.server.url,
+        "authority-keypair": authority_file(AUTHORITY_KEY),
+    }
     flags.update({key.replace("_", "-"): value for key, value in changes.items()})
     argv = ["market", "create", "--db-url", database_url]
     for key, value in flags.items():
@@ -159,17 +186,21 @@ def assert_refused(result: CliResult, engine: Engine, field: str, *parts: str) -
 
 @pytest.mark.parametrize("extension", REFUSED, ids=lambda e: e.name)
 def test_a_token_2022_mint_with_a_refused_extension_is_refused_naming_it(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
     extension: Extension,
-) -> None:  # fmt: skip
+) -> None:
     """A real Token-2022 mint initialized with the extension (the program accepted it):
     market create exits 1 naming quote_mint, the mint, the extension and why; no market."""
     quote = _mint_with(chain.server, [extension])
 
     result = create(capsys, database_url, chain, quote)
 
-    assert_refused(result, engine, "quote_mint", f"{quote} is refused: Token-2022 extension "
-                   f"{extension.name}")  # fmt: skip
+    assert_refused(
+        result, engine, "quote_mint", f"{quote} is refused: Token-2022 extension {extension.name}"
+    )
     if extension is DEFAULT_FROZEN:
         assert "frozen" in result.error_line()
 
@@ -209,8 +240,9 @@ def test_a_mint_that_does_not_exist_is_refused(
 ) -> None:
     missing = Keypair().pubkey()
     result = create(capsys, database_url, chain, missing)
-    assert_refused(result, engine, "quote_mint", f"{missing} does not exist on chain",
-                   chain.server.url)  # fmt: skip
+    assert_refused(
+        result, engine, "quote_mint", f"{missing} does not exist on chain", chain.server.url
+    )
 
 
 def test_a_wallet_is_not_a_mint(
@@ -230,9 +262,12 @@ def test_a_wallet_is_not_a_mint(
 
 @pytest.mark.parametrize("program", [TOKEN_PROGRAM_ID, TOKEN_2022_PROGRAM_ID])
 def test_a_token_account_is_not_a_mint(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
     program: Pubkey,
-) -> None:  # fmt: skip
+) -> None:
     """A token account of either program (Token-2022's associated accounts carry the
     ImmutableOwner extension and AccountType 2) given as the quote mint."""
     fixtures = chain.server.fixtures
@@ -252,10 +287,15 @@ def test_an_uninitialized_mint_is_refused(
     """82 bytes owned by SPL Token that InitializeMint never ran on."""
     mint, payer = Keypair(), chain.server.fixtures.payer
     rent = chain.server.ledger.minimum_balance_for_rent_exemption(MINT_LEN)
-    allocate = create_account(CreateAccountParams(
-        from_pubkey=payer.pubkey(), to_pubkey=mint.pubkey(), lamports=rent, space=MINT_LEN,
-        owner=TOKEN_PROGRAM_ID,
-    ))  # fmt: skip
+    allocate = create_account(
+        CreateAccountParams(
+            from_pubkey=payer.pubkey(),
+            to_pubkey=mint.pubkey(),
+            lamports=rent,
+            space=MINT_LEN,
+            owner=TOKEN_PROGRAM_ID,
+        )
+    )
     assert _execute(chain.server, [allocate], [payer, mint]) is None
 
     result = create(capsys, database_url, chain, mint.pubkey())
@@ -267,9 +307,13 @@ def test_an_uninitialized_mint_is_refused(
     ("given", "actual"), [("spl-token", "token-2022"), (str(TOKEN_PROGRAM_ID), "token-2022")]
 )
 def test_a_mint_of_another_program_than_named_is_refused(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
-    given: str, actual: str,
-) -> None:  # fmt: skip
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    given: str,
+    actual: str,
+) -> None:
     quote = _mint_with(chain.server, [])
     result = create(capsys, database_url, chain, quote, quote_token_program=given)
     assert_refused(result, engine, "quote_mint", f"is a mint of {actual}, not of spl-token")
@@ -284,9 +328,13 @@ def test_a_mint_of_another_program_than_named_is_refused(
     ],
 )
 def test_a_token_program_that_is_no_token_program_is_refused_before_the_chain_is_asked(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
-    text: str, reason: str,
-) -> None:  # fmt: skip
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    text: str,
+    reason: str,
+) -> None:
     """Refused from the flag alone: the quote mint need not even exist."""
     result = create(capsys, database_url, chain, Keypair().pubkey(), base_token_program=text)
     assert_refused(result, engine, "base_token_program", reason)
@@ -294,9 +342,12 @@ def test_a_token_program_that_is_no_token_program_is_refused_before_the_chain_is
 
 @pytest.mark.parametrize("side", ["base", "quote"])
 def test_decimals_other_than_the_mints_are_refused_naming_the_decimals_flag(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
     side: str,
-) -> None:  # fmt: skip
+) -> None:
     quote = chain.server.fixtures.create_mint(6).address
     chain.server.advance_slots(chain.server.config.confirmation_depth_slots + 1)
     on_chain = {"base": 9, "quote": 6}[side]
@@ -318,9 +369,13 @@ def test_decimals_other_than_the_mints_are_refused_naming_the_decimals_flag(
     ],
 )
 def test_values_no_market_may_have_are_refused_before_the_chain_is_asked(
-    chain: Chain, engine: Engine, database_url: str, capsys: pytest.CaptureFixture[str],
-    changes: dict[str, str], field: str,
-) -> None:  # fmt: skip
+    chain: Chain,
+    engine: Engine,
+    database_url: str,
+    capsys: pytest.CaptureFixture[str],
+    changes: dict[str, str],
+    field: str,
+) -> None:
     """Out-of-range sizes and decimals, keys that are not base58, an over-long id."""
     result = create(capsys, database_url, chain, Keypair().pubkey(), **changes)
     flag = "--id" if field == "market_id" else "--" + field.replace("_", "-")

@@ -74,20 +74,31 @@ def test_submit_with_ttl_sets_the_expiry_from_now(desk: Desk) -> None:
 SUBMIT_REFUSALS = [
     pytest.param(lambda d: {"market_id": "NO-SUCH"}, "market_id", id="unknown_market"),
     pytest.param(lambda d: {"price_atoms": 0}, "price_atoms", id="zero_price"),
-    pytest.param(lambda d: {"price_atoms": PRICE_ATOMS + 1}, "price_atoms",
-                 id="price_off_the_tick"),
+    pytest.param(
+        lambda d: {"price_atoms": PRICE_ATOMS + 1}, "price_atoms", id="price_off_the_tick"
+    ),
     pytest.param(lambda d: {"size_atoms": 0}, "size_atoms", id="zero_size"),
     pytest.param(lambda d: {"size_atoms": SIZE_ATOMS + 1}, "size_atoms", id="size_off_the_lot"),
     pytest.param(lambda d: {"expiry_s": 1}, "expiry_s", id="expired"),
-    pytest.param(lambda d: {"pay_account": d.base_account}, "pay_account",
-                 id="pay_account_of_the_wrong_mint"),
-    pytest.param(lambda d: {"receive_account": d.quote_account}, "receive_account",
-                 id="receive_account_of_the_wrong_mint"),
-    pytest.param(lambda d: {"pay_account": d.stranger_quote_account}, "pay_account",
-                 id="pay_account_of_another_owner"),
-    pytest.param(lambda d: {"receive_account": Keypair().pubkey()}, "receive_account",
-                 id="receive_account_missing_on_chain"),
-]  # fmt: skip
+    pytest.param(
+        lambda d: {"pay_account": d.base_account}, "pay_account", id="pay_account_of_the_wrong_mint"
+    ),
+    pytest.param(
+        lambda d: {"receive_account": d.quote_account},
+        "receive_account",
+        id="receive_account_of_the_wrong_mint",
+    ),
+    pytest.param(
+        lambda d: {"pay_account": d.stranger_quote_account},
+        "pay_account",
+        id="pay_account_of_another_owner",
+    ),
+    pytest.param(
+        lambda d: {"receive_account": Keypair().pubkey()},
+        "receive_account",
+        id="receive_account_missing_on_chain",
+    ),
+]
 
 
 @pytest.mark.parametrize(("changes", "field"), SUBMIT_REFUSALS)
@@ -213,8 +224,7 @@ def test_cancel_show_and_list_an_order(desk: Desk) -> None:
 
     shown = desk.cli("order", "show", order.order_id, *url)
     listed = desk.cli("order", "list", "--market", MARKET_ID, *url)
-    cancelled = desk.cli("order", "cancel", order.order_id, "--keypair", str(desk.maker_file),
-                         *url)
+    cancelled = desk.cli("order", "cancel", order.order_id, "--keypair", str(desk.maker_file), *url)
     open_now = desk.cli("order", "list", "--market", MARKET_ID, "--status", "open", *url, "--json")
 
     assert shown.code == 0 and order.order_id in shown.out and "open" in shown.out
@@ -234,8 +244,15 @@ def test_cancel_with_another_keypair_exits_1_naming_the_maker(desk: Desk) -> Non
     desk.cli(*desk.submit_argv(order))
     before = desk.orders_table()
 
-    result = desk.cli("order", "cancel", order.order_id, "--keypair",
-                      str(desk.keypair_file("other")), "--url", desk.url)  # fmt: skip
+    result = desk.cli(
+        "order",
+        "cancel",
+        order.order_id,
+        "--keypair",
+        str(desk.keypair_file("other")),
+        "--url",
+        desk.url,
+    )
 
     assert_refused(result, "maker", action="cancel")
     assert "(--keypair)" in result.error_line()
@@ -253,18 +270,25 @@ def test_show_and_cancel_of_an_unknown_order_exit_1_naming_order_id(desk: Desk) 
         "order_id",
         action="cancel",
     )
-    assert_refused(desk.cli("order", "cancel", "not-an-id!", "--keypair", str(desk.maker_file),
-                            *url), "order_id", action="cancel")  # fmt: skip
+    assert_refused(
+        desk.cli("order", "cancel", "not-an-id!", "--keypair", str(desk.maker_file), *url),
+        "order_id",
+        action="cancel",
+    )
 
 
 def test_list_of_an_unknown_market_or_status_exits_1_naming_the_field(desk: Desk) -> None:
     """list --market of no market names market_id; a bad --status names status."""
     url = ("--url", desk.url)
 
-    assert_refused(desk.cli("order", "list", "--market", "NO-SUCH", *url), "market_id",
-                   action="list")
-    assert_refused(desk.cli("order", "list", "--market", MARKET_ID, "--status", "gone", *url),
-                   "status", action="list")  # fmt: skip
+    assert_refused(
+        desk.cli("order", "list", "--market", "NO-SUCH", *url), "market_id", action="list"
+    )
+    assert_refused(
+        desk.cli("order", "list", "--market", MARKET_ID, "--status", "gone", *url),
+        "status",
+        action="list",
+    )
 
 
 def test_help_lists_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:

@@ -138,8 +138,10 @@ def test_a_stream_of_nothing_or_of_an_unknown_market_is_refused_in_the_error_sha
 ) -> None:
     """No topic is 400 naming market_id; an unknown market 404 unknown_market."""
     port = node().intake_port
-    for path, status, code in (("/stream", 400, "invalid_field"),
-                               ("/stream?market_id=NOPE", 404, "unknown_market")):  # fmt: skip
+    for path, status, code in (
+        ("/stream", 400, "invalid_field"),
+        ("/stream?market_id=NOPE", 404, "unknown_market"),
+    ):
         stream = Stream(port, path)
         try:
             body = json.loads(stream.response.read())

@@ -21,8 +21,10 @@ def test_a_nonce_past_2_53_sent_as_a_decimal_string_is_stored_exactly(desk: Desk
     """The issue's case: the signed nonce 9007199254740993 as a string is 201, stored
     and answered as the same string, under the id computed from the exact terms."""
     signed = desk.signed(nonce=NONCE_PAST_2_53)
-    document = {key: str(value) if isinstance(value, int) else value
-                for key, value in signed.to_json().items()}  # fmt: skip
+    document = {
+        key: str(value) if isinstance(value, int) else value
+        for key, value in signed.to_json().items()
+    }
 
     code, body = desk.post("/orders", document)
 
@@ -51,11 +53,22 @@ def test_u64s_are_answered_as_decimal_strings_in_orders_and_the_book(desk: Desk)
     _, order = desk.get(f"/orders/{signed.order_id}")
     _, book = desk.get(f"/markets/{MARKET_ID}/book")
 
-    u64_keys = ("price_atoms", "size_atoms", "remaining_atoms", "client_order_id",
-                "expiry_s", "nonce")  # fmt: skip
+    u64_keys = (
+        "price_atoms",
+        "size_atoms",
+        "remaining_atoms",
+        "client_order_id",
+        "expiry_s",
+        "nonce",
+    )
     assert all(isinstance(order[key], str) for key in u64_keys), order
-    assert book["bids"] == [{"price_atoms": str(signed.order.price_atoms),
-                             "size_atoms": str(SIZE_ATOMS), "order_count": 1}]  # fmt: skip
+    assert book["bids"] == [
+        {
+            "price_atoms": str(signed.order.price_atoms),
+            "size_atoms": str(SIZE_ATOMS),
+            "order_count": 1,
+        }
+    ]
 
 
 @pytest.mark.parametrize(

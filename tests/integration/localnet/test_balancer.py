@@ -27,7 +27,9 @@ HISTORY = {"searchTransactionHistory": True}
 
 
 def rpc(http: httpx2.Client, url: str, method: str, *params: Any) -> httpx2.Response:
-    return http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    return http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    )
 
 
 def test_one_url_over_a_lagging_and_a_healthy_backend_gives_answers_that_disagree(
@@ -49,9 +51,14 @@ def test_one_url_over_a_lagging_and_a_healthy_backend_gives_answers_that_disagre
     for _ in range(4):
         answer = rpc(http, localnet.urls[1], "getSignatureStatuses", [signature], HISTORY).json()
         status = answer["result"]["value"][0]
-        seen.append((answer["result"]["context"]["slot"], None if status is None else status["slot"]))
+        seen.append(
+            (answer["result"]["context"]["slot"], None if status is None else status["slot"])
+        )
     assert seen == [(tip - LAG, None), (tip, tip)] * 2
-    slots = [rpc(http, localnet.urls[1], "getSlot", {"commitment": "processed"}).json()["result"] for _ in range(2)]
+    slots = [
+        rpc(http, localnet.urls[1], "getSlot", {"commitment": "processed"}).json()["result"]
+        for _ in range(2)
+    ]
     assert slots == [tip - LAG, tip]
 
 
@@ -69,7 +76,10 @@ def test_a_balancer_over_a_lagging_and_a_pruned_backend_loses_history_on_one_of_
         server.advance_slots(40)
         signature = str(transaction.signatures[0])
         found = [
-            rpc(http, server.urls[1], "getTransaction", signature, {"commitment": "confirmed"}).json()["result"] is not None
+            rpc(
+                http, server.urls[1], "getTransaction", signature, {"commitment": "confirmed"}
+            ).json()["result"]
+            is not None
             for _ in range(4)
         ]
         assert found == [True, False, True, False]
@@ -84,10 +94,17 @@ def test_random_backend_choice_is_seeded_and_a_down_backend_is_a_502(
     def pattern() -> list[int]:
         config = LocalnetConfig(port=0, slot_ms=0, fault_seed=3)
         with LocalnetServer(config) as server:
-            server.set_faults(0, Faults(
-                backends=(Faults(down=True), Faults(), Faults(error_rate=1.0, error=FaultError.HTTP_429)),
-                backend_choice="random",
-            ))  # fmt: skip
+            server.set_faults(
+                0,
+                Faults(
+                    backends=(
+                        Faults(down=True),
+                        Faults(),
+                        Faults(error_rate=1.0, error=FaultError.HTTP_429),
+                    ),
+                    backend_choice="random",
+                ),
+            )
             return [rpc(http, server.url, "getSlot").status_code for _ in range(30)]
 
     first = pattern()
@@ -101,12 +118,18 @@ def test_the_admin_route_shows_backends_and_refuses_bad_ones_by_name(
     """GET /admin/faults and /admin/status list each backend's faults; a view fault on the
     front, a nested backend or an unknown choice is refused with the field named."""
     url = localnet.urls[2]
-    body = {"backends": [{"lag_slots": 5}, {"prune_history_slots": 100}], "backend_choice": "random"}
+    body = {
+        "backends": [{"lag_slots": 5}, {"prune_history_slots": 100}],
+        "backend_choice": "random",
+    }
     assert http.post(f"{url}/admin/faults", json=body).status_code == 200
     shown = http.get(f"{url}/admin/faults").json()["faults"]
     assert [backend["lag_slots"] for backend in shown["backends"]] == [5, 0]
     assert shown["backends"][1]["prune_history_slots"] == 100
-    assert http.get(f"{url}/admin/status").json()["endpoints"][2]["faults"]["backend_choice"] == "random"
+    assert (
+        http.get(f"{url}/admin/status").json()["endpoints"][2]["faults"]["backend_choice"]
+        == "random"
+    )
     refused = [
         ({"lag_slots": 3, "backends": [{}]}, "lag_slots: with backends"),
         ({"backends": [{"backends": [{}]}]}, "a backend has no backends"),
@@ -123,10 +146,19 @@ def test_the_admin_route_shows_backends_and_refuses_bad_ones_by_name(
 
 def test_the_localnet_command_starts_endpoints_with_the_faults_it_is_given() -> None:
     """--faults N:JSON sets endpoint N's faults at start; a bad one is a usage error naming it."""
-    args = build_parser().parse_args([
-        "localnet", "--port", "0", "--endpoints", "2", "--slot-ms", "0",
-        "--faults", '1:{"backends": [{"lag_slots": 4}, {}]}',
-    ])  # fmt: skip
+    args = build_parser().parse_args(
+        [
+            "localnet",
+            "--port",
+            "0",
+            "--endpoints",
+            "2",
+            "--slot-ms",
+            "0",
+            "--faults",
+            '1:{"backends": [{"lag_slots": 4}, {}]}',
+        ]
+    )
     stop, out = threading.Event(), Announcements()
     outcome: list[int] = []
     server = threading.Thread(target=lambda: outcome.append(serve(args, stop, out)))

@@ -32,12 +32,29 @@ def test_the_localnet_command_serves_its_fixtures_until_stopped(tmp_path: Path) 
     """Wallets, mints, funded accounts and an approval are created, announced, and served."""
     args = build_parser().parse_args(
         [
-            "localnet", "--port", "0", "--endpoints", "2", "--slot-ms", "0",
-            "--wallet", "alice", "--wallet", "settler:1", "--mint", "usdc:6",
-            "--token-account", "alice:usdc:5000000", "--approve", "alice:usdc:settler:2000000",
-            "--keys-dir", str(tmp_path / "keys"), "--fixtures-out", str(tmp_path / "fixtures.json"),
+            "localnet",
+            "--port",
+            "0",
+            "--endpoints",
+            "2",
+            "--slot-ms",
+            "0",
+            "--wallet",
+            "alice",
+            "--wallet",
+            "settler:1",
+            "--mint",
+            "usdc:6",
+            "--token-account",
+            "alice:usdc:5000000",
+            "--approve",
+            "alice:usdc:settler:2000000",
+            "--keys-dir",
+            str(tmp_path / "keys"),
+            "--fixtures-out",
+            str(tmp_path / "fixtures.json"),
         ]
-    )  # fmt: skip
+    )
     assert args.handler.__name__ == "run_localnet"
     stop, out = threading.Event(), Announcements()
     outcome: list[int] = []
@@ -49,14 +66,21 @@ def test_the_localnet_command_serves_its_fixtures_until_stopped(tmp_path: Path) 
         assert summary == json.loads((tmp_path / "fixtures.json").read_text())
         assert len(summary["urls"]) == 2
         account = summary["token_accounts"]["alice:usdc"]
-        body = {"jsonrpc": "2.0", "id": 1, "method": "getTokenAccountBalance",
-                "params": [account, {"commitment": "processed"}]}  # fmt: skip
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "getTokenAccountBalance",
+            "params": [account, {"commitment": "processed"}],
+        }
         with httpx2.Client(timeout=5) as http:
             answer = http.post(summary["urls"][1], json=body).json()
         assert answer["result"]["value"]["amount"] == "5000000"
         assert sorted(path.name for path in (tmp_path / "keys").iterdir()) == [
-            "alice.json", "mint-usdc-authority.json", "mint-usdc.json", "settler.json",
-        ]  # fmt: skip
+            "alice.json",
+            "mint-usdc-authority.json",
+            "mint-usdc.json",
+            "settler.json",
+        ]
         assert (tmp_path / "keys" / "alice.json").stat().st_mode & 0o077 == 0
     finally:
         stop.set()

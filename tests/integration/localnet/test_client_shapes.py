@@ -21,8 +21,6 @@ from .chain import call, land_over_http
 pytestmark = pytest.mark.localnet(endpoints=3)
 
 
-
-
 def _legacy_and_v0(localnet: LocalnetServer, http: httpx2.Client) -> tuple[str, str]:
     payer = localnet.fixtures.fund_wallet()
     blockhash = localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
@@ -97,18 +95,41 @@ def test_a_preflight_failure_carries_agave_s_simulation_result_fields(
     transaction = VersionedTransaction(
         Message.new_with_blockhash([too_much], payer.pubkey(), blockhash), [payer]
     )
-    body = {"jsonrpc": "2.0", "id": 1, "method": "sendTransaction",
-            "params": [b58encode(bytes(transaction)), {"preflightCommitment": "processed"}]}  # fmt: skip
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "sendTransaction",
+        "params": [b58encode(bytes(transaction)), {"preflightCommitment": "processed"}],
+    }
     error = http.post(localnet.url, json=body).json()["error"]
     assert error["code"] == -32002 and error["message"].startswith("Transaction simulation failed")
     data = error["data"]
     assert set(data) == {
-        "err", "logs", "accounts", "unitsConsumed", "loadedAccountsDataSize", "returnData",
-        "innerInstructions", "replacementBlockhash", "fee", "preBalances", "postBalances",
-        "preTokenBalances", "postTokenBalances", "loadedAddresses",
-    }  # fmt: skip
-    unset = ("accounts", "innerInstructions", "replacementBlockhash", "preBalances",
-             "postBalances", "preTokenBalances", "postTokenBalances", "loadedAddresses")  # fmt: skip
+        "err",
+        "logs",
+        "accounts",
+        "unitsConsumed",
+        "loadedAccountsDataSize",
+        "returnData",
+        "innerInstructions",
+        "replacementBlockhash",
+        "fee",
+        "preBalances",
+        "postBalances",
+        "preTokenBalances",
+        "postTokenBalances",
+        "loadedAddresses",
+    }
+    unset = (
+        "accounts",
+        "innerInstructions",
+        "replacementBlockhash",
+        "preBalances",
+        "postBalances",
+        "preTokenBalances",
+        "postTokenBalances",
+        "loadedAddresses",
+    )
     assert all(data[key] is None for key in unset)
     assert data["err"] == {"InstructionError": [0, {"Custom": 1}]} and data["logs"]
     assert data["unitsConsumed"] > 0 and data["fee"] == 5000

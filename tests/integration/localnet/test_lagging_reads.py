@@ -21,7 +21,9 @@ AMOUNT = 1_000_000
 
 
 def call(http: httpx2.Client, url: str, method: str, *params: Any) -> dict[str, Any]:
-    answer = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    answer = http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    )
     assert answer.status_code == 200
     body: dict[str, Any] = answer.json()
     return body
@@ -42,7 +44,10 @@ class Landed:
         localnet.advance_slots(20)
         localnet.set_faults(1, Faults(lag_slots=LAG))
         transaction = lamport_transfer(
-            payer, self.recipient, AMOUNT, localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
+            payer,
+            self.recipient,
+            AMOUNT,
+            localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash,
         )
         self.signature = str(transaction.signatures[0])
         localnet.ledger.submit(transaction, signatures_verified=False)
@@ -98,7 +103,11 @@ def test_a_lagging_endpoint_reads_accounts_and_heights_as_of_its_slot(
         assert height == slot
         assert result(http, landed.lagging, "getSlot", {"commitment": commitment}) == slot
     fresh = result(
-        http, landed.healthy, "getAccountInfo", address, {"encoding": "base64", "commitment": "processed"}
+        http,
+        landed.healthy,
+        "getAccountInfo",
+        address,
+        {"encoding": "base64", "commitment": "processed"},
     )
     assert fresh["value"]["lamports"] == AMOUNT
 
@@ -117,7 +126,13 @@ def test_every_context_slot_of_a_lagging_endpoint_is_its_lagged_slot(
         ("getLatestBlockhash", (processed,)),
         ("isBlockhashValid", (blockhash, processed)),
         ("getSignatureStatuses", ([landed.signature],)),
-        ("getProgramAccounts", ("11111111111111111111111111111111", {**processed, "withContext": True, "filters": [{"dataSize": 7}]})),
+        (
+            "getProgramAccounts",
+            (
+                "11111111111111111111111111111111",
+                {**processed, "withContext": True, "filters": [{"dataSize": 7}]},
+            ),
+        ),
     ]
     for method, params in asks:
         answer = result(http, landed.lagging, method, *params)
@@ -140,7 +155,10 @@ def test_min_context_slot_past_a_lagging_endpoint_s_slot_is_error_32016(
         ("getBlockHeight", (ahead,)),
         ("getSlot", (ahead,)),
         ("getLatestBlockhash", (ahead,)),
-        ("getSignaturesForAddress", (address, {"commitment": "confirmed", "minContextSlot": landed.slot})),
+        (
+            "getSignaturesForAddress",
+            (address, {"commitment": "confirmed", "minContextSlot": landed.slot}),
+        ),
     ]
     for method, params in asks:
         body = call(http, landed.lagging, method, *params)

@@ -40,9 +40,6 @@ DECIMALS = 6
 LAMPORTS = 1_000_000
 
 
-
-
-
 class TokenLaunch:
     """One legacy transaction touching every parser: compute budget (not parsed), System
     createAccount, Token initializeMint2 and mintToChecked, an ATA create (with inner
@@ -56,23 +53,41 @@ class TokenLaunch:
         payer, mint = self.payer.pubkey(), self.mint.pubkey()
         instructions = [
             set_compute_unit_limit(400_000),
-            create_account(CreateAccountParams(
-                from_pubkey=payer, to_pubkey=mint, lamports=self.rent, space=MINT_LEN,
-                owner=TOKEN_PROGRAM_ID,
-            )),
-            initialize_mint2(InitializeMint2Params(
-                decimals=DECIMALS, program_id=TOKEN_PROGRAM_ID, mint=mint, mint_authority=payer,
-            )),
+            create_account(
+                CreateAccountParams(
+                    from_pubkey=payer,
+                    to_pubkey=mint,
+                    lamports=self.rent,
+                    space=MINT_LEN,
+                    owner=TOKEN_PROGRAM_ID,
+                )
+            ),
+            initialize_mint2(
+                InitializeMint2Params(
+                    decimals=DECIMALS,
+                    program_id=TOKEN_PROGRAM_ID,
+                    mint=mint,
+                    mint_authority=payer,
+                )
+            ),
             create_associated_token_account(payer, self.owner, mint),
-            mint_to_checked(MintToCheckedParams(
-                program_id=TOKEN_PROGRAM_ID, mint=mint, dest=self.account, mint_authority=payer,
-                amount=1_500_000, decimals=DECIMALS,
-            )),
+            mint_to_checked(
+                MintToCheckedParams(
+                    program_id=TOKEN_PROGRAM_ID,
+                    mint=mint,
+                    dest=self.account,
+                    mint_authority=payer,
+                    amount=1_500_000,
+                    decimals=DECIMALS,
+                )
+            ),
             create_memo(MemoParams(program_id=MEMO_PROGRAM_ID, signer=payer, message=b"launch")),
-        ]  # fmt: skip
+        ]
         blockhash = localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
         message = Message.new_with_blockhash(instructions, payer, blockhash)
-        self.signature = land_over_http(localnet, http, VersionedTransaction(message, [self.payer, self.mint]))
+        self.signature = land_over_http(
+            localnet, http, VersionedTransaction(message, [self.payer, self.mint])
+        )
 
 
 @pytest.fixture
@@ -94,22 +109,37 @@ def test_json_parsed_transaction_parses_each_known_program_as_agave_does(
     message = found["transaction"]["message"]
     payer, mint = str(launch.payer.pubkey()), str(launch.mint.pubkey())
     keys = {key["pubkey"]: key for key in message["accountKeys"]}
-    assert keys[payer] == {"pubkey": payer, "writable": True, "signer": True, "source": "transaction"}
+    assert keys[payer] == {
+        "pubkey": payer,
+        "writable": True,
+        "signer": True,
+        "source": "transaction",
+    }
     assert keys[mint]["signer"] and keys[mint]["writable"]
     assert not keys[str(TOKEN_PROGRAM_ID)]["writable"] and not keys[SYSTEM]["writable"]
     assert "addressTableLookups" not in message
     budget, create, init_mint, ata, mint_to, memo = message["instructions"]
     assert budget == {
-        "programId": COMPUTE_BUDGET, "accounts": [],
-        "data": b58encode(bytes(set_compute_unit_limit(400_000).data)), "stackHeight": None,
-    }  # fmt: skip
+        "programId": COMPUTE_BUDGET,
+        "accounts": [],
+        "data": b58encode(bytes(set_compute_unit_limit(400_000).data)),
+        "stackHeight": None,
+    }
     assert create == {
-        "program": "system", "programId": SYSTEM, "stackHeight": None,
-        "parsed": {"type": "createAccount", "info": {
-            "source": payer, "newAccount": mint, "lamports": launch.rent, "space": MINT_LEN,
-            "owner": str(TOKEN_PROGRAM_ID),
-        }},
-    }  # fmt: skip
+        "program": "system",
+        "programId": SYSTEM,
+        "stackHeight": None,
+        "parsed": {
+            "type": "createAccount",
+            "info": {
+                "source": payer,
+                "newAccount": mint,
+                "lamports": launch.rent,
+                "space": MINT_LEN,
+                "owner": str(TOKEN_PROGRAM_ID),
+            },
+        },
+    }
     assert init_mint["program"] == "spl-token"
     assert init_mint["parsed"] == {
         "type": "initializeMint2",
@@ -117,20 +147,37 @@ def test_json_parsed_transaction_parses_each_known_program_as_agave_does(
     }
     assert ata["program"] == "spl-associated-token-account"
     assert ata["programId"] == str(ASSOCIATED_TOKEN_PROGRAM_ID)
-    assert ata["parsed"] == {"type": "create", "info": {
-        "source": payer, "account": str(launch.account), "wallet": str(launch.owner),
-        "mint": mint, "systemProgram": SYSTEM, "tokenProgram": str(TOKEN_PROGRAM_ID),
-    }}  # fmt: skip
-    assert mint_to["parsed"] == {"type": "mintToChecked", "info": {
-        "mint": mint, "account": str(launch.account), "mintAuthority": payer,
-        "tokenAmount": {
-            "amount": "1500000", "decimals": DECIMALS, "uiAmount": 1.5, "uiAmountString": "1.5",
+    assert ata["parsed"] == {
+        "type": "create",
+        "info": {
+            "source": payer,
+            "account": str(launch.account),
+            "wallet": str(launch.owner),
+            "mint": mint,
+            "systemProgram": SYSTEM,
+            "tokenProgram": str(TOKEN_PROGRAM_ID),
         },
-    }}  # fmt: skip
+    }
+    assert mint_to["parsed"] == {
+        "type": "mintToChecked",
+        "info": {
+            "mint": mint,
+            "account": str(launch.account),
+            "mintAuthority": payer,
+            "tokenAmount": {
+                "amount": "1500000",
+                "decimals": DECIMALS,
+                "uiAmount": 1.5,
+                "uiAmountString": "1.5",
+            },
+        },
+    }
     assert memo == {
-        "program": "spl-memo", "programId": str(MEMO_PROGRAM_ID), "parsed": "launch",
+        "program": "spl-memo",
+        "programId": str(MEMO_PROGRAM_ID),
+        "parsed": "launch",
         "stackHeight": None,
-    }  # fmt: skip
+    }
 
 
 def test_json_parsed_meta_parses_inner_instructions_and_leaves_out_loaded_addresses(
@@ -145,8 +192,13 @@ def test_json_parsed_meta_parses_inner_instructions_and_leaves_out_loaded_addres
     kinds = [(item.get("program"), item["parsed"]["type"]) for item in inner["instructions"]]
     assert ("system", "createAccount") in kinds
     assert ("spl-token", "initializeAccount3") in kinds
-    data_size = next(item for item in inner["instructions"] if item["parsed"]["type"] == "getAccountDataSize")
-    assert data_size["parsed"]["info"] == {"mint": str(launch.mint.pubkey()), "extensionTypes": ["immutableOwner"]}
+    data_size = next(
+        item for item in inner["instructions"] if item["parsed"]["type"] == "getAccountDataSize"
+    )
+    assert data_size["parsed"]["info"] == {
+        "mint": str(launch.mint.pubkey()),
+        "extensionTypes": ["immutableOwner"],
+    }
     assert {item["stackHeight"] for item in inner["instructions"]} == {2}
     (balance,) = meta["postTokenBalances"]
     assert balance["mint"] == str(launch.mint.pubkey())
@@ -167,10 +219,20 @@ def test_json_parsed_answers_read_back_through_solders_response_types(
     shown_transaction = typed.value.transaction.transaction
     assert isinstance(shown_transaction, UiTransaction)
     assert isinstance(shown_transaction.message, UiParsedMessage)
-    block = call(http, localnet.url, "getBlock", found["slot"], {
-        "commitment": "confirmed", "encoding": "jsonParsed", "maxSupportedTransactionVersion": 0,
-    })  # fmt: skip
-    (shown,) = [tx for tx in block["transactions"] if tx["transaction"]["signatures"][0] == launch.signature]
+    block = call(
+        http,
+        localnet.url,
+        "getBlock",
+        found["slot"],
+        {
+            "commitment": "confirmed",
+            "encoding": "jsonParsed",
+            "maxSupportedTransactionVersion": 0,
+        },
+    )
+    (shown,) = [
+        tx for tx in block["transactions"] if tx["transaction"]["signatures"][0] == launch.signature
+    ]
     assert shown["transaction"] == found["transaction"] and shown["version"] == "legacy"
     typed_block = GetBlockResp.from_json(json.dumps({"jsonrpc": "2.0", "result": block, "id": 1}))
     assert isinstance(typed_block, GetBlockResp) and typed_block.value is not None
@@ -184,18 +246,33 @@ def test_json_parsed_v0_transaction_has_its_version_and_lookups(
     payer = localnet.fixtures.fund_wallet()
     recipient = Keypair().pubkey()
     blockhash = localnet.ledger.blockhash_at(localnet.ledger.slot).blockhash
-    move = transfer(TransferParams(from_pubkey=payer.pubkey(), to_pubkey=recipient, lamports=LAMPORTS))
+    move = transfer(
+        TransferParams(from_pubkey=payer.pubkey(), to_pubkey=recipient, lamports=LAMPORTS)
+    )
     v0 = MessageV0.try_compile(payer.pubkey(), [move], [], blockhash)
     signature = land_over_http(localnet, http, VersionedTransaction(v0, [payer]))
-    config = {"commitment": "confirmed", "encoding": "jsonParsed", "maxSupportedTransactionVersion": 0}
+    config = {
+        "commitment": "confirmed",
+        "encoding": "jsonParsed",
+        "maxSupportedTransactionVersion": 0,
+    }
     found = call(http, localnet.url, "getTransaction", signature, config)
     assert found["version"] == 0
     message = found["transaction"]["message"]
     assert message["addressTableLookups"] == []
-    assert message["instructions"][0]["parsed"] == {"type": "transfer", "info": {
-        "source": str(payer.pubkey()), "destination": str(recipient), "lamports": LAMPORTS,
-    }}  # fmt: skip
-    body = {"jsonrpc": "2.0", "id": 1, "method": "getTransaction",
-            "params": [signature, {"commitment": "confirmed", "encoding": "jsonParsed"}]}  # fmt: skip
+    assert message["instructions"][0]["parsed"] == {
+        "type": "transfer",
+        "info": {
+            "source": str(payer.pubkey()),
+            "destination": str(recipient),
+            "lamports": LAMPORTS,
+        },
+    }
+    body = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "getTransaction",
+        "params": [signature, {"commitment": "confirmed", "encoding": "jsonParsed"}],
+    }
     refused = http.post(localnet.url, json=body).json()
     assert refused["error"]["code"] == -32015

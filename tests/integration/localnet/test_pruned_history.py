@@ -23,7 +23,9 @@ HISTORY = {"searchTransactionHistory": True}
 
 
 def result(http: httpx2.Client, url: str, method: str, *params: Any) -> Any:
-    answer = http.post(url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+    answer = http.post(
+        url, json={"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)}
+    )
     body = answer.json()
     assert "error" not in body, body
     return body["result"]
@@ -69,11 +71,17 @@ def test_a_pruned_endpoint_loses_statuses_once_they_leave_the_status_cache(
     localnet.set_faults(1, Faults(prune_history_slots=PRUNE))
     pruned, healthy = localnet.urls[1], localnet.urls[0]
     localnet.advance_slots(PRUNE + 10)
-    assert result(http, pruned, "getSignatureStatuses", [signature], HISTORY)["value"][0]["slot"] == slot
+    assert (
+        result(http, pruned, "getSignatureStatuses", [signature], HISTORY)["value"][0]["slot"]
+        == slot
+    )
     localnet.advance_slots(localnet.config.status_cache_slots)
     assert result(http, pruned, "getSignatureStatuses", [signature], HISTORY)["value"] == [None]
     assert result(http, pruned, "getSignatureStatuses", [signature])["value"] == [None]
-    assert result(http, healthy, "getSignatureStatuses", [signature], HISTORY)["value"][0]["slot"] == slot
+    assert (
+        result(http, healthy, "getSignatureStatuses", [signature], HISTORY)["value"][0]["slot"]
+        == slot
+    )
 
 
 def test_prune_history_slots_is_checked_by_name() -> None:

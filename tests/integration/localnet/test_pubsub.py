@@ -255,8 +255,10 @@ def test_slots_updates_subscribe_streams_created_frozen_confirmed_and_rooted_slo
             assert ("optimisticConfirmation", 3) in kinds and ("root", 1) in kinds
             assert seen[1]["stats"]["numFailedTransactions"] == 0
             assert await ws.call("slotsUpdatesUnsubscribe", updates) == {
-                "jsonrpc": "2.0", "result": True, "id": 2,
-            }  # fmt: skip
+                "jsonrpc": "2.0",
+                "result": True,
+                "id": 2,
+            }
 
     run(scenario())
 

@@ -37,7 +37,7 @@ def test_token_reads_find_accounts_by_owner_delegate_and_mint(localnet: Localnet
     async def scenario() -> None:
         async with client(localnet.url) as rpc:
             by_mint = TokenAccountOpts(mint=mint.address)
-            owned = (await rpc.get_token_accounts_by_owner(alice.pubkey(), by_mint, Processed))
+            owned = await rpc.get_token_accounts_by_owner(alice.pubkey(), by_mint, Processed)
             assert [keyed.pubkey for keyed in owned.value] == [alice_account]
             parsed = await rpc.get_token_accounts_by_owner_json_parsed(
                 alice.pubkey(), by_mint, Processed

@@ -23,8 +23,6 @@ from .chain import call, client, lamport_transfer, latest_blockhash, run, send
 pytestmark = pytest.mark.localnet(endpoints=3)
 
 
-
-
 def test_send_transaction_takes_base58_the_default_encoding(
     localnet: LocalnetServer, http: httpx2.Client
 ) -> None:

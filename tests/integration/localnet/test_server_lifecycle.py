@@ -35,9 +35,7 @@ def rpc(url: str, method: str, *params: Any) -> Any:
         return http.post(url, json=body).json()["result"]
 
 
-def test_endpoints_listen_every_other_port_with_pubsub_on_port_plus_one_over_one_ledger() -> (
-    None
-):
+def test_endpoints_listen_every_other_port_with_pubsub_on_port_plus_one_over_one_ledger() -> None:
     """Three endpoints on p, p+2, p+4 (PubSub on p+1, p+3, p+5, as a node's RPC port + 1),
     all reading the same slots and accounts."""
     with LocalnetServer(LocalnetConfig(port=0, endpoints=3, slot_ms=0)) as localnet:

@@ -54,49 +54,74 @@ async def create_mint(
     instructions = [
         create_account(
             CreateAccountParams(
-                from_pubkey=payer.pubkey(), to_pubkey=mint.pubkey(), lamports=rent,
-                space=MINT_LEN, owner=TOKEN_PROGRAM_ID,
+                from_pubkey=payer.pubkey(),
+                to_pubkey=mint.pubkey(),
+                lamports=rent,
+                space=MINT_LEN,
+                owner=TOKEN_PROGRAM_ID,
             )
         ),
         initialize_mint2(
             InitializeMint2Params(
-                decimals=decimals, program_id=TOKEN_PROGRAM_ID, mint=mint.pubkey(),
+                decimals=decimals,
+                program_id=TOKEN_PROGRAM_ID,
+                mint=mint.pubkey(),
                 mint_authority=payer.pubkey(),
             )
         ),
-    ]  # fmt: skip
+    ]
     await send_and_land(localnet, rpc, sign(instructions, payer, await latest_blockhash(rpc), mint))
     return mint.pubkey()
 
 
 async def funded_account(
-    localnet: LocalnetServer, rpc: AsyncClient, payer: Keypair, owner: Pubkey,
-    mint: Pubkey, decimals: int, amount: int,
-) -> Pubkey:  # fmt: skip
+    localnet: LocalnetServer,
+    rpc: AsyncClient,
+    payer: Keypair,
+    owner: Pubkey,
+    mint: Pubkey,
+    decimals: int,
+    amount: int,
+) -> Pubkey:
     account = get_associated_token_address(owner, mint)
     instructions = [
         create_associated_token_account(payer.pubkey(), owner, mint),
         mint_to_checked(
             MintToCheckedParams(
-                program_id=TOKEN_PROGRAM_ID, mint=mint, dest=account,
-                mint_authority=payer.pubkey(), amount=amount, decimals=decimals,
+                program_id=TOKEN_PROGRAM_ID,
+                mint=mint,
+                dest=account,
+                mint_authority=payer.pubkey(),
+                amount=amount,
+                decimals=decimals,
             )
         ),
-    ]  # fmt: skip
+    ]
     await send_and_land(localnet, rpc, sign(instructions, payer, await latest_blockhash(rpc)))
     return account
 
 
 async def approve(
-    localnet: LocalnetServer, rpc: AsyncClient, owner: Keypair, account: Pubkey,
-    mint: Pubkey, decimals: int, delegate: Pubkey, amount: int,
-) -> None:  # fmt: skip
+    localnet: LocalnetServer,
+    rpc: AsyncClient,
+    owner: Keypair,
+    account: Pubkey,
+    mint: Pubkey,
+    decimals: int,
+    delegate: Pubkey,
+    amount: int,
+) -> None:
     instruction = approve_checked(
         ApproveCheckedParams(
-            program_id=TOKEN_PROGRAM_ID, source=account, mint=mint, delegate=delegate,
-            owner=owner.pubkey(), amount=amount, decimals=decimals,
+            program_id=TOKEN_PROGRAM_ID,
+            source=account,
+            mint=mint,
+            delegate=delegate,
+            owner=owner.pubkey(),
+            amount=amount,
+            decimals=decimals,
         )
-    )  # fmt: skip
+    )
     await send_and_land(localnet, rpc, sign([instruction], owner, await latest_blockhash(rpc)))
 
 
@@ -105,10 +130,15 @@ def leg(
 ) -> object:
     return transfer_checked(
         TransferCheckedParams(
-            program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=dest,
-            owner=delegate, amount=amount, decimals=decimals,
+            program_id=TOKEN_PROGRAM_ID,
+            source=source,
+            mint=mint,
+            dest=dest,
+            owner=delegate,
+            amount=amount,
+            decimals=decimals,
         )
-    )  # fmt: skip
+    )
 
 
 def test_a_trade_settles_both_legs_atomically_signed_by_the_delegate(
@@ -186,14 +216,18 @@ def test_a_trade_settles_both_legs_atomically_signed_by_the_delegate(
             balances = {
                 name: (await rpc.get_token_account_balance(account, Confirmed)).value.amount
                 for name, account in {
-                    "seller_base": seller_base, "buyer_base": buyer_base,
-                    "buyer_quote": buyer_quote, "seller_quote": seller_quote,
+                    "seller_base": seller_base,
+                    "buyer_base": buyer_base,
+                    "buyer_quote": buyer_quote,
+                    "seller_quote": seller_quote,
                 }.items()
-            }  # fmt: skip
+            }
             assert balances == {
-                "seller_base": str(8 * 10**9), "buyer_base": str(2 * 10**9),
-                "buyer_quote": str(440 * 10**6), "seller_quote": str(60 * 10**6),
-            }  # fmt: skip
+                "seller_base": str(8 * 10**9),
+                "buyer_base": str(2 * 10**9),
+                "buyer_quote": str(440 * 10**6),
+                "seller_quote": str(60 * 10**6),
+            }
             found = (await rpc.get_transaction(signature, commitment=Confirmed)).value
             assert found is not None and found.transaction.meta is not None
             post = {

@@ -35,6 +35,4 @@ def test_the_ledger_thread_ends_with_the_server() -> None:
     localnet = LocalnetServer(LocalnetConfig(port=0, endpoints=1, slot_ms=0)).start()
     assert any(t.name == "localnet-litesvm" for t in threading.enumerate())
     localnet.stop()
-    assert not any(
-        t.name == "localnet-litesvm" and t.is_alive() for t in threading.enumerate()
-    )
+    assert not any(t.name == "localnet-litesvm" and t.is_alive() for t in threading.enumerate())

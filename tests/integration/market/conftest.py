@@ -80,10 +80,13 @@ class Trade:
     def settlement(self) -> SettlementTransaction:
         blockhash = self.rpc(lambda rpc: rpc.get_latest_blockhash(Processed)).value.blockhash
         return build_settlement_transaction(
-            self.market, self.fill, fee_payer=self.fee_payer,
-            settlement_authority=self.authority, recent_blockhash=blockhash,
+            self.market,
+            self.fill,
+            fee_payer=self.fee_payer,
+            settlement_authority=self.authority,
+            recent_blockhash=blockhash,
             compute_unit_price_micro_lamports=5_000,
-        )  # fmt: skip
+        )
 
 
 @pytest.fixture
@@ -111,11 +114,16 @@ def make_trade(localnet: LocalnetServer) -> Trade:
         accounts["buyer_quote"], buyer, authority.pubkey(), BUYER_QUOTE_ATOMS, quote
     )
     market = Market(
-        market_id="BASE-QUOTE", base_mint=base.address, base_decimals=BASE_DECIMALS,
-        quote_mint=quote.address, quote_decimals=QUOTE_DECIMALS, lot_size_atoms=LOT_ATOMS,
-        tick_size_atoms=TICK_ATOMS, settlement_authority=authority.pubkey(),
+        market_id="BASE-QUOTE",
+        base_mint=base.address,
+        base_decimals=BASE_DECIMALS,
+        quote_mint=quote.address,
+        quote_decimals=QUOTE_DECIMALS,
+        lot_size_atoms=LOT_ATOMS,
+        tick_size_atoms=TICK_ATOMS,
+        settlement_authority=authority.pubkey(),
         fee_payer=fee_payer.pubkey(),
-    )  # fmt: skip
+    )
     market = replace(market, definition_signature=sign_market(market, authority))
     sell, buy, fill = _one_fill(market, buyer, seller, accounts)
     rpc = Rpc(localnet.url)
@@ -130,15 +138,29 @@ def _one_fill(
     """A resting sell of 2.5 base at 30_000/lot, hit by a buy of 2 base at 31_000/lot:
     20 lots at the resting price, 600_000 quote atoms."""
     sell = Order(
-        market_id=market.market_id, side=Side.SELL, price_atoms=30_000, size_atoms=25 * LOT_ATOMS,
-        maker=seller.pubkey(), pay_account=accounts["seller_base"],
-        receive_account=accounts["seller_quote"], client_order_id=1, expiry_s=EXPIRY_S, nonce=1,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=Side.SELL,
+        price_atoms=30_000,
+        size_atoms=25 * LOT_ATOMS,
+        maker=seller.pubkey(),
+        pay_account=accounts["seller_base"],
+        receive_account=accounts["seller_quote"],
+        client_order_id=1,
+        expiry_s=EXPIRY_S,
+        nonce=1,
+    )
     buy = Order(
-        market_id=market.market_id, side=Side.BUY, price_atoms=31_000, size_atoms=20 * LOT_ATOMS,
-        maker=buyer.pubkey(), pay_account=accounts["buyer_quote"],
-        receive_account=accounts["buyer_base"], client_order_id=1, expiry_s=EXPIRY_S, nonce=1,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=Side.BUY,
+        price_atoms=31_000,
+        size_atoms=20 * LOT_ATOMS,
+        maker=buyer.pubkey(),
+        pay_account=accounts["buyer_quote"],
+        receive_account=accounts["buyer_base"],
+        client_order_id=1,
+        expiry_s=EXPIRY_S,
+        nonce=1,
+    )
     book = match(Book.empty(market), sign_order(sell, seller).order, now_s=NOW_S).book
     (fill,) = match(book, sign_order(buy, buyer).order, now_s=NOW_S).fills
     return sell, buy, fill

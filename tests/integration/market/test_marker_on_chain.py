@@ -31,7 +31,9 @@ from market.settlement import settlement_instructions
 
 from .conftest import Trade
 
-ALREADY_IN_USE_AT_CREATE = "TransactionErrorInstructionError((2, Tagged(InstructionErrorCustom(0))))"
+ALREADY_IN_USE_AT_CREATE = (
+    "TransactionErrorInstructionError((2, Tagged(InstructionErrorCustom(0))))"
+)
 
 
 def _land(trade: Trade, raw: bytes) -> Signature:
@@ -48,10 +50,13 @@ def _blockhash(trade: Trade) -> Hash:
 
 def _attempt(trade: Trade) -> bytes:
     return build_settlement_transaction(
-        trade.market, trade.fill, fee_payer=trade.fee_payer,
-        settlement_authority=trade.authority, recent_blockhash=_blockhash(trade),
+        trade.market,
+        trade.fill,
+        fee_payer=trade.fee_payer,
+        settlement_authority=trade.authority,
+        recent_blockhash=_blockhash(trade),
         compute_unit_price_micro_lamports=1_000,
-    ).raw_bytes  # fmt: skip
+    ).raw_bytes
 
 
 def test_a_second_attempt_with_another_blockhash_lands_failed_at_the_marker_and_moves_nothing(
@@ -78,7 +83,10 @@ def test_a_second_attempt_with_another_blockhash_lands_failed_at_the_marker_and_
     marker = marker_for(trade.authority, trade.fill.fill_id)
     account = ledger.account(marker.address, ledger.slot)
     assert account is not None and account.lamports == MARKER_RENT_LAMPORTS
-    assert len(account.data) == 0 and ledger.minimum_balance_for_rent_exemption(0) == MARKER_RENT_LAMPORTS
+    assert (
+        len(account.data) == 0
+        and ledger.minimum_balance_for_rent_exemption(0) == MARKER_RENT_LAMPORTS
+    )
 
 
 def _public_seed(fill_id: str) -> str:
@@ -89,8 +97,9 @@ def _public_seed(fill_id: str) -> str:
 def _fund(trade: Trade, address: object) -> None:
     fixtures = trade.localnet.fixtures
     squatter = fixtures.fund_wallet()
-    instruction = transfer(TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=address,
-                                          lamports=1_000_000))
+    instruction = transfer(
+        TransferParams(from_pubkey=squatter.pubkey(), to_pubkey=address, lamports=1_000_000)
+    )
     legacy = Transaction.new_signed_with_payer(
         [instruction], squatter.pubkey(), [squatter], _blockhash(trade)
     )
@@ -104,8 +113,10 @@ def test_a_marker_seed_from_public_data_lets_anyone_block_the_settlement(trade: 
     domain and fill id, hashed) is unaffected: the same funding does not touch it, and
     the settlement lands."""
     ledger, market, fill = trade.localnet.ledger, trade.market, trade.fill
-    public = Marker(_public_seed(fill.fill_id),
-                    marker_address(market.settlement_authority, _public_seed(fill.fill_id)))
+    public = Marker(
+        _public_seed(fill.fill_id),
+        marker_address(market.settlement_authority, _public_seed(fill.fill_id)),
+    )
     _fund(trade, public.address)
     before = trade.balances()
 
@@ -128,18 +139,26 @@ def test_the_real_seed_is_not_in_any_public_data_before_the_first_attempt(trade:
     settlement transaction gives it; and another key (same public data) gives another."""
     fill = trade.fill
     seed = marker_seed(trade.authority, fill.fill_id)
-    public_data = [fill.fill_id, fill.sell_order_id, fill.buy_order_id,
-                   settlement_memo(fill.fill_id).decode(), str(trade.market.settlement_authority)]  # fmt: skip
+    public_data = [
+        fill.fill_id,
+        fill.sell_order_id,
+        fill.buy_order_id,
+        settlement_memo(fill.fill_id).decode(),
+        str(trade.market.settlement_authority),
+    ]
     for text in public_data:
         for prefix in ("", "crank-node:marker:"):
             digest = hashlib.sha256((prefix + text).encode()).hexdigest()
             assert seed not in digest
     other_fill = type(fill)(**{**fill.__dict__, "fill_id": "another-fill"})
     other = build_settlement_transaction(
-        trade.market, other_fill, fee_payer=trade.fee_payer,
-        settlement_authority=trade.authority, recent_blockhash=_blockhash(trade),
+        trade.market,
+        other_fill,
+        fee_payer=trade.fee_payer,
+        settlement_authority=trade.authority,
+        recent_blockhash=_blockhash(trade),
         compute_unit_price_micro_lamports=1_000,
-    )  # fmt: skip
+    )
     assert seed.encode() not in bytes(other.transaction)
     for signature in other.transaction.signatures:
         assert hashlib.sha256(bytes(signature)).hexdigest()[:32] != seed
@@ -170,7 +189,9 @@ def test_the_cost_of_the_marker_per_settlement(trade: Trade) -> None:
         ("with marker", new.compute_units_consumed, len(marked), payer_middle - payer_after),
     ]
     for name, units, size, lamports in rows:
-        print(f"\nsettlement {name}: {units} compute units, {size} bytes of 1232, "
-              f"{lamports} lamports from the fee payer")  # fmt: skip
+        print(
+            f"\nsettlement {name}: {units} compute units, {size} bytes of 1232, "
+            f"{lamports} lamports from the fee payer"
+        )
     assert len(marked) - len(legacy) > 0
     assert (payer_middle - payer_after) - (payer_before - payer_middle) == MARKER_RENT_LAMPORTS

@@ -88,7 +88,8 @@ def test_a_revoked_delegate_makes_the_settlement_fail_and_moves_nothing(trade: T
     token balance unchanged."""
     revoke_it = revoke(
         RevokeParams(
-            program_id=TOKEN_PROGRAM_ID, account=trade.accounts["seller_base"],
+            program_id=TOKEN_PROGRAM_ID,
+            account=trade.accounts["seller_base"],
             owner=trade.seller.pubkey(),
         )
     )

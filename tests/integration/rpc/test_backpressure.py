@@ -36,8 +36,9 @@ def test_with_a_bound_of_100_the_thresholds_refuse_low_then_normal_but_not_criti
     low one is refused; at 96 a normal one is refused and a critical one accepted."""
     for index in range(3):
         localnet.set_faults(index, Faults(hang=True))
-    config = RpcRouterConfig.from_urls(localnet.urls, max_in_flight=100, attempt_timeout_s=60.0,
-                                       default_deadline_s=120.0)
+    config = RpcRouterConfig.from_urls(
+        localnet.urls, max_in_flight=100, attempt_timeout_s=60.0, default_deadline_s=120.0
+    )
     running = start_router(config)
     request = running.client.request
 
@@ -72,8 +73,10 @@ def test_a_burst_of_5000_keeps_critical_requests_and_gives_memory_back(
     config = RpcRouterConfig.from_urls(localnet.urls, max_in_flight=1000, default_deadline_s=60.0)
     running = start_router(config)
     rng = random.Random(5)
-    priorities = [Priority.CRITICAL if index % 10 == 0 else rng.choice([Priority.NORMAL, Priority.LOW])
-                  for index in range(5000)]  # fmt: skip
+    priorities = [
+        Priority.CRITICAL if index % 10 == 0 else rng.choice([Priority.NORMAL, Priority.LOW])
+        for index in range(5000)
+    ]
     tracemalloc.start()
     try:
         # A first burst opens every pooled HTTP connection (client and localnet sides): memory
@@ -84,8 +87,11 @@ def test_a_burst_of_5000_keeps_critical_requests_and_gives_memory_back(
         gc.collect()
         before = tracemalloc.get_traced_memory()[0]
         outcomes = burst(running, priorities)
-        critical = [outcome for outcome, priority in zip(outcomes, priorities, strict=True)
-                    if priority is Priority.CRITICAL]  # fmt: skip
+        critical = [
+            outcome
+            for outcome, priority in zip(outcomes, priorities, strict=True)
+            if priority is Priority.CRITICAL
+        ]
         accepted = sum(isinstance(outcome, RpcSuccess) for outcome in critical)
         assert accepted / len(critical) > 0.90, f"{accepted} of {len(critical)} critical accepted"
         assert not [outcome for outcome in outcomes if isinstance(outcome, RpcFailure)]

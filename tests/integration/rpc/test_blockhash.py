@@ -35,7 +35,9 @@ def test_expiry_is_detected_once_localnet_has_advanced_past_last_valid_block_hei
         assert not blockhashes.is_expired(first.last_valid_block_height).get(timeout=5).expired
 
         localnet.advance_slots(first.last_valid_block_height - first.block_height + 3)
-        clock.advance(11.0)  # the known height is now too old to say "not expired" without a refresh
+        clock.advance(
+            11.0
+        )  # the known height is now too old to say "not expired" without a refresh
         verdict = blockhashes.is_expired(first.last_valid_block_height).get(timeout=5)
         assert verdict.expired
         assert verdict.block_height > first.last_valid_block_height

@@ -25,8 +25,10 @@ StartRouter = Callable[..., RunningRouter]
 
 def primary_first(localnet: LocalnetServer, **options: object) -> RpcRouterConfig:
     """Endpoint 0 is the primary: it would take nearly every request while healthy."""
-    endpoints = [RpcEndpoint(url, weight=100.0 if index == 0 else 1.0)
-                 for index, url in enumerate(localnet.urls)]  # fmt: skip
+    endpoints = [
+        RpcEndpoint(url, weight=100.0 if index == 0 else 1.0)
+        for index, url in enumerate(localnet.urls)
+    ]
     return RpcRouterConfig(tuple(endpoints), **options)  # type: ignore[arg-type]
 
 
@@ -62,8 +64,12 @@ def test_primary_down_requests_succeed_and_its_breaker_opens_half_opens_and_clos
 
     localnet.clear_faults(0)
     clock.advance(30.0)
-    recorder.wait_for(lambda events: any(_is(event, RouterEvent("breaker_closed", primary))  # type: ignore[attr-defined]
-                                         for event in events))  # fmt: skip
+    recorder.wait_for(
+        lambda events: any(
+            _is(event, RouterEvent("breaker_closed", primary))  # type: ignore[attr-defined]
+            for event in events
+        )
+    )
     assert running.state().endpoint(primary).breaker == "closed"
     assert any(outcome.endpoint == primary for outcome in read_many(running, 20))
 
@@ -117,15 +123,24 @@ def test_a_lagging_endpoints_stale_answers_are_refused(
     localnet.set_faults(0, Faults(lag_slots=50))
     config = primary_first(localnet, stale_slot_margin=10, backoff_base_s=0.01, backoff_cap_s=0.05)
     running = start_router(config, on_event=recorder)
-    recorder.wait_for(lambda events: sum(isinstance(e, RouterEvent) and e.kind.startswith("probe")  # type: ignore[attr-defined]
-                                         for e in events) >= 3)  # fmt: skip
+    recorder.wait_for(
+        lambda events: (
+            sum(
+                isinstance(e, RouterEvent) and e.kind.startswith("probe")  # type: ignore[attr-defined]
+                for e in events
+            )
+            >= 3
+        )
+    )
     primary = config.endpoints[0].name
     outcomes = read_many(running, 30, method="getLatestBlockhash")
     highest = running.state().highest_slot
     assert highest is not None
     assert all(outcome.endpoint != primary for outcome in outcomes)
-    assert all(outcome.context_slot is not None and outcome.context_slot >= highest - 10
-               for outcome in outcomes)  # fmt: skip
+    assert all(
+        outcome.context_slot is not None and outcome.context_slot >= highest - 10
+        for outcome in outcomes
+    )
     assert running.state().endpoint(primary).last_error.startswith("stale")  # type: ignore[union-attr]
 
 
@@ -137,11 +152,14 @@ def test_a_send_reaches_the_chain_although_one_send_endpoint_drops_it(
     localnet.set_faults(0, Faults(drop_sends=True))
     running = start_router(primary_first(localnet, send_fanout=2))
     payer = localnet.fixtures.fund_wallet()
-    latest = running.client.request("getLatestBlockhash", [{"commitment": "processed"}]).get(timeout=5)
+    latest = running.client.request("getLatestBlockhash", [{"commitment": "processed"}]).get(
+        timeout=5
+    )
     assert isinstance(latest, RpcSuccess)
     blockhash = Hash.from_string(latest.result["value"]["blockhash"])
-    instruction = transfer(TransferParams(from_pubkey=payer.pubkey(),
-                                          to_pubkey=Keypair().pubkey(), lamports=1_000_000))
+    instruction = transfer(
+        TransferParams(from_pubkey=payer.pubkey(), to_pubkey=Keypair().pubkey(), lamports=1_000_000)
+    )
     signed = Transaction.new_signed_with_payer([instruction], payer.pubkey(), [payer], blockhash)
     outcome = running.client.send_transaction(bytes(signed), preflight_commitment="processed").get(
         timeout=10

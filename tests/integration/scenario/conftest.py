@@ -46,12 +46,17 @@ def offline_scenario(
         base, quote = Pubkey.new_unique(), Pubkey.new_unique()
         built.append(
             Market(
-                market_id=f"OFF-{index}", base_mint=base, base_decimals=6, quote_mint=quote,
-                quote_decimals=6, lot_size_atoms=DEFAULT_LOT_SIZE_ATOMS,
-                tick_size_atoms=DEFAULT_TICK_SIZE_ATOMS, settlement_authority=authority.pubkey(),
+                market_id=f"OFF-{index}",
+                base_mint=base,
+                base_decimals=6,
+                quote_mint=quote,
+                quote_decimals=6,
+                lot_size_atoms=DEFAULT_LOT_SIZE_ATOMS,
+                tick_size_atoms=DEFAULT_TICK_SIZE_ATOMS,
+                settlement_authority=authority.pubkey(),
                 fee_payer=fee_payer.pubkey(),
             )
-        )  # fmt: skip
+        )
         for maker in keypairs:
             for mint in (base, quote):
                 accounts[(maker.pubkey(), mint)] = Pubkey.new_unique()

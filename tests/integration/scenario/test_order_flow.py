@@ -162,9 +162,11 @@ def test_any_seed_and_funding_never_overdraw(
     order the flow makes never owes more than a maker delegated; a flow that ends early
     has nothing left that buys or sells a lot."""
     scenario = offline_scenario(
-        markets=markets, makers=makers, base_atoms=base_lots * DEFAULT_LOT_SIZE_ATOMS,
+        markets=markets,
+        makers=makers,
+        base_atoms=base_lots * DEFAULT_LOT_SIZE_ATOMS,
         quote_atoms=quote_lots * 10_000,
-    )  # fmt: skip
+    )
     flow = _flow(scenario, seed=seed, cross_probability=cross_probability)
     exchange = Exchange(scenario)
     for signed in islice(flow, 400):
@@ -209,9 +211,14 @@ def test_orders_are_valid_and_funded_against_the_real_chain_accounts(
     signature, unique client id, its own accounts) and funding_problem on the decoded
     pay account, counting every earlier order of the maker on it as committed."""
     scenario = build_scenario(
-        localnet, None, settlement_authority=Keypair(), fee_payer=Keypair(),
-        base_atoms_per_maker=BASE_ATOMS // 100, quote_atoms_per_maker=QUOTE_ATOMS // 100, seed=1,
-    )  # fmt: skip
+        localnet,
+        None,
+        settlement_authority=Keypair(),
+        fee_payer=Keypair(),
+        base_atoms_per_maker=BASE_ATOMS // 100,
+        quote_atoms_per_maker=QUOTE_ATOMS // 100,
+        seed=1,
+    )
     accounts = scenario.read_token_accounts(localnet)
     flow = _flow(scenario)
     taken: set[tuple[Pubkey, int]] = set()
@@ -222,9 +229,13 @@ def test_orders_are_valid_and_funded_against_the_real_chain_accounts(
         order = signed.order
         pay, receive = accounts[str(order.pay_account)], accounts[str(order.receive_account)]
         market = validate_order(
-            signed, markets=scenario.markets_by_id, now_s=NOW_S, existing=taken,
-            pay_account=pay, receive_account=receive,
-        )  # fmt: skip
+            signed,
+            markets=scenario.markets_by_id,
+            now_s=NOW_S,
+            existing=taken,
+            pay_account=pay,
+            receive_account=receive,
+        )
         problem = funding_problem(
             market, order, pay, other_commitments_atoms=committed[str(order.pay_account)]
         )

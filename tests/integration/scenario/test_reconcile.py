@@ -76,16 +76,22 @@ class Desk:
         queue, claim = self.claim(fill)
         latest = rpc(self.localnet.url, lambda c: c.get_latest_blockhash(Processed)).value
         settlement = build_settlement_transaction(
-            self.scenario.market(fill.market_id), fill, fee_payer=self.scenario.fee_payer,
+            self.scenario.market(fill.market_id),
+            fill,
+            fee_payer=self.scenario.fee_payer,
             settlement_authority=self.scenario.settlement_authority,
-            recent_blockhash=latest.blockhash, compute_unit_price_micro_lamports=1_000,
-        )  # fmt: skip
+            recent_blockhash=latest.blockhash,
+            compute_unit_price_micro_lamports=1_000,
+        )
         signature = str(settlement.signature)
         storage.record_attempt(
-            queue, claim, signature=signature, raw_transaction=settlement.raw_bytes,
+            queue,
+            claim,
+            signature=signature,
+            raw_transaction=settlement.raw_bytes,
             blockhash=str(latest.blockhash),
             last_valid_block_height=latest.last_valid_block_height,
-        )  # fmt: skip
+        )
         options = TxOpts(preflight_commitment=Processed)
         rpc(self.localnet.url, lambda c: c.send_raw_transaction(settlement.raw_bytes, options))
         storage.mark_attempt(queue, claim, signature, "sent")
@@ -107,9 +113,14 @@ class Desk:
 @pytest.fixture
 def desk(localnet: LocalnetServer, engine: Engine) -> Iterator[Desk]:
     scenario = build_scenario(
-        localnet, engine, settlement_authority=Keypair(), fee_payer=Keypair(),
-        base_atoms_per_maker=BASE_ATOMS, quote_atoms_per_maker=QUOTE_ATOMS, seed=11,
-    )  # fmt: skip
+        localnet,
+        engine,
+        settlement_authority=Keypair(),
+        fee_payer=Keypair(),
+        base_atoms_per_maker=BASE_ATOMS,
+        quote_atoms_per_maker=QUOTE_ATOMS,
+        seed=11,
+    )
     desk = Desk(localnet, engine, scenario, scenario.snapshot_balances(localnet))
     desk.trade_until(4)
     yield desk

@@ -24,8 +24,10 @@ from .conftest import BASE_ATOMS, QUOTE_ATOMS, SEED, offline_scenario, rpc
 
 def _build(localnet: LocalnetServer, engine: Engine | None = None, **overrides: int) -> Scenario:
     arguments: dict[str, int] = {
-        "base_atoms_per_maker": BASE_ATOMS, "quote_atoms_per_maker": QUOTE_ATOMS, "seed": SEED,
-    }  # fmt: skip
+        "base_atoms_per_maker": BASE_ATOMS,
+        "quote_atoms_per_maker": QUOTE_ATOMS,
+        "seed": SEED,
+    }
     arguments.update(overrides)
     return build_scenario(
         localnet, engine, settlement_authority=Keypair(), fee_payer=Keypair(), **arguments
@@ -53,11 +55,15 @@ def test_every_maker_account_holds_its_funding_delegated_to_the_settlement_autho
                 assert info is not None, f"{address} is not visible at confirmed"
                 account = decode_token_account(address, bytes(info.data), info.owner)
                 assert (account.mint, account.owner, account.state) == (
-                    mint, maker.pubkey(), AccountState.INITIALIZED,
-                )  # fmt: skip
+                    mint,
+                    maker.pubkey(),
+                    AccountState.INITIALIZED,
+                )
                 assert (account.amount, account.delegate, account.delegated_amount) == (
-                    funding, authority, funding,
-                )  # fmt: skip
+                    funding,
+                    authority,
+                    funding,
+                )
                 assert scenario.funding_atoms(mint) == funding
 
 

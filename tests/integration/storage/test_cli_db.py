@@ -113,7 +113,10 @@ def test_upgrade_refuses_a_database_that_is_not_a_crank_database(
     assert "not a crank-node database" in error and "invoices" in error
     assert "--allow-foreign-tables" in error
     with sqlite3.connect(database) as connection:
-        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        tables = {
+            row[0]
+            for row in connection.execute("SELECT name FROM sqlite_master WHERE type='table'")
+        }
         assert tables == {"invoices"}
         assert connection.execute("SELECT total FROM invoices").fetchall() == [("12.50",)]
 

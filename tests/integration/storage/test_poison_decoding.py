@@ -22,10 +22,16 @@ _ORDERS, _CACHE, _FAILURES = table_of(Order), table_of(OrderStateCache), table_o
 def _market(engine: Engine) -> domain.Market:
     authority = Keypair()
     market = domain.Market(
-        market_id="m0", base_mint=Keypair().pubkey(), quote_mint=Keypair().pubkey(),
-        base_decimals=6, quote_decimals=6, settlement_authority=authority.pubkey(),
-        lot_size_atoms=1, tick_size_atoms=1, fee_payer=Keypair().pubkey(),
-    )  # fmt: skip
+        market_id="m0",
+        base_mint=Keypair().pubkey(),
+        quote_mint=Keypair().pubkey(),
+        base_decimals=6,
+        quote_decimals=6,
+        settlement_authority=authority.pubkey(),
+        lot_size_atoms=1,
+        tick_size_atoms=1,
+        fee_payer=Keypair().pubkey(),
+    )
     storage.insert_market(engine, market, authority=authority)
     return market
 
@@ -33,11 +39,17 @@ def _market(engine: Engine) -> domain.Market:
 def _order(engine: Engine, market: domain.Market, nonce: int, price_atoms: int = 100) -> str:
     maker = Keypair()
     order = domain.Order(
-        market_id=market.market_id, side=domain.Side.SELL, price_atoms=price_atoms,
-        size_atoms=10, maker=maker.pubkey(), pay_account=Keypair().pubkey(),
-        receive_account=Keypair().pubkey(), client_order_id=nonce,
-        expiry_s=int(time.time()) + 3600, nonce=nonce,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=domain.Side.SELL,
+        price_atoms=price_atoms,
+        size_atoms=10,
+        maker=maker.pubkey(),
+        pay_account=Keypair().pubkey(),
+        receive_account=Keypair().pubkey(),
+        client_order_id=nonce,
+        expiry_s=int(time.time()) + 3600,
+        nonce=nonce,
+    )
     return storage.store_order(engine, domain.sign_order(order, maker)).order_id
 
 
@@ -100,16 +112,27 @@ def test_a_malformed_cache_row_is_quarantined_and_replaced_by_the_next_snapshot(
     with engine.begin() as connection:
         connection.execute(
             insert(_CACHE).values(
-                token_account=str(account), owner="not-a-pubkey", mint=str(mint), amount=1,
-                delegate=None, delegated_amount=0, slot=10**9,
+                token_account=str(account),
+                owner="not-a-pubkey",
+                mint=str(mint),
+                amount=1,
+                delegate=None,
+                delegated_amount=0,
+                slot=10**9,
                 fetched_at=storage.read_db_now(connection),
             )
-        )  # fmt: skip
+        )
     snapshot = domain.TokenAccount(
-        address=account, mint=mint, owner=owner, amount=5, delegate=None,
-        state=domain.AccountState.INITIALIZED, is_native=None, delegated_amount=0,
+        address=account,
+        mint=mint,
+        owner=owner,
+        amount=5,
+        delegate=None,
+        state=domain.AccountState.INITIALIZED,
+        is_native=None,
+        delegated_amount=0,
         close_authority=None,
-    )  # fmt: skip
+    )
     upsert_account_snapshots(engine, [snapshot], slot=7)
     [record] = storage.list_quarantined(engine)
     assert (record.kind, record.row_id) == ("cache", str(account))

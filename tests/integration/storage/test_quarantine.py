@@ -44,7 +44,9 @@ def test_a_quarantined_settlement_leaves_the_hot_path_and_release_puts_it_back(
     """Quarantine sets the row's status and records the reason once; release makes it
     pending again and keeps the record as released."""
     _settlement_row(engine)
-    entry = storage.QuarantineEntry("settlement", "s1", "its fill does not exist", {"fill_id": "missing"}, "m")
+    entry = storage.QuarantineEntry(
+        "settlement", "s1", "its fill does not exist", {"fill_id": "missing"}, "m"
+    )
     with storage.write_transaction(engine) as connection:
         assert storage.quarantine_rows(connection, [entry]) == 1
     with storage.write_transaction(engine) as connection:
@@ -52,7 +54,11 @@ def test_a_quarantined_settlement_leaves_the_hot_path_and_release_puts_it_back(
     assert _status(engine) == "quarantined"
     assert storage.count_quarantined(engine) == {"settlement": 1}
     [record] = storage.list_quarantined(engine)
-    assert (record.kind, record.row_id, record.reason) == ("settlement", "s1", "its fill does not exist")
+    assert (record.kind, record.row_id, record.reason) == (
+        "settlement",
+        "s1",
+        "its fill does not exist",
+    )
     assert '"fill_id": "missing"' in record.raw
     assert storage.release_quarantined(engine, record.id, released_by="test")
     assert not storage.release_quarantined(engine, record.id, released_by="test")

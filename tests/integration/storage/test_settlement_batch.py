@@ -43,9 +43,13 @@ def test_a_refused_attempt_in_a_batch_leaves_the_others_written(engine: Engine) 
     queue = storage.settlement_queue(engine, "node-a")
     lost, live, fine = queue.claim(3, 30)
     storage.record_attempt(
-        queue, live, signature="earlier", raw_transaction=b"r", blockhash="h",
+        queue,
+        live,
+        signature="earlier",
+        raw_transaction=b"r",
+        blockhash="h",
         last_valid_block_height=1,
-    )  # fmt: skip
+    )
     queue.release(lost)
     storage.settlement_queue(engine, "node-b").claim(1, 30)  # takes `lost` over
 
@@ -121,11 +125,16 @@ def _more_settlements(engine: Engine, count: int) -> list[str]:
         for settlement_id in ids:
             connection.execute(
                 insert(fills).values(
-                    id=settlement_id, market_id="SOL-USDC", maker_order_id="maker",
-                    taker_order_id="taker", price_atoms=100, base_atoms=1, quote_atoms=100,
+                    id=settlement_id,
+                    market_id="SOL-USDC",
+                    maker_order_id="maker",
+                    taker_order_id="taker",
+                    price_atoms=100,
+                    base_atoms=1,
+                    quote_atoms=100,
                     fencing_token=1,
                 )
-            )  # fmt: skip
+            )
             connection.execute(
                 insert(settlements).values(
                     id=settlement_id, fill_id=settlement_id, market_id="SOL-USDC"
@@ -175,9 +184,13 @@ def test_a_batch_written_all_at_once_is_what_the_single_forms_would_have_written
     queue = storage.settlement_queue(engine, "node-a")
     retried, first, second = queue.claim(3, 30)
     storage.record_attempt(
-        queue, retried, signature="dead", raw_transaction=b"r", blockhash="h",
+        queue,
+        retried,
+        signature="dead",
+        raw_transaction=b"r",
+        blockhash="h",
         last_valid_block_height=1,
-    )  # fmt: skip
+    )
     storage.mark_attempt(queue, retried, "dead", "expired")
 
     results = storage.record_attempts(queue, [_draft(c) for c in (retried, first, second)])
@@ -225,9 +238,13 @@ def test_a_reused_signature_in_a_batch_is_refused_alone_as_a_duplicate_entry(
     queue = storage.settlement_queue(engine, "node-a")
     earlier, reused, fine, repeat = queue.claim(4, 30)
     storage.record_attempt(
-        queue, earlier, signature="taken", raw_transaction=b"r", blockhash="h",
+        queue,
+        earlier,
+        signature="taken",
+        raw_transaction=b"r",
+        blockhash="h",
         last_valid_block_height=1,
-    )  # fmt: skip
+    )
     drafts = [
         AttemptDraft(reused, "taken", b"raw", "hash", 100),
         _draft(fine),

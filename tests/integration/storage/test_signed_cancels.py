@@ -33,10 +33,17 @@ def _now_s(engine: Engine) -> int:
 
 def _order(engine: Engine, market: domain.Market, maker: Keypair) -> storage.StoredOrder:
     terms = domain.Order(
-        market_id=market.market_id, side=domain.Side.SELL, price_atoms=100, size_atoms=2 * LOT,
-        maker=maker.pubkey(), pay_account=Keypair().pubkey(), receive_account=Keypair().pubkey(),
-        client_order_id=1, expiry_s=_now_s(engine) + 3_600, nonce=1,
-    )  # fmt: skip
+        market_id=market.market_id,
+        side=domain.Side.SELL,
+        price_atoms=100,
+        size_atoms=2 * LOT,
+        maker=maker.pubkey(),
+        pay_account=Keypair().pubkey(),
+        receive_account=Keypair().pubkey(),
+        client_order_id=1,
+        expiry_s=_now_s(engine) + 3_600,
+        nonce=1,
+    )
     return storage.store_order(engine, domain.sign_order(terms, maker))
 
 
@@ -111,8 +118,13 @@ def test_releasing_an_order_puts_it_back_where_it_really_stands(
     every released order went back as unfunded, a filled one too)."""
     maker = Keypair()
     forged = _order(engine, market, maker)
-    _set(engine, forged.order_id, status="cancelled", cancel_signed="forged",
-         cancelled_at=storage.db_now())  # fmt: skip
+    _set(
+        engine,
+        forged.order_id,
+        status="cancelled",
+        cancel_signed="forged",
+        cancelled_at=storage.db_now(),
+    )
     real = _order(engine, market, other := Keypair())
     storage.mark_order_cancelled(
         engine, real.order_id, maker_cancel(real.order_id, other, _now_s(engine))

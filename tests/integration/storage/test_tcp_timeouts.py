@@ -36,5 +36,9 @@ def test_a_node_engine_connection_has_the_lease_ttls_user_timeout_and_keepalive(
     finally:
         engine.dispose()
     assert options == {
-        "user_timeout_ms": 2000, "keepalive": 1, "idle_s": 1, "interval_s": 1, "count": 3,
-    }  # fmt: skip
+        "user_timeout_ms": 2000,
+        "keepalive": 1,
+        "idle_s": 1,
+        "interval_s": 1,
+        "count": 3,
+    }

@@ -42,10 +42,12 @@ def test_spans_reach_an_otlp_http_receiver_under_the_trace_id_derived_from_ours(
         export = start_export(receiver.endpoint, instance_id="node-wire")
         set_tracing(True)
         try:
-            settle = ChildSpec(id="settle", factory=lambda: Relay(recorder, None),
-                               liveness_timeout_s=None)  # fmt: skip
-            match = ChildSpec(id="match", factory=lambda: Relay(recorder, settle),
-                              liveness_timeout_s=None)  # fmt: skip
+            settle = ChildSpec(
+                id="settle", factory=lambda: Relay(recorder, None), liveness_timeout_s=None
+            )
+            match = ChildSpec(
+                id="match", factory=lambda: Relay(recorder, settle), liveness_timeout_s=None
+            )
             runner = start_tree([settle, match], events=lambda _e: None, name="node")
             with trace("order-9"):
                 match.handle.tell(SettleBatch(("s-1", "s-2")))

@@ -48,24 +48,44 @@ def build() -> dict[str, Any]:
     maker = Keypair.from_seed(SEED)
     quote_account, base_account = _account(7), _account(9)
     buy = Order(
-        market_id=MARKET_ID, side=Side.BUY, price_atoms=25_000_000, size_atoms=3_000_000,
-        maker=maker.pubkey(), pay_account=quote_account, receive_account=base_account,
-        client_order_id=1, expiry_s=EXPIRY_S, nonce=2**53 + 1,
-    )  # fmt: skip
+        market_id=MARKET_ID,
+        side=Side.BUY,
+        price_atoms=25_000_000,
+        size_atoms=3_000_000,
+        maker=maker.pubkey(),
+        pay_account=quote_account,
+        receive_account=base_account,
+        client_order_id=1,
+        expiry_s=EXPIRY_S,
+        nonce=2**53 + 1,
+    )
     sell = Order(
-        market_id=MARKET_ID, side=Side.SELL, price_atoms=26_000_000, size_atoms=2**64 - 1,
-        maker=maker.pubkey(), pay_account=base_account, receive_account=quote_account,
-        client_order_id=2, expiry_s=EXPIRY_S, nonce=42,
-    )  # fmt: skip
+        market_id=MARKET_ID,
+        side=Side.SELL,
+        price_atoms=26_000_000,
+        size_atoms=2**64 - 1,
+        maker=maker.pubkey(),
+        pay_account=base_account,
+        receive_account=quote_account,
+        client_order_id=2,
+        expiry_s=EXPIRY_S,
+        nonce=42,
+    )
     signed_buy, signed_sell = sign_order(buy, maker), sign_order(sell, maker)
     cancel = sign_cancel(CancelRequest(buy.order_id, maker.pubkey(), SIGNED_AT_S), maker)
     cancel_all = sign_cancel_all(CancelAllRequest(MARKET_ID, maker.pubkey(), SIGNED_AT_S), maker)
     # The market's definition, signed by its settlement authority (here the same keypair).
     market = Market(
-        market_id=MARKET_ID, base_mint=_account(11), base_decimals=9, quote_mint=_account(12),
-        quote_decimals=6, lot_size_atoms=1_000_000, tick_size_atoms=10,
-        settlement_authority=maker.pubkey(), fee_payer=maker.pubkey(),
-    )  # fmt: skip
+        market_id=MARKET_ID,
+        base_mint=_account(11),
+        base_decimals=9,
+        quote_mint=_account(12),
+        quote_decimals=6,
+        lot_size_atoms=1_000_000,
+        tick_size_atoms=10,
+        settlement_authority=maker.pubkey(),
+        fee_payer=maker.pubkey(),
+    )
     vectors: dict[str, Any] = {
         "keypair": {
             "seed_hex": SEED.hex(),

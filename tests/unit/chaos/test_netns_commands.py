@@ -30,7 +30,8 @@ def test_setup_gives_each_node_a_namespace_veth_and_address_without_a_default_ro
     plan = NetPlan("x", 9, 2)
     commands = [" ".join(c) for c in setup_commands(plan)]
     assert commands[:3] == [
-        "ip link add crkxb type bridge", "ip addr add 10.213.9.1/24 dev crkxb",
+        "ip link add crkxb type bridge",
+        "ip addr add 10.213.9.1/24 dev crkxb",
         "ip link set crkxb up",
     ]
     assert "ip netns add crkxn2" in commands
@@ -57,7 +58,8 @@ def test_stale_names_are_ours_whose_process_is_gone() -> None:
     alive = {2}
     assert stale_names(names, lambda pid: pid in alive) == ["crk1b", "crkzzv3"]
     assert teardown_commands(["crk2n1"], ["crk1b"]) == [
-        ["ip", "netns", "del", "crk2n1"], ["ip", "link", "del", "crk1b"]
+        ["ip", "netns", "del", "crk2n1"],
+        ["ip", "link", "del", "crk1b"],
     ]
 
 

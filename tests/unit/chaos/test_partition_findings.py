@@ -31,9 +31,14 @@ def finding(
     held = LeaseSpan("market:m1", "n1", 3, NOW, True, 0.0, 12.0)
     record = MonitorRecord([held, *later], [], {}, 1, 0, "")
     (found,) = partition_findings(
-        [cut], record, ["n1"], tmp_path, wall_at_zero_s=WALL0, clock_offsets_s={},
+        [cut],
+        record,
+        ["n1"],
+        tmp_path,
+        wall_at_zero_s=WALL0,
+        clock_offsets_s={},
         after_heal_s=after_heal_s,
-    )  # fmt: skip
+    )
     assert found.markets_held == 1
     return found
 

@@ -139,9 +139,11 @@ def test_a_day_long_run_stays_small_with_few_ticks() -> None:
     """86 400 s: the fills are binned wider than a second, the ticks stay about ten."""
     day_s = 86_400.0
     lane = NodeLane(
-        "n", faults=(Interval(3600.0, 7200.0, "db_lock"),),
-        leases=(Interval(0.0, day_s, "m"),), settled_at_s=tuple(float(s) for s in range(86_400)),
-    )  # fmt: skip
+        "n",
+        faults=(Interval(3600.0, 7200.0, "db_lock"),),
+        leases=(Interval(0.0, day_s, "m"),),
+        settled_at_s=tuple(float(s) for s in range(86_400)),
+    )
     svg = render_svg(Timeline(1, day_s, (lane,)))
     root = ElementTree.fromstring(svg)
     assert len(svg) < 100_000
@@ -154,9 +156,10 @@ def test_a_day_long_run_stays_small_with_few_ticks() -> None:
 
 def test_text_is_escaped() -> None:
     lane = NodeLane(
-        "<node & co>", faults=(Interval(1.0, 2.0, "x<y>&z", label="a </text> b"),),
+        "<node & co>",
+        faults=(Interval(1.0, 2.0, "x<y>&z", label="a </text> b"),),
         note="clock <+1h>",
-    )  # fmt: skip
+    )
     svg = render_svg(Timeline(3, 10.0, (lane,), database="<db>&"))
     assert "<node & co>" not in svg and "</text> b" not in svg
     root = ElementTree.fromstring(svg)
@@ -197,17 +200,24 @@ def test_a_runs_timeline_puts_each_fault_where_it_hit_and_merges_lease_polls() -
         _span("members:x", NODES[0], 0.0, 20.0),  # not a market
     ]
     timeline = build_timeline(
-        seed=5, duration_s=20.0, node_ids=NODES, injected=injected, leases=leases,
-        settled={NODES[1]: [3.0, 1.0]}, markets=2, notes={NODES[2]: "clock +1h"},
-    )  # fmt: skip
+        seed=5,
+        duration_s=20.0,
+        node_ids=NODES,
+        injected=injected,
+        leases=leases,
+        settled={NODES[1]: [3.0, 1.0]},
+        markets=2,
+        notes={NODES[2]: "clock +1h"},
+    )
     one, two, three = timeline.lanes
     assert [(f.kind, f.start_s, f.end_s) for f in one.faults] == [("net_db", 11.0, 20.0)]
     assert [(f.kind, f.start_s, f.end_s) for f in two.faults] == [("node_kill", 5.0, 9.0)]
     assert three.faults == () and three.note == "clock +1h"
     assert sorted(f.kind for f in timeline.shared_faults) == ["db_lock", "rpc_lag"]
     assert [(i.kind, i.start_s, i.end_s) for i in one.leases] == [
-        ("m1", 0.0, 10.0), ("m1", 15.0, 20.0),
-    ]  # fmt: skip
+        ("m1", 0.0, 10.0),
+        ("m1", 15.0, 20.0),
+    ]
     assert two.settled_at_s == (1.0, 3.0) and one.settled_at_s == ()
 
 

@@ -105,12 +105,22 @@ SELLER_BASE, SELLER_QUOTE, BUYER_BASE, BUYER_QUOTE = (Pubkey.new_unique() for _ 
 
 def _fill(base_atoms: int, quote_atoms: int) -> Fill:
     return Fill(
-        fill_id="f1", market_id="m", sequence=0, maker_order_id="a", taker_order_id="b",
-        taker_side=Side.BUY, price_atoms=quote_atoms, base_atoms=base_atoms,
-        quote_atoms=quote_atoms, buyer=Pubkey.new_unique(), seller=Pubkey.new_unique(),
-        buyer_pay_account=BUYER_QUOTE, buyer_receive_account=BUYER_BASE,
-        seller_pay_account=SELLER_BASE, seller_receive_account=SELLER_QUOTE,
-    )  # fmt: skip
+        fill_id="f1",
+        market_id="m",
+        sequence=0,
+        maker_order_id="a",
+        taker_order_id="b",
+        taker_side=Side.BUY,
+        price_atoms=quote_atoms,
+        base_atoms=base_atoms,
+        quote_atoms=quote_atoms,
+        buyer=Pubkey.new_unique(),
+        seller=Pubkey.new_unique(),
+        buyer_pay_account=BUYER_QUOTE,
+        buyer_receive_account=BUYER_BASE,
+        seller_pay_account=SELLER_BASE,
+        seller_receive_account=SELLER_QUOTE,
+    )
 
 
 BEFORE = {str(a): 1_000 for a in (SELLER_BASE, SELLER_QUOTE, BUYER_BASE, BUYER_QUOTE)}
@@ -118,9 +128,11 @@ BEFORE = {str(a): 1_000 for a in (SELLER_BASE, SELLER_QUOTE, BUYER_BASE, BUYER_Q
 
 def test_balances_moved_exactly_by_the_fills_pass() -> None:
     after = {
-        str(SELLER_BASE): 990, str(BUYER_BASE): 1_010,
-        str(BUYER_QUOTE): 950, str(SELLER_QUOTE): 1_050,
-    }  # fmt: skip
+        str(SELLER_BASE): 990,
+        str(BUYER_BASE): 1_010,
+        str(BUYER_QUOTE): 950,
+        str(SELLER_QUOTE): 1_050,
+    }
     assert check_balances(BEFORE, after, [_fill(10, 50)]).ok
 
 
@@ -133,9 +145,11 @@ def test_a_fill_that_moved_nothing_on_chain_fails_naming_the_accounts() -> None:
 
 def test_tokens_moved_twice_fail() -> None:
     after = {
-        str(SELLER_BASE): 980, str(BUYER_BASE): 1_020,
-        str(BUYER_QUOTE): 900, str(SELLER_QUOTE): 1_100,
-    }  # fmt: skip
+        str(SELLER_BASE): 980,
+        str(BUYER_BASE): 1_020,
+        str(BUYER_QUOTE): 900,
+        str(SELLER_QUOTE): 1_100,
+    }
     assert not check_balances(BEFORE, after, [_fill(10, 50)]).ok
 
 
@@ -172,9 +186,11 @@ def _facts(
     claims: dict[str, int] | None = None,
 ) -> FencingFacts:
     return FencingFacts(
-        fills, {"market:m": 2} if last_tokens is None else last_tokens, attempts,
+        fills,
+        {"market:m": 2} if last_tokens is None else last_tokens,
+        attempts,
         {"s1": 3, "s2": 1} if claims is None else claims,
-    )  # fmt: skip
+    )
 
 
 def test_tokens_that_only_increase_pass() -> None:
@@ -341,6 +357,8 @@ def test_attempts_of_one_fill_with_different_marker_addresses_fail() -> None:
 def test_a_fill_settled_twice_fails_with_markers_too() -> None:
     """Markers do not excuse a second successful transaction: at most one per fill."""
     accounted = _markers(FillMarker("f1", "confirmed", frozenset({"M1"})), existing=("M1",))
-    result = check_settled_once({"f1": "confirmed"}, ChainSettlements(Counter({"f1": 2})), accounted)
+    result = check_settled_once(
+        {"f1": "confirmed"}, ChainSettlements(Counter({"f1": 2})), accounted
+    )
     assert not result.ok
     assert result.details == ("fill f1: 2 transactions on chain (status confirmed)",)

@@ -16,8 +16,11 @@ def test_the_chaos_defaults_are_three_nodes_four_markets_a_minute_and_a_short_tt
     args = build_parser("chaos").parse_args(["chaos"])
     assert (args.nodes, args.markets, args.makers, args.duration) == (3, 4, 4, 60.0)
     assert (args.rate, args.slot_ms, args.lease_ttl_ms, args.membership_interval_ms) == (
-        20.0, 100, 3000, None,
-    )  # fmt: skip
+        20.0,
+        100,
+        3000,
+        None,
+    )
     assert (args.db_url, args.db_path, args.seed, args.report_json) == (None, None, None, None)
     assert args.workdir == Path("var/chaos")
 
@@ -44,9 +47,16 @@ def test_a_membership_interval_not_below_the_ttl_is_refused_before_anything_star
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     args = build_parser("chaos").parse_args(
-        ["chaos", "--lease-ttl-ms", "1000", "--membership-interval-ms", "1000",
-         "--workdir", str(tmp_path / "work")]
-    )  # fmt: skip
+        [
+            "chaos",
+            "--lease-ttl-ms",
+            "1000",
+            "--membership-interval-ms",
+            "1000",
+            "--workdir",
+            str(tmp_path / "work"),
+        ]
+    )
     assert run(args) == EXIT_USAGE
     assert "--membership-interval-ms must be below --lease-ttl-ms (1000)" in capsys.readouterr().err
     assert not (tmp_path / "work").exists()

@@ -102,21 +102,34 @@ def test_the_faults_that_settle_twice_are_planned_together_and_outlast_a_blockha
     backend behind one URL; both last a blockhash's validity and more; pruned history
     forgets a few dozen slots."""
     late = PlannedFault(
-        FaultKind.RPC_LATE_AND_LAG, 1.0, 10.0, 0, lag_slots=20, late_landing_blocks=4,
-        prune_history_slots=30, partner=2,
-    )  # fmt: skip
+        FaultKind.RPC_LATE_AND_LAG,
+        1.0,
+        10.0,
+        0,
+        lag_slots=20,
+        late_landing_blocks=4,
+        prune_history_slots=30,
+        partner=2,
+    )
     assert late.endpoints == (0, 2)
     assert late.endpoint_plan() == {0: Faults(late_landing_blocks=4), 2: Faults(lag_slots=20)}
     assert "endpoint 2 20 slots behind" in late.parameters()
     assert late.to_json()["partner"] == 2
     balancer = PlannedFault(
-        FaultKind.RPC_BALANCER, 1.0, 10.0, 1, lag_slots=20, late_landing_blocks=4,
+        FaultKind.RPC_BALANCER,
+        1.0,
+        10.0,
+        1,
+        lag_slots=20,
+        late_landing_blocks=4,
         prune_history_slots=30,
-    ).endpoint_faults()  # fmt: skip
+    ).endpoint_faults()
     assert balancer.backends == (
-        Faults(), Faults(lag_slots=20), Faults(late_landing_blocks=4),
+        Faults(),
+        Faults(lag_slots=20),
+        Faults(late_landing_blocks=4),
         Faults(prune_history_slots=30),
-    )  # fmt: skip
+    )
     assert balancer.backend_choice == "random"
     pruned = PlannedFault(FaultKind.RPC_PRUNED, 1.0, 2.0, 1, prune_history_slots=30)
     assert pruned.endpoint_faults() == Faults(prune_history_slots=30)
@@ -205,11 +218,17 @@ def test_the_scheduler_applies_and_heals_in_time_order_and_records_what_happened
     assert scheduler.done.wait(5)
     scheduler.stop()
     assert targets.calls == [
-        ("lock", 2.0), ("kill", 2), ("set", 0, Faults(down=True)), ("clear", 0), ("go",),
+        ("lock", 2.0),
+        ("kill", 2),
+        ("set", 0, Faults(down=True)),
+        ("clear", 0),
+        ("go",),
         ("restart", 2),
-        ("set", 1, Faults(late_landing_blocks=2)), ("set", 2, Faults(lag_slots=9)),
-        ("clear", 1), ("clear", 2),
-    ]  # fmt: skip
+        ("set", 1, Faults(late_landing_blocks=2)),
+        ("set", 2, Faults(lag_slots=9)),
+        ("clear", 1),
+        ("clear", 2),
+    ]
     kill, down, lock, stop, pair = scheduler.injected
     assert (pair.applied_at_s, pair.healed_at_s) == (100.0, 100.0)
     assert (kill.applied_at_s, kill.healed_at_s, kill.target) == (100.0, 100.0, "node_kill:2")

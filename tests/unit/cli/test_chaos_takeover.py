@@ -48,9 +48,11 @@ RECORD = MonitorRecord(
         ClaimSpan("s3", "n-1", 2.0, 3.0),  # finished before the kill
     ],
     finished_at_s={"s2": 14.5, "s3": 3.1},
-    polls=300, failed_polls=0, last_error="",
+    polls=300,
+    failed_polls=0,
+    last_error="",
     polled_at_s=[i / 10 for i in range(301)],
-)  # fmt: skip
+)
 
 
 def test_a_takeover_is_timed_from_the_kill_to_another_holder_for_what_was_held_then() -> None:
@@ -95,9 +97,15 @@ def _report(*oks: bool) -> ChaosReport:
     invariants = [InvariantResult(i, f"inv {i}", ok, "summary") for i, ok in enumerate(oks, 1)]
     tally = SubmissionTally(10, 9, Counter(), Counter({"unreachable": 1}))
     return ChaosReport(
-        shape, [_kill(10.05, 20.0)], invariants, DemoCounts(9, 5, 5, 0, 0), tally, 45.0, 50.0,
+        shape,
+        [_kill(10.05, 20.0)],
+        invariants,
+        DemoCounts(9, 5, 5, 0, 0),
+        tally,
+        45.0,
+        50.0,
         takeovers([_kill(10.05, 20.0)], RECORD, IDS),
-    )  # fmt: skip
+    )
 
 
 def test_the_report_fails_when_one_invariant_fails_and_says_which() -> None:

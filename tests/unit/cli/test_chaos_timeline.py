@@ -16,10 +16,18 @@ from crank_node.demo.progress import DemoCounts
 
 def _report(tmp_path: Path, timeline: Timeline | None) -> ChaosReport:
     shape = ChaosShape(
-        nodes=2, markets=2, makers=2, duration_s=10.0, seed=3, rate_per_s=1.0, slot_ms=100,
-        lease_ttl_ms=3000, membership_interval_ms=1000, database="sqlite",
+        nodes=2,
+        markets=2,
+        makers=2,
+        duration_s=10.0,
+        seed=3,
+        rate_per_s=1.0,
+        slot_ms=100,
+        lease_ttl_ms=3000,
+        membership_interval_ms=1000,
+        database="sqlite",
         workdir=str(tmp_path),
-    )  # fmt: skip
+    )
     counts = DemoCounts(orders=0, fills=0, settled=0, failed=0, pending=0)
     return ChaosReport(shape, (), (), counts, SubmissionTally(), 10.0, 12.0, timeline=timeline)
 

@@ -17,8 +17,9 @@ from crank_node.harness.scenario import BalanceMismatch, Reconciliation
 from crank_node.harness.skeleton import StopRequests
 
 SHAPE = RunShape(nodes=1, markets=2, makers=4, seed=7, rate_per_s=50.0, slot_ms=400, workdir="w")
-GOOD = Reconciliation(mismatches=(), accounts_checked=16, settled_fill_count=3,
-                      unsettled_fill_ids={})
+GOOD = Reconciliation(
+    mismatches=(), accounts_checked=16, settled_fill_count=3, unsettled_fill_ids={}
+)
 
 
 class FakeClock:
@@ -90,8 +91,9 @@ def test_node_processes_get_the_same_settings_as_flags_as_an_in_process_node(
 ) -> None:
     """The process arguments name every setting the in-process node gets, RPC URLs
     repeated, and log warnings to stderr and the rest to the node's own file."""
-    setup = NodeSetup(tmp_path / "crank.db", ("http://a:1", "http://b:2"), tmp_path / "w.json",
-                      tmp_path)
+    setup = NodeSetup(
+        tmp_path / "crank.db", ("http://a:1", "http://b:2"), tmp_path / "w.json", tmp_path
+    )
     arguments = setup.arguments("demo-node-2", "127.0.0.1:9001", "127.0.0.1:9101")
     pairs = list(zip(arguments[::2], arguments[1::2], strict=True))
     assert ("--rpc-url", "http://a:1") in pairs and ("--rpc-url", "http://b:2") in pairs
@@ -137,12 +139,24 @@ def test_a_clean_run_has_no_problems_and_its_json_has_the_required_keys() -> Non
     settled, failed, pending, reconciled and elapsed_s, plus rates and latency."""
     counts = DemoCounts(orders=10, fills=3, settled=3, failed=0, pending=0)
     tally = SubmissionTally(submitted=10, accepted=10)
-    summary = DemoSummary(SHAPE, counts, tally, GOOD, [500.0, 700.0, 900.0], 4.0, 5.0,
-                          problems_of(counts, tally, GOOD))  # fmt: skip
+    summary = DemoSummary(
+        SHAPE,
+        counts,
+        tally,
+        GOOD,
+        [500.0, 700.0, 900.0],
+        4.0,
+        5.0,
+        problems_of(counts, tally, GOOD),
+    )
     document = summary.to_json()
     assert {k: document[k] for k in ("orders", "fills", "settled", "failed", "pending")} == {
-        "orders": 10, "fills": 3, "settled": 3, "failed": 0, "pending": 0,
-    }  # fmt: skip
+        "orders": 10,
+        "fills": 3,
+        "settled": 3,
+        "failed": 0,
+        "pending": 0,
+    }
     assert document["reconciled"] is True and document["ok"] is True
     assert document["elapsed_s"] == 5.0
     assert document["orders_per_s"] == 2.5 and document["fills_per_s"] == 0.6

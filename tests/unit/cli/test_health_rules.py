@@ -14,25 +14,57 @@ BASE = {"lease_ttl_s": 3.0, "membership_interval_s": 1.0}
 
 def test_a_stale_heartbeat_is_unhealthy_once_the_node_has_settled_in() -> None:
     """A heartbeat older than three membership rounds (and a TTL) means writes fail."""
-    status, detail = judge_work(uptime_s=10, heartbeat_age_s=3.5, held_markets=2,
-                                active_markets=2, unheld_markets=(), **BASE)  # fmt: skip
+    status, detail = judge_work(
+        uptime_s=10,
+        heartbeat_age_s=3.5,
+        held_markets=2,
+        active_markets=2,
+        unheld_markets=(),
+        **BASE,
+    )
     assert status == "unhealthy" and "writes are failing" in detail["reason"]
-    status, _ = judge_work(uptime_s=1, heartbeat_age_s=None, held_markets=0,
-                           active_markets=2, unheld_markets=("a", "b"), **BASE)  # fmt: skip
+    status, _ = judge_work(
+        uptime_s=1,
+        heartbeat_age_s=None,
+        held_markets=0,
+        active_markets=2,
+        unheld_markets=("a", "b"),
+        **BASE,
+    )
     assert status == "healthy"  # still starting: it has not had a round yet
 
 
-def test_holding_nothing_while_markets_are_unheld_is_unhealthy_and_some_unheld_is_degraded() -> None:
+def test_holding_nothing_while_markets_are_unheld_is_unhealthy_and_some_unheld_is_degraded() -> (
+    None
+):
     """No market while others lie unheld: the node cannot take leases; some unheld
     while it holds others: degraded, naming them."""
-    status, detail = judge_work(uptime_s=10, heartbeat_age_s=0.5, held_markets=0,
-                                active_markets=3, unheld_markets=("m1", "m2"), **BASE)  # fmt: skip
+    status, detail = judge_work(
+        uptime_s=10,
+        heartbeat_age_s=0.5,
+        held_markets=0,
+        active_markets=3,
+        unheld_markets=("m1", "m2"),
+        **BASE,
+    )
     assert status == "unhealthy" and "holds no market" in detail["reason"]
-    status, detail = judge_work(uptime_s=10, heartbeat_age_s=0.5, held_markets=1,
-                                active_markets=3, unheld_markets=("m2",), **BASE)  # fmt: skip
+    status, detail = judge_work(
+        uptime_s=10,
+        heartbeat_age_s=0.5,
+        held_markets=1,
+        active_markets=3,
+        unheld_markets=("m2",),
+        **BASE,
+    )
     assert status == "degraded" and "m2" in detail["reason"]
-    status, _ = judge_work(uptime_s=10, heartbeat_age_s=0.5, held_markets=0,
-                           active_markets=3, unheld_markets=(), **BASE)  # fmt: skip
+    status, _ = judge_work(
+        uptime_s=10,
+        heartbeat_age_s=0.5,
+        held_markets=0,
+        active_markets=3,
+        unheld_markets=(),
+        **BASE,
+    )
     assert status == "healthy"  # peers hold them all: nothing is left undone
 
 

@@ -32,8 +32,11 @@ def test_defaults_are_a_three_node_style_cluster_on_8899() -> None:
     """Loopback, port 8899, 400 ms slots, finalized 31 slots behind confirmed; ::1 is allowed."""
     config = LocalnetConfig()
     assert (config.host, config.port, config.slot_ms, config.finalization_depth_slots) == (
-        "127.0.0.1", 8899, 400, 31,
-    )  # fmt: skip
+        "127.0.0.1",
+        8899,
+        400,
+        31,
+    )
     assert LocalnetConfig(host="::1").host == "::1"
     assert LocalnetConfig(slot_ms=0).manual_slots
 

@@ -42,5 +42,8 @@ def test_without_a_limit_each_other_instruction_counts_200k_units() -> None:
 def test_token_amounts_read_as_a_node_shows_them() -> None:
     """1_500_000 at 6 decimals is "1.5"; the raw amount is a string."""
     assert token_amount_json(1_500_000, 6) == {
-        "amount": "1500000", "decimals": 6, "uiAmount": 1.5, "uiAmountString": "1.5",
-    }  # fmt: skip
+        "amount": "1500000",
+        "decimals": 6,
+        "uiAmount": 1.5,
+        "uiAmountString": "1.5",
+    }

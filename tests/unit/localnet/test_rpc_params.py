@@ -21,9 +21,16 @@ def message_of(work: Any) -> str:
 
 @pytest.mark.parametrize(
     ("value", "wording"),
-    [(None, "null"), (True, "boolean `true`"), (5, "integer `5`"), (1.5, "floating point `1.5`"),
-     ("x", 'string "x"'), ([], "sequence"), ({}, "map")],
-)  # fmt: skip
+    [
+        (None, "null"),
+        (True, "boolean `true`"),
+        (5, "integer `5`"),
+        (1.5, "floating point `1.5`"),
+        ("x", 'string "x"'),
+        ([], "sequence"),
+        ({}, "map"),
+    ],
+)
 def test_json_values_are_described_like_serde(value: Any, wording: str) -> None:
     """The ``invalid type: ...`` part of serde's messages."""
     assert describe_json(value) == wording

@@ -7,11 +7,20 @@ from localnet.rpc_shapes import JsonAnswer, node_meta, node_result
 
 def test_absent_optional_meta_fields_are_left_out_not_null() -> None:
     """returnData, costUnits and computeUnitsConsumed are omitted when null; err stays."""
-    meta = {"err": None, "fee": 5000, "returnData": None, "costUnits": None,
-            "computeUnitsConsumed": None, "loadedAddresses": {"writable": ["a"], "readonly": []}}
+    meta = {
+        "err": None,
+        "fee": 5000,
+        "returnData": None,
+        "costUnits": None,
+        "computeUnitsConsumed": None,
+        "loadedAddresses": {"writable": ["a"], "readonly": []},
+    }
     shaped = node_meta(meta)
-    assert shaped == {"err": None, "fee": 5000,
-                      "loadedAddresses": {"writable": ["a"], "readonly": []}}
+    assert shaped == {
+        "err": None,
+        "fee": 5000,
+        "loadedAddresses": {"writable": ["a"], "readonly": []},
+    }
 
 
 def test_loaded_addresses_is_always_an_object() -> None:

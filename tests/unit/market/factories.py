@@ -71,10 +71,17 @@ def make_order(
     maker_key = (maker or MAKERS[0]).pubkey()
     pay, receive = accounts_of(maker_key, side)
     order = Order(
-        market_id="SOL-USDC", side=side, price_atoms=price_atoms, size_atoms=size_atoms,
-        maker=maker_key, pay_account=pay, receive_account=receive, client_order_id=7,
-        expiry_s=NOW_S + 3_600, nonce=1,
-    )  # fmt: skip
+        market_id="SOL-USDC",
+        side=side,
+        price_atoms=price_atoms,
+        size_atoms=size_atoms,
+        maker=maker_key,
+        pay_account=pay,
+        receive_account=receive,
+        client_order_id=7,
+        expiry_s=NOW_S + 3_600,
+        nonce=1,
+    )
     return replace(order, **changes)
 
 

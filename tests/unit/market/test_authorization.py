@@ -44,9 +44,15 @@ def _trade() -> tuple[SignedOrder, SignedOrder, Fill]:
 
 def _stored(fill: Fill, created_at_s: float = NOW_S + 1.5) -> StoredFill:
     return StoredFill(
-        fill.fill_id, fill.market_id, fill.maker_order_id, fill.taker_order_id,
-        fill.price_atoms, fill.base_atoms, fill.quote_atoms, created_at_s,
-    )  # fmt: skip
+        fill.fill_id,
+        fill.market_id,
+        fill.maker_order_id,
+        fill.taker_order_id,
+        fill.price_atoms,
+        fill.base_atoms,
+        fill.quote_atoms,
+        created_at_s,
+    )
 
 
 def _evidence(
@@ -100,17 +106,32 @@ REFUSALS = {
         "taker_order_id",
     ),
     "order row unreadable": (
-        lambda s, b, f: (f, _evidence(s, b, f, orders={s.order_id: s}, unreadable={b.order_id: "x"})),
+        lambda s, b, f: (
+            f,
+            _evidence(s, b, f, orders={s.order_id: s}, unreadable={b.order_id: "x"}),
+        ),
         "taker_order_id",
     ),
     "order terms edited": (
-        lambda s, b, f: (f, _evidence(s, b, f, orders={
-            s.order_id: s, b.order_id: replace(b, order=replace(b.order, price_atoms=10**6))})),
+        lambda s, b, f: (
+            f,
+            _evidence(
+                s,
+                b,
+                f,
+                orders={
+                    s.order_id: s,
+                    b.order_id: replace(b, order=replace(b.order, price_atoms=10**6)),
+                },
+            ),
+        ),
         "order_id",
     ),
     "signature not the maker's": (
-        lambda s, b, f: (f, _evidence(s, b, f, orders={
-            s.order_id: s, b.order_id: _forged_signature(b)})),
+        lambda s, b, f: (
+            f,
+            _evidence(s, b, f, orders={s.order_id: s, b.order_id: _forged_signature(b)}),
+        ),
         "signature",
     ),
     "expired at the fill's time": (
@@ -130,14 +151,23 @@ REFUSALS = {
         "price_atoms",
     ),
     "quote not price times lots": (
-        lambda s, b, f: _both(f, s, b, quote_atoms=f.quote_atoms * 1_000), "quote_atoms"
+        lambda s, b, f: _both(f, s, b, quote_atoms=f.quote_atoms * 1_000),
+        "quote_atoms",
     ),
     "base not whole lots": (
-        lambda s, b, f: _both(f, s, b, base_atoms=f.base_atoms + 1), "base_atoms"
+        lambda s, b, f: _both(f, s, b, base_atoms=f.base_atoms + 1),
+        "base_atoms",
     ),
     "fills add up past the buy's size": (
-        lambda s, b, f: (f, _evidence(s, b, f, filled_atoms={
-            s.order_id: f.base_atoms, b.order_id: f.base_atoms + LOT_ATOMS})),
+        lambda s, b, f: (
+            f,
+            _evidence(
+                s,
+                b,
+                f,
+                filled_atoms={s.order_id: f.base_atoms, b.order_id: f.base_atoms + LOT_ATOMS},
+            ),
+        ),
         "base_atoms",
     ),
     "buyer's receive account not the buy's": (
@@ -149,12 +179,15 @@ REFUSALS = {
         "seller_pay_account",
     ),
     "another market's fill": (
-        lambda s, b, f: (replace(f, market_id="ETH-USDC"), _evidence(s, b, f)), "market_id"
+        lambda s, b, f: (replace(f, market_id="ETH-USDC"), _evidence(s, b, f)),
+        "market_id",
     ),
-}  # fmt: skip
+}
 
 
-def _both(f: Fill, s: SignedOrder, b: SignedOrder, **changes: Any) -> tuple[Fill, SettlementEvidence]:
+def _both(
+    f: Fill, s: SignedOrder, b: SignedOrder, **changes: Any
+) -> tuple[Fill, SettlementEvidence]:
     """The fill and its row changed alike (a forged fill row, the settlement built from it)."""
     forged = replace(f, **changes)
     return forged, _evidence(s, b, forged)

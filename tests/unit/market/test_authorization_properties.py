@@ -67,11 +67,25 @@ def _book(draw: st.DrawFn) -> tuple[dict[str, SignedOrder], list[Fill]]:
     return originals, fills
 
 
-_ORDER_FIELDS = ("price_atoms", "size_atoms", "side", "maker", "pay_account",
-                 "receive_account", "expiry_s", "client_order_id", "nonce")  # fmt: skip
+_ORDER_FIELDS = (
+    "price_atoms",
+    "size_atoms",
+    "side",
+    "maker",
+    "pay_account",
+    "receive_account",
+    "expiry_s",
+    "client_order_id",
+    "nonce",
+)
 _FILL_FIELDS = (
-    "price_atoms", "base_atoms", "quote_atoms", "created_at_s", "swap_orders", "priced",
-)  # fmt: skip
+    "price_atoms",
+    "base_atoms",
+    "quote_atoms",
+    "created_at_s",
+    "swap_orders",
+    "priced",
+)
 
 
 def _other_value(draw: st.DrawFn, name: str, value: Any) -> Any:
@@ -98,10 +112,14 @@ def tampered(draw: st.DrawFn) -> tuple[dict[str, SignedOrder], Database, str]:
         name = draw(st.sampled_from(_FILL_FIELDS))
         index = database.fills.index(row)
         if name == "swap_orders":
-            changed = replace(row, maker_order_id=row.taker_order_id, taker_order_id=row.maker_order_id)
+            changed = replace(
+                row, maker_order_id=row.taker_order_id, taker_order_id=row.maker_order_id
+            )
         elif name == "priced":  # another price, the quote amount made to agree with it
             price = row.price_atoms + draw(st.sampled_from([-2, -1, 1, 2, 1_000])) * TICK_ATOMS
-            changed = replace(row, price_atoms=price, quote_atoms=price * (row.base_atoms // LOT_ATOMS))
+            changed = replace(
+                row, price_atoms=price, quote_atoms=price * (row.base_atoms // LOT_ATOMS)
+            )
         else:
             changed = replace(row, **{name: _other_value(draw, name, getattr(row, name))})
         database.fills[index] = changed
@@ -109,7 +127,9 @@ def tampered(draw: st.DrawFn) -> tuple[dict[str, SignedOrder], Database, str]:
     order_id = draw(st.sampled_from([row.maker_order_id, row.taker_order_id]))
     stored = database.orders[order_id]
     if what == "signature":
-        database.orders[order_id] = replace(stored, signature=Signature(draw(st.binary(min_size=64, max_size=64))))
+        database.orders[order_id] = replace(
+            stored, signature=Signature(draw(st.binary(min_size=64, max_size=64)))
+        )
         return originals, database, "order.signature"
     name = draw(st.sampled_from(_ORDER_FIELDS))
     terms = replace(stored.order, **{name: _other_value(draw, name, getattr(stored.order, name))})
@@ -128,9 +148,15 @@ def tampered(draw: st.DrawFn) -> tuple[dict[str, SignedOrder], Database, str]:
 
 def _row(fill: Fill) -> StoredFill:
     return StoredFill(
-        fill.fill_id, fill.market_id, fill.maker_order_id, fill.taker_order_id,
-        fill.price_atoms, fill.base_atoms, fill.quote_atoms, FILL_TIME_S,
-    )  # fmt: skip
+        fill.fill_id,
+        fill.market_id,
+        fill.maker_order_id,
+        fill.taker_order_id,
+        fill.price_atoms,
+        fill.base_atoms,
+        fill.quote_atoms,
+        FILL_TIME_S,
+    )
 
 
 def _settlement_fill(database: Database, row: StoredFill) -> Fill | None:
@@ -140,14 +166,22 @@ def _settlement_fill(database: Database, row: StoredFill) -> Fill | None:
         return None
     buy, sell = (taker, maker) if taker.order.side is Side.BUY else (maker, taker)
     return Fill(
-        fill_id=row.fill_id, market_id=row.market_id, sequence=0,
-        maker_order_id=row.maker_order_id, taker_order_id=row.taker_order_id,
-        taker_side=taker.order.side, price_atoms=row.price_atoms, base_atoms=row.base_atoms,
-        quote_atoms=row.quote_atoms, buyer=buy.order.maker, seller=sell.order.maker,
-        buyer_pay_account=buy.order.pay_account, buyer_receive_account=buy.order.receive_account,
+        fill_id=row.fill_id,
+        market_id=row.market_id,
+        sequence=0,
+        maker_order_id=row.maker_order_id,
+        taker_order_id=row.taker_order_id,
+        taker_side=taker.order.side,
+        price_atoms=row.price_atoms,
+        base_atoms=row.base_atoms,
+        quote_atoms=row.quote_atoms,
+        buyer=buy.order.maker,
+        seller=sell.order.maker,
+        buyer_pay_account=buy.order.pay_account,
+        buyer_receive_account=buy.order.receive_account,
         seller_pay_account=sell.order.pay_account,
         seller_receive_account=sell.order.receive_account,
-    )  # fmt: skip
+    )
 
 
 def _evidence(database: Database, row: StoredFill) -> SettlementEvidence:
@@ -173,15 +207,20 @@ def _within_signed_terms(
         return False
     if maker.order.side == taker.order.side or fill.taker_side != taker.order.side:
         return False
-    buy, sell = (taker.order, maker.order) if taker.order.side is Side.BUY else (maker.order, taker.order)
+    buy, sell = (
+        (taker.order, maker.order) if taker.order.side is Side.BUY else (maker.order, taker.order)
+    )
     lots = fill.base_atoms // LOT_ATOMS
     used = {
-        oid: sum(r.base_atoms for r in database.fills if oid in (r.maker_order_id, r.taker_order_id))
+        oid: sum(
+            r.base_atoms for r in database.fills if oid in (r.maker_order_id, r.taker_order_id)
+        )
         for oid in (fill.maker_order_id, fill.taker_order_id)
     }
     return (
         sell.price_atoms <= fill.price_atoms <= buy.price_atoms
-        and fill.base_atoms > 0 and fill.base_atoms % LOT_ATOMS == 0
+        and fill.base_atoms > 0
+        and fill.base_atoms % LOT_ATOMS == 0
         and fill.quote_atoms == fill.price_atoms * lots
         and (fill.buyer, fill.buyer_pay_account, fill.buyer_receive_account)
         == (buy.maker, buy.pay_account, buy.receive_account)
@@ -189,9 +228,10 @@ def _within_signed_terms(
         == (sell.maker, sell.pay_account, sell.receive_account)
         and used[fill.maker_order_id] <= maker.order.size_atoms
         and used[fill.taker_order_id] <= taker.order.size_atoms
-        and time_s < buy.expiry_s and time_s < sell.expiry_s
+        and time_s < buy.expiry_s
+        and time_s < sell.expiry_s
         and fill.market_id == buy.market_id == sell.market_id == MARKET.market_id
-    )  # fmt: skip
+    )
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -208,7 +248,9 @@ def test_no_settlement_outside_the_signed_terms_is_ever_accepted(
         fill = _settlement_fill(database, row)
         if fill is None:
             continue
-        accepted = settlement_refusal(MARKET, fill, _evidence(database, row), verified=verified) is None
+        accepted = (
+            settlement_refusal(MARKET, fill, _evidence(database, row), verified=verified) is None
+        )
         within = _within_signed_terms(fill, originals, database, row.created_at_s)
         assert not accepted or within, (what, row)
         if what == "nothing":

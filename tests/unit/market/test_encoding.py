@@ -27,11 +27,17 @@ from .factories import NOW_S, make_order
 
 VECTOR_MAKER = Keypair.from_seed(bytes([1]) * 32)
 VECTOR_ORDER = Order(
-    market_id="SOL-USDC", side=Side.SELL, price_atoms=0x0102030405060708, size_atoms=1_000_000,
-    maker=VECTOR_MAKER.pubkey(), pay_account=Pubkey(b"\xaa" * 32),
-    receive_account=Pubkey(b"\xbb" * 32), client_order_id=42, expiry_s=1_700_000_000,
+    market_id="SOL-USDC",
+    side=Side.SELL,
+    price_atoms=0x0102030405060708,
+    size_atoms=1_000_000,
+    maker=VECTOR_MAKER.pubkey(),
+    pay_account=Pubkey(b"\xaa" * 32),
+    receive_account=Pubkey(b"\xbb" * 32),
+    client_order_id=42,
+    expiry_s=1_700_000_000,
     nonce=2**64 - 1,
-)  # fmt: skip
+)
 VECTOR_BYTES = b"".join(
     [
         b"crank-node:order:v1",
@@ -87,13 +93,29 @@ market_ids = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9._-]{0,31}", fullmatch=True)
 
 
 @given(
-    market_id=market_ids, side=st.sampled_from(Side), price=u64, size=u64, maker=keys,
-    pay=keys, receive=keys, client_order_id=u64, expiry=u64, nonce=u64,
-)  # fmt: skip
+    market_id=market_ids,
+    side=st.sampled_from(Side),
+    price=u64,
+    size=u64,
+    maker=keys,
+    pay=keys,
+    receive=keys,
+    client_order_id=u64,
+    expiry=u64,
+    nonce=u64,
+)
 def test_every_representable_order_round_trips_through_its_encoding(
-    market_id: str, side: Side, price: int, size: int, maker: Pubkey, pay: Pubkey,
-    receive: Pubkey, client_order_id: int, expiry: int, nonce: int,
-) -> None:  # fmt: skip
+    market_id: str,
+    side: Side,
+    price: int,
+    size: int,
+    maker: Pubkey,
+    pay: Pubkey,
+    receive: Pubkey,
+    client_order_id: int,
+    expiry: int,
+    nonce: int,
+) -> None:
     """For any field values the encoding can hold, decode(encode(order)) == order and the
     encoding is always 188 bytes."""
     order = Order(market_id, side, price, size, maker, pay, receive, client_order_id, expiry, nonce)

@@ -32,7 +32,9 @@ def _could_still_land(last_valid_block_heights: list[int], finalized_height: int
     """The model: an attempt valid until L may still land (or be replayed from a status
     cache) in any block whose height is at most L + the 300-block window; blocks up to
     the finalized height are final, later ones are still to come."""
-    return any(finalized_height <= height + RECLAIM_MARGIN_BLOCKS for height in last_valid_block_heights)
+    return any(
+        finalized_height <= height + RECLAIM_MARGIN_BLOCKS for height in last_valid_block_heights
+    )
 
 
 @given(attempt_heights, st.one_of(st.none(), heights))
@@ -99,7 +101,10 @@ def test_a_reclaim_in_flight_is_waited_for_and_replaced_once_expired() -> None:
     assert isinstance(judge_marker(facts, FinalizedView(10, past), 10, 890_880), Wait)
     assert judge_marker(facts, FinalizedView(10, past + 151), 10, 890_880) == Close(890_880)
     assert judge_marker(facts, FinalizedView(10, past), 12, None) == Reclaimed()
-    assert judge_marker(MarkerFacts("open", (1_000,), None), FinalizedView(10, past), 10, None) == Gone()
+    assert (
+        judge_marker(MarkerFacts("open", (1_000,), None), FinalizedView(10, past), 10, None)
+        == Gone()
+    )
     assert isinstance(judge_marker(facts, FinalizedView(10, past), 9, None), Wait)
 
 
@@ -130,9 +135,11 @@ def test_a_marker_address_the_authority_does_not_derive_is_refused() -> None:
     wrong = str(marker_for(Keypair(), "fill-1").address)
     with pytest.raises(ValueError, match="marker of fill fill-1"):
         build_reclaim_transactions(
-            [("fill-1", wrong, 1)], fee_payer=Keypair(), settlement_authority=authority,
+            [("fill-1", wrong, 1)],
+            fee_payer=Keypair(),
+            settlement_authority=authority,
             recent_blockhash=Hash.default(),
-        )  # fmt: skip
+        )
 
 
 def test_answers_are_parsed_with_their_context_slot_and_bad_ones_named() -> None:

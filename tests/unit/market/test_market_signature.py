@@ -131,12 +131,18 @@ def test_extreme_values_encode_and_verify() -> None:
     """u64 maximum lot and tick, the largest and smallest decimals a market allows (a
     u8 on the wire; Market refuses more than 19), a 32-character id, Token-2022."""
     extreme = Market(
-        market_id="A" * 32, base_mint=Pubkey(bytes(32)), base_decimals=19,
-        quote_mint=Pubkey(b"\xff" * 32), quote_decimals=0, lot_size_atoms=U64_MAX,
-        tick_size_atoms=U64_MAX, settlement_authority=AUTHORITY.pubkey(),
-        fee_payer=FEE_PAYER.pubkey(), base_token_program=TOKEN_2022_PROGRAM_ID,
+        market_id="A" * 32,
+        base_mint=Pubkey(bytes(32)),
+        base_decimals=19,
+        quote_mint=Pubkey(b"\xff" * 32),
+        quote_decimals=0,
+        lot_size_atoms=U64_MAX,
+        tick_size_atoms=U64_MAX,
+        settlement_authority=AUTHORITY.pubkey(),
+        fee_payer=FEE_PAYER.pubkey(),
+        base_token_program=TOKEN_2022_PROGRAM_ID,
         quote_token_program=TOKEN_2022_PROGRAM_ID,
-    )  # fmt: skip
+    )
     encoded = market_definition_bytes(extreme)
     assert encoded[20:52] == b"A" * 32
     assert encoded[116:118] == bytes([19, 0])
@@ -161,13 +167,21 @@ def _trade(market: Market) -> tuple[Fill, SettlementEvidence]:
     book = match(Book.empty(market), sell.order, now_s=NOW_S).book
     (fill,) = match(book, buy.order, now_s=NOW_S).fills
     stored = StoredFill(
-        fill.fill_id, fill.market_id, fill.maker_order_id, fill.taker_order_id,
-        fill.price_atoms, fill.base_atoms, fill.quote_atoms, NOW_S + 1.5,
-    )  # fmt: skip
+        fill.fill_id,
+        fill.market_id,
+        fill.maker_order_id,
+        fill.taker_order_id,
+        fill.price_atoms,
+        fill.base_atoms,
+        fill.quote_atoms,
+        NOW_S + 1.5,
+    )
     evidence = SettlementEvidence(
-        stored, {sell.order_id: sell, buy.order_id: buy}, {},
+        stored,
+        {sell.order_id: sell, buy.order_id: buy},
+        {},
         {sell.order_id: fill.base_atoms, buy.order_id: fill.base_atoms},
-    )  # fmt: skip
+    )
     return fill, evidence
 
 

@@ -79,7 +79,8 @@ def test_a_large_order_partially_fills_several_and_rests_the_rest() -> None:
     taker = make_order(Side.BUY, 1_000, 10 * LOT_ATOMS, maker=CAROL)
     result = match(book_of(small, medium), taker, now_s=NOW_S)
     assert [(fill.price_atoms, fill.base_atoms) for fill in result.fills] == [
-        (990, 3 * LOT_ATOMS), (1_000, 4 * LOT_ATOMS),
+        (990, 3 * LOT_ATOMS),
+        (1_000, 4 * LOT_ATOMS),
     ]
     assert [fill.sequence for fill in result.fills] == [0, 1]
     assert result.rested and result.taker_remaining_atoms == 3 * LOT_ATOMS
@@ -87,8 +88,10 @@ def test_a_large_order_partially_fills_several_and_rests_the_rest() -> None:
     assert best_bid is not None and best_bid.remaining_atoms == 3 * LOT_ATOMS
     assert result.book.asks == ()
     assert dict(result.remaining_atoms) == {
-        small.order_id: 0, medium.order_id: 0, taker.order_id: 3 * LOT_ATOMS,
-    }  # fmt: skip
+        small.order_id: 0,
+        medium.order_id: 0,
+        taker.order_id: 3 * LOT_ATOMS,
+    }
 
 
 def test_a_partially_filled_resting_order_keeps_its_place() -> None:
@@ -97,7 +100,8 @@ def test_a_partially_filled_resting_order_keeps_its_place() -> None:
     book = book_of(first, second)
     result = match(book, make_order(Side.BUY, 1_000, 2 * LOT_ATOMS, maker=CAROL), now_s=NOW_S)
     assert [(r.order_id, r.remaining_atoms) for r in result.book.asks] == [
-        (first.order_id, 3 * LOT_ATOMS), (second.order_id, 5 * LOT_ATOMS),
+        (first.order_id, 3 * LOT_ATOMS),
+        (second.order_id, 5 * LOT_ATOMS),
     ]
 
 
@@ -142,8 +146,9 @@ def test_an_expired_incoming_order_neither_fills_nor_rests() -> None:
     book = book_of(make_order(Side.SELL, 990, maker=ALICE))
     taker = make_order(Side.BUY, 1_000, maker=BOB, expiry_s=NOW_S)
     result = match(book, taker, now_s=NOW_S)
-    assert result == MatchResult(book, (), 5 * LOT_ATOMS, rested=False,
-                                 expired_order_ids=(taker.order_id,))
+    assert result == MatchResult(
+        book, (), 5 * LOT_ATOMS, rested=False, expired_order_ids=(taker.order_id,)
+    )
 
 
 def test_fill_ids_are_derived_from_the_orders_and_the_market_sequence() -> None:
@@ -166,10 +171,12 @@ def test_a_fill_names_the_four_accounts_of_the_settlement() -> None:
     sell, buy = make_order(Side.SELL, maker=ALICE), make_order(Side.BUY, maker=BOB)
     (fill,) = match(book_of(buy), sell, now_s=NOW_S).fills
     assert (fill.seller_pay_account, fill.seller_receive_account) == (
-        sell.pay_account, sell.receive_account,
+        sell.pay_account,
+        sell.receive_account,
     )
     assert (fill.buyer_pay_account, fill.buyer_receive_account) == (
-        buy.pay_account, buy.receive_account,
+        buy.pay_account,
+        buy.receive_account,
     )
 
 
@@ -194,11 +201,13 @@ def test_cancel_removes_an_order_and_refuses_an_unknown_one() -> None:
 def test_levels_sum_the_depth_at_each_price_best_first() -> None:
     """Two bids at 1_000 and one at 990 make two levels, best price first."""
     book = book_of(
-        make_order(Side.BUY, 990, maker=ALICE), make_order(Side.BUY, 1_000, maker=BOB),
+        make_order(Side.BUY, 990, maker=ALICE),
+        make_order(Side.BUY, 1_000, maker=BOB),
         make_order(Side.BUY, 1_000, 2 * LOT_ATOMS, maker=CAROL),
     )
     assert book.levels(Side.BUY) == (
-        PriceLevel(1_000, 7 * LOT_ATOMS, 2), PriceLevel(990, 5 * LOT_ATOMS, 1),
+        PriceLevel(1_000, 7 * LOT_ATOMS, 2),
+        PriceLevel(990, 5 * LOT_ATOMS, 1),
     )
     assert book.levels(Side.SELL) == ()
 

@@ -25,8 +25,9 @@ AUTHORITY = Pubkey(b"\x03" * 32)
 U64_MAX = 2**64 - 1
 
 
-def base_mint(decimals: int = 6, supply: int = 0, initialized: int = 1,
-              freeze_authority: Pubkey | None = None) -> bytes:  # fmt: skip
+def base_mint(
+    decimals: int = 6, supply: int = 0, initialized: int = 1, freeze_authority: Pubkey | None = None
+) -> bytes:
     """The 82 bytes both token programs share: COption mint authority, supply, decimals,
     is_initialized, COption freeze authority."""
     freeze = (
@@ -34,8 +35,12 @@ def base_mint(decimals: int = 6, supply: int = 0, initialized: int = 1,
         if freeze_authority is None
         else struct.pack("<I", 1) + bytes(freeze_authority)
     )
-    data = struct.pack("<I", 1) + bytes(AUTHORITY) + struct.pack("<QBB", supply, decimals,
-                                                                 initialized) + freeze  # fmt: skip
+    data = (
+        struct.pack("<I", 1)
+        + bytes(AUTHORITY)
+        + struct.pack("<QBB", supply, decimals, initialized)
+        + freeze
+    )
     assert len(data) == MINT_SIZE
     return data
 
@@ -44,8 +49,9 @@ def tlv(kind: int, value: bytes) -> bytes:
     return struct.pack("<HH", kind, len(value)) + value
 
 
-def token_2022_mint(*entries: bytes, decimals: int = 6, account_type: int = 1,
-                    supply: int = 0) -> bytes:  # fmt: skip
+def token_2022_mint(
+    *entries: bytes, decimals: int = 6, account_type: int = 1, supply: int = 0
+) -> bytes:
     """A Token-2022 mint with extensions: the base padded to 165 bytes, the AccountType
     byte, then the TLV entries."""
     padded = base_mint(decimals, supply).ljust(165, b"\x00")
@@ -80,8 +86,7 @@ def test_a_token_2022_mint_without_extensions_is_82_bytes_and_accepted() -> None
 def test_extensions_come_back_in_the_order_stored_with_their_values() -> None:
     """Each TLV entry is (type, value bytes); zero-length values and a trailing
     Uninitialized (type 0) region end the list."""
-    data = token_2022_mint(tlv(3, bytes(AUTHORITY)), tlv(18, b"\x01" * 64), tlv(9, b""),
-                           bytes(40))  # fmt: skip
+    data = token_2022_mint(tlv(3, bytes(AUTHORITY)), tlv(18, b"\x01" * 64), tlv(9, b""), bytes(40))
     assert decoded(data).extensions == ((3, bytes(AUTHORITY)), (18, b"\x01" * 64), (9, b""))
 
 
@@ -182,10 +187,15 @@ def test_the_refused_list_is_what_breaks_a_transfer_of_exactly_the_matched_amoun
     """Pinned: the extensions the issue names (transfer fee, transfer hook,
     non-transferable, confidential transfer) and the others the module documents."""
     assert {name for name, _ in REFUSED_EXTENSIONS.values()} == {
-        "TransferFeeConfig", "ConfidentialTransferMint", "NonTransferable",
-        "PermanentDelegate", "TransferHook", "ConfidentialTransferFeeConfig",
-        "ConfidentialMintBurn", "Pausable",
-    }  # fmt: skip
+        "TransferFeeConfig",
+        "ConfidentialTransferMint",
+        "NonTransferable",
+        "PermanentDelegate",
+        "TransferHook",
+        "ConfidentialTransferFeeConfig",
+        "ConfidentialMintBurn",
+        "Pausable",
+    }
     assert not set(REFUSED_EXTENSIONS) & set(ALLOWED_EXTENSIONS)
 
 

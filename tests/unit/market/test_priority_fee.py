@@ -23,8 +23,10 @@ def test_a_fixed_fee_ignores_the_cluster() -> None:
 def test_a_percentile_is_the_nearest_ranked_observed_fee() -> None:
     """p50 of 1..4 is 2, p75 is 3, p100 is 4, p1 is 1: always an observed value."""
     fees = [4, 1, 3, 2]
-    answers = [PercentilePriorityFee(p, cap_micro_lamports=100).micro_lamports_per_unit(fees)
-               for p in (50, 75, 100, 1)]  # fmt: skip
+    answers = [
+        PercentilePriorityFee(p, cap_micro_lamports=100).micro_lamports_per_unit(fees)
+        for p in (50, 75, 100, 1)
+    ]
     assert answers == [2, 3, 4, 1]
 
 
@@ -43,10 +45,13 @@ def test_the_cap_and_floor_bound_the_percentile() -> None:
         ({"percentile": 100.5, "cap_micro_lamports": 1}, InvalidFeePolicy, "percentile"),
         ({"percentile": "50", "cap_micro_lamports": 1}, InvalidFeePolicy, "percentile"),
         ({"percentile": 50, "cap_micro_lamports": -1}, NumberOutOfRange, "cap_micro_lamports"),
-        ({"percentile": 50, "cap_micro_lamports": 1, "floor_micro_lamports": 2},
-         InvalidFeePolicy, "floor_micro_lamports"),
+        (
+            {"percentile": 50, "cap_micro_lamports": 1, "floor_micro_lamports": 2},
+            InvalidFeePolicy,
+            "floor_micro_lamports",
+        ),
     ],
-)  # fmt: skip
+)
 def test_a_bad_percentile_policy_is_refused_by_name(
     arguments: dict[str, object], error: type[MarketError], field: str
 ) -> None:

@@ -64,9 +64,11 @@ def build(
     fill: Fill | None = None, market: Market = MARKET, **options: object
 ) -> SettlementTransaction:
     arguments: dict[str, object] = {
-        "fee_payer": FEE_PAYER, "settlement_authority": AUTHORITY, "recent_blockhash": BLOCKHASH,
+        "fee_payer": FEE_PAYER,
+        "settlement_authority": AUTHORITY,
+        "recent_blockhash": BLOCKHASH,
         "compute_unit_price_micro_lamports": 2_500,
-    }  # fmt: skip
+    }
     arguments.update(options)
     # Loose on purpose: cases pass wrong keypairs and out-of-range numbers.
     return build_settlement_transaction(market, fill or a_fill(), **arguments)  # type: ignore[arg-type]
@@ -78,8 +80,14 @@ def test_the_instructions_are_budget_budget_marker_base_leg_quote_leg_memo() -> 
     built = build()
     message = built.transaction.message
     programs = [message.account_keys[ix.program_id_index] for ix in message.instructions]
-    assert programs == [COMPUTE_BUDGET_ID, COMPUTE_BUDGET_ID, SYSTEM_PROGRAM_ID,
-                        TOKEN_PROGRAM_ID, TOKEN_PROGRAM_ID, MEMO_PROGRAM_ID]  # fmt: skip
+    assert programs == [
+        COMPUTE_BUDGET_ID,
+        COMPUTE_BUDGET_ID,
+        SYSTEM_PROGRAM_ID,
+        TOKEN_PROGRAM_ID,
+        TOKEN_PROGRAM_ID,
+        MEMO_PROGRAM_ID,
+    ]
     assert built.marker_address == marker_for(AUTHORITY, a_fill().fill_id).address
 
 
@@ -99,8 +107,11 @@ def test_each_leg_moves_the_right_amount_of_the_right_mint_between_the_right_acc
         assert data[0] == TRANSFER_CHECKED
         assert int.from_bytes(data[1:9], "little") == amount and data[9] == decimals
         assert [keys[index] for index in bytes(leg.accounts)] == [
-            source, mint, dest, AUTHORITY.pubkey(),
-        ]  # fmt: skip
+            source,
+            mint,
+            dest,
+            AUTHORITY.pubkey(),
+        ]
 
 
 def test_the_compute_budget_and_memo_carry_the_given_values() -> None:
@@ -153,10 +164,13 @@ def test_the_same_inputs_give_byte_identical_transactions() -> None:
         ({"settlement_authority": FEE_PAYER}, WrongSigner, "settlement_authority"),
         ({"compute_unit_limit": 0}, NumberOutOfRange, "compute_unit_limit"),
         ({"compute_unit_limit": 1_400_001}, NumberOutOfRange, "compute_unit_limit"),
-        ({"compute_unit_price_micro_lamports": -1}, NumberOutOfRange,
-         "compute_unit_price_micro_lamports"),
+        (
+            {"compute_unit_price_micro_lamports": -1},
+            NumberOutOfRange,
+            "compute_unit_price_micro_lamports",
+        ),
     ],
-)  # fmt: skip
+)
 def test_bad_settlement_inputs_are_refused_by_name(
     options: dict[str, Any], error: type[Exception], field: str
 ) -> None:
@@ -171,9 +185,13 @@ def test_a_fill_of_another_market_is_refused() -> None:
     other = make_market(market_id="OTHER")
     with pytest.raises(WrongMarket) as refused:
         build_settlement_transaction(
-            other, a_fill(), fee_payer=FEE_PAYER, settlement_authority=AUTHORITY,
-            recent_blockhash=BLOCKHASH, compute_unit_price_micro_lamports=0,
-        )  # fmt: skip
+            other,
+            a_fill(),
+            fee_payer=FEE_PAYER,
+            settlement_authority=AUTHORITY,
+            recent_blockhash=BLOCKHASH,
+            compute_unit_price_micro_lamports=0,
+        )
     assert refused.value.field == "market_id"
 
 
@@ -185,25 +203,44 @@ def _reference_bytes(market: Market, fill: Fill, fee_payer: Keypair, price: int)
     def leg(source: Any, mint: Any, dest: Any, amount: int, decimals: int) -> Instruction:
         return transfer_checked(
             TransferCheckedParams(
-                program_id=TOKEN_PROGRAM_ID, source=source, mint=mint, dest=dest,
-                owner=authority, amount=amount, decimals=decimals,
+                program_id=TOKEN_PROGRAM_ID,
+                source=source,
+                mint=mint,
+                dest=dest,
+                owner=authority,
+                amount=amount,
+                decimals=decimals,
             )
-        )  # fmt: skip
+        )
 
     instructions = [
         set_compute_unit_limit(DEFAULT_COMPUTE_UNIT_LIMIT),
         set_compute_unit_price(price),
         marker_create_instruction(
-            fee_payer=market.fee_payer, settlement_authority=authority,
+            fee_payer=market.fee_payer,
+            settlement_authority=authority,
             marker=marker_for(AUTHORITY, fill.fill_id),
         ),
-        leg(fill.seller_pay_account, market.base_mint, fill.buyer_receive_account,
-            fill.base_atoms, market.base_decimals),
-        leg(fill.buyer_pay_account, market.quote_mint, fill.seller_receive_account,
-            fill.quote_atoms, market.quote_decimals),
-        Instruction(MEMO_PROGRAM_ID, settlement_memo(fill.fill_id),
-                    [AccountMeta(authority, is_signer=True, is_writable=False)]),
-    ]  # fmt: skip
+        leg(
+            fill.seller_pay_account,
+            market.base_mint,
+            fill.buyer_receive_account,
+            fill.base_atoms,
+            market.base_decimals,
+        ),
+        leg(
+            fill.buyer_pay_account,
+            market.quote_mint,
+            fill.seller_receive_account,
+            fill.quote_atoms,
+            market.quote_decimals,
+        ),
+        Instruction(
+            MEMO_PROGRAM_ID,
+            settlement_memo(fill.fill_id),
+            [AccountMeta(authority, is_signer=True, is_writable=False)],
+        ),
+    ]
     signers = [fee_payer] if fee_payer == AUTHORITY else [fee_payer, AUTHORITY]
     legacy = Transaction.new_signed_with_payer(instructions, fee_payer.pubkey(), signers, BLOCKHASH)
     return bytes(VersionedTransaction.from_legacy(legacy))

@@ -18,9 +18,15 @@ def test_every_field_is_decoded_from_the_165_bytes() -> None:
     """Mint, owner, amount, delegate, state, native reserve, delegated amount and close
     authority all come back from bytes written field by field."""
     data = token_account_data(
-        BASE_MINT, OWNER, 123_456_789, delegate=AUTHORITY.pubkey(), state=2,
-        delegated_amount=1_000, is_native=2_039_280, close_authority=OWNER,
-    )  # fmt: skip
+        BASE_MINT,
+        OWNER,
+        123_456_789,
+        delegate=AUTHORITY.pubkey(),
+        state=2,
+        delegated_amount=1_000,
+        is_native=2_039_280,
+        close_authority=OWNER,
+    )
     assert len(data) == TOKEN_ACCOUNT_SIZE
     account = decode_token_account(ADDRESS, data, field="pay_account")
     assert account.address == ADDRESS
@@ -48,8 +54,15 @@ def test_absent_options_decode_as_none() -> None:
         (token_account_data(BASE_MINT, OWNER, 5), BASE_MINT, "not a token program"),
         (token_account_data(BASE_MINT, OWNER, 5) + b"\1", TOKEN_2022_PROGRAM_ID, "another type"),
     ],
-    ids=["short", "long", "uninitialized", "bad-state", "bad-option-tag", "other-program",
-         "token-2022-mint"],
+    ids=[
+        "short",
+        "long",
+        "uninitialized",
+        "bad-state",
+        "bad-option-tag",
+        "other-program",
+        "token-2022-mint",
+    ],
 )
 def test_data_that_is_not_a_token_account_is_refused_naming_the_field(
     data: bytes, program: Pubkey | None, reason: str

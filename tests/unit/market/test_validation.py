@@ -64,10 +64,16 @@ def test_a_good_order_is_accepted_and_its_market_returned() -> None:
         ({"expiry_s": NOW_S - 1}, OrderExpired, "expiry_s"),
     ],
     ids=[
-        "unknown-market", "zero-price", "off-tick", "zero-size", "partial-lot",
-        "quote-overflows-u64", "expires-now", "expired",
+        "unknown-market",
+        "zero-price",
+        "off-tick",
+        "zero-size",
+        "partial-lot",
+        "quote-overflows-u64",
+        "expires-now",
+        "expired",
     ],
-)  # fmt: skip
+)
 def test_each_bad_term_is_refused_by_name(
     changes: dict[str, Any], error: type[MarketError], field: str
 ) -> None:
@@ -110,22 +116,36 @@ def test_token_accounts_of_the_wrong_mint_or_owner_are_refused_by_name() -> None
     good_pay = _account(order.pay_account, QUOTE_MINT, order.maker)
     good_receive = _account(order.receive_account, BASE_MINT, order.maker)
     cases = [
-        (_account(order.pay_account, BASE_MINT, order.maker), good_receive, WrongAccountMint,
-         "pay_account"),
-        (good_pay, _account(order.receive_account, BASE_MINT, MAKERS[1].pubkey()),
-         WrongAccountOwner, "receive_account"),
-    ]  # fmt: skip
+        (
+            _account(order.pay_account, BASE_MINT, order.maker),
+            good_receive,
+            WrongAccountMint,
+            "pay_account",
+        ),
+        (
+            good_pay,
+            _account(order.receive_account, BASE_MINT, MAKERS[1].pubkey()),
+            WrongAccountOwner,
+            "receive_account",
+        ),
+    ]
     for pay, receive, error, field in cases:
         with pytest.raises(error) as refused:
             validate_order(
-                signed(order), markets=MARKETS, now_s=NOW_S, pay_account=pay,
+                signed(order),
+                markets=MARKETS,
+                now_s=NOW_S,
+                pay_account=pay,
                 receive_account=receive,
-            )  # fmt: skip
+            )
         assert refused.value.field == field
     validate_order(
-        signed(order), markets=MARKETS, now_s=NOW_S, pay_account=good_pay,
+        signed(order),
+        markets=MARKETS,
+        now_s=NOW_S,
+        pay_account=good_pay,
         receive_account=good_receive,
-    )  # fmt: skip
+    )
 
 
 def test_a_fresh_cancel_by_the_maker_is_accepted() -> None:
@@ -142,16 +162,28 @@ def test_each_bad_cancel_is_refused_by_name() -> None:
     request = CancelRequest(order.order_id, order.maker, NOW_S)
     other_maker = replace(request, maker=MAKERS[1].pubkey())
     cases = [
-        (sign_cancel(replace(request, order_id=make_order(nonce=5).order_id), MAKERS[0]),
-         InvalidField, "order_id"),
+        (
+            sign_cancel(replace(request, order_id=make_order(nonce=5).order_id), MAKERS[0]),
+            InvalidField,
+            "order_id",
+        ),
         (sign_cancel(other_maker, MAKERS[1]), WrongSigner, "maker"),
-        (sign_cancel(replace(request, timestamp_s=NOW_S - 301), MAKERS[0]), CancelExpired,
-         "timestamp_s"),
-        (sign_cancel(replace(request, timestamp_s=NOW_S + 31), MAKERS[0]), CancelExpired,
-         "timestamp_s"),
-        (replace(sign_cancel(request, MAKERS[0]),
-                 signature=signed(order).signature), BadSignature, "signature"),
-    ]  # fmt: skip
+        (
+            sign_cancel(replace(request, timestamp_s=NOW_S - 301), MAKERS[0]),
+            CancelExpired,
+            "timestamp_s",
+        ),
+        (
+            sign_cancel(replace(request, timestamp_s=NOW_S + 31), MAKERS[0]),
+            CancelExpired,
+            "timestamp_s",
+        ),
+        (
+            replace(sign_cancel(request, MAKERS[0]), signature=signed(order).signature),
+            BadSignature,
+            "signature",
+        ),
+    ]
     for cancel, error, field in cases:
         with pytest.raises(error) as refused:
             validate_cancel(cancel, order, now_s=NOW_S)

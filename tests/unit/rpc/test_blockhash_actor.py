@@ -38,7 +38,9 @@ class Harness:
         for request in requests:
             if request.method == "getLatestBlockhash":
                 value = {"blockhash": blockhash, "lastValidBlockHeight": last_valid}
-                request.reply(RpcSuccess({"context": {"slot": height}, "value": value}, "e", height, 1, 0))
+                request.reply(
+                    RpcSuccess({"context": {"slot": height}, "value": value}, "e", height, 1, 0)
+                )
             else:
                 request.reply(RpcSuccess(_epoch_info(height), "e", None, 1, 0.0))
 
@@ -135,9 +137,13 @@ def test_invalid_settings_are_refused_by_field_name() -> None:
 def _epoch_info(height: int) -> dict[str, int]:
     """getEpochInfo's answer at block height ``height`` (slot = height + 7: skipped slots)."""
     return {
-        "absoluteSlot": height + 7, "blockHeight": height, "epoch": 0, "slotIndex": height + 7,
-        "slotsInEpoch": 432_000, "transactionCount": 1,
-    }  # fmt: skip
+        "absoluteSlot": height + 7,
+        "blockHeight": height,
+        "epoch": 0,
+        "slotIndex": height + 7,
+        "slotsInEpoch": 432_000,
+        "transactionCount": 1,
+    }
 
 
 def test_an_expiry_verdict_carries_the_slot_its_block_height_was_read_at(

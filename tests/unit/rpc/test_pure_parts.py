@@ -37,7 +37,11 @@ URLS = ("http://127.0.0.1:1", "http://127.0.0.1:2", "http://127.0.0.1:3")
 def test_a_config_from_urls_has_the_issues_defaults() -> None:
     """Breakers open after 5 failures and half-open after 30 s; probes every 30 s; bound 80/95%."""
     config = RpcRouterConfig.from_urls(URLS)
-    assert (config.failure_threshold, config.breaker_reset_s, config.probe_interval_s) == (5, 30, 30)
+    assert (config.failure_threshold, config.breaker_reset_s, config.probe_interval_s) == (
+        5,
+        30,
+        30,
+    )
     assert (config.low_threshold, config.normal_threshold) == (0.80, 0.95)
     assert config.retryable_http_statuses == {429, 502, 503, 504}
     assert [endpoint.name for endpoint in config.endpoints] == list(URLS)
@@ -73,7 +77,9 @@ def test_a_url_with_secrets_is_shown_with_only_scheme_host_and_port() -> None:
     )
     assert mask_url("http://127.0.0.1:8899") == "http://127.0.0.1:8899"
     endpoint = RpcEndpoint("https://rpc.example.com/?api-key=SECRET")
-    assert "SECRET" not in endpoint.name and "SECRET" not in repr(RpcRouterConfig((endpoint,)).endpoints[0].name)
+    assert "SECRET" not in endpoint.name and "SECRET" not in repr(
+        RpcRouterConfig((endpoint,)).endpoints[0].name
+    )
 
 
 def test_an_invalid_url_error_does_not_echo_its_secret() -> None:
@@ -195,9 +201,13 @@ def rpc_body(**envelope: object) -> bytes:
 
 @pytest.mark.parametrize(
     ("status", "kind"),
-    [(429, ErrorKind.RATE_LIMITED), (502, ErrorKind.UNAVAILABLE), (503, ErrorKind.UNAVAILABLE),
-     (504, ErrorKind.UNAVAILABLE)],
-)  # fmt: skip
+    [
+        (429, ErrorKind.RATE_LIMITED),
+        (502, ErrorKind.UNAVAILABLE),
+        (503, ErrorKind.UNAVAILABLE),
+        (504, ErrorKind.UNAVAILABLE),
+    ],
+)
 def test_http_429_502_503_504_are_retryable_endpoint_faults(status: int, kind: ErrorKind) -> None:
     """The statuses the issue names are retried elsewhere and count against the endpoint."""
     verdict = interpret(HttpReply(status, b"busy", 0.01), DEFAULT_RETRYABLE_HTTP_STATUSES)
@@ -211,8 +221,10 @@ def test_another_http_status_goes_back_to_the_caller_but_counts_against_the_endp
     verdict = interpret(HttpReply(401, b"no key", 0.01), DEFAULT_RETRYABLE_HTTP_STATUSES)
     assert isinstance(verdict, AttemptError)
     assert (verdict.kind, verdict.retryable, verdict.endpoint_fault) == (
-        ErrorKind.HTTP_ERROR, False, True,
-    )  # fmt: skip
+        ErrorKind.HTTP_ERROR,
+        False,
+        True,
+    )
 
 
 @pytest.mark.parametrize("timed_out", [True, False])
@@ -225,12 +237,21 @@ def test_timeouts_and_connection_errors_are_retryable(timed_out: bool) -> None:
 
 def test_node_behind_is_retryable_and_invalid_params_or_a_rejected_transaction_are_not() -> None:
     """-32005 is the node's problem; -32602 and -32002 (preflight failure) are the request's."""
-    behind = interpret(HttpReply(200, rpc_body(error={"code": -32005, "message": "Node is behind"}), 0), ())
+    behind = interpret(
+        HttpReply(200, rpc_body(error={"code": -32005, "message": "Node is behind"}), 0), ()
+    )
     params = interpret(HttpReply(200, rpc_body(error={"code": -32602, "message": "bad"}), 0), ())
     rejected = interpret(
-        HttpReply(200, rpc_body(error={"code": -32002, "message": "sim failed", "data": {"logs": []}}), 0), ()
+        HttpReply(
+            200, rpc_body(error={"code": -32002, "message": "sim failed", "data": {"logs": []}}), 0
+        ),
+        (),
     )
-    assert isinstance(behind, AttemptError) and behind.retryable and behind.kind is ErrorKind.NODE_BEHIND
+    assert (
+        isinstance(behind, AttemptError)
+        and behind.retryable
+        and behind.kind is ErrorKind.NODE_BEHIND
+    )
     for verdict in (params, rejected):
         assert isinstance(verdict, AttemptError)
         assert not verdict.retryable and not verdict.endpoint_fault
@@ -291,8 +312,10 @@ def test_selection_prefers_low_latency_in_proportion_to_weight() -> None:
     for endpoint, latency_s in zip(endpoints, (0.002, 0.2, 0.2), strict=True):
         endpoint.observe_latency(latency_s, 1.0)
     rng = random.Random(7)
-    picks = [choose_endpoints(endpoints, 0.0, rng, max_concurrent=8).endpoints[0].name
-             for _ in range(1000)]  # fmt: skip
+    picks = [
+        choose_endpoints(endpoints, 0.0, rng, max_concurrent=8).endpoints[0].name
+        for _ in range(1000)
+    ]
     assert picks.count(URLS[0]) > 900
 
 
@@ -309,12 +332,15 @@ def test_with_every_breaker_open_the_least_bad_endpoint_is_chosen_as_a_fallback(
 
 def test_sends_go_only_to_send_endpoints_and_busy_endpoints_are_skipped() -> None:
     """send=False endpoints never get a send; an endpoint at its concurrency limit gets nothing."""
-    endpoints = [EndpointHealth(RpcEndpoint(URLS[0], send=False), CircuitBreaker()),
-                 EndpointHealth(RpcEndpoint(URLS[1]), CircuitBreaker()),
-                 EndpointHealth(RpcEndpoint(URLS[2]), CircuitBreaker())]  # fmt: skip
+    endpoints = [
+        EndpointHealth(RpcEndpoint(URLS[0], send=False), CircuitBreaker()),
+        EndpointHealth(RpcEndpoint(URLS[1]), CircuitBreaker()),
+        EndpointHealth(RpcEndpoint(URLS[2]), CircuitBreaker()),
+    ]
     endpoints[2].in_flight = 4
-    choice = choose_endpoints(endpoints, 0.0, random.Random(1), count=3, sends_only=True,
-                              max_concurrent=4)
+    choice = choose_endpoints(
+        endpoints, 0.0, random.Random(1), count=3, sends_only=True, max_concurrent=4
+    )
     assert [endpoint.name for endpoint in choice.endpoints] == [URLS[1]]
 
 
@@ -329,8 +355,9 @@ def flight(flight_id: int, priority: Priority) -> Flight:
 def test_the_queue_serves_critical_first_and_sheds_the_newest_low_then_normal() -> None:
     """Order: critical, normal, low, FIFO within each; shedding takes the newest low first."""
     queue = PendingQueue()
-    for flight_id, priority in enumerate([Priority.LOW, Priority.NORMAL, Priority.LOW,
-                                          Priority.CRITICAL, Priority.NORMAL]):
+    for flight_id, priority in enumerate(
+        [Priority.LOW, Priority.NORMAL, Priority.LOW, Priority.CRITICAL, Priority.NORMAL]
+    ):
         queue.push(flight(flight_id, priority))
     shed = queue.shed()
     assert shed is not None and shed.flight_id == 2

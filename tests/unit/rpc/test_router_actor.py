@@ -137,8 +137,9 @@ def test_a_refusal_is_an_explicit_result_not_a_crash() -> None:
 
 def test_a_critical_request_at_a_full_bound_sheds_a_queued_low_one() -> None:
     """With one slot per endpoint, queued low requests make way for critical ones, refused as shed."""
-    harness = Harness(max_in_flight=5, max_concurrent_per_endpoint=1, low_threshold=1.0,
-                      normal_threshold=1.0)
+    harness = Harness(
+        max_in_flight=5, max_concurrent_per_endpoint=1, low_threshold=1.0, normal_threshold=1.0
+    )
     lows = [harness.client.request("getSlot", priority=Priority.LOW) for _ in range(5)]
     critical = harness.client.request("getBlockHeight", priority=Priority.CRITICAL)
     shed = lows[4].get(timeout=5)
@@ -188,7 +189,9 @@ def test_with_every_breaker_open_the_router_tries_the_least_bad_endpoint_and_say
     harness = Harness(failure_threshold=1)
     future = harness.client.request("getSlot")
     for count in (1, 2, 3):
-        harness.transport.wait_posted(count)[count - 1].fail(TransportFailure(False, "refused", 0.0))
+        harness.transport.wait_posted(count)[count - 1].fail(
+            TransportFailure(False, "refused", 0.0)
+        )
     harness.transport.wait_posted(4)[3].answer(5)
     outcome = future.get(timeout=5)
     assert isinstance(outcome, RpcSuccess) and outcome.attempts == 4
@@ -198,7 +201,9 @@ def test_with_every_breaker_open_the_router_tries_the_least_bad_endpoint_and_say
     harness.router.actor_ref.stop()
 
 
-def test_logs_and_state_never_show_an_endpoints_api_key(captured_logs: list[dict[str, Any]]) -> None:
+def test_logs_and_state_never_show_an_endpoints_api_key(
+    captured_logs: list[dict[str, Any]],
+) -> None:
     """URLs with keys in the query string are masked in every log line and in the state."""
     urls = tuple(f"{url}/?api-key=SECRET{index}" for index, url in enumerate(URLS))
     harness = Harness(urls, failure_threshold=1)
@@ -210,5 +215,7 @@ def test_logs_and_state_never_show_an_endpoints_api_key(captured_logs: list[dict
     state = harness.state()
     harness.router.actor_ref.stop()
     assert any(record["extra"].get("action") == "rpc.breaker_opened" for record in captured_logs)
-    shown = repr(state) + "".join(f"{record['message']}{record['extra']}" for record in captured_logs)
+    shown = repr(state) + "".join(
+        f"{record['message']}{record['extra']}" for record in captured_logs
+    )
     assert "SECRET" not in shown

@@ -14,8 +14,14 @@ MARKET = "SOL-USDC"
 
 
 def desk(simulate: bool = True, cap: int | None = None) -> FeeDesk:
-    return FeeDesk(FixedPriorityFee(1_000), default_limit=40_000, max_priority_fee_lamports=cap,
-                   margin_percent=0, margin_units=0, simulate=simulate)  # fmt: skip
+    return FeeDesk(
+        FixedPriorityFee(1_000),
+        default_limit=40_000,
+        max_priority_fee_lamports=cap,
+        margin_percent=0,
+        margin_units=0,
+        simulate=simulate,
+    )
 
 
 def simulated(result: Any) -> RpcOutcome:
@@ -78,14 +84,15 @@ def test_a_failed_or_odd_simulation_keeps_the_default_and_may_be_asked_again() -
     fees = desk()
     answers = [
         RpcFailure(ErrorKind.TIMEOUT, "deadline", 1, 1.0),
-        simulated({"value": {"err": {"InstructionError": [3, {"Custom": 1}]},
-                             "unitsConsumed": 900}}),
+        simulated(
+            {"value": {"err": {"InstructionError": [3, {"Custom": 1}]}, "unitsConsumed": 900}}
+        ),
         simulated({"value": {"err": None, "unitsConsumed": 1_189.0}}),
         simulated({"value": {"err": None, "unitsConsumed": True}}),
         simulated({"value": {"err": None, "unitsConsumed": "1189"}}),
         simulated({"value": None}),
         simulated([]),
-    ]  # fmt: skip
+    ]
     for answer in answers:
         fees.of(MARKET).simulating = True
         fees.simulation_answered(MARKET, answer)

@@ -41,9 +41,11 @@ def test_an_attempt_out_of_compute_units_is_dead_not_a_failed_settlement() -> No
 def test_only_a_leg_refused_by_the_token_program_at_preflight_is_hopeless() -> None:
     """OwnerMismatch on the base leg at preflight dooms the settlement; a stale blockhash
     or an out-of-compute preflight proves nothing."""
+
     def refusal(err: object) -> RpcFailure:
-        return RpcFailure(ErrorKind.RPC_ERROR, "simulation failed", 1, 0.0, code=-32002,
-                          data={"err": err})
+        return RpcFailure(
+            ErrorKind.RPC_ERROR, "simulation failed", 1, 0.0, code=-32002, data={"err": err}
+        )
 
     doom = preflight_doom(refusal({"InstructionError": [3, {"Custom": 4}]}))
     assert doom is not None and doom.leg == "base"
@@ -57,5 +59,8 @@ def test_a_fee_payer_that_cannot_pay_the_next_settlements_makes_the_node_unhealt
         {"payer": lamports}, floor_lamports=100_000_000, min_lamports=10_000_000
     )[0]
     assert (judge(5_000_000), judge(50_000_000), judge(None), judge(10**9)) == (
-        "unhealthy", "degraded", "degraded", "healthy",
+        "unhealthy",
+        "degraded",
+        "degraded",
+        "healthy",
     )

@@ -170,8 +170,9 @@ def test_death_never_comes_from_a_view_older_than_the_height(
     height's slot."""
     attempt = AttemptView("s", "sent", lvbh, has_marker)
     marker = None if marker_slot is None else MarkerRead(False, marker_slot)
-    decision = decide([attempt], {"s": NoStatus(answer_slot)}, ObservedHeight(height, height_slot),
-                      marker)
+    decision = decide(
+        [attempt], {"s": NoStatus(answer_slot)}, ObservedHeight(height, height_slot), marker
+    )
     no_slot = marker_slot if has_marker else answer_slot
     provable = height > lvbh and no_slot is not None and no_slot >= height_slot
     assert isinstance(decision, Expire) == provable
@@ -184,9 +185,11 @@ def test_signature_statuses_are_parsed_in_the_order_asked() -> None:
     answer's context slot."""
     result = {
         "context": {"slot": 50},
-        "value": [None, {"slot": 40, "confirmationStatus": "confirmed", "err": None,
-                         "confirmations": 3}],
-    }  # fmt: skip
+        "value": [
+            None,
+            {"slot": 40, "confirmationStatus": "confirmed", "err": None, "confirmations": 3},
+        ],
+    }
     assert parse_signature_statuses(["a", "b"], result) == {"a": NoStatus(50), "b": CONFIRMED}
     assert parse_signature_statuses(["a", "b"], result, 60)["a"] == NoStatus(60)
 

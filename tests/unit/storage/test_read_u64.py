@@ -14,7 +14,9 @@ from storage.types import U64_MAX
     ("value", "expected"),
     [(7, 7), ("00000000000000000042", 42), (Decimal(U64_MAX), U64_MAX), (Decimal("3"), 3)],
 )
-def test_an_amount_as_either_engine_returns_it_decodes_exactly(value: object, expected: int) -> None:
+def test_an_amount_as_either_engine_returns_it_decodes_exactly(
+    value: object, expected: int
+) -> None:
     """An int, SQLite's zero-padded text and PostgreSQL's NUMERIC all give the int."""
     assert read_u64({"price_atoms": value}, "price_atoms") == expected
 
@@ -33,7 +35,9 @@ def test_an_amount_as_either_engine_returns_it_decodes_exactly(value: object, ex
         (Decimal(U64_MAX + 1), "is not an unsigned 64-bit integer"),
     ],
 )
-def test_a_value_that_is_not_an_amount_is_refused_naming_the_column(value: object, why: str) -> None:
+def test_a_value_that_is_not_an_amount_is_refused_naming_the_column(
+    value: object, why: str
+) -> None:
     """Anything else raises ValueError naming the column and why (the row is then
     quarantined by its caller)."""
     with pytest.raises(ValueError, match=f"^price_atoms: .*{why}"):

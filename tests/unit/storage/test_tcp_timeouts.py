@@ -31,9 +31,12 @@ def test_the_default_lease_ttl_gives_the_timeouts_chaos_runs_measured() -> None:
     netns runs measured as ~5 s to fail a blackholed call)."""
     assert TcpTimeouts.for_lease_ttl(15.0) == TcpTimeouts(5000, 2, 1, 3)
     assert TcpTimeouts.for_lease_ttl(15.0).connect_args() == {
-        "tcp_user_timeout": 5000, "keepalives": 1, "keepalives_idle": 2,
-        "keepalives_interval": 1, "keepalives_count": 3,
-    }  # fmt: skip
+        "tcp_user_timeout": 5000,
+        "keepalives": 1,
+        "keepalives_idle": 2,
+        "keepalives_interval": 1,
+        "keepalives_count": 3,
+    }
 
 
 def test_a_lease_ttl_too_short_to_find_a_dead_connection_is_refused_naming_the_minimum() -> None:
@@ -45,12 +48,19 @@ def test_settings_refuse_such_a_ttl_on_postgresql_only_and_derive_the_timeouts()
     """Loading: lease_ttl_ms 1000 on PostgreSQL is a bad setting named as such; on
     SQLite (no connection to lose) it is fine and there are no TCP timeouts."""
     with pytest.raises(InvalidSettings) as caught:
-        load_settings(environ={}, flags={"db_url": PG, "lease_ttl_ms": 1000,
-                                         "membership_interval_ms": 300})  # fmt: skip
+        load_settings(
+            environ={}, flags={"db_url": PG, "lease_ttl_ms": 1000, "membership_interval_ms": 300}
+        )
     assert [problem.key for problem in caught.value.problems] == ["lease_ttl_ms"]
     assert "at least 1500 ms" in str(caught.value)
-    sqlite = load_settings(environ={}, flags={"db_url": "sqlite:////tmp/x/crank.db",
-                                              "lease_ttl_ms": 1000, "membership_interval_ms": 300})  # fmt: skip
+    sqlite = load_settings(
+        environ={},
+        flags={
+            "db_url": "sqlite:////tmp/x/crank.db",
+            "lease_ttl_ms": 1000,
+            "membership_interval_ms": 300,
+        },
+    )
     assert sqlite.tcp_timeouts() is None
     pg = load_settings(environ={}, flags={"db_url": PG, "lease_ttl_ms": 6000})
     assert pg.tcp_timeouts() == TcpTimeouts(2000, 1, 1, 3)

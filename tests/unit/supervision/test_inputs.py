@@ -73,4 +73,3 @@ def test_a_tell_that_fails_the_actor_hands_its_inputs_to_on_input_failure() -> N
     assert done.wait(5)
     assert actor.exited.wait(5)
     assert seen == [((InputKey("order", "o7", None),), "cannot handle o7")]
-

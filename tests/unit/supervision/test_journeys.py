@@ -95,18 +95,56 @@ def test_a_settlement_journey_takes_the_id_less_hops_of_its_own_trace_not_of_a_b
     lines = [
         _line(1.0, "settlement.claimed", settlement_id="F", settlement_ids=["F"], trace_id="t-F"),
         _line(2.0, "settlement.sent", settlement_id="F", signature="sigF", trace_id="t-F"),
-        _line(2.1, "trace.send", trace_id="t-F", sender="settlement", receiver="rpc",
-              message_type="RpcRequest"),
-        ("node-2", json.dumps({"time": 2.2, "action": "trace.receive", "trace_id": "t-F",
-                               "sender": "rpc", "receiver": "settlement", "message_type": "_Sent"})),
-        _line(3.0, "storage.attempts_recorded", settlement_ids=["F", "G"],
-              signatures=["sigF", "sigG"], trace_id="t-batch"),
-        _line(3.1, "trace.receive", trace_id="t-batch", sender="blockhash",
-              receiver="settlement", message_type="_Blockhash"),
-        _line(4.0, "trace.send", trace_id="t-other", sender="settlement", receiver="rpc",
-              message_type="RpcRequest"),
-    ]  # fmt: skip
+        _line(
+            2.1,
+            "trace.send",
+            trace_id="t-F",
+            sender="settlement",
+            receiver="rpc",
+            message_type="RpcRequest",
+        ),
+        (
+            "node-2",
+            json.dumps(
+                {
+                    "time": 2.2,
+                    "action": "trace.receive",
+                    "trace_id": "t-F",
+                    "sender": "rpc",
+                    "receiver": "settlement",
+                    "message_type": "_Sent",
+                }
+            ),
+        ),
+        _line(
+            3.0,
+            "storage.attempts_recorded",
+            settlement_ids=["F", "G"],
+            signatures=["sigF", "sigG"],
+            trace_id="t-batch",
+        ),
+        _line(
+            3.1,
+            "trace.receive",
+            trace_id="t-batch",
+            sender="blockhash",
+            receiver="settlement",
+            message_type="_Blockhash",
+        ),
+        _line(
+            4.0,
+            "trace.send",
+            trace_id="t-other",
+            sender="settlement",
+            receiver="rpc",
+            message_type="RpcRequest",
+        ),
+    ]
     entries = follow(lines, JourneyQuery(settlement="F"))
     assert [(e.at, e.source) for e in entries] == [
-        (1.0, "node-1"), (2.0, "node-1"), (2.1, "node-1"), (2.2, "node-2"), (3.0, "node-1"),
-    ]  # fmt: skip
+        (1.0, "node-1"),
+        (2.0, "node-1"),
+        (2.1, "node-1"),
+        (2.2, "node-2"),
+        (3.0, "node-1"),
+    ]

@@ -205,7 +205,9 @@ def test_the_tree_is_available_as_data(recorder: Recorder) -> None:
     assert runner.stop(10) == 0
 
 
-def test_an_idle_abandoned_actor_ends_its_thread_without_running_on_stop(recorder: Recorder) -> None:
+def test_an_idle_abandoned_actor_ends_its_thread_without_running_on_stop(
+    recorder: Recorder,
+) -> None:
     """abandon() wakes an idle loop so the thread ends, and skips on_stop: a replacement may
     already hold what on_stop would release."""
     actor = Worker(recorder)

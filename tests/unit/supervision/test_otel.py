@@ -89,11 +89,30 @@ def test_a_handler_that_raises_is_an_error_span() -> None:
     memory = InMemorySpanExporter()
     export = start_export(instance_id="n", exporter=memory)
     try:
-        export({"action": "trace.send", "at": 1.0, "trace_id": "t", "sender": "a",
-                "receiver": "b", "message_type": "M", "result": "ok"})  # fmt: skip
-        export({"action": "trace.receive", "at": 1.0, "trace_id": "t", "sender": "a",
-                "receiver": "b", "message_type": "M", "outcome": "error",
-                "mailbox_ms": 0.5, "handler_ms": 2.0})  # fmt: skip
+        export(
+            {
+                "action": "trace.send",
+                "at": 1.0,
+                "trace_id": "t",
+                "sender": "a",
+                "receiver": "b",
+                "message_type": "M",
+                "result": "ok",
+            }
+        )
+        export(
+            {
+                "action": "trace.receive",
+                "at": 1.0,
+                "trace_id": "t",
+                "sender": "a",
+                "receiver": "b",
+                "message_type": "M",
+                "outcome": "error",
+                "mailbox_ms": 0.5,
+                "handler_ms": 2.0,
+            }
+        )
         assert export.flush()
     finally:
         export.shutdown()

@@ -40,7 +40,9 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         reason = NOT_APPLICABLE_ON_LOCALNET.get(item.name)
         if reason is not None:
-            item.add_marker(pytest.mark.skip(reason=f"not applicable on localnet: {reason}"))
+            item.add_marker(
+                pytest.mark.skip(reason=f"not applicable on localnet: {reason}")
+            )
 
 
 @pytest.fixture(scope="session")
@@ -61,10 +63,16 @@ def solana_test_validator(worker_id: str) -> Generator[ValidatorConfig, None, No
     validator as-is.
     """
     if os.environ.get("SOLANA_VALIDATOR_EXTERNAL") == "1":
-        rpc_url = os.environ.get("SOLANA_VALIDATOR_EXTERNAL_RPC_URL", "http://127.0.0.1:8899")
-        ws_url = os.environ.get("SOLANA_VALIDATOR_EXTERNAL_WS_URL", "ws://127.0.0.1:8900")
+        rpc_url = os.environ.get(
+            "SOLANA_VALIDATOR_EXTERNAL_RPC_URL", "http://127.0.0.1:8899"
+        )
+        ws_url = os.environ.get(
+            "SOLANA_VALIDATOR_EXTERNAL_WS_URL", "ws://127.0.0.1:8900"
+        )
         if not validator_is_healthy(rpc_url):
-            pytest.skip(f"SOLANA_VALIDATOR_EXTERNAL=1 but no validator is reachable on {rpc_url}")
+            pytest.skip(
+                f"SOLANA_VALIDATOR_EXTERNAL=1 but no validator is reachable on {rpc_url}"
+            )
         yield ValidatorConfig(
             rpc_url=rpc_url,
             ws_url=ws_url,
@@ -75,7 +83,9 @@ def solana_test_validator(worker_id: str) -> Generator[ValidatorConfig, None, No
         return
 
     if not shutil.which("solana-test-validator"):
-        pytest.skip("solana-test-validator not found in PATH; skipping integration tests")
+        pytest.skip(
+            "solana-test-validator not found in PATH; skipping integration tests"
+        )
         return
     config = acquire_shared_validator(worker_id)
     try:
@@ -109,7 +119,9 @@ async def test_http_client_async(
     validator_rpc_url: str,
 ) -> AsyncGenerator[AsyncClient, None]:
     """Async HTTP client pointed at the local test validator."""
-    http_client = AsyncClient(endpoint=validator_rpc_url, commitment=Commitment.PROCESSED)
+    http_client = AsyncClient(
+        endpoint=validator_rpc_url, commitment=Commitment.PROCESSED
+    )
     timeout_secs = env_int("SOLANA_TEST_BLOCK_READY_TIMEOUT", 120)
     deadline = time.time() + timeout_secs
     last_error: Exception | None = None

@@ -23,7 +23,9 @@ from solana.rpc.models import DataSliceOpts, TxOpts
 from ..utils import AIRDROP_AMOUNT, assert_valid_response
 
 
-async def _ensure_minimum_balance(client: AsyncClient, pubkey: Pubkey, minimum_balance: int) -> int:
+async def _ensure_minimum_balance(
+    client: AsyncClient, pubkey: Pubkey, minimum_balance: int
+) -> int:
     """Top up an account when needed and return its current balance."""
     balance_resp = await client.get_balance(pubkey)
     assert_valid_response(balance_resp)
@@ -102,8 +104,12 @@ async def test_send_transaction_and_get_balance(
     sender = Keypair()
     receiver = Keypair().pubkey()
     amount = 1000
-    sender_balance_before = await _ensure_minimum_balance(test_http_client_async, sender.pubkey(), amount + 50_000)
-    receiver_balance_before = await _ensure_minimum_balance(test_http_client_async, receiver, 1)
+    sender_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, sender.pubkey(), amount + 50_000
+    )
+    receiver_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, receiver, 1
+    )
     ixs = [
         sp.transfer(
             sp.TransferParams(
@@ -147,7 +153,9 @@ async def test_send_versioned_transaction_and_get_balance(
     sender_balance_before = await _ensure_minimum_balance(
         test_http_client_async, random_funded_keypair.pubkey(), amount + 50_000
     )
-    receiver_balance_before = await test_http_client_async.get_balance(receiver.pubkey())
+    receiver_balance_before = await test_http_client_async.get_balance(
+        receiver.pubkey()
+    )
     assert_valid_response(receiver_balance_before)
     transfer_ix = sp.transfer(
         sp.TransferParams(
@@ -156,7 +164,9 @@ async def test_send_versioned_transaction_and_get_balance(
             lamports=amount,
         )
     )
-    recent_blockhash = (await test_http_client_async.get_latest_blockhash()).value.blockhash
+    recent_blockhash = (
+        await test_http_client_async.get_latest_blockhash()
+    ).value.blockhash
     msg = MessageV0.try_compile(
         payer=random_funded_keypair.pubkey(),
         instructions=[transfer_ix],
@@ -174,7 +184,9 @@ async def test_send_versioned_transaction_and_get_balance(
     # Confirm transaction
     await test_http_client_async.confirm_transaction(resp.value)
     # Check balances
-    sender_balance_resp = await test_http_client_async.get_balance(random_funded_keypair.pubkey())
+    sender_balance_resp = await test_http_client_async.get_balance(
+        random_funded_keypair.pubkey()
+    )
     assert_valid_response(sender_balance_resp)
     assert sender_balance_resp.value == sender_balance_before - amount - fee_resp.value
     receiver_balance_resp = await test_http_client_async.get_balance(receiver.pubkey())
@@ -183,11 +195,15 @@ async def test_send_versioned_transaction_and_get_balance(
 
 
 @pytest.mark.integration
-async def test_send_bad_transaction(stubbed_receiver: Pubkey, test_http_client_async: AsyncClient):
+async def test_send_bad_transaction(
+    stubbed_receiver: Pubkey, test_http_client_async: AsyncClient
+):
     """Test sending a transaction that errors."""
     poor_account = Keypair()
     airdrop_amount = 1000000
-    airdrop_resp = await test_http_client_async.request_airdrop(poor_account.pubkey(), airdrop_amount)
+    airdrop_resp = await test_http_client_async.request_airdrop(
+        poor_account.pubkey(), airdrop_amount
+    )
     assert_valid_response(airdrop_resp)
     await test_http_client_async.confirm_transaction(airdrop_resp.value)
     balance = await test_http_client_async.get_balance(poor_account.pubkey())
@@ -226,8 +242,12 @@ async def test_send_transaction_prefetched_blockhash(
     sender = Keypair()
     receiver = Keypair().pubkey()
     amount = 1000
-    sender_balance_before = await _ensure_minimum_balance(test_http_client_async, sender.pubkey(), amount + 50_000)
-    receiver_balance_before = await _ensure_minimum_balance(test_http_client_async, receiver, 1)
+    sender_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, sender.pubkey(), amount + 50_000
+    )
+    receiver_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, receiver, 1
+    )
     blockhash = (await test_http_client_async.get_latest_blockhash()).value.blockhash
     ixs = [
         sp.transfer(
@@ -270,8 +290,12 @@ async def test_send_raw_transaction_and_get_balance(
     sender = Keypair()
     receiver = Keypair().pubkey()
     amount = 1000
-    sender_balance_before = await _ensure_minimum_balance(test_http_client_async, sender.pubkey(), amount + 50_000)
-    receiver_balance_before = await _ensure_minimum_balance(test_http_client_async, receiver, 1)
+    sender_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, sender.pubkey(), amount + 50_000
+    )
+    receiver_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, receiver, 1
+    )
     resp = await test_http_client_async.get_latest_blockhash(Finalized)
     assert_valid_response(resp)
     recent_blockhash = resp.value.blockhash
@@ -320,8 +344,12 @@ async def test_send_raw_transaction_and_get_balance_using_latest_blockheight(
     sender = Keypair()
     receiver = Keypair().pubkey()
     amount = 1000
-    sender_balance_before = await _ensure_minimum_balance(test_http_client_async, sender.pubkey(), amount + 50_000)
-    receiver_balance_before = await _ensure_minimum_balance(test_http_client_async, receiver, 1)
+    sender_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, sender.pubkey(), amount + 50_000
+    )
+    receiver_balance_before = await _ensure_minimum_balance(
+        test_http_client_async, receiver, 1
+    )
     resp = await test_http_client_async.get_latest_blockhash(Finalized)
     assert_valid_response(resp)
     recent_blockhash = resp.value.blockhash
@@ -358,7 +386,9 @@ async def test_send_raw_transaction_and_get_balance_using_latest_blockheight(
     )
     assert_valid_response(resp)
     # Confirm transaction
-    resp = await test_http_client_async.confirm_transaction(resp.value, last_valid_block_height=last_valid_block_height)
+    resp = await test_http_client_async.confirm_transaction(
+        resp.value, last_valid_block_height=last_valid_block_height
+    )
     # Check balances
     resp = await test_http_client_async.get_balance(sender.pubkey())
     assert_valid_response(resp)
@@ -369,7 +399,9 @@ async def test_send_raw_transaction_and_get_balance_using_latest_blockheight(
 
 
 @pytest.mark.integration
-async def test_confirm_expired_transaction(stubbed_sender, stubbed_receiver, test_http_client_async: AsyncClient):
+async def test_confirm_expired_transaction(
+    stubbed_sender, stubbed_receiver, test_http_client_async: AsyncClient
+):
     """Test that RPCException is raised when trying to confirm a transaction that exceeded last valid block height."""
     # Get a recent blockhash
     resp = await test_http_client_async.get_latest_blockhash()
@@ -409,7 +441,9 @@ async def test_confirm_expired_transaction(stubbed_sender, stubbed_receiver, tes
 
 
 @pytest.mark.integration
-async def test_get_fee_for_transaction_message(stubbed_sender, stubbed_receiver, test_http_client_async: AsyncClient):
+async def test_get_fee_for_transaction_message(
+    stubbed_sender, stubbed_receiver, test_http_client_async: AsyncClient
+):
     """Test that gets a fee for a transaction using get fee for message."""
     # Get latest blockhash
     resp = await test_http_client_async.get_latest_blockhash()
@@ -513,7 +547,9 @@ async def test_get_blocks(test_http_client_async: AsyncClient):
 @pytest.mark.integration
 async def test_get_signatures_for_address(test_http_client_async: AsyncClient):
     """Test get signatures for addresses."""
-    resp = await test_http_client_async.get_signatures_for_address(VOTE_PROGRAM_ID, limit=1, commitment=Confirmed)
+    resp = await test_http_client_async.get_signatures_for_address(
+        VOTE_PROGRAM_ID, limit=1, commitment=Confirmed
+    )
     assert_valid_response(resp)
 
 
@@ -583,11 +619,17 @@ async def test_get_inflation_rate(test_http_client_async: AsyncClient):
 
 
 # XXX: Block not available for slot on local cluster
-@pytest.mark.skip(reason="Local test validator does not provide stable reward history for getInflationReward.")
+@pytest.mark.skip(
+    reason="Local test validator does not provide stable reward history for getInflationReward."
+)
 @pytest.mark.integration
-async def test_get_inflation_reward(stubbed_sender, test_http_client_async: AsyncClient):
+async def test_get_inflation_reward(
+    stubbed_sender, test_http_client_async: AsyncClient
+):
     """Test get inflation reward."""
-    resp = await test_http_client_async.get_inflation_reward([stubbed_sender.pubkey()], commitment=Confirmed)
+    resp = await test_http_client_async.get_inflation_reward(
+        [stubbed_sender.pubkey()], commitment=Confirmed
+    )
     assert_valid_response(resp)
 
 
@@ -672,17 +714,23 @@ async def test_send_rpc_request_get_version(test_http_client_async: AsyncClient)
         feature_set: int = Field(alias="feature-set")
         solana_core: str = Field(alias="solana-core")
 
-    resp = await test_http_client_async.send_rpc_request(GetVersionRequest(), GetVersionResult)
+    resp = await test_http_client_async.send_rpc_request(
+        GetVersionRequest(), GetVersionResult
+    )
     assert resp.feature_set >= 0
     assert resp.solana_core
 
 
 @pytest.mark.integration
-async def test_get_account_info(async_stubbed_sender, test_http_client_async: AsyncClient):
+async def test_get_account_info(
+    async_stubbed_sender, test_http_client_async: AsyncClient
+):
     """Test get_account_info."""
     resp = await test_http_client_async.get_account_info(async_stubbed_sender.pubkey())
     assert_valid_response(resp)
-    resp = await test_http_client_async.get_account_info(async_stubbed_sender.pubkey(), encoding="jsonParsed")
+    resp = await test_http_client_async.get_account_info(
+        async_stubbed_sender.pubkey(), encoding="jsonParsed"
+    )
     assert_valid_response(resp)
     resp = await test_http_client_async.get_account_info(
         async_stubbed_sender.pubkey(), data_slice=DataSliceOpts(offset=1, length=1)
@@ -691,14 +739,20 @@ async def test_get_account_info(async_stubbed_sender, test_http_client_async: As
 
 
 @pytest.mark.integration
-async def test_get_multiple_accounts(async_stubbed_sender, test_http_client_async: AsyncClient):
+async def test_get_multiple_accounts(
+    async_stubbed_sender, test_http_client_async: AsyncClient
+):
     """Test get_multiple_accounts."""
     pubkeys = [async_stubbed_sender.pubkey()] * 2
     resp = await test_http_client_async.get_multiple_accounts(pubkeys)
     assert_valid_response(resp)
-    resp = await test_http_client_async.get_multiple_accounts(pubkeys, encoding="jsonParsed")
+    resp = await test_http_client_async.get_multiple_accounts(
+        pubkeys, encoding="jsonParsed"
+    )
     assert_valid_response(resp)
-    resp = await test_http_client_async.get_multiple_accounts(pubkeys, data_slice=DataSliceOpts(offset=1, length=1))
+    resp = await test_http_client_async.get_multiple_accounts(
+        pubkeys, data_slice=DataSliceOpts(offset=1, length=1)
+    )
     assert_valid_response(resp)
 
 
@@ -728,9 +782,13 @@ async def test_rate_limiter_throttles_requests(validator_rpc_url: str):
     n_requests = 500
     time_period = 1.0  # seconds (matches AsyncLimiter default)
 
-    async with AsyncClient(endpoint=validator_rpc_url, commitment=Processed, rate_limit=rate_limit) as client:
+    async with AsyncClient(
+        endpoint=validator_rpc_url, commitment=Processed, rate_limit=rate_limit
+    ) as client:
         start = monotonic()
-        responses = await asyncio.gather(*[client.get_slot() for _ in range(n_requests)])
+        responses = await asyncio.gather(
+            *[client.get_slot() for _ in range(n_requests)]
+        )
         elapsed = monotonic() - start
 
     for resp in responses:

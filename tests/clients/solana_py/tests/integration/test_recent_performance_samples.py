@@ -19,7 +19,9 @@ def _wait_until_ready() -> None:
 
 @mark.integration
 @mark.asyncio
-async def test_get_recent_performance_samples_async(test_http_client_async: AsyncClient, _wait_until_ready):
+async def test_get_recent_performance_samples_async(
+    test_http_client_async: AsyncClient, _wait_until_ready
+):
     """Test get recent performance samples (async)."""
     resp = await test_http_client_async.get_recent_performance_samples(4)
     assert_valid_response(resp)
@@ -27,7 +29,9 @@ async def test_get_recent_performance_samples_async(test_http_client_async: Asyn
 
 @mark.integration
 @mark.asyncio
-async def test_get_recent_performance_samples(test_http_client_async: AsyncClient, _wait_until_ready):
+async def test_get_recent_performance_samples(
+    test_http_client_async: AsyncClient, _wait_until_ready
+):
     """Test get recent performance samples (async)."""
     resp = await test_http_client_async.get_recent_performance_samples(4)
     assert_valid_response(resp)

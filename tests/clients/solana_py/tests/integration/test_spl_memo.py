@@ -19,7 +19,9 @@ from ..utils import AIRDROP_AMOUNT, assert_valid_response
 async def test_send_memo_in_transaction(test_http_client_async: AsyncClient):
     """Test sending a memo instruction to localnet."""
     sender = Keypair()
-    airdrop_resp = await test_http_client_async.request_airdrop(sender.pubkey(), AIRDROP_AMOUNT)
+    airdrop_resp = await test_http_client_async.request_airdrop(
+        sender.pubkey(), AIRDROP_AMOUNT
+    )
     assert_valid_response(airdrop_resp)
     await test_http_client_async.confirm_transaction(airdrop_resp.value)
     raw_message = "test"

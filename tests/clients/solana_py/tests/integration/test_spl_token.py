@@ -64,7 +64,9 @@ async def _send_and_confirm(
     signers: Sequence[Keypair] = (),
     opts: TxOpts = OPTS,
 ):
-    resp = await _send_instructions(conn, payer, instructions, signers=signers, opts=opts)
+    resp = await _send_instructions(
+        conn, payer, instructions, signers=signers, opts=opts
+    )
     await conn.confirm_transaction(resp.value)
     return resp
 
@@ -159,7 +161,9 @@ async def test_token(
     test_http_client_async: AsyncClient,
 ) -> Pubkey:
     """Create mint and return mint pubkey."""
-    resp = await test_http_client_async.request_airdrop(async_stubbed_sender_for_token.pubkey(), AIRDROP_AMOUNT)
+    resp = await test_http_client_async.request_airdrop(
+        async_stubbed_sender_for_token.pubkey(), AIRDROP_AMOUNT
+    )
     await test_http_client_async.confirm_transaction(resp.value)
     assert_valid_response(resp)
 
@@ -247,7 +251,9 @@ async def test_new_account(
         and not account_data.delegated_amount
         and Pubkey(account_data.delegate) == Pubkey([0] * 31 + [0])
     )
-    assert not account_data.close_authority_option and Pubkey(account_data.close_authority) == Pubkey([0] * 31 + [0])
+    assert not account_data.close_authority_option and Pubkey(
+        account_data.close_authority
+    ) == Pubkey([0] * 31 + [0])
     assert not account_data.is_native_option and not account_data.is_native
     assert Pubkey(account_data.mint) == test_token
     assert Pubkey(account_data.owner) == async_stubbed_sender_for_token.pubkey()
@@ -271,7 +277,9 @@ async def test_new_associated_account(
         opts=OPTS,
     )
 
-    token_account_pubkey = spl_token.get_associated_token_address(new_acct, test_token, TOKEN_PROGRAM_ID)
+    token_account_pubkey = spl_token.get_associated_token_address(
+        new_acct, test_token, TOKEN_PROGRAM_ID
+    )
     expected_token_account_key, _ = new_acct.find_program_address(
         seeds=[bytes(new_acct), bytes(TOKEN_PROGRAM_ID), bytes(test_token)],
         program_id=ASSOCIATED_TOKEN_PROGRAM_ID,
@@ -287,11 +295,19 @@ async def test_get_account_info(
     test_token,
 ):
     """Test get token account info."""
-    account_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    account_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     state = int(account_data.state)
     delegate = Pubkey(account_data.delegate) if account_data.delegate_option else None
-    close_authority = Pubkey(account_data.close_authority) if account_data.close_authority_option else None
-    rent_exempt_reserve = account_data.is_native if account_data.is_native_option else None
+    close_authority = (
+        Pubkey(account_data.close_authority)
+        if account_data.close_authority_option
+        else None
+    )
+    rent_exempt_reserve = (
+        account_data.is_native if account_data.is_native_option else None
+    )
 
     account_info = spl_token_models.AccountInfo(
         mint=Pubkey(account_data.mint),
@@ -326,9 +342,17 @@ async def test_get_mint_info(
     test_token,
 ):
     """Test get token mint info."""
-    mint_data = layouts.MINT_LAYOUT.parse(await _get_account_data(test_http_client_async, test_token))
-    mint_authority = Pubkey(mint_data.mint_authority) if mint_data.mint_authority_option else None
-    freeze_auth = Pubkey(mint_data.freeze_authority) if mint_data.freeze_authority_option else None
+    mint_data = layouts.MINT_LAYOUT.parse(
+        await _get_account_data(test_http_client_async, test_token)
+    )
+    mint_authority = (
+        Pubkey(mint_data.mint_authority) if mint_data.mint_authority_option else None
+    )
+    freeze_auth = (
+        Pubkey(mint_data.freeze_authority)
+        if mint_data.freeze_authority_option
+        else None
+    )
 
     mint_info = spl_token_models.MintInfo(
         mint_authority=mint_authority,
@@ -372,7 +396,9 @@ async def test_mint_to(
     )
     assert_valid_response(resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, stubbed_sender_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert balance_info.amount == str(expected_amount)
     assert balance_info.decimals == 6
     assert balance_info.ui_amount == 0.001
@@ -405,7 +431,9 @@ async def test_transfer(
     )
     assert_valid_response(resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, async_stubbed_receiver_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, async_stubbed_receiver_token_account_pk
+    )
     assert balance_info.amount == str(expected_amount)
     assert balance_info.decimals == 6
     assert balance_info.ui_amount == 0.0005
@@ -440,7 +468,9 @@ async def test_burn(
     )
     assert_valid_response(burn_resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, stubbed_sender_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert balance_info.amount == str(expected_amount)
     assert balance_info.decimals == 6
     assert balance_info.ui_amount == 0.0003
@@ -477,7 +507,9 @@ async def test_mint_to_checked(
     )
     assert_valid_response(mint_resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, stubbed_sender_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert balance_info.amount == str(expected_amount)
     assert balance_info.decimals == expected_decimals
     assert balance_info.ui_amount == 0.001
@@ -516,7 +548,9 @@ async def test_transfer_checked(
     )
     assert_valid_response(transfer_resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, async_stubbed_receiver_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, async_stubbed_receiver_token_account_pk
+    )
     assert balance_info.amount == str(total_amount)
     assert balance_info.decimals == expected_decimals
     assert balance_info.ui_amount == 0.001
@@ -552,7 +586,9 @@ async def test_burn_checked(
     )
     assert_valid_response(burn_resp)
 
-    balance_info = await _get_token_balance_info(test_http_client_async, stubbed_sender_token_account_pk)
+    balance_info = await _get_token_balance_info(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert balance_info.amount == str(0)
     assert balance_info.decimals == expected_decimals
     assert balance_info.ui_amount == 0.0
@@ -603,7 +639,9 @@ async def test_approve(
     )
     assert_valid_response(resp)
 
-    account_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    account_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert Pubkey(account_data.delegate) == async_stubbed_receiver
     assert account_data.delegated_amount == expected_amount_delegated
 
@@ -617,7 +655,9 @@ async def test_revoke(
 ):
     """Test revoke for undelgating a token account."""
     expected_amount_delegated = 500
-    before_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    before_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert Pubkey(before_data.delegate) == async_stubbed_receiver
     assert before_data.delegated_amount == expected_amount_delegated
 
@@ -636,7 +676,9 @@ async def test_revoke(
     )
     assert_valid_response(revoke_resp)
 
-    after_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    after_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert after_data.delegate_option == 0
     assert after_data.delegated_amount == 0
 
@@ -670,7 +712,9 @@ async def test_approve_checked(
     )
     assert_valid_response(resp)
 
-    account_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    account_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert Pubkey(account_data.delegate) == async_stubbed_receiver
     assert account_data.delegated_amount == expected_amount_delegated
 
@@ -684,11 +728,15 @@ async def test_freeze_account(
     test_token,
 ):
     """Test freezing an account."""
-    resp = await test_http_client_async.request_airdrop(freeze_authority.pubkey(), AIRDROP_AMOUNT)
+    resp = await test_http_client_async.request_airdrop(
+        freeze_authority.pubkey(), AIRDROP_AMOUNT
+    )
     await test_http_client_async.confirm_transaction(resp.value)
     assert_valid_response(resp)
 
-    before_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    before_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert int(before_data.state) != 2
 
     freeze_ix = spl_token.freeze_account(
@@ -708,7 +756,9 @@ async def test_freeze_account(
     )
     assert_valid_response(freeze_resp)
 
-    after_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    after_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert int(after_data.state) == 2
 
 
@@ -721,7 +771,9 @@ async def test_thaw_account(
     test_token,
 ):
     """Test thawing an account."""
-    before_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    before_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert int(before_data.state) == 2
 
     thaw_ix = spl_token.thaw_account(
@@ -741,7 +793,9 @@ async def test_thaw_account(
     )
     assert_valid_response(thaw_resp)
 
-    after_data = await _get_token_account_layout(test_http_client_async, stubbed_sender_token_account_pk)
+    after_data = await _get_token_account_layout(
+        test_http_client_async, stubbed_sender_token_account_pk
+    )
     assert int(after_data.state) != 2
 
 
@@ -753,7 +807,9 @@ async def test_close_account(
     test_http_client_async,
 ):
     """Test closing a token account."""
-    create_resp = await test_http_client_async.get_account_info(stubbed_sender_token_account_pk)
+    create_resp = await test_http_client_async.get_account_info(
+        stubbed_sender_token_account_pk
+    )
     assert_valid_response(create_resp)
     assert create_resp.value is not None
     assert create_resp.value.data
@@ -775,7 +831,9 @@ async def test_close_account(
     )
     assert_valid_response(close_resp)
 
-    info_resp = await test_http_client_async.get_account_info(stubbed_sender_token_account_pk)
+    info_resp = await test_http_client_async.get_account_info(
+        stubbed_sender_token_account_pk
+    )
     assert_valid_response(info_resp)
     assert info_resp.value is None
 
@@ -789,7 +847,9 @@ async def test_create_multisig(
     """Test creating a multisig account."""
     min_signers = 2
     multisig_account = Keypair()
-    rent_resp = await test_http_client_async.get_minimum_balance_for_rent_exemption(MULTISIG_LEN)
+    rent_resp = await test_http_client_async.get_minimum_balance_for_rent_exemption(
+        MULTISIG_LEN
+    )
     assert_valid_response(rent_resp)
 
     create_ix = sp.create_account(
