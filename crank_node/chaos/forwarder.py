@@ -71,6 +71,8 @@ class Forwarder:
         asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(START_TIMEOUT_S)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(START_TIMEOUT_S)
+        if not self._thread.is_alive():
+            self._loop.close()
 
     def degrade(self, client: str, latency_ms: int, jitter_ms: int) -> None:
         self._call(self._set_degrade, client, latency_ms, jitter_ms)
@@ -122,6 +124,12 @@ class Forwarder:
         for client in self._clients.values():
             for writer in client.hung_writers:
                 writer.close()
+        # The relays still running end here, not with the loop ("Task was destroyed but
+        # it is pending!" at every chaos run's exit).
+        relays = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in relays:
+            task.cancel()
+        await asyncio.gather(*relays, return_exceptions=True)
 
     async def _relay(
         self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter

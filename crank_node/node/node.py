@@ -53,6 +53,7 @@ from storage import (
     DatabaseBusy,
     DatabaseUnavailable,
     LeaseStore,
+    StorageError,
     check_integrity,
     check_schema,
     count_quarantined,
@@ -80,13 +81,15 @@ from supervision.shutdown import ShutdownPhase, thread_stacks
 __all__ = ["Node", "judge_fee_payers"]
 
 ASK_TIMEOUT_S = 2.0
-# A start refused as DatabaseBusy is tried again: after 0.5 s, doubling to 8 s, for
-# up to two minutes (each try itself waits out the busy timeout first).
+# A start refused as DatabaseBusy, or (on a database server) DatabaseUnavailable, is
+# tried again: after 0.5 s, doubling to 8 s, for up to two minutes (each try itself
+# waits out the busy or connect timeout first).
 START_RETRY_FIRST_S = 0.5
 START_RETRY_MAX_S = 8.0
 START_RETRY_BUDGET_S = 120.0
 Probe = Callable[[], tuple[str, dict[str, Any]]]
 E = TypeVar("E", bound=BaseException)
+T = TypeVar("T")
 
 
 @dataclass
@@ -115,9 +118,10 @@ class Node:
         """Open and check the database, then start the tree. Raises CrankError
         (schema outdated, database unavailable...) naming what to fix.
 
-        A tree whose start failed because the database was busy (another process
-        holds its write lock: a migration, a backup, a chaos fault) is started again
-        after a backoff (:data:`START_RETRY_FIRST_S` doubling to :data:`START_RETRY_MAX_S`,
+        A start that failed because the database was busy (another process holds its
+        write lock: a migration, a backup, a chaos fault), or because a database server
+        could not be reached (a partition, the server restarting), is tried again after
+        a backoff (:data:`START_RETRY_FIRST_S` doubling to :data:`START_RETRY_MAX_S`,
         logged as ``node.start_retry``) for up to :data:`START_RETRY_BUDGET_S`, or
         until ``cancel`` is set; then the last error is raised."""
         # Only `crank-node db upgrade` creates a database (and its directory): a typo
@@ -130,14 +134,9 @@ class Node:
             # row locks that block a takeover: past a lease TTL its node can hold no lease.
             idle_in_transaction_timeout_ms=self.settings.lease_ttl_ms,
         )
-        try:
-            check_integrity(self.engine)  # a damaged SQLite file is refused, not run on
-            check_schema(self.engine)
-        except DatabaseUnavailable as error:
-            # The driver's words ("unable to open database file") do not say which.
-            where = shown_value("db_url", self.settings.db_url)
-            raise DatabaseUnavailable(f"{error} (database: {where})") from error
-        self.runner = self._start_tree_retrying(self.engine, cancel or threading.Event())
+        engine, stop = self.engine, cancel or threading.Event()
+        self._retrying(lambda: self._check_database(engine), stop)
+        self.runner = self._retrying(lambda: self._start_tree(engine), stop)
         self.intake = OrderIntake(
             self.engine,
             rpc=RpcClient(self.specs["rpc"].handle),
@@ -148,23 +147,46 @@ class Node:
             f"node {self.settings.instance_id} started"
         )
 
-    def _start_tree_retrying(self, engine: Engine, cancel: threading.Event) -> RootRunner:
+    def _check_database(self, engine: Engine) -> None:
+        try:
+            check_integrity(engine)  # a damaged SQLite file is refused, not run on
+            check_schema(engine)
+        except DatabaseUnavailable as error:
+            # The driver's words ("unable to open database file") do not say which.
+            where = shown_value("db_url", self.settings.db_url)
+            raise DatabaseUnavailable(f"{error} (database: {where})") from error
+
+    def _retrying(self, step: Callable[[], T], cancel: threading.Event) -> T:
+        """``step()``, tried again while it fails for a reason that passes (the module's
+        START_RETRY_* backoff, each retry logged as ``node.start_retry``): the database
+        busy, on any engine; a database server that cannot be reached (a partition, a
+        restart of the server), but not an SQLite file that cannot be opened (a wrong
+        path does not heal). Past the budget, or once ``cancel`` is set, the last error
+        is raised."""
         started_s = time.monotonic()
         delay_s = START_RETRY_FIRST_S
         for attempt in itertools.count(1):
             try:
-                return self._start_tree(engine)
+                return step()
             except CrankError as error:
-                busy = _cause(error, DatabaseBusy)
-                if busy is None or time.monotonic() + delay_s - started_s > START_RETRY_BUDGET_S:
+                passing = self._passing_cause(error)
+                if passing is None or time.monotonic() + delay_s - started_s > START_RETRY_BUDGET_S:
                     raise
                 logger.bind(action="node.start_retry", attempt=attempt, retry_in_s=delay_s).warning(
-                    f"could not start: the database is busy ({busy}); trying again in {delay_s:g}s"
+                    f"could not start ({passing}); trying again in {delay_s:g}s"
                 )
                 if cancel.wait(delay_s):
                     raise
                 delay_s = min(delay_s * 2, START_RETRY_MAX_S)
         raise AssertionError("unreachable")  # itertools.count never ends
+
+    def _passing_cause(self, error: BaseException) -> StorageError | None:
+        busy = _cause(error, DatabaseBusy)
+        if busy is not None:
+            return busy
+        if self.engine is not None and self.engine.dialect.name != "sqlite":
+            return _cause(error, DatabaseUnavailable)
+        return None
 
     def _start_tree(self, engine: Engine) -> RootRunner:
         """Build the tree's specs (fresh ones: a failed start closed the last ones' handles)
