@@ -32,7 +32,7 @@ from tests.e2e.test_status import RunningNode
 from tests.integration.intake.conftest import run_cli
 from tests.support.node_process import NodeProcess, free_port, make_wallet
 
-pytestmark = [pytest.mark.integration, pytest.mark.e2e, pytest.mark.timeout(240)]
+pytestmark = pytest.mark.timeout(240)
 
 ATOMS = 1_000_000_000
 LOT, TICK, PRICE, SIZE = 1_000, 10, 500, 4_000

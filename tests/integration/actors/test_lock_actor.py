@@ -427,7 +427,6 @@ def test_a_node_whose_renewal_blocks_gives_its_markets_up_at_the_lease_deadline(
         patient.dispose()
 
 
-@pytest.mark.integration
 @pytest.mark.usefixtures("markets")
 def test_a_market_whose_deadline_passes_while_its_round_still_acquires_is_never_announced_held(
     engine: Engine, recorder: Recorder, monkeypatch: pytest.MonkeyPatch

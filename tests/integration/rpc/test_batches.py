@@ -16,8 +16,6 @@ from localnet import FaultError, Faults, LocalnetServer
 
 from .conftest import RunningRouter
 
-pytestmark = pytest.mark.integration
-
 
 def _body(request_id: int, method: str = "getSlot") -> bytes:
     return json.dumps({"jsonrpc": "2.0", "id": request_id, "method": method}).encode()
