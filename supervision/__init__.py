@@ -7,6 +7,7 @@ from supervision.actor import (
     SelfAddress,
     ShutdownExit,
     StartFailed,
+    StartTimedOut,
     launch,
 )
 from supervision.children import ChildStartFailed, ChildState
@@ -63,6 +64,7 @@ __all__ = [
     "SendResult",
     "ShutdownExit",
     "StartFailed",
+    "StartTimedOut",
     "Strategy",
     "SupervisionEvent",
     "Supervisor",

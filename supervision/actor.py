@@ -68,6 +68,10 @@ class StartFailed(CrankError):
     """The actor failed to start."""
 
 
+class StartTimedOut(StartFailed):
+    """The actor's ``on_start`` did not finish in time (it may be waiting on a peer)."""
+
+
 class ShutdownExit(CrankError):
     """The actor ended itself with OTP's ``shutdown`` reason."""
 
@@ -378,7 +382,7 @@ def launch(
     actor._start_actor_loop()
     if not actor._started.wait(start_timeout_s):
         actor.stop()
-        raise StartFailed(f"{actor.name} did not finish on_start within {start_timeout_s}s")
+        raise StartTimedOut(f"{actor.name} did not finish on_start within {start_timeout_s}s")
     if actor._start_error is not None:
         raise StartFailed(f"{actor.name} failed in on_start: {actor._start_error!r}") from (
             actor._start_error

@@ -53,7 +53,6 @@ from storage import (
     DatabaseBusy,
     DatabaseUnavailable,
     LeaseStore,
-    StorageError,
     check_integrity,
     check_schema,
     count_quarantined,
@@ -71,6 +70,7 @@ from supervision import (
     ChildSpec,
     RemoveChild,
     RootRunner,
+    StartTimedOut,
     Strategy,
     Supervisor,
     describe_tree,
@@ -180,12 +180,14 @@ class Node:
                 delay_s = min(delay_s * 2, START_RETRY_MAX_S)
         raise AssertionError("unreachable")  # itertools.count never ends
 
-    def _passing_cause(self, error: BaseException) -> StorageError | None:
+    def _passing_cause(self, error: BaseException) -> CrankError | None:
         busy = _cause(error, DatabaseBusy)
         if busy is not None:
             return busy
         if self.engine is not None and self.engine.dialect.name != "sqlite":
-            return _cause(error, DatabaseUnavailable)
+            # A server cut off: refused or timed out, or a start (the LockActor's, whose
+            # on_start only talks to the database) still waiting on it at its deadline.
+            return _cause(error, DatabaseUnavailable) or _cause(error, StartTimedOut)
         return None
 
     def _start_tree(self, engine: Engine) -> RootRunner:
