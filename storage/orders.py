@@ -439,8 +439,10 @@ def set_order_status(
     *,
     lease: Lease | None = None,
     clock_offset_s: float = 0.0,
+    also: Mapping[str, Any] | None = None,
 ) -> bool:
-    """Move ``order_id`` to ``status`` along :data:`ORDER_TRANSITIONS`.
+    """Move ``order_id`` to ``status`` along :data:`ORDER_TRANSITIONS` (writing the
+    columns in ``also`` with it).
 
     True if it moved; False if it was not in a status that moves there (already
     there, filled, cancelled, or no such order). With ``lease`` the write is
@@ -450,7 +452,7 @@ def set_order_status(
     stmt = (
         update(_ORDERS)
         .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(sources))
-        .values(status=status, updated_at=db_now())
+        .values(status=status, updated_at=db_now(), **(also or {}))
     )
     with write_transaction(engine, "storage.order_status") as connection:
         changed = _apply(connection, stmt, lease, clock_offset_s)
@@ -470,19 +472,8 @@ def mark_order_cancelled(engine: Engine, order_id: str, record: str) -> bool:
     """Cancel an open or unfunded order (intake, after checking the maker's signed
     cancel), storing ``record`` (:func:`market.cancel_record.cancel_record`) with it and
     the database's time, so that any node reading it cancelled can check the cancel."""
-    stmt = (
-        update(_ORDERS)
-        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(ORDER_TRANSITIONS["cancelled"]))
-        .values(
-            status="cancelled", updated_at=db_now(), cancel_signed=record, cancelled_at=db_now()
-        )
-    )
-    with write_transaction(engine, "storage.order_cancel") as connection:
-        changed = bool(connection.execute(stmt).rowcount)
-    logger.bind(
-        action="storage.order_status_set", order_id=order_id, status="cancelled", changed=changed
-    ).debug("order status set")
-    return changed
+    also = {"cancel_signed": record, "cancelled_at": db_now()}
+    return set_order_status(engine, order_id, "cancelled", also=also)
 
 
 def mark_order_expired(
