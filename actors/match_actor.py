@@ -554,7 +554,12 @@ class MatchActor(CrankActor):
             # Also after a replay (recorded=False): the settlements exist either way. Told
             # after the fills are logged, so that a journey's "claimed" (the settlement
             # continues the same trace) never precedes its "matched and written".
-            self._sink.tell(SettlementsPending(market, fill_ids))
+            fill_traces = tuple(
+                trace_id
+                for fill in fills
+                if (trace_id := (traces or {}).get(fill.taker_order_id)) is not None
+            )
+            self._sink.tell(SettlementsPending(market, fill_ids, fill_traces))
         if fills:
             logger.bind(
                 action="match.fills_written",

@@ -51,10 +51,16 @@ class SettlementsPending:
 
     market_id: str
     fill_ids: tuple[str, ...]
+    # The fills' own traces (each its taker order's, stored with it): the message travels
+    # in one trace and links to these (supervision.tracing.trace_links).
+    fill_traces: tuple[str, ...] = ()
 
     def trace_keys(self) -> dict[str, tuple[str, ...]]:
         # A settlement's id is its fill's id.
         return {"fill": self.fill_ids, "settlement": self.fill_ids}
+
+    def trace_links(self) -> tuple[str, ...]:
+        return self.fill_traces
 
 
 @dataclass(frozen=True)

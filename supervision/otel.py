@@ -21,9 +21,15 @@ What becomes what:
   ``a35daa57000000000000000000000002``); any other string (``trace("order-42")``)
   to the first 16 bytes of its SHA-256.
 * **No parent spans**: a delivery does not carry its sender's span id (that would
-  cost the send path), so a trace's spans are siblings, ordered by time. A batch
-  message covering many settlements is one span in its own trace with the ids as
-  attributes, as its log line is.
+  cost the send path), so a trace's spans are siblings, ordered by time.
+* **Span links for batches**: a message covering many orders, fills or settlements is
+  one span in the trace it was sent in, with the ids as attributes, and a link to the
+  trace of each item it covers besides its own (the line's ``linked_trace_ids``:
+  :func:`supervision.tracing.trace_links`; at most 32, ``crank.linked_trace_count``
+  says how many there were). A link names a trace, not one of its spans (no span ids
+  travel: above), so its span id is derived from the trace id (:func:`link_span_id`),
+  the same on every node, with the trace id as ``crank.trace_id``: a backend follows
+  the link to the trace.
 
 Spans go through the SDK's BatchSpanProcessor (a bounded queue, exported on its own
 thread; when the collector is slower than the node, spans are dropped, never the
@@ -44,11 +50,11 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags
 
 from supervision.tracing import DOMAIN_KINDS, add_trace_sink, remove_trace_sink
 
-__all__ = ["SpanExport", "otel_trace_id", "start_export", "traces_url"]
+__all__ = ["SpanExport", "link_span_id", "otel_trace_id", "start_export", "traces_url"]
 
 TRACES_PATH = "/v1/traces"
 _OUR_ID = re.compile(r"^([0-9a-f]{8})-([0-9a-f]{1,24})$")
@@ -64,6 +70,29 @@ def otel_trace_id(trace_id: str) -> int:
     else:
         derived = int.from_bytes(hashlib.sha256(trace_id.encode()).digest()[:16], "big")
     return derived or 1
+
+
+def link_span_id(trace_id: str) -> int:
+    """The span id a link to ``trace_id`` names (module docstring): the first 8 bytes of
+    the SHA-256 of ``link:<trace_id>``; never 0."""
+    digest = hashlib.sha256(f"link:{trace_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") or 1
+
+
+def _links(fields: Mapping[str, Any], own: str) -> list[Link]:
+    return [
+        Link(
+            SpanContext(
+                otel_trace_id(linked),
+                link_span_id(linked),
+                is_remote=True,
+                trace_flags=_SAMPLED,
+            ),
+            {"crank.trace_id": linked},
+        )
+        for linked in (str(value) for value in fields.get("linked_trace_ids") or ())
+        if linked != own
+    ]
 
 
 def traces_url(endpoint: str) -> str:
@@ -87,16 +116,18 @@ class SpanExport:
             return
         start_ns = int(float(fields["at"]) * 1e9)
         outcome = str(fields.get("outcome", "ok"))
+        trace_id = str(fields["trace_id"])
         span = ReadableSpan(
             name=f"{fields['receiver']} {fields['message_type']}",
             context=SpanContext(
-                otel_trace_id(str(fields["trace_id"])),
+                otel_trace_id(trace_id),
                 self._span_ids.generate_span_id(),
                 is_remote=False,
                 trace_flags=_SAMPLED,
             ),
             resource=self._resource,
             attributes=_attributes(fields),
+            links=_links(fields, trace_id),
             kind=SpanKind.INTERNAL,
             status=Status(StatusCode.OK if outcome == "ok" else StatusCode.ERROR),
             start_time=start_ns,
@@ -135,6 +166,8 @@ def _attributes(fields: Mapping[str, Any]) -> dict[str, Any]:
         if ids:
             attributes[f"crank.{kind}_ids"] = [str(value) for value in ids]
             attributes[f"crank.{kind}_count"] = int(fields.get(f"{kind}_count", len(ids)))
+    if fields.get("linked_trace_ids"):
+        attributes["crank.linked_trace_count"] = int(fields["linked_trace_count"])
     return attributes
 
 

@@ -26,6 +26,7 @@ class TraceEvent:
     outcome: str  # the send result, or the handler outcome
     mailbox_ms: float | None = None
     handler_ms: float | None = None
+    links: tuple[str, ...] = ()  # the other traces a batch message works for (linked_trace_ids)
 
 
 def parse_trace_line(line: str) -> TraceEvent | None:
@@ -47,7 +48,10 @@ def parse_trace_line(line: str) -> TraceEvent | None:
         action = str(entry.get("action", ""))
         if not action.startswith("trace."):
             return None
+        linked = entry.get("linked_trace_ids")
         fields = {k: str(v) for k, v in entry.items()}
+        if isinstance(linked, list):
+            fields["linked_trace_ids"] = ",".join(str(value) for value in linked)
         kind = action.removeprefix("trace.")
         fields["type"] = fields.get("message_type", "?")
     else:
@@ -67,29 +71,35 @@ def parse_trace_line(line: str) -> TraceEvent | None:
             outcome=fields.get("outcome") or fields.get("result") or "?",
             mailbox_ms=float(fields["mailbox_ms"]) if "mailbox_ms" in fields else None,
             handler_ms=float(fields["handler_ms"]) if "handler_ms" in fields else None,
+            links=tuple(filter(None, fields.get("linked_trace_ids", "").split(","))),
         )
     except (KeyError, ValueError):
         return None
 
 
 def read_trace(lines: Iterable[str], trace_id: str) -> list[TraceEvent]:
-    """Every event of ``trace_id`` in ``lines``, in time order."""
+    """Every event of ``trace_id`` in ``lines``, and of batch messages of other traces
+    that link to it (``linked_trace_ids``), in time order."""
     events = [
         event
         for line in lines
         if trace_id in line
         and (event := parse_trace_line(line)) is not None
-        and event.trace_id == trace_id
+        and (event.trace_id == trace_id or trace_id in event.links)
     ]
     return sorted(events, key=lambda event: (event.at, event.kind != "send"))
 
 
-def format_trace(events: list[TraceEvent]) -> str:
-    """A table: time since the first event, the hop, the message, and timings."""
+def format_trace(events: list[TraceEvent], trace_id: str | None = None) -> str:
+    """A table: time since the first event, the hop, the message, and timings. Events of
+    batch messages in another trace that link to ``trace_id`` say whose trace they are in."""
     if not events:
         return ""
     start = events[0].at
-    rows = [f"trace {events[0].trace_id}: {len(events)} events"]
+    trace_id = trace_id or events[0].trace_id
+    linked = sum(event.trace_id != trace_id for event in events)
+    header = f"trace {trace_id}: {len(events) - linked} events"
+    rows = [header + (f", {linked} of batches linking it" if linked else "")]
     rows.append(
         f"{'+ms':>10}  {'event':8} {'from -> to':48} {'message':24} "
         f"{'mailbox':>9} {'handler':>9}  outcome"
@@ -101,5 +111,6 @@ def format_trace(events: list[TraceEvent]) -> str:
         rows.append(
             f"{(event.at - start) * 1e3:10.3f}  {event.kind:8} {hop:48} {event.message_type:24} "
             f"{mailbox:>9} {handler:>9}  {event.outcome}"
+            + (f"  (a batch in trace {event.trace_id})" if event.trace_id != trace_id else "")
         )
     return "\n".join(rows)

@@ -57,6 +57,7 @@ __all__ = [
     "remove_trace_sink",
     "set_tracing",
     "trace",
+    "trace_links",
     "tracing_enabled",
     "unlogged_send",
 ]
@@ -400,11 +401,19 @@ def _domain_fields(message: Any) -> dict[str, Any]:
     # messages are immutable, so reading them later is safe.
     if type(message) in _KEYLESS:
         return {}
-    return journey_fields(domain_keys(message))
+    if not hasattr(message, "trace_keys") and not hasattr(message, "trace_links"):
+        _KEYLESS.add(type(message))
+        return {}
+    fields = journey_fields(domain_keys(message))
+    links = trace_links(message)
+    if links:
+        fields["linked_trace_ids"] = bounded_ids(links)
+        fields["linked_trace_count"] = len(links)
+    return fields
 
 
 _KEYLESS: set[type] = set()
-"""Message types without ``trace_keys`` (most): skipped without a lookup."""
+"""Message types without ``trace_keys`` or ``trace_links`` (most): skipped without a lookup."""
 
 
 def _sides(event: tuple[Any, ...]) -> tuple[tuple[Any, ...], ...]:
@@ -515,13 +524,30 @@ def domain_keys(message: Any) -> dict[str, tuple[str, ...]]:
     """The domain ids ``message`` carries, by kind ({} when it says none)."""
     keys = getattr(message, "trace_keys", None)
     if keys is None or not callable(keys):
-        _KEYLESS.add(type(message))
         return {}
     try:
         found = keys()
     except Exception:  # noqa: BLE001  (a message's keys must never break tracing)
         return {}
     return {kind: tuple(found[kind]) for kind in DOMAIN_KINDS if found.get(kind)}
+
+
+def trace_links(message: Any) -> tuple[str, ...]:
+    """The traces a batch message works for besides its own, without repeats.
+
+    A message covering many orders, fills or settlements travels in one trace (the
+    sender's), but each item has its own stored trace: such a message says which with
+    ``trace_links()``, and its trace lines carry them (``linked_trace_ids``, the first
+    :data:`MAX_IDS_PER_LINE`, and ``linked_trace_count``), as OpenTelemetry span links
+    do; ``crank-node trace TRACE_ID`` shows those lines in each linked trace too."""
+    links = getattr(message, "trace_links", None)
+    if links is None or not callable(links):
+        return ()
+    try:
+        found = links()
+    except Exception:  # noqa: BLE001  (a message's links must never break tracing)
+        return ()
+    return tuple(dict.fromkeys(str(trace_id) for trace_id in found if trace_id))
 
 
 def bounded_ids(ids: Any) -> list[str]:

@@ -151,15 +151,23 @@ class _Blockhash:
 class _Statuses:
     signatures: tuple[str, ...]
     outcome: RpcOutcome
+    traces: tuple[str, ...] = ()  # of the settlements asked about: linked (trace_links)
 
     def trace_keys(self) -> dict[str, tuple[str, ...]]:
         return {"signature": self.signatures}
+
+    def trace_links(self) -> tuple[str, ...]:
+        return self.traces
 
 
 @dataclass(frozen=True)
 class _Markers:
     addresses: tuple[str, ...]
     outcome: RpcOutcome
+    traces: tuple[str, ...] = ()  # of the settlements whose markers were read
+
+    def trace_links(self) -> tuple[str, ...]:
+        return self.traces
 
 
 @dataclass(frozen=True)
@@ -608,6 +616,7 @@ class SettlementActor(CrankActor):
         round_ = self._status_round
         works = [w for w in self._claims if w.attempts and w.id not in self._finding]
         signatures = [signature for work in works for signature in work.signatures_to_ask()]
+        trace_of = {s: work.trace_id for work in works for s in work.signatures_to_ask()}
         if round_ is None or not signatures:
             self._status_round = None
             return
@@ -619,7 +628,7 @@ class SettlementActor(CrankActor):
             self._rpc.call(
                 "getSignatureStatuses",
                 [list(chunk), {"searchTransactionHistory": True}],
-                reply_to_actor(self, _statuses_of(chunk)),
+                reply_to_actor(self, _statuses_of(chunk, _traces(chunk, trace_of))),
                 priority=Priority.CRITICAL,
                 deadline_s=self.settings.request_deadline_s,
             )
@@ -646,13 +655,14 @@ class SettlementActor(CrankActor):
         }
         if height is not None:
             config["minContextSlot"] = height.slot
+        trace_of = {a: work.trace_id for work in works if (a := work.marker_address) is not None}
         for start in range(0, len(addresses), MAX_ACCOUNTS_PER_REQUEST):
             chunk = tuple(addresses[start : start + MAX_ACCOUNTS_PER_REQUEST])
             round_.pending += 1
             self._rpc.call(
                 "getMultipleAccounts",
                 [list(chunk), config],
-                reply_to_actor(self, _markers_of(chunk)),
+                reply_to_actor(self, _markers_of(chunk, _traces(chunk, trace_of))),
                 priority=Priority.CRITICAL,
                 deadline_s=self.settings.request_deadline_s,
             )
@@ -1028,12 +1038,21 @@ class SettlementActor(CrankActor):
         )
 
 
-def _statuses_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Statuses]:
-    return lambda outcome: _Statuses(chunk, outcome)
+def _traces(keys: tuple[str, ...], trace_of: Mapping[str, str | None]) -> tuple[str, ...]:
+    """The stored traces of the settlements ``keys`` (signatures, marker addresses) stand for."""
+    return tuple(dict.fromkeys(t for key in keys if (t := trace_of.get(key)) is not None))
 
 
-def _markers_of(chunk: tuple[str, ...]) -> Callable[[RpcOutcome], _Markers]:
-    return lambda outcome: _Markers(chunk, outcome)
+def _statuses_of(
+    chunk: tuple[str, ...], traces: tuple[str, ...]
+) -> Callable[[RpcOutcome], _Statuses]:
+    return lambda outcome: _Statuses(chunk, outcome, traces)
+
+
+def _markers_of(
+    chunk: tuple[str, ...], traces: tuple[str, ...]
+) -> Callable[[RpcOutcome], _Markers]:
+    return lambda outcome: _Markers(chunk, outcome, traces)
 
 
 def _simulated_of(market_id: str) -> Callable[[RpcOutcome], _Simulated]:

@@ -104,5 +104,5 @@ def _trace(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return EXIT_NOT_FOUND
-    print(format_trace(events))
+    print(format_trace(events, args.trace_id))
     return 0

@@ -35,6 +35,20 @@ class SettleBatch:
 
 
 @dataclass(frozen=True)
+class LinkedBatch:
+    """A batch message sent in one trace that works for the items of others."""
+
+    settlement_ids: tuple[str, ...]
+    traces: tuple[str, ...]
+
+    def trace_keys(self) -> dict[str, tuple[str, ...]]:
+        return {"settlement": self.settlement_ids}
+
+    def trace_links(self) -> tuple[str, ...]:
+        return self.traces
+
+
+@dataclass(frozen=True)
 class Crash:
     """Raise while handling this tell."""
 

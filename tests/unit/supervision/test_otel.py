@@ -13,10 +13,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from supervision import ChildSpec, CrankActor, set_tracing, trace
-from supervision.otel import SpanExport, otel_trace_id, start_export, traces_url
+from supervision.otel import SpanExport, link_span_id, otel_trace_id, start_export, traces_url
 from supervision.tracing import flush_traces
 from tests.conftest import Recorder
-from tests.unit.supervision.doubles import SettleBatch, start_tree
+from tests.unit.supervision.doubles import LinkedBatch, SettleBatch, start_tree
 
 
 class Settler(CrankActor):
@@ -82,6 +82,34 @@ def test_each_handled_message_becomes_a_span_under_the_mapped_trace_with_its_dom
     assert span.resource.attributes["service.instance.id"] == "node-test"
     assert span.end_time is not None and span.start_time is not None
     assert span.end_time >= span.start_time
+
+
+def test_a_batch_span_links_to_the_trace_of_each_item_it_covers(
+    recorder: Recorder, exported: tuple[InMemorySpanExporter, SpanExport]
+) -> None:
+    """A batch sent in trace ``tick-1`` for settlements of ``order-1``, ``order-2`` and its
+    own trace: one span in tick-1's OTel trace with one link to each other trace (the
+    same span id on every node, named by ``crank.trace_id``), none to its own."""
+    memory, export = exported
+    spec = ChildSpec(id="settle", factory=lambda: Settler(recorder), liveness_timeout_s=None)
+    runner = start_tree([spec], events=lambda _e: None, name="node")
+    with trace("tick-1"):
+        spec.handle.tell(LinkedBatch(("s-1", "s-2", "s-3"), ("order-1", "order-2", "tick-1")))
+    recorder.wait_for(lambda events: len(events) == 1)
+    assert runner.stop(10) == 0
+    assert flush_traces(5) and export.flush()
+    (span,) = [s for s in memory.get_finished_spans() if s.name == "node/settle LinkedBatch"]
+    assert span.context.trace_id == otel_trace_id("tick-1")
+    linked = [
+        (link.context.trace_id, link.context.span_id, dict(link.attributes or {}))
+        for link in span.links
+    ]
+    assert linked == [
+        (otel_trace_id(t), link_span_id(t), {"crank.trace_id": t}) for t in ("order-1", "order-2")
+    ]
+    assert all(link.context.is_valid and link.context.is_remote for link in span.links)
+    assert dict(span.attributes or {})["crank.linked_trace_count"] == 3
+    assert link_span_id("order-1") == link_span_id("order-1") != link_span_id("order-2")
 
 
 def test_a_handler_that_raises_is_an_error_span() -> None:

@@ -14,7 +14,7 @@ from supervision.logs import configure_logging, text_format
 from supervision.tracelog import format_trace, parse_trace_line, read_trace
 from supervision.tracing import flush_traces
 from tests.conftest import Recorder
-from tests.unit.supervision.doubles import start_tree
+from tests.unit.supervision.doubles import LinkedBatch, start_tree
 
 
 class Stage(CrankActor):
@@ -241,3 +241,46 @@ def test_the_text_sink_writes_the_time_as_loguru_s_own_format_token_would() -> N
         record["time"] = record["time"].replace(microsecond=microsecond)
         text_format(record)
         assert record["extra"]["_time"] == format(record["time"], "YYYY-MM-DDTHH:mm:ss.SSSSSSZ")
+
+
+def test_a_batch_line_names_the_traces_it_links_and_is_read_back_in_each_of_them(
+    tmp_path: Path,
+) -> None:
+    """A batch sent in trace ``tick-1`` for settlements of traces ``order-1`` and
+    ``order-2`` (one repeated, one empty): its lines carry ``linked_trace_ids`` in text
+    and JSON, and `crank-node trace order-1` reads them as a batch of tick-1; a trace it
+    does not link does not get them."""
+    json_file, text_file = tmp_path / "node.jsonl", tmp_path / "node.log"
+    configure_logging(level="INFO", stream=None, json_path=json_file, text_path=text_file)
+    set_tracing(True)
+    try:
+        with trace("tick-1"):
+            ActorHandle("node/settle").tell(
+                LinkedBatch(("s-1", "s-2", "s-3"), ("order-1", "order-2", "order-1", ""))
+            )
+        with trace("order-1"):
+            ActorHandle("node/settle").tell(Order())
+    finally:
+        set_tracing(False)
+        assert flush_traces(5)
+        configure_logging(level="WARNING")
+    (entry,) = [
+        json.loads(line)
+        for line in json_file.read_text().splitlines()
+        if json.loads(line).get("trace_id") == "tick-1"
+    ]
+    assert entry["linked_trace_ids"] == ["order-1", "order-2"]
+    assert entry["linked_trace_count"] == 2
+    for log_file in (json_file, text_file):
+        lines = log_file.read_text().splitlines()
+        events = read_trace(lines, "order-1")
+        assert [(e.trace_id, e.message_type) for e in events] == [
+            ("tick-1", "LinkedBatch"),
+            ("order-1", "Order"),
+        ], log_file
+        assert events[0].links == ("order-1", "order-2")
+        table = format_trace(events, "order-1")
+        assert table.startswith("trace order-1: 1 events, 1 of batches linking it"), table
+        assert "(a batch in trace tick-1)" in table
+        assert [e.trace_id for e in read_trace(lines, "order-2")] == ["tick-1"]
+        assert read_trace(lines, "order-3") == []
