@@ -17,15 +17,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.engine import Engine
 
+import storage
+from crank_node.harness.node_client import NodeClient, NodeUnreachable
 from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
 from crank_node.node.settings_layers import load_settings
 from localnet import LocalnetConfig, LocalnetServer
 from storage.engine import open_engine
 from supervision.otel import otel_trace_id
+from tests.support.node_process import free_port
 from tests.support.otlp_receiver import OtlpReceiver
-from tests.support.pipeline_desk import Desk
+from tests.support.pipeline_desk import Desk, crossing_pairs_left, unsettled
 
 pytestmark = pytest.mark.timeout(400)
 
@@ -322,3 +327,128 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
     assert fill["trace_id"] == fill["settlement"]["trace_id"] == trace_id, over_http
     assert fill["settlement"]["status"] == "confirmed", over_http
     assert {a["trace_id"] for a in fill["settlement"]["attempts"]} == {trace_id}, over_http
+
+
+# -- a demo-like run with a takeover in the middle --------------------------------------
+
+ORDERS = 120
+
+
+def _post(client: NodeClient, signed: Any) -> bool:
+    try:
+        client.post("/orders", signed.to_json())
+    except NodeUnreachable:
+        return False
+    return True
+
+
+def _claimers(by_node: dict[str, list[dict[str, Any]]]) -> dict[str, set[str]]:
+    """settlement id -> the nodes whose log says they claimed it."""
+    claimed: dict[str, set[str]] = {}
+    for node, lines in by_node.items():
+        for line in lines:
+            if line.get("action") == "settlement.claimed":
+                claimed.setdefault(str(line["settlement_id"]), set()).add(node)
+    return claimed
+
+
+def _check_batch_links(engine: Engine, by_node: dict[str, list[dict[str, Any]]]) -> None:
+    """Every SettlementsPending line links to the stored traces of the fills it names (a
+    book replayed after a takeover names fills it did not write: no links then)."""
+    with storage.read_transaction(engine, "test.fill_traces") as connection:
+        traces = dict(connection.execute(text("SELECT id, trace_id FROM fills")).all())
+    batches = [
+        line
+        for lines in by_node.values()
+        for line in lines
+        if line.get("action") == "trace.receive" and line["message_type"] == "SettlementsPending"
+    ]
+    linked = [line for line in batches if line.get("linked_trace_ids")]
+    assert linked, "no SettlementsPending line links to a trace"
+    for line in linked:
+        expected = list(dict.fromkeys(traces[fill] for fill in line["fill_ids"] if traces[fill]))
+        assert line["linked_trace_ids"] == expected[:32], line
+
+
+@pytest.mark.localnet(slot_ms=50)
+@pytest.mark.parametrize("traced", [True, False], ids=["tracing-on", "tracing-off"])
+def test_a_two_node_run_with_a_takeover_shows_each_sampled_journey_across_both_logs(
+    tmp_path: Path, localnet: LocalnetServer, traced: bool
+) -> None:
+    """Two node processes on two markets take signed orders over HTTP (as the demo sends
+    them); node A is killed with SIGKILL right after one of its attempts landed, B takes
+    its market and its settlements over, and the orders keep coming (to B). When
+    everything is confirmed, for the orders whose settlement was claimed on both nodes
+    and for a sample of the rest, `crank-node trace --order` over both logs shows every
+    step from acceptance to confirmation in order (each taken-over claim on A, then on
+    B), with trace lines when tracing is on and the always-on steps when it is off, and
+    names no order but the order and its counterparties."""
+    desk = Desk(tmp_path, localnet, markets=2, makers=4)
+    logs = [tmp_path / "node-a.jsonl", tmp_path / "node-b.jsonl"]
+    env = {"CRANK_TRACE": "1"} if traced else {}
+    ports = [free_port(), free_port()]
+    try:
+        node_a = desk.node(
+            "attempt_landed:2",  # the second batch of landings: more are in flight
+            "--intake-addr",
+            f"127.0.0.1:{ports[0]}",
+            instance_id="node-a",
+            env={**env, "CRANK_LOG_JSON_PATH": str(logs[0])},
+        )
+        node_a.wait_for_line("node node-a ready")
+        node_b = desk.node(
+            None,
+            "--intake-addr",
+            f"127.0.0.1:{ports[1]}",
+            instance_id="node-b",
+            env={**env, "CRANK_LOG_JSON_PATH": str(logs[1])},
+        )
+        try:
+            node_b.wait_for_line("node node-b ready")
+            clients = [NodeClient(f"http://127.0.0.1:{port}", timeout_s=10) for port in ports]
+            accepted = 0
+            for number, signed in zip(range(ORDERS), desk.flow(), strict=False):
+                # Each node in turn while A lives; B alone once A is gone.
+                first = clients[number % 2] if node_a.process.poll() is None else clients[1]
+                accepted += _post(first, signed) or _post(clients[1], signed)
+            assert accepted == ORDERS
+            assert node_a.wait(timeout_s=120) == -signal.SIGKILL, "".join(node_a.lines[-30:])
+            node_b.wait_until(
+                lambda _lines: unsettled(desk.engine) == 0 and not crossing_pairs_left(desk.engine),
+                timeout_s=150,
+            )
+        finally:
+            assert node_b.stop() == 0, "".join(node_b.lines[-30:])
+        assert desk.settlement_statuses() == {"confirmed": len(_fill_ids(desk.engine))}
+        by_node = {log.stem: _json_lines(log) for log in logs}
+        claimers = _claimers(by_node)
+        taken_over = {s for s, nodes in claimers.items() if nodes == {"node-a", "node-b"}}
+        assert taken_over, claimers
+        with storage.read_transaction(desk.engine, "test.takers") as connection:
+            takers = dict(connection.execute(text("SELECT id, taker_order_id FROM fills")).all())
+        if traced:
+            _check_batch_links(desk.engine, by_node)
+    finally:
+        desk.engine.dispose()
+
+    handed = sorted({takers[s] for s in taken_over})[:3]
+    sample, everyone = _taker_orders(tmp_path, 4)
+    for order_id in dict.fromkeys([*handed, *sample]):
+        output = _journey(tmp_path, order_id, [str(log) for log in logs])
+        # A market handed over while orders flow: its new holder matches what it loads
+        # from the database, and may judge an order funded after matching it.
+        _check_in_order(output, tuple(step for step in STEPS if step != "judged funded"))
+        assert "every fill confirmed" in output or "fills confirmed" in output, output
+        assert ("send: " in output and "receive: " in output) == traced, output
+        strangers = everyone - _counterparties(tmp_path, order_id) - {order_id}
+        assert not [other for other in strangers if other in output], output
+        if order_id in handed:
+            claims = [line for line in output.splitlines() if "claimed:" in line]
+            on_a = [i for i, line in enumerate(claims) if "node-a" in line]
+            on_b = [i for i, line in enumerate(claims) if "node-b" in line]
+            assert on_a and on_b and min(on_a) < max(on_b), output
+
+
+def _fill_ids(engine: Engine) -> list[str]:
+    with storage.read_transaction(engine, "test.fills") as connection:
+        return [str(row) for row in connection.execute(text("SELECT id FROM fills")).scalars()]
