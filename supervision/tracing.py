@@ -85,11 +85,16 @@ class Delivery(NamedTuple):
 
 class _TraceSwitch:
     """Kept as a mutable object, not a module global, so the hot path reads
-    one attribute and tests can flip it without reloading modules."""
+    one attribute and tests can flip it without reloading modules.
 
-    __slots__ = ("enabled",)
+    ``enabled``: trace events are made (send and receive timings, on the hot path);
+    ``lines``: the tracer writes them as log lines. Spans alone (an OTel export without
+    ``trace``) make events and write no line."""
+
+    __slots__ = ("enabled", "lines")
 
     def __init__(self) -> None:
+        self.lines = True
         self.enabled = os.environ.get(TRACE_ENV_VAR, "").strip().lower() in {
             "1",
             "true",
@@ -101,9 +106,11 @@ class _TraceSwitch:
 SWITCH = _TraceSwitch()
 
 
-def set_tracing(enabled: bool) -> None:
-    """Turn per-message trace lines on or off for the whole process."""
+def set_tracing(enabled: bool, *, lines: bool = True) -> None:
+    """Turn per-message trace events on or off for the whole process; with ``lines``
+    False they only reach the sinks (:func:`add_trace_sink`: the OTel export), no log."""
     SWITCH.enabled = enabled
+    SWITCH.lines = lines
 
 
 def tracing_enabled() -> bool:
@@ -336,7 +343,10 @@ def unlogged_send(delivery: Delivery, receiver: str, result: str) -> None:
 
 
 def _write(events: list[tuple[Any, ...]]) -> None:
-    logger.bind(action=TRACE_BATCH_ACTION, trace_events=events).info(f"{len(events)} trace events")
+    if SWITCH.lines:
+        logger.bind(action=TRACE_BATCH_ACTION, trace_events=events).info(
+            f"{len(events)} trace events"
+        )
     if _SINKS:
         for event in events:
             for side in _sides(event):

@@ -75,13 +75,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start_otel(settings: CrankSettings) -> SpanExport | None:
-    """With ``otel_endpoint`` set: tracing on, and its events exported as spans. Unset,
-    the OpenTelemetry SDK is never imported."""
+    """With ``otel_endpoint`` set: trace events on, exported as spans (written as log
+    lines too only with ``trace``). Unset, the OpenTelemetry SDK is never imported."""
     if settings.otel_endpoint is None:
         return None
     from supervision.otel import start_export  # noqa: PLC0415  (only when enabled)
 
-    set_tracing(True)
+    set_tracing(True, lines=settings.trace)
     export = start_export(settings.otel_endpoint, instance_id=settings.instance_id)
     logger.bind(action="node.otel", endpoint=settings.otel_endpoint).info(
         f"exporting trace spans to {settings.otel_endpoint}"

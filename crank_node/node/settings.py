@@ -163,8 +163,9 @@ class CrankSettings(BaseSettings):
         30000, "how long a failing RPC endpoint is paused before a probe", upper=HOUR_MS
     )
     trace: bool = Field(default=False, description="log every actor message (trace lines)")
-    # OpenTelemetry (the `otel` extra): unset, nothing is imported or sent. Set, tracing is
-    # on and each handled message is a span sent to <endpoint>/v1/traces (supervision/otel.py).
+    # OpenTelemetry (the `otel` extra): unset, nothing is imported or sent. Set, each handled
+    # message is a span sent to <endpoint>/v1/traces (supervision/otel.py); trace lines are
+    # written too only with `trace`.
     otel_endpoint: str | None = Field(
         default=None, description="OTLP/HTTP collector for trace spans, e.g. http://127.0.0.1:4318"
     )

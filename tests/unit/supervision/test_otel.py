@@ -112,6 +112,51 @@ def test_a_batch_span_links_to_the_trace_of_each_item_it_covers(
     assert link_span_id("order-1") == link_span_id("order-1") != link_span_id("order-2")
 
 
+def test_spans_without_trace_lines_export_every_message_and_log_none(
+    recorder: Recorder, captured_logs: list[Any]
+) -> None:
+    """An OTel export without ``trace`` (as `crank-node run` sets it up): the message is a
+    span, and no trace line reaches the log."""
+    memory = InMemorySpanExporter()
+    export = start_export(instance_id="node-test", exporter=memory)
+    set_tracing(True, lines=False)
+    try:
+        spec = ChildSpec(id="settle", factory=lambda: Settler(recorder), liveness_timeout_s=None)
+        runner = start_tree([spec], events=lambda _e: None, name="node")
+        with trace("order-5"):
+            spec.handle.tell(SettleBatch(("s-5",)))
+        recorder.wait_for(lambda events: len(events) == 1)
+        assert runner.stop(10) == 0
+        assert flush_traces(5) and export.flush()
+    finally:
+        set_tracing(False)
+        export.shutdown()
+    assert [s.name for s in memory.get_finished_spans() if s.name.endswith("SettleBatch")] == [
+        "node/settle SettleBatch"
+    ]
+    actions = {str(r["extra"].get("action", "")) for r in captured_logs}
+    assert not {a for a in actions if a.startswith("trace.")}, actions
+
+
+def test_run_turns_trace_lines_on_with_the_export_only_when_trace_is_set() -> None:
+    """`crank-node run`'s set-up: otel_endpoint alone makes spans, not lines; with
+    ``trace`` both."""
+    from crank_node.cli.run import _start_otel  # noqa: PLC0415
+    from crank_node.node.settings_layers import load_settings  # noqa: PLC0415
+    from supervision.tracing import SWITCH  # noqa: PLC0415
+
+    for trace_on in (False, True):
+        flags: dict[str, Any] = {"otel_endpoint": "http://127.0.0.1:9", "trace": trace_on}
+        export = _start_otel(load_settings(environ={}, flags=flags))
+        try:
+            assert export is not None
+            assert (SWITCH.enabled, SWITCH.lines) == (True, trace_on)
+        finally:
+            set_tracing(False)
+            assert export is not None
+            export.shutdown(timeout_s=0.5)
+
+
 def test_a_handler_that_raises_is_an_error_span() -> None:
     """The receive line's outcome other than ok sets the span's status to error."""
     memory = InMemorySpanExporter()
