@@ -17,7 +17,13 @@ PostgreSQL (nodes on several hosts) through psycopg 3: ``lock_timeout`` plays
 ``idle_in_transaction_session_timeout`` has the server end the transaction of
 a client that stopped mid-way (frozen, partitioned), so the row locks it held
 (a lease row read ``FOR SHARE`` by a fenced write) cannot block a takeover
-forever.
+forever. Cursors send an executemany as one statement after another
+(:func:`_one_by_one_cursor`), not in psycopg's pipeline mode: a pipeline ends with
+a Flush after its Sync, and a Flush read while idle in a transaction turns the
+server's idle timer off without arming it again (PostgreSQL 15: measured, and
+``tests/integration/storage/test_fencing.py``), so a node that stopped right
+after one held its locks until the server's TCP keepalive, two hours later (seen
+in a 30-minute chaos run: every node queued behind one such session).
 
 A partition (packets dropped, no RST) is bounded on the client too, by
 :class:`TcpTimeouts` derived from the lease TTL (:meth:`TcpTimeouts.for_lease_ttl`):
@@ -35,8 +41,9 @@ only a client deadline does.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -197,6 +204,24 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+@functools.cache
+def _one_by_one_cursor() -> type[Any]:
+    """A psycopg cursor class whose executemany runs without pipeline mode (module
+    docstring). psycopg takes that path itself where libpq has no pipelines (before 14);
+    its executemany picks the pipeline whenever libpq has one, with no setting to say
+    otherwise. Made on first use: a node on SQLite never imports psycopg."""
+    import psycopg  # noqa: PLC0415
+
+    class OneByOneCursor(psycopg.Cursor[Any]):
+        def executemany(
+            self, query: Any, params_seq: Iterable[Any], *, returning: bool = False
+        ) -> None:
+            with self._conn.lock:
+                self._conn.wait(self._executemany_gen_no_pipeline(query, params_seq, returning))
+
+    return OneByOneCursor
+
+
 def _postgresql_engine(
     url: URL,
     busy_timeout_ms: int,
@@ -215,6 +240,7 @@ def _postgresql_engine(
         "connect_timeout": max(1, math.ceil(connect_timeout_s)),
         "options": options,
         "application_name": "crank-node",
+        "cursor_factory": _one_by_one_cursor(),
         **tcp.connect_args(),
     }
     return create_engine(

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from storage import (
@@ -20,6 +20,7 @@ from storage import (
     upgrade,
     write_transaction,
 )
+from tests.integration.storage.conftest import poll_until
 from tests.integration.storage.workers import CELLS, WRITE_LOG, create_scratch, fenced_write
 
 TTL_S = 30.0
@@ -147,5 +148,49 @@ def test_postgresql_ends_a_frozen_writers_transaction_so_a_takeover_is_not_block
             fence.execute(update(CELLS).values(writes=2))  # the server ended this session
         assert _cell(other_engine) == (0, "", 0)
     finally:
+        frozen_engine.dispose()
+        other_engine.dispose()
+
+
+def _session_alive(engine: Engine, pid: int) -> bool:
+    with read_transaction(engine) as connection:
+        found = connection.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid"), {"pid": pid}
+        )
+        return bool(found.scalar_one())
+
+
+@pytest.mark.parametrize("rows", [1, 3], ids=["one-row", "executemany"])
+def test_postgresql_ends_a_frozen_writers_session_whatever_its_last_statement_was(
+    pg_url: str, rows: int
+) -> None:
+    """A writer that stops sending (frozen, or its connection hung half-open) inside a
+    transaction, right after a statement of one row or of several rows (an executemany:
+    psycopg sends it in pipeline mode, and the Flush that followed its Sync turned the
+    server's idle-in-transaction timer off for good), holds its row lock only until the
+    server's idle timeout: the session ends and another writer gets the row."""
+    frozen_engine = open_engine(pg_url, idle_in_transaction_timeout_ms=500)
+    other_engine = open_engine(pg_url, busy_timeout_ms=20_000)
+    pid_of_frozen: int | None = None
+    try:
+        upgrade(other_engine)
+        create_scratch(other_engine, ["market:1"])
+        frozen = frozen_engine.connect()
+        pid = pid_of_frozen = int(frozen.execute(select(func.pg_backend_pid())).scalar_one())
+        frozen.commit()
+        frozen.execute(update(CELLS).values(writes=1))  # the row is locked from here
+        frozen.execute(
+            insert(WRITE_LOG), [{"key": "market:1", "fencing_token": 1, "writer": "frozen"}] * rows
+        )
+        # The writer sends nothing more from here.
+        poll_until(lambda: None if _session_alive(other_engine, pid) else True, timeout_s=15)
+        with write_transaction(other_engine) as connection:
+            connection.execute(update(CELLS).values(writes=2))
+        assert _cell(other_engine)[2] == 2
+        assert _log(other_engine) == []  # the frozen transaction was rolled back
+    finally:
+        if pid_of_frozen is not None:  # a failed wait: never leave its locks behind
+            with write_transaction(other_engine) as connection:
+                connection.execute(text(f"SELECT pg_terminate_backend({pid_of_frozen})"))
         frozen_engine.dispose()
         other_engine.dispose()
