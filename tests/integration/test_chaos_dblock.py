@@ -7,13 +7,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import text, update
 from sqlalchemy.engine import Engine
 
 from crank_node.chaos.dblock import DatabaseLock
 from crank_node.harness.processes import child_environment
-from storage import DatabaseBusy, NodeRegistry, open_engine, write_transaction
+from storage import DatabaseBusy, NodeRegistry, open_engine, upgrade, write_transaction
 from storage.models import Node
+from tests.integration.storage.conftest import poll_until
 
 
 def _touch(url: str) -> None:
@@ -80,3 +81,45 @@ def test_a_holder_queued_behind_a_stalled_writers_transaction_says_so(
             holder.end()
     assert holder.locked_at_s is None
     assert "waited for it the whole fault, behind another transaction" in problem
+
+
+def _waiting_for_locks(engine: Engine) -> int:
+    with engine.connect() as connection:
+        found = connection.execute(
+            text(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND pid <> pg_backend_pid() "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+            )
+        )
+        return int(found.scalar_one())
+
+
+def test_a_holder_that_could_not_lock_in_its_window_leaves_the_lock_queue(pg_url: str) -> None:
+    """On PostgreSQL a request for a lock waits in the lock's queue, and every write
+    after it waits behind it. A holder queued behind a stalled transaction and ended at
+    its fault's end must not stay there: its wait is bounded by the fault's window (it
+    was 30 s, and a killed holder's server session kept waiting that long, so the writes
+    queued behind it waited past the fault)."""
+    engine = open_engine(pg_url)
+    try:
+        upgrade(engine)
+        NodeRegistry(engine).register("n1", "host", 1)
+        holder = DatabaseLock(pg_url, 1.0, time.monotonic, child_environment())
+        problem: str | None = None
+        try:
+            assert holder.ready.wait(30), "the holder never got ready"
+            with engine.connect() as stalled, stalled.begin():
+                stalled.execute(update(Node).where(Node.id == "n1").values(pid=3))
+                holder.go()
+                assert holder.taking.wait(30), "the holder was never told to go"
+                poll_until(lambda: _waiting_for_locks(engine) or None, timeout_s=10)
+                problem = holder.end()
+                # The stalled transaction is still open: only the holder's bound ends
+                # its request.
+                poll_until(lambda: _waiting_for_locks(engine) == 0 or None, timeout_s=10)
+        finally:
+            if problem is None:
+                holder.end()
+        assert holder.locked_at_s is None
+    finally:
+        engine.dispose()
