@@ -31,6 +31,12 @@
   (``/health`` is unhealthy). When peers may be alive at start, its first
   acquisition waits for the first heartbeat: one reading cannot tell a dead peer
   from one whose clock is behind.
+* Chain: a node no RPC endpoint has answered for ``chain_handover_s`` (the
+  ``chain_cut_for_s`` it is given: :class:`actors.rpc.reach.ChainReach`) cannot
+  settle, so it does not keep markets others could: it gives up the ones it holds
+  (``locks.chain_handover``, at ERROR), heartbeats as ``draining`` (which no node
+  counts in the fair share, so the others take its markets at their next round),
+  and takes its share again once an endpoint answers (``locks.chain_back``).
 * Stop: releases every lease and marks the node stopped. A *crash* releases
   nothing (like a killed process): the leases expire on their own.
 
@@ -102,6 +108,8 @@ class LockSettings:
     node_stale_after_s: float | None = None
     clock_skew_max_s: float = 2.0
     clock_skew_log_every_s: float = 60.0
+    # Cut from the chain this long: hand the markets over (module docstring); None: never.
+    chain_handover_s: float | None = None
     host: str = field(default_factory=socket.gethostname)
     pid: int = field(default_factory=os.getpid)
 
@@ -121,6 +129,8 @@ class LockSettings:
             raise ValueError(
                 f"clock_skew_log_every_s must be positive, got {self.clock_skew_log_every_s}"
             )
+        if self.chain_handover_s is not None and not self.chain_handover_s > 0:
+            raise ValueError(f"chain_handover_s must be positive, got {self.chain_handover_s}")
 
     @property
     def renew_interval_s(self) -> float:
@@ -237,8 +247,11 @@ class LockActor(CrankActor):
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         clock: Clock | None = None,
         watchdog: LeaseWatchdog | None = None,
+        chain_cut_for_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
         super().__init__(clock=clock)
+        self._chain_cut_for_s = chain_cut_for_s
+        self._handed_over = False
         self._watchdog = watchdog if watchdog is not None else LeaseWatchdog(self.clock)
         self.settings = settings
         self._store = LeaseStore(engine, settings.node_id)
@@ -454,12 +467,29 @@ class LockActor(CrankActor):
     def _rebalance(self) -> None:
         self._sync_db_time()
         node_id = self.settings.node_id
-        if not self._registry.heartbeat(node_id):
-            self._registry.register(node_id, self.settings.host, self.settings.pid, "running")
+        cut_s = self._chain_cut_for_s()
+        handover_s = self.settings.chain_handover_s
+        hand_over = handover_s is not None and cut_s >= handover_s
+        state = "draining" if hand_over else "running"
+        if not self._registry.heartbeat(node_id, state=state):
+            self._registry.register(node_id, self.settings.host, self.settings.pid, state)
         if not self._check_clocks():
             self._give_up_markets()
             return
-        live = [node.id for node in self._registry.live_nodes(self.settings.stale_after_s)]
+        if hand_over:
+            self._hand_over(cut_s)
+            return
+        if self._handed_over:
+            self._handed_over = False
+            self._log.bind(action="locks.chain_back").warning(
+                "an RPC endpoint answers again: taking this node's share of the markets"
+            )
+        # A draining node (cut from the chain) gets no share: the others cover its markets.
+        live = [
+            node.id
+            for node in self._registry.live_nodes(self.settings.stale_after_s)
+            if node.state != "draining"
+        ]
         markets = self._registry.active_markets()
         holders = {
             market_id(lease.key): lease.holder
@@ -518,6 +548,19 @@ class LockActor(CrankActor):
             self._log.bind(action="locks.markets_given_up", lost=list(lost)).warning(
                 f"gave up {len(lost)} markets: this node's clock disagrees with its peers'"
             )
+            self._announce((), lost)
+
+    def _hand_over(self, cut_s: float) -> None:
+        lost = tuple(m for m in self._held_markets() if self._release(market_key(m)))
+        if not self._handed_over or lost:
+            self._log.bind(
+                action="locks.chain_handover", cut_s=round(cut_s, 3), lost=list(lost)
+            ).error(
+                f"no RPC endpoint has answered for {cut_s:.1f}s: gave up {len(lost)} markets "
+                "for nodes that can settle them, taking none until one answers"
+            )
+        self._handed_over = True
+        if lost:
             self._announce((), lost)
 
     def _clock_state(self) -> ClockState:

@@ -245,9 +245,11 @@ class SettlementActor(CrankActor):
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         name: str = "settlement",
         clock: Clock | None = None,
+        chain_cut_for_s: Callable[[], float] = lambda: 0.0,
     ) -> None:
         super().__init__(name=name, clock=clock)
         self.settings = settings or SettlementSettings()
+        self._chain_cut_for_s = chain_cut_for_s
         self._engine = engine
         self._rpc = RpcClient(router)
         self._blockhash = blockhash
@@ -352,7 +354,7 @@ class SettlementActor(CrankActor):
     def _claim(self) -> None:
         self._claim_soon = False
         room = self.settings.max_in_flight - len(self._claims)
-        if self._drain is not None or room <= 0:
+        if self._drain is not None or room <= 0 or self._cut_off():
             return
         wanted = min(room, self.settings.claim_batch)
         try:
@@ -531,6 +533,8 @@ class SettlementActor(CrankActor):
             )
 
     def _send(self, work: SettlementWork, signature: str) -> None:
+        if self._cut_off():
+            return  # its claim is about to be given back (_hand_over): nothing goes out
         # Under the settlement's own trace: the RPC request, its reply (_Sent) and what
         # the router does for it join the settlement's journey (found by trace id).
         with continued(work.trace_id):
@@ -588,7 +592,34 @@ class SettlementActor(CrankActor):
             f"sending {signature} failed; it is resent while valid: {outcome}"
         )
 
+    def _cut_off(self) -> bool:
+        """Cut from the chain past ``chain_handover_s``: nothing to send or claim."""
+        handover_s = self.settings.chain_handover_s
+        return handover_s is not None and self._chain_cut_for_s() >= handover_s
+
+    def _hand_over(self) -> None:
+        """Give every claim back (cut from the chain: :meth:`_cut_off`) once no send of
+        ours can still be in the router's hands (the last one is older than the request
+        deadline), so that no transaction goes out under a claim given away."""
+        works = list(self._claims)
+        if not works:
+            return
+        sent = [at_s for work in works for at_s in work.sent_at_s.values()]
+        if sent and self.clock.monotonic() - max(sent) < self.settings.request_deadline_s:
+            return
+        logger.bind(action="settlement.chain_handover", settlements=len(works)).error(
+            f"no RPC endpoint has answered for {self._chain_cut_for_s():.1f}s: giving "
+            f"{len(works)} settlements in flight back for nodes that can settle them"
+        )
+        self._claims.release_all()
+        for work in works:
+            self._claims.forget(work)
+        self._update_backlog()
+
     def _resend_due(self) -> None:
+        if self._cut_off():
+            self._hand_over()
+            return
         now_s = self.clock.monotonic()
         due_after_s = self.settings.resend_interval_s * 0.9
         for work in self._claims:

@@ -54,6 +54,10 @@ class SettlementSettings:
     compute_unit_margin_units: int = 1_000
     # first_send: preflight on an attempt's first send only; always; never.
     preflight: str = "first_send"
+    # Cut from the chain this long (no RPC endpoint answers): send nothing more, and once
+    # no send can still be in the router's hands, give every claim back for nodes that can
+    # settle (actors.rpc.reach); claim none until an endpoint answers. None: never.
+    chain_handover_s: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -78,6 +82,8 @@ class SettlementSettings:
         cap = self.max_priority_fee_lamports
         if cap is not None and (not isinstance(cap, int) or cap < 0):
             raise ValueError(f"max_priority_fee_lamports must be an integer >= 0, got {cap!r}")
+        if self.chain_handover_s is not None and not self.chain_handover_s > 0:
+            raise ValueError(f"chain_handover_s must be positive, got {self.chain_handover_s}")
         if self.preflight not in PREFLIGHT_MODES:
             raise ValueError(
                 f"preflight must be one of {', '.join(PREFLIGHT_MODES)}, got {self.preflight!r}"

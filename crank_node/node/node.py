@@ -38,6 +38,7 @@ from actors.lease_watchdog import LeaseWatchdog
 from actors.lock_actor import GetClockState, GetHeldLeases, LockActor, MessageSink
 from actors.order_monitor import GetMonitorState
 from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
+from actors.rpc.reach import ChainReach
 from actors.settlement import GetSettlementState
 from crank_node.node.health_rules import (
     SettlementProgress,
@@ -113,6 +114,8 @@ class Node:
     lease_watchdog: LeaseWatchdog = field(default_factory=lambda: LeaseWatchdog(REAL_CLOCK))
     # Also told of each finished settlement (tests, the demo's progress).
     settlement_listeners: tuple[Callable[[Any], None], ...] = ()
+    # Since when no RPC endpoint answers (the router's events); made with the tree.
+    chain_reach: ChainReach = field(default_factory=lambda: ChainReach(()))
 
     def start(self, cancel: threading.Event | None = None) -> None:
         """Open and check the database, then start the tree. Raises CrankError
@@ -195,13 +198,17 @@ class Node:
         and start it."""
         router_config = self.settings.rpc_router_config()
         lock_settings = self.settings.lock_settings()
+        self.chain_reach = ChainReach(endpoint.name for endpoint in router_config.endpoints)
         self.specs = {
             "locks": ChildSpec(
                 id="locks",
                 factory=lambda: self._lock_actor(engine, lock_settings),
                 shutdown_timeout_s=10.0,
             ),
-            "rpc": ChildSpec(id="rpc", factory=lambda: RpcRouter(router_config)),
+            "rpc": ChildSpec(
+                id="rpc",
+                factory=lambda: RpcRouter(router_config, on_event=self.chain_reach.observe),
+            ),
         }
         rpc_handle = self.specs["rpc"].handle
         self.specs["blockhash"] = ChildSpec(
@@ -215,6 +222,7 @@ class Node:
             rpc=rpc_handle,
             blockhash=self.specs["blockhash"].handle,
             listeners=(self.metrics.pipeline.settlement_finished, *self.settlement_listeners),
+            chain_cut_for_s=self.chain_reach.cut_for_s,
         )
         children = list(self.pipeline.specs)
         self.specs["pipeline"] = ChildSpec.supervisor(
@@ -232,7 +240,11 @@ class Node:
             *self.pipeline.market_listeners,
         )
         return LockActor(
-            engine, lock_settings, market_listeners=listeners, watchdog=self.lease_watchdog
+            engine,
+            lock_settings,
+            market_listeners=listeners,
+            watchdog=self.lease_watchdog,
+            chain_cut_for_s=self.chain_reach.cut_for_s,
         )
 
     # -- stopping --------------------------------------------------------------------
@@ -361,7 +373,16 @@ class Node:
     def _rpc(self) -> tuple[str, dict[str, Any]]:
         state = self._ask("rpc", GetRouterState())
         usable = [e.name for e in state.endpoints if e.breaker != "open"]
-        detail = {"endpoints": len(state.endpoints), "usable": len(usable)}
+        detail: dict[str, Any] = {"endpoints": len(state.endpoints), "usable": len(usable)}
+        cut_s = self.chain_reach.cut_for_s()
+        if cut_s:
+            handover_s = self.settings.chain_handover_ms / 1000
+            detail["cut_for_s"] = round(cut_s, 3)
+            detail["reason"] = f"no RPC endpoint has answered for {cut_s:.1f}s: " + (
+                "its markets and settlements are handed to other nodes"
+                if cut_s >= handover_s
+                else f"handing its work to other nodes after {handover_s:g}s"
+            )
         if not usable:
             return "unhealthy", detail
         return ("healthy" if len(usable) == len(state.endpoints) else "degraded"), detail

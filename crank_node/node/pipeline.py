@@ -127,6 +127,7 @@ def pipeline_specs(
     rpc: ActorHandle,
     blockhash: ActorHandle,
     listeners: Sequence[Callable[[Any], None]] = (),
+    chain_cut_for_s: Callable[[], float] = lambda: 0.0,
 ) -> PipelineParts:
     """The pipeline's child specs, each built from ``settings``."""
     settlement_settings = settings.settlement_settings()
@@ -145,6 +146,7 @@ def pipeline_specs(
             match_sink=specs["match"].handle,
             settings=settlement_settings,
             listeners=listeners,
+            chain_cut_for_s=chain_cut_for_s,
         ),
         shutdown_timeout_s=15.0,
     )

@@ -251,6 +251,17 @@ class CrankSettings(BaseSettings):
     settlement_claim_ttl_ms: int = _ms(
         30000, "a settlement claim's lifetime", lower=300, upper=10 * MINUTE_MS
     )
+    # A node no RPC endpoint answers cannot settle: past this it gives its markets and its
+    # settlement claims to nodes that can (actors/rpc/reach.py). 30 s: two default lease
+    # TTLs, so a blip (a breaker open for a few attempts, an endpoint restarting) never
+    # moves a market, while an outage costs at most this plus one takeover before another
+    # node settles what this one would have.
+    chain_handover_ms: int = _ms(
+        30000,
+        "hand markets and settlements to other nodes after no RPC endpoint answered this long",
+        lower=1000,
+        upper=HOUR_MS,
+    )
     priority_fee_micro_lamports: int = Field(
         1000,
         ge=0,
@@ -519,6 +530,7 @@ class CrankSettings(BaseSettings):
             lease_ttl_s=self.lease_ttl_ms / 1000,
             membership_interval_s=self.membership_interval_ms / 1000,
             clock_skew_max_s=self.clock_skew_max_ms / 1000,
+            chain_handover_s=self.chain_handover_ms / 1000,
         )
 
     def settlement_settings(self) -> SettlementSettings:
@@ -544,6 +556,7 @@ class CrankSettings(BaseSettings):
             compute_unit_margin_percent=self.compute_unit_margin_percent,
             compute_unit_margin_units=self.compute_unit_margin_units,
             preflight=self.settlement_preflight,
+            chain_handover_s=self.chain_handover_ms / 1000,
         )
 
     def rpc_router_config(self) -> RpcRouterConfig:

@@ -100,14 +100,27 @@ def start_node(engine: Engine) -> Iterator[NodeStarter]:
     (their on_stop still needs the database)."""
     started: list[LockActor] = []
 
-    def start(node_id: str, clock: ManualClock, listeners: Sequence[ActorHandle] = ()) -> LockActor:
+    def start(
+        node_id: str,
+        clock: ManualClock,
+        listeners: Sequence[ActorHandle] = (),
+        *,
+        chain_cut_for_s: Callable[[], float] = lambda: 0.0,
+        chain_handover_s: float | None = None,
+    ) -> LockActor:
         start_s = clock.monotonic()
         actor = LockActor(
             engine,
-            LockSettings(node_id=node_id, lease_ttl_s=TTL_S, membership_interval_s=MEMBERSHIP_S),
+            LockSettings(
+                node_id=node_id,
+                lease_ttl_s=TTL_S,
+                membership_interval_s=MEMBERSHIP_S,
+                chain_handover_s=chain_handover_s,
+            ),
             market_listeners=listeners,
             db_time_offset_s=lambda: clock.monotonic() - start_s,
             clock=clock,
+            chain_cut_for_s=chain_cut_for_s,
         )
         launch(actor)
         started.append(actor)
@@ -463,3 +476,58 @@ def test_a_market_whose_deadline_passes_while_its_round_still_acquires_is_never_
         assert view == {key.removeprefix("market:") for key in held_now}
     finally:
         node.actor_ref.stop(timeout=30)
+
+
+def _node_state(engine: Engine, node_id: str) -> str:
+    with engine.connect() as connection:
+        return str(connection.execute(select(Node.state).where(Node.id == node_id)).scalar_one())
+
+
+@pytest.mark.usefixtures("markets")
+def test_a_node_cut_from_the_chain_hands_its_markets_over_and_takes_its_share_back(
+    engine: Engine, start_node: NodeStarter, recorder: Recorder
+) -> None:
+    """Node a, cut from every RPC endpoint (what actors.rpc.reach measures), keeps its five
+    markets below the bound; at the bound it gives them up (told lost to its listener),
+    beats as draining, and b, which no longer counts it in the fair share, takes all ten
+    at its next round. Once an endpoint answers, a takes its share back."""
+    clock = ManualClock()
+    cut = {"s": 0.0}
+    handover_s = 2 * TTL_S
+    a = start_node(
+        "node-a",
+        clock,
+        [listener(recorder)],
+        chain_cut_for_s=lambda: cut["s"],
+        chain_handover_s=handover_s,
+    )
+    b = start_node("node-b", clock)
+    for _ in range(4):
+        advance(clock, MEMBERSHIP_S, a, b)
+    mine = held(a)
+    assert (len(mine), len(held(b))) == (5, 5)
+
+    cut["s"] = handover_s - 0.5
+    advance(clock, MEMBERSHIP_S, a, b)
+    assert held(a) == mine, "below the bound nothing moves"
+    told_before = len(recorder.wait_for(lambda _ev: True))
+    cut["s"] = handover_s
+    advance(clock, 2 * MEMBERSHIP_S, a, b)
+    assert (held(a), len(held(b))) == (set(), 10)
+    assert _node_state(engine, "node-a") == "draining"
+    told = recorder.wait_for(
+        lambda ev: any(isinstance(m, MarketsChanged) and m.lost for m in ev[told_before:])
+    )
+    lost = {
+        market
+        for change in told[told_before:]
+        if isinstance(change, MarketsChanged)
+        for market in change.lost
+    }
+    assert lost == mine
+
+    cut["s"] = 0.0
+    for _ in range(4):
+        advance(clock, MEMBERSHIP_S, a, b)
+    assert (len(held(a)), len(held(b))) == (5, 5)
+    assert _node_state(engine, "node-a") == "running"

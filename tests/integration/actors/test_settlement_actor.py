@@ -68,7 +68,12 @@ class Settler:
     actors: list[Any]
     handle: ActorHandle | None = None
 
-    def start(self, settings: SettlementSettings = FAST, offset_s: float = 0.0) -> None:
+    def start(
+        self,
+        settings: SettlementSettings = FAST,
+        offset_s: float = 0.0,
+        chain_cut_for_s: Callable[[], float] = lambda: 0.0,
+    ) -> None:
         router = RpcRouter(RpcRouterConfig.from_urls(self.trade.localnet.urls))
         blockhash = BlockhashActor(
             _handle_of(router), BlockhashSettings(refresh_interval_s=0.05, max_age_s=1.0)
@@ -84,6 +89,7 @@ class Settler:
             settings=settings,
             listeners=(self.recorder.record,),
             db_time_offset_s=lambda: offset_s,
+            chain_cut_for_s=chain_cut_for_s,
         )
         launch(settler)
         self.actors += [settler, blockhash, router]
@@ -230,6 +236,39 @@ def test_a_claim_taken_over_is_found_lost_at_renewal_and_dropped_at_once(
     assert [a.signature for a in settler.attempts()] == [attempt.signature]
     # node-b's claim holds: it can renew it, which node-a's renewals never disturbed.
     assert taker.renew(taken, 60.0).claim_token == taken.claim_token
+
+
+def test_cut_from_the_chain_past_the_bound_it_sends_nothing_more_and_gives_its_claims_back(
+    settler: Settler,
+) -> None:
+    """Its attempt sent but not landing (sends dropped), the node is then cut from every
+    endpoint past ``chain_handover_s``: it stops resending and, once its last send is
+    older than the request deadline (none can still be in the router's hands), gives the
+    claim back at once (not at its expiry, 60 s away): another node claims it now."""
+    trade = settler.trade
+    trade.localnet.set_faults(0, Faults(drop_sends=True))
+    cut = {"s": 0.0}
+    settler.start(
+        SettlementSettings(
+            claim_ttl_s=60.0,
+            poll_interval_s=60.0,
+            status_interval_s=0.05,
+            resend_interval_s=0.2,
+            request_deadline_s=0.5,
+            chain_handover_s=5.0,
+        ),
+        chain_cut_for_s=lambda: cut["s"],
+    )
+    _poll(lambda: settler.state().resends >= 1, "the attempt was never resent")
+    cut["s"] = 5.0
+    _poll(lambda: settler.state().in_flight == 0, "the claim was never given back")
+    resends = settler.state().resends
+    taker = storage.settlement_queue(settler.engine, "node-b")
+    (taken,) = taker.claim(1, 60.0)  # released, not expired: no clock offset needed
+    assert str(taken.row_id) == trade.fill.fill_id
+    state = settler.state()
+    assert (state.attempts_made, state.resends, state.in_flight) == (1, resends, 0)
+    assert len(settler.attempts()) == 1
 
 
 def _poll(predicate: Callable[[], bool], failure: str, timeout_s: float = 30.0) -> None:
