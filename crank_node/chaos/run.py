@@ -247,6 +247,11 @@ class ChaosRun:
             "membership_interval_ms": self.shape.membership_interval_ms,
             "settlement_claim_ttl_ms": args.lease_ttl_ms,
             "shutdown_timeout_ms": 20_000,
+            # Scaled to the run's short TTL like the rest: a node cut from every endpoint
+            # hands its work over after two TTLs, and a paused endpoint is probed again
+            # after two TTLs (the defaults, 30 s each, are longer than most faults here).
+            "chain_handover_ms": max(1000, 2 * args.lease_ttl_ms),
+            "pause_duration_ms": 2 * args.lease_ttl_ms,
         }
         db_url, rpc_urls = args.db_url, server.urls
         hosts: NamespaceHosts | None = None

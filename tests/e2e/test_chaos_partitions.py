@@ -9,9 +9,12 @@ for 7.5 s (2.5 lease TTLs of 3 s) in one way, and what must follow:
 * its open connections hung half-open (``net_half_open``): which of its threads hang
   depends on which connections were open (new ones work), so only this is fixed: if
   its lock actor hung, it gave its markets up within one TTL;
-* cut from every RPC endpoint (``net_rpc``) or from one (``net_endpoint``): the database
-  is still there, so node 1 keeps its leases (handing them over after a bound is not
-  built: issue 21 leaves it open), and what it matched settles once the chain is back.
+* cut from one RPC endpoint (``net_endpoint``): the others answer, so node 1 keeps its
+  leases, and what it matched settles;
+* cut from every RPC endpoint (``net_rpc``), for 26 s: it cannot settle, so once no
+  endpoint has answered for the bound (``chain_handover_ms``, two TTLs in chaos runs) it
+  gives its markets up, node 2 takes them, and node 1 takes its share back after the
+  heal, once an endpoint answers again (actors/rpc/reach.py).
 
 Every run also checks the harness's five invariants: every fill settled exactly once
 on chain, no order overfilled, balances reconcile, fencing tokens only increase (no
@@ -48,8 +51,10 @@ def netns_ok() -> None:
         pytest.skip(f"namespaces unavailable: {reason}")
 
 
-def chaos_with(fault: str, tmp_path: Path, pg_url: str) -> tuple[dict[str, Any], str]:
-    """A 20 s run with exactly ``fault``: its JSON report and its output."""
+def chaos_with(
+    fault: str, tmp_path: Path, pg_url: str, duration_s: int = 20
+) -> tuple[dict[str, Any], str]:
+    """A ``duration_s`` run with exactly ``fault``: its JSON report and its output."""
     environment = {k: v for k, v in os.environ.items() if not k.startswith("CRANK_")}
     result = subprocess.run(
         [
@@ -61,7 +66,7 @@ def chaos_with(fault: str, tmp_path: Path, pg_url: str) -> tuple[dict[str, Any],
             "--markets",
             "2",
             "--duration",
-            "20",
+            str(duration_s),
             "--seed",
             "1",
             "--slot-ms",
@@ -126,12 +131,32 @@ def test_a_node_whose_connections_hang_half_open_stops_within_a_ttl_if_its_renew
     assert lost_after_s is None or lost_after_s <= TTL_S, output
 
 
-@pytest.mark.parametrize("fault", ["net_rpc:1", "net_endpoint:1/0"])
-def test_a_node_cut_from_the_chain_but_not_its_database_keeps_its_markets_and_settles_after(
-    fault: str, tmp_path: Path, pg_url: str, netns_ok: None
+def test_a_node_cut_from_one_endpoint_keeps_its_markets_and_settles(
+    tmp_path: Path, pg_url: str, netns_ok: None
 ) -> None:
-    report, output = chaos_with(f"{fault}@{CUT_AT_S}+{CUT_FOR_S}", tmp_path, pg_url)
+    report, output = chaos_with(f"net_endpoint:1/0@{CUT_AT_S}+{CUT_FOR_S}", tmp_path, pg_url)
     partition = the_partition(report, output)
     assert partition["first_lost_after_s"] is None, output
     assert partition["taken_over_after_s"] is None, output
+    assert partition["refused_writes"] == 0, output
+
+
+RPC_CUT_AT_S, RPC_CUT_FOR_S = 4.0, 26.0
+HANDOVER_S = 2 * TTL_S  # crank_node/chaos/run.py: chain_handover_ms
+
+
+def test_a_node_cut_from_every_endpoint_hands_its_markets_over_and_takes_them_back_after(
+    tmp_path: Path, pg_url: str, netns_ok: None
+) -> None:
+    report, output = chaos_with(
+        f"net_rpc:1@{RPC_CUT_AT_S}+{RPC_CUT_FOR_S}", tmp_path, pg_url, duration_s=32
+    )
+    partition = the_partition(report, output)
+    lost_after_s = partition["first_lost_after_s"]
+    # Not before the bound, counted from when its last breaker opened (its requests time
+    # out first: 16.3 s after the cut in a first run, 5 s attempt timeouts), inside the cut.
+    assert lost_after_s is not None and HANDOVER_S <= lost_after_s < RPC_CUT_FOR_S, output
+    taken_over_after_s = partition["taken_over_after_s"]
+    assert taken_over_after_s is not None and taken_over_after_s < RPC_CUT_FOR_S, output
+    assert partition["rejoined_after_heal_s"] is not None, output
     assert partition["refused_writes"] == 0, output
