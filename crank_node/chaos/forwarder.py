@@ -10,6 +10,14 @@ Per client address it can also:
   TCP keepalive and ``tcp_user_timeout`` see a healthy peer: only a deadline of
   the client's own ends the wait. New connections work. On heal the hung ones
   are closed (the client sees its connection end, as when a proxy gives up).
+
+Its node-side sockets send TCP keepalive probes and bound unacknowledged data
+(:data:`KEEPALIVE`), so a client that
+vanished without a FIN reaching it (killed while its packets were dropped) is found
+dead and its server-side connection closed, as the server's own keepalive would on
+a real network. Without them, every node killed during a partition left its
+connections open here and its server sessions with them: a 30-minute run used up
+PostgreSQL's 100 connections ("sorry, too many clients already").
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+import socket
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,6 +36,16 @@ __all__ = ["Forwarder", "Route"]
 
 CHUNK = 65_536
 START_TIMEOUT_S = 10.0
+# Probe a silent node-side connection after 2 s idle, every 1 s, 3 times, and give up on
+# data unacknowledged for 5 s (keepalive does not probe while data waits for its ACK):
+# found dead about 5 s after its last packet (the nodes' own timeouts at a 3 s lease TTL
+# are about as quick).
+KEEPALIVE = (
+    (socket.TCP_KEEPIDLE, 2),
+    (socket.TCP_KEEPINTVL, 1),
+    (socket.TCP_KEEPCNT, 3),
+    (socket.TCP_USER_TIMEOUT, 5000),
+)
 
 
 @dataclass(frozen=True)
@@ -135,6 +154,7 @@ class Forwarder:
         self, route: Route, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     ) -> None:
         host = str(writer.get_extra_info("peername")[0])
+        _keep_alive(writer.get_extra_info("socket"))
         try:
             up_reader, up_writer = await asyncio.open_connection(
                 route.target_host, route.target_port
@@ -180,3 +200,11 @@ class Forwarder:
                 await sink.drain()
         except (OSError, asyncio.IncompleteReadError):
             return
+
+
+def _keep_alive(sock: socket.socket | None) -> None:
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in KEEPALIVE:
+        sock.setsockopt(socket.IPPROTO_TCP, option, value)
