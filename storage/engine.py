@@ -115,6 +115,18 @@ class TcpTimeouts:
         interval_s = max(1, (user_s - idle_s) // 3)
         return cls(user_timeout_ms, idle_s, interval_s)
 
+    def server_options(self) -> tuple[str, ...]:
+        """The same bounds for the server's end of the connection (session settings):
+        a node that vanished (killed, its host gone, while partitioned: no FIN arrives)
+        has its server session closed in about the same time, not after the server's
+        default keepalive of two hours, so dead nodes cannot use up ``max_connections``."""
+        return (
+            f"-c tcp_user_timeout={self.user_timeout_ms}",
+            f"-c tcp_keepalives_idle={self.keepalives_idle_s}",
+            f"-c tcp_keepalives_interval={self.keepalives_interval_s}",
+            f"-c tcp_keepalives_count={self.keepalives_count}",
+        )
+
     def connect_args(self) -> dict[str, int]:
         """psycopg (libpq) connection parameters."""
         return {
@@ -234,6 +246,7 @@ def _postgresql_engine(
         url.query.get("options"),
         f"-c lock_timeout={int(busy_timeout_ms)}",
         f"-c idle_in_transaction_session_timeout={int(idle_in_transaction_timeout_ms)}",
+        *tcp.server_options(),
     )
     options = " ".join(part for part in settings if isinstance(part, str) and part)
     connect_args = {

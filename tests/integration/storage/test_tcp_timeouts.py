@@ -42,3 +42,34 @@ def test_a_node_engine_connection_has_the_lease_ttls_user_timeout_and_keepalive(
         "interval_s": 1,
         "count": 3,
     }
+
+
+@pytest.mark.postgres
+def test_the_servers_end_of_a_node_connection_gives_a_vanished_node_up_as_soon(
+    pg_url: str,
+) -> None:
+    """lease_ttl_ms 6000: the server's socket of the same connection has the same user
+    timeout and keepalive (SHOW reads them back from the server's socket), so a node that
+    vanished without a FIN (killed while partitioned) has its session closed in seconds,
+    not after the server's default two hours."""
+    settings = load_settings(environ={}, flags={"db_url": pg_url, "lease_ttl_ms": 6000})
+    engine = open_engine(settings.db_url, tcp_timeouts=settings.tcp_timeouts())
+    try:
+        with engine.connect() as connection:
+            shown = {
+                name: connection.exec_driver_sql(f"SHOW {name}").scalar()
+                for name in (
+                    "tcp_user_timeout",
+                    "tcp_keepalives_idle",
+                    "tcp_keepalives_interval",
+                    "tcp_keepalives_count",
+                )
+            }
+    finally:
+        engine.dispose()
+    assert shown == {
+        "tcp_user_timeout": "2000",
+        "tcp_keepalives_idle": "1",
+        "tcp_keepalives_interval": "1",
+        "tcp_keepalives_count": "3",
+    }
