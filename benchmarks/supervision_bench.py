@@ -15,11 +15,13 @@ tracing on include writing every trace line (``flush_traces``). Run:
 
     python3 benchmarks/supervision_bench.py [--messages 50000] [--restarts 300] [--otel]
 
-``--otel`` adds a fourth set-up: tracing on with the OpenTelemetry export
+``--otel`` adds two set-ups: tracing on with the OpenTelemetry export
 (supervision/otel.py) posting spans over OTLP/HTTP to a collector stand-in in
-another process (it decodes and counts them); the figure includes the trace
-lines, not the export thread's own work after the flush, and the spans the
-collector got are counted (the SDK's bounded queue drops the rest).
+another process (it decodes and counts them), with the trace lines, and without
+them (spans only: what `crank-node run` does with ``otel_endpoint`` and no
+``trace``); the figures do not include the export thread's own work after the
+flush, and the spans the collector got are counted (the SDK's bounded queue drops
+the rest).
 """
 
 from __future__ import annotations
@@ -252,6 +254,9 @@ def measure_round(
             export = start_export(otel_endpoint, instance_id="bench")
             try:
                 rates["otel"] = measure_supervised(n, 1)
+                flush_traces(60)
+                set_tracing(True, lines=False)
+                rates["spans"] = measure_supervised(n, 1)
             finally:
                 flush_traces(60)
                 export.shutdown()
@@ -302,6 +307,7 @@ def main() -> int:
     }
     if args.otel:
         labels["otel"] = "  and OTel spans over OTLP/HTTP"
+        labels["spans"] = "OTel spans only (no trace lines)"
     for setup, label in labels.items():  # the floor row is printed separately
         print(
             f"{label:34}{median_of(setup, 0):12,.0f}{median_ratio(setup, 0):8.2f}"
@@ -315,7 +321,7 @@ def main() -> int:
     )
     print(f"tracing on wrote {lines} trace lines to the last log file (2 per message)")
     if args.otel:
-        handled = args.rounds * (args.messages + 1 + args.messages // 10)
+        handled = 2 * args.rounds * (args.messages + 1 + args.messages // 10)
         print(
             f"OTel: the collector got {spans:,} spans of {handled:,} messages handled with "
             f"the export on ({spans / handled:.0%}; the SDK queue drops the rest)"
