@@ -418,6 +418,9 @@ def test_a_two_node_run_with_a_takeover_shows_each_sampled_journey_across_both_l
                 timeout_s=150,
             )
         finally:
+            if node_a.process.poll() is None:  # it never reached its crash point
+                node_a.process.kill()
+                node_a.wait(timeout_s=30)
             assert node_b.stop() == 0, "".join(node_b.lines[-30:])
         assert desk.settlement_statuses() == {"confirmed": len(_fill_ids(desk.engine))}
         by_node = {log.stem: _json_lines(log) for log in logs}
