@@ -646,8 +646,9 @@ class SettlementActor(CrankActor):
             self._see_height(answer.block_height, answer.slot)
         round_ = self._status_round
         works = [w for w in self._claims if w.attempts and w.id not in self._finding]
-        signatures = [signature for work in works for signature in work.signatures_to_ask()]
+        # Each signature with its settlement's stored trace (linked by the replies), in order.
         trace_of = {s: work.trace_id for work in works for s in work.signatures_to_ask()}
+        signatures = list(trace_of)
         if round_ is None or not signatures:
             self._status_round = None
             return
