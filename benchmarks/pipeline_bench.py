@@ -595,6 +595,22 @@ class ThreadProfiles:
         busiest = sorted(totals, key=lambda name: totals[name], reverse=True)
         for name in busiest[:10]:
             print(f"      {totals[name]:7.2f} s {totals[name] / total:5.1%}  {name}", file=out)
+        by_package: dict[str, float] = {}
+        for entries in threads.values():
+            for e in entries:
+                package = _package(e.where)
+                by_package[package] = by_package.get(package, 0.0) + e.own_s
+        print(f"    {what} by where it was spent (own time, all threads):", file=out)
+        for package in sorted(by_package, key=lambda p: by_package[p], reverse=True)[:12]:
+            share = by_package[package] / total
+            print(f"      {by_package[package]:7.2f} s {share:5.1%}  {package}", file=out)
+        own: dict[str, float] = {}
+        for entries in threads.values():
+            for e in entries:
+                own[e.where] = own.get(e.where, 0.0) + e.own_s
+        print(f"    top {self.top} functions by own {what} s (all threads):", file=out)
+        for where in sorted(own, key=lambda w: own[w], reverse=True)[: self.top]:
+            print(f"      {own[where]:7.2f} s {own[where] / total:5.1%}  {where}", file=out)
         for name in busiest:
             if totals[name] / total < 0.08:
                 break
@@ -647,6 +663,26 @@ def _sampled_entries(path: Path, per_s: int) -> dict[str, list[Entry]]:
         ]
         for name in own
     }
+
+
+def _package(where: str) -> str:
+    """The library or the project's package a profile entry's code is in: its path's
+    first part (``sqlalchemy``, ``loguru``, ``actors``...; the standard library's
+    modules as ``stdlib``); native code (solders' signing, SQLite) counts as the Python
+    function that called it."""
+    match = re.search(r"([\w./<>-]+\.py)", where)
+    if match is None:
+        return "no Python frame"
+    path = _short(match.group(1))
+    if path.startswith("/") or path.startswith("<"):
+        return "other"
+    top = path.split("/", 1)[0]
+    return "stdlib" if top.endswith(".py") or top in _STDLIB_PACKAGES else top
+
+
+_STDLIB_PACKAGES = frozenset(
+    ("asyncio", "concurrent", "json", "logging", "multiprocessing", "email", "http", "urllib")
+)
 
 
 def _short(path: str) -> str:

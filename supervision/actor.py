@@ -48,6 +48,8 @@ from supervision.tracing import (
     SWITCH,
     Delivery,
     TraceId,
+    begin_steps,
+    end_steps,
     log_receive,
     next_trace_number,
 )
@@ -228,11 +230,14 @@ class CrankActor(pykka.ThreadingActor):
         started_ns = time.perf_counter_ns() if tracing else 0
         started_at = time.time() if tracing else 0.0
         outcome = "ok"
+        begin_steps()
         try:
             response = self.on_receive(delivery.message)
+            end_steps()
             if envelope.reply_to is not None:
                 envelope.reply_to.set(response)
         except Exception as error:  # noqa: BLE001  (the failure policy: see on_failure)
+            end_steps()  # the steps it made before it failed, before the failure's line
             outcome = f"error:{type(error).__name__}"
             if envelope.reply_to is not None:
                 envelope.reply_to.set_exception()
@@ -240,6 +245,7 @@ class CrankActor(pykka.ThreadingActor):
                 self._fail(error)
         finally:
             CONTEXT.trace_id = None
+            end_steps()  # a BaseException too (nothing kept: a no-op)
             if tracing:
                 log_receive(
                     delivery, self.name, started_at, started_ns, time.perf_counter_ns(), outcome

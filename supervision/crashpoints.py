@@ -18,6 +18,8 @@ import signal
 import sys
 import threading
 
+from supervision.tracing import flush_steps
+
 __all__ = ["CRASH_ENV", "CRASH_POINTS", "crash_point"]
 
 CRASH_ENV = "CRANK_CRASH_AT"
@@ -52,6 +54,9 @@ def crash_point(name: str) -> None:
         _reached[name] = _reached.get(name, 0) + 1
         if _reached[name] < _ARMED[1]:
             return
+    # The journey steps of the message being handled are written first, as they were
+    # when each step was its own record (supervision.tracing: step lines in batches).
+    flush_steps()
     # One line on stderr so the test's log shows where the process died.
     sys.stderr.write(f"crash point {name!r} reached: SIGKILL\n")
     sys.stderr.flush()

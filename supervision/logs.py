@@ -18,7 +18,15 @@ from typing import Any, TextIO
 
 from loguru import logger
 
-from supervision.tracing import TRACE_BATCH_ACTION, render_trace_json, render_trace_text
+from supervision.tracing import (
+    STEPS_BATCH_ACTION,
+    TRACE_BATCH_ACTION,
+    batch_steps,
+    render_steps_json,
+    render_steps_text,
+    render_trace_json,
+    render_trace_text,
+)
 
 __all__ = [
     "LOG_LEVELS",
@@ -41,6 +49,8 @@ TEXT_FORMAT = "{extra[_time]} | {level: <8} | {extra[action]: <22} | {message}\n
 # Trace lines carry their own event time (at=...): formatting loguru's
 # timestamp again would be a third of the cost of every traced message.
 TRACE_TEXT_FORMAT = "{message}\n"
+# One journey step of a ``steps.batch`` record, as TEXT_FORMAT writes an INFO record.
+STEP_TEXT_LINE = "{time} | " + f"{'INFO': <8}" + " | {action: <22} | {message}"
 
 
 def text_format(record: Any) -> str:
@@ -51,6 +61,9 @@ def text_format(record: Any) -> str:
     action = extra.get("action", "")
     if action == TRACE_BATCH_ACTION:
         extra["_text"] = render_trace_text(record)
+        return "{extra[_text]}\n"
+    if action == STEPS_BATCH_ACTION:
+        extra["_text"] = render_steps_text(record, STEP_TEXT_LINE)
         return "{extra[_text]}\n"
     if action.startswith("trace."):
         return TRACE_TEXT_FORMAT
@@ -68,8 +81,12 @@ def json_format(record: Any) -> str:
     here and handed to loguru's file sink (which keeps rotation and retention)
     through ``extra["_json"]``, loguru's documented custom-serialisation recipe.
     """
-    if record["extra"].get("action") == TRACE_BATCH_ACTION:
+    action = record["extra"].get("action")
+    if action == TRACE_BATCH_ACTION:
         record["extra"]["_json"] = render_trace_json(record)
+        return "{extra[_json]}\n"
+    if action == STEPS_BATCH_ACTION:
+        record["extra"]["_json"] = render_steps_json(record)
         return "{extra[_json]}\n"
     entry: dict[str, Any] = {
         "time": record["time"].timestamp(),
@@ -128,7 +145,11 @@ def configure_logging(
 ) -> None:
     """Replace loguru's sinks: text on ``stream`` at ``level``, optionally JSON
     lines (:func:`json_format`) and/or text to files at ``file_level`` (trace
-    lines are INFO), each rotated at ``rotation``, keeping ``retention`` files."""
+    lines are INFO), each rotated at ``rotation``, keeping ``retention`` files.
+
+    Turns on :func:`~supervision.tracing.batch_steps`: an actor's journey step lines
+    for one message go to loguru as one record, which these sinks' format functions
+    write as the lines one record each would have made."""
     logger.remove()
     logger.configure(extra={"action": "-"})
     # diagnose=False everywhere: loguru's diagnose prints local variables in
@@ -147,3 +168,5 @@ def configure_logging(
                 diagnose=False,
             )
     route_stdlib_logging()
+    # These sinks render a handler's journey steps written as one record.
+    batch_steps(True)

@@ -32,6 +32,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from json.encoder import encode_basestring_ascii
 from typing import Any, NamedTuple
 
@@ -39,14 +40,19 @@ from loguru import logger
 
 __all__ = [
     "MAX_IDS_PER_LINE",
+    "STEPS_BATCH_ACTION",
     "TRACE_ENV_VAR",
     "Delivery",
     "add_trace_sink",
+    "batch_steps",
+    "begin_steps",
     "bounded_ids",
     "continued",
     "current_actor_name",
     "current_trace_id",
     "domain_keys",
+    "end_steps",
+    "flush_steps",
     "flush_traces",
     "journey_fields",
     "log_receive",
@@ -55,6 +61,8 @@ __all__ = [
     "mark_send_logged",
     "new_trace_id",
     "remove_trace_sink",
+    "render_steps_json",
+    "render_steps_text",
     "set_tracing",
     "trace",
     "trace_links",
@@ -139,6 +147,9 @@ def format_trace_id(trace_id: TraceId) -> str:
 class _ThreadContext(threading.local):
     trace_id: TraceId | None = None
     actor_name: str = EXTERNAL_SENDER
+    # The journey step lines of the message being handled, written when it is done
+    # (:func:`begin_steps`); None: log_step writes each line at once.
+    steps: list[tuple[float, str, dict[str, Any]]] | None = None
 
 
 CONTEXT = _ThreadContext()
@@ -601,9 +612,107 @@ def log_step(
         "settlement": tuple(settlements),
         "signature": tuple(signatures),
     }
-    logger.bind(action=action, trace_id=current_trace_id(), **journey_fields(keys), **context).opt(
-        depth=1
-    ).info(text)
+    fields = {"action": action, "trace_id": current_trace_id(), **journey_fields(keys), **context}
+    steps = CONTEXT.steps
+    if steps is not None:
+        steps.append((time.time(), text, fields))
+        return
+    logger.bind(**fields).opt(depth=1).info(text)
+
+
+# -- step lines in batches ---------------------------------------------------------
+#
+# A busy node writes about seven step lines per fill, and loguru's own cost per
+# record (its timestamp, the record, each handler's lock and rotation check) was
+# most of what they cost: 0.24 ms of the 1.52 ms of CPU per fill in
+# benchmarks/pipeline_bench.py's burst. So, once configure_logging has set up
+# the node's sinks (batch_steps(True)), the step lines an actor makes while
+# handling one message are kept (each with its own time) and handed to loguru as
+# ONE record when the handler is done (action ``steps.batch``); the sinks' format
+# functions (supervision.logs) render it as the same lines, text or JSON, that
+# one record per step would have made. What changes: a step line is written when
+# its message is done, after any other line that message's handler wrote (a
+# reader orders by time); a process killed (SIGKILL) in the middle of a message
+# loses that message's step lines (crash points write them first: see
+# supervision.crashpoints). Outside an actor's handler (HTTP intake, commands)
+# a step line is written at once, as before.
+
+STEPS_BATCH_ACTION = "steps.batch"
+"""The action of the one loguru record carrying a handler's step lines
+(``extra["step_lines"]``: ``(unix time, message, fields)`` each)."""
+_BATCHING = [False]
+
+
+def batch_steps(enabled: bool) -> None:
+    """Write journey step lines per handled message (True; configure_logging's sinks
+    render such a batch) or one loguru record per line (False: any sink works)."""
+    _BATCHING[0] = enabled
+
+
+def begin_steps() -> None:
+    """The current thread starts handling a message: keep its step lines until
+    :func:`end_steps` (when batching is on)."""
+    if _BATCHING[0]:
+        CONTEXT.steps = []
+
+
+def end_steps() -> None:
+    """Write the step lines kept since :func:`begin_steps`, as one record, and stop keeping."""
+    steps = CONTEXT.steps
+    CONTEXT.steps = None
+    if steps:
+        logger.bind(action=STEPS_BATCH_ACTION, step_lines=steps).info(f"{len(steps)} journey steps")
+
+
+def flush_steps() -> None:
+    """Write the step lines kept so far and go on keeping (before the process may die)."""
+    steps = CONTEXT.steps
+    if steps:
+        CONTEXT.steps = []
+        logger.bind(action=STEPS_BATCH_ACTION, step_lines=steps).info(f"{len(steps)} journey steps")
+
+
+def _step_time(at: float) -> datetime:
+    """``at`` as loguru dates a record: local time, with the UTC offset."""
+    return datetime.fromtimestamp(at).astimezone()
+
+
+def _step_extra(record: Any) -> dict[str, Any]:
+    """The batch record's own ``extra`` that each line would have had (contextualized
+    and configured keys), without the batch's."""
+    return {
+        key: value
+        for key, value in record["extra"].items()
+        if key not in ("action", "step_lines") and not key.startswith("_")
+    }
+
+
+def render_steps_text(record: Any, line_format: str) -> str:
+    """The text lines of a ``steps.batch`` record (no trailing newline), each as
+    ``line_format`` (``{time}``, ``{action}``, ``{message}``) renders it."""
+    return "\n".join(
+        [
+            line_format.format(
+                time=_step_time(at).isoformat(timespec="microseconds"),
+                action=fields.get("action", ""),
+                message=text,
+            )
+            for at, text, fields in record["extra"]["step_lines"]
+        ]
+    )
+
+
+def render_steps_json(record: Any) -> str:
+    """The JSON lines of a ``steps.batch`` record (no trailing newline), each as
+    ``logs.json_format`` writes a record: time, level, message, then the extra keys."""
+    base = _step_extra(record)
+    lines = []
+    for at, text, fields in record["extra"]["step_lines"]:
+        entry: dict[str, Any] = {"time": at, "level": "INFO", "message": text}
+        entry.update(base)
+        entry.update(fields)
+        lines.append(json.dumps(entry, default=str))
+    return "\n".join(lines)
 
 
 @contextmanager

@@ -12,6 +12,7 @@ from loguru import logger
 
 from supervision import set_tracing
 from supervision.logs import route_stdlib_logging
+from supervision.tracing import batch_steps
 
 # The fixtures the integration and e2e tiers share, defined once: a real database
 # (SQLite file, PostgreSQL) and a real localnet.
@@ -96,6 +97,7 @@ def _stop_actors_and_check_threads() -> Iterator[None]:
     before = set(threading.enumerate())
     yield
     set_tracing(False)
+    batch_steps(False)  # a test that ran configure_logging turned it on
     pykka.ActorRegistry.stop_all(block=True, timeout=5)
     leaked = []
     for thread in set(threading.enumerate()) - before:
