@@ -573,6 +573,8 @@ def trace_links(message: Any) -> tuple[str, ...]:
 
 def bounded_ids(ids: Any) -> list[str]:
     """The first :data:`MAX_IDS_PER_LINE` of ``ids``, as strings."""
+    if type(ids) in (tuple, list) and len(ids) <= MAX_IDS_PER_LINE:  # the usual case, quickly
+        return [value if type(value) is str else str(value) for value in ids]
     return [str(value) for _, value in zip(range(MAX_IDS_PER_LINE), ids, strict=False)]
 
 
@@ -606,13 +608,18 @@ def log_step(
     **context: Any,
 ) -> None:
     """One INFO line for a step of a journey, keyed by its domain ids."""
-    keys = {
-        "order": tuple(orders),
-        "fill": tuple(fills),
-        "settlement": tuple(settlements),
-        "signature": tuple(signatures),
-    }
-    fields = {"action": action, "trace_id": current_trace_id(), **journey_fields(keys), **context}
+    fields: dict[str, Any] = {"action": action, "trace_id": current_trace_id()}
+    # journey_fields' keys, in DOMAIN_KINDS' order, without its dict of tuples (hot path).
+    for kind, ids in (
+        ("order", orders),
+        ("fill", fills),
+        ("settlement", settlements),
+        ("signature", signatures),
+    ):
+        if ids:
+            fields[f"{kind}_ids"] = bounded_ids(ids)
+            fields[f"{kind}_count"] = len(ids)
+    fields.update(context)
     steps = CONTEXT.steps
     if steps is not None:
         steps.append((time.time(), text, fields))
