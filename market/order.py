@@ -38,6 +38,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 from enum import Enum
+from functools import cached_property
 
 from solders.hash import Hash
 from solders.pubkey import Pubkey
@@ -110,6 +111,12 @@ class Order:
 
     def encode(self) -> bytes:
         """The canonical ``crank-node:order:v1`` bytes (the module docstring's layout)."""
+        return self._encoded
+
+    # Computed once per Order (its fields are frozen): the id and the bytes were asked
+    # for several times per order and per fill (matching, the checks before signing).
+    @cached_property
+    def _encoded(self) -> bytes:
         return _LAYOUT.pack(
             ORDER_DOMAIN,
             market_id_bytes(self.market_id),
@@ -124,7 +131,7 @@ class Order:
             self.nonce,
         )
 
-    @property
+    @cached_property
     def order_id(self) -> str:
         """Base58 SHA-256 of :meth:`encode`: one id per set of terms."""
         return str(Hash.hash(self.encode()))
