@@ -719,7 +719,13 @@ class PhaseResult:
 
 
 def node_settings(
-    db_url: str, chain: ChainProcess, poll_ms: int, key: str, rpc_batch_max: int = 1
+    db_url: str,
+    chain: ChainProcess,
+    poll_ms: int,
+    key: str,
+    rpc_batch_max: int = 1,
+    *,
+    status_ms: int = 200,
 ) -> CrankSettings:
     return CrankSettings.model_validate(
         {
@@ -727,6 +733,7 @@ def node_settings(
             "db_url": db_url,
             "rpc_urls": (chain.url,),
             "rpc_batch_max": rpc_batch_max,
+            "settlement_status_interval_ms": status_ms,
             "polling_interval_ms": poll_ms,
             "lease_ttl_ms": 15_000,
             "membership_interval_ms": 1_000,
@@ -945,6 +952,7 @@ def run_on(
     workdir: Path,
     poll_ms: int,
     rpc_batch_max: int = 1,
+    status_ms: int = 200,
     profiler: ThreadProfiles | None,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
@@ -963,7 +971,7 @@ def run_on(
     if profiler is not None:
         profiler.start()
     cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
-    settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max)
+    settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms)
     statements = StatementCount(excluded=engine)
     with statements, running_node(settings, scenario.settlement_authority, events) as node:
         if not wait_until(lambda: markets_held(node), START_TIMEOUT_S, 0.05):
@@ -1203,6 +1211,7 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             workdir=workdir,
             poll_ms=args.poll_ms,
             rpc_batch_max=args.rpc_batch_max,
+            status_ms=args.status_ms,
             drain_s=args.drain_s,
             profiler=profiler,
             backend=args.db,
@@ -1280,6 +1289,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the node's rpc_batch_max: JSON-RPC requests per HTTP request (1: one each)",
     )
     parser.add_argument(
+        "--status-ms",
+        type=int,
+        default=200,
+        help="the node's settlement_status_interval_ms: how often it asks about attempts",
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "CRANK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -1289,7 +1304,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     print(
         f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
-        f"rpc_batch_max {args.rpc_batch_max}; "
+        f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
     reference = measure_localnet(args.slot_ms, args.reference)

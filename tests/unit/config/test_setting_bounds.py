@@ -22,6 +22,7 @@ def problems(env: dict[str, str] | None = None, **flags: Any) -> str:
     [
         ("lease_ttl_ms", 10**20),
         ("settlement_claim_ttl_ms", 10**20),
+        ("settlement_status_interval_ms", 10**9),
         ("shutdown_timeout_ms", 10**17),
         ("polling_interval_ms", 10**12),
         ("rpc_attempt_timeout_ms", 10**15),
@@ -84,3 +85,14 @@ def test_error_threshold_and_pause_duration_drive_the_rpc_circuit_breaker() -> N
         environ={"CRANK_ERROR_THRESHOLD": "3", "CRANK_PAUSE_DURATION_MS": "1500"}, flags={}
     ).rpc_router_config()
     assert (built.failure_threshold, built.breaker_reset_s) == (3, 1.5)
+
+
+def test_the_status_interval_reaches_the_settlement_actor_and_too_short_is_refused() -> None:
+    """settlement_status_interval_ms is what SettlementActor's status timer runs at
+    (200 ms unless set); under 20 ms (a busy loop of RPC rounds) is refused by name."""
+    assert load_settings(environ={}, flags={}).settlement_settings().status_interval_s == 0.2
+    chosen = load_settings(environ={}, flags={"settlement_status_interval_ms": 100})
+    assert chosen.settlement_settings().status_interval_s == 0.1
+    message = problems(settlement_status_interval_ms=5)
+    assert "settlement_status_interval_ms = 5" in message
+    assert "greater than or equal to 20" in message
