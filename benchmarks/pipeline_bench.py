@@ -135,6 +135,7 @@ from solders.pubkey import Pubkey
 from solders.transaction import VersionedTransaction
 from sqlalchemy import event, func, select
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine.interfaces import ExecuteStyle
 
 import storage
 from actors.settlement import AttemptsExpired, Finished
@@ -763,13 +764,17 @@ class StatementCount:
     """The node's database work, counted by SQLAlchemy's engine events (every engine
     but the bench's own): statements sent (an executemany is one, its rows counted
     apart), transactions begun, committed and rolled back. On PostgreSQL each of
-    those is a round trip (psycopg sends BEGIN on its own), so round trips =
-    statements + begins + commits + rollbacks; on SQLite they are calls in process."""
+    those is a round trip (psycopg sends BEGIN on its own), and so is each row of an
+    executemany (storage.engine sends them one after another, not in a pipeline), so
+    round trips = statements + executemany rows - executemanys + begins + commits +
+    rollbacks; on SQLite they are calls in process."""
 
     def __init__(self, excluded: Engine) -> None:
         self._excluded = excluded
         self.statements = self.many_rows = self.begins = self.commits = self.rollbacks = 0
+        self.manys = 0
         self.by_shape: Counter[str] = Counter()
+        self.rows_by_shape: Counter[str] = Counter()
         self._lock = threading.Lock()
 
     def __enter__(self) -> StatementCount:
@@ -796,11 +801,17 @@ class StatementCount:
         executemany: bool,
     ) -> None:
         if self._mine(connection):
+            # One multi-row INSERT made of many rows (SQLAlchemy's insertmanyvalues, which
+            # storage.engine turns on for PostgreSQL) is one statement, one round trip.
+            if getattr(_context, "execute_style", None) is ExecuteStyle.INSERTMANYVALUES:
+                executemany = False
             with self._lock:
                 self.statements += 1
                 self.by_shape[statement_shape(_sql)] += 1
                 if executemany:
+                    self.manys += 1
                     self.many_rows += len(parameters)
+                    self.rows_by_shape[statement_shape(_sql)] += len(parameters)
 
     def _begin(self, connection: Any) -> None:
         if self._mine(connection):
@@ -818,7 +829,8 @@ class StatementCount:
                 self.rollbacks += 1
 
     def round_trips(self) -> int:
-        return self.statements + self.begins + self.commits + self.rollbacks
+        one_each = self.statements - self.manys + self.many_rows
+        return one_each + self.begins + self.commits + self.rollbacks
 
     def summary(self, fills: int) -> str:
         per = max(fills, 1)
@@ -828,6 +840,8 @@ class StatementCount:
             f"fill ({self.commits} committed, {self.rollbacks} rolled back); round trips on "
             f"a server database: {self.round_trips() / per:.2f} per fill; most sent: "
             + ", ".join(f"{shape} x{count}" for shape, count in self.by_shape.most_common(6))
+            + "; executemany rows: "
+            + ", ".join(f"{shape} x{n}" for shape, n in self.rows_by_shape.most_common(6))
         )
 
 

@@ -317,6 +317,38 @@ def test_orders_stored_as_a_batch_come_back_in_the_batch_order_after_those_befor
     assert store_orders(engine, []) == 0
 
 
+def test_on_postgresql_a_batch_insert_is_one_statement_not_one_round_trip_a_row(
+    engine: Engine,
+) -> None:
+    """psycopg sends an executemany one row at a time (storage.engine: no pipeline), one
+    round trip each; a batch INSERT goes to the server as one multi-row INSERT instead
+    (SQLAlchemy's insertmanyvalues), all its rows stored."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite runs in process: an executemany there is no round trip")
+    market = _market()
+    insert_market(engine, market)
+    sent: list[tuple[str, int]] = []
+
+    def one(_cursor: object, statement: str, *_args: object) -> None:
+        if statement.startswith("INSERT INTO orders"):
+            sent.append(("execute", 1))
+
+    def many(_cursor: object, statement: str, parameters: list[object], _ctx: object) -> None:
+        if statement.startswith("INSERT INTO orders"):
+            sent.append(("executemany", len(parameters)))
+
+    event.listen(engine, "do_execute", one)
+    event.listen(engine, "do_executemany", many)
+    try:
+        batch = [_signed(market, Keypair(), domain.Side.BUY, 100, LOT) for _ in range(50)]
+        assert store_orders(engine, batch) == 50
+    finally:
+        event.remove(engine, "do_execute", one)
+        event.remove(engine, "do_executemany", many)
+    assert sent == [("execute", 1)]  # before: [("executemany", 50)], 50 round trips
+    assert _count(engine, Order) == 50
+
+
 def test_an_order_is_stored_in_one_statement_numbered_one_past_the_highest_arrival(
     engine: Engine,
 ) -> None:

@@ -163,3 +163,29 @@ def test_the_second_failure_on_an_input_quarantines_it_and_release_forgets_the_c
     with engine.connect() as connection:
         assert connection.execute(select(_FAILURES)).all() == []
     assert storage.record_input_failures(engine, "monitor", inputs, error) == []
+
+
+def test_one_account_twice_in_one_snapshot_batch_keeps_the_last_and_refuses_nothing(
+    engine: Engine,
+) -> None:
+    """A batch naming an account twice is written as the last of them (one statement of
+    many rows on PostgreSQL may not update one row twice: the batch is made unique)."""
+    account, owner, mint = Keypair().pubkey(), Keypair().pubkey(), Keypair().pubkey()
+
+    def snapshot(amount: int) -> domain.TokenAccount:
+        return domain.TokenAccount(
+            address=account,
+            mint=mint,
+            owner=owner,
+            amount=amount,
+            delegate=None,
+            state=domain.AccountState.INITIALIZED,
+            is_native=None,
+            delegated_amount=0,
+            close_authority=None,
+        )
+
+    upsert_account_snapshots(engine, [snapshot(5), snapshot(6)], slot=7)
+    with engine.connect() as connection:
+        rows = connection.execute(select(_CACHE).where(_CACHE.c.token_account == str(account)))
+        assert [(row.amount, row.slot) for row in rows] == [(6, 7)]
