@@ -163,6 +163,7 @@ from market import (
     sign_market,
     sign_order,
 )
+from storage.engine import PIPELINE_MIN_ROWS
 from storage.models import Fill as FillRow
 from storage.models import Order as OrderRow
 from storage.models import Settlement, SettlementAttempt, TransactionHistory, table_of
@@ -764,15 +765,16 @@ class StatementCount:
     """The node's database work, counted by SQLAlchemy's engine events (every engine
     but the bench's own): statements sent (an executemany is one, its rows counted
     apart), transactions begun, committed and rolled back. On PostgreSQL each of
-    those is a round trip (psycopg sends BEGIN on its own), and so is each row of an
-    executemany (storage.engine sends them one after another, not in a pipeline), so
-    round trips = statements + executemany rows - executemanys + begins + commits +
-    rollbacks; on SQLite they are calls in process."""
+    those is a round trip (psycopg sends BEGIN on its own); an executemany is one per
+    row below ``storage.engine.PIPELINE_MIN_ROWS`` rows, two from there (a pipeline, then
+    the statement that re-arms the server's idle timer); so round trips = statements
+    - executemanys + their round trips + begins + commits + rollbacks; on SQLite they
+    are calls in process."""
 
     def __init__(self, excluded: Engine) -> None:
         self._excluded = excluded
         self.statements = self.many_rows = self.begins = self.commits = self.rollbacks = 0
-        self.manys = 0
+        self.manys = self.many_trips = 0
         self.by_shape: Counter[str] = Counter()
         self.rows_by_shape: Counter[str] = Counter()
         self._lock = threading.Lock()
@@ -809,9 +811,12 @@ class StatementCount:
                 self.statements += 1
                 self.by_shape[statement_shape(_sql)] += 1
                 if executemany:
+                    rows = len(parameters)
                     self.manys += 1
-                    self.many_rows += len(parameters)
-                    self.rows_by_shape[statement_shape(_sql)] += len(parameters)
+                    self.many_rows += rows
+                    # storage.engine on PostgreSQL: one by one, or a pipeline and a probe.
+                    self.many_trips += rows if rows < PIPELINE_MIN_ROWS else 2
+                    self.rows_by_shape[statement_shape(_sql)] += rows
 
     def _begin(self, connection: Any) -> None:
         if self._mine(connection):
@@ -829,7 +834,7 @@ class StatementCount:
                 self.rollbacks += 1
 
     def round_trips(self) -> int:
-        one_each = self.statements - self.manys + self.many_rows
+        one_each = self.statements - self.manys + self.many_trips
         return one_each + self.begins + self.commits + self.rollbacks
 
     def summary(self, fills: int) -> str:

@@ -17,13 +17,17 @@ PostgreSQL (nodes on several hosts) through psycopg 3: ``lock_timeout`` plays
 ``idle_in_transaction_session_timeout`` has the server end the transaction of
 a client that stopped mid-way (frozen, partitioned), so the row locks it held
 (a lease row read ``FOR SHARE`` by a fenced write) cannot block a takeover
-forever. Cursors send an executemany as one statement after another
-(:func:`_one_by_one_cursor`), not in psycopg's pipeline mode: a pipeline ends with
-a Flush after its Sync, and a Flush read while idle in a transaction turns the
-server's idle timer off without arming it again (PostgreSQL 15: measured, and
-``tests/integration/storage/test_fencing.py``), so a node that stopped right
-after one held its locks until the server's TCP keepalive, two hours later (seen
-in a 30-minute chaos run: every node queued behind one such session).
+forever. A pipeline (psycopg's executemany) ends with a Flush after its Sync, and
+a Flush read while idle in a transaction turns the server's idle timer off without
+arming it again (PostgreSQL 15: measured, and
+``tests/integration/storage/test_fencing.py``), so a node that stopped right after
+one held its locks until the server's TCP keepalive, two hours later (seen in a
+30-minute chaos run: every node queued behind one such session). So cursors
+(:func:`_one_by_one_cursor`) send an executemany of fewer than
+:data:`PIPELINE_MIN_ROWS` rows one row after another, and a longer one in a pipeline
+followed by one ordinary statement (``SELECT 1``, ending in a Sync), which arms the
+timer again: two round trips instead of one per row (the test fails without that
+statement). A many-row INSERT is one multi-row statement (insertmanyvalues).
 
 A partition (packets dropped, no RST) is bounded on the client too, by
 :class:`TcpTimeouts` derived from the lease TTL (:meth:`TcpTimeouts.for_lease_ttl`):
@@ -216,20 +220,34 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+PIPELINE_MIN_ROWS = 3
+"""An executemany of this many rows or more goes in one psycopg pipeline and one
+statement after it (two round trips); fewer, one by one (one round trip each)."""
+
+
 @functools.cache
 def _one_by_one_cursor() -> type[Any]:
-    """A psycopg cursor class whose executemany runs without pipeline mode (module
-    docstring). psycopg takes that path itself where libpq has no pipelines (before 14);
-    its executemany picks the pipeline whenever libpq has one, with no setting to say
-    otherwise. Made on first use: a node on SQLite never imports psycopg."""
+    """A psycopg cursor class whose executemany leaves the server's idle timer armed
+    (module docstring): a short one without pipeline mode (psycopg's own path where
+    libpq has no pipelines), a long one in a pipeline and one statement after it. Made
+    on first use: a node on SQLite never imports psycopg."""
     import psycopg  # noqa: PLC0415
 
     class OneByOneCursor(psycopg.Cursor[Any]):
         def executemany(
             self, query: Any, params_seq: Iterable[Any], *, returning: bool = False
         ) -> None:
-            with self._conn.lock:
-                self._conn.wait(self._executemany_gen_no_pipeline(query, params_seq, returning))
+            rows = list(params_seq)
+            if len(rows) < PIPELINE_MIN_ROWS or not psycopg.Pipeline.is_supported():
+                with self._conn.lock:
+                    self._conn.wait(self._executemany_gen_no_pipeline(query, rows, returning))
+                return
+            super().executemany(query, rows, returning=returning)
+            # The pipeline's last message was a Flush, which turned the server's idle
+            # timer off: one ordinary statement after it (ending in a Sync, no Flush)
+            # arms it again before the connection may fall silent.
+            with psycopg.Cursor(self._conn) as probe:  # its own cursor: ours keeps rowcount
+                probe.execute("SELECT 1")
 
     return OneByOneCursor
 

@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import bindparam, func, insert, select, text, update
 from sqlalchemy.engine import Engine
 
 from storage import (
@@ -160,15 +160,16 @@ def _session_alive(engine: Engine, pid: int) -> bool:
         return bool(found.scalar_one())
 
 
-@pytest.mark.parametrize("rows", [1, 3], ids=["one-row", "executemany"])
+@pytest.mark.parametrize("last", ["one-row", "many-row-insert", "executemany"])
 def test_postgresql_ends_a_frozen_writers_session_whatever_its_last_statement_was(
-    pg_url: str, rows: int
+    pg_url: str, last: str
 ) -> None:
     """A writer that stops sending (frozen, or its connection hung half-open) inside a
-    transaction, right after a statement of one row or of several rows (an executemany:
-    psycopg sends it in pipeline mode, and the Flush that followed its Sync turned the
-    server's idle-in-transaction timer off for good), holds its row lock only until the
-    server's idle timeout: the session ends and another writer gets the row."""
+    transaction, right after a statement of one row, a multi-row INSERT, or an
+    executemany (psycopg sent it in pipeline mode, and the Flush that followed its Sync
+    turned the server's idle-in-transaction timer off for good; storage.engine now sends
+    its rows one by one), holds its row lock only until the server's idle timeout: the
+    session ends and another writer gets the row."""
     frozen_engine = open_engine(pg_url, idle_in_transaction_timeout_ms=500)
     other_engine = open_engine(pg_url, busy_timeout_ms=20_000)
     pid_of_frozen: int | None = None
@@ -179,9 +180,17 @@ def test_postgresql_ends_a_frozen_writers_session_whatever_its_last_statement_wa
         pid = pid_of_frozen = int(frozen.execute(select(func.pg_backend_pid())).scalar_one())
         frozen.commit()
         frozen.execute(update(CELLS).values(writes=1))  # the row is locked from here
-        frozen.execute(
-            insert(WRITE_LOG), [{"key": "market:1", "fencing_token": 1, "writer": "frozen"}] * rows
-        )
+        if last == "executemany":  # an UPDATE of many parameter sets: the cursor's executemany
+            frozen.execute(
+                update(CELLS).where(CELLS.c.key == bindparam("k")).values(writes=bindparam("w")),
+                [{"k": "market:1", "w": writes} for writes in (3, 4, 5)],
+            )
+        else:  # one row, or many as one multi-row INSERT (storage.engine: insertmanyvalues)
+            rows = 1 if last == "one-row" else 3
+            frozen.execute(
+                insert(WRITE_LOG),
+                [{"key": "market:1", "fencing_token": 1, "writer": "frozen"}] * rows,
+            )
         # The writer sends nothing more from here.
         poll_until(lambda: None if _session_alive(other_engine, pid) else True, timeout_s=15)
         with write_transaction(other_engine) as connection:
