@@ -99,6 +99,7 @@ import argparse
 import asyncio
 import base64
 import cProfile
+import functools
 import io
 import multiprocessing
 import os
@@ -855,6 +856,7 @@ _SHAPE = re.compile(
 )
 
 
+@functools.lru_cache(maxsize=4096)  # counted in this process: its cost is the node's
 def statement_shape(sql: str) -> str:
     """``SELECT orders``, ``UPDATE settlements``...: the verb and the first table."""
     found = _SHAPE.match(sql)

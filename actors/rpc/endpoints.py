@@ -149,6 +149,9 @@ def _weighted_sample(
     remaining = list(pool)
     chosen: list[EndpointHealth] = []
     while remaining and len(chosen) < count:
+        if len(remaining) == 1:  # no choice to weigh (one endpoint: every request)
+            chosen.append(remaining.pop())
+            break
         weights = [score(endpoint, default) for endpoint in remaining]
         pick = rng.choices(range(len(remaining)), weights=weights)[0]
         chosen.append(remaining.pop(pick))
