@@ -40,7 +40,9 @@ freshness against the time it was stored (the database's clock).
 Pure and fast (microseconds): signatures are the only costly part (~50 us
 each), and an order is immutable (its id is the hash of its terms), so a
 verified (order id, signature) pair is remembered in :data:`VERIFIED` for the
-life of the process: each pair is verified at least once per process. A
+life of the process: each pair is verified at least once per process (and
+:meth:`market.signing.SignedOrder.is_signed_by_maker` remembers it too, so a
+signature intake verified is not verified again here). A
 refusal is an :class:`Unauthorized` naming the field and the ids.
 """
 

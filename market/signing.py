@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from solders.keypair import Keypair
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from market.errors import BadSignature, InvalidField
@@ -12,7 +13,17 @@ from market.json_fields import JsonDict, JsonFields
 from market.maker_signature import check_signature, sign_as_maker
 from market.order import ORDER_JSON_FIELDS, Order
 
-__all__ = ["SignedOrder", "sign_order"]
+__all__ = ["MAX_REMEMBERED_SIGNATURES", "SignedOrder", "sign_order"]
+
+MAX_REMEMBERED_SIGNATURES = 200_000
+# (order id, signature) pairs verified good in this process (SignedOrder.is_signed_by_maker).
+# Safe to share between threads: a race verifies a pair twice, no more.
+_SIGNED: set[tuple[str, bytes]] = set()
+
+
+def _verify(signature: Signature, maker: Pubkey, message: bytes) -> bool:
+    """ed25519 (the one place an order's signature is checked: tests count the calls)."""
+    return bool(signature.verify(maker, message))
 
 
 @dataclass(frozen=True)
@@ -47,7 +58,20 @@ class SignedOrder:
         return cls(Order.from_fields(fields), fields.signature("signature"))
 
     def is_signed_by_maker(self) -> bool:
-        return bool(self.signature.verify(self.order.maker, self.order.encode()))
+        """Whether the maker signed exactly these terms. A good (id, signature) pair is
+        remembered for the life of the process (the id is the hash of the terms, maker
+        included, recomputed from them), so one order is verified once however many
+        places check it (intake's rate limit and validation, the book, the check before
+        signing); a bad signature is never remembered."""
+        key = (self.order.order_id, bytes(self.signature))
+        if key in _SIGNED:
+            return True
+        if not _verify(self.signature, self.order.maker, self.order.encode()):
+            return False
+        if len(_SIGNED) >= MAX_REMEMBERED_SIGNATURES:
+            _SIGNED.clear()  # bounded: a pair is then verified once more
+        _SIGNED.add(key)
+        return True
 
     def verify(self) -> None:
         """Raise :class:`~market.errors.BadSignature` (field ``signature``) unless the

@@ -7,6 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 import pytest
+from solders.pubkey import Pubkey
 from solders.signature import Signature
 
 from market import (
@@ -26,6 +27,7 @@ from market import (
     settlement_instructions,
     settlement_refusal,
     sign_cancel,
+    signing,
 )
 
 from .factories import LOT_ATOMS, MAKERS, NOW_S, TICK_ATOMS, make_market, make_order, pubkey, signed
@@ -240,3 +242,33 @@ def test_a_cancel_from_the_database_needs_the_makers_signature_and_freshness() -
     assert cancel_refusal(forged, order, stored_at_s=NOW_S + 1).field == "signature"  # type: ignore[union-attr]
     stale = cancel_refusal(good, order, stored_at_s=NOW_S + 3_600)
     assert stale is not None and stale.field == "timestamp_s"
+
+
+def test_an_order_verified_at_intake_is_not_verified_again_by_the_book_or_the_settlement(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Intake's checks (its rate limit's is_signed_by_maker, validate_order's verify) and
+    the later checks with their own caches (the book's order_refusal, the settlement's)
+    verify one order's signature once in all; a forged signature every time, never
+    remembered. Before: each of the four verified it again."""
+    calls: list[str] = []
+
+    def counting(signature: Signature, maker: Pubkey, message: bytes) -> bool:
+        calls.append(str(maker))
+        return bool(signature.verify(maker, message))
+
+    monkeypatch.setattr(signing, "_verify", counting)
+    monkeypatch.setattr(signing, "_SIGNED", set())  # what earlier tests verified is forgotten
+    sell, buy, fill = _trade()
+    assert buy.is_signed_by_maker()
+    buy.verify()
+    assert order_refusal(buy.order_id, buy, MARKET, verified=VerifiedSignatures()) is None
+    assert (
+        settlement_refusal(MARKET, fill, _evidence(sell, buy, fill), verified=VerifiedSignatures())
+        is None
+    )
+    assert calls.count(str(buy.order.maker)) == 1
+    forged = _forged_signature(buy)
+    assert not forged.is_signed_by_maker()
+    assert order_refusal(buy.order_id, forged, MARKET, verified=VerifiedSignatures()) is not None
+    assert len(calls) == 2 + 2  # sell once, buy once, the forged one each time
