@@ -60,7 +60,7 @@ from market.errors import MarketError
 from market.fill import Fill
 from market.market import Market
 from market.order import Order, Side
-from market.signing import SignedOrder
+from market.signing import SignedOrder, forget_verified_signatures
 from market.validation import validate_cancel, validate_terms
 
 __all__ = [
@@ -107,8 +107,10 @@ class VerifiedSignatures:
         return True
 
     def forget(self) -> None:
-        """Verify every pair afresh (tests; nothing needs it in production)."""
+        """Verify every pair afresh (tests; nothing needs it in production), also those
+        :meth:`SignedOrder.is_signed_by_maker` remembers for the whole process."""
         self._good.clear()
+        forget_verified_signatures()
 
     def __len__(self) -> int:
         return len(self._good)

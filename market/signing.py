@@ -13,12 +13,17 @@ from market.json_fields import JsonDict, JsonFields
 from market.maker_signature import check_signature, sign_as_maker
 from market.order import ORDER_JSON_FIELDS, Order
 
-__all__ = ["MAX_REMEMBERED_SIGNATURES", "SignedOrder", "sign_order"]
+__all__ = ["MAX_REMEMBERED_SIGNATURES", "SignedOrder", "forget_verified_signatures", "sign_order"]
 
 MAX_REMEMBERED_SIGNATURES = 200_000
 # (order id, signature) pairs verified good in this process (SignedOrder.is_signed_by_maker).
 # Safe to share between threads: a race verifies a pair twice, no more.
 _SIGNED: set[tuple[str, bytes]] = set()
+
+
+def forget_verified_signatures() -> None:
+    """Verify every order's signature afresh (tests, benchmarks; nothing in production)."""
+    _SIGNED.clear()
 
 
 def _verify(signature: Signature, maker: Pubkey, message: bytes) -> bool:
