@@ -725,6 +725,9 @@ class PhaseResult:
     cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
 
 
+DEFAULT_STATUS_MS = 200
+
+
 def node_settings(
     db_url: str,
     chain: ChainProcess,
@@ -732,20 +735,22 @@ def node_settings(
     key: str,
     rpc_batch_max: int = 1,
     *,
-    status_ms: int = 200,
+    status_ms: int = DEFAULT_STATUS_MS,
 ) -> CrankSettings:
-    return CrankSettings.model_validate(
-        {
-            "instance_id": f"bench-{key}",
-            "db_url": db_url,
-            "rpc_urls": (chain.url,),
-            "rpc_batch_max": rpc_batch_max,
-            "settlement_status_interval_ms": status_ms,
-            "polling_interval_ms": poll_ms,
-            "lease_ttl_ms": 15_000,
-            "membership_interval_ms": 1_000,
-        }
-    )
+    values: dict[str, Any] = {
+        "instance_id": f"bench-{key}",
+        "db_url": db_url,
+        "rpc_urls": (chain.url,),
+        "rpc_batch_max": rpc_batch_max,
+        "polling_interval_ms": poll_ms,
+        "lease_ttl_ms": 15_000,
+        "membership_interval_ms": 1_000,
+    }
+    if (
+        status_ms != DEFAULT_STATUS_MS
+    ):  # named only when set: a checkout from before has no such key
+        values["settlement_status_interval_ms"] = status_ms
+    return CrankSettings.model_validate(values)
 
 
 @contextmanager
