@@ -982,7 +982,7 @@ def run_on(
     workdir: Path,
     poll_ms: int,
     rpc_batch_max: int = 1,
-    status_ms: int = 200,
+    status_ms: int = DEFAULT_STATUS_MS,
     profiler: ThreadProfiles | None,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
@@ -1321,7 +1321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--status-ms",
         type=int,
-        default=200,
+        default=DEFAULT_STATUS_MS,
         help="the node's settlement_status_interval_ms: how often it asks about attempts",
     )
     parser.add_argument(

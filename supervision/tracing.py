@@ -30,7 +30,7 @@ import queue
 import secrets
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from json.encoder import encode_basestring_ascii
@@ -97,12 +97,14 @@ class _TraceSwitch:
 
     ``enabled``: trace events are made (send and receive timings, on the hot path);
     ``lines``: the tracer writes them as log lines. Spans alone (an OTel export without
-    ``trace``) make events and write no line."""
+    ``trace``) make events and write no line. ``steps_batched``: an actor's journey step
+    lines for one message go to loguru as one record (:func:`batch_steps`)."""
 
-    __slots__ = ("enabled", "lines")
+    __slots__ = ("enabled", "lines", "steps_batched")
 
     def __init__(self) -> None:
         self.lines = True
+        self.steps_batched = False
         self.enabled = os.environ.get(TRACE_ENV_VAR, "").strip().lower() in {
             "1",
             "true",
@@ -578,7 +580,7 @@ def bounded_ids(ids: Any) -> list[str]:
     return [str(value) for _, value in zip(range(MAX_IDS_PER_LINE), ids, strict=False)]
 
 
-def journey_fields(keys: dict[str, tuple[str, ...]]) -> dict[str, Any]:
+def journey_fields(keys: Mapping[str, Sequence[str]]) -> dict[str, Any]:
     """``{"order_ids": [...first 32], "order_count": n, ...}`` for each kind given."""
     fields: dict[str, Any] = {}
     for kind in DOMAIN_KINDS:
@@ -608,18 +610,8 @@ def log_step(
     **context: Any,
 ) -> None:
     """One INFO line for a step of a journey, keyed by its domain ids."""
-    fields: dict[str, Any] = {"action": action, "trace_id": current_trace_id()}
-    # journey_fields' keys, in DOMAIN_KINDS' order, without its dict of tuples (hot path).
-    for kind, ids in (
-        ("order", orders),
-        ("fill", fills),
-        ("settlement", settlements),
-        ("signature", signatures),
-    ):
-        if ids:
-            fields[f"{kind}_ids"] = bounded_ids(ids)
-            fields[f"{kind}_count"] = len(ids)
-    fields.update(context)
+    keys = {"order": orders, "fill": fills, "settlement": settlements, "signature": signatures}
+    fields = {"action": action, "trace_id": current_trace_id(), **journey_fields(keys), **context}
     steps = CONTEXT.steps
     if steps is not None:
         steps.append((time.time(), text, fields))
@@ -647,28 +639,25 @@ def log_step(
 STEPS_BATCH_ACTION = "steps.batch"
 """The action of the one loguru record carrying a handler's step lines
 (``extra["step_lines"]``: ``(unix time, message, fields)`` each)."""
-_BATCHING = [False]
 
 
 def batch_steps(enabled: bool) -> None:
     """Write journey step lines per handled message (True; configure_logging's sinks
     render such a batch) or one loguru record per line (False: any sink works)."""
-    _BATCHING[0] = enabled
+    SWITCH.steps_batched = enabled
 
 
 def begin_steps() -> None:
     """The current thread starts handling a message: keep its step lines until
     :func:`end_steps` (when batching is on)."""
-    if _BATCHING[0]:
+    if SWITCH.steps_batched:
         CONTEXT.steps = []
 
 
 def end_steps() -> None:
     """Write the step lines kept since :func:`begin_steps`, as one record, and stop keeping."""
-    steps = CONTEXT.steps
+    flush_steps()
     CONTEXT.steps = None
-    if steps:
-        logger.bind(action=STEPS_BATCH_ACTION, step_lines=steps).info(f"{len(steps)} journey steps")
 
 
 def flush_steps() -> None:
