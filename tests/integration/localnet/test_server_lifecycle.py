@@ -131,6 +131,9 @@ def test_an_endpoint_whose_port_was_taken_while_down_stays_down_with_an_error() 
         port = int(localnet.urls[1].rsplit(":", 1)[1])
         localnet.set_faults(1, Faults(down=True))
         with socket.socket() as squatter:
+            # Over the endpoint's own closed connections in TIME_WAIT on that port (a CI
+            # run failed EADDRINUSE here); a listener still bound to it would refuse this.
+            squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             squatter.bind(("127.0.0.1", port))
             squatter.listen()
             with pytest.raises(LocalnetStartFailed, match=f"port {port}"):
