@@ -35,6 +35,7 @@ from localnet import LocalnetServer
 from storage.models import Fill, Order, OrderStateCache, Settlement, table_of
 from supervision.shutdown import ShutdownCoordinator
 from tests.conftest import Recorder
+from tests.integration.storage.conftest import poll_until
 from tests.support.node_process import free_port
 
 _ORDERS, _FILLS, _SETTLEMENTS = table_of(Order), table_of(Fill), table_of(Settlement)
@@ -301,8 +302,9 @@ def test_a_poison_row_is_quarantined_and_the_node_and_both_markets_keep_settling
     try:
         markets = {market.market_id for market in desk.scenario.markets}
         recorder.wait_for(lambda events: _confirmed_markets(events) == markets, SETTLE_TIMEOUT_S)
-        record = _quarantined(engine, kind, row_id)
-        assert record is not None, storage.list_quarantined(engine, include_released=True)
+        # A cache row is read (and quarantined) by OrderMonitor's funding check, which
+        # may come after the last settlement is confirmed (a CI run): waited for.
+        record = poll_until(lambda: _quarantined(engine, kind, row_id), timeout_s=15)
         assert reason_part in record.reason, record.reason
         assert _restarts(node) == 0, "an actor failed and was restarted"
         assert node.runner is not None and node.runner.exit_report is None
