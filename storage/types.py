@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,6 +24,21 @@ __all__ = ["U64", "U64_MAX", "UtcDateTime"]
 
 U64_MAX = 2**64 - 1
 _U64_DIGITS = 20
+
+# Each type's bind_processor and result_processor handle the usual value (an int in
+# range, a datetime in datetime.UTC) in a closure made once per dialect, and hand any
+# other to process_bind_param / process_result_value, which stay the reference. The
+# generic TypeDecorator versions called those methods, with the dialect, for every
+# value, and these columns are in every order, fill and settlement row: ~8% of the
+# node's CPU in a burst (benchmarks/pipeline_bench.py --profile).
+_Processor = Callable[[Any], Any]
+
+
+def _then(first: _Processor | None, second: _Processor | None) -> _Processor | None:
+    """``first``, then ``second`` on its result (either may be None: no processing)."""
+    if first is None or second is None:
+        return first or second
+    return lambda value: second(first(value))
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -40,12 +56,32 @@ class UtcDateTime(TypeDecorator[datetime]):
         # SQLite has no time zones: store the UTC wall time as text.
         return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
 
+    def bind_processor(self, dialect: Dialect) -> _Processor | None:
+        sqlite, reference = dialect.name == "sqlite", self.process_bind_param
+
+        def process(value: Any) -> Any:
+            if value is not None and value.tzinfo is UTC:
+                return value.replace(tzinfo=None) if sqlite else value
+            return reference(value, dialect)
+
+        return _then(process, self.impl_instance.bind_processor(dialect))
+
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> _Processor | None:
+        reference = self.process_result_value
+
+        def process(value: Any) -> Any:
+            if value is not None and value.tzinfo is None:  # SQLite's: stored as UTC
+                return value.replace(tzinfo=UTC)
+            return reference(value, dialect)
+
+        return _then(self.impl_instance.result_processor(dialect, coltype), process)
 
 
 class U64(TypeDecorator[int]):
@@ -69,3 +105,19 @@ class U64(TypeDecorator[int]):
 
     def process_result_value(self, value: Any, dialect: Dialect) -> int | None:
         return None if value is None else int(value)
+
+    def bind_processor(self, dialect: Dialect) -> _Processor | None:
+        sqlite, reference = dialect.name == "sqlite", self.process_bind_param
+
+        def process(value: Any) -> Any:
+            if type(value) is int and 0 <= value <= U64_MAX:
+                return f"{value:0{_U64_DIGITS}d}" if sqlite else value
+            return reference(value, dialect)
+
+        return _then(process, self.impl_instance.bind_processor(dialect))
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> _Processor | None:
+        def process(value: Any) -> int | None:
+            return None if value is None else int(value)
+
+        return _then(self.impl_instance.result_processor(dialect, coltype), process)
