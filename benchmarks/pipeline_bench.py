@@ -100,11 +100,13 @@ import asyncio
 import base64
 import cProfile
 import functools
+import gc
 import io
 import multiprocessing
 import os
 import pstats
 import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -151,6 +153,7 @@ from benchmarks.localnet_bench import (
     wait_confirmed,
 )
 from crank_node.harness.scenario import Scenario, build_scenario, reconcile
+from crank_node.node.gc_tuning import tune_garbage_collector
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
@@ -369,6 +372,29 @@ def process_cpu_s(pid: int | None) -> float | None:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15
+
+
+def thread_cpu_s() -> dict[str, float]:
+    """User + system CPU seconds so far of each live thread of this process, by thread
+    name (Linux /proc/self/task; no profiler, so nothing is slowed down to measure)."""
+    ticks, found = os.sysconf("SC_CLK_TCK"), {}
+    for thread in threading.enumerate():
+        try:
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        seconds = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        found[thread.name] = found.get(thread.name, 0.0) + seconds
+    return found
+
+
+def thread_cpu_line(before: dict[str, float], after: dict[str, float], fills: int) -> str:
+    """The busiest threads' CPU over a phase, in ms per fill."""
+    spent = {name: seconds - before.get(name, 0.0) for name, seconds in after.items()}
+    busy = sorted(((s, n) for n, s in spent.items() if s >= 0.01), reverse=True)
+    per_fill = ", ".join(f"{name} {s * 1000 / max(fills, 1):.2f}" for s, name in busy[:10])
+    return f"CPU by thread (/proc, ms per fill): {per_fill}"
 
 
 # -- localnet alone: HTTP rates and in-process capacity ----------------------------------------
@@ -723,6 +749,8 @@ class PhaseResult:
     database: str = ""
     offered_rate: float | None = None
     cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
+    cpu_node_sys_s: float = 0.0  # of cpu_node_s, in the kernel (system time)
+    threads: str = ""  # thread_cpu_line
 
 
 DEFAULT_STATUS_MS = 200
@@ -1001,6 +1029,7 @@ def run_on(
     if profiler is not None:
         profiler.start()
     cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
+    threads_before = thread_cpu_s()
     settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms)
     statements = StatementCount(excluded=engine)
     with statements, running_node(settings, scenario.settlement_authority, events) as node:
@@ -1014,8 +1043,10 @@ def run_on(
             print(f"  {name}: not every settlement confirmed within {drain_s:.0f} s")
         state = node.status().get("pipeline", {}).get("settlement", {})
         resends = state.get("resends") if isinstance(state, dict) else None
+        threads_after = thread_cpu_s()  # before the node's threads end
     wall_s = time.perf_counter() - wall
     cpu_node_s = sum(os.times()[:2]) - sum(cpu_node[:2])
+    cpu_node_sys_s = os.times()[1] - cpu_node[1]
     chain_now = process_cpu_s(chain.pid)
     cpu_chain_s = None if chain_now is None or cpu_chain is None else chain_now - cpu_chain
     profile = profiler.stop_and_report() if profiler is not None else ""
@@ -1047,12 +1078,14 @@ def run_on(
         reconcile=verdict_text,
         shutdown_ok=bool(node.drain_report.get("shutdown_ok")),
         cpu_node_s=cpu_node_s,
+        cpu_node_sys_s=cpu_node_sys_s,
         cpu_chain_s=cpu_chain_s,
         wall_s=wall_s,
         feed_rate=feeder.stored / feeder.elapsed_s if feeder and feeder.elapsed_s else None,
         offered=len(pairs),
         warnings=warnings.lines(),
         profile=profile,
+        threads=thread_cpu_line(threads_before, threads_after, result.row.count),
         database=statements.summary(result.row.count),
         offered_rate=rate,
         cpu_feeder_s=feeder.cpu_s if feeder is not None else 0.0,
@@ -1125,7 +1158,8 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
     )
     print(
         f"    CPU while the node ran ({phase.wall_s:.1f} s): this process {phase.cpu_node_s:.1f} s "
-        f"({phase.cpu_node_s / phase.wall_s:.0%} of a core), localnet process {chain}; "
+        f"({phase.cpu_node_s / phase.wall_s:.0%} of a core; {phase.cpu_node_sys_s:.1f} s of it "
+        f"in the kernel), localnet process {chain}; "
         f"{process_cpu_per_fill_ms(phase):.2f} ms of this process's CPU per settled fill, "
         f"{cpu_per_fill_ms(phase):.2f} ms without the feeder's {phase.cpu_feeder_s:.1f} s"
     )
@@ -1136,6 +1170,7 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
             f"order stored -> confirmed: p50 {percentile(ms, 0.5):.0f} ms, "
             f"p99 {percentile(ms, 0.99):.0f} ms ({percentile(ms, 0.99) / slot_ms:.2f} slots)"
         )
+    print(f"    {phase.threads}")
     print(f"    database (the node's engine, start to stop): {phase.database}")
     print(f"    warnings logged:{'' if phase.warnings else ' none'}")
     for line in phase.warnings:
@@ -1325,6 +1360,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the node's settlement_status_interval_ms: how often it asks about attempts",
     )
     parser.add_argument(
+        "--gc",
+        choices=("node", "python"),
+        default="node",
+        help="garbage collector thresholds: the node's, as `crank-node run` sets them "
+        "(crank_node.node.gc_tuning), or Python's defaults",
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "CRANK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -1332,9 +1374,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="--db postgresql: a new schema per phase here, dropped after",
     )
     args = parser.parse_args(argv)
+    if args.gc == "node":
+        tune_garbage_collector()  # the node runs in this process, as in `crank-node run`
     print(
         f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
-        f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms; "
+        f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms, "
+        f"gc thresholds {gc.get_threshold()}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
     reference = measure_localnet(args.slot_ms, args.reference)
@@ -1363,6 +1408,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "  confirmed. crank-node: first fill written -> last settlement confirmed; latency:\n"
         "  settlement written -> its 'confirmed' history row (SQLite's clock)."
     )
+    peak_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"peak resident memory of this process (bench and node): {peak_mib:.0f} MiB")
     return 0
 
 

@@ -16,6 +16,7 @@ from loguru import logger
 # crank_node.cli.main imports this module only to run `run`, so the heavy imports below
 # (database, chain, HTTP) cost nothing to the other commands.
 from crank_node.cli.config import add_settings_arguments, settings_from_args
+from crank_node.node.gc_tuning import tune_garbage_collector
 from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
 from supervision import set_tracing
@@ -92,6 +93,7 @@ def _start_otel(settings: CrankSettings) -> SpanExport | None:
 def _run_node(settings: CrankSettings, wallet: Keypair) -> int:
     log = logger.bind(node_id=settings.instance_id)
     log.bind(action="node.wallet", pubkey=str(wallet.pubkey())).info("wallet loaded")
+    tune_garbage_collector()  # a node's process only (crank_node.node.gc_tuning)
     node = Node(settings, signers=(wallet,))
     try:
         # Before anything starts: an unusable operator token file is a bad configuration.

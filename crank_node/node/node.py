@@ -40,6 +40,7 @@ from actors.order_monitor import GetMonitorState
 from actors.rpc import GetRouterState, RpcClient, RpcRouter, RpcSuccess
 from actors.rpc.reach import ChainReach
 from actors.settlement import GetSettlementState
+from crank_node.node.gc_tuning import gc_status
 from crank_node.node.health_rules import (
     SettlementProgress,
     judge_polls,
@@ -535,6 +536,7 @@ class Node:
             "markers": _part(self._marker_totals),
             "quarantine": _part(self._quarantine),
             "fee_payers": _part(lambda: {"lamports": self._fee_payer_balances()}),
+            "runtime": {"gc": gc_status()},
         }
 
     def _marker_totals(self) -> dict[str, Any]:

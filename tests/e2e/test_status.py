@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from crank_node.node.gc_tuning import NODE_GC_THRESHOLDS
 from localnet import Faults, LocalnetServer
 from tests.support.node_process import (
     CRANK_NODE,
@@ -157,6 +158,10 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
         "lamports_reclaimed": 0,
         "missing": 0,
     }
+    # `crank-node run` raised the collector's thresholds (crank_node.node.gc_tuning).
+    gc_now = status["runtime"]["gc"]
+    assert gc_now["threshold"] == list(NODE_GC_THRESHOLDS)
+    assert len(gc_now["collections"]) == 3 and gc_now["collections"][0] > 0
 
 
 def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(
