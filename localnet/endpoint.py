@@ -11,6 +11,7 @@ mounted on the same listener and never see the faults, so a faulty endpoint can 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import socket
 import struct
@@ -24,7 +25,7 @@ from localnet.ledger import Ledger
 from localnet.ports import bind_port
 from localnet.pubsub import PubSub
 from localnet.rpc_context import RpcContext
-from localnet.rpc_dispatch import RpcDispatcher, error_for_each
+from localnet.rpc_dispatch import RpcDispatcher, error_for_each, error_response
 from localnet.rpc_errors import RpcError
 
 __all__ = ["Endpoint"]
@@ -178,6 +179,9 @@ class Endpoint:
         if blocked is not None:
             return blocked
         body = await request.read()
+        refused = _batch_refused(body, self._faults)
+        if refused is not None:
+            return refused
         answer = self._dispatcher.handle(body, lambda: self.client_context(view))
         return web.Response(text=answer or "", content_type="application/json")
 
@@ -242,6 +246,23 @@ class Endpoint:
         slots_behind = lag_slots or self._ledger.config.health_check_slot_distance + 1
         body = error_for_each(await request.read(), RpcError.node_behind(slots_behind))
         return web.Response(text=body, content_type="application/json")
+
+
+def _batch_refused(body: bytes, faults: Faults) -> web.StreamResponse | None:
+    """The refusal of a batch larger than ``faults.max_batch`` (None: answer it)."""
+    if not faults.max_batch or not body.lstrip().startswith(b"["):
+        return None
+    try:
+        calls = len(json.loads(body))
+    except (ValueError, TypeError, UnicodeDecodeError):
+        return None  # the dispatcher answers what does not parse
+    if calls <= faults.max_batch:
+        return None
+    detail = f"batch of {calls} calls exceeds this endpoint's limit of {faults.max_batch}"
+    if faults.batch_refusal == "jsonrpc_error":
+        error = RpcError(-32600, detail)
+        return web.Response(text=error_response(error, None), content_type="application/json")
+    return web.Response(status=int(faults.batch_refusal[5:]), text=detail)
 
 
 async def _listen(runner: web.AppRunner, sock: socket.socket) -> web.SockSite:

@@ -25,6 +25,10 @@ MAX_BACKENDS = 8
 ROUND_ROBIN = "round_robin"
 RANDOM = "random"
 BACKEND_CHOICES = (ROUND_ROBIN, RANDOM)
+MAX_BATCH_LIMIT = 10_000
+# How an endpoint with max_batch refuses a larger batch, as providers do: one JSON-RPC
+# error object (-32600, id null) with HTTP 200, or an HTTP status.
+BATCH_REFUSALS = ("jsonrpc_error", "http_400", "http_413")
 # What a request sees of the chain: behind a balancer, the backend's, never the front's.
 VIEW_FAULTS = ("lag_slots", "drop_sends", "late_landing_blocks", "prune_history_slots")
 
@@ -74,6 +78,9 @@ class Faults:
       answers HTTP 502, as a balancer does). The endpoint's own latency, errors, hang
       and ``down`` come first; its view faults (lag, sends, pruning) belong to the
       backends and must be 0 here. Backends have no backends.
+    - ``max_batch``: a JSON-RPC batch of more calls than this is refused (1: no batches
+      at all; 0: any size), as ``batch_refusal`` says: ``jsonrpc_error`` (HTTP 200, one
+      error object -32600 with id null), ``http_400`` or ``http_413``.
     """
 
     latency_ms: int = 0
@@ -89,6 +96,8 @@ class Faults:
     drop_notifications: float = 0.0
     backends: tuple[Faults, ...] = ()
     backend_choice: str = ROUND_ROBIN
+    max_batch: int = 0
+    batch_refusal: str = BATCH_REFUSALS[0]
 
     def __post_init__(self) -> None:
         _check_int("latency_ms", self.latency_ms, MAX_LATENCY_MS)
@@ -96,6 +105,11 @@ class Faults:
         _check_int("lag_slots", self.lag_slots, MAX_LAG_SLOTS)
         _check_int("late_landing_blocks", self.late_landing_blocks, VALID_BLOCKHASHES)
         _check_int("prune_history_slots", self.prune_history_slots, MAX_PRUNE_HISTORY_SLOTS)
+        _check_int("max_batch", self.max_batch, MAX_BATCH_LIMIT)
+        if self.batch_refusal not in BATCH_REFUSALS:
+            raise InvalidFaults(
+                f"batch_refusal: {self.batch_refusal!r} is not one of {', '.join(BATCH_REFUSALS)}"
+            )
         for name in ("error_rate", "drop_notifications"):
             rate = getattr(self, name)
             if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 <= rate <= 1:

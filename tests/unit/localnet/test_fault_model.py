@@ -39,6 +39,9 @@ def test_absent_fields_are_healthy_and_an_empty_body_heals() -> None:
         ({"lag_slots": 10**9}, "lag_slots"),
         ({"down": 1}, "down"),
         ({"timeout": 5}, "timeout"),
+        ({"max_batch": -1}, "max_batch"),
+        ({"max_batch": 10**6}, "max_batch"),
+        ({"batch_refusal": "http_500"}, "batch_refusal"),
     ],
 )
 def test_bad_fields_are_refused_by_name(body: dict[str, Any], field: str) -> None:
