@@ -9,11 +9,15 @@ closes the HTTP session and joins the thread.
 **Batches** (``batch_max`` > 1): bodies submitted for one URL while the loop
 is busy go out together, up to ``batch_max`` per HTTP request, as one JSON-RPC
 batch (``[body, body, ...]``); each ``on_done`` still gets its own answer
-(the array's element with its id, as an HTTP 200 reply of its own). An HTTP
-error status or a transport failure is every member's. An endpoint that
-answers a batch with something other than an array of answers (it does not
-take batches, or caps their size) gets the members again one per request.
-``batch_max`` 1 (the default) is one request per body.
+(the array's element with its id, as an HTTP 200 reply of its own). A
+transport failure, a 429 or a server error (5xx) is every member's. An
+endpoint that refuses a batch (an answer that is not an array with one answer
+per member: it does not take batches, or caps their size; or an HTTP status
+that refuses the request itself, :data:`BATCH_REFUSED_STATUSES`) gets the
+members again one per request, and from then on everything one per request:
+the transport remembers it for that URL and logs it once
+(``rpc.batches_refused``), so a provider without batches is not asked twice
+for every call. ``batch_max`` 1 (the class's default) is one request per body.
 """
 
 from __future__ import annotations
@@ -32,12 +36,16 @@ from loguru import logger
 from actors.rpc.classify import AttemptResult, HttpReply, TransportFailure
 from actors.rpc.redact import mask_url
 
-__all__ = ["AioHttpTransport", "OnDone", "Transport"]
+__all__ = ["BATCH_REFUSED_STATUSES", "AioHttpTransport", "OnDone", "Transport"]
 
 OnDone = Callable[[AttemptResult], None]
 _HEADERS = {"Content-Type": "application/json"}
 _START_TIMEOUT_S = 10.0
 _CLOSE_TIMEOUT_S = 5.0
+# Statuses that refuse a batch request as such (bad request, not found or not allowed
+# for a POST of an array, too large, not understood): its members go again one by one.
+# A 429 or a 5xx is the endpoint's state, not the batch's: every member's answer.
+BATCH_REFUSED_STATUSES = frozenset({400, 404, 405, 413, 415, 422, 501})
 
 
 class Transport(Protocol):
@@ -72,6 +80,7 @@ class AioHttpTransport:
         self._connections_per_host = connections_per_host
         self._batch_max = batch_max
         self._gathering: dict[str, list[_Member]] = {}  # per URL, on the loop's thread
+        self.refusing_batches: set[str] = set()  # URLs sent one per request from now on
         self.posts = 0  # HTTP requests made (read by tests and benchmarks)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -140,7 +149,7 @@ class AioHttpTransport:
             await self._session.close()
 
     def _spawn(self, url: str, body: bytes, timeout_s: float, on_done: OnDone) -> None:
-        if self._batch_max == 1:
+        if self._batch_max == 1 or url in self.refusing_batches:
             self._task(self._post(url, body, timeout_s, on_done))
             return
         gathering = self._gathering.setdefault(url, [])
@@ -188,24 +197,39 @@ class AioHttpTransport:
         body = b"[" + b",".join(member.body for member in members) + b"]"
         # The batch waits no longer than its most impatient member would have.
         result = await self._exchange(url, body, min(member.timeout_s for member in members))
+        if isinstance(result, HttpReply) and result.status in BATCH_REFUSED_STATUSES:
+            self._refused(url, f"HTTP {result.status}", members)
+            return
         if not isinstance(result, HttpReply) or result.status != 200:
             for member in members:
                 _deliver(member.on_done, result)
             return
-        answers = _answers_by_id(result.body)
         ids = [_request_id(member.body) for member in members]
-        if (
-            answers is None
-            or any(i is None or i not in answers for i in ids)
-            or len(set(ids)) != len(ids)
-        ):
-            # Not an answer per member (batches refused or capped, or ids we cannot
-            # tell apart): each member again, on its own.
-            for member in members:
-                self._task(self._post(url, member.body, member.timeout_s, member.on_done))
+        if any(i is None for i in ids) or len(set(ids)) != len(ids):
+            # Ids we cannot tell apart (not the router's): each member on its own.
+            self._one_by_one(url, members)
+            return
+        answers = _answers_by_id(result.body)
+        if answers is None or any(i not in answers for i in ids):
+            answered = "no array of answers" if answers is None else "not every member"
+            self._refused(url, f"answered {answered}", members)
             return
         for member, request_id in zip(members, ids, strict=True):
             _deliver(member.on_done, HttpReply(200, answers[request_id], result.latency_s))
+
+    def _one_by_one(self, url: str, members: list[_Member]) -> None:
+        for member in members:
+            self._task(self._post(url, member.body, member.timeout_s, member.on_done))
+
+    def _refused(self, url: str, how: str, members: list[_Member]) -> None:
+        """``url`` refused a batch: its members again one by one, and everything after."""
+        if url not in self.refusing_batches:
+            self.refusing_batches.add(url)
+            logger.bind(action="rpc.batches_refused", endpoint=mask_url(url)).warning(
+                f"{mask_url(url)} refused a JSON-RPC batch of {len(members)} ({how}): "
+                "one request per call to it from now on (rpc_batch_max 1 skips the try)"
+            )
+        self._one_by_one(url, members)
 
 
 def _deliver(on_done: OnDone, result: AttemptResult) -> None:

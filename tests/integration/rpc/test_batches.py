@@ -129,3 +129,44 @@ def test_a_router_with_batches_answers_every_read(
     futures = [running.client.request("getSlot") for _ in range(40)]
     outcomes = [future.get(timeout=20) for future in futures]
     assert all(isinstance(outcome, RpcSuccess) for outcome in outcomes), outcomes[:3]
+
+
+@pytest.mark.parametrize("refusal", ["jsonrpc_error", "http_400", "http_413"])
+def test_an_endpoint_that_refuses_batches_gets_each_call_alone_from_then_on(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport], refusal: str
+) -> None:
+    """A provider without batches (max_batch 1), whichever way it refuses: the first
+    batch's members go again one by one and each gets its own answer; the transport then
+    remembers the URL, so the next calls go one per request without a batch first."""
+    localnet.set_faults(0, Faults(max_batch=1, batch_refusal=refusal))
+    transport = transport_of(8)
+    first = _submit_all(transport, localnet.url, [_body(n) for n in range(1, 4)])
+    assert [getattr(result, "status", None) for result in first] == [200, 200, 200]
+    assert all(
+        "result" in json.loads(result.body) for result in first if isinstance(result, HttpReply)
+    )
+    assert transport.posts == 1 + 3
+    assert transport.refusing_batches == {localnet.url}
+    second = _submit_all(transport, localnet.url, [_body(n) for n in range(4, 7)])
+    assert [getattr(result, "status", None) for result in second] == [200, 200, 200]
+    assert transport.posts == 4 + 3  # no batch tried again
+
+
+@pytest.mark.localnet(endpoints=2)
+def test_an_endpoint_that_caps_batches_is_sent_one_call_per_request_after_a_larger_one(
+    localnet: LocalnetServer, transport_of: Callable[[int], AioHttpTransport]
+) -> None:
+    """A batch within the provider's cap goes as one request; a larger one is refused and
+    its members answered one by one; later calls are not batched to it again. Another
+    endpoint of the same transport still gets batches."""
+    localnet.set_faults(0, Faults(max_batch=2))
+    transport = transport_of(8)
+    assert len(_submit_all(transport, localnet.url, [_body(1), _body(2)])) == 2
+    assert transport.posts == 1 and not transport.refusing_batches
+    results = _submit_all(transport, localnet.url, [_body(n) for n in range(3, 8)])
+    assert [getattr(result, "status", None) for result in results] == [200] * 5
+    assert transport.posts == 1 + 1 + 5
+    other = localnet.urls[1]
+    assert len(_submit_all(transport, other, [_body(n) for n in range(8, 12)])) == 4
+    assert transport.posts == 7 + 1
+    assert transport.refusing_batches == {localnet.url}
