@@ -1350,7 +1350,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--rpc-batch-max",
         type=int,
-        default=1,
+        default=CrankSettings.model_fields["rpc_batch_max"].default,
         help="the node's rpc_batch_max: JSON-RPC requests per HTTP request (1: one each)",
     )
     parser.add_argument(

@@ -15,9 +15,18 @@ from urllib.parse import urlsplit
 from actors.rpc.errors import InvalidRpcConfig
 from actors.rpc.redact import mask_url
 
-__all__ = ["DEFAULT_RETRYABLE_HTTP_STATUSES", "RpcEndpoint", "RpcRouterConfig"]
+__all__ = [
+    "DEFAULT_BATCH_MAX",
+    "DEFAULT_RETRYABLE_HTTP_STATUSES",
+    "RpcEndpoint",
+    "RpcRouterConfig",
+]
 
 DEFAULT_RETRYABLE_HTTP_STATUSES = frozenset({429, 502, 503, 504})
+# Batches on by default: one HTTP request per JSON-RPC call cost the node twice the CPU
+# on its HTTP thread (benchmarks/pipeline_bench.py --rpc-batch-max 1 against 16). An
+# endpoint that refuses or caps them is remembered and sent one request per call.
+DEFAULT_BATCH_MAX = 10
 
 
 @dataclass(frozen=True)
@@ -66,7 +75,8 @@ class RpcRouterConfig:
     until the bound is full (shedding a queued low or normal request to make
     room when ``shed_for_critical``). Requests to one endpoint that meet on the
     transport go out as JSON-RPC batches of at most ``batch_max`` (1: one HTTP
-    request each; some providers refuse or cap batches).
+    request each). An endpoint that refuses or caps batches is sent one request per
+    call from its first refusal on (actors.rpc.transport).
     """
 
     endpoints: tuple[RpcEndpoint, ...]
@@ -90,7 +100,7 @@ class RpcRouterConfig:
     latency_smoothing: float = 0.2
     retryable_http_statuses: frozenset[int] = field(default=DEFAULT_RETRYABLE_HTTP_STATUSES)
     deadline_sweep_s: float = 0.25
-    batch_max: int = 1
+    batch_max: int = DEFAULT_BATCH_MAX
 
     def __post_init__(self) -> None:
         self._check_endpoints()

@@ -235,11 +235,12 @@ class CrankSettings(BaseSettings):
         10, ge=1, le=1000, description="attempts per request, retries included"
     )
     rpc_batch_max: int = Field(
-        1,
+        10,
         ge=1,
         le=100,
         description="JSON-RPC requests to one endpoint sent together as one batch, at most "
-        "(1: one HTTP request each; some providers refuse or cap batches)",
+        "(1: one HTTP request each; an endpoint that refuses or caps batches gets one "
+        "request per call from its first refusal on)",
     )
     rpc_send_fanout: int = Field(2, ge=1, le=64, description="endpoints a transaction is sent to")
     rpc_max_in_flight: int = Field(
