@@ -153,7 +153,6 @@ from benchmarks.localnet_bench import (
     wait_confirmed,
 )
 from crank_node.harness.scenario import Scenario, build_scenario, reconcile
-from crank_node.node.gc_tuning import tune_garbage_collector
 from crank_node.node.node import Node
 from crank_node.node.settings import CrankSettings
 from localnet import LocalnetConfig, LocalnetServer
@@ -175,6 +174,14 @@ try:
     from storage.engine import PIPELINE_MIN_ROWS
 except ImportError:  # a checkout from before it (measuring a "before"): every row, one by one
     PIPELINE_MIN_ROWS = sys.maxsize
+try:
+    from crank_node.node.gc_tuning import tune_garbage_collector
+except ImportError:  # a checkout from before it: `crank-node run` left Python's thresholds
+
+    def tune_garbage_collector() -> tuple[int, int, int]:
+        return gc.get_threshold()  # type: ignore[return-value]
+
+
 from supervision.logs import configure_logging
 from supervision.shutdown import ShutdownCoordinator
 
