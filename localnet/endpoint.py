@@ -179,7 +179,10 @@ class Endpoint:
         if blocked is not None:
             return blocked
         body = await request.read()
+        # This endpoint's limit, then (behind a balancer) the backend's that serves it.
         refused = _batch_refused(body, self._faults)
+        if refused is None and view is not self._faults:
+            refused = _batch_refused(body, view)
         if refused is not None:
             return refused
         answer = self._dispatcher.handle(body, lambda: self.client_context(view))

@@ -80,7 +80,8 @@ class Faults:
       backends and must be 0 here. Backends have no backends.
     - ``max_batch``: a JSON-RPC batch of more calls than this is refused (1: no batches
       at all; 0: any size), as ``batch_refusal`` says: ``jsonrpc_error`` (HTTP 200, one
-      error object -32600 with id null), ``http_400`` or ``http_413``.
+      error object -32600 with id null), ``http_400`` or ``http_413``. Set on a backend,
+      it is that backend's limit (the endpoint's own is checked first).
     """
 
     latency_ms: int = 0

@@ -180,3 +180,20 @@ def test_the_localnet_command_starts_endpoints_with_the_faults_it_is_given() -> 
     with pytest.raises(InvalidFaults, match="--faults 0: lag_slot: unknown fault"):
         parse_endpoint_faults(bad.faults, 1)
     assert serve(bad, threading.Event(), errors) == 2
+
+
+def test_a_backend_that_takes_no_batches_refuses_the_batches_it_serves(
+    localnet: LocalnetServer, http: httpx2.Client
+) -> None:
+    """Behind one URL, a backend with max_batch 1 and one without a limit, in turn: the same
+    batch is refused with one -32600 object (id null) by the first and answered call by
+    call by the second; a single call is answered by both."""
+    balancer = {"backends": [{"max_batch": 1}, {}], "backend_choice": "round_robin"}
+    assert http.post(f"{localnet.urls[1]}/admin/faults", json=balancer).status_code == 200
+    batch = [{"jsonrpc": "2.0", "id": n, "method": "getSlot"} for n in (1, 2)]
+    refused, answered = (http.post(localnet.urls[1], json=batch).json() for _ in range(2))
+    assert refused["id"] is None and refused["error"]["code"] == -32600
+    assert "exceeds this endpoint's limit of 1" in refused["error"]["message"]
+    assert [answer["id"] for answer in answered] == [1, 2]
+    singles = [rpc(http, localnet.urls[1], "getSlot").json() for _ in range(2)]
+    assert all("result" in single for single in singles)
