@@ -47,6 +47,7 @@ from storage.fair_share import (
 from storage.fencing import Fence, fenced_execute, fenced_insert, fenced_update, lease_is_held
 from storage.fills import (
     MatchWrite,
+    fills_in,
     get_fill,
     get_fills,
     list_fills,
@@ -122,6 +123,7 @@ from storage.settlements import (
     RecoveryCase,
     SettlementRecord,
     attempts_by_settlement,
+    attempts_by_settlement_in,
     confirm_settlement,
     confirm_settlement_unknown,
     fail_settlement,
@@ -180,6 +182,7 @@ __all__ = [
     "TcpTimeouts",
     "WriteConflict",
     "attempts_by_settlement",
+    "attempts_by_settlement_in",
     "authorized_orders",
     "check_integrity",
     "check_local_filesystem",
@@ -202,6 +205,7 @@ __all__ = [
     "fenced_execute",
     "fenced_insert",
     "fenced_update",
+    "fills_in",
     "get_fill",
     "get_fills",
     "get_market",

@@ -63,6 +63,7 @@ __all__ = [
     "existing_fill_ids",
     "fill_from_row",
     "fill_query",
+    "fills_in",
     "get_fill",
     "get_fills",
     "list_fills",
@@ -456,18 +457,30 @@ def get_fills(
     decode raises its MalformedRow, or with ``malformed`` is added to it and left out."""
     if not fill_ids:
         return {}
+    with read_transaction(engine, "storage.fill_get_many") as connection:
+        return fills_in(connection, fill_ids, malformed=malformed)
+
+
+def fills_in(
+    connection: Connection,
+    fill_ids: Sequence[str],
+    *,
+    malformed: list[MalformedRow] | None = None,
+) -> dict[str, domain.Fill]:
+    """:func:`get_fills` in the caller's transaction."""
+    if not fill_ids:
+        return {}
     stmt = fill_query().where(_FILLS.c.id.in_(tuple(fill_ids)))
     fills: dict[str, domain.Fill] = {}
-    with read_transaction(engine, "storage.fill_get_many") as connection:
-        for row in connection.execute(stmt):
-            try:
-                fill = fill_from_row(row._mapping)
-            except MalformedRow as error:
-                if malformed is None:
-                    raise
-                malformed.append(error)
-                continue
-            fills[fill.fill_id] = fill
+    for row in connection.execute(stmt):
+        try:
+            fill = fill_from_row(row._mapping)
+        except MalformedRow as error:
+            if malformed is None:
+                raise
+            malformed.append(error)
+            continue
+        fills[fill.fill_id] = fill
     return fills
 
 

@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any, Literal
 
 from sqlalchemy import or_, select
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from storage.engine import read_transaction
 from storage.models import Fill, Order, Settlement, SettlementAttempt, TransactionHistory, table_of
 
-__all__ = ["order_journey", "stored_trace_ids"]
+__all__ = ["order_journey", "stored_trace_ids", "trace_ids_in"]
 
 _ORDERS = table_of(Order)
 _FILLS = table_of(Fill)
@@ -34,6 +34,17 @@ def stored_trace_ids(
     """The stored trace id of each of ``ids`` (orders or settlements) that has one, in one
     query: the actor that picks the rows up continues them (a settlement claimed on any
     node, after a takeover too; the orders a loaded book uncrosses)."""
+    wanted = tuple(ids)
+    if not wanted:
+        return {}
+    with read_transaction(engine, f"storage.{kind}_trace_ids") as connection:
+        return trace_ids_in(connection, kind, wanted)
+
+
+def trace_ids_in(
+    connection: Connection, kind: Literal["order", "settlement"], ids: Iterable[str]
+) -> dict[str, str]:
+    """:func:`stored_trace_ids` in the caller's transaction."""
     table = _ORDERS if kind == "order" else _SETTLEMENTS
     wanted = tuple(ids)
     if not wanted:
@@ -41,8 +52,7 @@ def stored_trace_ids(
     stmt = select(table.c.id, table.c.trace_id).where(
         table.c.id.in_(wanted), table.c.trace_id.is_not(None)
     )
-    with read_transaction(engine, f"storage.{kind}_trace_ids") as connection:
-        return {str(row[0]): str(row[1]) for row in connection.execute(stmt)}
+    return {str(row[0]): str(row[1]) for row in connection.execute(stmt)}
 
 
 def _when(value: Any) -> str | None:

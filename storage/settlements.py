@@ -43,6 +43,7 @@ __all__ = [
     "RecoveryCase",
     "SettlementRecord",
     "attempts_by_settlement",
+    "attempts_by_settlement_in",
     "confirm_settlement",
     "confirm_settlement_unknown",
     "fail_settlement",
@@ -237,11 +238,24 @@ def attempts_by_settlement(
     not decode raises its MalformedRow, or with ``malformed`` is added to it (its
     settlement's list is then incomplete: the caller must not act on it)."""
     ids = tuple(settlement_ids)
+    if not ids:
+        return {}
+    with read_transaction(engine, "storage.attempt_list_many") as connection:
+        return attempts_by_settlement_in(connection, ids, malformed=malformed)
+
+
+def attempts_by_settlement_in(
+    connection: Connection,
+    settlement_ids: Iterable[str],
+    *,
+    malformed: list[MalformedRow] | None = None,
+) -> dict[str, list[AttemptRecord]]:
+    """:func:`attempts_by_settlement` in the caller's transaction."""
+    ids = tuple(settlement_ids)
     found: dict[str, list[AttemptRecord]] = {settlement_id: [] for settlement_id in ids}
     if ids:
-        with read_transaction(engine, "storage.attempt_list_many") as connection:
-            for attempt in _attempts_in(connection, ids, malformed):
-                found[attempt.settlement_id].append(attempt)
+        for attempt in _attempts_in(connection, ids, malformed):
+            found[attempt.settlement_id].append(attempt)
     return found
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from sqlalchemy import insert
 from sqlalchemy.engine import Engine
 
@@ -78,4 +80,30 @@ def settlements(engine: Engine, count: int) -> list[str]:
                 )
             )
             ids.append(f"settle-{index:03d}")
+    return ids
+
+
+def more_settlements(engine: Engine, count: int) -> list[str]:
+    """``count`` more fills with pending settlements, on :func:`settlements`' market and
+    orders, each settlement's id its fill's (as record_match writes them); their ids."""
+    ids = [f"more-{uuid.uuid4().hex[:12]}" for _ in range(count)]
+    with write_transaction(engine) as connection:
+        for settlement_id in ids:
+            connection.execute(
+                insert(Fill).values(
+                    id=settlement_id,
+                    market_id="SOL-USDC",
+                    maker_order_id="maker",
+                    taker_order_id="taker",
+                    price_atoms=100,
+                    base_atoms=1,
+                    quote_atoms=100,
+                    fencing_token=1,
+                )
+            )
+            connection.execute(
+                insert(Settlement).values(
+                    id=settlement_id, fill_id=settlement_id, market_id="SOL-USDC"
+                )
+            )
     return ids

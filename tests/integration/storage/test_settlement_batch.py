@@ -3,16 +3,15 @@ each item exactly as its single form, and one refused item leaves the others wri
 
 from __future__ import annotations
 
-import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import event, insert, select
+from sqlalchemy import event, select
 from sqlalchemy.engine import Engine
 
 import storage
 from storage import AttemptDraft, Confirmation
-from storage.models import Fill, Settlement, TransactionHistory, table_of
+from storage.models import TransactionHistory, table_of
 from tests.integration.storage import seed
 
 
@@ -117,36 +116,10 @@ class _Statements:
             self.count += 1
 
 
-def _more_settlements(engine: Engine, count: int) -> list[str]:
-    """``count`` more fills with pending settlements, on seed.settlements' market and orders."""
-    fills, settlements = table_of(Fill), table_of(Settlement)
-    ids = [f"more-{uuid.uuid4().hex[:12]}" for _ in range(count)]
-    with storage.write_transaction(engine) as connection:
-        for settlement_id in ids:
-            connection.execute(
-                insert(fills).values(
-                    id=settlement_id,
-                    market_id="SOL-USDC",
-                    maker_order_id="maker",
-                    taker_order_id="taker",
-                    price_atoms=100,
-                    base_atoms=1,
-                    quote_atoms=100,
-                    fencing_token=1,
-                )
-            )
-            connection.execute(
-                insert(settlements).values(
-                    id=settlement_id, fill_id=settlement_id, market_id="SOL-USDC"
-                )
-            )
-    return ids
-
-
 def _statements_for_a_batch(engine: Engine, size: int) -> tuple[int, int, int, int]:
     """Attempts then confirmations for ``size`` fresh settlements: the statements and
     savepoints each batch ran."""
-    ids = _more_settlements(engine, size)
+    ids = seed.more_settlements(engine, size)
     queue = storage.settlement_queue(engine, "node-a")
     claims = [claim for claim in queue.claim(len(ids) + 10, 30) if str(claim.row_id) in ids]
     with _Statements(engine) as attempts:
