@@ -373,8 +373,13 @@ def process_cpu_s(pid: int | None) -> float | None:
     """User + system CPU seconds of process ``pid`` so far (Linux /proc), else None."""
     if pid is None:
         return None
+    return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
+
+
+def _stat_cpu_s(stat: Path) -> float | None:
+    """utime + stime of a /proc stat file (a process's or a thread's), in seconds."""
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = stat.read_text().rsplit(")", 1)[1].split()
     except OSError:
         return None
     ticks = os.sysconf("SC_CLK_TCK")
@@ -384,15 +389,11 @@ def process_cpu_s(pid: int | None) -> float | None:
 def thread_cpu_s() -> dict[str, float]:
     """User + system CPU seconds so far of each live thread of this process, by thread
     name (Linux /proc/self/task; no profiler, so nothing is slowed down to measure)."""
-    ticks, found = os.sysconf("SC_CLK_TCK"), {}
+    found: dict[str, float] = {}
     for thread in threading.enumerate():
-        try:
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        seconds = (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        found[thread.name] = found.get(thread.name, 0.0) + seconds
+        seconds = _stat_cpu_s(Path(f"/proc/self/task/{thread.native_id}/stat"))
+        if seconds is not None:
+            found[thread.name] = found.get(thread.name, 0.0) + seconds
     return found
 
 

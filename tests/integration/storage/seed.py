@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 
 from sqlalchemy import insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from storage import write_transaction
 from storage.models import Fill, Market, Order, Settlement
@@ -62,22 +62,8 @@ def settlements(engine: Engine, count: int) -> list[str]:
     ids = []
     with write_transaction(engine) as connection:
         for index in range(count):
-            connection.execute(
-                insert(Fill).values(
-                    id=f"fill-{index:03d}",
-                    market_id=market_id,
-                    maker_order_id=maker,
-                    taker_order_id=taker,
-                    price_atoms=100,
-                    base_atoms=1,
-                    quote_atoms=100,
-                    fencing_token=1,
-                )
-            )
-            connection.execute(
-                insert(Settlement).values(
-                    id=f"settle-{index:03d}", fill_id=f"fill-{index:03d}", market_id=market_id
-                )
+            _fill_and_settlement(
+                connection, f"fill-{index:03d}", f"settle-{index:03d}", market_id, maker, taker
             )
             ids.append(f"settle-{index:03d}")
     return ids
@@ -89,21 +75,28 @@ def more_settlements(engine: Engine, count: int) -> list[str]:
     ids = [f"more-{uuid.uuid4().hex[:12]}" for _ in range(count)]
     with write_transaction(engine) as connection:
         for settlement_id in ids:
-            connection.execute(
-                insert(Fill).values(
-                    id=settlement_id,
-                    market_id="SOL-USDC",
-                    maker_order_id="maker",
-                    taker_order_id="taker",
-                    price_atoms=100,
-                    base_atoms=1,
-                    quote_atoms=100,
-                    fencing_token=1,
-                )
-            )
-            connection.execute(
-                insert(Settlement).values(
-                    id=settlement_id, fill_id=settlement_id, market_id="SOL-USDC"
-                )
+            _fill_and_settlement(
+                connection, settlement_id, settlement_id, "SOL-USDC", "maker", "taker"
             )
     return ids
+
+
+def _fill_and_settlement(
+    connection: Connection, fill_id: str, settlement_id: str, market_id: str, maker: str, taker: str
+) -> None:
+    """A one-lot fill of ``maker`` and ``taker`` and its pending settlement."""
+    connection.execute(
+        insert(Fill).values(
+            id=fill_id,
+            market_id=market_id,
+            maker_order_id=maker,
+            taker_order_id=taker,
+            price_atoms=100,
+            base_atoms=1,
+            quote_atoms=100,
+            fencing_token=1,
+        )
+    )
+    connection.execute(
+        insert(Settlement).values(id=settlement_id, fill_id=fill_id, market_id=market_id)
+    )
