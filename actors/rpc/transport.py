@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple, Protocol
@@ -34,14 +33,13 @@ import aiohttp
 from loguru import logger
 
 from actors.rpc.classify import AttemptResult, HttpReply, TransportFailure
+from actors.rpc.loop_thread import LoopThread
 from actors.rpc.redact import mask_url
 
 __all__ = ["BATCH_REFUSED_STATUSES", "AioHttpTransport", "OnDone", "Transport"]
 
 OnDone = Callable[[AttemptResult], None]
 _HEADERS = {"Content-Type": "application/json"}
-_START_TIMEOUT_S = 10.0
-_CLOSE_TIMEOUT_S = 5.0
 # Statuses that refuse a batch request as such (bad request, not found or not allowed
 # for a POST of an array, too large, not understood): its members go again one by one.
 # A 429 or a 5xx is the endpoint's state, not the batch's: every member's answer.
@@ -68,34 +66,22 @@ class _Member(NamedTuple):
     on_done: OnDone
 
 
-class AioHttpTransport:
-    """An aiohttp session on an event loop the transport owns."""
+class AioHttpTransport(LoopThread):
+    """An aiohttp session on an event loop the transport owns (:class:`LoopThread`)."""
 
     def __init__(
         self, *, name: str = "rpc-transport", connections_per_host: int = 64, batch_max: int = 1
     ) -> None:
         if batch_max < 1:
             raise ValueError(f"batch_max must be at least 1, got {batch_max}")
-        self.name = name
+        super().__init__(name)
         self._connections_per_host = connections_per_host
         self._batch_max = batch_max
         self._gathering: dict[str, list[_Member]] = {}  # per URL, on the loop's thread
         self.refusing_batches: set[str] = set()  # URLs sent one per request from now on
         self.posts = 0  # HTTP requests made (read by tests and benchmarks)
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
-        self._thread: threading.Thread | None = None
-        self._ready = threading.Event()
-        self._start_error: BaseException | None = None
-
-    def start(self) -> None:
-        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(_START_TIMEOUT_S):
-            raise RuntimeError(f"{self.name} did not start within {_START_TIMEOUT_S}s")
-        if self._start_error is not None:
-            raise RuntimeError(f"{self.name} failed to start") from self._start_error
 
     def submit(self, url: str, body: bytes, timeout_s: float, on_done: OnDone) -> None:
         loop = self._loop
@@ -104,35 +90,7 @@ class AioHttpTransport:
         with contextlib.suppress(RuntimeError):  # closed meanwhile: results are not wanted
             loop.call_soon_threadsafe(self._spawn, url, body, timeout_s, on_done)
 
-    def close(self) -> None:
-        loop, thread = self._loop, self._thread
-        if loop is None or thread is None:
-            return
-        with contextlib.suppress(RuntimeError):  # the loop already stopped
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(_CLOSE_TIMEOUT_S)
-        if thread.is_alive():
-            logger.bind(action="rpc.transport_stuck", transport=self.name).error(
-                f"{self.name} did not stop within {_CLOSE_TIMEOUT_S}s; abandoned"
-            )
-
     # -- the loop's thread ---------------------------------------------------------
-
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        try:
-            loop.run_until_complete(self._open())
-            self._loop = loop
-        except Exception as error:  # noqa: BLE001  (reported to start(), which raises it)
-            self._start_error = error
-        self._ready.set()
-        try:
-            if self._start_error is None:
-                loop.run_forever()
-        finally:
-            loop.run_until_complete(self._shut())
-            loop.run_until_complete(loop.shutdown_asyncgens())
-            loop.close()
 
     async def _open(self) -> None:
         connector = aiohttp.TCPConnector(limit=0, limit_per_host=self._connections_per_host)
