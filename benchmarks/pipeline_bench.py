@@ -759,6 +759,7 @@ class PhaseResult:
     cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
     cpu_node_sys_s: float = 0.0  # of cpu_node_s, in the kernel (system time)
     threads: str = ""  # thread_cpu_line
+    rounds: str = ""  # the settlement's status rounds, and how many a slot started
 
 
 DEFAULT_STATUS_MS = 200
@@ -772,6 +773,7 @@ def node_settings(
     rpc_batch_max: int = 1,
     *,
     status_ms: int = DEFAULT_STATUS_MS,
+    slot_feed: str = "auto",
 ) -> CrankSettings:
     values: dict[str, Any] = {
         "instance_id": f"bench-{key}",
@@ -786,6 +788,8 @@ def node_settings(
         status_ms != DEFAULT_STATUS_MS
     ):  # named only when set: a checkout from before has no such key
         values["settlement_status_interval_ms"] = status_ms
+    if slot_feed != "auto":  # the same: named only when set
+        values["slot_feed_url"] = slot_feed
     return CrankSettings.model_validate(values)
 
 
@@ -1019,6 +1023,7 @@ def run_on(
     poll_ms: int,
     rpc_batch_max: int = 1,
     status_ms: int = DEFAULT_STATUS_MS,
+    slot_feed: str = "auto",
     profiler: ThreadProfiles | None,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
@@ -1038,7 +1043,9 @@ def run_on(
         profiler.start()
     cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
     threads_before = thread_cpu_s()
-    settings = node_settings(db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms)
+    settings = node_settings(
+        db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms, slot_feed=slot_feed
+    )
     statements = StatementCount(excluded=engine)
     with statements, running_node(settings, scenario.settlement_authority, events) as node:
         if not wait_until(lambda: markets_held(node), START_TIMEOUT_S, 0.05):
@@ -1051,6 +1058,11 @@ def run_on(
             print(f"  {name}: not every settlement confirmed within {drain_s:.0f} s")
         state = node.status().get("pipeline", {}).get("settlement", {})
         resends = state.get("resends") if isinstance(state, dict) else None
+        rounds = (
+            f", status rounds {state['status_rounds']} ({state['rounds_on_slots']} on slots)"
+            if isinstance(state, dict) and "rounds_on_slots" in state
+            else ""
+        )
         threads_after = thread_cpu_s()  # before the node's threads end
     wall_s = time.perf_counter() - wall
     cpu_node_s = sum(os.times()[:2]) - sum(cpu_node[:2])
@@ -1083,6 +1095,7 @@ def run_on(
             sum(isinstance(e, AttemptsExpired) for e in events), result.expired_attempts
         ),
         resends=resends,
+        rounds=rounds,
         reconcile=verdict_text,
         shutdown_ok=bool(node.drain_report.get("shutdown_ok")),
         cpu_node_s=cpu_node_s,
@@ -1161,7 +1174,8 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
     print(
         f"  {row.name}: {row.count}/{phase.pairs} fills confirmed in {row.elapsed_s:.1f} s "
         f"(first fill -> last confirmed), {row.rate:.0f} fills/s; attempts/settlement "
-        f"{attempts:.3f}, expired attempts {phase.expired_attempts}, resends {phase.resends}; "
+        f"{attempts:.3f}, expired attempts {phase.expired_attempts}, resends {phase.resends}"
+        f"{phase.rounds}; "
         f"reconcile {phase.reconcile}; shutdown {'done' if phase.shutdown_ok else 'NOT clean'}"
     )
     print(
@@ -1318,6 +1332,7 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             poll_ms=args.poll_ms,
             rpc_batch_max=args.rpc_batch_max,
             status_ms=args.status_ms,
+            slot_feed=args.slot_feed,
             drain_s=args.drain_s,
             profiler=profiler,
             backend=args.db,
@@ -1401,6 +1416,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the node's settlement_status_interval_ms: how often it asks about attempts",
     )
     parser.add_argument(
+        "--slot-feed",
+        choices=("auto", "off"),
+        default="auto",
+        help="the node's slot_feed_url: status rounds on localnet's slotSubscribe (auto, "
+        "as `crank-node run` does) or on the timer alone (off)",
+    )
+    parser.add_argument(
         "--gc",
         choices=("node", "python"),
         default="node",
@@ -1420,6 +1442,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(
         f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
         f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms, "
+        f"slot feed {args.slot_feed}, "
         f"gc thresholds {gc.get_threshold()}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )

@@ -36,7 +36,10 @@ The protocol is docs/ARCHITECTURE.md's "Exactly once"; its decisions are the pur
   the resends; the settlement is failed (as a landed-failed one) once the
   protocol finds every attempt dead, and if the attempt lands after all, the
   chain's answer wins.
-* **Watch.** Every ``status_interval_s`` it learns the confirmed block height
+* **Watch.** As each slot arrives from the slot feed (``slot_feed_url``,
+  actors/rpc/slot_feed.py; a slot during a round asks again once it ends), or
+  every ``status_interval_s`` while there is no feed or it has said nothing for
+  ``slot_feed_stale_s``, it learns the confirmed block height
   *and the slot it was read at* (BlockhashActor, ``getEpochInfo``), then asks
   ``getSignatureStatuses`` (history searched, 256 per request) about every live
   attempt and reads the markers that can decide something (recovery, or an
@@ -79,6 +82,7 @@ from actors.poison import remember_failure
 from actors.rpc.classify import MIN_CONTEXT_SLOT_NOT_REACHED
 from actors.rpc.client import RouterAddress, RpcClient, reply_to_actor, send_transaction_params
 from actors.rpc.messages import Priority, RpcFailure, RpcOutcome, RpcSuccess
+from actors.rpc.slot_feed import SlotFeed
 from actors.settlement.authorize import Refused, check_before_signing, fail_refused
 from actors.settlement.claimed import ClaimedSettlements
 from actors.settlement.fees import (
@@ -134,7 +138,7 @@ Listener = Callable[[Finished | AttemptsExpired | Refused], None]
 
 @dataclass(frozen=True)
 class _Tick:
-    what: str  # claim | status | resend | renew | fees
+    what: str  # claim | status | resend | renew | fees | slot (the slot feed's, not a timer's)
 
 
 @dataclass(frozen=True)
@@ -214,6 +218,8 @@ class _Counters:
     claims_lost: int = 0
     refused: int = 0  # settlements the makers' signatures do not authorize (never signed)
     preflight_refused: int = 0  # sends refused at preflight as hopeless
+    status_rounds: int = 0
+    rounds_on_slots: int = 0
 
 
 @dataclass
@@ -279,6 +285,9 @@ class SettlementActor(CrankActor):
         self._doomed: dict[str, Doomed] = {}  # settlements refused at preflight as hopeless
         self._blockhash_pending = False
         self._status_round: _StatusRound | None = None
+        self._slot_feed: SlotFeed | None = None
+        self._slot_seen_s: float | None = None  # when the feed last gave a slot
+        self._round_again = False  # a slot came during a round: ask again after it
         self._claim_soon = False
         self._full = False
         self._drain: Drain | None = None
@@ -295,8 +304,15 @@ class SettlementActor(CrankActor):
         timers.send_periodically("renew", settings.claim_ttl_s / 3, _Tick("renew"))
         if isinstance(settings.fee_policy, domain.PercentilePriorityFee):
             timers.send_periodically("fees", settings.fee_refresh_s, _Tick("fees"), 0.0)
+        if settings.slot_feed_url is not None:
+            self._slot_feed = SlotFeed(
+                settings.slot_feed_url, self._slot_arrived, name=f"{self.name}-slots"
+            )
+            self._slot_feed.start()
 
     def on_stop(self) -> None:
+        if self._slot_feed is not None:
+            self._slot_feed.close()
         self._claims.release_all()
 
     def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
@@ -336,7 +352,8 @@ class SettlementActor(CrankActor):
     def _tick(self, what: str) -> None:
         handlers: dict[str, Callable[[], None]] = {
             "claim": self._claim,
-            "status": self._ask_height,
+            "status": self._status_tick,
+            "slot": self._on_slot,
             "resend": self._resend_due,
             "renew": self._renew,
             "fees": self._ask_fees,
@@ -632,14 +649,50 @@ class SettlementActor(CrankActor):
 
     # -- watching the chain -------------------------------------------------------------------
 
-    def _ask_height(self) -> None:
+    def _slot_arrived(self, _slot: int) -> None:
+        """The feed's callback, on its thread: a cue in this actor's mailbox, on a trace of
+        its own (which slot does not matter: only the round's answers decide)."""
+        self.deliver_to_self(_Tick("slot"), sender="slot-feed")
+
+    def _feed_live(self) -> bool:
+        seen = self._slot_seen_s
+        return seen is not None and self.clock.monotonic() - seen < self.settings.slot_feed_stale_s
+
+    def _status_tick(self) -> None:
+        """The timer: a round, unless the slot feed paces them."""
+        if self._feed_live():
+            self._request_blockhash()
+        else:
+            self._ask_height()
+
+    def _on_slot(self) -> None:
+        """A slot was produced: what it confirmed is seen by a round asked now. Only the
+        round's answers decide anything (the feed is a hint, never evidence)."""
+        self._slot_seen_s = self.clock.monotonic()
+        if self._status_round is not None:
+            self._round_again = True
+        elif self._ask_height():
+            self.counters.rounds_on_slots += 1
+
+    def _ask_height(self) -> bool:
+        """Start a round of questions about the attempts in flight; False if none is needed
+        (nothing sent) or one is already under way."""
         self._request_blockhash()
         watched = [work for work in self._claims if work.attempts]
         if self._status_round is not None or not watched:
-            return
+            return False
         lowest = min(a.last_valid_block_height for w in watched for a in w.attempts)
         self._status_round = _StatusRound()
+        self.counters.status_rounds += 1
         self._blockhash.tell(IsExpired(lowest, reply_to_actor(self, _Height)))
+        return True
+
+    def _round_over(self) -> None:
+        self._status_round = None
+        if self._round_again:
+            self._round_again = False
+            if self._ask_height():
+                self.counters.rounds_on_slots += 1
 
     def _on_height(self, answer: ExpiryVerdict | Unavailable) -> None:
         if isinstance(answer, ExpiryVerdict):
@@ -650,7 +703,7 @@ class SettlementActor(CrankActor):
         trace_of = {s: work.trace_id for work in works for s in work.signatures_to_ask()}
         signatures = list(trace_of)
         if round_ is None or not signatures:
-            self._status_round = None
+            self._round_over()
             return
         # Known before any question is sent: every "no" of this round is judged against it.
         round_.height = self._height
@@ -756,6 +809,7 @@ class SettlementActor(CrankActor):
         if round_.pending == 0:
             self._status_round = None
             self._decide_all(round_)
+            self._round_over()
 
     def _decide_all(self, round_: _StatusRound) -> None:
         statuses, height = round_.statuses, round_.height
@@ -1067,6 +1121,9 @@ class SettlementActor(CrankActor):
             block_height=self._block_height,
             draining=self._drain is not None,
             full=self._full,
+            slot_feed=asdict(self._slot_feed.state()) if self._slot_feed is not None else None,
+            status_rounds=counters.status_rounds,
+            rounds_on_slots=counters.rounds_on_slots,
         )
 
 

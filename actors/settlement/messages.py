@@ -58,6 +58,12 @@ class SettlementSettings:
     # no send can still be in the router's hands, give every claim back for nodes that can
     # settle (actors.rpc.reach); claim none until an endpoint answers. None: never.
     chain_handover_s: float | None = None
+    # ws(s):// URL of a PubSub endpoint whose slotSubscribe paces the status rounds
+    # (actors.rpc.slot_feed): a round as each slot arrives, the timer only while the
+    # feed is silent. None: the timer alone.
+    slot_feed_url: str | None = None
+    # The feed counts as silent once no slot came for this long: the timer takes over.
+    slot_feed_stale_s: float = 1.0
 
     def __post_init__(self) -> None:
         for name in (
@@ -67,6 +73,7 @@ class SettlementSettings:
             "resend_interval_s",
             "fee_refresh_s",
             "request_deadline_s",
+            "slot_feed_stale_s",
         ):
             value = getattr(self, name)
             if not isinstance(value, int | float) or not value > 0:
@@ -114,6 +121,10 @@ class SettlementState:
     preflight_refused: int = 0  # sends refused at preflight as hopeless
     # Per market: price chosen, compute-unit limit, units simulated (fees.MarketFees).
     fees: dict[str, Any] = field(default_factory=dict)
+    # The slot feed (actors.rpc.slot_feed.SlotFeedState as a dict), None if there is none.
+    slot_feed: dict[str, Any] | None = None
+    status_rounds: int = 0  # rounds of questions about attempts asked
+    rounds_on_slots: int = 0  # of them, started by a slot from the feed
 
 
 @dataclass(frozen=True)

@@ -262,6 +262,16 @@ class CrankSettings(BaseSettings):
         lower=20,
         upper=MINUTE_MS,
     )
+    # A transaction is confirmed at a slot boundary: a status round as each slot arrives sees
+    # it at once, where the timer sees it up to one interval late (actors/rpc/slot_feed.py).
+    slot_feed_url: str = Field(
+        "auto",
+        repr=False,
+        description="WebSocket PubSub URL whose slotSubscribe paces the settlement status "
+        "rounds (a round as each slot arrives; settlement_status_interval_ms only while it "
+        "is silent): 'auto' derives it from the first RPC URL as Solana clients do (ws or "
+        "wss, an explicit port + 1), 'off' keeps the timer alone",
+    )
     # A node no RPC endpoint answers cannot settle: past this it gives its markets and its
     # settlement claims to nodes that can (actors/rpc/reach.py). 30 s: two default lease
     # TTLs, so a blip (a breaker open for a few attempts, an endpoint restarting) never
@@ -387,6 +397,22 @@ class CrankSettings(BaseSettings):
                 raise ValueError(f"entry {index + 1} ({_mask_rpc(url)}) {reason}")
         if len(set(value)) != len(value):
             raise ValueError("lists the same URL twice")
+        return value
+
+    @field_validator("slot_feed_url")
+    @classmethod
+    def _check_slot_feed_url(cls, value: str) -> str:
+        if value in ("auto", "off"):
+            return value
+        try:
+            parts = urlsplit(value)
+            host, _ = parts.hostname, parts.port
+        except ValueError:
+            raise ValueError("is not a valid URL (give 'auto', 'off', or a ws(s):// URL)") from None
+        if parts.scheme not in ("ws", "wss"):
+            raise ValueError("must be 'auto', 'off', or a ws:// or wss:// URL")
+        if not host:
+            raise ValueError("has no host")
         return value
 
     @field_validator("wallet_path", "log_json_path", "operator_token_file", mode="before")
@@ -569,7 +595,18 @@ class CrankSettings(BaseSettings):
             compute_unit_margin_units=self.compute_unit_margin_units,
             preflight=self.settlement_preflight,
             chain_handover_s=self.chain_handover_ms / 1000,
+            slot_feed_url=self.pubsub_url(),
         )
+
+    def pubsub_url(self) -> str | None:
+        """The slot feed's URL: ``slot_feed_url``, or derived from the first RPC URL."""
+        from actors.rpc.slot_feed import pubsub_url_for  # noqa: PLC0415  (keeps `config` light)
+
+        if self.slot_feed_url == "off":
+            return None
+        if self.slot_feed_url == "auto":
+            return pubsub_url_for(self.rpc_urls[0])
+        return self.slot_feed_url
 
     def rpc_router_config(self) -> RpcRouterConfig:
         """The RpcRouter's configuration: one endpoint per URL, named by its masked URL."""
@@ -631,7 +668,7 @@ def shown_value(key: str, value: Any) -> Any:
     """``value`` as it may be printed or logged: secrets masked, paths as strings."""
     if key == "rpc_urls" and isinstance(value, list | tuple):
         return [_mask_rpc(str(url)) for url in value]
-    if key == "rpc_urls":
+    if key in ("rpc_urls", "slot_feed_url"):
         return _mask_rpc(str(value))
     if key == "db_url":
         return _mask_db_url(value)

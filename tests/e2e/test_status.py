@@ -164,6 +164,24 @@ def test_status_reports_the_actor_tree_the_endpoints_the_leases_and_the_pipeline
     assert len(gc_now["collections"]) == 3 and gc_now["collections"][0] > 0
 
 
+def test_the_settlement_status_rounds_follow_the_slots_of_the_first_endpoints_pubsub(
+    node: RunningNode, localnet: LocalnetServer
+) -> None:
+    """slot_feed_url 'auto' (the default): the first RPC URL's PubSub (its port + 1, as
+    web3.js derives it), subscribed and notifying, shown under the settlement actor."""
+    deadline = time.monotonic() + 30
+    pause = threading.Event()  # never set: its wait is a bounded pause between polls
+    while True:
+        feed = node.get_json("/status")["pipeline"]["settlement"]["slot_feed"]
+        if feed["connected"] and feed["notifications"] > 0:
+            break
+        if time.monotonic() >= deadline:
+            pytest.fail(f"the slot feed did not start: {feed}")
+        pause.wait(0.1)
+    assert feed["url"] == localnet.pubsub_urls[0]
+    assert feed["connects"] == 1 and feed["malformed"] == 0
+
+
 def test_metrics_parse_as_prometheus_text_with_restart_rpc_and_lease_metrics(
     node: RunningNode,
 ) -> None:

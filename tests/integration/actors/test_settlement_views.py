@@ -14,6 +14,7 @@ too: the seller paid twice.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -32,6 +33,7 @@ from actors.rpc import RpcRouter, RpcRouterConfig
 from actors.settlement import (
     AttemptsExpired,
     Finished,
+    GetSettlementState,
     SettlementActor,
     SettlementSettings,
     signer_map,
@@ -65,9 +67,17 @@ class Desk:
     recorder: Recorder
     actors: list[Any] = field(default_factory=list)
 
-    def start(self, *, height_url: str, status_url: str, offset_s: float = 0.0) -> None:
+    def start(
+        self,
+        *,
+        height_url: str,
+        status_url: str,
+        offset_s: float = 0.0,
+        slot_feed_url: str | None = None,
+    ) -> None:
         """BlockhashActor reads heights through ``height_url``; SettlementActor sends
-        and asks statuses through ``status_url`` (two routers: steering, not luck)."""
+        and asks statuses through ``status_url`` (two routers: steering, not luck), and
+        starts a round as each slot arrives from ``slot_feed_url`` if given."""
         height_router = RpcRouter(RpcRouterConfig.from_urls([height_url]), name="rpc-height")
         status_router = RpcRouter(RpcRouterConfig.from_urls([status_url]), name="rpc-status")
         blockhash = BlockhashActor(
@@ -81,7 +91,7 @@ class Desk:
             _handle_of(blockhash),
             signer_map(self.trade.fee_payer, self.trade.authority),
             node_id="node-a",
-            settings=FAST,
+            settings=dataclasses.replace(FAST, slot_feed_url=slot_feed_url),
             listeners=(self.recorder.record,),
             db_time_offset_s=lambda: offset_s,
         )
@@ -172,20 +182,24 @@ def _expired(recorder: Recorder) -> bool:
     return any(isinstance(e, AttemptsExpired) for e in recorder.snapshot())
 
 
+@pytest.mark.parametrize("paced_by", ["timer", "up-to-date slot feed"])
 def test_a_late_landing_hidden_by_a_lagging_status_reader_is_never_settled_twice(
-    desk: Desk, captured_logs: list[dict[str, Any]]
+    desk: Desk, captured_logs: list[dict[str, Any]], paced_by: str
 ) -> None:
     """Attempt 1's sends are dropped; its bytes land two blocks before its
     lastValidBlockHeight. The height past it is read from the up-to-date endpoint, the
     statuses from one LAG_SLOTS behind that has not seen the landing. That "no status"
     comes from a view older than the slot of the height, so it decides nothing: no
     attempt 2 is signed, and once the lagging endpoint sees the landing the settlement
-    is confirmed with attempt 1. The seller pays once."""
+    is confirmed with attempt 1. The seller pays once. With the slot feed of the
+    up-to-date endpoint, a round starts the moment each slot past the height is made:
+    the worst moment, while the status reader is furthest behind."""
     trade, localnet = desk.trade, desk.trade.localnet
     urls = localnet.urls
     localnet.set_faults(LAGGING, Faults(lag_slots=LAG_SLOTS, drop_sends=True))
     before = trade.balances()
-    desk.start(height_url=urls[UP_TO_DATE], status_url=urls[LAGGING])
+    feed = localnet.pubsub_urls[UP_TO_DATE] if paced_by != "timer" else None
+    desk.start(height_url=urls[UP_TO_DATE], status_url=urls[LAGGING], slot_feed_url=feed)
     _poll(lambda: bool(desk.attempts()), "attempt 1 was never written")
     (first,) = desk.attempts()
     lvbh = first.last_valid_block_height
@@ -221,6 +235,9 @@ def test_a_late_landing_hidden_by_a_lagging_status_reader_is_never_settled_twice
     (event,) = [e for e in finished if isinstance(e, Finished)]
     assert (event.outcome, event.signature) == ("confirmed", first.signature)
     assert [a.signature for a in desk.attempts()] == [first.signature]
+    if feed is not None:  # the feed did pace rounds here, not only the timer
+        state = _handle_of(desk.actors[0]).ask(GetSettlementState()).get(timeout=5)
+        assert state.slot_feed["connects"] == 1 and state.rounds_on_slots > 0
 
 
 def test_recovery_after_history_was_pruned_never_settles_a_landed_fill_again(
