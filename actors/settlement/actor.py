@@ -220,6 +220,7 @@ class _Counters:
     preflight_refused: int = 0  # sends refused at preflight as hopeless
     status_rounds: int = 0
     rounds_on_slots: int = 0
+    slot_cues: int = 0
 
 
 @dataclass
@@ -288,6 +289,7 @@ class SettlementActor(CrankActor):
         self._slot_feed: SlotFeed | None = None
         self._slot_seen_s: float | None = None  # when the feed last gave a slot
         self._round_again = False  # a slot came during a round: ask again after it
+        self._cue_waiting = False  # a slot cue is in the mailbox: the feed adds no other
         self._claim_soon = False
         self._full = False
         self._drain: Drain | None = None
@@ -651,7 +653,11 @@ class SettlementActor(CrankActor):
 
     def _slot_arrived(self, _slot: int) -> None:
         """The feed's callback, on its thread: a cue in this actor's mailbox, on a trace of
-        its own (which slot does not matter: only the round's answers decide)."""
+        its own (which slot does not matter: only the round's answers decide). At most one
+        waits there at a time, so a feed that floods costs this actor nothing more."""
+        if self._cue_waiting:
+            return
+        self._cue_waiting = True
         self.deliver_to_self(_Tick("slot"), sender="slot-feed")
 
     def _feed_live(self) -> bool:
@@ -668,6 +674,8 @@ class SettlementActor(CrankActor):
     def _on_slot(self) -> None:
         """A slot was produced: what it confirmed is seen by a round asked now. Only the
         round's answers decide anything (the feed is a hint, never evidence)."""
+        self._cue_waiting = False
+        self.counters.slot_cues += 1
         self._slot_seen_s = self.clock.monotonic()
         if self._status_round is not None:
             self._round_again = True
@@ -1124,6 +1132,7 @@ class SettlementActor(CrankActor):
             slot_feed=asdict(self._slot_feed.state()) if self._slot_feed is not None else None,
             status_rounds=counters.status_rounds,
             rounds_on_slots=counters.rounds_on_slots,
+            slot_cues=counters.slot_cues,
         )
 
 

@@ -125,6 +125,7 @@ class SettlementState:
     slot_feed: dict[str, Any] | None = None
     status_rounds: int = 0  # rounds of questions about attempts asked
     rounds_on_slots: int = 0  # of them, started by a slot from the feed
+    slot_cues: int = 0  # the feed's cues handled (one waits at a time: a flood is a few)
 
 
 @dataclass(frozen=True)
