@@ -22,6 +22,7 @@ from sqlalchemy.engine import Engine
 
 import storage
 from crank_node.harness.node_client import NodeClient, NodeRefused, NodeUnreachable
+from crank_node.harness.processes import UNLIMITED_RATES
 from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
 from crank_node.node.settings_layers import load_settings
@@ -332,6 +333,14 @@ def test_a_settlement_taken_over_after_a_kill_keeps_its_trace_on_the_second_node
 # -- a demo-like run with a takeover in the middle --------------------------------------
 
 ORDERS = 120
+# As the demo's nodes have them: one client sends for every maker, as fast as the nodes
+# answer, and once A is gone B alone takes them all. The default maker limit (10/s, burst
+# 20) refused posts to B when A died early (its landings seen sooner on slot cues).
+RATE_FLAGS = tuple(
+    part
+    for key, value in UNLIMITED_RATES.items()
+    for part in (f"--{key.replace('_', '-')}", str(value))
+)
 
 
 def _post(client: NodeClient, signed: Any) -> bool:
@@ -409,6 +418,7 @@ def test_a_two_node_run_with_a_takeover_shows_each_sampled_journey_across_both_l
     try:
         node_a = desk.node(
             "attempt_landed:2",  # the second batch of landings: more are in flight
+            *RATE_FLAGS,
             "--intake-addr",
             f"127.0.0.1:{ports[0]}",
             instance_id="node-a",
@@ -417,6 +427,7 @@ def test_a_two_node_run_with_a_takeover_shows_each_sampled_journey_across_both_l
         node_a.wait_for_line("node node-a ready")
         node_b = desk.node(
             None,
+            *RATE_FLAGS,
             "--intake-addr",
             f"127.0.0.1:{ports[1]}",
             instance_id="node-b",
