@@ -123,7 +123,7 @@ from actors.settlement.work import (
     fee_of,
     finish_decision,
 )
-from supervision import Clock, CrankActor, InputKey, working_on
+from supervision import Clock, CrankActor, InputKey, SendResult, working_on
 from supervision.crashpoints import crash_point
 from supervision.tracing import continued, log_step
 
@@ -313,9 +313,17 @@ class SettlementActor(CrankActor):
             self._slot_feed.start()
 
     def on_stop(self) -> None:
+        self._close_slot_feed()
+        self._claims.release_all()
+
+    def on_failure(self, *_failure: Any) -> None:
+        # A failed tell skips on_stop: the feed's thread ends with this instance anyway.
+        self._close_slot_feed()
+
+    def _close_slot_feed(self) -> None:
         if self._slot_feed is not None:
             self._slot_feed.close()
-        self._claims.release_all()
+            self._slot_feed = None
 
     def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
         # A settlement this actor failed on twice is quarantined (actors.poison).
@@ -658,7 +666,8 @@ class SettlementActor(CrankActor):
         if self._cue_waiting:
             return
         self._cue_waiting = True
-        self.deliver_to_self(_Tick("slot"), sender="slot-feed")
+        if self.deliver_to_self(_Tick("slot"), sender="slot-feed") is not SendResult.DELIVERED:
+            self._cue_waiting = False  # not in the mailbox: the next slot tries again
 
     def _feed_live(self) -> bool:
         seen = self._slot_seen_s

@@ -5,9 +5,11 @@ timer only while the feed is silent, and a feed that lies changes nothing decide
 from __future__ import annotations
 
 import dataclasses
+import threading
 
 import pytest
 
+from actors.settlement.actor import _Tick
 from localnet import LocalnetServer
 from tests.integration.actors.test_settlement_actor import (  # noqa: F401  (the fixture)
     FAST,
@@ -89,3 +91,21 @@ def test_a_feed_gone_silent_hands_the_rounds_back_to_the_timer(desk: Settler) ->
         state = desk.state()
     assert state.slot_feed is not None and state.slot_feed["notifications"] == 1
     assert state.status_rounds > state.rounds_on_slots
+
+
+def test_an_instance_that_failed_leaves_no_feed_behind(
+    desk: Settler, localnet: LocalnetServer
+) -> None:
+    """A tell that fails the actor skips on_stop (the failure policy): the feed's
+    thread and connection must end with the failed instance, not stay for good (one
+    more per restart of a crash-looping actor)."""
+    desk.start(dataclasses.replace(NO_TIMER, slot_feed_url=localnet.pubsub_urls[0]))
+    poll_until(lambda: desk.state().slot_feed["connected"] or None, 10)  # type: ignore[index]
+    assert _feed_threads() == ["settlement-slots"]
+    assert desk.handle is not None
+    desk.handle.tell(_Tick("no such tick"))  # a KeyError in the handler: the actor fails
+    poll_until(lambda: not _feed_threads() or None, 10)
+
+
+def _feed_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.endswith("-slots") and t.is_alive()]
