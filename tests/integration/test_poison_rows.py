@@ -230,6 +230,11 @@ def malformed_chain_cache_row(desk: Desk) -> tuple[str, str, str]:
             )
 
     _write(desk.engine, poison)
+    # A sell above every buy: it rests, so OrderMonitor's funding checks read this
+    # account on every poll. Without it the crossing pair could be matched (from the
+    # book MatchActor loads) and settled before any funding check read the account,
+    # and then nothing ever would (a run under CPU load: the record never came).
+    desk.order(0, domain.Side.SELL, ticks=150)
     return "cache", account, "owner"
 
 
@@ -265,6 +270,11 @@ def _confirmed_markets(events: list[Any]) -> set[str]:
 def _restarts(node: Node) -> int:
     tree = node.status()["tree"]
     return sum(int(child.get("restart_count", 0)) for child in flatten_tree(tree))
+
+
+def _monitor(node: Node) -> dict[str, Any]:
+    monitor: dict[str, Any] = node.status()["pipeline"]["monitor"]
+    return monitor
 
 
 def _quarantined(engine: Engine, kind: str, row_id: str) -> storage.QuarantinedRecord | None:
@@ -372,6 +382,12 @@ def test_an_order_that_fails_an_actor_twice_is_quarantined_and_never_fails_it_a_
         record = _quarantined(engine, "order", poison_id)
         assert record is not None, storage.list_quarantined(engine, include_released=True)
         assert "failed 2 times" in record.reason and "a bug this one order" in record.reason
+        # The quarantine is written before the supervisor hears of the second failure
+        # (on_input_failure runs first): the second restart may still be under way.
+        poll_until(lambda: _restarts(node) >= 2 or None, timeout_s=15)
+        # The third instance polled (its reads leave the quarantined order out), and
+        # nothing failed again.
+        poll_until(lambda: _monitor(node).get("polls", 0) >= 2 or None, timeout_s=15)
         assert _restarts(node) == 2
         assert node.runner is not None and node.runner.exit_report is None
         stored = storage.get_order(engine, poison_id)
