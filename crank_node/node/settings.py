@@ -404,15 +404,9 @@ class CrankSettings(BaseSettings):
     def _check_slot_feed_url(cls, value: str) -> str:
         if value in ("auto", "off"):
             return value
-        try:
-            parts = urlsplit(value)
-            host, _ = parts.hostname, parts.port
-        except ValueError:
-            raise ValueError("is not a valid URL (give 'auto', 'off', or a ws(s):// URL)") from None
-        if parts.scheme not in ("ws", "wss"):
-            raise ValueError("must be 'auto', 'off', or a ws:// or wss:// URL")
-        if not host:
-            raise ValueError("has no host")
+        reason = _rpc_url_problem(value, ("ws", "wss"), "'auto', 'off', or a ws:// or wss:// URL")
+        if reason:
+            raise ValueError(reason)
         return value
 
     @field_validator("wallet_path", "log_json_path", "operator_token_file", mode="before")
@@ -697,14 +691,18 @@ def _endpoint_names(urls: tuple[str, ...]) -> list[str]:
     return [f"{m} #{i + 1}" if masked.count(m) > 1 else m for i, m in enumerate(masked)]
 
 
-def _rpc_url_problem(url: str) -> str | None:
+def _rpc_url_problem(
+    url: str,
+    schemes: tuple[str, ...] = ("http", "https"),
+    wanted: str = "an http:// or https:// URL",
+) -> str | None:
     try:
         parts = urlsplit(url)
         host, _ = parts.hostname, parts.port
     except ValueError:
         return "is not a valid URL"
-    if parts.scheme not in ("http", "https"):
-        return "must be an http:// or https:// URL"
+    if parts.scheme not in schemes:
+        return f"must be {wanted}"
     return None if host else "has no host"
 
 

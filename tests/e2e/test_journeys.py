@@ -25,6 +25,7 @@ from crank_node.harness.node_client import NodeClient, NodeRefused, NodeUnreacha
 from crank_node.harness.processes import UNLIMITED_RATES
 from crank_node.node.health import HealthServer
 from crank_node.node.node import Node
+from crank_node.node.settings import flag_name
 from crank_node.node.settings_layers import load_settings
 from localnet import LocalnetConfig, LocalnetServer
 from storage.engine import open_engine
@@ -337,9 +338,7 @@ ORDERS = 120
 # answer, and once A is gone B alone takes them all. The default maker limit (10/s, burst
 # 20) refused posts to B when A died early (its landings seen sooner on slot cues).
 RATE_FLAGS = tuple(
-    part
-    for key, value in UNLIMITED_RATES.items()
-    for part in (f"--{key.replace('_', '-')}", str(value))
+    part for key, value in UNLIMITED_RATES.items() for part in (flag_name(key), str(value))
 )
 
 
