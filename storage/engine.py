@@ -10,6 +10,9 @@ SQLite (nodes on one host):
   Savepoints / Transactional DDL"): the driver's own BEGIN is switched off and
   the ``begin`` event emits ours. A read-only transaction opts out with
   :func:`read_transaction`, which emits a plain (deferred) ``BEGIN``;
+* the writers of one process take turns, first come first served, before they
+  ``BEGIN IMMEDIATE`` (:mod:`storage.writer_turns`): SQLite's busy handler sleeps
+  and retries instead of queueing, and let a later writer go first;
 * a path on a network filesystem is refused (:mod:`storage.netfs`).
 
 PostgreSQL (nodes on several hosts) through psycopg 3: ``lock_timeout`` plays
@@ -47,6 +50,7 @@ from __future__ import annotations
 
 import functools
 import math
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -57,10 +61,11 @@ from loguru import logger
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
 
-from storage.errors import DatabaseUnavailable
+from storage.errors import DatabaseBusy, DatabaseUnavailable
 from storage.netfs import PROC_MOUNTS, check_local_filesystem
 from storage.translate import translated
 from storage.urls import parse_database_url, sqlite_path
+from storage.writer_turns import file_key, turns_for
 
 __all__ = [
     "DEFAULT_BUSY_TIMEOUT_MS",
@@ -193,7 +198,13 @@ def _sqlite_engine(
     engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
     event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
+    if path is not None:
+        _TURNS[engine] = (file_key(path), busy_timeout_ms)
     return engine
+
+
+# An SQLite file engine's key to its writer turns (storage.writer_turns), its busy timeout.
+_TURNS: weakref.WeakKeyDictionary[Engine, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
@@ -292,10 +303,27 @@ def write_transaction(engine: Engine, action: str = "storage.write") -> Iterator
     """A connection in a write transaction (``BEGIN IMMEDIATE`` on SQLite), committed on exit.
 
     Any exception rolls the whole transaction back; driver errors come out as
-    storage errors.
+    storage errors. On an SQLite file, the writers of this process take turns first
+    (:mod:`storage.writer_turns`): :class:`DatabaseBusy` if no turn comes within the
+    busy timeout.
     """
-    with translated(action), engine.begin() as connection:
-        yield connection
+    turns = _TURNS.get(engine)
+    if turns is None:
+        with translated(action), engine.begin() as connection:
+            yield connection
+        return
+    key, busy_timeout_ms = turns
+    writers = turns_for(key)
+    if not writers.acquire(busy_timeout_ms / 1000):
+        raise DatabaseBusy(
+            f"another writer of this process held the database past the busy timeout "
+            f"({busy_timeout_ms} ms)"
+        )
+    try:
+        with translated(action), engine.begin() as connection:
+            yield connection
+    finally:
+        writers.release()
 
 
 @contextmanager
