@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import functools
 import math
+import sqlite3
+import time
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -60,6 +62,7 @@ from typing import Any
 from loguru import logger
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from storage.errors import DatabaseBusy, DatabaseUnavailable
 from storage.netfs import PROC_MOUNTS, check_local_filesystem
@@ -305,7 +308,7 @@ def write_transaction(engine: Engine, action: str = "storage.write") -> Iterator
     Any exception rolls the whole transaction back; driver errors come out as
     storage errors. On an SQLite file, the writers of this process take turns first
     (:mod:`storage.writer_turns`): :class:`DatabaseBusy` if no turn comes within the
-    busy timeout.
+    busy timeout, and the wait for SQLite's own lock gets the rest of it.
     """
     turns = _TURNS.get(engine)
     if turns is None:
@@ -314,16 +317,49 @@ def write_transaction(engine: Engine, action: str = "storage.write") -> Iterator
         return
     key, busy_timeout_ms = turns
     writers = turns_for(key)
+    asked_at_s = _monotonic()
     if not writers.acquire(busy_timeout_ms / 1000):
         raise DatabaseBusy(
             f"another writer of this process held the database past the busy timeout "
             f"({busy_timeout_ms} ms)"
         )
     try:
-        with translated(action), engine.begin() as connection:
-            yield connection
+        # The wait for the turn counts against the busy timeout: SQLite's lock (another
+        # process's writer) gets what is left, so that a write still gives up busy
+        # after the busy timeout in all, not after twice that.
+        waited_ms = math.ceil((_monotonic() - asked_at_s) * 1000)
+        with translated(action), engine.connect() as connection:
+            if waited_ms > 0:
+                _sqlite_busy_timeout(connection, max(busy_timeout_ms - waited_ms, 0))
+            try:
+                with connection.begin():
+                    yield connection
+            finally:
+                if waited_ms > 0:
+                    _restore_busy_timeout(connection, busy_timeout_ms)
     finally:
         writers.release()
+
+
+_monotonic = time.monotonic  # the turn's clock; a test puts its own here
+
+
+def _sqlite_busy_timeout(connection: Connection, busy_timeout_ms: int) -> None:
+    """Set the connection's busy timeout, outside any transaction (on the driver's own
+    connection: a statement through SQLAlchemy's would begin one)."""
+    connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+        f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"
+    )
+
+
+def _restore_busy_timeout(connection: Connection, busy_timeout_ms: int) -> None:
+    """Set the configured busy timeout back after the transaction. A connection that
+    cannot be set back is dropped from the pool, never reused with a shorter timeout;
+    the transaction's own outcome (committed, or its error) stands either way."""
+    try:
+        _sqlite_busy_timeout(connection, busy_timeout_ms)
+    except (sqlite3.Error, SQLAlchemyError):
+        connection.invalidate()
 
 
 @contextmanager

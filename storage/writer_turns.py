@@ -16,7 +16,9 @@ in the order they asked. A writer waits for the ones ahead of it and no longer.
 Every engine of the process on the same file (resolved path) shares one
 :class:`WriterTurns`. Other processes on the file still meet at SQLite's own lock, as
 before. A turn not given within the busy timeout is :class:`~storage.errors.DatabaseBusy`,
-as SQLite's lock would be. Reentrant: a thread that holds the turn gets it again
+as SQLite's lock would be, and the wait for a turn counts against it: SQLite's lock
+gets what is left, so a write still gives up after the busy timeout in all.
+Reentrant: a thread that holds the turn gets it again
 (a nested write transaction then meets SQLite's lock, as it did without turns).
 """
 

@@ -18,6 +18,7 @@ import pytest
 from sqlalchemy import func, literal_column, select
 from sqlalchemy.engine import Engine
 
+import storage.engine
 from storage import DatabaseBusy, open_engine, read_transaction, upgrade, write_transaction
 from storage.writer_turns import WriterTurns, file_key, turns_for
 from tests.integration.storage.conftest import poll_until
@@ -207,3 +208,24 @@ def test_a_turn_is_reentrant_and_only_its_holder_releases_it() -> None:
     turns.release()
     assert turns.acquire(0)
     turns.release()
+
+
+@pytest.mark.parametrize(("waited_s", "left_ms"), [(1.2, 800), (2.5, 0)])
+def test_the_wait_for_a_turn_counts_against_the_busy_timeout(
+    url: str, monkeypatch: pytest.MonkeyPatch, waited_s: float, left_ms: int
+) -> None:
+    """A writer that waited for its turn gives SQLite's lock (another process's writer)
+    only what is left of the busy timeout, so it gives up busy after the busy timeout
+    in all, not after twice that; the next transaction has the whole timeout again.
+    The turn's clock is injected: it says how long the turn took."""
+    readings = iter([0.0, waited_s])
+    monkeypatch.setattr(storage.engine, "_monotonic", lambda: next(readings, 10.0))
+    engine = open_engine(url, busy_timeout_ms=2000)
+    try:
+        with write_transaction(engine) as connection:
+            inside = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        with write_transaction(engine) as connection:
+            after = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
+        assert (inside, after) == (left_ms, 2000)
+    finally:
+        engine.dispose()
