@@ -33,49 +33,54 @@ __all__ = ["WriterTurns", "file_key", "turns_for"]
 
 
 class WriterTurns:
-    """A fair (FIFO), reentrant lock with a timeout."""
+    """A fair (FIFO), reentrant lock with a timeout. A release hands the turn straight to
+    the longest waiter (it is the owner before its thread runs again), waking that one
+    thread only, so a writer that releases and asks again queues behind it."""
 
     def __init__(self) -> None:
-        self._condition = threading.Condition(threading.Lock())
-        self._waiting: deque[object] = deque()
+        self._guard = threading.Lock()
+        self._waiting: deque[tuple[int, threading.Lock]] = deque()
         self._owner: int | None = None
         self._depth = 0
 
     def acquire(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for this thread's turn; whether it was given."""
         me = threading.get_ident()
-        with self._condition:
+        with self._guard:
             if self._owner == me:
                 self._depth += 1
                 return True
-            if self._owner is None and not self._waiting:
+            if self._owner is None:  # then nobody waits: a release hands the turn on
                 self._owner, self._depth = me, 1
                 return True
-            ticket = object()
-            self._waiting.append(ticket)
-            given = self._condition.wait_for(
-                lambda: self._owner is None and self._waiting[0] is ticket, timeout_s
-            )
-            if not given:
-                self._waiting.remove(ticket)
-                self._condition.notify_all()  # the one behind may now be first
-                return False
-            self._waiting.popleft()
-            self._owner, self._depth = me, 1
-            return True
+            wake = threading.Lock()
+            wake.acquire()
+            place = (me, wake)
+            self._waiting.append(place)
+        wake.acquire(timeout=max(timeout_s, 0))
+        with self._guard:
+            if self._owner == me:  # handed over, maybe just as the wait timed out
+                self._depth = 1
+                return True
+            self._waiting.remove(place)
+            return False
 
     def release(self) -> None:
-        with self._condition:
+        with self._guard:
             if self._owner != threading.get_ident():
                 raise RuntimeError("released a writer's turn this thread does not hold")
             self._depth -= 1
-            if self._depth == 0:
+            if self._depth > 0:
+                return
+            if self._waiting:
+                self._owner, wake = self._waiting.popleft()
+                wake.release()
+            else:
                 self._owner = None
-                self._condition.notify_all()
 
     def waiting(self) -> int:
         """How many threads wait for a turn now."""
-        with self._condition:
+        with self._guard:
             return len(self._waiting)
 
 

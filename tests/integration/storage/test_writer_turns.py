@@ -229,3 +229,29 @@ def test_the_wait_for_a_turn_counts_against_the_busy_timeout(
         assert (inside, after) == (left_ms, 2000)
     finally:
         engine.dispose()
+
+
+def test_a_waiter_that_gave_up_leaves_the_queue_and_the_next_one_gets_the_turn() -> None:
+    turns = WriterTurns()
+    assert turns.acquire(1)
+    gave_up: list[bool] = []
+    first = threading.Thread(target=lambda: gave_up.append(turns.acquire(0.05)))
+    first.start()
+    first.join(TIMEOUT_S)
+    assert gave_up == [False]
+    assert turns.waiting() == 0
+    given = threading.Event()
+
+    def second() -> None:
+        if turns.acquire(TIMEOUT_S):
+            given.set()
+            turns.release()
+
+    thread = threading.Thread(target=second)
+    thread.start()
+    poll_until(lambda: True if turns.waiting() == 1 else None, TIMEOUT_S, 0.001)
+    turns.release()
+    assert given.wait(TIMEOUT_S)
+    thread.join(TIMEOUT_S)
+    assert turns.acquire(0)  # free again
+    turns.release()
