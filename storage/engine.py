@@ -12,7 +12,7 @@ SQLite (nodes on one host):
   :func:`read_transaction`, which emits a plain (deferred) ``BEGIN``;
 * the writers of one process take turns, first come first served, before they
   ``BEGIN IMMEDIATE`` (:mod:`storage.writer_turns`): SQLite's busy handler sleeps
-  and retries instead of queueing, and let a later writer go first;
+  and retries instead of queueing, letting a later writer go first;
 * a path on a network filesystem is refused (:mod:`storage.netfs`).
 
 PostgreSQL (nodes on several hosts) through psycopg 3: ``lock_timeout`` plays
@@ -54,7 +54,7 @@ import sqlite3
 import time
 import weakref
 from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -327,7 +327,9 @@ def write_transaction(engine: Engine, action: str = "storage.write") -> Iterator
         # The wait for the turn counts against the busy timeout: SQLite's lock (another
         # process's writer) gets what is left, so that a write still gives up busy
         # after the busy timeout in all, not after twice that.
-        waited_ms = math.ceil((_monotonic() - asked_at_s) * 1000)
+        # Whole milliseconds, rounded down: a turn given at once (microseconds) is 0 and
+        # costs nothing more.
+        waited_ms = int((_monotonic() - asked_at_s) * 1000)
         with translated(action), engine.connect() as connection:
             if waited_ms > 0:
                 _sqlite_busy_timeout(connection, max(busy_timeout_ms - waited_ms, 0))
@@ -346,20 +348,25 @@ _monotonic = time.monotonic  # the turn's clock; a test puts its own here
 
 def _sqlite_busy_timeout(connection: Connection, busy_timeout_ms: int) -> None:
     """Set the connection's busy timeout, outside any transaction (on the driver's own
-    connection: a statement through SQLAlchemy's would begin one)."""
-    connection.connection.driver_connection.execute(  # type: ignore[union-attr]
-        f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"
-    )
+    connection: a statement through SQLAlchemy's would begin one). A connection that
+    refuses is dropped from the pool: DatabaseUnavailable."""
+    try:
+        connection.connection.driver_connection.execute(  # type: ignore[union-attr]
+            f"PRAGMA busy_timeout = {int(busy_timeout_ms)}"
+        )
+    except (sqlite3.Error, SQLAlchemyError) as error:
+        connection.invalidate()
+        raise DatabaseUnavailable(
+            f"could not set the connection's busy timeout: {error}"
+        ) from error
 
 
 def _restore_busy_timeout(connection: Connection, busy_timeout_ms: int) -> None:
     """Set the configured busy timeout back after the transaction. A connection that
     cannot be set back is dropped from the pool, never reused with a shorter timeout;
     the transaction's own outcome (committed, or its error) stands either way."""
-    try:
+    with suppress(DatabaseUnavailable):  # then dropped from the pool already
         _sqlite_busy_timeout(connection, busy_timeout_ms)
-    except (sqlite3.Error, SQLAlchemyError):
-        connection.invalidate()
 
 
 @contextmanager

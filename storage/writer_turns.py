@@ -6,7 +6,7 @@ queue: its busy handler sleeps and tries again, sleeping longer each time (1, 2,
 until ``busy_timeout``. Under steady writes from several actors (fills, attempts,
 confirmations, funding checks, orders taken in) one writer can keep losing the race
 to the others: in ``benchmarks/pipeline_bench.py`` at 300 fills/s a status round's
-confirmations waited ~200 ms that way, which put the slowest 1% of fills at 3.7-4.2
+confirmations waited ~200 ms that way, which put the slowest 1% of fills at 3.4-4.2
 slots instead of 2.5, and a longer run of losses ends in ``database is locked``
 although no transaction held the lock that long.
 

@@ -15,7 +15,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, literal_column, select
+from sqlalchemy import event, func, literal_column, select
 from sqlalchemy.engine import Engine
 
 import storage.engine
@@ -255,3 +255,22 @@ def test_a_waiter_that_gave_up_leaves_the_queue_and_the_next_one_gets_the_turn()
     thread.join(TIMEOUT_S)
     assert turns.acquire(0)  # free again
     turns.release()
+
+
+def test_a_turn_given_at_once_leaves_the_busy_timeout_alone(url: str) -> None:
+    """No wait, no PRAGMA: the statements SQLite runs for an uncontended write are the
+    transaction's own (traced by SQLite itself on the connection)."""
+    engine = open_engine(url, busy_timeout_ms=2000)
+    statements: list[str] = []
+    event.listen(
+        engine, "connect", lambda dbapi, _record: dbapi.set_trace_callback(statements.append)
+    )
+    try:
+        for n in range(20):
+            _insert(engine, f"alone:{n}", "alone")
+        assert _count(engine, "alone") == 20
+        assert any(s.startswith("BEGIN IMMEDIATE") for s in statements)
+        # (the connection's own PRAGMA ran before this trace was set)
+        assert [s for s in statements if "busy_timeout" in s.lower()] == []
+    finally:
+        engine.dispose()
