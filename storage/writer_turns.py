@@ -7,8 +7,8 @@ until ``busy_timeout``. Under steady writes from several actors (fills, attempts
 confirmations, funding checks, orders taken in) one writer can keep losing the race
 to the others: in ``benchmarks/pipeline_bench.py`` at 300 fills/s a status round's
 confirmations waited ~200 ms that way, which put the slowest 1% of fills at 3.4-4.2
-slots instead of 2.5, and a longer run of losses ends in ``database is locked``
-although no transaction held the lock that long.
+slots instead of 2.5; a long enough run of losses would end in ``database is locked``
+although no one transaction held the lock that long.
 
 So :func:`storage.engine.write_transaction` first takes this process's turn for the
 file: a lock that wakes the longest waiter as soon as the writer before it is done,

@@ -1,8 +1,7 @@
 """The writers of one SQLite file in one process take turns (storage.writer_turns).
 
-SQLite's busy handler does not queue a waiting writer: it sleeps and tries again, so
-a writer can lose every race to a busy one and fail with ``database is locked``
-although no transaction held the lock for long. Real threads, real files.
+SQLite's busy handler does not queue a waiting writer: it sleeps and tries again, so a
+writer that asks later can go first while it sleeps. Real threads, real files.
 """
 
 from __future__ import annotations
