@@ -42,8 +42,13 @@ blackholed connection thus raises within a third of the TTL instead of the
 kernel's ~15 minutes of retransmissions: the lock actor hears of it while it
 can still renew on a new connection or give its leases up (its watchdog,
 :mod:`actors.lease_watchdog`, gives them up at the deadline regardless).
-Neither helps when the peer acknowledges and never answers (a stuck proxy):
-only a client deadline does.
+Neither helps when the peer acknowledges and never answers (a stuck proxy, a
+connection that hangs half-open): only a client deadline does. An engine opened with
+``answer_timeout_ms`` (a node's: :meth:`TcpTimeouts.answer_timeout_ms`) closes a
+connection whose server has not answered a call that long
+(:func:`_answer_deadline_connection`): the call raises DatabaseUnavailable and the
+pool opens a new connection for the next one, instead of the calling actor hanging
+until the path heals, if ever.
 """
 
 from __future__ import annotations
@@ -127,6 +132,14 @@ class TcpTimeouts:
         interval_s = max(1, (user_s - idle_s) // 3)
         return cls(user_timeout_ms, idle_s, interval_s)
 
+    def answer_timeout_ms(self, busy_timeout_ms: int) -> int:
+        """How long a call may go unanswered before its connection is given up: the
+        server's ``lock_timeout`` (``busy_timeout_ms``: a healthy server answers a
+        statement waiting on a lock by then, with an error) plus ``user_timeout_ms``
+        for the rest. Longer than any answer a healthy server gives the node's short
+        statements, so only a connection that hangs is cut."""
+        return busy_timeout_ms + self.user_timeout_ms
+
     def server_options(self) -> tuple[str, ...]:
         """The same bounds for the server's end of the connection (session settings):
         a node that vanished (killed, its host gone, while partitioned: no FIN arrives)
@@ -159,6 +172,7 @@ def open_engine(
     idle_in_transaction_timeout_ms: int = DEFAULT_IDLE_IN_TRANSACTION_TIMEOUT_MS,
     create_directory: bool = True,
     tcp_timeouts: TcpTimeouts | None = None,
+    answer_timeout_ms: int | None = None,
 ) -> Engine:
     """An engine for ``url`` (``sqlite:///PATH`` or ``postgresql+psycopg://...``).
 
@@ -167,9 +181,14 @@ def open_engine(
     An SQLite file's directory is created unless ``create_directory`` is false;
     then a missing one raises DatabaseUnavailable naming it. ``tcp_timeouts``
     (PostgreSQL): by default those of the default lease TTL; a node passes its own.
+    ``answer_timeout_ms`` (PostgreSQL): a call the server has not answered that long
+    closes its connection and raises DatabaseUnavailable; None (the default, for
+    migrations whose statements may run long) waits as long as the server takes.
     """
     if busy_timeout_ms < 0 or connect_timeout_s <= 0:
         raise ValueError("busy_timeout_ms must be >= 0 and connect_timeout_s > 0")
+    if answer_timeout_ms is not None and answer_timeout_ms <= 0:
+        raise ValueError(f"answer_timeout_ms must be > 0 or None, not {answer_timeout_ms}")
     parsed = parse_database_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = _sqlite_engine(parsed, busy_timeout_ms, mounts_file, create_directory)
@@ -178,6 +197,8 @@ def open_engine(
         engine = _postgresql_engine(
             parsed, busy_timeout_ms, connect_timeout_s, idle_in_transaction_timeout_ms, tcp
         )
+        if answer_timeout_ms is not None:
+            _answer_within(engine, answer_timeout_ms)
     logger.bind(
         action="storage.engine_opened",
         url=parsed.render_as_string(hide_password=True),
@@ -299,6 +320,50 @@ def _postgresql_engine(
     # way without a pipeline (module docstring). rowcount stays the sum of the rows.
     engine.dialect.use_insertmanyvalues_wo_returning = True
     return engine
+
+
+def _answer_within(engine: Engine, answer_timeout_ms: int) -> None:
+    """Open ``engine``'s connections with a deadline on every call's answer."""
+    connection_class = _answer_deadline_connection()
+
+    @event.listens_for(engine, "do_connect")
+    def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
+        connection = connection_class.connect(*cargs, **cparams)
+        connection.answer_timeout_s = answer_timeout_ms / 1000
+        return connection
+
+
+@functools.cache
+def _answer_deadline_connection() -> type[Any]:
+    """A psycopg connection class whose calls (a statement, a commit, a ping: every
+    wait for the server) give up after ``answer_timeout_s``, closing the connection:
+    its state is unknown then (the statement may have run or not, a commit may have
+    happened or not), so it is never used again and SQLAlchemy's pool drops it. The
+    error says what happened; a caller sees DatabaseUnavailable, as for a connection
+    that broke. Made on first use: a node on SQLite never imports psycopg."""
+    import psycopg  # noqa: PLC0415
+    from psycopg import errors  # noqa: PLC0415
+
+    class AnswerDeadlineConnection(psycopg.Connection[Any]):
+        answer_timeout_s: float | None = None
+
+        def wait(self, gen: Any, interval: Any = None, timeout: float | None = None) -> Any:
+            # A wait psycopg bounds itself (a cancel's) keeps its own timeout.
+            ours = self.answer_timeout_s if timeout is None else None
+            options: dict[str, Any] = {} if interval is None else {"interval": interval}
+            try:
+                return super().wait(gen, timeout=timeout if ours is None else ours, **options)
+            except errors._WaitTimeout as error:
+                if ours is None:
+                    raise
+                self.pgconn.finish()
+                raise psycopg.OperationalError(
+                    f"no answer from the database server within {ours * 1000:.0f} ms "
+                    f"(answer_timeout_ms): the connection was closed (a connection that "
+                    f"hangs half-open: a stuck proxy or network path)"
+                ) from error
+
+    return AnswerDeadlineConnection
 
 
 @contextmanager

@@ -170,11 +170,13 @@ class Forwarder:
             asyncio.ensure_future(self._pump(host, hang_mark, reader, up_writer, writer)),
             asyncio.ensure_future(self._pump(host, hang_mark, up_reader, writer, up_writer)),
         ]
-        await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
-        for pump in pumps:
-            pump.cancel()
-        for side in (writer, up_writer):
-            side.close()
+        try:
+            await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
+        finally:  # cancelled at stop too: the sockets are closed, not left to the collector
+            for pump in pumps:
+                pump.cancel()
+            for side in (writer, up_writer):
+                side.close()
 
     async def _pump(
         self,

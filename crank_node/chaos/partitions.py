@@ -5,6 +5,9 @@ after the heal (rejoined without a restart).
 
 The worst "acted after partition" time is the latest lease-lost line of a node cut
 from the database, counted from the cut; the lease TTL is the bound it must keep.
+Apart from it, when the node's lock actor (or its watchdog) gave its leases up: the
+latest ``locks.*`` loss line. The two differ when another actor was blocked in a call
+(a connection that hung half-open) and logged its drop only when that call ended.
 A node whose clock is skewed (libfaketime) logs skewed times: its offset is
 subtracted.
 """
@@ -23,6 +26,8 @@ from crank_node.chaos.takeover import LOST_ACTIONS, REFUSED_ACTION, _log_events
 __all__ = ["PartitionFinding", "partition_findings"]
 
 AFTER_HEAL_S = 30.0
+# The lock actor's lines (its watchdog's too) for leases it no longer holds.
+GAVE_UP_ACTIONS = tuple(action for action in LOST_ACTIONS if action.startswith("locks."))
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class PartitionFinding:
     markets_held: int
     first_lost_after_s: float | None
     last_lost_after_s: float | None
+    gave_up_after_s: float | None
     taken_over_after_s: float | None
     rejoined_after_heal_s: float | None
     refused_writes: int
@@ -50,6 +56,7 @@ class PartitionFinding:
             "markets_held": self.markets_held,
             "first_lost_after_s": r(self.first_lost_after_s),
             "last_lost_after_s": r(self.last_lost_after_s),
+            "gave_up_after_s": r(self.gave_up_after_s),
             "taken_over_after_s": r(self.taken_over_after_s),
             "rejoined_after_heal_s": r(self.rejoined_after_heal_s),
             "refused_writes": self.refused_writes,
@@ -62,7 +69,8 @@ class PartitionFinding:
         return (
             f"{self.kind} {self.node} at +{self.at_s:.1f}s for {self.duration_s:.1f}s: held "
             f"{self.markets_held} markets; leases lost after {s(self.first_lost_after_s)}.."
-            f"{s(self.last_lost_after_s)}; taken over after {s(self.taken_over_after_s)}; "
+            f"{s(self.last_lost_after_s)} (given up after {s(self.gave_up_after_s)}); "
+            f"taken over after {s(self.taken_over_after_s)}; "
             f"rejoined {s(self.rejoined_after_heal_s)} after heal; "
             f"{self.refused_writes} fenced writes refused"
         )
@@ -98,6 +106,7 @@ def partition_findings(
         until_s = min(healed_s + after_heal_s, at_s + 600)
         in_fault = [(t, a) for t, a in events if at_s <= t <= until_s]
         lost = [t - at_s for t, a in in_fault if a in LOST_ACTIONS]
+        given_up = [t - at_s for t, a in in_fault if a in GAVE_UP_ACTIONS]
         refused = sum(
             1 for t, a in events if a == REFUSED_ACTION and at_s <= t <= healed_s + after_heal_s
         )
@@ -123,6 +132,7 @@ def partition_findings(
             len(held),
             min(lost, default=None),
             max(lost, default=None),
+            max(given_up, default=None),
             min(taken, default=None),
             min(rejoined, default=None),
             refused,

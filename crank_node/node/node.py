@@ -131,12 +131,7 @@ class Node:
         # Only `crank-node db upgrade` creates a database (and its directory): a typo
         # in the path must not start a node on a new, empty file somewhere else.
         self.engine = open_engine(
-            self.settings.db_url,
-            create_directory=False,
-            tcp_timeouts=self.settings.tcp_timeouts(),
-            # A transaction left idle that long (its node frozen or cut off mid-way) holds
-            # row locks that block a takeover: past a lease TTL its node can hold no lease.
-            idle_in_transaction_timeout_ms=self.settings.lease_ttl_ms,
+            self.settings.db_url, create_directory=False, **self.settings.engine_options()
         )
         engine, stop = self.engine, cancel or threading.Event()
         self._retrying(lambda: self._check_database(engine), stop)

@@ -552,6 +552,24 @@ class CrankSettings(BaseSettings):
             return None
         return TcpTimeouts.for_lease_ttl(self.lease_ttl_ms / 1000)
 
+    def engine_options(self) -> dict[str, Any]:
+        """What the node's database engine is opened with (:func:`storage.open_engine`),
+        beyond the URL: on PostgreSQL, the TCP timeouts of the lease TTL and a deadline
+        on every call's answer (``lock_timeout`` plus a third of the TTL), so a
+        connection that hangs half-open costs an actor one deadline, not its life; a
+        transaction left idle longer than a lease TTL (its node frozen or cut off
+        mid-way) is ended by the server, since its row locks would block a takeover."""
+        from storage.engine import DEFAULT_BUSY_TIMEOUT_MS  # noqa: PLC0415
+
+        tcp = self.tcp_timeouts()
+        return {
+            "tcp_timeouts": tcp,
+            "answer_timeout_ms": None
+            if tcp is None
+            else tcp.answer_timeout_ms(DEFAULT_BUSY_TIMEOUT_MS),
+            "idle_in_transaction_timeout_ms": self.lease_ttl_ms,
+        }
+
     def lock_settings(self) -> LockSettings:
         """The LockActor's settings: this node's id, lease TTL and membership period."""
         from actors.lock_actor import LockSettings  # noqa: PLC0415  (keeps `config` light)

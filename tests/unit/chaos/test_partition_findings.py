@@ -19,11 +19,15 @@ NOW = datetime.now(UTC)
 
 
 def finding(
-    tmp_path: Path, after_heal_s: float, later: tuple[LeaseSpan, ...] = ()
+    tmp_path: Path,
+    after_heal_s: float,
+    later: tuple[LeaseSpan, ...] = (),
+    also: tuple[tuple[float, str], ...] = (),
 ) -> PartitionFinding:
     """n1 holds m1 from 0 s, is cut from the database at +10 s until +15 s; its log says
     a lease was lost at +12 s (its watchdog) and another at +40 s."""
     lines = [(WALL0 + 12.0, "locks.deadline_passed"), (WALL0 + 40.0, "locks.lease_lost")]
+    lines = sorted([*lines, *also])
     (tmp_path / "n1.jsonl").write_text(
         "".join(json.dumps({"time": t, "action": a}) + "\n" for t, a in lines)
     )
@@ -47,8 +51,19 @@ def test_a_loss_long_after_the_heal_belongs_to_a_later_fault(tmp_path: Path) -> 
     """One TTL past the heal the +40 s loss is not counted; 30 s past it, it was."""
     found = finding(tmp_path, after_heal_s=3.0)
     assert (found.first_lost_after_s, found.last_lost_after_s) == (2.0, 2.0)
+    assert found.gave_up_after_s == 2.0
     found = finding(tmp_path, after_heal_s=30.0)
     assert (found.first_lost_after_s, found.last_lost_after_s) == (2.0, 30.0)
+    assert found.gave_up_after_s == 30.0
+
+
+def test_the_lock_actors_give_up_is_told_apart_from_a_blocked_actors_late_drop(
+    tmp_path: Path,
+) -> None:
+    """Its watchdog gave the lease up at +12 s; MatchActor, blocked in a call on a
+    connection that hung, logged its drop at +17 s: lost until 7 s, given up after 2."""
+    found = finding(tmp_path, after_heal_s=3.0, also=((WALL0 + 17.0, "match.market_dropped"),))
+    assert (found.last_lost_after_s, found.gave_up_after_s) == (7.0, 2.0)
 
 
 def test_a_market_the_cut_node_took_back_first_was_not_taken_over(tmp_path: Path) -> None:
