@@ -1,4 +1,4 @@
-"""New slots as they are produced: ``slotSubscribe`` over one endpoint's WebSocket PubSub.
+"""New slots as they are produced: ``slotSubscribe`` over an endpoint's WebSocket PubSub.
 
 A hint, never evidence. SettlementActor asks the chain about its attempts
 (``getSignatureStatuses``, the markers) when a slot arrives, instead of only
@@ -11,8 +11,11 @@ node asks, never what it concludes. A silent feed (down, refused, lossy) is
 noticed by its user, which goes back to its timer.
 
 The connection lives on an asyncio event loop on a thread of its own
-(actors/rpc/loop_thread.py, as the router's HTTP does). It reconnects after a drop or a
-refusal, waiting ``reconnect_first_s`` and doubling up to ``reconnect_max_s``;
+(actors/rpc/loop_thread.py, as the router's HTTP does). Given several URLs (a node's
+every RPC endpoint), it follows one at a time and moves to the next after a drop or a
+refusal, so that the feed outlives the endpoint it started on, as the router's requests
+do. It reconnects waiting ``reconnect_first_s`` and doubling up to ``reconnect_max_s``
+(back to ``reconnect_first_s`` once a connection brought slots);
 a WebSocket ping every ``heartbeat_s`` finds a connection nothing answers any
 more. ``on_slot`` is called on the loop's thread with each notification's
 slot (a number below 2^64; anything else is counted as malformed and
@@ -30,7 +33,7 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -77,7 +80,7 @@ class SlotFeed(LoopThread):
 
     def __init__(
         self,
-        url: str,
+        urls: str | Sequence[str],
         on_slot: Callable[[int], None],
         *,
         name: str = "slot-feed",
@@ -86,9 +89,13 @@ class SlotFeed(LoopThread):
         connect_timeout_s: float = 5.0,
         heartbeat_s: float = 5.0,
     ) -> None:
-        parts = urlsplit(url)
-        if parts.scheme not in ("ws", "wss") or not parts.hostname:
-            raise ValueError(f"a slot feed needs a ws:// or wss:// URL, got {mask_url(url)}")
+        self.urls = (urls,) if isinstance(urls, str) else tuple(urls)
+        if not self.urls:
+            raise ValueError("a slot feed needs at least one URL")
+        for url in self.urls:
+            parts = urlsplit(url)
+            if parts.scheme not in ("ws", "wss") or not parts.hostname:
+                raise ValueError(f"a slot feed needs a ws:// or wss:// URL, got {mask_url(url)}")
         for what, value in (
             ("reconnect_first_s", reconnect_first_s),
             ("reconnect_max_s", reconnect_max_s),
@@ -98,7 +105,7 @@ class SlotFeed(LoopThread):
             if not value > 0:
                 raise ValueError(f"{what} must be above 0, got {value!r}")
         super().__init__(name)
-        self.url = url
+        self._current = 0  # the index in ``urls`` followed now, or tried next
         self._on_slot = on_slot
         self._reconnect_first_s = reconnect_first_s
         self._reconnect_max_s = max(reconnect_max_s, reconnect_first_s)
@@ -113,10 +120,16 @@ class SlotFeed(LoopThread):
         self._last_error: str | None = None
         self._following: asyncio.Task[None] | None = None
 
+    @property
+    def url(self) -> str:
+        """The URL followed now (or tried next, while none answers)."""
+        with self._lock:
+            return self.urls[self._current]
+
     def state(self) -> SlotFeedState:
         with self._lock:
             return SlotFeedState(
-                url=mask_url(self.url),
+                url=mask_url(self.urls[self._current]),
                 connected=self._connected,
                 slot=self._slot,
                 notifications=self._notifications,
@@ -205,14 +218,19 @@ class SlotFeed(LoopThread):
         return True
 
     def _lost(self, error: str, retry_in_s: float) -> None:
+        """The connection to the current URL ended or failed: the next URL is tried."""
         with self._lock:
             was_connected, self._connected = self._connected, False
             first_error = self._last_error is None or was_connected
             self._last_error = error
+            lost = self.urls[self._current]
+            self._current = (self._current + 1) % len(self.urls)
+            following = self.urls[self._current]
         if first_error:  # once per loss, not once per retry
+            then = "retrying" if following == lost else f"trying {mask_url(following)}"
             logger.bind(
-                action="rpc.slot_feed_lost", url=mask_url(self.url), retry_in_s=retry_in_s
-            ).info(f"{self.name}: no slots from {mask_url(self.url)} ({error}); retrying")
+                action="rpc.slot_feed_lost", url=mask_url(lost), retry_in_s=retry_in_s
+            ).info(f"{self.name}: no slots from {mask_url(lost)} ({error}); {then}")
 
 
 def _slot_of(payload: Any) -> int | None:

@@ -36,7 +36,7 @@ The protocol is docs/ARCHITECTURE.md's "Exactly once"; its decisions are the pur
   the resends; the settlement is failed (as a landed-failed one) once the
   protocol finds every attempt dead, and if the attempt lands after all, the
   chain's answer wins.
-* **Watch.** As each slot arrives from the slot feed (``slot_feed_url``,
+* **Watch.** As each slot arrives from the slot feed (``slot_feed_urls``,
   actors/rpc/slot_feed.py; a slot during a round asks again once it ends), or
   every ``status_interval_s`` while there is no feed or it has said nothing for
   ``slot_feed_stale_s``, it learns the confirmed block height
@@ -306,9 +306,9 @@ class SettlementActor(CrankActor):
         timers.send_periodically("renew", settings.claim_ttl_s / 3, _Tick("renew"))
         if isinstance(settings.fee_policy, domain.PercentilePriorityFee):
             timers.send_periodically("fees", settings.fee_refresh_s, _Tick("fees"), 0.0)
-        if settings.slot_feed_url is not None:
+        if settings.slot_feed_urls:
             self._slot_feed = SlotFeed(
-                settings.slot_feed_url, self._slot_arrived, name=f"{self.name}-slots"
+                settings.slot_feed_urls, self._slot_arrived, name=f"{self.name}-slots"
             )
             self._slot_feed.start()
 

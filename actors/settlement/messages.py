@@ -58,10 +58,11 @@ class SettlementSettings:
     # no send can still be in the router's hands, give every claim back for nodes that can
     # settle (actors.rpc.reach); claim none until an endpoint answers. None: never.
     chain_handover_s: float | None = None
-    # ws(s):// URL of a PubSub endpoint whose slotSubscribe paces the status rounds
+    # ws(s):// URLs of PubSub endpoints whose slotSubscribe paces the status rounds
     # (actors.rpc.slot_feed): a round as each slot arrives, the timer only while the
-    # feed is silent. None: the timer alone.
-    slot_feed_url: str | None = None
+    # feed is silent. One is followed at a time, the next after it fails. Empty: the
+    # timer alone.
+    slot_feed_urls: tuple[str, ...] = ()
     # The feed counts as silent once no slot came for this long: the timer takes over.
     slot_feed_stale_s: float = 1.0
 

@@ -269,8 +269,9 @@ class CrankSettings(BaseSettings):
         repr=False,
         description="WebSocket PubSub URL whose slotSubscribe paces the settlement status "
         "rounds (a round as each slot arrives; settlement_status_interval_ms only while it "
-        "is silent): 'auto' derives it from the first RPC URL as Solana clients do (ws or "
-        "wss, an explicit port + 1), 'off' keeps the timer alone",
+        "is silent): 'auto' derives one from each RPC URL as Solana clients do (ws or "
+        "wss, an explicit port + 1) and follows the first that answers, 'off' keeps the "
+        "timer alone",
     )
     # A node no RPC endpoint answers cannot settle: past this it gives its markets and its
     # settlement claims to nodes that can (actors/rpc/reach.py). 30 s: two default lease
@@ -607,18 +608,20 @@ class CrankSettings(BaseSettings):
             compute_unit_margin_units=self.compute_unit_margin_units,
             preflight=self.settlement_preflight,
             chain_handover_s=self.chain_handover_ms / 1000,
-            slot_feed_url=self.pubsub_url(),
+            slot_feed_urls=self.pubsub_urls(),
         )
 
-    def pubsub_url(self) -> str | None:
-        """The slot feed's URL: ``slot_feed_url``, or derived from the first RPC URL."""
+    def pubsub_urls(self) -> tuple[str, ...]:
+        """The slot feed's URLs: ``slot_feed_url``, or one derived from each RPC URL in
+        their order (the feed follows the first and moves on when it fails); none if
+        'off'."""
         from actors.rpc.slot_feed import pubsub_url_for  # noqa: PLC0415  (keeps `config` light)
 
         if self.slot_feed_url == "off":
-            return None
+            return ()
         if self.slot_feed_url == "auto":
-            return pubsub_url_for(self.rpc_urls[0])
-        return self.slot_feed_url
+            return tuple(dict.fromkeys(pubsub_url_for(url) for url in self.rpc_urls))
+        return (self.slot_feed_url,)
 
     def rpc_router_config(self) -> RpcRouterConfig:
         """The RpcRouter's configuration: one endpoint per URL, named by its masked URL."""

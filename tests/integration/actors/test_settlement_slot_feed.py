@@ -49,7 +49,7 @@ def test_slots_from_the_endpoints_pubsub_drive_the_rounds_that_confirm(
     """With the timer out of reach, the settlement is confirmed by rounds started on
     slots: the feed is followed, and every round was one of its."""
     before = desk.trade.balances()
-    desk.start(dataclasses.replace(NO_TIMER, slot_feed_url=localnet.pubsub_urls[0]))
+    desk.start(dataclasses.replace(NO_TIMER, slot_feed_urls=(localnet.pubsub_urls[0],)))
     _settled_once(desk, before)
     state = desk.state()
     assert state.slot_feed is not None and state.slot_feed["connected"]
@@ -67,7 +67,7 @@ def test_a_feed_that_lies_about_slots_decides_nothing_and_a_flood_is_one_round_a
     before = desk.trade.balances()
     flood = [slot_note(slot) for slot in (10**9, 2**64 - 1, 2**64 - 1, 3)] * 250
     with ScriptedPubSub(flood) as lying:
-        desk.start(dataclasses.replace(NO_TIMER, slot_feed_url=lying.url))
+        desk.start(dataclasses.replace(NO_TIMER, slot_feed_urls=(lying.url,)))
         poll_until(lambda: desk.state().slot_feed["notifications"] == 1000 or None, 20)  # type: ignore[index]
         # Keep it talking until the settlement is decided: only its slots start rounds.
         done = False
@@ -86,7 +86,7 @@ def test_a_feed_gone_silent_hands_the_rounds_back_to_the_timer(desk: Settler) ->
     """One slot, then nothing: past slot_feed_stale_s the timer's rounds confirm."""
     before = desk.trade.balances()
     with ScriptedPubSub([slot_note(1)]) as silent:
-        desk.start(dataclasses.replace(FAST, slot_feed_url=silent.url, slot_feed_stale_s=0.3))
+        desk.start(dataclasses.replace(FAST, slot_feed_urls=(silent.url,), slot_feed_stale_s=0.3))
         _settled_once(desk, before)
         state = desk.state()
     assert state.slot_feed is not None and state.slot_feed["notifications"] == 1
@@ -99,7 +99,7 @@ def test_an_instance_that_failed_leaves_no_feed_behind(
     """A tell that fails the actor skips on_stop (the failure policy): the feed's
     thread and connection must end with the failed instance, not stay for good (one
     more per restart of a crash-looping actor)."""
-    desk.start(dataclasses.replace(NO_TIMER, slot_feed_url=localnet.pubsub_urls[0]))
+    desk.start(dataclasses.replace(NO_TIMER, slot_feed_urls=(localnet.pubsub_urls[0],)))
     poll_until(lambda: desk.state().slot_feed["connected"] or None, 10)  # type: ignore[index]
     assert _feed_threads() == ["settlement-slots"]
     assert desk.handle is not None

@@ -91,7 +91,9 @@ class Desk:
             _handle_of(blockhash),
             signer_map(self.trade.fee_payer, self.trade.authority),
             node_id="node-a",
-            settings=dataclasses.replace(FAST, slot_feed_url=slot_feed_url),
+            settings=dataclasses.replace(
+                FAST, slot_feed_urls=() if slot_feed_url is None else (slot_feed_url,)
+            ),
             listeners=(self.recorder.record,),
             db_time_offset_s=lambda: offset_s,
         )

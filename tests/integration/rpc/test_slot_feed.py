@@ -50,6 +50,10 @@ def test_the_pubsub_url_is_derived_as_web3js_derives_it() -> None:
         pubsub_url_for("ftp://example.com")
     with pytest.raises(ValueError, match="ws:// or wss://"):
         SlotFeed("http://127.0.0.1:8899", print)
+    with pytest.raises(ValueError, match="ws:// or wss://"):
+        SlotFeed(["ws://127.0.0.1:8900", "http://127.0.0.1:8899"], print)
+    with pytest.raises(ValueError, match="at least one URL"):
+        SlotFeed([], print)
 
 
 def test_it_follows_a_real_endpoints_slots_in_order(
@@ -83,6 +87,34 @@ def test_it_comes_back_after_its_endpoint_went_down(
         slots = recorder.wait_for(lambda seen: len(seen) >= before + 3, 10)
     assert back.connects == 2
     assert slots[-1] > slots[before - 1]
+
+
+@pytest.mark.localnet(slot_ms=20, endpoints=2)
+def test_it_follows_the_next_endpoint_while_the_first_is_down(
+    localnet: LocalnetServer, recorder: Recorder
+) -> None:
+    """Given every endpoint's PubSub (a node's 'auto'), a feed whose first endpoint is
+    down subscribes at the second and passes its slots on; when the second goes down
+    too and the first is back, it moves back to the first."""
+    first, second = localnet.pubsub_urls
+    assert first is not None and second is not None
+    localnet.set_faults(0, Faults(down=True))
+    feed = SlotFeed([first, second], recorder.record, reconnect_first_s=0.05, reconnect_max_s=0.2)
+    feed.start()
+    try:
+        at_second = _state_when(feed, lambda s: s.connected and s.notifications >= 3)
+        assert at_second.url == second
+        localnet.clear_faults(0)
+        localnet.set_faults(1, Faults(down=True))
+        seen = at_second.notifications
+        back = _state_when(feed, lambda s: s.connected and s.url == first)
+        assert back.connects == 2
+        _state_when(feed, lambda s: s.notifications >= seen + 3)
+    finally:
+        feed.close()
+        localnet.clear_faults(1)
+    slots = recorder.snapshot()
+    assert len(slots) >= 6
 
 
 def test_a_refused_subscription_is_an_error_and_retried_not_a_feed(recorder: Recorder) -> None:

@@ -116,6 +116,24 @@ def test_the_three_rpc_role_names_give_the_endpoints_in_order() -> None:
     )
 
 
+def test_the_slot_feed_follows_every_rpc_endpoints_pubsub_in_their_order() -> None:
+    """'auto': one PubSub URL per RPC URL (port + 1, ws/wss), first first, duplicates
+    once; an explicit URL alone; 'off' none. The settlement actor gets them all, so its
+    feed outlives the first endpoint."""
+    settings = load(
+        {
+            "CRANK_RPC_PRIMARY": "http://a:8899",
+            "CRANK_RPC_SECONDARY": "https://b.example/rpc",
+            "CRANK_RPC_TERTIARY": "http://a:8899/",
+        }
+    )
+    expected = ("ws://a:8900", "wss://b.example/rpc", "ws://a:8900/")
+    assert settings.pubsub_urls() == expected
+    assert settings.settlement_settings().slot_feed_urls == expected
+    assert load(slot_feed_url="wss://feed.example/ws").pubsub_urls() == ("wss://feed.example/ws",)
+    assert load(slot_feed_url="off").settlement_settings().slot_feed_urls == ()
+
+
 def test_flags_win_over_the_environment() -> None:
     """A flag beats the environment for the same key; other keys keep their own sources."""
     settings = load(
