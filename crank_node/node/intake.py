@@ -131,6 +131,8 @@ class OrderIntake:
         if order.nonce > MAX_STORED_NONCE:
             raise domain.NumberOutOfRange("nonce", f"must be at most {MAX_STORED_NONCE}")
         market = storage.get_market(self.engine, order.market_id)
+        if market is not None:
+            _check_signed_definition(market)
         markets = {} if market is None else {market.market_id: market}
         market = domain.validate_order(
             signed, markets=markets, now_s=self._now(), existing=self._client_order_id_taken
@@ -277,6 +279,16 @@ class OrderIntake:
 
     def _now(self) -> int:
         return int(self.now_s())
+
+
+def _check_signed_definition(market: domain.Market) -> None:
+    """UnknownMarket, saying why, for a market whose stored definition its settlement
+    authority did not sign (a row edited in the shared database, or never signed): no
+    node matches or settles it (OrderMonitor and MatchActor refuse it), so an order
+    stored for it could never trade. Verified once per definition in this process."""
+    refusal = domain.market_definition_refusal(market, market.definition_signature)
+    if refusal is not None:
+        raise domain.UnknownMarket("market_id", f"no market this node may trade: {refusal.reason}")
 
 
 # One line per kind of refusal per interval: a flood of bad orders writes a line now

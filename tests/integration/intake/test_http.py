@@ -18,6 +18,7 @@ from crank_node.node.http_server import STATUS_CODES
 from crank_node.node.intake import OrderIntake
 from crank_node.node.intake_errors import ERROR_CODES
 from market import CancelRequest, SignedCancel, SignedOrder, sign_cancel
+from storage.models import Market as MarketRow
 from storage.models import Order as OrderRow
 from tests.integration.intake.conftest import (
     LOT_ATOMS,
@@ -150,6 +151,30 @@ def test_an_order_whose_terms_were_changed_after_signing_is_refused(desk: Desk) 
     document["price_atoms"] = PRICE_ATOMS + TICK_ATOMS
 
     assert_refused(desk.post("/orders", document), 422, "signature", "BadSignature")
+    assert desk.orders_table() == []
+
+
+@pytest.mark.parametrize(
+    ("edit", "why"),
+    [
+        pytest.param({"lot_size_atoms": 1}, "a field was changed after signing", id="lot_edited"),
+        pytest.param({"definition_signature": None}, "is not signed", id="signature_removed"),
+    ],
+)
+def test_an_order_for_a_market_whose_row_its_authority_did_not_sign_is_refused(
+    desk: Desk, edit: dict[str, Any], why: str
+) -> None:
+    """A markets row edited in the shared database after it was signed (the lot cut to
+    one atom: 1000 times the price per atom) is a market no node matches or settles
+    (OrderMonitor and MatchActor refuse it): intake refuses its orders as of an unknown
+    market, saying why, instead of storing orders that can never trade."""
+    with desk.engine.begin() as connection:
+        connection.execute(update(MarketRow).where(MarketRow.id == MARKET_ID).values(**edit))
+
+    code, body = desk.post("/orders", desk.signed(size_atoms=SIZE_ATOMS).to_json())
+
+    assert_refused((code, body), 404, "market_id", "UnknownMarket")
+    assert why in body["error"]["reason"], body
     assert desk.orders_table() == []
 
 
