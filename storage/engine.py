@@ -223,12 +223,12 @@ def _sqlite_engine(
     event.listen(engine, "connect", _sqlite_pragmas(busy_timeout_ms))
     event.listen(engine, "begin", _sqlite_begin)
     if path is not None:
-        _TURNS[engine] = (file_key(path), busy_timeout_ms)
+        _TURN_KEYS[engine] = (file_key(path), busy_timeout_ms)
     return engine
 
 
 # An SQLite file engine's key to its writer turns (storage.writer_turns), its busy timeout.
-_TURNS: weakref.WeakKeyDictionary[Engine, tuple[str, int]] = weakref.WeakKeyDictionary()
+_TURN_KEYS: weakref.WeakKeyDictionary[Engine, tuple[str, int]] = weakref.WeakKeyDictionary()
 
 
 def _sqlite_pragmas(busy_timeout_ms: int) -> Any:
@@ -375,7 +375,7 @@ def write_transaction(engine: Engine, action: str = "storage.write") -> Iterator
     (:mod:`storage.writer_turns`): :class:`DatabaseBusy` if no turn comes within the
     busy timeout, and the wait for SQLite's own lock gets the rest of it.
     """
-    turns = _TURNS.get(engine)
+    turns = _TURN_KEYS.get(engine)
     if turns is None:
         with translated(action), engine.begin() as connection:
             yield connection
