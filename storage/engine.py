@@ -198,7 +198,7 @@ def open_engine(
             parsed, busy_timeout_ms, connect_timeout_s, idle_in_transaction_timeout_ms, tcp
         )
         if answer_timeout_ms is not None:
-            _answer_within(engine, answer_timeout_ms)
+            _answer_within(engine, answer_timeout_ms, min(answer_timeout_ms, tcp.user_timeout_ms))
     logger.bind(
         action="storage.engine_opened",
         url=parsed.render_as_string(hide_password=True),
@@ -322,15 +322,32 @@ def _postgresql_engine(
     return engine
 
 
-def _answer_within(engine: Engine, answer_timeout_ms: int) -> None:
-    """Open ``engine``'s connections with a deadline on every call's answer."""
+def _answer_within(engine: Engine, answer_timeout_ms: int, ping_timeout_ms: int) -> None:
+    """Open ``engine``'s connections with a deadline on every call's answer, and a
+    shorter one, ``ping_timeout_ms``, on the pool's ping before a checkout: a ping
+    waits on no lock, so a connection that hung while idle in the pool is replaced
+    within a third of the lease TTL (a lease renewal then still runs in time on a new
+    connection), not after a whole answer deadline."""
     connection_class = _answer_deadline_connection()
+    answer_timeout_s, ping_timeout_s = answer_timeout_ms / 1000, ping_timeout_ms / 1000
 
     @event.listens_for(engine, "do_connect")
     def connect(_dialect: Any, _record: Any, cargs: Any, cparams: Any) -> Any:
         connection = connection_class.connect(*cargs, **cparams)
-        connection.answer_timeout_s = answer_timeout_ms / 1000
+        connection.answer_timeout_s = answer_timeout_s
         return connection
+
+    ping = engine.dialect.do_ping
+
+    def do_ping(dbapi_connection: Any) -> bool:
+        dbapi_connection.answer_timeout_s = ping_timeout_s
+        try:
+            return ping(dbapi_connection)
+        finally:
+            dbapi_connection.answer_timeout_s = answer_timeout_s
+
+    # This engine's own dialect instance: the pool pings through it.
+    engine.dialect.do_ping = do_ping  # type: ignore[method-assign]
 
 
 @functools.cache
@@ -358,9 +375,9 @@ def _answer_deadline_connection() -> type[Any]:
                     raise
                 self.pgconn.finish()
                 raise psycopg.OperationalError(
-                    f"no answer from the database server within {ours * 1000:.0f} ms "
-                    f"(answer_timeout_ms): the connection was closed (a connection that "
-                    f"hangs half-open: a stuck proxy or network path)"
+                    f"no answer from the database server within {ours * 1000:.0f} ms: "
+                    f"the connection was closed (a connection that hangs half-open: a "
+                    f"stuck proxy or network path)"
                 ) from error
 
     return AnswerDeadlineConnection

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from concurrent.futures import Future
 
 import pytest
-from sqlalchemy import make_url, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import event, make_url, text
+from sqlalchemy.engine import Engine, ExceptionContext
 
 from crank_node.chaos.forwarder import Forwarder, Route
 from crank_node.node.settings_layers import load_settings
@@ -193,3 +193,32 @@ def test_a_node_engine_gives_a_hung_call_up_after_lock_timeout_and_a_third_of_th
     finally:
         forwarder.hang("127.0.0.1", hung=False)
         engine.dispose()
+
+
+def test_a_node_engine_replaces_a_pooled_connection_that_hung_within_a_third_of_the_ttl(
+    relay: tuple[Forwarder, str],
+) -> None:
+    """The pool's ping before a checkout waits on no lock: its deadline is a third of
+    the TTL (1000 ms at lease_ttl_ms 3000), not the whole answer deadline (6000 ms), so
+    a lease renewal on a connection that hung while idle still runs in time on a new
+    one. The ping's own error (SQLAlchemy's handle_error event) names that deadline."""
+    forwarder, url = relay
+    settings = load_settings(
+        environ={}, flags={"db_url": url, "lease_ttl_ms": 3000, "membership_interval_ms": 1000}
+    )
+    engine = open_engine(settings.db_url, **settings.engine_options())
+    pings: list[str] = []
+
+    @event.listens_for(engine, "handle_error")
+    def seen(context: ExceptionContext) -> None:
+        if context.is_pre_ping:
+            pings.append(str(context.original_exception))
+
+    try:
+        assert write_one(engine) == 42
+        forwarder.hang("127.0.0.1", hung=True)
+        assert in_thread(lambda: write_one(engine)).result(timeout=HUNG_AFTER_S) == 42
+    finally:
+        forwarder.hang("127.0.0.1", hung=False)
+        engine.dispose()
+    assert len(pings) == 1 and "within 1000 ms" in pings[0], pings
