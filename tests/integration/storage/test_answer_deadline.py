@@ -195,14 +195,9 @@ def test_a_node_engine_gives_a_hung_call_up_after_lock_timeout_and_a_third_of_th
         engine.dispose()
 
 
-def test_a_node_engine_replaces_a_pooled_connection_that_hung_within_a_third_of_the_ttl(
-    relay: tuple[Forwarder, str],
-) -> None:
-    """The pool's ping before a checkout waits on no lock: its deadline is a third of
-    the TTL (1000 ms at lease_ttl_ms 3000), not the whole answer deadline (6000 ms), so
-    a lease renewal on a connection that hung while idle still runs in time on a new
-    one. The ping's own error (SQLAlchemy's handle_error event) names that deadline."""
-    forwarder, url = relay
+def node_engine_counting_pings(url: str) -> tuple[Engine, list[str]]:
+    """A node's engine (lease_ttl_ms 3000) and the errors of its pool's pings, as
+    SQLAlchemy's handle_error event reports them."""
     settings = load_settings(
         environ={}, flags={"db_url": url, "lease_ttl_ms": 3000, "membership_interval_ms": 1000}
     )
@@ -214,6 +209,19 @@ def test_a_node_engine_replaces_a_pooled_connection_that_hung_within_a_third_of_
         if context.is_pre_ping:
             pings.append(str(context.original_exception))
 
+    return engine, pings
+
+
+def test_a_node_engine_replaces_a_pooled_connection_that_hung_within_a_third_of_the_ttl(
+    relay: tuple[Forwarder, str],
+) -> None:
+    """The pool's ping before a checkout waits on no lock: its deadline is a third of
+    the TTL (1000 ms at lease_ttl_ms 3000), not the whole answer deadline (6000 ms), so
+    a lease renewal on a connection that hung while idle still runs in time on a new
+    one. The ping's own error (SQLAlchemy's handle_error event) names that deadline."""
+    forwarder, url = relay
+    engine, pings = node_engine_counting_pings(url)
+
     try:
         assert write_one(engine) == 42
         forwarder.hang("127.0.0.1", hung=True)
@@ -222,3 +230,31 @@ def test_a_node_engine_replaces_a_pooled_connection_that_hung_within_a_third_of_
         forwarder.hang("127.0.0.1", hung=False)
         engine.dispose()
     assert len(pings) == 1 and "within 1000 ms" in pings[0], pings
+
+
+def test_after_one_hung_ping_the_other_pooled_connections_are_replaced_without_one(
+    relay: tuple[Forwarder, str],
+) -> None:
+    """Two connections pooled when the relay hangs: the first checkout's ping finds its
+    connection hung (one ping error); the second checkout, holding the first, gets the
+    other old connection replaced at once, not after a second ping's deadline. This is
+    SQLAlchemy's (a failed ping invalidates every older pooled connection), kept here
+    because the short ping deadline relies on it: a lease renewal pays one ping's
+    deadline at most, not one per hung connection."""
+    forwarder, url = relay
+    engine, pings = node_engine_counting_pings(url)
+
+    def two_at_once() -> int:
+        with engine.connect() as first, engine.connect() as second:
+            return int(first.execute(text("SELECT 1")).scalar_one()) + int(
+                second.execute(text("SELECT 1")).scalar_one()
+            )
+
+    try:
+        assert two_at_once() == 2  # two connections in the pool
+        forwarder.hang("127.0.0.1", hung=True)
+        assert in_thread(two_at_once).result(timeout=HUNG_AFTER_S) == 2
+    finally:
+        forwarder.hang("127.0.0.1", hung=False)
+        engine.dispose()
+    assert len(pings) == 1, pings
