@@ -30,7 +30,11 @@ the maker's earlier (by arrival) funded orders on the same account already
 owe. A funded order is told :class:`OrderAdded` once (again only after it was
 removed); an unfunded one is marked ``unfunded`` in the database (skipped, not
 cancelled), told :class:`OrderRemoved` if it had been told, and checked again
-on later polls until it is funded or expires.
+on later polls until it is funded or expires. The orders on an account whose
+orders were all found funded are not judged again while the account reads the
+same and none of them was added or grew (:func:`still_covered`: judged, they
+would all be funded again): a resting book costs a poll its read, not a judgement
+of every order.
 
 Failure policy: an RPC failure or refusal is logged and the previous view kept
 (the next poll retries); a storage error in a poll is logged and retried the
@@ -49,7 +53,7 @@ import dataclasses
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from loguru import logger
 from sqlalchemy.engine import Engine
@@ -169,6 +173,36 @@ def _context_slot(outcome: RpcSuccess) -> int | None:
 # -- the actor --------------------------------------------------------------------------------
 
 
+class _Covered(NamedTuple):
+    """A pay account all of whose orders in play were judged funded: the account as it
+    was read for that judgement, and what was left of each order on it then."""
+
+    account: domain.TokenAccount
+    remaining: dict[str, int]
+
+
+def still_covered(
+    covered: _Covered | None,
+    account: domain.TokenAccount | domain.MarketError,
+    orders: Iterable[tuple[str, storage.StoredOrder]],
+) -> bool:
+    """Whether judging ``orders`` (those in play on ``account``) would find each one funded,
+    known without judging them: the account reads exactly as it did when all the orders
+    on it were last judged funded, and each order now on it was one of them, with no more
+    left of it than then. Funded, they owed T in all, at most what the account holds and
+    has delegated; orders gone or owing less owe at most T, in whatever order they are
+    judged, and nothing else about the account changed. Orders must also be ``open``
+    (an ``unfunded`` status is written back to ``open`` by a judgement, not by this)."""
+    if covered is None or account != covered.account:
+        return False
+    before = covered.remaining
+    for order_id, stored in orders:
+        left = before.get(order_id)
+        if left is None or stored.remaining_atoms > left or stored.status != "open":
+            return False
+    return True
+
+
 @dataclass
 class _MarketView:
     """What the monitor knows of one held market."""
@@ -195,6 +229,9 @@ class _MarketView:
     # The cancelled orders of the market still unexpired when it was gained are checked
     # too, a batch per poll, by id after this one (None once all were).
     cancel_audit_after: str | None = ""
+    # The pay accounts whose every order in play was judged funded (open and told) by
+    # their latest judgement: the account as read then, and what was left of each order.
+    covered: dict[str, _Covered] = field(default_factory=dict)
 
     def track(self, order_id: str, stored: storage.StoredOrder) -> None:
         """Index an order seen for the first time (the caller puts it in ``orders``)."""
@@ -489,7 +526,9 @@ class OrderMonitor(CrankActor):
             return
         try:
             self._store_snapshots(accounts, _context_slot(outcome))
-            self._apply_verdicts(view, self._judge_batch(view, accounts))
+            judged = self._judge_batch(view, accounts)
+            self._apply_verdicts(view, judged)
+            self._note_covered(view, accounts, judged)
         except storage.LeaseLost:
             self._drop(fetched.market_id, "a fenced write found the lease lost")
         except storage.StorageError as error:
@@ -512,13 +551,47 @@ class OrderMonitor(CrankActor):
         self, view: _MarketView, accounts: dict[str, domain.TokenAccount | domain.MarketError]
     ) -> dict[str, domain.MarketError | None]:
         """:func:`judge_funding` of the orders in play now whose pay account is in this
-        answer (the others would get no verdict from it)."""
-        on_these = [
-            (order_id, view.orders[order_id])
-            for pay_account in accounts
-            for order_id in view.orders_on.get(pay_account, ())
-        ]
+        answer (the others would get no verdict from it), but for those on an account
+        :func:`still_covered` finds all funded and told: their verdicts stand (judged,
+        they would be funded again, and a funded told open order needs nothing done)."""
+        on_these: list[tuple[str, storage.StoredOrder]] = []
+        for pay_account, account in accounts.items():
+            on_it = [
+                (order_id, view.orders[order_id])
+                for order_id in view.orders_on.get(pay_account, ())
+            ]
+            if still_covered(view.covered.get(pay_account), account, on_it) and all(
+                order_id in view.told for order_id, _ in on_it
+            ):
+                continue
+            view.covered.pop(pay_account, None)
+            on_these += on_it
         return _judge(view.market, on_these, accounts)
+
+    def _note_covered(
+        self,
+        view: _MarketView,
+        accounts: dict[str, domain.TokenAccount | domain.MarketError],
+        judged: dict[str, domain.MarketError | None],
+    ) -> None:
+        """Remember each account of this answer whose orders were all judged funded now
+        (and are open and told, their verdicts applied), for :func:`still_covered`."""
+        for pay_account, account in accounts.items():
+            on_it = view.orders_on.get(pay_account)
+            if not on_it or not isinstance(account, domain.TokenAccount):
+                continue
+            if pay_account in view.covered or any(
+                order_id not in judged or judged[order_id] is not None for order_id in on_it
+            ):
+                continue  # standing from before, or not all funded
+            remaining = {}
+            for order_id in on_it:
+                stored = view.orders[order_id]
+                if stored.status != "open" or order_id not in view.told:
+                    break
+                remaining[order_id] = stored.remaining_atoms
+            else:
+                view.covered[pay_account] = _Covered(account, remaining)
 
     def _apply_verdicts(
         self, view: _MarketView, verdicts: dict[str, domain.MarketError | None]

@@ -1,11 +1,23 @@
-"""OrderMonitor's pure parts: splitting keys into requests, and judging the funding of
-several orders that share a pay account."""
+"""OrderMonitor's pure parts: splitting keys into requests, judging the funding of
+several orders that share a pay account, and knowing when a judgement need not be
+made again."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
+from random import Random
 
-from actors.order_monitor import MAX_ACCOUNTS_PER_REQUEST, batches, judge_funding
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from actors.order_monitor import (
+    MAX_ACCOUNTS_PER_REQUEST,
+    _Covered,
+    batches,
+    judge_funding,
+    still_covered,
+)
 from market import InsufficientFunds, InvalidTokenAccount, Side, TokenAccount, decode_token_account
 from storage import StoredOrder
 from tests.unit.market.factories import (
@@ -93,3 +105,91 @@ def test_an_unreadable_account_is_every_order_on_its_problem_and_others_are_not_
     verdicts = judge_funding(make_market(), [order], {str(order.order.pay_account): missing})
     assert verdicts == {order.order_id: missing}
     assert judge_funding(make_market(), [order], {}) == {}
+
+
+def _covered(orders: list[StoredOrder], account: TokenAccount) -> _Covered | None:
+    """What the monitor remembers after judging ``orders`` on ``account``: None unless
+    every one of them was found funded."""
+    verdicts = judge_funding(make_market(), orders, {str(account.address): account})
+    if any(verdicts[order.order_id] is not None for order in orders):
+        return None
+    return _Covered(account, {order.order_id: order.remaining_atoms for order in orders})
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    lots=st.lists(st.integers(1, 4), min_size=1, max_size=6),
+    first_left=st.lists(st.integers(1, 4), min_size=6, max_size=6),
+    later_left=st.lists(st.integers(0, 4), min_size=6, max_size=6),
+    held=st.integers(0, 20),
+    delegated=st.integers(0, 20),
+    later_held=st.integers(0, 20),
+    later_delegated=st.integers(0, 20),
+    stored_later=st.integers(0, 4),
+    shuffle=st.randoms(use_true_random=False),
+)
+def test_orders_still_covered_are_what_judging_them_again_finds_all_funded(
+    lots: list[int],
+    first_left: list[int],
+    later_left: list[int],
+    held: int,
+    delegated: int,
+    later_held: int,
+    later_delegated: int,
+    stored_later: int,
+    shuffle: Random,
+) -> None:
+    """still_covered() saying yes means judging the orders again finds every one funded:
+    whichever orders left since (0 lots left: filled), whatever is left of each (less, the
+    same or more: filled partly, or a fill put back), in whatever order they come, with an
+    order stored later or not, against the account as it was or as it reads now. And where
+    the account reads the same and the orders only left or shrank, it does say yes (the
+    judging it is there to save)."""
+    first = [
+        _stored(nonce, size, nonce, remaining_lots=min(first_left[k], size))
+        for k, (nonce, size) in enumerate(enumerate(lots, start=1))
+    ]
+    account = _account(held, delegated)
+    covered = _covered(first, account)
+    now = [
+        dataclasses.replace(order, remaining_atoms=min(later_left[k], lots[k]) * LOT_ATOMS)
+        for k, order in enumerate(first)
+        if later_left[k]
+    ]
+    if stored_later:
+        now.append(_stored(99, stored_later, 99))
+    shuffle.shuffle(now)
+    pairs = [(order.order_id, order) for order in now]
+    for reads_now in (account, _account(later_held, later_delegated)):
+        if still_covered(covered, reads_now, pairs):
+            verdicts = judge_funding(make_market(), now, {str(reads_now.address): reads_now})
+            assert all(verdict is None for verdict in verdicts.values()), verdicts
+    before = {order.order_id: order.remaining_atoms for order in first}
+    shrank_only = not stored_later and all(
+        order.remaining_atoms <= before[order.order_id] for order in now
+    )
+    if covered is not None and shrank_only:
+        assert still_covered(covered, account, pairs)
+
+
+def test_an_order_grown_added_set_aside_or_a_changed_account_is_judged_again() -> None:
+    """still_covered() says no, so the orders are judged, when an order on the account
+    has more left than it had (a failed settlement put a fill back), an order not judged
+    then is on it, one of them reads unfunded in the database, or the account reads
+    differently (one atom more), and when nothing was covered."""
+    orders = [_stored(1, 3, 0, remaining_lots=2), _stored(2, 2, 1)]
+    account = _account(10, 10)
+    covered = _covered(orders, account)
+    assert covered is not None
+    pairs = [(order.order_id, order) for order in orders]
+    assert still_covered(covered, account, pairs)
+
+    grown = dataclasses.replace(orders[0], remaining_atoms=3 * LOT_ATOMS)
+    assert not still_covered(covered, account, [(grown.order_id, grown), pairs[1]])
+    added = _stored(3, 1, 2)
+    assert not still_covered(covered, account, [*pairs, (added.order_id, added)])
+    set_aside = dataclasses.replace(orders[1], status="unfunded")
+    assert not still_covered(covered, account, [pairs[0], (set_aside.order_id, set_aside)])
+    one_atom_more = dataclasses.replace(account, amount=account.amount + 1)
+    assert not still_covered(covered, one_atom_more, pairs)
+    assert not still_covered(None, account, pairs)

@@ -21,6 +21,7 @@ from spl.token.instructions import get_associated_token_address
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 
+import market as market_package
 import storage
 from actors.lock_actor import MarketsChanged
 from actors.order_monitor import GetMonitorState, MonitorState, OrderMonitor
@@ -612,3 +613,36 @@ def test_an_order_stored_later_expiring_before_the_others_is_expired_on_time(
     assert desk.status(brief) == "expired" and desk.status(lasting) == "open"
     assert desk.removed() == [OrderRemoved("BASE-QUOTE", brief.order_id, "expired")]
     assert (state.orders_tracked, state.told) == (1, 1)
+
+
+def test_orders_on_an_account_that_reads_as_before_are_not_judged_again(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once every order on a pay account is funded and told, a poll that reads the account
+    exactly as before judges none of them again, also after one of them was partly filled
+    (it owes less); an account that changed has its orders judged, and found unfunded."""
+    first, second = desk.maker(), desk.maker()
+    shrinking, cut = desk.sell(first), desk.sell(second)
+    desk.hold_market()
+    desk.wait_state(lambda s: s.funded == 2 and s.told == 2)
+    judged: list[set[str]] = []
+    real = market_package.judge_funding
+
+    def counting(market: Market, claims: Any, accounts: Any) -> Any:
+        claims = list(claims)
+        judged.append({claim.order_id for claim in claims})
+        return real(market, claims, accounts)
+
+    monkeypatch.setattr("actors.order_monitor.domain.judge_funding", counting)
+
+    desk.poll()
+    storage.record_match(desk.engine, desk.lease, [], {shrinking.order_id: 2 * LOT_ATOMS})
+    desk.poll()
+    assert [claims for claims in judged if claims] == []
+
+    desk.approve(second, LOT_ATOMS)
+    desk.poll()
+
+    assert [claims for claims in judged if claims] == [{cut.order_id}]
+    assert [removed.order_id for removed in desk.removed()] == [cut.order_id]
+    assert (desk.status(shrinking), desk.status(cut)) == ("open", "unfunded")
