@@ -250,6 +250,7 @@ class _MarketView:
             on_it.pop(order_id, None)
             if not on_it:
                 del self.orders_on[pay_account]
+                self.covered.pop(pay_account, None)  # no order left on it to vouch for
 
 
 class OrderMonitor(CrankActor):

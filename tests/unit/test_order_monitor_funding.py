@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 from actors.order_monitor import (
     MAX_ACCOUNTS_PER_REQUEST,
     _Covered,
+    _MarketView,
     batches,
     judge_funding,
     still_covered,
 )
 from market import InsufficientFunds, InvalidTokenAccount, Side, TokenAccount, decode_token_account
-from storage import StoredOrder
+from storage import Lease, StoredOrder
 from tests.unit.market.factories import (
     AUTHORITY,
     BASE_MINT,
@@ -193,3 +194,25 @@ def test_an_order_grown_added_set_aside_or_a_changed_account_is_judged_again() -
     one_atom_more = dataclasses.replace(account, amount=account.amount + 1)
     assert not still_covered(covered, one_atom_more, pairs)
     assert not still_covered(None, account, pairs)
+
+
+def test_an_account_left_without_orders_is_forgotten_with_its_verdicts() -> None:
+    """When the last order on a covered account leaves play, the account's record goes
+    with it: nothing is kept for accounts no order uses (a node running for weeks sees
+    many), and an order later on that account is judged afresh."""
+    orders = [_stored(1, 3, 0), _stored(2, 2, 1)]
+    account = _account(10, 10)
+    lease = Lease("market:SOL-USDC", "node", 1, T0, T0 + timedelta(hours=1))
+    view = _MarketView(lease, make_market())
+    for order in orders:
+        view.orders[order.order_id] = order
+        view.track(order.order_id, order)
+    covered = _covered(orders, account)
+    assert covered is not None
+    view.covered[str(account.address)] = covered
+
+    view.untrack(orders[0].order_id)
+    assert str(account.address) in view.covered
+    view.untrack(orders[1].order_id)
+
+    assert view.covered == {} and view.orders_on == {}
