@@ -561,9 +561,9 @@ class OrderMonitor(CrankActor):
                 (order_id, view.orders[order_id])
                 for order_id in view.orders_on.get(pay_account, ())
             ]
-            if still_covered(view.covered.get(pay_account), account, on_it) and all(
-                order_id in view.told for order_id, _ in on_it
-            ):
+            # Told stays true of a covered order while it is on the account: only leaving
+            # play (which takes it off) or a judgement (which drops the record) untells it.
+            if still_covered(view.covered.get(pay_account), account, on_it):
                 continue
             view.covered.pop(pay_account, None)
             on_these += on_it
@@ -579,19 +579,16 @@ class OrderMonitor(CrankActor):
         (and are open and told, their verdicts applied), for :func:`still_covered`."""
         for pay_account, account in accounts.items():
             on_it = view.orders_on.get(pay_account)
-            if not on_it or not isinstance(account, domain.TokenAccount):
-                continue
-            if pay_account in view.covered or any(
-                order_id not in judged or judged[order_id] is not None for order_id in on_it
+            if not on_it or pay_account in view.covered:
+                continue  # no orders, or standing from before
+            if isinstance(account, domain.TokenAccount) and all(
+                order_id in judged
+                and judged[order_id] is None
+                and view.orders[order_id].status == "open"
+                and order_id in view.told
+                for order_id in on_it
             ):
-                continue  # standing from before, or not all funded
-            remaining = {}
-            for order_id in on_it:
-                stored = view.orders[order_id]
-                if stored.status != "open" or order_id not in view.told:
-                    break
-                remaining[order_id] = stored.remaining_atoms
-            else:
+                remaining = {order_id: view.orders[order_id].remaining_atoms for order_id in on_it}
                 view.covered[pay_account] = _Covered(account, remaining)
 
     def _apply_verdicts(
