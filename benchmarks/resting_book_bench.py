@@ -26,24 +26,22 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-import psycopg
 from loguru import logger
 from solders.keypair import Keypair
 from spl.token.instructions import get_associated_token_address
-from sqlalchemy.engine import Engine, make_url
 
 import market as domain
 import storage
 from actors.lock_actor import MarketsChanged
 from actors.order_monitor import GetMonitorState, MonitorState, OrderMonitor
 from actors.rpc import RpcRouter, RpcRouterConfig
+from benchmarks.scale_bench import fresh_database
 from localnet import LocalnetServer
 from localnet.config import LocalnetConfig
 from localnet.fixtures import MintFixture
@@ -83,37 +81,18 @@ def _thread_cpu_s(name_prefix: str) -> float:
     return time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
 
 
-def _engine(db: str, pg_url: str, scratch: Path) -> tuple[Engine, str | None]:
-    if db == "sqlite":
-        engine = storage.open_engine(f"sqlite:///{scratch / 'crank.db'}")
-        storage.upgrade(engine)
-        return engine, None
-    schema = f"crank_bench_{uuid.uuid4().hex[:12]}"
-    libpq = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as admin:
-        admin.execute(f'CREATE SCHEMA "{schema}"')
-    url = make_url(pg_url).update_query_dict({"options": f"-csearch_path={schema}"})
-    engine = storage.open_engine(url.render_as_string(hide_password=False))
-    storage.upgrade(engine)
-    return engine, schema
-
-
-def _drop_schema(pg_url: str, schema: str) -> None:
-    libpq = make_url(pg_url).set(drivername="postgresql").render_as_string(hide_password=False)
-    with psycopg.connect(libpq, autocommit=True) as admin:
-        admin.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-
 def run(args: argparse.Namespace) -> None:
     judged = _Judged()
     domain.judge_funding = judged  # type: ignore[attr-defined]  # OrderMonitor calls it as domain.judge_funding
     per_maker = -(-args.orders // args.makers)
     with (
         tempfile.TemporaryDirectory() as folder,
+        fresh_database(args.db, Path(folder), "resting", args.pg_url) as url,
         LocalnetServer(LocalnetConfig(port=0, slot_ms=0)) as localnet,
     ):
-        engine, schema = _engine(args.db, args.pg_url, Path(folder))
+        engine = storage.open_engine(url)
         try:
+            storage.upgrade(engine)
             fixtures = localnet.fixtures
             authority = Keypair()
             base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
@@ -176,8 +155,6 @@ def run(args: argparse.Namespace) -> None:
                 router.actor_ref.stop(timeout=10)
         finally:
             engine.dispose()
-            if schema is not None:
-                _drop_schema(args.pg_url, schema)
 
 
 @dataclass
