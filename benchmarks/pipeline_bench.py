@@ -386,6 +386,31 @@ def _stat_cpu_s(stat: Path) -> float | None:
     return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15
 
 
+def server_cpu_s(name: str = "postgres") -> float | None:
+    """User + system CPU seconds so far of the local database server: every live process
+    called ``name`` and, through its parent's cutime and cstime, those already gone (a
+    backend's CPU is added to the postmaster's when it is reaped); None if none runs."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total, found = 0.0, False
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            comm, rest = stat.read_text().split(") ", 1)
+        except (OSError, ValueError):
+            continue  # gone since the listing
+        if not comm.endswith(f" ({name}"):
+            continue
+        fields = rest.split()  # from field 3 (state) on
+        found = True
+        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
+        total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime: reaped children
+    return total if found else None
+
+
+def others_cpu_s(chain_pid: int | None, on_server: bool) -> tuple[float | None, float | None]:
+    """CPU seconds so far of the localnet process and (``on_server``) of the database server."""
+    return process_cpu_s(chain_pid), server_cpu_s() if on_server else None
+
+
 def thread_cpu_s() -> dict[str, float]:
     """User + system CPU seconds so far of each live thread of this process, by thread
     name (Linux /proc/self/task; no profiler, so nothing is slowed down to measure)."""
@@ -749,6 +774,7 @@ class PhaseResult:
     shutdown_ok: bool
     cpu_node_s: float  # this process's, the feeder's included
     cpu_chain_s: float | None
+    cpu_server_s: float | None  # the local PostgreSQL server, None on SQLite
     wall_s: float
     feed_rate: float | None = None
     offered: int = 0
@@ -760,6 +786,7 @@ class PhaseResult:
     cpu_node_sys_s: float = 0.0  # of cpu_node_s, in the kernel (system time)
     threads: str = ""  # thread_cpu_line
     rounds: str = ""  # the settlement's status rounds, and how many a slot started
+    stages: str = ""  # stage_line
 
 
 DEFAULT_STATUS_MS = 200
@@ -900,16 +927,23 @@ class StatementCount:
         )
 
 
+# A write names its table at once (``UPDATE orders SET ... WHERE EXISTS (SELECT ... FROM
+# distributed_locks ...)`` is an UPDATE of orders); a read, after its first FROM.
 _SHAPE = re.compile(
-    r"^\s*(SELECT|INSERT INTO|UPDATE|DELETE FROM|WITH)\b(?:.*?\bFROM\s+)?\s*(\w+)", re.S
+    r"^\s*(?:(INSERT INTO|UPDATE|DELETE FROM)\s+(\w+)|(SELECT|WITH)\b(?:.*?\bFROM\s+(\w+))?)",
+    re.S,
 )
 
 
 @functools.lru_cache(maxsize=4096)  # counted in this process: its cost is the node's
 def statement_shape(sql: str) -> str:
-    """``SELECT orders``, ``UPDATE settlements``...: the verb and the first table."""
+    """``SELECT orders``, ``UPDATE settlements``...: the verb and the table written, or
+    for a read the first table read."""
     found = _SHAPE.match(sql)
-    return f"{found.group(1).split()[0]} {found.group(2)}" if found else sql.split(None, 1)[0]
+    if found is None:
+        return sql.split(None, 1)[0]
+    verb, table = found.group(1, 2) if found.group(1) else found.group(3, 4)
+    return verb.split()[0] if table is None else f"{verb.split()[0]} {table}"
 
 
 def confirmed_count(engine: Engine) -> int:
@@ -1041,7 +1075,8 @@ def run_on(
     sink = logger.add(warnings, level="WARNING")
     if profiler is not None:
         profiler.start()
-    cpu_node, cpu_chain, wall = os.times(), process_cpu_s(chain.pid), time.perf_counter()
+    on_server = db_url.startswith("postgresql")
+    cpu_node, cpu_others, wall = os.times(), others_cpu_s(chain.pid, on_server), time.perf_counter()
     threads_before = thread_cpu_s()
     settings = node_settings(
         db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms, slot_feed=slot_feed
@@ -1067,8 +1102,10 @@ def run_on(
     wall_s = time.perf_counter() - wall
     cpu_node_s = sum(os.times()[:2]) - sum(cpu_node[:2])
     cpu_node_sys_s = os.times()[1] - cpu_node[1]
-    chain_now = process_cpu_s(chain.pid)
-    cpu_chain_s = None if chain_now is None or cpu_chain is None else chain_now - cpu_chain
+    cpu_chain_s, cpu_server_s = (
+        None if now is None or then is None else now - then
+        for now, then in zip(others_cpu_s(chain.pid, on_server), cpu_others, strict=True)
+    )
     profile = profiler.stop_and_report() if profiler is not None else ""
     logger.remove(sink)
     result = phase_figures(name, engine)
@@ -1101,6 +1138,7 @@ def run_on(
         cpu_node_s=cpu_node_s,
         cpu_node_sys_s=cpu_node_sys_s,
         cpu_chain_s=cpu_chain_s,
+        cpu_server_s=cpu_server_s,
         wall_s=wall_s,
         feed_rate=feeder.stored / feeder.elapsed_s if feeder and feeder.elapsed_s else None,
         offered=len(pairs),
@@ -1108,6 +1146,7 @@ def run_on(
         profile=profile,
         threads=thread_cpu_line(threads_before, threads_after, result.row.count),
         database=statements.summary(result.row.count),
+        stages=result.stages,
         offered_rate=rate,
         cpu_feeder_s=feeder.cpu_s if feeder is not None else 0.0,
     )
@@ -1118,6 +1157,27 @@ class Figures(NamedTuple):
     order_latencies_s: list[float]
     attempts: int
     expired_attempts: int
+    stages: str = ""  # stage_line
+
+
+def stage_line(
+    settled: Sequence[datetime], signed: Sequence[datetime], done: Sequence[datetime]
+) -> str:
+    """When each stage had done a share of the phase's work, counted from its first fill:
+    where a pipeline waits shows as a stage that ends late after the one before it."""
+    if not settled:
+        return ""
+    start = min(settled)
+    parts = []
+    for label, times in (
+        ("fills written", settled),
+        ("first attempts written", signed),
+        ("confirmed", done),
+    ):
+        ordered = sorted(_seconds(start, at) for at in times)
+        shares = "/".join(f"{percentile(ordered, q):.2f}" for q in (0.1, 0.5, 0.9, 1.0))
+        parts.append(f"{label} {shares}")
+    return "stages (s from the first fill to 10/50/90/100% of it): " + "; ".join(parts)
 
 
 def phase_figures(name: str, engine: Engine) -> Figures:
@@ -1131,9 +1191,11 @@ def phase_figures(name: str, engine: Engine) -> Figures:
         .where(_SETTLEMENTS.c.status == "confirmed", _HISTORY.c.status == "confirmed")
     )
     attempts = select(_ATTEMPTS.c.state, func.count()).group_by(_ATTEMPTS.c.state)
+    first_signed = select(func.min(_ATTEMPTS.c.created_at)).group_by(_ATTEMPTS.c.settlement_id)
     with storage.read_transaction(engine, "bench.figures") as connection:
         rows = connection.execute(stmt).all()
         by_state = {str(state): int(count) for state, count in connection.execute(attempts)}
+        signed = [at for (at,) in connection.execute(first_signed)]
     latencies = [_seconds(row.created_at, row.confirmed_at) for row in rows]
     order_latencies = [_seconds(row.ordered_at, row.confirmed_at) for row in rows]
     if rows:
@@ -1143,7 +1205,10 @@ def phase_figures(name: str, engine: Engine) -> Figures:
     else:
         window_s = 0.0
     row = Row(name, len(rows), window_s, latencies)
-    return Figures(row, order_latencies, sum(by_state.values()), by_state.get("expired", 0))
+    stages = stage_line(
+        [row.created_at for row in rows], signed, [row.confirmed_at for row in rows]
+    )
+    return Figures(row, order_latencies, sum(by_state.values()), by_state.get("expired", 0), stages)
 
 
 def _seconds(start: datetime, end: datetime) -> float:
@@ -1171,6 +1236,11 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
     row = phase.row
     attempts = phase.attempts / row.count if row.count else float("nan")
     chain = f"{phase.cpu_chain_s:.1f} s" if phase.cpu_chain_s is not None else "n/a"
+    server = (
+        f", PostgreSQL server {phase.cpu_server_s:.1f} s (every postgres process of this host)"
+        if phase.cpu_server_s is not None
+        else ""
+    )
     print(
         f"  {row.name}: {row.count}/{phase.pairs} fills confirmed in {row.elapsed_s:.1f} s "
         f"(first fill -> last confirmed), {row.rate:.0f} fills/s; attempts/settlement "
@@ -1181,7 +1251,7 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
     print(
         f"    CPU while the node ran ({phase.wall_s:.1f} s): this process {phase.cpu_node_s:.1f} s "
         f"({phase.cpu_node_s / phase.wall_s:.0%} of a core; {phase.cpu_node_sys_s:.1f} s of it "
-        f"in the kernel), localnet process {chain}; "
+        f"in the kernel), localnet process {chain}{server}; "
         f"{process_cpu_per_fill_ms(phase):.2f} ms of this process's CPU per settled fill, "
         f"{cpu_per_fill_ms(phase):.2f} ms without the feeder's {phase.cpu_feeder_s:.1f} s"
     )
@@ -1193,6 +1263,8 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
             f"p99 {percentile(ms, 0.99):.0f} ms ({percentile(ms, 0.99) / slot_ms:.2f} slots)"
         )
     print(f"    {phase.threads}")
+    if phase.stages:
+        print(f"    {phase.stages}")
     print(f"    database (the node's engine, start to stop): {phase.database}")
     print(f"    warnings logged:{'' if phase.warnings else ' none'}")
     for line in phase.warnings:
@@ -1221,28 +1293,39 @@ def verdict(value: float, target: float, *, at_most: bool = False) -> str:
 
 
 def print_ratios(
-    reference: Reference, naive: Row | None, phases: Sequence[PhaseResult], slot_ms: int
+    reference: Reference | None,
+    naive: Row | None,
+    phases: Sequence[PhaseResult],
+    slot_ms: int,
 ) -> None:
     print("ratios and targets")
     fastest = max(phases, key=lambda phase: phase.row.rate, default=None)
     if fastest is None:
         return
     capacity, which = fastest.row.rate, f"crank-node {fastest.key}"
-    http = reference.per_request.rate
-    lines = [
-        (
-            f"{which} / HTTP 1 tx/request",
-            f"{capacity / http:.2f}",
-            f"target >= 0.8: {verdict(capacity / http, 0.8)}",
-        ),
-        (f"{which} / HTTP solana-py", f"{capacity / reference.solana_py.rate:.2f}", "(context)"),
-        (
-            f"{which} / HTTP batches",
-            f"{capacity / reference.batches.rate:.2f}",
-            f"target >= 0.7: {verdict(capacity / reference.batches.rate, 0.7)}",
-        ),
-        (f"{which} fills/s", f"{capacity:.0f}", f"target >= 300: {verdict(capacity, 300)}"),
-    ]
+    lines = []
+    if reference is not None:  # --reference 0: localnet alone was not measured
+        http = reference.per_request.rate
+        lines += [
+            (
+                f"{which} / HTTP 1 tx/request",
+                f"{capacity / http:.2f}",
+                f"target >= 0.8: {verdict(capacity / http, 0.8)}",
+            ),
+            (
+                f"{which} / HTTP solana-py",
+                f"{capacity / reference.solana_py.rate:.2f}",
+                "(context)",
+            ),
+            (
+                f"{which} / HTTP batches",
+                f"{capacity / reference.batches.rate:.2f}",
+                f"target >= 0.7: {verdict(capacity / reference.batches.rate, 0.7)}",
+            ),
+        ]
+    lines.append(
+        (f"{which} fills/s", f"{capacity:.0f}", f"target >= 300: {verdict(capacity, 300)}")
+    )
     for phase in phases:
         # The issue's CPU targets: 0.3 ms per fill in the burst, 0.5 ms at a steady rate.
         cpu_target = 0.3 if phase.feed_rate is None else 0.5
@@ -1392,7 +1475,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # ~2 slots from the last send to its confirmation, so the ratio compares like with like.
     parser.add_argument("--burst", type=int, default=3000, help="burst phase: pairs (0: skip)")
     parser.add_argument("--naive", type=int, default=15, help="naive crank: fills (0: skip)")
-    parser.add_argument("--reference", type=int, default=3000, help="localnet alone: txs")
+    parser.add_argument("--reference", type=int, default=3000, help="localnet alone: txs (0: skip)")
     parser.add_argument(
         "--drain-s", type=float, default=40.0, help="a phase's wait for its last settlements"
     )
@@ -1437,6 +1520,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="--db postgresql: a new schema per phase here, dropped after",
     )
     args = parser.parse_args(argv)
+    for name in ("burst", "naive", "reference"):
+        if getattr(args, name) < 0:
+            parser.error(f"--{name} must be 0 (skip) or more, not {getattr(args, name)}")
     if args.gc == "node":
         tune_garbage_collector()  # the node runs in this process, as in `crank-node run`
     print(
@@ -1446,7 +1532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"gc thresholds {gc.get_threshold()}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
-    reference = measure_localnet(args.slot_ms, args.reference)
+    reference = measure_localnet(args.slot_ms, args.reference) if args.reference else None
     with tempfile.TemporaryDirectory(prefix="pipeline-bench-") as scratch:
         if args.log == "file":
             log_file = Path(scratch) / "node.log"
@@ -1458,7 +1544,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             logger.remove()
     print("fills per second (latency: each fill's own, where measured)")
-    rows = [reference.in_process, reference.per_request, reference.solana_py, reference.batches]
+    rows = []
+    if reference is not None:
+        rows += [reference.in_process, reference.per_request]
+        rows += [reference.solana_py, reference.batches]
     rows += [row for row in (measured.naive, measured.floor) if row is not None]
     rows += [phase.row for phase in measured.phases]
     print_table(rows, args.slot_ms)
