@@ -376,39 +376,46 @@ def process_cpu_s(pid: int | None) -> float | None:
     return _stat_cpu_s(Path(f"/proc/{pid}/stat"))
 
 
+def _stat_fields(stat: Path) -> tuple[str, list[str]] | None:
+    """A /proc stat file's command name and its fields from the third (state) on, so that
+    ``[11]``, ``[12]`` are utime, stime and ``[13]``, ``[14]`` cutime, cstime (in clock
+    ticks); None if it is gone."""
+    try:
+        head, rest = stat.read_text().rsplit(")", 1)
+    except (OSError, ValueError):
+        return None
+    return head.split("(", 1)[-1], rest.split()
+
+
 def _stat_cpu_s(stat: Path) -> float | None:
     """utime + stime of a /proc stat file (a process's or a thread's), in seconds."""
-    try:
-        fields = stat.read_text().rsplit(")", 1)[1].split()
-    except OSError:
+    read = _stat_fields(stat)
+    if read is None:
         return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks  # utime, stime: fields 14 and 15
+    fields = read[1]
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def server_cpu_s(name: str = "postgres") -> float | None:
     """User + system CPU seconds so far of the local database server: every live process
     called ``name`` and, through its parent's cutime and cstime, those already gone (a
     backend's CPU is added to the postmaster's when it is reaped); None if none runs."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    total, found = 0.0, False
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            comm, rest = stat.read_text().split(") ", 1)
-        except (OSError, ValueError):
-            continue  # gone since the listing
-        if not comm.endswith(f" ({name}"):
-            continue
-        fields = rest.split()  # from field 3 (state) on
-        found = True
-        total += (int(fields[11]) + int(fields[12])) / ticks  # utime, stime
-        total += (int(fields[13]) + int(fields[14])) / ticks  # cutime, cstime: reaped children
-    return total if found else None
+    ticks = [
+        sum(int(tick) for tick in read[1][11:15])  # utime, stime, cutime, cstime
+        for read in map(_stat_fields, Path("/proc").glob("[0-9]*/stat"))
+        if read is not None and read[0] == name  # None: gone since the listing
+    ]
+    return sum(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
 
 
 def others_cpu_s(chain_pid: int | None, on_server: bool) -> tuple[float | None, float | None]:
     """CPU seconds so far of the localnet process and (``on_server``) of the database server."""
     return process_cpu_s(chain_pid), server_cpu_s() if on_server else None
+
+
+def _spent(now: float | None, then: float | None) -> float | None:
+    """CPU seconds between two readings, None if either could not be read."""
+    return None if now is None or then is None else now - then
 
 
 def thread_cpu_s() -> dict[str, float]:
@@ -1102,10 +1109,7 @@ def run_on(
     wall_s = time.perf_counter() - wall
     cpu_node_s = sum(os.times()[:2]) - sum(cpu_node[:2])
     cpu_node_sys_s = os.times()[1] - cpu_node[1]
-    cpu_chain_s, cpu_server_s = (
-        None if now is None or then is None else now - then
-        for now, then in zip(others_cpu_s(chain.pid, on_server), cpu_others, strict=True)
-    )
+    cpu_chain_s, cpu_server_s = map(_spent, others_cpu_s(chain.pid, on_server), cpu_others)
     profile = profiler.stop_and_report() if profiler is not None else ""
     logger.remove(sink)
     result = phase_figures(name, engine)
