@@ -63,6 +63,9 @@ class HttpReply:
     status: int
     body: bytes
     latency_s: float
+    # The HTTP request it came from, numbered by the transport (0: not numbered): the
+    # members of one JSON-RPC batch share it, and a breaker counts it once.
+    exchange: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,7 @@ class TransportFailure:
     timed_out: bool
     detail: str
     latency_s: float
+    exchange: int = 0  # as HttpReply's
 
 
 AttemptResult = HttpReply | TransportFailure

@@ -46,6 +46,9 @@ class EndpointHealth:
     successes: int = 0
     failures: int = 0
     last_error: str | None = None
+    # The HTTP request (the transport's ``exchange``) whose failure was counted last: the
+    # other members of its batch fail with it and are not counted again.
+    last_failed_exchange: int = 0
     # Answers by (method, outcome): success, error (the request was refused, e.g. a
     # program error: not the endpoint's fault), failure (the endpoint's fault).
     by_method: dict[tuple[str, str], int] = field(default_factory=dict)

@@ -113,12 +113,18 @@ class HealthMonitor:
             endpoint.observe_slot(slot)
         return verdict
 
-    def record(self, endpoint: EndpointHealth, verdict: Verdict) -> None:
-        """Count ``verdict`` for or against ``endpoint`` and its breaker."""
+    def record(self, endpoint: EndpointHealth, verdict: Verdict, exchange: int = 0) -> None:
+        """Count ``verdict`` for or against ``endpoint`` and its breaker. ``exchange``
+        (the transport's number of the HTTP request, 0 if none) counts a batch's
+        failure once: one rate-limited or timed-out request of ten members is one
+        failure of the endpoint, not ten (which would open its breaker at once)."""
         now = self._clock.monotonic()
         if isinstance(verdict, AttemptError) and verdict.endpoint_fault:
             endpoint.failures += 1
             endpoint.last_error = f"{verdict.kind.value}: {verdict.message}"[:200]
+            if exchange and exchange == endpoint.last_failed_exchange:
+                return  # another member of a batch already counted
+            endpoint.last_failed_exchange = exchange
             transition = endpoint.breaker.record_failure(now)
         else:
             endpoint.successes += 1

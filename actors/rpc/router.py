@@ -328,7 +328,7 @@ class RpcRouter(CrankActor):
             self._health.on_probe_part(attempt, verdict)
             return
         verdict = self._health.judge_staleness(attempt, verdict)
-        self._health.record(endpoint, verdict)
+        self._health.record(endpoint, verdict, done.result.exchange)
         flight = self._flights.get(attempt.flight_id)
         # A send's other copies still count for their endpoints' health after it is answered.
         if flight is not None and done.attempt_id in flight.outstanding:

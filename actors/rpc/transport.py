@@ -10,7 +10,9 @@ closes the HTTP session and joins the thread.
 is busy go out together, up to ``batch_max`` per HTTP request, as one JSON-RPC
 batch (``[body, body, ...]``); each ``on_done`` still gets its own answer
 (the array's element with its id, as an HTTP 200 reply of its own). A
-transport failure, a 429 or a server error (5xx) is every member's. An
+transport failure, a 429 or a server error (5xx) is every member's, and every
+member's result names the one HTTP request (``exchange``), so that the router
+counts one failure of the endpoint, not one per member. An
 endpoint that refuses a batch (an answer that is not an array with one answer
 per member: it does not take batches, or caps their size; or an HTTP status
 that refuses the request itself, :data:`BATCH_REFUSED_STATUSES`) gets the
@@ -138,18 +140,19 @@ class AioHttpTransport(LoopThread):
     async def _exchange(self, url: str, body: bytes, timeout_s: float) -> AttemptResult:
         assert self._session is not None
         self.posts += 1
+        exchange = self.posts
         started = time.perf_counter()
         try:
             async with asyncio.timeout(timeout_s):
                 async with self._session.post(url, data=body, headers=_HEADERS) as response:
                     payload = await response.read()
-            return HttpReply(response.status, payload, time.perf_counter() - started)
+            return HttpReply(response.status, payload, time.perf_counter() - started, exchange)
         except TimeoutError:
             detail = f"no answer within {timeout_s:.3g}s"
-            return TransportFailure(True, detail, time.perf_counter() - started)
+            return TransportFailure(True, detail, time.perf_counter() - started, exchange)
         except (aiohttp.ClientError, OSError) as error:
             detail = f"{type(error).__name__}: {error}".replace(url, mask_url(url))
-            return TransportFailure(False, detail, time.perf_counter() - started)
+            return TransportFailure(False, detail, time.perf_counter() - started, exchange)
 
     async def _post_batch(self, url: str, members: list[_Member]) -> None:
         body = b"[" + b",".join(member.body for member in members) + b"]"
@@ -173,7 +176,8 @@ class AioHttpTransport(LoopThread):
             self._refused(url, f"answered {answered}", members)
             return
         for member, request_id in zip(members, ids, strict=True):
-            _deliver(member.on_done, HttpReply(200, answers[request_id], result.latency_s))
+            reply = HttpReply(200, answers[request_id], result.latency_s, result.exchange)
+            _deliver(member.on_done, reply)
 
     def _one_by_one(self, url: str, members: list[_Member]) -> None:
         for member in members:

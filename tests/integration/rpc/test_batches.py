@@ -9,9 +9,10 @@ from contextlib import contextmanager
 
 import pytest
 
-from actors.rpc import RpcEndpoint, RpcRouterConfig, RpcSuccess
-from actors.rpc.classify import AttemptResult, HttpReply
-from actors.rpc.transport import AioHttpTransport
+from actors.rpc import RpcEndpoint, RpcFailure, RpcRouterConfig, RpcSuccess
+from actors.rpc.classify import AttemptResult, ErrorKind, HttpReply
+from actors.rpc.state import RouterEvent
+from actors.rpc.transport import AioHttpTransport, OnDone
 from localnet import FaultError, Faults, LocalnetServer
 
 from .conftest import RunningRouter
@@ -170,3 +171,81 @@ def test_an_endpoint_that_caps_batches_is_sent_one_call_per_request_after_a_larg
     assert len(_submit_all(transport, other, [_body(n) for n in range(8, 12)])) == 4
     assert transport.posts == 7 + 1
     assert transport.refusing_batches == {localnet.url}
+
+
+class _CountedTransport(AioHttpTransport):
+    """The router's real transport, counting the bodies handed to it."""
+
+    def __init__(self, batch_max: int) -> None:
+        super().__init__(name="test-router-http", batch_max=batch_max)
+        self.submitted = threading.Semaphore(0)
+
+    def submit(self, url: str, body: bytes, timeout_s: float, on_done: OnDone) -> None:
+        super().submit(url, body, timeout_s, on_done)
+        self.submitted.release()
+
+
+def _probed_router(
+    localnet: LocalnetServer, start_router: Callable[..., RunningRouter]
+) -> tuple[RunningRouter, _CountedTransport]:
+    """A router batching up to 16 to localnet's first endpoint, one attempt a request
+    (no retry blurs the count), after its first probe answered."""
+    transports: list[_CountedTransport] = []
+    probed = threading.Event()
+
+    def transport() -> _CountedTransport:
+        transports.append(_CountedTransport(16))
+        return transports[0]
+
+    def on_event(event: RouterEvent) -> None:
+        if event.kind == "probe_ok":
+            probed.set()
+
+    config = RpcRouterConfig(
+        (RpcEndpoint(localnet.url),), batch_max=16, max_attempts=1, failure_threshold=5
+    )
+    running = start_router(config, transport_factory=transport, on_event=on_event)
+    assert probed.wait(10), "the first probe never answered"
+    return running, transports[0]
+
+
+def test_a_failed_batch_counts_once_against_its_endpoints_breaker(
+    localnet: LocalnetServer, start_router: Callable[..., RunningRouter]
+) -> None:
+    """Six reads that meet in one HTTP request, answered 429: each caller gets its failure,
+    but the endpoint failed once (one exchange), not six times: its breaker (five in a
+    row) stays closed. Counted per member, one rate-limited or timed-out batch opened
+    the breaker of a healthy endpoint for breaker_reset_s."""
+    running, transport = _probed_router(localnet, start_router)
+    localnet.set_faults(0, Faults(error_rate=1.0, error=FaultError.HTTP_429))
+    posts_before = transport.posts
+    with _held(transport):
+        futures = [running.client.request("getSlot") for _ in range(6)]
+        for _ in futures:
+            assert transport.submitted.acquire(timeout=10), "the router never sent a read"
+    outcomes = [future.get(timeout=10) for future in futures]
+    assert transport.posts == posts_before + 1
+    assert all(
+        isinstance(outcome, RpcFailure) and outcome.kind is ErrorKind.RATE_LIMITED
+        for outcome in outcomes
+    ), outcomes
+    endpoint = running.state().endpoints[0]
+    assert (endpoint.breaker, endpoint.consecutive_failures) == ("closed", 1)
+    assert endpoint.failures == 6  # each caller's failed attempt is still counted
+
+
+def test_failed_exchanges_one_after_another_still_open_the_breaker(
+    localnet: LocalnetServer, start_router: Callable[..., RunningRouter]
+) -> None:
+    """Five reads one after another, each its own HTTP request and each answered 429: five
+    failures in a row, and the breaker opens (batching counts exchanges, it does not
+    hide them)."""
+    running, transport = _probed_router(localnet, start_router)
+    localnet.set_faults(0, Faults(error_rate=1.0, error=FaultError.HTTP_429))
+    posts_before = transport.posts
+    for _ in range(5):
+        outcome = running.client.request("getSlot").get(timeout=10)
+        assert isinstance(outcome, RpcFailure), outcome
+    assert transport.posts == posts_before + 5
+    endpoint = running.state().endpoints[0]
+    assert (endpoint.breaker, endpoint.consecutive_failures) == ("open", 5)
