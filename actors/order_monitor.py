@@ -24,7 +24,11 @@ terms are read and rebuilt once, when it is first seen (they never change: its
 id is their hash); one whose status or remaining size changed since is kept with
 the new values: what a poll rebuilds is what changed, not the whole book.
 
-For each account read, its snapshot is upserted into ``order_state_cache``;
+For each account read, its snapshot is upserted into ``order_state_cache``
+when it reads differently from the one this monitor last wrote, or that one is
+:data:`SNAPSHOT_REFRESH_S` old (a resting book's accounts read the same poll
+after poll: rewriting them took a write transaction per market and poll for
+nothing; a row's ``slot`` and ``fetched_at`` are those of its last write);
 for each order on it, :func:`market.funding_problem` judges it, counting what
 the maker's earlier (by arrival) funded orders on the same account already
 owe. A funded order is told :class:`OrderAdded` once (again only after it was
@@ -56,6 +60,7 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from loguru import logger
+from solders.pubkey import Pubkey
 from sqlalchemy.engine import Engine
 
 import market as domain
@@ -80,6 +85,7 @@ from supervision.tracing import continued, log_step
 
 __all__ = [
     "MAX_ACCOUNTS_PER_REQUEST",
+    "SNAPSHOT_REFRESH_S",
     "GetMonitorState",
     "MonitorState",
     "OrderMonitor",
@@ -88,6 +94,10 @@ __all__ = [
 ]
 
 MAX_ACCOUNTS_PER_REQUEST = 100  # getMultipleAccounts' limit
+# An account's cache row is written when it reads differently from the snapshot this
+# monitor last wrote, or when that snapshot is this old (seconds, the actor's clock).
+SNAPSHOT_REFRESH_S = 60.0
+_MAX_WRITTEN = 100_000  # snapshots remembered; past it, those older than that are dropped
 _IN_PLAY = ("open", "unfunded")
 # Cancelled orders whose stored cancel is checked per poll after gaining a market.
 _AUDIT_BATCH = 256
@@ -294,6 +304,9 @@ class OrderMonitor(CrankActor):
         self._answered_requests = 0
         self._failed_requests = 0
         self._orders_decoded = 0
+        # Each pay account's snapshot as this monitor last wrote it to order_state_cache,
+        # and when (the actor's clock): :meth:`_store_snapshots` skips those unchanged.
+        self._written: dict[Pubkey, tuple[domain.TokenAccount, float]] = {}
         self._log = logger.bind(actor=name)
 
     def on_start(self) -> None:
@@ -540,13 +553,32 @@ class OrderMonitor(CrankActor):
     def _store_snapshots(
         self, accounts: dict[str, domain.TokenAccount | domain.MarketError], slot: int | None
     ) -> None:
-        snapshots = [acct for acct in accounts.values() if isinstance(acct, domain.TokenAccount)]
+        now_s = self.clock.monotonic()
+        snapshots = [
+            account
+            for account in accounts.values()
+            if isinstance(account, domain.TokenAccount) and self._changed(account, now_s)
+        ]
         if slot is None:
             self._log.bind(action="order_monitor.no_slot").warning(
                 "getMultipleAccounts answered without a context slot; snapshots not kept"
             )
         elif snapshots:
             upsert_account_snapshots(self._engine, snapshots, slot)
+            if len(self._written) + len(snapshots) > _MAX_WRITTEN:
+                self._written = {
+                    address: entry
+                    for address, entry in self._written.items()
+                    if now_s - entry[1] < SNAPSHOT_REFRESH_S
+                }
+            for account in snapshots:
+                self._written[account.address] = (account, now_s)
+
+    def _changed(self, account: domain.TokenAccount, now_s: float) -> bool:
+        """Whether ``account`` reads differently from the snapshot this monitor last wrote
+        of it, or that snapshot is :data:`SNAPSHOT_REFRESH_S` old (or there is none)."""
+        written = self._written.get(account.address)
+        return written is None or written[0] != account or now_s - written[1] >= SNAPSHOT_REFRESH_S
 
     def _judge_batch(
         self, view: _MarketView, accounts: dict[str, domain.TokenAccount | domain.MarketError]

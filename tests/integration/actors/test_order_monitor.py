@@ -24,7 +24,12 @@ from sqlalchemy.engine import Engine
 import market as market_package
 import storage
 from actors.lock_actor import MarketsChanged
-from actors.order_monitor import GetMonitorState, MonitorState, OrderMonitor
+from actors.order_monitor import (
+    SNAPSHOT_REFRESH_S,
+    GetMonitorState,
+    MonitorState,
+    OrderMonitor,
+)
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc import RpcRouter, RpcRouterConfig
 from actors.rpc.classify import ErrorKind
@@ -460,6 +465,44 @@ def test_each_checked_account_is_kept_in_order_state_cache(desk: Desk) -> None:
     assert row["delegate"] == str(desk.authority.pubkey())
     assert 0 < row["slot"] <= slot_before_poll
     assert row["fetched_at"] is not None
+
+
+def _cache_row(desk: Desk) -> dict[str, Any]:
+    with storage.read_transaction(desk.engine) as connection:
+        (row,) = connection.execute(select(OrderStateCache.__table__)).mappings().all()
+    return dict(row)
+
+
+def test_an_account_that_reads_the_same_is_written_again_only_once_its_snapshot_is_old(
+    desk: Desk,
+) -> None:
+    """A resting book's pay accounts read the same poll after poll: their cache rows are
+    not rewritten each time (a write transaction per market and poll, SQLite's write lock
+    taken, for nothing), only when they change, or once the snapshot written is
+    SNAPSHOT_REFRESH_S old (its slot and fetched_at then move on)."""
+    maker = desk.maker()
+    desk.sell(maker)
+    desk.hold_market()
+    desk.wait_state(lambda s: s.funded == 1)
+    desk.settled()
+    first = _cache_row(desk)
+
+    desk.localnet.advance_slots(2)
+    desk.poll()
+    assert _cache_row(desk) == first
+
+    desk.approve(maker, 3 * LOT_ATOMS)
+    desk.poll()
+    changed = _cache_row(desk)
+    assert changed["delegated_amount"] == 3 * LOT_ATOMS
+    assert changed["slot"] > first["slot"]
+
+    desk.localnet.advance_slots(2)
+    desk.clock.advance(SNAPSHOT_REFRESH_S)
+    desk.poll()
+    refreshed = _cache_row(desk)
+    assert refreshed["slot"] > changed["slot"]
+    assert refreshed["delegated_amount"] == 3 * LOT_ATOMS
 
 
 def test_more_than_100_pay_accounts_are_read_in_several_requests(desk: Desk) -> None:
