@@ -35,7 +35,10 @@ with the defaults):
    - *steady*, once per ``--rate``: a feeder thread stores crossing pairs at
      that many per second for ``--duration`` seconds while the node runs (what
      it cannot store in that time was offered and not taken): the latency at
-     that offered rate.
+     that offered rate. The feeder is a thread of this process by default, as
+     intake is of `crank-node run`'s (its CPU is subtracted from the node's, but
+     it shares the GIL: on PostgreSQL it cannot store 300 pairs/s beside the
+     node); ``--feeder process`` runs it in a process of its own.
 
    Each phase then waits (at most ``--drain-s``) until every stored pair's
    settlement is confirmed, stops the node with its phased shutdown, and
@@ -98,6 +101,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import cProfile
 import functools
 import gc
@@ -790,6 +794,7 @@ class PhaseResult:
     database: str = ""
     offered_rate: float | None = None
     cpu_feeder_s: float = 0.0  # the bench's feeder thread storing orders (intake's work)
+    cpu_feeder_process_s: float | None = None  # --feeder process: its CPU, not this process's
     cpu_node_sys_s: float = 0.0  # of cpu_node_s, in the kernel (system time)
     threads: str = ""  # thread_cpu_line
     rounds: str = ""  # the settlement's status rounds, and how many a slot started
@@ -1004,6 +1009,62 @@ class Feeder(threading.Thread):
         self.cpu_s = time.thread_time() - cpu_started
 
 
+def _feed_from_process(
+    db_url: str, pairs: Sequence[Pair], rate: float, duration_s: float, *, go: Any, report: Any
+) -> None:
+    """:class:`Feeder`'s work in a process of its own (``--feeder process``): its own
+    engine on the node's database, the same pacing from ``go`` on; sends back (stored,
+    elapsed_s, cpu_s)."""
+    logger.remove()
+    engine = storage.open_engine(db_url)
+    feeder = Feeder(engine, pairs, rate, duration_s)
+    if not go.wait(START_TIMEOUT_S * 4):
+        return
+    feeder.run()  # on this process's main thread: no GIL shared with the node
+    engine.dispose()
+    report.send((feeder.stored, feeder.elapsed_s, feeder.cpu_s))
+    report.close()
+
+
+class FeederProcess:
+    """:class:`Feeder` in a spawned process: the node's process then does only the
+    node's work (in `crank-node run`, intake shares the node's process and GIL; here
+    another process stores the orders, as a node taking orders elsewhere would see)."""
+
+    def __init__(self, db_url: str, pairs: Sequence[Pair], rate: float, duration_s: float) -> None:
+        # Started now, so that its imports are done while the node starts; it feeds from
+        # start() on.
+        context = multiprocessing.get_context("spawn")
+        self._go = context.Event()
+        self._receiving, sending = context.Pipe(duplex=False)
+        self._process = context.Process(
+            target=_feed_from_process,
+            args=(db_url, list(pairs), rate, duration_s),
+            kwargs={"go": self._go, "report": sending},
+            name="bench-feeder",
+            daemon=True,  # a phase that fails before start() leaves no feeder behind
+        )
+        self._process.start()
+        sending.close()  # the child's end: EOF here if it dies without a report
+        self.stored = 0
+        self.elapsed_s = 0.0
+        self.cpu_s = 0.0  # the feeder process's main thread: not this process's CPU
+
+    def start(self) -> None:
+        self._go.set()
+
+    def join(self, timeout_s: float) -> None:
+        if self._receiving.poll(timeout_s):
+            with contextlib.suppress(EOFError):
+                self.stored, self.elapsed_s, self.cpu_s = self._receiving.recv()
+        self._process.join(10)
+        if self._process.is_alive():
+            self._process.terminate()
+            self._process.join(5)
+        if self._process.exitcode != 0:
+            print(f"  the feeder process ended with exit code {self._process.exitcode}")
+
+
 class WarningCount:
     """A loguru sink counting WARNING and worse records by ``action``, keeping the first
     message of each."""
@@ -1033,6 +1094,23 @@ def running_node(settings: CrankSettings, wallet: Keypair, events: list[Any]) ->
     finally:
         reports = ShutdownCoordinator(node.shutdown_phases(), deadline_s=60).run()
         node.drain_report["shutdown_ok"] = int(all(r.outcome == "done" for r in reports))
+
+
+def _feeder(
+    db_url: str,
+    engine: Engine,
+    pairs: Sequence[Pair],
+    rate: float | None,
+    duration_s: float,
+    *,
+    in_process: bool,
+) -> Feeder | FeederProcess | None:
+    """A steady phase's feeder (None for a burst): a thread here, or a process of its own."""
+    if rate is None:
+        return None
+    if in_process:
+        return Feeder(engine, pairs, rate, duration_s)
+    return FeederProcess(db_url, pairs, rate, duration_s)
 
 
 def run_phase(
@@ -1066,9 +1144,11 @@ def run_on(
     status_ms: int = DEFAULT_STATUS_MS,
     slot_feed: str = "auto",
     profiler: ThreadProfiles | None,
+    feeder_process: bool = False,
 ) -> PhaseResult:
     """Burst (``rate`` None: every pair stored first) or steady (a feeder at ``rate``
-    for ``duration_s``); then at most ``drain_s`` for the last settlements."""
+    for ``duration_s``, a thread of this process or a process of its own); then at most
+    ``drain_s`` for the last settlements."""
     scenario = chain.scenario
     engine = fresh_database(db_url, scenario)
     before = scenario.snapshot_balances(chain.url)
@@ -1077,7 +1157,7 @@ def run_on(
             storage.store_order(engine, pair.sell)
             storage.store_order(engine, pair.buy)
     events: list[Any] = []
-    feeder = None if rate is None else Feeder(engine, pairs, rate, duration_s)
+    feeder = _feeder(db_url, engine, pairs, rate, duration_s, in_process=not feeder_process)
     warnings = WarningCount()
     sink = logger.add(warnings, level="WARNING")
     if profiler is not None:
@@ -1152,7 +1232,8 @@ def run_on(
         database=statements.summary(result.row.count),
         stages=result.stages,
         offered_rate=rate,
-        cpu_feeder_s=feeder.cpu_s if feeder is not None else 0.0,
+        cpu_feeder_s=feeder.cpu_s if isinstance(feeder, Feeder) else 0.0,
+        cpu_feeder_process_s=feeder.cpu_s if isinstance(feeder, FeederProcess) else None,
     )
 
 
@@ -1257,7 +1338,11 @@ def print_phase(phase: PhaseResult, slot_ms: int) -> None:
         f"({phase.cpu_node_s / phase.wall_s:.0%} of a core; {phase.cpu_node_sys_s:.1f} s of it "
         f"in the kernel), localnet process {chain}{server}; "
         f"{process_cpu_per_fill_ms(phase):.2f} ms of this process's CPU per settled fill, "
-        f"{cpu_per_fill_ms(phase):.2f} ms without the feeder's {phase.cpu_feeder_s:.1f} s"
+        + (
+            f"the feeder's process {phase.cpu_feeder_process_s:.1f} s apart"
+            if phase.cpu_feeder_process_s is not None
+            else f"{cpu_per_fill_ms(phase):.2f} ms without the feeder's {phase.cpu_feeder_s:.1f} s"
+        )
     )
     if phase.feed_rate is not None:
         ms = [value * 1000 for value in phase.order_latencies_s]
@@ -1422,6 +1507,7 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             slot_feed=args.slot_feed,
             drain_s=args.drain_s,
             profiler=profiler,
+            feeder_process=args.feeder == "process",
             backend=args.db,
             pg_url=args.pg_url,
         )
@@ -1464,32 +1550,8 @@ def checkout() -> str:
     return f"{commit}{' (modified)' if changed else ''}"
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--slot-ms", type=int, default=400)
-    parser.add_argument(
-        "--rate",
-        type=float,
-        nargs="*",
-        default=[300.0, 50.0],
-        help="steady phases: fills/s offered, one phase each (none: skip)",
-    )
-    parser.add_argument("--duration", type=float, default=20.0, help="steady phase: seconds fed")
-    # As many fills as localnet's reference transactions: both windows hold the same fixed
-    # ~2 slots from the last send to its confirmation, so the ratio compares like with like.
-    parser.add_argument("--burst", type=int, default=3000, help="burst phase: pairs (0: skip)")
-    parser.add_argument("--naive", type=int, default=15, help="naive crank: fills (0: skip)")
-    parser.add_argument("--reference", type=int, default=3000, help="localnet alone: txs (0: skip)")
-    parser.add_argument(
-        "--drain-s", type=float, default=40.0, help="a phase's wait for its last settlements"
-    )
-    parser.add_argument("--poll-ms", type=int, default=100, help="the node's order polling")
-    parser.add_argument("--log", choices=("file", "none"), default="file")
-    parser.add_argument(
-        "--profile", choices=("py-spy", "cprofile"), help="per-thread CPU profile of the node"
-    )
-    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
-    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
+    """The node's settings, the garbage collector, the feeder and the database server."""
     parser.add_argument(
         "--rpc-batch-max",
         type=int,
@@ -1517,12 +1579,48 @@ def main(argv: Sequence[str] | None = None) -> int:
         "(crank_node.node.gc_tuning), or Python's defaults",
     )
     parser.add_argument(
+        "--feeder",
+        choices=("thread", "process"),
+        default="thread",
+        help="steady phases: who stores the orders: a thread of the node's process (as "
+        "intake in `crank-node run`; its CPU is subtracted) or a process of its own",
+    )
+    parser.add_argument(
         "--pg-url",
         default=os.environ.get(
             "CRANK_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
         ),
         help="--db postgresql: a new schema per phase here, dropped after",
     )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--slot-ms", type=int, default=400)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        nargs="*",
+        default=[300.0, 50.0],
+        help="steady phases: fills/s offered, one phase each (none: skip)",
+    )
+    parser.add_argument("--duration", type=float, default=20.0, help="steady phase: seconds fed")
+    # As many fills as localnet's reference transactions: both windows hold the same fixed
+    # ~2 slots from the last send to its confirmation, so the ratio compares like with like.
+    parser.add_argument("--burst", type=int, default=3000, help="burst phase: pairs (0: skip)")
+    parser.add_argument("--naive", type=int, default=15, help="naive crank: fills (0: skip)")
+    parser.add_argument("--reference", type=int, default=3000, help="localnet alone: txs (0: skip)")
+    parser.add_argument(
+        "--drain-s", type=float, default=40.0, help="a phase's wait for its last settlements"
+    )
+    parser.add_argument("--poll-ms", type=int, default=100, help="the node's order polling")
+    parser.add_argument("--log", choices=("file", "none"), default="file")
+    parser.add_argument(
+        "--profile", choices=("py-spy", "cprofile"), help="per-thread CPU profile of the node"
+    )
+    parser.add_argument("--seed", type=int, default=int(time.time()) % 100_000)
+    parser.add_argument("--db", choices=("sqlite", "postgresql"), default="sqlite")
+    _add_node_arguments(parser)
     args = parser.parse_args(argv)
     for name in ("burst", "naive", "reference"):
         if getattr(args, name) < 0:
