@@ -1103,12 +1103,12 @@ def _feeder(
     rate: float | None,
     duration_s: float,
     *,
-    in_process: bool,
+    as_thread: bool,
 ) -> Feeder | FeederProcess | None:
     """A steady phase's feeder (None for a burst): a thread here, or a process of its own."""
     if rate is None:
         return None
-    if in_process:
+    if as_thread:
         return Feeder(engine, pairs, rate, duration_s)
     return FeederProcess(db_url, pairs, rate, duration_s)
 
@@ -1157,7 +1157,7 @@ def run_on(
             storage.store_order(engine, pair.sell)
             storage.store_order(engine, pair.buy)
     events: list[Any] = []
-    feeder = _feeder(db_url, engine, pairs, rate, duration_s, in_process=not feeder_process)
+    feeder = _feeder(db_url, engine, pairs, rate, duration_s, as_thread=not feeder_process)
     warnings = WarningCount()
     sink = logger.add(warnings, level="WARNING")
     if profiler is not None:
