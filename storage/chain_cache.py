@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from solders.pubkey import Pubkey
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
@@ -68,11 +68,16 @@ def upsert_account_snapshots(
         connection.execute(_upsert(connection.dialect.name), rows)
 
 
+# Built once (each snapshot write reads its rows first): see storage.orders._STANDINGS.
+_CACHED_ROWS = select(*tolerant_columns(_CACHE)).where(
+    _CACHE.c.token_account.in_(bindparam("accounts", expanding=True))
+)
+
+
 def _quarantine_malformed(connection: Connection, token_accounts: Sequence[str]) -> None:
     """Quarantine and delete the cached rows among ``token_accounts`` that do not decode."""
-    stmt = select(*tolerant_columns(_CACHE)).where(_CACHE.c.token_account.in_(token_accounts))
     entries = []
-    for row in connection.execute(stmt):
+    for row in connection.execute(_CACHED_ROWS, {"accounts": list(token_accounts)}):
         problem = snapshot_problem(row._mapping)
         if problem is not None:
             entries.append(QuarantineEntry("cache", row.token_account, problem, dict(row._mapping)))

@@ -29,7 +29,20 @@ from datetime import datetime
 from typing import Any
 
 from loguru import logger
-from sqlalchemy import Exists, Float, Table, and_, bindparam, insert, or_, select, tuple_, update
+from sqlalchemy import (
+    Exists,
+    Float,
+    Integer,
+    Table,
+    Update,
+    and_,
+    bindparam,
+    insert,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.sql.selectable import FromClause
@@ -83,6 +96,59 @@ def _claimed_row_alias(table: Table) -> FromClause:
     return table.alias("claimed_row")
 
 
+def _build_claim(
+    table: Table,
+    claimable: ColumnElement[bool],
+    order_by: tuple[Any, ...],
+    *,
+    limit: Any,
+    values: Mapping[str, Any],
+) -> Update:
+    """The claim statement of the module docstring."""
+    (row_id,) = table.primary_key.columns
+    candidates = (
+        select(row_id)
+        .where(claimable)
+        .order_by(*order_by)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    return (
+        update(table)
+        .where(row_id.in_(candidates))
+        .values(claim_token=table.c.claim_token + 1, **values)
+        .returning(row_id, table.c.claim_token, table.c.claim_expires_at, *order_by)
+    )
+
+
+_CLAIM_STATEMENTS: dict[str, Update] = {}
+
+
+def _claim_statement(
+    kind: str, table: Table, ready: ColumnElement[bool], order_by: tuple[Any, ...]
+) -> Update:
+    """The claim statement of queues of ``kind``, built at its first claim with bind
+    parameters ``claim_limit``, ``claim_by``, ``claim_now_s`` and ``claim_until_s`` (the
+    database clock's offsets of now and of the new expiry)."""
+    stmt = _CLAIM_STATEMENTS.get(kind)
+    if stmt is None:
+        expiry = table.c.claim_expires_at
+        now = DbNow(bindparam("claim_now_s", type_=Float()))
+        stmt = _build_claim(
+            table,
+            and_(ready, or_(expiry.is_(None), expiry <= now)),
+            order_by,
+            limit=bindparam("claim_limit", type_=Integer()),
+            values={
+                "claimed_by": bindparam("claim_by"),
+                "claim_expires_at": DbNow(bindparam("claim_until_s", type_=Float())),
+            },
+        )
+        _CLAIM_STATEMENTS[kind] = stmt
+    return stmt
+
+
 def _check(limit: int, ttl_s: float) -> None:
     if limit < 1 or not ttl_s > 0:
         raise ValueError(f"limit must be >= 1 and ttl_s > 0, got {limit!r} and {ttl_s!r}")
@@ -93,7 +159,11 @@ class ClaimQueue:
 
     ``ready`` is the condition a row must meet to be worth claiming (say,
     ``status IN ('pending', 'submitted')``), ``order_by`` the columns that
-    decide which ready rows go first.
+    decide which ready rows go first. ``kind`` names a queue whose ``ready`` and
+    ``order_by`` are the same objects at every construction, with no values of the
+    moment in them (built once, at module level): its claim statement is then built
+    once per kind and run with bind parameters, not built per claim (which cost more
+    than the claim itself); None builds it per claim.
     """
 
     def __init__(
@@ -105,8 +175,10 @@ class ClaimQueue:
         ready: ColumnElement[bool],
         order_by: tuple[Any, ...] = (),
         clock_offset_s: float = 0.0,
+        kind: str | None = None,
     ) -> None:
         self.engine = engine
+        self.kind = kind
         self.table = table
         self.claimer = claimer
         self.ready = ready
@@ -125,29 +197,29 @@ class ClaimQueue:
     def claim(self, limit: int, ttl_s: float, **also_set: Any) -> list[Claim]:
         """Claim up to ``limit`` ready rows for ``ttl_s`` seconds; ``also_set`` columns too."""
         _check(limit, ttl_s)
-        candidates = (
-            select(self._id)
-            .where(self._claimable())
-            .order_by(*self.order_by)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-            .scalar_subquery()
-        )
-        stmt = (
-            update(self.table)
-            .where(self._id.in_(candidates))
-            .values(
-                claimed_by=self.claimer,
-                claim_token=self.table.c.claim_token + 1,
-                claim_expires_at=self._now(ttl_s),
-                **also_set,
+        params: dict[str, Any] = {}
+        if self.kind is not None and not also_set:
+            stmt = _claim_statement(self.kind, self.table, self.ready, self.order_by)
+            params = {
+                "claim_limit": limit,
+                "claim_by": self.claimer,
+                "claim_now_s": float(self.clock_offset_s),
+                "claim_until_s": float(self.clock_offset_s + ttl_s),
+            }
+        else:
+            stmt = _build_claim(
+                self.table,
+                self._claimable(),
+                self.order_by,
+                limit=limit,
+                values={
+                    "claimed_by": self.claimer,
+                    "claim_expires_at": self._now(ttl_s),
+                    **also_set,
+                },
             )
-            .returning(
-                self._id, self.table.c.claim_token, self.table.c.claim_expires_at, *self.order_by
-            )
-        )
         with write_transaction(self.engine, "storage.claim") as connection:
-            returned = connection.execute(stmt).all()
+            returned = connection.execute(stmt, params).all()
         # RETURNING has no order: put the claims back in the queue's order.
         rows = sorted(returned, key=lambda row: tuple(row[3:]))
         claims = [

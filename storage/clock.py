@@ -81,9 +81,13 @@ def _compile_other(element: DbNow, compiler: SQLCompiler, **kw: Any) -> str:
     raise NotImplementedError(f"db_now() has no rendering for {compiler.dialect.name}")
 
 
+# Built once: each poll and each match batch reads the clock (storage.orders._STANDINGS).
+_READ_NOW = select(DbNow(bindparam("now_offset_s", type_=Float())))
+
+
 def read_db_now(connection: Connection, offset_s: float = 0.0) -> datetime:
     """Ask the database what time it is (plus ``offset_s``)."""
-    now = connection.execute(select(db_now(offset_s))).scalar_one()
+    now = connection.execute(_READ_NOW, {"now_offset_s": float(offset_s)}).scalar_one()
     assert isinstance(now, datetime)
     return now
 

@@ -406,6 +406,8 @@ def fill_query() -> Select[Any]:
 
 
 _ACCOUNT_COLUMNS = ("maker", "pay_account", "receive_account")
+# Built once (each claim reads its fills): see storage.orders._STANDINGS.
+_FILLS_IN = fill_query().where(_FILLS.c.id.in_(bindparam("fill_ids", expanding=True)))
 
 
 def fill_from_row(row: Any) -> domain.Fill:
@@ -479,9 +481,8 @@ def fills_in(
     """:func:`get_fills` in the caller's transaction."""
     if not fill_ids:
         return {}
-    stmt = fill_query().where(_FILLS.c.id.in_(tuple(fill_ids)))
     fills: dict[str, domain.Fill] = {}
-    for row in connection.execute(stmt):
+    for row in connection.execute(_FILLS_IN, {"fill_ids": list(fill_ids)}):
         try:
             fill = fill_from_row(row._mapping)
         except MalformedRow as error:

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import bindparam, or_, select
 from sqlalchemy.engine import Connection, Engine
 
 from storage.engine import read_transaction
@@ -26,6 +26,13 @@ _FILLS = table_of(Fill)
 _SETTLEMENTS = table_of(Settlement)
 _ATTEMPTS = table_of(SettlementAttempt)
 _HISTORY = table_of(TransactionHistory)
+# Built once (each claim and match write reads them): see storage.orders._STANDINGS.
+_TRACE_IDS = {
+    kind: select(table.c.id, table.c.trace_id).where(
+        table.c.id.in_(bindparam("ids", expanding=True)), table.c.trace_id.is_not(None)
+    )
+    for kind, table in (("order", _ORDERS), ("settlement", _SETTLEMENTS))
+}
 
 
 def stored_trace_ids(
@@ -45,14 +52,11 @@ def trace_ids_in(
     connection: Connection, kind: Literal["order", "settlement"], ids: Iterable[str]
 ) -> dict[str, str]:
     """:func:`stored_trace_ids` in the caller's transaction."""
-    table = _ORDERS if kind == "order" else _SETTLEMENTS
-    wanted = tuple(ids)
+    wanted = list(ids)
     if not wanted:
         return {}
-    stmt = select(table.c.id, table.c.trace_id).where(
-        table.c.id.in_(wanted), table.c.trace_id.is_not(None)
-    )
-    return {str(row[0]): str(row[1]) for row in connection.execute(stmt)}
+    rows = connection.execute(_TRACE_IDS[kind], {"ids": wanted})
+    return {str(row[0]): str(row[1]) for row in rows}
 
 
 def _when(value: Any) -> str | None:

@@ -27,15 +27,21 @@ _SETTLEMENTS = table_of(Settlement)
 _OPERATIONS = table_of(PendingOperation)
 
 
+# Built once, so that the queue's claim statement is too (ClaimQueue's ``kind``).
+_SETTLEMENTS_READY = _SETTLEMENTS.c.status.in_(("pending", "submitted"))
+_SETTLEMENTS_FIRST = (_SETTLEMENTS.c.created_at, _SETTLEMENTS.c.id)
+
+
 def settlement_queue(engine: Engine, claimer: str, *, clock_offset_s: float = 0.0) -> ClaimQueue:
     """Settlements not yet confirmed or failed, oldest first."""
     return ClaimQueue(
         engine,
         _SETTLEMENTS,
         claimer,
-        ready=_SETTLEMENTS.c.status.in_(("pending", "submitted")),
-        order_by=(_SETTLEMENTS.c.created_at, _SETTLEMENTS.c.id),
+        ready=_SETTLEMENTS_READY,
+        order_by=_SETTLEMENTS_FIRST,
         clock_offset_s=clock_offset_s,
+        kind="settlements",
     )
 
 

@@ -200,18 +200,21 @@ def get_settlement(engine: Engine, settlement_id: str) -> SettlementRecord | Non
     return None if row is None else _settlement(row._mapping)
 
 
+# Built once (each claim reads its settlements' attempts): see storage.orders._STANDINGS.
+_ATTEMPTS_IN = (
+    select(_ATTEMPTS)
+    .where(_ATTEMPTS.c.settlement_id.in_(bindparam("settlement_ids", expanding=True)))
+    .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
+)
+
+
 def _attempts_in(
     connection: Connection,
     settlement_ids: Iterable[str],
     malformed: list[MalformedRow] | None = None,
 ) -> list[AttemptRecord]:
-    stmt = (
-        select(_ATTEMPTS)
-        .where(_ATTEMPTS.c.settlement_id.in_(tuple(settlement_ids)))
-        .order_by(_ATTEMPTS.c.settlement_id, _ATTEMPTS.c.attempt_number)
-    )
     found: list[AttemptRecord] = []
-    for row in connection.execute(stmt):
+    for row in connection.execute(_ATTEMPTS_IN, {"settlement_ids": list(settlement_ids)}):
         try:
             found.append(_attempt(row._mapping))
         except MalformedRow as error:
