@@ -96,6 +96,12 @@ def _claimed_row_alias(table: Table) -> FromClause:
     return table.alias("claimed_row")
 
 
+def _claimable(table: Table, ready: ColumnElement[bool], now: Any) -> ColumnElement[bool]:
+    """Ready, and claimed by nobody or by a claim expired at ``now``."""
+    expiry = table.c.claim_expires_at
+    return and_(ready, or_(expiry.is_(None), expiry <= now))
+
+
 def _build_claim(
     table: Table,
     claimable: ColumnElement[bool],
@@ -133,11 +139,10 @@ def _claim_statement(
     database clock's offsets of now and of the new expiry)."""
     stmt = _CLAIM_STATEMENTS.get(kind)
     if stmt is None:
-        expiry = table.c.claim_expires_at
         now = DbNow(bindparam("claim_now_s", type_=Float()))
         stmt = _build_claim(
             table,
-            and_(ready, or_(expiry.is_(None), expiry <= now)),
+            _claimable(table, ready, now),
             order_by,
             limit=bindparam("claim_limit", type_=Integer()),
             values={
@@ -191,8 +196,7 @@ class ClaimQueue:
         return db_now(self.clock_offset_s + plus_s)
 
     def _claimable(self) -> ColumnElement[bool]:
-        expiry = self.table.c.claim_expires_at
-        return and_(self.ready, or_(expiry.is_(None), expiry <= self._now()))
+        return _claimable(self.table, self.ready, self._now())
 
     def claim(self, limit: int, ttl_s: float, **also_set: Any) -> list[Claim]:
         """Claim up to ``limit`` ready rows for ``ttl_s`` seconds; ``also_set`` columns too."""
