@@ -3,7 +3,12 @@
 For each market this node holds (from :class:`~actors.lock_actor.MarketsChanged`)
 it polls the database every ``poll_interval_s`` (the first poll at once on
 gaining the market) for the market's open and unfunded orders, and diffs them
-against the previous poll:
+against the previous poll. :class:`OrdersStored` (this node's intake stored an
+order of the market) asks for a poll sooner, with ``wakeup_interval_s`` set: at
+once if the market was last read that long ago, else when it will have been; so
+an order taken by this node waits for no timer when orders are rare, and a
+market taking many is read at most once per interval, each read a batch. Orders
+stored by other nodes or processes wait for the poll.
 
 * an order that left (cancelled, filled, expired elsewhere) and had been told
   to the match sink is told :class:`OrderRemoved`, with its status as reason;
@@ -89,6 +94,7 @@ __all__ = [
     "GetMonitorState",
     "MonitorState",
     "OrderMonitor",
+    "OrdersStored",
     "batches",
     "judge_funding",
 ]
@@ -126,11 +132,21 @@ class MonitorState:
     failed_requests: int  # of those, failed, refused or unreadable
     orders_decoded: int  # orders read in full and rebuilt, each once when first seen
     failed_polls_in_a_row: int = 0  # polls whose database read failed, since the last that worked
+    polls_on_wakeup: int = 0  # of ``polls``, those an OrdersStored asked for
+
+
+@dataclass(frozen=True)
+class OrdersStored:
+    """This node's intake stored an order of ``market_id``: read the market's orders
+    again without waiting for its poll, if this monitor watches it (module docstring)."""
+
+    market_id: str
 
 
 @dataclass(frozen=True)
 class _Poll:
     market_id: str
+    wakeup: bool = False  # asked for by an OrdersStored, not the market's poll timer
 
 
 @dataclass(frozen=True)
@@ -236,6 +252,10 @@ class _MarketView:
     unfunded_logged: dict[str, str] = field(default_factory=dict)
     round_id: int = 0
     pending_batches: int = 0
+    # When this market was last read (the actor's clock), and whether a read asked for by
+    # an OrdersStored is already due: wake-ups read it at most once per wakeup interval.
+    last_poll_s: float | None = None
+    wakeup_due: bool = False
     # The cancelled orders of the market still unexpired when it was gained are checked
     # too, a batch per poll, by id after this one (None once all were).
     cancel_audit_after: str | None = ""
@@ -281,15 +301,19 @@ class OrderMonitor(CrankActor):
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         name: str = "order-monitor",
         clock: Clock | None = None,
+        wakeup_interval_s: float | None = None,
     ) -> None:
         super().__init__(name=name, clock=clock)
         if not poll_interval_s > 0:
             raise ValueError(f"poll_interval_s must be positive, got {poll_interval_s}")
+        if wakeup_interval_s is not None and not wakeup_interval_s >= 0:
+            raise ValueError(f"wakeup_interval_s must be at least 0, got {wakeup_interval_s}")
         self._engine = engine
         self._lock = lock
         self._rpc = RpcClient(router)
         self._sink = match_sink
         self._poll_interval_s = poll_interval_s
+        self._wakeup_interval_s = wakeup_interval_s
         self._commitment = commitment
         self._deadline_s = request_deadline_s
         self._offset = db_time_offset_s
@@ -298,6 +322,7 @@ class OrderMonitor(CrankActor):
         self._refused_markets: set[str] = set()
         self._rounds = 0  # funding rounds started, across markets: ids never repeat
         self._polls = 0
+        self._polls_on_wakeup = 0
         self._failed_polls_in_a_row = 0
         self._last_poll_at_s: float | None = None
         self._account_requests = 0
@@ -320,7 +345,9 @@ class OrderMonitor(CrankActor):
 
     def on_receive(self, message: Any) -> Any:
         if isinstance(message, _Poll):
-            self._poll(message.market_id)
+            self._poll(message.market_id, wakeup=message.wakeup)
+        elif isinstance(message, OrdersStored):
+            self._on_orders_stored(message.market_id)
         elif isinstance(message, _AccountsFetched):
             self._on_fetched(message)
         elif isinstance(message, MarketsChanged):
@@ -379,6 +406,7 @@ class OrderMonitor(CrankActor):
 
     def _drop(self, market_id: str, reason: str) -> None:
         self.timers.cancel(("poll", market_id))
+        self.timers.cancel(("wakeup", market_id))
         if self._views.pop(market_id, None) is not None:
             self._log.bind(
                 action="order_monitor.market_dropped", market_id=market_id, reason=reason
@@ -386,12 +414,37 @@ class OrderMonitor(CrankActor):
 
     # -- polling -------------------------------------------------------------------------------
 
-    def _poll(self, market_id: str) -> None:
+    def _on_orders_stored(self, market_id: str) -> None:
+        """Read the market now, or once ``wakeup_interval_s`` has passed since its last
+        read; one read answers every order stored before it, so a wake-up already due
+        covers this one too. Ignored for a market not watched, or with wake-ups off."""
+        view = self._views.get(market_id)
+        if view is None or self._wakeup_interval_s is None or view.wakeup_due:
+            return
+        since_s = (
+            math.inf if view.last_poll_s is None else self.clock.monotonic() - view.last_poll_s
+        )
+        if since_s >= self._wakeup_interval_s:
+            self._poll(market_id, wakeup=True)
+        else:
+            view.wakeup_due = True
+            self.timers.send_once(
+                ("wakeup", market_id),
+                self._wakeup_interval_s - since_s,
+                _Poll(market_id, wakeup=True),
+            )
+
+    def _poll(self, market_id: str, *, wakeup: bool = False) -> None:
         view = self._views.get(market_id)
         if view is None:
             return
+        if view.wakeup_due:
+            # This read answers the orders a due wake-up was for: it is not needed.
+            view.wakeup_due = False
+            self.timers.cancel(("wakeup", market_id))
         self._polls += 1
-        self._last_poll_at_s = self.clock.monotonic()
+        self._polls_on_wakeup += wakeup
+        self._last_poll_at_s = view.last_poll_s = self.clock.monotonic()
         try:
             now_s = self._refresh_orders(view)
             self._expire(view, now_s)
@@ -699,6 +752,7 @@ class OrderMonitor(CrankActor):
             unchecked=tracked - len(verdicts),
             told=sum(len(view.told) for view in views),
             polls=self._polls,
+            polls_on_wakeup=self._polls_on_wakeup,
             failed_polls_in_a_row=self._failed_polls_in_a_row,
             last_poll_at_s=self._last_poll_at_s,
             account_requests=self._account_requests,

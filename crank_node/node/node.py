@@ -47,7 +47,7 @@ from crank_node.node.health_rules import (
     judge_settlement_progress,
     judge_work,
 )
-from crank_node.node.intake import OrderIntake
+from crank_node.node.intake import OrderIntake, OrderListener
 from crank_node.node.metrics import NodeMetrics
 from crank_node.node.pipeline import PipelineParts, pipeline_specs
 from crank_node.node.settings import CrankSettings, shown_value
@@ -139,12 +139,20 @@ class Node:
         self.intake = OrderIntake(
             self.engine,
             rpc=RpcClient(self.specs["rpc"].handle),
-            listeners=(self.metrics.pipeline.order_accepted,),
+            listeners=self._order_listeners(),
         )
         self.metrics.observe(self.status)
         logger.bind(action="node.started", node_id=self.settings.instance_id).info(
             f"node {self.settings.instance_id} started"
         )
+
+    def _order_listeners(self) -> tuple[OrderListener, ...]:
+        """What intake tells of each order it stores: the metrics, and OrderMonitor (a
+        wake-up, unless intake_wakeup_ms is 0)."""
+        listeners: list[OrderListener] = [self.metrics.pipeline.order_accepted]
+        if self.settings.intake_wakeup_ms and self.pipeline is not None:
+            listeners.append(self.pipeline.order_stored)
+        return tuple(listeners)
 
     def _check_database(self, engine: Engine) -> None:
         try:

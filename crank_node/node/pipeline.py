@@ -26,7 +26,7 @@ from sqlalchemy.engine import Engine
 
 from actors.marker_reclaim import GetReclaimState, MarkerReclaimActor
 from actors.match_actor import GetMatchState, MatchActor
-from actors.order_monitor import GetMonitorState, OrderMonitor
+from actors.order_monitor import GetMonitorState, OrderMonitor, OrdersStored
 from actors.settlement import (
     Drain,
     GetSettlementState,
@@ -35,6 +35,7 @@ from actors.settlement import (
     signer_map,
 )
 from crank_node.node.settings import CrankSettings
+from storage import StoredOrder
 from supervision import ActorHandle, ChildSpec, RemoveChild
 
 __all__ = ["PipelineParts", "pipeline_specs"]
@@ -60,6 +61,10 @@ class PipelineParts:
     def market_listeners(self) -> tuple[ActorHandle, ...]:
         """Who the LockActor tells which markets this node holds."""
         return (self.match.handle, self.monitor.handle, self.reclaim.handle)
+
+    def order_stored(self, stored: StoredOrder) -> None:
+        """An intake listener: OrderMonitor reads the order's market soon (OrdersStored)."""
+        self.monitor.handle.tell(OrdersStored(stored.order.market_id))
 
     def finish_matching(self, pipeline: ActorHandle) -> None:
         """No new orders reach the books (OrderMonitor stops), MatchActor handles what
@@ -133,6 +138,7 @@ def pipeline_specs(
     settlement_settings = settings.settlement_settings()
     keys = signer_map(*signers)
     poll_interval_s = settings.polling_interval_ms / 1000
+    wakeup_interval_s = settings.intake_wakeup_ms / 1000 if settings.intake_wakeup_ms else None
     node_id = settings.instance_id
     specs: dict[str, ChildSpec] = {}
     specs["settlement"] = ChildSpec(
@@ -165,6 +171,7 @@ def pipeline_specs(
             specs["match"].handle,
             lock=locks,
             poll_interval_s=poll_interval_s,
+            wakeup_interval_s=wakeup_interval_s,
             name="monitor",
         ),
     )

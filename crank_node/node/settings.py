@@ -149,6 +149,16 @@ class CrankSettings(BaseSettings):
     rpc_urls: tuple[str, ...] = Field((DEFAULT_RPC_URL,), repr=False, description=_RPC_HELP)
     wallet_path: Path | None = Field(None, description="keypair file (Solana CLI JSON format)")
     polling_interval_ms: int = _ms(1000, "how often the order store is read", upper=MINUTE_MS)
+    # An order this node's intake stores has its market read at once, or as soon as the
+    # last read is this old (actors/order_monitor.py): rare orders wait for no poll, and a
+    # busy market is read at most once per interval, each read matching a batch.
+    intake_wakeup_ms: int = _ms(
+        100,
+        "least time between two reads of a market's orders asked for by orders this node "
+        "takes (0: none, they wait for polling_interval_ms)",
+        lower=0,
+        upper=MINUTE_MS,
+    )
     max_concurrent_matches: int = Field(
         4096, ge=1, le=1_000_000, description="settlements in flight at once"
     )

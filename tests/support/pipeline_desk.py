@@ -16,7 +16,7 @@ import storage
 from crank_node.harness.order_flow import OrderFlow
 from crank_node.harness.scenario import Scenario, build_scenario
 from localnet import LocalnetServer
-from market import Order, Side, sign_order
+from market import Order, Side, SignedOrder, sign_order
 from storage import open_engine, sqlite_url, upgrade
 from storage.models import Order as OrderRow
 from storage.models import Settlement, table_of
@@ -79,14 +79,24 @@ class Desk:
         self.before = self.scenario.snapshot_balances(localnet)
 
     def store_crossing_pair(self, *, traced: bool = False) -> list[str]:
-        """A resting sell and a buy that crosses it: one fill of 3 lots; their ids, the
-        taker (buy) last. ``traced``: each order stored under a trace of its own, as
-        intake stores one (its trace id goes on along the fill, settlement, attempts)."""
+        """:meth:`crossing_pair`, stored; their ids, the taker (buy) last. ``traced``:
+        each order stored under a trace of its own, as intake stores one (its trace id
+        goes on along the fill, settlement, attempts)."""
+        ids: list[str] = []
+        for signed in self.crossing_pair():
+            with trace() if traced else nullcontext():
+                storage.store_order(self.engine, signed)
+            ids.append(signed.order.order_id)
+        return ids
+
+    def crossing_pair(self) -> list[SignedOrder]:
+        """A resting sell and a buy that crosses it, signed by the two makers: one fill
+        of 3 lots; the taker (buy) last."""
         market = self.scenario.markets[0]
         seller, buyer = self.scenario.makers
         lot = market.lot_size_atoms
         price = 100 * market.tick_size_atoms
-        ids: list[str] = []
+        pair: list[SignedOrder] = []
         for maker, side in ((seller, Side.SELL), (buyer, Side.BUY)):
             pay, receive = (
                 (market.base_mint, market.quote_mint)
@@ -105,11 +115,8 @@ class Desk:
                 expiry_s=int(time.time()) + 3600,
                 nonce=1,
             )
-            signed = sign_order(order, maker)
-            with trace() if traced else nullcontext():
-                storage.store_order(self.engine, signed)
-            ids.append(signed.order.order_id)
-        return ids
+            pair.append(sign_order(order, maker))
+        return pair
 
     def flow(self, seed: int = 7) -> OrderFlow:
         """Random signed orders on the desk's markets (never overdrawing a maker)."""
@@ -121,6 +128,8 @@ class Desk:
         *extra: str,
         instance_id: str = "crash-node",
         env: dict[str, str] | None = None,
+        http_port: int | None = None,
+        polling_interval_ms: int = 100,
     ) -> NodeProcess:
         env = {**(env or {}), **({"CRANK_CRASH_AT": crash_at} if crash_at else {})}
         return NodeProcess(
@@ -134,9 +143,9 @@ class Desk:
             "--wallet-path",
             str(self.wallet_path),
             "--http-addr",
-            f"127.0.0.1:{free_port()}",
+            f"127.0.0.1:{http_port or free_port()}",
             "--polling-interval-ms",
-            "100",
+            str(polling_interval_ms),
             "--lease-ttl-ms",
             str(TTL_MS),
             "--settlement-claim-ttl-ms",

@@ -29,6 +29,7 @@ from actors.order_monitor import (
     GetMonitorState,
     MonitorState,
     OrderMonitor,
+    OrdersStored,
 )
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.rpc import RpcRouter, RpcRouterConfig
@@ -204,7 +205,11 @@ pytestmark = pytest.mark.localnet(advance_slots=10)
 
 
 @pytest.fixture
-def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterator[Desk]:
+def desk(
+    request: pytest.FixtureRequest, localnet: LocalnetServer, engine: Engine, recorder: Recorder
+) -> Iterator[Desk]:
+    """The desk; parametrized indirectly, the monitor's ``wakeup_interval_s`` (else None)."""
+    wakeup_interval_s = getattr(request, "param", None)
     fixtures = localnet.fixtures
     authority = Keypair()
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
@@ -238,6 +243,7 @@ def desk(localnet: LocalnetServer, engine: Engine, recorder: Recorder) -> Iterat
         request_deadline_s=5.0,
         db_time_offset_s=db_time,
         clock=clock,
+        wakeup_interval_s=wakeup_interval_s,
     )
     launch(monitor)
     handle = ActorHandle(monitor.name)
@@ -689,3 +695,79 @@ def test_orders_on_an_account_that_reads_as_before_are_not_judged_again(
     assert [claims for claims in judged if claims] == [{cut.order_id}]
     assert [removed.order_id for removed in desk.removed()] == [cut.order_id]
     assert (desk.status(shrinking), desk.status(cut)) == ("open", "unfunded")
+
+
+WAKEUP_S = 0.5  # the monitor's wakeup_interval_s below: a tenth of POLL_S
+
+
+@pytest.mark.parametrize("desk", [WAKEUP_S], indirect=True)
+def test_an_order_stored_by_intake_is_read_once_the_wakeup_interval_has_passed(
+    desk: Desk,
+) -> None:
+    """OrdersStored right after the market's poll: the market is read again once
+    wakeup_interval_s has passed since that poll (not POLL_S), the order told at once;
+    twenty more OrdersStored before that read ask for nothing more: one read answers
+    every order stored before it."""
+    desk.hold_market()
+    first = desk.settled()
+    order = desk.sell(desk.maker())
+    for _ in range(21):
+        desk.monitor.tell(OrdersStored(desk.market.market_id))
+    assert desk.state().polls == first.polls  # an ask queues behind the tells: none read
+
+    desk.clock.advance(WAKEUP_S - 0.01)
+    assert desk.state().polls == first.polls
+    desk.clock.advance(0.01)
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+
+    state = desk.settled()
+    assert (state.polls, state.polls_on_wakeup) == (first.polls + 1, 1)
+    desk.clock.advance(POLL_S - WAKEUP_S)  # the market's own poll still comes on time
+    assert desk.wait_state(lambda s: s.polls == first.polls + 2).polls_on_wakeup == 1
+
+
+@pytest.mark.parametrize("desk", [WAKEUP_S], indirect=True)
+def test_an_order_stored_long_after_the_last_read_is_read_at_once(desk: Desk) -> None:
+    """Orders are rare: the market was last read more than wakeup_interval_s ago, so
+    OrdersStored reads it at once, with no clock moved; a second OrdersStored right
+    after it waits for the interval."""
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+    order = desk.sell(desk.maker())
+
+    desk.monitor.tell(OrdersStored(desk.market.market_id))
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events)
+    desk.monitor.tell(OrdersStored(desk.market.market_id))
+
+    state = desk.settled()
+    assert (state.polls, state.polls_on_wakeup) == (first.polls + 1, 1)
+    desk.clock.advance(WAKEUP_S)
+    assert desk.wait_state(lambda s: s.polls_on_wakeup == 2).polls == first.polls + 2
+
+
+def test_orders_stored_reads_nothing_with_wakeups_off(desk: Desk) -> None:
+    """The default desk's monitor has no wakeup_interval_s: OrdersStored of its market
+    reads nothing, however long since the last poll."""
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+
+    desk.monitor.tell(OrdersStored(desk.market.market_id))
+
+    assert (desk.state().polls, desk.state().polls_on_wakeup) == (first.polls, 0)
+
+
+@pytest.mark.parametrize("desk", [WAKEUP_S], indirect=True)
+def test_orders_stored_of_a_market_not_watched_reads_nothing(desk: Desk) -> None:
+    """OrdersStored of a market this node does not hold reads nothing, now or later,
+    and does not make the monitor watch it."""
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+
+    desk.monitor.tell(OrdersStored("NOT-HELD"))
+    desk.clock.advance(WAKEUP_S)
+
+    state = desk.state()
+    assert (state.polls, state.polls_on_wakeup, state.markets) == (first.polls, 0, ("BASE-QUOTE",))

@@ -25,6 +25,7 @@ def problems(env: dict[str, str] | None = None, **flags: Any) -> str:
         ("settlement_status_interval_ms", 10**9),
         ("shutdown_timeout_ms", 10**17),
         ("polling_interval_ms", 10**12),
+        ("intake_wakeup_ms", 10**9),
         ("rpc_attempt_timeout_ms", 10**15),
         ("max_concurrent_matches", 10**12),
         ("priority_fee_micro_lamports", 2**64),
@@ -96,3 +97,12 @@ def test_the_status_interval_reaches_the_settlement_actor_and_too_short_is_refus
     message = problems(settlement_status_interval_ms=5)
     assert "settlement_status_interval_ms = 5" in message
     assert "greater than or equal to 20" in message
+
+
+def test_a_negative_intake_wakeup_is_refused_and_zero_turns_wakeups_off() -> None:
+    """intake_wakeup_ms: 0 is allowed (every order waits for the poll), below it is not."""
+    assert load_settings(environ={}, flags={}).intake_wakeup_ms == 100
+    assert load_settings(environ={"CRANK_INTAKE_WAKEUP_MS": "0"}, flags={}).intake_wakeup_ms == 0
+    message = problems(intake_wakeup_ms=-1)
+    assert "intake_wakeup_ms = -1" in message
+    assert "greater than or equal to 0" in message
