@@ -802,6 +802,7 @@ class PhaseResult:
 
 
 DEFAULT_STATUS_MS = 200
+DEFAULT_WAKEUP_MS = CrankSettings.model_fields["intake_wakeup_ms"].default
 
 
 def node_settings(
@@ -813,6 +814,7 @@ def node_settings(
     *,
     status_ms: int = DEFAULT_STATUS_MS,
     slot_feed: str = "auto",
+    wakeup_ms: int = DEFAULT_WAKEUP_MS,
 ) -> CrankSettings:
     values: dict[str, Any] = {
         "instance_id": f"bench-{key}",
@@ -829,6 +831,8 @@ def node_settings(
         values["settlement_status_interval_ms"] = status_ms
     if slot_feed != "auto":  # the same: named only when set
         values["slot_feed_url"] = slot_feed
+    if wakeup_ms != DEFAULT_WAKEUP_MS:  # the same
+        values["intake_wakeup_ms"] = wakeup_ms
     return CrankSettings.model_validate(values)
 
 
@@ -990,6 +994,9 @@ class Feeder(threading.Thread):
         super().__init__(name="bench-feeder", daemon=True)
         self._engine, self._pairs, self._rate = engine, pairs, rate
         self._duration_s = duration_s
+        # Told of each order stored, as intake tells its listeners (set once the node
+        # runs: its OrderMonitor's wake-up among them); a feeder process tells nobody.
+        self.told: Callable[[storage.StoredOrder], None] = lambda _stored: None
         self.stored = 0
         self.elapsed_s = 0.0
         self.cpu_s = 0.0  # this thread's CPU: the bench's, not the node's
@@ -1002,8 +1009,8 @@ class Feeder(threading.Thread):
             if now - started >= self._duration_s:
                 break
             pause.wait(max(0.0, started + number / self._rate - now))
-            storage.store_order(self._engine, pair.sell)
-            storage.store_order(self._engine, pair.buy)
+            self.told(storage.store_order(self._engine, pair.sell))
+            self.told(storage.store_order(self._engine, pair.buy))
             self.stored += 1
         self.elapsed_s = time.perf_counter() - started
         self.cpu_s = time.thread_time() - cpu_started
@@ -1113,6 +1120,22 @@ def _feeder(
     return FeederProcess(db_url, pairs, rate, duration_s)
 
 
+def _feed(feeder: Feeder | FeederProcess, node: Node, duration_s: float) -> None:
+    """Run the feeder to its end. A feeder thread tells the node's intake listeners of
+    each order it stores, as intake does (the OrderMonitor's wake-up among them); a
+    feeder process cannot."""
+    if isinstance(feeder, Feeder) and node.intake is not None:
+        listeners = node.intake.listeners
+
+        def told(stored: storage.StoredOrder) -> None:
+            for listener in listeners:
+                listener(stored)
+
+        feeder.told = told
+    feeder.start()
+    feeder.join(duration_s + 30)
+
+
 def run_phase(
     key: str,
     name: str,
@@ -1143,6 +1166,7 @@ def run_on(
     rpc_batch_max: int = 1,
     status_ms: int = DEFAULT_STATUS_MS,
     slot_feed: str = "auto",
+    wakeup_ms: int = DEFAULT_WAKEUP_MS,
     profiler: ThreadProfiles | None,
     feeder_process: bool = False,
 ) -> PhaseResult:
@@ -1166,15 +1190,21 @@ def run_on(
     cpu_node, cpu_others, wall = os.times(), others_cpu_s(chain.pid, on_server), time.perf_counter()
     threads_before = thread_cpu_s()
     settings = node_settings(
-        db_url, chain, poll_ms, key, rpc_batch_max, status_ms=status_ms, slot_feed=slot_feed
+        db_url,
+        chain,
+        poll_ms,
+        key,
+        rpc_batch_max,
+        status_ms=status_ms,
+        slot_feed=slot_feed,
+        wakeup_ms=wakeup_ms,
     )
     statements = StatementCount(excluded=engine)
     with statements, running_node(settings, scenario.settlement_authority, events) as node:
         if not wait_until(lambda: markets_held(node), START_TIMEOUT_S, 0.05):
             print(f"  {name}: the node did not take both markets in {START_TIMEOUT_S} s")
         if feeder is not None:
-            feeder.start()
-            feeder.join(duration_s + 30)
+            _feed(feeder, node, duration_s)
         expected = len(pairs) if feeder is None else feeder.stored
         if not wait_until(lambda: confirmed_count(engine) >= expected, drain_s, 0.2):
             print(f"  {name}: not every settlement confirmed within {drain_s:.0f} s")
@@ -1505,6 +1535,7 @@ def measure_on_chain(args: argparse.Namespace, workdir: Path) -> OnChain:
             rpc_batch_max=args.rpc_batch_max,
             status_ms=args.status_ms,
             slot_feed=args.slot_feed,
+            wakeup_ms=args.wakeup_ms,
             drain_s=args.drain_s,
             profiler=profiler,
             feeder_process=args.feeder == "process",
@@ -1563,6 +1594,13 @@ def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_STATUS_MS,
         help="the node's settlement_status_interval_ms: how often it asks about attempts",
+    )
+    parser.add_argument(
+        "--wakeup-ms",
+        type=int,
+        default=DEFAULT_WAKEUP_MS,
+        help="the node's intake_wakeup_ms: a market read again at most this often for the "
+        "orders a thread feeder stores (told as intake tells; 0: none, the polls alone)",
     )
     parser.add_argument(
         "--slot-feed",
@@ -1627,10 +1665,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f"--{name} must be 0 (skip) or more, not {getattr(args, name)}")
     if args.gc == "node":
         tune_garbage_collector()  # the node runs in this process, as in `crank-node run`
+    wakeups = (
+        f"intake wake-ups at most every {args.wakeup_ms} ms" if args.wakeup_ms else "no wake-ups"
+    )
+    if args.feeder == "process":
+        wakeups = "no wake-ups (a feeder process tells the node nothing)"
     print(
         f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
         f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms, "
-        f"slot feed {args.slot_feed}, "
+        f"slot feed {args.slot_feed}, polls every {args.poll_ms} ms, {wakeups}, "
         f"gc thresholds {gc.get_threshold()}; "
         f"{MARKETS} markets, {MAKERS} makers, 1-lot crossing pairs"
     )
