@@ -101,7 +101,7 @@ def test_the_status_interval_reaches_the_settlement_actor_and_too_short_is_refus
 
 def test_a_negative_intake_wakeup_is_refused_and_zero_turns_wakeups_off() -> None:
     """intake_wakeup_ms: 0 is allowed (every order waits for the poll), below it is not."""
-    assert load_settings(environ={}, flags={}).intake_wakeup_ms == 100
+    assert load_settings(environ={}, flags={}).intake_wakeup_ms == 250
     assert load_settings(environ={"CRANK_INTAKE_WAKEUP_MS": "0"}, flags={}).intake_wakeup_ms == 0
     message = problems(intake_wakeup_ms=-1)
     assert "intake_wakeup_ms = -1" in message
