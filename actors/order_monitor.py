@@ -375,7 +375,12 @@ class OrderMonitor(CrankActor):
         market_id = storage.market_id(lease.key)
         view = self._views.get(market_id)
         if view is not None:
+            announced_again = view.lease.fencing_token == lease.fencing_token
             view.lease = lease  # a new lease on a market still watched: same view, new token
+            if announced_again:
+                # The same holding told twice (the LockActor's announcement and its answer
+                # to this monitor's ResendMarkets, at start): read once, not twice.
+                return
         else:
             try:
                 market = storage.get_market(self._engine, market_id)

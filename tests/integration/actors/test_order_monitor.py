@@ -771,3 +771,16 @@ def test_orders_stored_of_a_market_not_watched_reads_nothing(desk: Desk) -> None
 
     state = desk.state()
     assert (state.polls, state.polls_on_wakeup, state.markets) == (first.polls, 0, ("BASE-QUOTE",))
+
+
+def test_a_market_announced_again_under_the_same_lease_is_not_read_again(desk: Desk) -> None:
+    """The LockActor tells a starting monitor its markets twice (its announcement and
+    the answer to ResendMarkets): the second, the same lease, reads nothing; the
+    market's poll goes on as before."""
+    desk.hold_market()
+    first = desk.settled()
+    desk.hold_market()
+
+    assert desk.state().polls == first.polls == 1
+    desk.clock.advance(POLL_S)
+    assert desk.wait_state(lambda s: s.polls == 2).markets == ("BASE-QUOTE",)
