@@ -421,7 +421,8 @@ class SettlementActor(CrankActor):
     # -- attempts ----------------------------------------------------------------------------
 
     def _request_blockhash(self) -> None:
-        if self._blockhash_pending or not any(w.needs_attempt for w in self._claims):
+        # Newest first: a claim just made is what most often needs an attempt.
+        if self._blockhash_pending or not any(w.needs_attempt for w in self._claims.newest_first()):
             return
         self._blockhash_pending = True
         self._blockhash.tell(GetBlockhash(reply_to_actor(self, _Blockhash)))

@@ -73,7 +73,15 @@ class SettlementWork:
     @property
     def needs_attempt(self) -> bool:
         """No attempt that could still land, and nothing left to ask the chain first."""
-        return not self.needs_check and not any(a.state in UNRESOLVED for a in self.attempts)
+        # A loop, not all()/any() over a generator (~100 ns against ~400 for one attempt):
+        # asked of every work held, several times a slot, it was ~3% of a node's CPU at
+        # 300 fills/s (py-spy).
+        if self.needs_check:
+            return False
+        for attempt in self.attempts:  # noqa: SIM110  (see above)
+            if attempt.state in UNRESOLVED:
+                return False
+        return True
 
     def live_signatures(self, block_height: int | None) -> list[str]:
         """Unresolved attempts whose blockhash is still valid at ``block_height``
