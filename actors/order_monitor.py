@@ -7,8 +7,10 @@ against the previous poll. :class:`OrdersStored` (this node's intake stored an
 order of the market) asks for a poll sooner, with ``wakeup_interval_s`` set: at
 once if the market was last read that long ago, else when it will have been; so
 an order taken by this node waits for no timer when orders are rare, and a
-market taking many is read at most once per interval, each read a batch. Orders
-stored by other nodes or processes wait for the poll.
+market taking many is read at most once per interval, each read a batch. With
+``order_feed`` on PostgreSQL, orders stored by other nodes or processes wake it the
+same way (:class:`actors.order_feed.OrderFeed`: the server's notices of each store);
+on SQLite they wait for the poll.
 
 * an order that left (cancelled, filled, expired elsewhere) and had been told
   to the match sink is told :class:`OrderRemoved`, with its status as reason;
@@ -71,6 +73,7 @@ from sqlalchemy.engine import Engine
 import market as domain
 import storage
 from actors.lock_actor import LeaseLost, MarketsChanged, MessageSink, ResendMarkets
+from actors.order_feed import OrderFeed
 from actors.pipeline_messages import OrderAdded, OrderRemoved
 from actors.poison import remember_failure
 from actors.rpc.accounts import decode_token_accounts
@@ -85,7 +88,7 @@ from storage.orders import (
     quarantine_orders,
     standings_in,
 )
-from supervision import Clock, CrankActor, InputKey, SelfAddress, working_on
+from supervision import Clock, CrankActor, InputKey, SelfAddress, SendResult, working_on
 from supervision.tracing import continued, log_step
 
 __all__ = [
@@ -132,13 +135,22 @@ class MonitorState:
     failed_requests: int  # of those, failed, refused or unreadable
     orders_decoded: int  # orders read in full and rebuilt, each once when first seen
     failed_polls_in_a_row: int = 0  # polls whose database read failed, since the last that worked
-    polls_on_wakeup: int = 0  # of ``polls``, those an OrdersStored asked for
+    polls_on_wakeup: int = 0  # of ``polls``, those an OrdersStored (or a notice) asked for
+    # The order feed (actors.order_feed.OrderFeedState as a dict), None if there is none.
+    order_feed: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
 class OrdersStored:
     """This node's intake stored an order of ``market_id``: read the market's orders
     again without waiting for its poll, if this monitor watches it (module docstring)."""
+
+    market_id: str
+
+
+@dataclass(frozen=True)
+class _Noticed:
+    """The order feed's notice of an order of ``market_id`` stored (by any node)."""
 
     market_id: str
 
@@ -302,6 +314,7 @@ class OrderMonitor(CrankActor):
         name: str = "order-monitor",
         clock: Clock | None = None,
         wakeup_interval_s: float | None = None,
+        order_feed: bool = False,
     ) -> None:
         super().__init__(name=name, clock=clock)
         if not poll_interval_s > 0:
@@ -314,6 +327,13 @@ class OrderMonitor(CrankActor):
         self._sink = match_sink
         self._poll_interval_s = poll_interval_s
         self._wakeup_interval_s = wakeup_interval_s
+        # Listen for the orders other nodes store (PostgreSQL, wake-ups on): on_start.
+        self._feed_wanted = (
+            order_feed and wakeup_interval_s is not None and engine.dialect.name == "postgresql"
+        )
+        self._feed: OrderFeed | None = None
+        # Markets whose notice waits in the mailbox: a feed that floods adds no other.
+        self._noticed: set[str] = set()
         self._commitment = commitment
         self._deadline_s = request_deadline_s
         self._offset = db_time_offset_s
@@ -339,6 +359,33 @@ class OrderMonitor(CrankActor):
         # LockActor (earlier in the tree) was not restarted with it: ask again.
         if self._lock is not None:
             self._lock.tell(ResendMarkets(SelfAddress(self)))
+        if self._feed_wanted:
+            self._feed = OrderFeed(self._engine, self._notice_arrived, name=f"{self.name}-orders")
+            self._feed.start()
+
+    def on_stop(self) -> None:
+        self._close_feed()
+
+    def on_failure(self, *_failure: Any) -> None:
+        # A failed tell skips on_stop: the feed's thread ends with this instance anyway.
+        self._close_feed()
+
+    def _close_feed(self) -> None:
+        if self._feed is not None:
+            self._feed.close()
+            self._feed = None
+
+    def _notice_arrived(self, market_id: str) -> None:
+        """The feed's callback, on its thread: a cue in this actor's mailbox, at most one
+        per market waiting there (set operations are atomic under the GIL)."""
+        if market_id in self._noticed:
+            return
+        self._noticed.add(market_id)
+        if (
+            self.deliver_to_self(_Noticed(market_id), sender="order-feed")
+            is not SendResult.DELIVERED
+        ):
+            self._noticed.discard(market_id)  # not in the mailbox: the next notice tries again
 
     def on_input_failure(self, inputs: tuple[InputKey, ...], error: BaseException) -> None:
         remember_failure(self._engine, self.name, inputs, error)
@@ -347,6 +394,10 @@ class OrderMonitor(CrankActor):
         if isinstance(message, _Poll):
             self._poll(message.market_id, wakeup=message.wakeup)
         elif isinstance(message, OrdersStored):
+            self._on_orders_stored(message.market_id)
+        elif isinstance(message, _Noticed):
+            # Before the read: a notice arriving from now on cues another message.
+            self._noticed.discard(message.market_id)
             self._on_orders_stored(message.market_id)
         elif isinstance(message, _AccountsFetched):
             self._on_fetched(message)
@@ -764,6 +815,7 @@ class OrderMonitor(CrankActor):
             answered_requests=self._answered_requests,
             failed_requests=self._failed_requests,
             orders_decoded=self._orders_decoded,
+            order_feed=dataclasses.asdict(self._feed.state()) if self._feed is not None else None,
         )
 
 

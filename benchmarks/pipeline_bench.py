@@ -1600,7 +1600,8 @@ def _add_node_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=DEFAULT_WAKEUP_MS,
         help="the node's intake_wakeup_ms: a market read again at most this often for the "
-        "orders a thread feeder stores (told as intake tells; 0: none, the polls alone)",
+        "orders a thread feeder stores (told as intake tells) or, on PostgreSQL, any feeder "
+        "stores (the server's notices); 0: none, the polls alone",
     )
     parser.add_argument(
         "--slot-feed",
@@ -1669,7 +1670,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"intake wake-ups at most every {args.wakeup_ms} ms" if args.wakeup_ms else "no wake-ups"
     )
     if args.feeder == "process":
-        wakeups = "no wake-ups (a feeder process tells the node nothing)"
+        wakeups = (
+            f"wake-ups at most every {args.wakeup_ms} ms on the server's notices of the "
+            "feeder process's stores"
+            if args.wakeup_ms and args.db == "postgresql"
+            else "no wake-ups (a feeder process tells the node nothing, and SQLite has no notices)"
+        )
     print(
         f"crank-node pipeline at {checkout()}: 1 node, localnet slot {args.slot_ms} ms, {args.db}, "
         f"rpc_batch_max {args.rpc_batch_max}, status every {args.status_ms} ms, "

@@ -66,6 +66,13 @@ from storage.markets import (
 )
 from storage.netfs import check_local_filesystem
 from storage.nodes import NodeRecord, NodeRegistry
+from storage.order_notices import (
+    ORDER_CHANNEL,
+    OrderNotice,
+    listen_connection,
+    notify_order_stored,
+    parse_order_notice,
+)
 from storage.orders import (
     StoredOrder,
     client_order_id_taken,
@@ -139,6 +146,7 @@ from storage.urls import resolve_database_url, sqlite_url
 __all__ = [
     "MARKET_KEY_PREFIX",
     "OPERATION_CLAIM_SET",
+    "ORDER_CHANNEL",
     "UNAUTHORIZED_PREFIX",
     "UPGRADE_COMMAND",
     "AttemptDraft",
@@ -166,6 +174,7 @@ __all__ = [
     "NodeRecord",
     "NodeRegistry",
     "NotACrankDatabase",
+    "OrderNotice",
     "QuarantineEntry",
     "QuarantinedRecord",
     "RebalancePlan",
@@ -223,6 +232,7 @@ __all__ = [
     "list_open_orders",
     "list_orders",
     "list_quarantined",
+    "listen_connection",
     "load_book",
     "mark_attempt",
     "mark_order_cancelled",
@@ -232,8 +242,10 @@ __all__ = [
     "market_id",
     "market_key",
     "next_fill_sequence",
+    "notify_order_stored",
     "open_engine",
     "operation_queue",
+    "parse_order_notice",
     "plan_rebalance",
     "prune",
     "quarantine_malformed",

@@ -31,6 +31,7 @@ from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow
 from storage.fencing import fenced_update
 from storage.leases import Lease
 from storage.models import Order, table_of
+from storage.order_notices import notice_of, notify_order_stored
 from storage.quarantine import entry_of, quarantine_malformed, read_u64, tolerant_columns
 from supervision.tracing import current_trace_id
 
@@ -165,6 +166,9 @@ _NEXT_ARRIVAL = select(func.coalesce(func.max(_ORDERS.c.arrival), 0) + 1)
 _STORE_ORDER = (
     insert(_ORDERS).values(arrival=_NEXT_ARRIVAL.scalar_subquery()).returning(_ORDERS.c.created_at)
 )
+# On PostgreSQL the same INSERT also sends the order's notice (storage.order_notices),
+# delivered when the transaction commits: still one statement.
+_STORE_ORDER_NOTIFIED = _STORE_ORDER.returning(notice_of(_ORDERS.c.market_id))
 # The batch form: arrival numbers given, one past the highest then up, in the batch's order.
 # (Not the subquery per row: a multi-row INSERT would read one maximum for all its rows.)
 _STORE_ORDERS = insert(_ORDERS)
@@ -182,7 +186,9 @@ def store_order(engine: Engine, signed: domain.SignedOrder, *, status: str = "op
     values = _order_values(signed, status)
     try:
         with write_transaction(engine, "storage.order_store") as connection:
-            created_at = connection.execute(_STORE_ORDER, values).scalar_one()
+            notified = connection.dialect.name == "postgresql"
+            stmt = _STORE_ORDER_NOTIFIED if notified else _STORE_ORDER
+            created_at = connection.execute(stmt, values).one()[0]
     except IntegrityViolation as error:
         raise _why_refused(engine, signed) from error
     logger.bind(
@@ -206,6 +212,8 @@ def store_orders(engine: Engine, orders: Sequence[domain.SignedOrder]) -> int:
         for index, row in enumerate(rows):
             row["arrival"] = base + index
         connection.execute(_STORE_ORDERS, rows)
+        for market_id in dict.fromkeys(row["market_id"] for row in rows):
+            notify_order_stored(connection, market_id)
     logger.bind(action="storage.orders_stored", count=len(rows)).debug("orders stored")
     return len(rows)
 

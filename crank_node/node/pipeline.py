@@ -172,6 +172,8 @@ def pipeline_specs(
             lock=locks,
             poll_interval_s=poll_interval_s,
             wakeup_interval_s=wakeup_interval_s,
+            # On PostgreSQL, woken by the orders other nodes store too (their notices).
+            order_feed=True,
             name="monitor",
         ),
     )

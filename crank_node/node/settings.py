@@ -156,7 +156,8 @@ class CrankSettings(BaseSettings):
     intake_wakeup_ms: int = _ms(
         250,
         "least time between two reads of a market's orders asked for by orders this node "
-        "takes (0: none, they wait for polling_interval_ms)",
+        "takes, or on PostgreSQL any node stores (0: none, they wait for "
+        "polling_interval_ms)",
         lower=0,
         upper=MINUTE_MS,
     )

@@ -156,3 +156,49 @@ def test_with_wakeups_off_the_orders_wait_for_the_poll(desk: Desk) -> None:
     assert not settled
     assert count(desk, select(_FILLS.c.id)) == 0
     assert (after["polls"], after["polls_on_wakeup"]) == (before["polls"], 0)
+
+
+@pytest.fixture
+def pg_desk(tmp_path: Path, localnet: LocalnetServer, pg_url: str) -> Iterator[Desk]:
+    """The desk on PostgreSQL (a schema of its own)."""
+    desk = Desk(tmp_path, localnet, db_url=pg_url)
+    try:
+        yield desk
+    finally:
+        desk.engine.dispose()
+
+
+def test_on_postgresql_orders_another_node_stores_are_matched_without_waiting_for_the_poll(
+    pg_desk: Desk,
+) -> None:
+    """On PostgreSQL the node polling once a minute also hears of the orders it did not
+    take (stored here, as another node's intake stores them: storage.store_order) from
+    the server's notices, and settles their fill within seconds; every read after the
+    stores is a wake-up, and its order feed counts the two notices."""
+    desk = pg_desk
+    process, operator_url, _ = start(desk)
+    try:
+        process.wait_for_line("node.ready")
+        market_id = desk.scenario.markets[0].market_id
+        assert wait_until(
+            lambda: (
+                market_id in (state := monitor(operator_url))["markets"]
+                and state["polls"] >= 1
+                and state["order_feed"] is not None
+                and state["order_feed"]["connected"]
+            ),
+            30,
+        ), f"the node never took the market and listened: {monitor(operator_url)}"
+        before = monitor(operator_url)
+
+        desk.store_crossing_pair()
+
+        settled = wait_until(lambda: confirmed_fills(desk) == 1, SETTLED_WITHIN_S)
+        after = monitor(operator_url)
+    finally:
+        code = process.stop()
+        assert code == 0, "".join(process.lines[-30:])
+    assert settled, f"not settled within {SETTLED_WITHIN_S} s: {after}"
+    assert after["polls_on_wakeup"] >= 1
+    assert after["polls"] - before["polls"] == after["polls_on_wakeup"]  # no periodic poll
+    assert after["order_feed"]["notices"] - before["order_feed"]["notices"] == 2

@@ -52,14 +52,22 @@ def crossing_pairs_left(engine: Engine) -> list[tuple[str, str]]:
 
 
 class Desk:
-    """A database file with one market, two funded makers, a wallet, and node runs."""
+    """A database (an SQLite file, or ``db_url``) with one market, two funded makers, a
+    wallet, and node runs."""
 
     def __init__(
-        self, tmp_path: Path, localnet: LocalnetServer, *, markets: int = 1, makers: int = 2
+        self,
+        tmp_path: Path,
+        localnet: LocalnetServer,
+        *,
+        markets: int = 1,
+        makers: int = 2,
+        db_url: str | None = None,
     ) -> None:
         self.localnet = localnet
         self.db_path = tmp_path / "crank.db"
-        self.engine: Engine = open_engine(sqlite_url(self.db_path))
+        self.db_url = db_url
+        self.engine: Engine = open_engine(db_url or sqlite_url(self.db_path))
         upgrade(self.engine)
         self.wallet = Keypair()
         self.wallet_path = tmp_path / "wallet.json"
@@ -136,8 +144,7 @@ class Desk:
             *extra,
             "--instance-id",
             instance_id,
-            "--db-path",
-            str(self.db_path),
+            *(("--db-url", self.db_url) if self.db_url else ("--db-path", str(self.db_path))),
             "--rpc-url",
             self.localnet.url,
             "--wallet-path",

@@ -8,17 +8,20 @@ ManualClock. The match sink is a recorder.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import psycopg
 import pytest
 from solders.keypair import Keypair
 from solders.pubkey import Pubkey
 from spl.token.instructions import get_associated_token_address
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 from sqlalchemy.engine import Engine
 
 import market as market_package
@@ -43,6 +46,7 @@ from storage.models import OrderStateCache
 from supervision import ActorHandle, ManualClock, launch
 from tests.conftest import Recorder
 from tests.signed_cancels import maker_cancel
+from tests.support.databases import _libpq
 
 NOW_S = int(time.time())  # orders are signed in real time: expiry is the database's clock
 EXPIRY_S = NOW_S + 30 * 86_400
@@ -204,12 +208,16 @@ class Desk:
 pytestmark = pytest.mark.localnet(advance_slots=10)
 
 
-@pytest.fixture
-def desk(
-    request: pytest.FixtureRequest, localnet: LocalnetServer, engine: Engine, recorder: Recorder
+@contextmanager
+def running_desk(
+    localnet: LocalnetServer,
+    engine: Engine,
+    recorder: Recorder,
+    wakeup_interval_s: float | None = None,
+    *,
+    order_feed: bool = False,
 ) -> Iterator[Desk]:
-    """The desk; parametrized indirectly, the monitor's ``wakeup_interval_s`` (else None)."""
-    wakeup_interval_s = getattr(request, "param", None)
+    """A market, its lease, a router and a running OrderMonitor over them."""
     fixtures = localnet.fixtures
     authority = Keypair()
     base, quote = fixtures.create_mint(decimals=6), fixtures.create_mint(decimals=6)
@@ -244,6 +252,7 @@ def desk(
         db_time_offset_s=db_time,
         clock=clock,
         wakeup_interval_s=wakeup_interval_s,
+        order_feed=order_feed,
     )
     launch(monitor)
     handle = ActorHandle(monitor.name)
@@ -255,6 +264,15 @@ def desk(
     finally:
         monitor.actor_ref.stop(timeout=10)
         router.actor_ref.stop(timeout=10)
+
+
+@pytest.fixture
+def desk(
+    request: pytest.FixtureRequest, localnet: LocalnetServer, engine: Engine, recorder: Recorder
+) -> Iterator[Desk]:
+    """The desk; parametrized indirectly, the monitor's ``wakeup_interval_s`` (else None)."""
+    with running_desk(localnet, engine, recorder, getattr(request, "param", None)) as desk:
+        yield desk
 
 
 def test_a_funded_order_is_told_order_added_once_however_many_polls_see_it(desk: Desk) -> None:
@@ -784,3 +802,123 @@ def test_a_market_announced_again_under_the_same_lease_is_not_read_again(desk: D
     assert desk.state().polls == first.polls == 1
     desk.clock.advance(POLL_S)
     assert desk.wait_state(lambda s: s.polls == 2).markets == ("BASE-QUOTE",)
+
+
+# -- the order feed: orders other nodes store, on PostgreSQL ----------------------------------
+
+
+@pytest.fixture
+def fed_desk(localnet: LocalnetServer, pg_url: str, recorder: Recorder) -> Iterator[Desk]:
+    """On PostgreSQL: a monitor with wake-ups (WAKEUP_S) and its order feed, listening.
+    Nothing tells it OrdersStored: what it hears of stored orders it hears from the
+    server's notices, as of an order another node's intake stored."""
+    engine = storage.open_engine(pg_url)
+    storage.upgrade(engine)
+    try:
+        with running_desk(localnet, engine, recorder, WAKEUP_S, order_feed=True) as desk:
+            desk.wait_state(lambda s: s.order_feed is not None and s.order_feed["connected"])
+            yield desk
+    finally:
+        engine.dispose()
+
+
+def feed(desk: Desk) -> dict[str, Any]:
+    state = desk.state().order_feed
+    assert state is not None
+    return state
+
+
+def test_an_order_stored_elsewhere_wakes_the_monitor_through_the_order_feed(
+    fed_desk: Desk,
+) -> None:
+    """An order stored with no OrdersStored told (as by another node) is read at once,
+    the market's poll far away; a store refused (the same order again) sends no notice:
+    the next order's notice is the second, not the third."""
+    desk = fed_desk
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)  # the poll is POLL_S away; a wake-up may read now
+    maker = desk.maker()
+
+    order = desk.sell(maker)
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events, timeout_s=10)
+    state = desk.settled()
+    assert (state.polls, state.polls_on_wakeup) == (first.polls + 1, 1)
+    assert feed(desk)["notices"] == 1
+
+    with pytest.raises(storage.DuplicateEntry):
+        desk.sell(maker)  # rolled back: its notice is never delivered
+    desk.sell(maker, nonce=2)
+    desk.wait_state(lambda s: s.order_feed is not None and s.order_feed["notices"] >= 2)
+    assert (feed(desk)["notices"], feed(desk)["skipped"]) == (2, 0)
+
+
+def test_notices_of_another_schema_and_payloads_that_are_not_notices_wake_nothing(
+    fed_desk: Desk,
+) -> None:
+    """Anyone may NOTIFY on the channel, and deployments sharing a database in other
+    schemas do: such notices are counted as skipped and read nothing. Had the first
+    woken the monitor, its read would have come before the order was stored, and the
+    order's own notice would then wait on a clock that never moves: never told."""
+    desk = fed_desk
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+    maker = desk.maker()
+    with desk.engine.begin() as connection:
+        for payload in (
+            json.dumps({"schema": "someone_else", "market": desk.market.market_id}),
+            "not a notice",
+            json.dumps([desk.market.market_id]),
+        ):
+            connection.execute(
+                text("SELECT pg_notify(:channel, :payload)"),
+                {"channel": storage.ORDER_CHANNEL, "payload": payload},
+            )
+
+    order = desk.sell(maker)
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events, timeout_s=10)
+
+    state = desk.settled()
+    assert (state.polls, state.polls_on_wakeup) == (first.polls + 1, 1)
+    assert (feed(desk)["notices"], feed(desk)["skipped"]) == (1, 3)
+
+
+def test_the_order_feed_listens_again_after_its_session_is_killed(
+    fed_desk: Desk, pg_server_url: str
+) -> None:
+    """The server ends the listening session (an administrator, a failover): the feed
+    connects again, and the next order stored elsewhere still wakes the monitor."""
+    desk = fed_desk
+    killed = feed(desk)["backend_pid"]
+    with psycopg.connect(_libpq(pg_server_url), autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", (killed,))
+
+    again = desk.wait_state(
+        lambda s: (
+            s.order_feed is not None and s.order_feed["connects"] == 2 and s.order_feed["connected"]
+        ),
+        timeout_s=30,
+    ).order_feed
+    assert again is not None and again["backend_pid"] != killed
+    assert again["last_error"] is not None
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+    order = desk.sell(desk.maker())
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events, timeout_s=10)
+    assert desk.settled().polls_on_wakeup == 1 and desk.state().polls == first.polls + 1
+
+
+def test_on_sqlite_there_is_no_order_feed(
+    localnet: LocalnetServer, sqlite_file_url: str, recorder: Recorder
+) -> None:
+    """SQLite cannot tell other processes of a store: asked for, the feed is not made
+    (orders stored elsewhere wait for the poll, as before)."""
+    engine = storage.open_engine(sqlite_file_url)
+    storage.upgrade(engine)
+    try:
+        with running_desk(localnet, engine, recorder, WAKEUP_S, order_feed=True) as desk:
+            assert desk.state().order_feed is None
+    finally:
+        engine.dispose()

@@ -1,0 +1,196 @@
+"""Orders stored by any node, as PostgreSQL notices them: ``LISTEN`` on a thread.
+
+OrderMonitor reads a market's orders early when an order of it is stored
+(:class:`actors.order_monitor.OrdersStored`). Its own node's intake tells it
+directly; this feed tells it of the orders every other node (or process) stores,
+from the notices :func:`storage.notify_order_stored` sends with each store
+(storage/order_notices.py). A hint, never evidence: it only makes a read come
+sooner, and a notice lost changes nothing but when the order is read.
+
+One connection of its own (:func:`storage.listen_connection`: the engine's
+settings, out of its pool), on a thread of its own that waits in
+``Connection.notifies`` for at most ``heartbeat_s`` at a time, then checks the
+connection with a ``SELECT 1`` (a partitioned server is found by the engine's TCP
+timeouts, not waited on forever). A connection that fails is opened again after
+``reconnect_first_s``, doubling up to ``reconnect_max_s`` (back to the first once a
+connection has worked for a heartbeat). Notices of another schema, and payloads
+that are not notices, are counted and skipped. ``on_market`` is called on the
+feed's thread with each notice's market id; it must not block.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from loguru import logger
+from sqlalchemy.engine import Engine
+
+import storage
+
+__all__ = ["OrderFeed", "OrderFeedState"]
+
+CLOSE_TIMEOUT_S = 10.0
+
+
+@dataclass(frozen=True)
+class OrderFeedState:
+    connected: bool  # listening now
+    backend_pid: int | None  # the listening session's server process (pg_stat_activity)
+    schema: str | None  # the schema whose notices it takes
+    notices: int  # notices of that schema, passed on
+    connects: int  # connections made and listening (the first, then one per reconnect)
+    skipped: int  # notices of another schema, or payloads that are not notices
+    last_error: str | None
+
+
+class OrderFeed:
+    """See the module docstring."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        on_market: Callable[[str], None],
+        *,
+        name: str = "order-feed",
+        heartbeat_s: float = 1.0,
+        reconnect_first_s: float = 0.5,
+        reconnect_max_s: float = 30.0,
+    ) -> None:
+        if engine.dialect.name != "postgresql":
+            raise ValueError(f"an order feed needs PostgreSQL, not {engine.dialect.name}")
+        for what, value in (
+            ("heartbeat_s", heartbeat_s),
+            ("reconnect_first_s", reconnect_first_s),
+            ("reconnect_max_s", reconnect_max_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"{what} must be above 0, got {value!r}")
+        self.name = name
+        self._engine = engine
+        self._on_market = on_market
+        self._heartbeat_s = heartbeat_s
+        self._reconnect_first_s = reconnect_first_s
+        self._reconnect_max_s = max(reconnect_max_s, reconnect_first_s)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._connection: psycopg.Connection[Any] | None = None
+        self._connected = False
+        self._backend_pid: int | None = None
+        self._schema: str | None = None
+        self._notices = 0
+        self._connects = 0
+        self._skipped = 0
+        self._last_error: str | None = None
+        self._lasted = False  # the current connection has answered a heartbeat
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
+        self._thread.start()
+
+    def close(self) -> None:
+        """Stop listening: the thread ends within a heartbeat (a statement the server does
+        not answer is cancelled)."""
+        self._stop.set()
+        with self._lock:
+            connection = self._connection
+        if connection is not None:
+            # Failing, the thread's next wait still ends on the stop flag.
+            with contextlib.suppress(psycopg.Error):
+                connection.cancel_safe(timeout=1.0)
+        thread = self._thread
+        if thread is not None:
+            thread.join(CLOSE_TIMEOUT_S)
+            if thread.is_alive():
+                logger.bind(action="order_feed.stuck", thread=self.name).error(
+                    f"{self.name} did not stop within {CLOSE_TIMEOUT_S}s; abandoned"
+                )
+
+    def state(self) -> OrderFeedState:
+        with self._lock:
+            return OrderFeedState(
+                connected=self._connected,
+                backend_pid=self._backend_pid,
+                schema=self._schema,
+                notices=self._notices,
+                connects=self._connects,
+                skipped=self._skipped,
+                last_error=self._last_error,
+            )
+
+    # -- the feed's thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        delay_s = self._reconnect_first_s
+        while not self._stop.is_set():
+            self._lasted = False
+            try:
+                self._listen()
+                error = "the listening connection ended"
+            except Exception as caught:  # noqa: BLE001  (whatever it was, listen again)
+                error = f"{type(caught).__name__}: {str(caught).strip()[:300]}"
+            if self._stop.is_set():
+                break
+            if self._lasted:
+                delay_s = self._reconnect_first_s  # it worked for a while
+            self._lost(error, delay_s)
+            self._stop.wait(delay_s)
+            delay_s = min(delay_s * 2, self._reconnect_max_s)
+
+    def _listen(self) -> None:
+        """Listen until the connection fails (raised) or the feed is closed; ``_lasted``
+        once it has answered a heartbeat."""
+        connection, schema = storage.listen_connection(self._engine)
+        with self._lock:
+            self._connection = connection
+            self._connected = True
+            self._backend_pid = connection.info.backend_pid
+            self._schema = schema
+            self._connects += 1
+        logger.bind(action="order_feed.listening", schema=schema).info(
+            f"{self.name}: listening for orders stored in schema {schema}"
+        )
+        try:
+            while not self._stop.is_set():
+                for notice in connection.notifies(timeout=self._heartbeat_s):
+                    self._take(notice.payload, schema)
+                    if self._stop.is_set():
+                        break
+                if self._stop.is_set():
+                    break
+                connection.execute("SELECT 1")  # the connection still answers
+                self._lasted = True
+        finally:
+            with self._lock:
+                self._connection = None
+                self._connected = False
+                self._backend_pid = None
+            connection.close()
+
+    def _take(self, payload: str, schema: str) -> None:
+        notice = storage.parse_order_notice(payload)
+        if notice is None or notice.schema != schema:
+            with self._lock:
+                self._skipped += 1
+            return
+        with self._lock:
+            self._notices += 1
+        try:
+            self._on_market(notice.market_id)
+        except Exception as error:  # noqa: BLE001  (a hint: the feed goes on)
+            logger.bind(action="order_feed.callback_failed").error(
+                f"{self.name}: passing on a notice failed: {error!r}"
+            )
+
+    def _lost(self, error: str, delay_s: float) -> None:
+        with self._lock:
+            self._last_error = error
+        logger.bind(action="order_feed.lost", error=error).warning(
+            f"{self.name}: not listening ({error}); again in {delay_s:.1f}s, "
+            "orders stored elsewhere wait for the poll meanwhile"
+        )

@@ -1,0 +1,114 @@
+"""Orders stored, told to every node: PostgreSQL ``NOTIFY``, sent with the store.
+
+A node's OrderMonitor reads a market's orders on a timer (``polling_interval_ms``)
+and, for the orders its own intake stores, on a wake-up (``intake_wakeup_ms``). An
+order stored through another node's intake (or any other process) waited for the
+timer. On PostgreSQL, :func:`notify_order_stored` adds a ``pg_notify`` to the
+transaction that stores an order: the server delivers it to every session
+listening on :data:`ORDER_CHANNEL` when, and only if, that transaction commits.
+:func:`listen_connection` gives a node a connection of its own to listen on
+(:class:`actors.order_feed.OrderFeed`).
+
+The payload names the schema as well as the market (``{"schema": ..., "market":
+...}``): notifications are per database, and deployments (or tests) that share a
+database in separate schemas must not wake each other. A notice is a hint: it only
+makes a read come sooner, the read decides everything, and a notice lost (a
+listener reconnecting, a full queue) leaves the order to the timer, as before.
+SQLite has nothing like it: there, orders stored by other processes wait for the
+timer.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import psycopg
+from sqlalchemy import String, cast, func, text
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import ColumnElement
+
+__all__ = [
+    "ORDER_CHANNEL",
+    "OrderNotice",
+    "listen_connection",
+    "notice_of",
+    "notify_order_stored",
+    "parse_order_notice",
+]
+
+ORDER_CHANNEL = "crank_orders_stored"
+_NOTIFY = text(
+    "SELECT pg_notify(:channel, json_build_object("
+    "'schema', current_schema(), 'market', CAST(:market AS text))::text)"
+)
+_MAX_PAYLOAD_CHARS = 1_000  # a schema and a market id are far shorter
+
+
+class OrderNotice:
+    """A notice's schema and market, as :func:`parse_order_notice` read them."""
+
+    __slots__ = ("market_id", "schema")
+
+    def __init__(self, schema: str, market_id: str) -> None:
+        self.schema = schema
+        self.market_id = market_id
+
+
+def notify_order_stored(connection: Connection, market_id: str) -> None:
+    """In the transaction storing an order of ``market_id``: tell the listeners when it
+    commits (PostgreSQL; nothing on another engine)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(_NOTIFY, {"channel": ORDER_CHANNEL, "market": market_id})
+
+
+def notice_of(market_id: ColumnElement[Any]) -> ColumnElement[Any]:
+    """The ``pg_notify`` of an order of ``market_id`` stored, as an expression: put in
+    the ``RETURNING`` of the INSERT that stores it, the notice costs no statement more
+    (PostgreSQL only)."""
+    payload = func.json_build_object(
+        "schema", func.current_schema(), "market", market_id, type_=String
+    )
+    return func.pg_notify(ORDER_CHANNEL, cast(payload, String))
+
+
+def parse_order_notice(payload: str) -> OrderNotice | None:
+    """The schema and market a notice's payload names; None if it is not one (anyone
+    who can connect may NOTIFY on any channel)."""
+    if len(payload) > _MAX_PAYLOAD_CHARS:
+        return None
+    try:
+        document: Any = json.loads(payload)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    schema, market_id = document.get("schema"), document.get("market")
+    if not isinstance(schema, str) or not isinstance(market_id, str) or not market_id:
+        return None
+    return OrderNotice(schema, market_id)
+
+
+def listen_connection(engine: Engine) -> tuple[psycopg.Connection[Any], str]:
+    """A connection to ``engine``'s PostgreSQL database made as its pool makes them
+    (schema, timeouts, TCP keepalives), but detached from the pool, in autocommit,
+    listening on :data:`ORDER_CHANNEL`; and its current schema. The caller closes it.
+    Raises psycopg or SQLAlchemy errors as they come."""
+    if engine.dialect.name != "postgresql":
+        raise ValueError(f"order notices need PostgreSQL, not {engine.dialect.name}")
+    pooled = engine.raw_connection()
+    connection: Any = pooled.driver_connection  # before detach(), which forgets it
+    pooled.detach()  # closed for good by the caller, never handed back to the pool
+    try:
+        connection.rollback()  # the pool's ping may have begun a transaction
+        connection.autocommit = True
+        row = connection.execute("SELECT current_schema()").fetchone()
+        connection.execute(f"LISTEN {ORDER_CHANNEL}")
+    except BaseException:
+        connection.close()
+        raise
+    schema = row[0] if row is not None else None
+    if not isinstance(schema, str):
+        connection.close()
+        raise ValueError("the connection has no current schema (an empty search_path?)")
+    return connection, schema
