@@ -1,11 +1,12 @@
-"""Orders stored by any node, as PostgreSQL notices them: ``LISTEN`` on a thread.
+"""Orders stored or cancelled by any node, as PostgreSQL notices them: ``LISTEN`` on a
+thread.
 
-OrderMonitor reads a market's orders early when an order of it is stored
-(:class:`actors.order_monitor.OrdersStored`). Its own node's intake tells it
-directly; this feed tells it of the orders every other node (or process) stores,
-from the notices :func:`storage.notify_order_stored` sends with each store
-(storage/order_notices.py). A hint, never evidence: it only makes a read come
-sooner, and a notice lost changes nothing but when the order is read.
+OrderMonitor reads a market's orders early when an order of it is stored or
+cancelled (:class:`actors.order_monitor.OrdersStored`). Its own node's intake tells it
+directly; this feed tells it of the orders every other node (or process) stores or
+cancels, from the notices those writes send (storage/order_notices.py). A hint,
+never evidence: it only makes a read come sooner, and a notice lost changes nothing
+but when the change is read.
 
 One connection of its own (:func:`storage.listen_connection`: the engine's
 settings, out of its pool), on a thread of its own that waits in

@@ -3,14 +3,14 @@
 For each market this node holds (from :class:`~actors.lock_actor.MarketsChanged`)
 it polls the database every ``poll_interval_s`` (the first poll at once on
 gaining the market) for the market's open and unfunded orders, and diffs them
-against the previous poll. :class:`OrdersStored` (this node's intake stored an
-order of the market) asks for a poll sooner, with ``wakeup_interval_s`` set: at
+against the previous poll. :class:`OrdersStored` (this node's intake stored or
+cancelled an order of the market) asks for a poll sooner, with ``wakeup_interval_s`` set: at
 once if the market was last read that long ago, else when it will have been; so
 an order taken by this node waits for no timer when orders are rare, and a
 market taking many is read at most once per interval, each read a batch. With
-``order_feed`` on PostgreSQL, orders stored by other nodes or processes wake it the
-same way (:class:`actors.order_feed.OrderFeed`: the server's notices of each store);
-on SQLite they wait for the poll.
+``order_feed`` on PostgreSQL, orders stored or cancelled by other nodes or processes
+wake it the same way (:class:`actors.order_feed.OrderFeed`: the server's notices of
+each write); on SQLite they wait for the poll.
 
 * an order that left (cancelled, filled, expired elsewhere) and had been told
   to the match sink is told :class:`OrderRemoved`, with its status as reason;
@@ -142,8 +142,9 @@ class MonitorState:
 
 @dataclass(frozen=True)
 class OrdersStored:
-    """This node's intake stored an order of ``market_id``: read the market's orders
-    again without waiting for its poll, if this monitor watches it (module docstring)."""
+    """This node's intake stored (or cancelled) an order of ``market_id``: read the
+    market's orders again without waiting for its poll, if this monitor watches it
+    (module docstring). A read tells MatchActor of the orders gone too."""
 
     market_id: str
 

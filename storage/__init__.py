@@ -70,7 +70,7 @@ from storage.order_notices import (
     ORDER_CHANNEL,
     OrderNotice,
     listen_connection,
-    notify_order_stored,
+    notify_orders_changed,
     parse_order_notice,
 )
 from storage.orders import (
@@ -242,7 +242,7 @@ __all__ = [
     "market_id",
     "market_key",
     "next_fill_sequence",
-    "notify_order_stored",
+    "notify_orders_changed",
     "open_engine",
     "operation_queue",
     "parse_order_notice",

@@ -23,6 +23,7 @@ from sqlalchemy.types import NullType
 from storage.clock import db_now
 from storage.engine import read_transaction, write_transaction
 from storage.models import Fill, Order, Settlement, table_of
+from storage.order_notices import notify_orders_changed
 from storage.quarantine import read_u64, tolerant_columns
 
 __all__ = [
@@ -261,6 +262,7 @@ def cancel_open_orders(
                     cancelled_at=db_now(),
                 )
             )
+            notify_orders_changed(connection, market_id)  # PostgreSQL: delivered on commit
     logger.bind(
         action="storage.orders_cancelled_all", market_id=market_id, maker=maker, count=len(ids)
     ).debug("open orders of a maker cancelled")

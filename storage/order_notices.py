@@ -1,10 +1,13 @@
-"""Orders stored, told to every node: PostgreSQL ``NOTIFY``, sent with the store.
+"""Orders stored or cancelled, told to every node: PostgreSQL ``NOTIFY``, sent with
+the write.
 
 A node's OrderMonitor reads a market's orders on a timer (``polling_interval_ms``)
-and, for the orders its own intake stores, on a wake-up (``intake_wakeup_ms``). An
-order stored through another node's intake (or any other process) waited for the
-timer. On PostgreSQL, :func:`notify_order_stored` adds a ``pg_notify`` to the
-transaction that stores an order: the server delivers it to every session
+and, for the orders its own intake stores or cancels, on a wake-up
+(``intake_wakeup_ms``). An order stored or cancelled through another node's intake
+(or any other process) waited for the timer. On PostgreSQL the writes that store
+an order (:func:`notice_of` in the INSERT's ``RETURNING``; :func:`notify_orders_changed`
+for a batch) or cancel one (the same in the UPDATE's, a cancel-all's) add a
+``pg_notify`` to their transaction: the server delivers it to every session
 listening on :data:`ORDER_CHANNEL` when, and only if, that transaction commits.
 :func:`listen_connection` gives a node a connection of its own to listen on
 (:class:`actors.order_feed.OrderFeed`).
@@ -13,8 +16,8 @@ The payload names the schema as well as the market (``{"schema": ..., "market":
 ...}``): notifications are per database, and deployments (or tests) that share a
 database in separate schemas must not wake each other. A notice is a hint: it only
 makes a read come sooner, the read decides everything, and a notice lost (a
-listener reconnecting, a full queue) leaves the order to the timer, as before.
-SQLite has nothing like it: there, orders stored by other processes wait for the
+listener reconnecting, a full queue) leaves the change to the timer, as before.
+SQLite has nothing like it: there, changes made by other processes wait for the
 timer.
 """
 
@@ -33,11 +36,11 @@ __all__ = [
     "OrderNotice",
     "listen_connection",
     "notice_of",
-    "notify_order_stored",
+    "notify_orders_changed",
     "parse_order_notice",
 ]
 
-ORDER_CHANNEL = "crank_orders_stored"
+ORDER_CHANNEL = "crank_orders_changed"
 _NOTIFY = text(
     "SELECT pg_notify(:channel, json_build_object("
     "'schema', current_schema(), 'market', CAST(:market AS text))::text)"
@@ -55,17 +58,17 @@ class OrderNotice:
         self.market_id = market_id
 
 
-def notify_order_stored(connection: Connection, market_id: str) -> None:
-    """In the transaction storing an order of ``market_id``: tell the listeners when it
-    commits (PostgreSQL; nothing on another engine)."""
+def notify_orders_changed(connection: Connection, market_id: str) -> None:
+    """In a transaction storing or cancelling orders of ``market_id``: tell the
+    listeners when it commits (PostgreSQL; nothing on another engine)."""
     if connection.dialect.name == "postgresql":
         connection.execute(_NOTIFY, {"channel": ORDER_CHANNEL, "market": market_id})
 
 
 def notice_of(market_id: ColumnElement[Any]) -> ColumnElement[Any]:
-    """The ``pg_notify`` of an order of ``market_id`` stored, as an expression: put in
-    the ``RETURNING`` of the INSERT that stores it, the notice costs no statement more
-    (PostgreSQL only)."""
+    """The ``pg_notify`` of an order of ``market_id`` stored or cancelled, as an
+    expression: put in the ``RETURNING`` of the statement that writes it, the notice
+    costs no statement more (PostgreSQL only)."""
     payload = func.json_build_object(
         "schema", func.current_schema(), "market", market_id, type_=String
     )

@@ -31,7 +31,7 @@ from storage.errors import DuplicateEntry, IntegrityViolation, MalformedRow
 from storage.fencing import fenced_update
 from storage.leases import Lease
 from storage.models import Order, table_of
-from storage.order_notices import notice_of, notify_order_stored
+from storage.order_notices import notice_of, notify_orders_changed
 from storage.quarantine import entry_of, quarantine_malformed, read_u64, tolerant_columns
 from supervision.tracing import current_trace_id
 
@@ -213,7 +213,7 @@ def store_orders(engine: Engine, orders: Sequence[domain.SignedOrder]) -> int:
             row["arrival"] = base + index
         connection.execute(_STORE_ORDERS, rows)
         for market_id in dict.fromkeys(row["market_id"] for row in rows):
-            notify_order_stored(connection, market_id)
+            notify_orders_changed(connection, market_id)
     logger.bind(action="storage.orders_stored", count=len(rows)).debug("orders stored")
     return len(rows)
 
@@ -487,9 +487,26 @@ def _apply(connection: Connection, stmt: Any, lease: Lease | None, clock_offset_
 def mark_order_cancelled(engine: Engine, order_id: str, record: str) -> bool:
     """Cancel an open or unfunded order (intake, after checking the maker's signed
     cancel), storing ``record`` (:func:`market.cancel_record.cancel_record`) with it and
-    the database's time, so that any node reading it cancelled can check the cancel."""
-    also = {"cancel_signed": record, "cancelled_at": db_now()}
-    return set_order_status(engine, order_id, "cancelled", also=also)
+    the database's time, so that any node reading it cancelled can check the cancel.
+    On PostgreSQL the same statement sends the market's notice (storage.order_notices):
+    the node holding it takes the order out of its book without waiting for its poll."""
+    stmt = (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(ORDER_TRANSITIONS["cancelled"]))
+        .values(
+            status="cancelled", updated_at=db_now(), cancel_signed=record, cancelled_at=db_now()
+        )
+    )
+    with write_transaction(engine, "storage.order_cancel") as connection:
+        if connection.dialect.name == "postgresql":
+            stmt = stmt.returning(notice_of(_ORDERS.c.market_id))
+            changed = connection.execute(stmt).first() is not None
+        else:
+            changed = bool(connection.execute(stmt).rowcount)
+    logger.bind(action="storage.order_cancelled", order_id=order_id, changed=changed).debug(
+        "order cancelled"
+    )
+    return changed
 
 
 def mark_order_expired(

@@ -39,13 +39,21 @@ from storage.models import ORDER_STATUSES
 from storage.orders import MAX_STORED_NONCE
 from supervision.tracing import current_trace_id, log_step, trace
 
-__all__ = ["CLOSED_REASON", "DEFAULT_LIST_LIMIT", "MAX_LIST_LIMIT", "OrderIntake", "OrderListener"]
+__all__ = [
+    "CLOSED_REASON",
+    "DEFAULT_LIST_LIMIT",
+    "MAX_LIST_LIMIT",
+    "CancelListener",
+    "OrderIntake",
+    "OrderListener",
+]
 
 CLOSED_REASON = "order intake is closed: the node is stopping"
 DEFAULT_LIST_LIMIT = 100
 MAX_LIST_LIMIT = 1_000
 _CANCELLABLE = ("open", "unfunded")
 OrderListener = Callable[[storage.StoredOrder], None]
+CancelListener = Callable[[str], None]  # told the market of orders just cancelled
 
 
 class OrderIntake:
@@ -65,9 +73,11 @@ class OrderIntake:
         db_time_offset_s: Callable[[], float] = lambda: 0.0,
         account_check_timeout_s: float = 5.0,
         listeners: Sequence[OrderListener] = (),
+        cancel_listeners: Sequence[CancelListener] = (),
     ) -> None:
         self.engine = engine
         self.listeners = tuple(listeners)
+        self.cancel_listeners = tuple(cancel_listeners)
         self.rpc = rpc
         # Kept as an attribute so that tests can move the database's clock.
         self.db_time_offset_s = db_time_offset_s
@@ -170,7 +180,9 @@ class OrderIntake:
             max_skew_s=CANCEL_MAX_SKEW_S,
         )
         self._check_cancellable(stored)
-        if not storage.mark_order_cancelled(self.engine, order_id, cancel_record(signed)):
+        if storage.mark_order_cancelled(self.engine, order_id, cancel_record(signed)):
+            self._tell_cancelled(stored.order.market_id)
+        else:
             # It moved between the read and the write (filled, expired...): say to what.
             stored = self.get(order_id)
             self._check_cancellable(stored)
@@ -179,6 +191,17 @@ class OrderIntake:
             f"order {order_id} cancelled by its maker"
         )
         return cancelled
+
+    def _tell_cancelled(self, market_id: str) -> None:
+        """Tell the cancel listeners (OrderMonitor's wake-up): the cancel is stored
+        whatever a listener does."""
+        for listener in self.cancel_listeners:
+            try:
+                listener(market_id)
+            except Exception as error:  # noqa: BLE001  (the cancel is stored already)
+                logger.bind(action="intake.listener_failed", market_id=market_id).error(
+                    f"a cancel listener failed: {error!r}"
+                )
 
     @staticmethod
     def _check_cancellable(stored: storage.StoredOrder) -> None:
@@ -233,6 +256,8 @@ class OrderIntake:
         cancelled = cancel_open_orders(
             self.engine, request.market_id, maker, stored_by, cancel_record(signed)
         )
+        if cancelled:
+            self._tell_cancelled(request.market_id)
         logger.bind(
             action="intake.orders_cancelled_all",
             market_id=request.market_id,

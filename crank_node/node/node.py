@@ -47,7 +47,7 @@ from crank_node.node.health_rules import (
     judge_settlement_progress,
     judge_work,
 )
-from crank_node.node.intake import OrderIntake, OrderListener
+from crank_node.node.intake import CancelListener, OrderIntake, OrderListener
 from crank_node.node.metrics import NodeMetrics
 from crank_node.node.pipeline import PipelineParts, pipeline_specs
 from crank_node.node.settings import CrankSettings, shown_value
@@ -140,6 +140,7 @@ class Node:
             self.engine,
             rpc=RpcClient(self.specs["rpc"].handle),
             listeners=self._order_listeners(),
+            cancel_listeners=self._cancel_listeners(),
         )
         self.metrics.observe(self.status)
         logger.bind(action="node.started", node_id=self.settings.instance_id).info(
@@ -153,6 +154,13 @@ class Node:
         if self.settings.intake_wakeup_ms and self.pipeline is not None:
             listeners.append(self.pipeline.order_stored)
         return tuple(listeners)
+
+    def _cancel_listeners(self) -> tuple[CancelListener, ...]:
+        """What intake tells of each cancel it stores: OrderMonitor (a wake-up, unless
+        intake_wakeup_ms is 0), which takes the orders out of the book at once."""
+        if self.settings.intake_wakeup_ms and self.pipeline is not None:
+            return (self.pipeline.orders_changed,)
+        return ()
 
     def _check_database(self, engine: Engine) -> None:
         try:

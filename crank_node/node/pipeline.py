@@ -64,7 +64,12 @@ class PipelineParts:
 
     def order_stored(self, stored: StoredOrder) -> None:
         """An intake listener: OrderMonitor reads the order's market soon (OrdersStored)."""
-        self.monitor.handle.tell(OrdersStored(stored.order.market_id))
+        self.orders_changed(stored.order.market_id)
+
+    def orders_changed(self, market_id: str) -> None:
+        """An intake listener (orders stored, orders cancelled): OrderMonitor reads the
+        market soon (OrdersStored), and tells MatchActor of new orders and of those gone."""
+        self.monitor.handle.tell(OrdersStored(market_id))
 
     def finish_matching(self, pipeline: ActorHandle) -> None:
         """No new orders reach the books (OrderMonitor stops), MatchActor handles what

@@ -23,7 +23,7 @@ from sqlalchemy import select
 
 import storage
 from localnet import LocalnetServer
-from market import SignedOrder
+from market import CancelRequest, SignedOrder, sign_cancel
 from storage.models import Fill as FillRow
 from storage.models import Settlement, table_of
 from tests.support.node_process import NodeProcess, free_port
@@ -68,9 +68,13 @@ def get_json(url: str) -> dict[str, Any]:
 
 
 def post_order(intake_url: str, signed: SignedOrder) -> int:
+    return post_json(f"{intake_url}/orders", signed.to_json())
+
+
+def post_json(url: str, document: Any) -> int:
     request = urllib.request.Request(
-        f"{intake_url}/orders",
-        data=json.dumps(signed.to_json()).encode(),
+        url,
+        data=json.dumps(document).encode(),
         method="POST",
         headers={"Content-Type": "application/json"},
     )
@@ -202,3 +206,39 @@ def test_on_postgresql_orders_another_node_stores_are_matched_without_waiting_fo
     assert after["polls_on_wakeup"] >= 1
     assert after["polls"] - before["polls"] == after["polls_on_wakeup"]  # no periodic poll
     assert after["order_feed"]["notices"] - before["order_feed"]["notices"] == 2
+
+
+def test_an_order_cancelled_through_the_node_leaves_the_book_without_waiting_for_the_poll(
+    desk: Desk,
+) -> None:
+    """Polling once a minute: a sell POSTed is told to the book on the intake's wake-up;
+    its maker's signed cancel, POSTed next, wakes the monitor again, which tells the
+    book the order is gone within seconds (before, it stayed there until the poll, and
+    the next crossing order's match write met it cancelled: a conflict and a reload)."""
+    process, operator_url, intake_url = start(desk)
+    try:
+        process.wait_for_line("node.ready")
+        market_id = desk.scenario.markets[0].market_id
+        assert wait_until(
+            lambda: (
+                (state := monitor(operator_url))["polls"] >= 1 and market_id in state["markets"]
+            ),
+            30,
+        ), "the node never took the market"
+        sell, _ = desk.crossing_pair()
+        assert post_order(intake_url, sell) == 201
+        assert wait_until(lambda: monitor(operator_url)["told"] == 1, 30), monitor(operator_url)
+        before = monitor(operator_url)
+        seller = desk.scenario.makers[0]
+        request = CancelRequest(sell.order_id, seller.pubkey(), int(time.time()))
+        cancel = sign_cancel(request, seller).to_json()
+
+        assert post_json(f"{intake_url}/orders/{sell.order_id}/cancel", cancel) == 200
+        gone = wait_until(lambda: monitor(operator_url)["told"] == 0, UNMATCHED_FOR_S * 2)
+        after = monitor(operator_url)
+    finally:
+        code = process.stop()
+        assert code == 0, "".join(process.lines[-30:])
+    assert gone, f"the cancelled order was still in the book: {after}"
+    assert after["polls_on_wakeup"] == before["polls_on_wakeup"] + 1
+    assert after["polls"] == before["polls"] + 1  # that read, not the poll

@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -40,7 +41,9 @@ from actors.rpc.classify import ErrorKind
 from actors.rpc.messages import RpcFailure, RpcRequest
 from localnet import LocalnetServer
 from localnet.fixtures import MintFixture
-from market import Market, Order, Side, sign_order
+from market import Market, Order, Side, cancel_record, sign_order
+from market.cancel_all import CancelAllRequest, sign_cancel_all
+from storage.maker_fills import cancel_open_orders
 from storage.models import Order as OrderRow
 from storage.models import OrderStateCache
 from supervision import ActorHandle, ManualClock, launch
@@ -851,6 +854,57 @@ def test_an_order_stored_elsewhere_wakes_the_monitor_through_the_order_feed(
     desk.sell(maker, nonce=2)
     desk.wait_state(lambda s: s.order_feed is not None and s.order_feed["notices"] >= 2)
     assert (feed(desk)["notices"], feed(desk)["skipped"]) == (2, 0)
+
+
+def test_an_order_cancelled_elsewhere_leaves_the_book_through_the_order_feed(
+    fed_desk: Desk,
+) -> None:
+    """A told order cancelled by another node (its maker's signed cancel stored there):
+    the cancel's notice wakes the monitor, which tells OrderRemoved at once, the poll
+    far away; a cancel-all of the market's other maker sends one notice too."""
+    desk = fed_desk
+    maker = desk.maker()
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
+    order = desk.sell(maker)
+    desk.recorder.wait_for(lambda events: OrderAdded(order) in events, timeout_s=10)
+    desk.settled()
+    desk.clock.advance(WAKEUP_S)
+
+    record = maker_cancel(order.order_id, maker, desk.db_now_s())
+    assert storage.mark_order_cancelled(desk.engine, order.order_id, record)
+    desk.recorder.wait_for(
+        lambda events: any(isinstance(e, OrderRemoved) for e in events), timeout_s=10
+    )
+
+    (removed,) = desk.removed()
+    assert (removed.order_id, removed.reason) == (order.order_id, "cancelled")
+    state = desk.settled()
+    assert (state.polls, state.polls_on_wakeup) == (first.polls + 2, 2)
+    assert feed(desk)["notices"] == 2
+
+    desk.clock.advance(WAKEUP_S)
+    second = desk.sell(maker, nonce=2)
+    desk.recorder.wait_for(lambda events: OrderAdded(second) in events, timeout_s=10)
+    desk.settled()
+    desk.clock.advance(WAKEUP_S)
+    market_id, now_s = desk.market.market_id, desk.db_now_s() + 1  # after both stores
+    stored_by = datetime.fromtimestamp(now_s, UTC)
+    signed = sign_cancel_all(CancelAllRequest(market_id, maker.pubkey(), now_s), maker)
+    nobody = str(Keypair().pubkey())
+    assert (
+        cancel_open_orders(desk.engine, market_id, nobody, stored_by, cancel_record(signed)) == []
+    )
+    maker_id = str(maker.pubkey())
+    cancelled = cancel_open_orders(
+        desk.engine, market_id, maker_id, stored_by, cancel_record(signed)
+    )
+    assert cancelled == [second.order_id]
+    desk.recorder.wait_for(lambda events: len(desk.removed()) == 2, timeout_s=10)
+    assert desk.removed()[1].reason == "cancelled"  # the maker's cancel-all holds
+    # The store and the cancel-all: the cancel-all that cancelled nothing sent none.
+    assert feed(desk)["notices"] == 4
 
 
 def test_notices_of_another_schema_and_payloads_that_are_not_notices_wake_nothing(
