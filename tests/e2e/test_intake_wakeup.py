@@ -102,6 +102,20 @@ def monitor(operator_url: str) -> dict[str, Any]:
     return state
 
 
+def wait_taken(process: NodeProcess, operator_url: str, desk: Desk, *, feed: bool = False) -> None:
+    """Wait for the node to be ready, hold the desk's market and have read it once
+    (and, with ``feed``, to listen for the server's notices)."""
+    process.wait_for_line("node.ready")
+    market_id = desk.scenario.markets[0].market_id
+
+    def taken() -> bool:
+        state = monitor(operator_url)
+        listening = state.get("order_feed") is not None and state["order_feed"]["connected"]
+        return market_id in state["markets"] and state["polls"] >= 1 and (listening or not feed)
+
+    assert wait_until(taken, 30), f"the node never took the market: {monitor(operator_url)}"
+
+
 @pytest.fixture
 def desk(tmp_path: Path, localnet: LocalnetServer) -> Iterator[Desk]:
     desk = Desk(tmp_path, localnet)
@@ -119,15 +133,7 @@ def run_pair(
     and after)."""
     process, operator_url, intake_url = start(desk, *extra)
     try:
-        process.wait_for_line("node.ready")
-        market_id = desk.scenario.markets[0].market_id
-        assert wait_until(
-            lambda: (
-                market_id in monitor(operator_url)["markets"]
-                and monitor(operator_url)["polls"] >= 1
-            ),
-            30,
-        ), "the node never took the market"
+        wait_taken(process, operator_url, desk)
         before = monitor(operator_url)
         for signed in desk.crossing_pair():
             assert post_order(intake_url, signed) == 201
@@ -182,17 +188,7 @@ def test_on_postgresql_orders_another_node_stores_are_matched_without_waiting_fo
     desk = pg_desk
     process, operator_url, _ = start(desk)
     try:
-        process.wait_for_line("node.ready")
-        market_id = desk.scenario.markets[0].market_id
-        assert wait_until(
-            lambda: (
-                market_id in (state := monitor(operator_url))["markets"]
-                and state["polls"] >= 1
-                and state["order_feed"] is not None
-                and state["order_feed"]["connected"]
-            ),
-            30,
-        ), f"the node never took the market and listened: {monitor(operator_url)}"
+        wait_taken(process, operator_url, desk, feed=True)
         before = monitor(operator_url)
 
         desk.store_crossing_pair()
@@ -217,14 +213,7 @@ def test_an_order_cancelled_through_the_node_leaves_the_book_without_waiting_for
     the next crossing order's match write met it cancelled: a conflict and a reload)."""
     process, operator_url, intake_url = start(desk)
     try:
-        process.wait_for_line("node.ready")
-        market_id = desk.scenario.markets[0].market_id
-        assert wait_until(
-            lambda: (
-                (state := monitor(operator_url))["polls"] >= 1 and market_id in state["markets"]
-            ),
-            30,
-        ), "the node never took the market"
+        wait_taken(process, operator_url, desk)
         sell, _ = desk.crossing_pair()
         assert post_order(intake_url, sell) == 201
         assert wait_until(lambda: monitor(operator_url)["told"] == 1, 30), monitor(operator_url)
