@@ -14,7 +14,10 @@ settings, out of its pool), on a thread of its own that waits in
 connection with a ``SELECT 1`` (a partitioned server is found by the engine's TCP
 timeouts, not waited on forever). A connection that fails is opened again after
 ``reconnect_first_s``, doubling up to ``reconnect_max_s`` (back to the first once a
-connection has worked for a heartbeat). Notices of another schema, and payloads
+connection has worked for a heartbeat). The server ends the session if it hears
+nothing from it for ``server_idle_timeout_s`` (a feed whose process is paused must
+not keep the server's notice queue from emptying: storage.listen_connection).
+Notices of another schema, and payloads
 that are not notices, are counted and skipped. ``on_market`` is called on the
 feed's thread with each notice's market id; it must not block.
 """
@@ -61,6 +64,7 @@ class OrderFeed:
         heartbeat_s: float = 1.0,
         reconnect_first_s: float = 0.5,
         reconnect_max_s: float = 30.0,
+        server_idle_timeout_s: float = 60.0,
     ) -> None:
         if engine.dialect.name != "postgresql":
             raise ValueError(f"an order feed needs PostgreSQL, not {engine.dialect.name}")
@@ -68,6 +72,7 @@ class OrderFeed:
             ("heartbeat_s", heartbeat_s),
             ("reconnect_first_s", reconnect_first_s),
             ("reconnect_max_s", reconnect_max_s),
+            ("server_idle_timeout_s", server_idle_timeout_s),
         ):
             if not value > 0:
                 raise ValueError(f"{what} must be above 0, got {value!r}")
@@ -77,6 +82,7 @@ class OrderFeed:
         self._heartbeat_s = heartbeat_s
         self._reconnect_first_s = reconnect_first_s
         self._reconnect_max_s = max(reconnect_max_s, reconnect_first_s)
+        self._server_idle_timeout_s = max(server_idle_timeout_s, 2 * heartbeat_s)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -146,7 +152,7 @@ class OrderFeed:
     def _listen(self) -> None:
         """Listen until the connection fails (raised) or the feed is closed; ``_lasted``
         once it has answered a heartbeat."""
-        connection, schema = storage.listen_connection(self._engine)
+        connection, schema = storage.listen_connection(self._engine, self._server_idle_timeout_s)
         with self._lock:
             self._connection = connection
             self._connected = True

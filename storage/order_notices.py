@@ -24,6 +24,7 @@ timer.
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import psycopg
@@ -46,6 +47,7 @@ _NOTIFY = text(
     "'schema', current_schema(), 'market', CAST(:market AS text))::text)"
 )
 _MAX_PAYLOAD_CHARS = 1_000  # a schema and a market id are far shorter
+_IDLE_SESSION_TIMEOUT_SINCE = 140_000  # server_version_num of PostgreSQL 14
 
 
 class OrderNotice:
@@ -92,11 +94,18 @@ def parse_order_notice(payload: str) -> OrderNotice | None:
     return OrderNotice(schema, market_id)
 
 
-def listen_connection(engine: Engine) -> tuple[psycopg.Connection[Any], str]:
+def listen_connection(engine: Engine, idle_timeout_s: float) -> tuple[psycopg.Connection[Any], str]:
     """A connection to ``engine``'s PostgreSQL database made as its pool makes them
     (schema, timeouts, TCP keepalives), but detached from the pool, in autocommit,
     listening on :data:`ORDER_CHANNEL`; and its current schema. The caller closes it.
-    Raises psycopg or SQLAlchemy errors as they come."""
+    Raises psycopg or SQLAlchemy errors as they come.
+
+    The server ends the session once it has sent nothing for ``idle_timeout_s``
+    (``idle_session_timeout``, PostgreSQL 14 and later; older servers go without): the
+    server keeps every notice until each listener has read it, and once its queue is
+    full a transaction that notifies fails at commit, storing no order. A listener
+    that stopped reading (its process paused, say) with its session still open would
+    fill it, at a few kilobytes a second, over days."""
     if engine.dialect.name != "postgresql":
         raise ValueError(f"order notices need PostgreSQL, not {engine.dialect.name}")
     pooled = engine.raw_connection()
@@ -106,6 +115,9 @@ def listen_connection(engine: Engine) -> tuple[psycopg.Connection[Any], str]:
         connection.rollback()  # the pool's ping may have begun a transaction
         connection.autocommit = True
         row = connection.execute("SELECT current_schema()").fetchone()
+        if connection.info.server_version >= _IDLE_SESSION_TIMEOUT_SINCE:
+            timeout_ms = max(1, math.ceil(idle_timeout_s * 1000))
+            connection.execute(f"SET idle_session_timeout = {timeout_ms}")
         connection.execute(f"LISTEN {ORDER_CHANNEL}")
     except BaseException:
         connection.close()
