@@ -183,6 +183,45 @@ class StatusCollector(Collector):
         settlement = (status.get("pipeline") or {}).get("settlement")
         if settlement is not None and _answered(settlement):
             yield from settlement_fee_metrics(settlement)
+        monitor = (status.get("pipeline") or {}).get("monitor")
+        if monitor is not None and _answered(monitor):
+            yield from monitor_metrics(monitor)
+
+
+def monitor_metrics(monitor: Mapping[str, Any]) -> Iterator[Metric]:
+    """From MonitorState: reads of the markets' orders (those a wake-up asked for apart)
+    and, on PostgreSQL, the order feed: whether it listens, notices taken and skipped."""
+    reads = CounterMetricFamily(
+        "crank_order_reads", "Reads of a held market's orders (polls and wake-ups)."
+    )
+    reads.add_metric([], float(monitor.get("polls", 0)))
+    woken = CounterMetricFamily(
+        "crank_order_reads_on_wakeup",
+        "Of crank_order_reads, those an order stored or cancelled asked for (intake, notices).",
+    )
+    woken.add_metric([], float(monitor.get("polls_on_wakeup", 0)))
+    yield from (reads, woken)
+    feed = monitor.get("order_feed")
+    if feed is None:
+        return  # SQLite, or wake-ups off: no feed, no series
+    connected = GaugeMetricFamily(
+        "crank_order_feed_connected",
+        "1 while the order feed listens for other nodes' order notices (PostgreSQL), else 0.",
+    )
+    connected.add_metric([], 1.0 if feed.get("connected") else 0.0)
+    yield connected
+    for key, name, help_text in (
+        ("notices", "crank_order_feed_notices", "Order notices of this schema passed on."),
+        ("skipped", "crank_order_feed_skipped", "Notices of another schema, or not notices."),
+        (
+            "connects",
+            "crank_order_feed_connects",
+            "Listening sessions opened (1, then reconnects).",
+        ),
+    ):
+        counter = CounterMetricFamily(name, help_text)
+        counter.add_metric([], float(feed.get(key, 0)))
+        yield counter
 
 
 def fee_payer_metrics(fee_payers: Mapping[str, Any]) -> Iterator[Metric]:

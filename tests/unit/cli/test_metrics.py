@@ -157,3 +157,29 @@ def test_an_unresponsive_supervision_tree_is_reported_down_not_as_an_empty_tree(
     samples = scrape(document)
     assert "crank_actor_restarts_total" not in samples
     assert samples["crank_status_part_up"][(("part", "tree"),)] == 0.0
+
+
+def test_order_reads_and_the_order_feed_come_from_the_monitor() -> None:
+    """Reads of the markets' orders and those woken; on PostgreSQL the feed's state.
+    Without a feed (SQLite) there is no feed series; a monitor that did not answer
+    has no metrics at all."""
+    feed = {"connected": True, "notices": 7, "skipped": 1, "connects": 2}
+    monitor = {"polls": 10, "polls_on_wakeup": 4, "order_feed": feed}
+    samples = scrape(fake_status.status(pipeline={"monitor": monitor}))
+    assert samples["crank_order_reads_total"][()] == 10.0
+    assert samples["crank_order_reads_on_wakeup_total"][()] == 4.0
+    assert samples["crank_order_feed_connected"][()] == 1.0
+    assert samples["crank_order_feed_notices_total"][()] == 7.0
+    assert samples["crank_order_feed_skipped_total"][()] == 1.0
+    assert samples["crank_order_feed_connects_total"][()] == 2.0
+
+    lost = {**monitor, "order_feed": {**feed, "connected": False}}
+    assert (
+        scrape(fake_status.status(pipeline={"monitor": lost}))["crank_order_feed_connected"][()]
+        == 0.0
+    )
+    on_sqlite = scrape(fake_status.status(pipeline={"monitor": {**monitor, "order_feed": None}}))
+    assert on_sqlite["crank_order_reads_total"][()] == 10.0
+    assert not any(name.startswith("crank_order_feed") for name in on_sqlite)
+    silent = scrape(fake_status.status())  # its monitor answered with an error
+    assert not any(name.startswith(("crank_order_reads", "crank_order_feed")) for name in silent)
