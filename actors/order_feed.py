@@ -24,7 +24,6 @@ feed's thread with each notice's market id; it must not block.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,8 +36,6 @@ from sqlalchemy.engine import Engine
 import storage
 
 __all__ = ["OrderFeed", "OrderFeedState"]
-
-CLOSE_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -101,22 +98,11 @@ class OrderFeed:
         self._thread.start()
 
     def close(self) -> None:
-        """Stop listening: the thread ends within a heartbeat (a statement the server does
-        not answer is cancelled)."""
+        """Stop listening, without waiting: the thread ends within a heartbeat (or, with
+        the server silent, once the engine's TCP timeouts give its statement up) and
+        closes its connection; it calls nothing after this. An actor closes its feed on
+        failure, before its restart: waiting here would hold the restart up."""
         self._stop.set()
-        with self._lock:
-            connection = self._connection
-        if connection is not None:
-            # Failing, the thread's next wait still ends on the stop flag.
-            with contextlib.suppress(psycopg.Error):
-                connection.cancel_safe(timeout=1.0)
-        thread = self._thread
-        if thread is not None:
-            thread.join(CLOSE_TIMEOUT_S)
-            if thread.is_alive():
-                logger.bind(action="order_feed.stuck", thread=self.name).error(
-                    f"{self.name} did not stop within {CLOSE_TIMEOUT_S}s; abandoned"
-                )
 
     def state(self) -> OrderFeedState:
         with self._lock:
@@ -180,6 +166,8 @@ class OrderFeed:
             connection.close()
 
     def _take(self, payload: str, schema: str) -> None:
+        if self._stop.is_set():
+            return  # closed: its owner is gone
         notice = storage.parse_order_notice(payload)
         if notice is None or notice.schema != schema:
             with self._lock:
@@ -187,8 +175,11 @@ class OrderFeed:
             return
         with self._lock:
             self._notices += 1
+        self._call(lambda: self._on_market(notice.market_id))
+
+    def _call(self, callback: Callable[[], None]) -> None:
         try:
-            self._on_market(notice.market_id)
+            callback()
         except Exception as error:  # noqa: BLE001  (a hint: the feed goes on)
             logger.bind(action="order_feed.callback_failed").error(
                 f"{self.name}: passing on a notice failed: {error!r}"
