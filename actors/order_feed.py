@@ -19,7 +19,9 @@ nothing from it for ``server_idle_timeout_s`` (a feed whose process is paused mu
 not keep the server's notice queue from emptying: storage.listen_connection).
 Notices of another schema, and payloads
 that are not notices, are counted and skipped. ``on_market`` is called on the
-feed's thread with each notice's market id; it must not block.
+feed's thread with each notice's market id, and ``on_listening`` (if given) each time
+a session starts listening, the first included: whatever was written while none
+listened was told to nobody. Neither may block.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class OrderFeed:
         engine: Engine,
         on_market: Callable[[str], None],
         *,
+        on_listening: Callable[[], None] | None = None,
         name: str = "order-feed",
         heartbeat_s: float = 1.0,
         reconnect_first_s: float = 0.5,
@@ -76,6 +79,7 @@ class OrderFeed:
         self.name = name
         self._engine = engine
         self._on_market = on_market
+        self._on_listening = on_listening
         self._heartbeat_s = heartbeat_s
         self._reconnect_first_s = reconnect_first_s
         self._reconnect_max_s = max(reconnect_max_s, reconnect_first_s)
@@ -148,6 +152,9 @@ class OrderFeed:
         logger.bind(action="order_feed.listening", schema=schema).info(
             f"{self.name}: listening for orders stored in schema {schema}"
         )
+        if self._on_listening is not None and not self._stop.is_set():
+            # What was written while no session listened was told to nobody.
+            self._call(self._on_listening)
         try:
             while not self._stop.is_set():
                 for notice in connection.notifies(timeout=self._heartbeat_s):

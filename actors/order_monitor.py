@@ -157,6 +157,12 @@ class _Noticed:
 
 
 @dataclass(frozen=True)
+class _Listening:
+    """The order feed started listening (again): what was written meanwhile was told
+    to nobody, so every market watched is read as on a notice."""
+
+
+@dataclass(frozen=True)
 class _Poll:
     market_id: str
     wakeup: bool = False  # asked for by an OrdersStored, not the market's poll timer
@@ -361,7 +367,12 @@ class OrderMonitor(CrankActor):
         if self._lock is not None:
             self._lock.tell(ResendMarkets(SelfAddress(self)))
         if self._feed_wanted:
-            self._feed = OrderFeed(self._engine, self._notice_arrived, name=f"{self.name}-orders")
+            self._feed = OrderFeed(
+                self._engine,
+                self._notice_arrived,
+                on_listening=self._feed_listening,
+                name=f"{self.name}-orders",
+            )
             self._feed.start()
 
     def on_stop(self) -> None:
@@ -375,6 +386,10 @@ class OrderMonitor(CrankActor):
         if self._feed is not None:
             self._feed.close()
             self._feed = None
+
+    def _feed_listening(self) -> None:
+        """The feed's callback, on its thread, each time it starts listening."""
+        self.deliver_to_self(_Listening(), sender="order-feed")
 
     def _notice_arrived(self, market_id: str) -> None:
         """The feed's callback, on its thread: a cue in this actor's mailbox, at most one
@@ -400,6 +415,9 @@ class OrderMonitor(CrankActor):
             # Before the read: a notice arriving from now on cues another message.
             self._noticed.discard(message.market_id)
             self._on_orders_stored(message.market_id)
+        elif isinstance(message, _Listening):
+            for market_id in list(self._views):
+                self._on_orders_stored(market_id)
         elif isinstance(message, _AccountsFetched):
             self._on_fetched(message)
         elif isinstance(message, MarketsChanged):

@@ -941,12 +941,22 @@ def test_notices_of_another_schema_and_payloads_that_are_not_notices_wake_nothin
 def test_the_order_feed_listens_again_after_its_session_is_killed(
     fed_desk: Desk, pg_server_url: str
 ) -> None:
-    """The server ends the listening session (an administrator, a failover): the feed
-    connects again, and the next order stored elsewhere still wakes the monitor."""
+    """The server ends the listening session (an administrator, a failover). An order
+    stored while no session listens is told to nobody: the feed, listening again,
+    has every market watched read as on a notice, and that read finds it (the poll is
+    seconds away on a clock that does not move). The next order stored elsewhere
+    wakes the monitor as before."""
     desk = fed_desk
+    maker = desk.maker()
+    desk.hold_market()
+    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)
     killed = feed(desk)["backend_pid"]
     with psycopg.connect(_libpq(pg_server_url), autocommit=True) as admin:
         admin.execute("SELECT pg_terminate_backend(%s)", (killed,))
+    desk.wait_state(lambda s: s.order_feed is not None and not s.order_feed["connected"])
+
+    unheard = desk.sell(maker)  # the feed waits 0.5 s before it connects again
 
     again = desk.wait_state(
         lambda s: (
@@ -956,12 +966,16 @@ def test_the_order_feed_listens_again_after_its_session_is_killed(
     ).order_feed
     assert again is not None and again["backend_pid"] != killed
     assert again["last_error"] is not None
-    desk.hold_market()
-    first = desk.settled()
+    desk.clock.advance(WAKEUP_S)  # a wake-up still due fires; the poll stays far away
+    desk.recorder.wait_for(lambda events: OrderAdded(unheard) in events, timeout_s=10)
+    woken = desk.settled()
+    assert woken.polls_on_wakeup >= 1 and woken.polls == first.polls + woken.polls_on_wakeup
+
     desk.clock.advance(WAKEUP_S)
-    order = desk.sell(desk.maker())
+    order = desk.sell(maker, nonce=2)
     desk.recorder.wait_for(lambda events: OrderAdded(order) in events, timeout_s=10)
-    assert desk.settled().polls_on_wakeup == 1 and desk.state().polls == first.polls + 1
+    assert desk.settled().polls_on_wakeup == woken.polls_on_wakeup + 1
+    assert feed(desk)["notices"] >= 1
 
 
 def test_on_sqlite_there_is_no_order_feed(
