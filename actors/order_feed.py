@@ -17,8 +17,8 @@ timeouts, not waited on forever). A connection that fails is opened again after
 connection has worked for a heartbeat). The server ends the session if it hears
 nothing from it for ``server_idle_timeout_s`` (a feed whose process is paused must
 not keep the server's notice queue from emptying: storage.listen_connection).
-Notices of another schema, and payloads
-that are not notices, are counted and skipped. ``on_market`` is called on the
+Notices of another schema, and payloads that are not notices, are counted and
+skipped. ``on_market`` is called on the
 feed's thread with each notice's market id, and ``on_listening`` (if given) each time
 a session starts listening, the first included: whatever was written while none
 listened was told to nobody. Neither may block.
@@ -29,9 +29,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
-import psycopg
 from loguru import logger
 from sqlalchemy.engine import Engine
 
@@ -87,7 +85,6 @@ class OrderFeed:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
-        self._connection: psycopg.Connection[Any] | None = None
         self._connected = False
         self._backend_pid: int | None = None
         self._schema: str | None = None
@@ -144,7 +141,6 @@ class OrderFeed:
         once it has answered a heartbeat."""
         connection, schema = storage.listen_connection(self._engine, self._server_idle_timeout_s)
         with self._lock:
-            self._connection = connection
             self._connected = True
             self._backend_pid = connection.info.backend_pid
             self._schema = schema
@@ -167,7 +163,6 @@ class OrderFeed:
                 self._lasted = True
         finally:
             with self._lock:
-                self._connection = None
                 self._connected = False
                 self._backend_pid = None
             connection.close()
@@ -196,6 +191,6 @@ class OrderFeed:
         with self._lock:
             self._last_error = error
         logger.bind(action="order_feed.lost", error=error).warning(
-            f"{self.name}: not listening ({error}); again in {delay_s:.1f}s, "
-            "orders stored elsewhere wait for the poll meanwhile"
+            f"{self.name}: not listening ({error}); again in {delay_s:.1f}s, when every "
+            "market watched is read for what was written meanwhile"
         )
