@@ -151,7 +151,8 @@ class OrdersStored:
 
 @dataclass(frozen=True)
 class _Noticed:
-    """The order feed's notice of an order of ``market_id`` stored (by any node)."""
+    """The order feed's notice of an order of ``market_id`` stored or cancelled (by any
+    node)."""
 
     market_id: str
 
@@ -334,7 +335,7 @@ class OrderMonitor(CrankActor):
         self._sink = match_sink
         self._poll_interval_s = poll_interval_s
         self._wakeup_interval_s = wakeup_interval_s
-        # Listen for the orders other nodes store (PostgreSQL, wake-ups on): on_start.
+        # Listen for the orders other nodes store or cancel (PostgreSQL, wake-ups on).
         self._feed_wanted = (
             order_feed and wakeup_interval_s is not None and engine.dialect.name == "postgresql"
         )

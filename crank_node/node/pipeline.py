@@ -177,7 +177,7 @@ def pipeline_specs(
             lock=locks,
             poll_interval_s=poll_interval_s,
             wakeup_interval_s=wakeup_interval_s,
-            # On PostgreSQL, woken by the orders other nodes store too (their notices).
+            # On PostgreSQL, woken by what other nodes store or cancel too (their notices).
             order_feed=True,
             name="monitor",
         ),

@@ -155,8 +155,8 @@ class CrankSettings(BaseSettings):
     # README "Orders and the order poll" (100 cut the latency little more, for much CPU).
     intake_wakeup_ms: int = _ms(
         250,
-        "least time between two reads of a market's orders asked for by orders this node "
-        "takes, or on PostgreSQL any node stores (0: none, they wait for "
+        "least time between two reads of a market's orders asked for by the orders and "
+        "cancels this node takes, or on PostgreSQL any node writes (0: none, they wait for "
         "polling_interval_ms)",
         lower=0,
         upper=MINUTE_MS,
