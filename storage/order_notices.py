@@ -28,7 +28,7 @@ import math
 from typing import Any
 
 import psycopg
-from sqlalchemy import String, cast, func, text
+from sqlalchemy import String, cast, func, literal, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -42,10 +42,6 @@ __all__ = [
 ]
 
 ORDER_CHANNEL = "crank_orders_changed"
-_NOTIFY = text(
-    "SELECT pg_notify(:channel, json_build_object("
-    "'schema', current_schema(), 'market', CAST(:market AS text))::text)"
-)
 _MAX_PAYLOAD_CHARS = 1_000  # a schema and a market id are far shorter
 _IDLE_SESSION_TIMEOUT_SINCE = 140_000  # server_version_num of PostgreSQL 14
 
@@ -64,7 +60,7 @@ def notify_orders_changed(connection: Connection, market_id: str) -> None:
     """In a transaction storing or cancelling orders of ``market_id``: tell the
     listeners when it commits (PostgreSQL; nothing on another engine)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(_NOTIFY, {"channel": ORDER_CHANNEL, "market": market_id})
+        connection.execute(select(notice_of(literal(market_id, String))))
 
 
 def notice_of(market_id: ColumnElement[Any]) -> ColumnElement[Any]:

@@ -464,18 +464,24 @@ def set_order_status(
     there, filled, cancelled, or no such order). With ``lease`` the write is
     fenced by it and raises LeaseLost when it no longer holds.
     """
-    sources = ORDER_TRANSITIONS[status]
-    stmt = (
-        update(_ORDERS)
-        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(sources))
-        .values(status=status, updated_at=db_now(), **(also or {}))
-    )
+    stmt = _status_update(order_id, status, also)
     with write_transaction(engine, "storage.order_status") as connection:
         changed = _apply(connection, stmt, lease, clock_offset_s)
     logger.bind(
         action="storage.order_status_set", order_id=order_id, status=status, changed=changed
     ).debug("order status set")
     return changed
+
+
+def _status_update(
+    order_id: str, status: OrderStatusChange, also: Mapping[str, Any] | None = None
+) -> Any:
+    """The UPDATE moving ``order_id`` to ``status`` from where it may come from."""
+    return (
+        update(_ORDERS)
+        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(ORDER_TRANSITIONS[status]))
+        .values(status=status, updated_at=db_now(), **(also or {}))
+    )
 
 
 def _apply(connection: Connection, stmt: Any, lease: Lease | None, clock_offset_s: float) -> bool:
@@ -490,12 +496,8 @@ def mark_order_cancelled(engine: Engine, order_id: str, record: str) -> bool:
     the database's time, so that any node reading it cancelled can check the cancel.
     On PostgreSQL the same statement sends the market's notice (storage.order_notices):
     the node holding it takes the order out of its book without waiting for its poll."""
-    stmt = (
-        update(_ORDERS)
-        .where(_ORDERS.c.id == order_id, _ORDERS.c.status.in_(ORDER_TRANSITIONS["cancelled"]))
-        .values(
-            status="cancelled", updated_at=db_now(), cancel_signed=record, cancelled_at=db_now()
-        )
+    stmt = _status_update(
+        order_id, "cancelled", {"cancel_signed": record, "cancelled_at": db_now()}
     )
     with write_transaction(engine, "storage.order_cancel") as connection:
         if connection.dialect.name == "postgresql":

@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 from loguru import logger
 from solders.pubkey import Pubkey
@@ -125,13 +126,7 @@ class OrderIntake:
                 size_atoms=order.size_atoms,
                 status=stored.status,
             )
-        for listener in self.listeners:
-            try:
-                listener(stored)
-            except Exception as error:  # noqa: BLE001  (the order is stored whatever a listener does)
-                logger.bind(action="intake.listener_failed", order_id=stored.order_id).error(
-                    f"an order listener failed: {error!r}"
-                )
+        _tell(self.listeners, stored, "an order listener", order_id=stored.order_id)
         return stored
 
     def _accept(self, payload: object) -> storage.StoredOrder:
@@ -181,7 +176,8 @@ class OrderIntake:
         )
         self._check_cancellable(stored)
         if storage.mark_order_cancelled(self.engine, order_id, cancel_record(signed)):
-            self._tell_cancelled(stored.order.market_id)
+            market_id = stored.order.market_id
+            _tell(self.cancel_listeners, market_id, "a cancel listener", market_id=market_id)
         else:
             # It moved between the read and the write (filled, expired...): say to what.
             stored = self.get(order_id)
@@ -191,17 +187,6 @@ class OrderIntake:
             f"order {order_id} cancelled by its maker"
         )
         return cancelled
-
-    def _tell_cancelled(self, market_id: str) -> None:
-        """Tell the cancel listeners (OrderMonitor's wake-up): the cancel is stored
-        whatever a listener does."""
-        for listener in self.cancel_listeners:
-            try:
-                listener(market_id)
-            except Exception as error:  # noqa: BLE001  (the cancel is stored already)
-                logger.bind(action="intake.listener_failed", market_id=market_id).error(
-                    f"a cancel listener failed: {error!r}"
-                )
 
     @staticmethod
     def _check_cancellable(stored: storage.StoredOrder) -> None:
@@ -257,7 +242,12 @@ class OrderIntake:
             self.engine, request.market_id, maker, stored_by, cancel_record(signed)
         )
         if cancelled:
-            self._tell_cancelled(request.market_id)
+            _tell(
+                self.cancel_listeners,
+                request.market_id,
+                "a cancel listener",
+                market_id=request.market_id,
+            )
         logger.bind(
             action="intake.orders_cancelled_all",
             market_id=request.market_id,
@@ -331,3 +321,13 @@ def _log_refusal(error: Exception) -> None:
     logger.bind(action="intake.order_refused", field=shown_field, held_back=held).info(
         f"order refused: {clip(str(error), 300)}{more}"
     )
+
+
+def _tell(listeners: Sequence[Callable[[Any], None]], value: Any, what: str, **where: str) -> None:
+    """Tell each listener ``value``; one that fails is logged: what it is told of (an
+    order, a cancel) is stored already, whatever a listener does."""
+    for listener in listeners:
+        try:
+            listener(value)
+        except Exception as error:  # noqa: BLE001  (stored whatever a listener does)
+            logger.bind(action="intake.listener_failed", **where).error(f"{what} failed: {error!r}")

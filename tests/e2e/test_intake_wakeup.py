@@ -10,11 +10,10 @@ their fill must be settled on chain well before the next poll would come. With
 from __future__ import annotations
 
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ from storage.models import Fill as FillRow
 from storage.models import Settlement, table_of
 from tests.support.node_process import NodeProcess, free_port
 from tests.support.pipeline_desk import Desk
+from tests.support.waiting import wait_until
 
 POLL_MS = 60_000  # the order poll: far longer than any wait below
 SETTLED_WITHIN_S = 30.0
@@ -84,17 +84,6 @@ def post_json(url: str, document: Any) -> int:
     except urllib.error.HTTPError as error:
         with error:
             raise AssertionError(f"{error.code}: {error.read()!r}") from error
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    """Whether ``predicate`` came true within ``timeout_s`` (asked every 50 ms)."""
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()  # never set: its wait is a bounded pause between checks
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        pause.wait(0.05)
-    return True
 
 
 def monitor(operator_url: str) -> dict[str, Any]:

@@ -3,9 +3,7 @@ it hears, and that the server ends it once it falls silent."""
 
 from __future__ import annotations
 
-import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 import psycopg
 import pytest
@@ -14,6 +12,7 @@ from sqlalchemy.engine import Engine
 
 import storage
 from tests.support.databases import _libpq
+from tests.support.waiting import wait_until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -25,16 +24,6 @@ def pg_engine(pg_url: str) -> Iterator[Engine]:
         yield engine
     finally:
         engine.dispose()
-
-
-def wait_until(predicate: Callable[[], bool], timeout_s: float) -> bool:
-    deadline = time.monotonic() + timeout_s
-    pause = threading.Event()  # never set: a bounded pause between checks
-    while not predicate():
-        if time.monotonic() >= deadline:
-            return False
-        pause.wait(0.05)
-    return True
 
 
 def alive(server_url: str, pid: int) -> bool:
