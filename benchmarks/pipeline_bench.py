@@ -79,7 +79,9 @@ and at least 300; p99 fill-to-confirmed at most 2.5 slot times at 300/s and 2.3
 at lower rates; this process's CPU per settled fill at most 0.3 ms in the burst
 and 0.5 ms in a steady phase. The chain floor row shows localnet's own share of
 the latency: about 2 slots (a transaction lands in the slot after it arrives and
-is confirmed one slot later).
+is confirmed one slot later). Below the targets, the CPU floor of a fill
+(``benchmarks/fill_floor.py``): what verifying, building, signing, sending and
+writing one fill's rows costs with the libraries alone, measured in the same run.
 
 **Logs.** The node's INFO lines go to a file in the run's scratch folder (as a
 deployed node's file sink would), errors to stderr; ``--log none`` drops them.
@@ -146,6 +148,7 @@ from sqlalchemy.engine.interfaces import ExecuteStyle
 
 import storage
 from actors.settlement import AttemptsExpired, Finished
+from benchmarks import fill_floor
 from benchmarks.localnet_bench import (
     ServerProcess,
     fetch_state,
@@ -1469,41 +1472,17 @@ def print_ratios(
             )
     if naive is not None and naive.rate > 0:
         lines.append((f"{which} / naive crank", f"{capacity / naive.rate:.0f}x", ""))
-    sign_us, verify_us = ed25519_costs_us()
-    floor_ms = (SIGNATURES_PER_FILL * sign_us + VERIFICATIONS_PER_FILL * verify_us) / 1000
+    floor = fill_floor.measure()
     lines.append(
         (
-            "ed25519 alone per fill (floor of the CPU above)",
-            f"{floor_ms:.2f} ms",
-            f"{SIGNATURES_PER_FILL} signatures x {sign_us:.0f} us + "
-            f"{VERIFICATIONS_PER_FILL} verifications x {verify_us:.0f} us",
+            "floor: the work a fill needs, libraries alone",
+            f"{floor.total_us / 1000:.2f} ms",
+            "no actors, ORM, HTTP client or logs (benchmarks/fill_floor.py)",
         )
     )
+    lines += [(f"  {label}", f"{micros:.0f} us", "") for label, micros in floor.parts()]
     for label, value, note in lines:
         print(f"  {label:<46} {value:>11}   {note}".rstrip())
-
-
-# What signing and checking one fill takes, whatever the code around it: the fee payer's
-# and the settlement authority's signatures of the transaction and the authority's of
-# the marker seed (market.marker), and each maker's order signature verified once in
-# the process (market.signing; at intake when orders come over HTTP, by the book here).
-SIGNATURES_PER_FILL = 3
-VERIFICATIONS_PER_FILL = 2
-
-
-def ed25519_costs_us(rounds: int = 2000) -> tuple[float, float]:
-    """Microseconds of one solders ed25519 signature and one verification, here and now."""
-    key, message = Keypair(), bytes(range(200))
-    signature = key.sign_message(message)
-    public_key = key.pubkey()
-    started = time.perf_counter()
-    for _ in range(rounds):
-        key.sign_message(message)
-    signed = time.perf_counter()
-    for _ in range(rounds):
-        signature.verify(public_key, message)
-    verified = time.perf_counter()
-    return (signed - started) * 1e6 / rounds, (verified - signed) * 1e6 / rounds
 
 
 # -- main ----------------------------------------------------------------------------------------
