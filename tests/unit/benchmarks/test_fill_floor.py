@@ -16,6 +16,12 @@ def test_every_part_of_the_floor_is_measured_and_the_total_is_their_sum() -> Non
     assert floor.total_us == pytest.approx(sum(parts.values()))
 
 
+def test_a_fee_payer_of_its_own_adds_the_transaction_a_signature() -> None:
+    # The marker seed's and the authority's; then the fee payer's as well.
+    assert fill_floor.measure(fills=3, batch=3).signatures == 2
+    assert fill_floor.measure(fills=3, batch=3, fee_payer=True).signatures == 3
+
+
 @pytest.mark.parametrize(
     "argv", [["--fills", "0", "--batch", "3"], ["--fills", "3", "--batch", "-1"]]
 )
