@@ -403,16 +403,48 @@ def _stat_cpu_s(stat: Path) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def server_cpu_s(name: str = "postgres") -> float | None:
+def server_cpu_s(name: str = "postgres", tries: int = 50) -> float | None:
     """User + system CPU seconds so far of the local database server: every live process
     called ``name`` and, through its parent's cutime and cstime, those already gone (a
-    backend's CPU is added to the postmaster's when it is reaped); None if none runs."""
-    ticks = [
-        sum(int(tick) for tick in read[1][11:15])  # utime, stime, cutime, cstime
-        for read in map(_stat_fields, Path("/proc").glob("[0-9]*/stat"))
-        if read is not None and read[0] == name  # None: gone since the listing
-    ]
-    return sum(ticks) / os.sysconf("SC_CLK_TCK") if ticks else None
+    backend's CPU is added to the postmaster's when it is reaped); None if none runs, or
+    if processes kept coming and going through ``tries`` readings of /proc.
+
+    A backend reaped while /proc is read is counted nowhere (its stat gone, its parent's
+    read before the reap) or twice (its stat read, then its parent's after the reap).
+    A phase's last reading comes as the node's connections close: one PostgreSQL burst
+    printed 0.0 s. So the figure is a reading whose neighbours list the same processes
+    (:func:`steady_reading`)."""
+    readings = (_ticks_named(name) for _ in range(tries))
+    ticks = steady_reading(readings)
+    return sum(ticks.values()) / os.sysconf("SC_CLK_TCK") if ticks else None
+
+
+def _ticks_named(name: str) -> dict[int, int]:
+    """utime + stime + cutime + cstime of each live process called ``name``, by pid."""
+    ticks = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        read = _stat_fields(stat)
+        if read is not None and read[0] == name:  # None: gone since the listing
+            ticks[int(stat.parent.name)] = sum(int(tick) for tick in read[1][11:15])
+    return ticks
+
+
+def steady_reading(readings: Iterator[dict[int, int]]) -> dict[int, int] | None:
+    """The first reading of ``readings`` (ticks by pid) whose previous and next readings
+    hold the same pids, so that no process came or went while it was read; None if the
+    readings run out first. A process reaped during reading k is in reading k-1 (or
+    was spawned during it) and not in reading k+1."""
+    before: dict[int, int] | None = None
+    current: dict[int, int] | None = None
+    for reading in readings:
+        if (
+            before is not None
+            and current is not None
+            and before.keys() == current.keys() == reading.keys()
+        ):
+            return current
+        before, current = current, reading
+    return None
 
 
 def others_cpu_s(chain_pid: int | None, on_server: bool) -> tuple[float | None, float | None]:
