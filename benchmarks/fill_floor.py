@@ -137,9 +137,13 @@ def measure(fills: int = 2000, batch: int = 100, *, fee_payer: bool = False) -> 
     # The transaction's signatures and the marker seed's.
     signatures = len(VersionedTransaction.from_bytes(raw[0]).signatures) + 1
     return Floor(
-        verify_s * per_fill, build_s * per_fill, signatures, send_s * per_fill,
-        status_s * per_fill, rows_s * per_fill,
-    )  # fmt: skip
+        verify_us=verify_s * per_fill,
+        build_us=build_s * per_fill,
+        signatures=signatures,
+        send_us=send_s * per_fill,
+        status_us=status_s * per_fill,
+        rows_us=rows_s * per_fill,
+    )
 
 
 def _pair(market: Market, number: int) -> _Pair:
@@ -187,12 +191,9 @@ def _send(raw: Sequence[bytes]) -> None:
             }
             for k, transaction in enumerate(raw[start : start + SEND_BATCH])
         ]
-        encoded = json.dumps(body).encode()
-        answer = json.dumps(
-            [{"jsonrpc": "2.0", "id": request["id"], "result": "1" * 88} for request in body]
-        )
-        if len(encoded) <= 0 or len(json.loads(answer)) != len(body):
-            raise AssertionError("a send batch lost a request")
+        json.dumps(body).encode()
+        answer = [{"jsonrpc": "2.0", "id": request["id"], "result": "1" * 88} for request in body]
+        json.loads(json.dumps(answer))
 
 
 def _statuses(count: int, batch: int) -> None:
@@ -206,9 +207,8 @@ def _statuses(count: int, batch: int) -> None:
         }
         json.dumps(request)
         status = {"slot": 1, "confirmations": None, "err": None, "status": {"Ok": None}}
-        answer = json.dumps({"jsonrpc": "2.0", "id": start, "result": {"value": [status] * size}})
-        if len(json.loads(answer)["result"]["value"]) != size:
-            raise AssertionError("a status round lost a signature")
+        answer = {"jsonrpc": "2.0", "id": start, "result": {"value": [status] * size}}
+        json.loads(json.dumps(answer))
 
 
 _TABLES = (
@@ -302,10 +302,10 @@ def _rows(path: Path, pairs: Sequence[_Pair], raw: Sequence[bytes], batch: int) 
     return elapsed
 
 
-def print_floor(floor: Floor, indent: str = "  ") -> None:
+def print_floor(floor: Floor) -> None:
     for label, micros in floor.parts():
-        print(f"{indent}{label:<46} {micros:7.0f} us")
-    print(f"{indent}{'floor per fill, all parts':<46} {floor.total_us:7.0f} us")
+        print(f"  {label:<46} {micros:7.0f} us")
+    print(f"  {'floor per fill, all parts':<46} {floor.total_us:7.0f} us")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
